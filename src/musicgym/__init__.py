@@ -1,0 +1,12 @@
+"""musicgym: Gymnasium environments in which RL agents do real musical work.
+
+The package is layered (nothing imports upward):
+
+* ``musicgym.synth``: the Glicol-compatible engine (parser, templates, NumPy and reference backends);
+* ``musicgym.audio``: audio files, descriptors, distances;
+* ``musicgym.music``: pitches, scales, tunings, note arrays, MIDI;
+* ``musicgym.follow``: score following and tempo models;
+* ``musicgym.envs``: the Gymnasium environments.
+"""
+
+__version__ = "0.1.0"
