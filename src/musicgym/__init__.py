@@ -10,3 +10,5 @@ The package is layered (nothing imports upward):
 """
 
 __version__ = "0.1.0"
+
+from musicgym import envs as _envs  # noqa: E402,F401  (registers the musicgym/ env ids)

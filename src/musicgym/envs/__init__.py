@@ -1,0 +1,26 @@
+"""The Gymnasium environments of musicgym, registered under the ``musicgym/`` namespace.
+
+Entry points are strings, so importing this package imports no environment module until
+``gymnasium.make`` asks for one.
+"""
+
+from __future__ import annotations
+
+from gymnasium.envs.registration import register, registry
+
+_ENVS = [
+    # (id, entry point, vector entry point or None, kwargs)
+    # one line per env; each family adds its own
+]
+
+
+def register_envs() -> None:
+    """Register every musicgym env with Gymnasium (idempotent)."""
+    for env_id, entry_point, vector_entry_point, kwargs in _ENVS:
+        if env_id in registry:
+            continue
+        extra = {"vector_entry_point": vector_entry_point} if vector_entry_point else {}
+        register(id=env_id, entry_point=entry_point, kwargs=kwargs, **extra)
+
+
+register_envs()

@@ -1,0 +1,43 @@
+# musicgym: two commands do the whole set-up on a fresh machine.
+#   make demo   create .venv, install, fetch the Glicol reference engine, run the demo
+#   make test   the same set-up, then the whole test suite
+#   make bench  the same set-up, then the benchmarks (ratios printed and written to benchmarks/results/)
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+EXTRAS ?= dev,music,plot
+# The real Glicol engine (npm glicol@0.4.0) is installed here; musicgym reads the same variable.
+MUSICGYM_GLICOL_DIR ?= $(HOME)/.cache/musicgym/glicol
+export MUSICGYM_GLICOL_DIR
+PYTEST_ARGS ?=
+
+.PHONY: setup demo test bench lint clean
+
+setup: $(VENV)/.installed $(MUSICGYM_GLICOL_DIR)/node_modules/glicol/glicol_wasm.wasm
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[$(EXTRAS)]"
+	touch $@
+
+$(MUSICGYM_GLICOL_DIR)/node_modules/glicol/glicol_wasm.wasm:
+	mkdir -p "$(MUSICGYM_GLICOL_DIR)"
+	npm install --silent --no-audit --no-fund --prefix "$(MUSICGYM_GLICOL_DIR)" glicol@0.4.0
+	test -f "$@"
+
+demo: setup
+	$(PY) -m musicgym demo
+
+test: setup
+	$(PY) -m pytest -n 2 $(PYTEST_ARGS) tests
+
+bench: setup
+	$(PY) benchmarks/run_all.py
+
+lint: setup
+	$(VENV)/bin/ruff check src tests benchmarks examples
+
+clean:
+	rm -rf $(VENV) out build *.egg-info

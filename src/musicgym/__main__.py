@@ -1,0 +1,5 @@
+import sys
+
+from musicgym.cli import main
+
+sys.exit(main())

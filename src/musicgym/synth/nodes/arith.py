@@ -1,0 +1,97 @@
+"""Arithmetic and routing: mul, add, mix, get, balance (reference/glicol-spec.md §4).
+
+All write two channels. ``mul``/``add`` at the start of a chain are silent (no main input), as
+in the real engine; with a ``~ref``, ``mul`` uses the ref's left channel and ``add`` adds the
+ref's right channel to the right when both signals are stereo.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from musicgym.synth.nodes.base import F32, Node, column, to_stereo
+
+
+class _Binary(Node):
+    channels = 2
+
+    def setup(self) -> None:
+        if self.args[0] is not None:
+            self.value = column(self.args[0], self.ctx.batch, F32)[:, None, None]
+
+    def process(self, inputs, start, n):
+        if not self.has_main:
+            return self.zeros(n)
+        x = to_stereo(inputs[0])
+        if self.n_refs == 0:
+            return self.apply(x, self.value)
+        return self.apply_ref(x, inputs[1])
+
+
+class Mul(_Binary):
+    """mul GAIN: multiply by a number, or by ~ref (its left channel)."""
+
+    name = "mul"
+
+    @staticmethod
+    def apply(x, v):
+        return x * v
+
+    @staticmethod
+    def apply_ref(x, ref):
+        return x * ref[:, :1, :]
+
+
+class Add(_Binary):
+    """add VALUE: add a number, or ~ref (right channel to right when both are stereo)."""
+
+    name = "add"
+
+    @staticmethod
+    def apply(x, v):
+        return x + v
+
+    @staticmethod
+    def apply_ref(x, ref):
+        if ref.shape[1] == 2 and x is not None:
+            return x + ref
+        return x + ref[:, :1, :]
+
+
+class Mix(Node):
+    """mix ~a ~b ..: sum of chains (~name.. matches every chain starting with ~name)."""
+
+    name = "mix"
+    channels = 2
+
+    def process(self, inputs, start, n):
+        out = self.zeros(n)
+        for x in inputs:
+            out += x if x.shape[1] == 2 else x[:, :1, :]
+        return out
+
+
+class Get(Node):
+    """get ~a: the signal of chain ~a (a bare ~a or name as a node means the same)."""
+
+    name = "get"
+    channels = 2
+
+    def process(self, inputs, start, n):
+        if not inputs:
+            return self.zeros(n)
+        return np.array(to_stereo(inputs[-1]), dtype=F32, copy=True)
+
+
+class Balance(Node):
+    """balance ~l ~r: left from ~l, right from ~r (each its left channel); starts a chain."""
+
+    name = "balance"
+    channels = 2
+
+    def process(self, inputs, start, n):
+        out = self.zeros(n)
+        if self.n_inputs == 2:
+            out[:, 0, :] = inputs[0][:, 0, :]
+            out[:, 1, :] = inputs[1][:, 0, :]
+        return out

@@ -1,0 +1,99 @@
+"""What every node of the NumPy backend is: a stateful processor of batched audio.
+
+A node is built once per render (for B parameter sets at once) and then called chunk by chunk
+with ``process(inputs, start, n)``: ``start`` is the absolute sample index since the node was
+created (Glicol's nodes all start at sample 0 offline), ``n`` a multiple of Glicol's 128-sample
+block except possibly the last chunk. ``inputs`` holds the main (chain) input first, when the node
+has one, then the ``~ref`` sidechains in argument order, each of shape (B, C, n) with C = 1 or 2.
+Nodes return (B, C, n) float32 with their own channel count.
+
+Following the DDSP split (shared/STYLE.md), nodes take physical values (Hz, seconds, samples);
+template parameters arrive already resolved into one value per batch row, shape (B,).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+BLOCK = 128
+F32 = np.float32
+
+
+@dataclass
+class Context:
+    """What every node of one render shares: batch size, engine settings, loaded samples."""
+
+    batch: int
+    sr: int = 44100
+    bpm: float = 120.0
+    seed: int = 42
+    compat: bool = True
+    # name as written in the code (e.g. "\\bd") -> (frames (channels, n) float32, sample rate)
+    samples: dict[str, tuple[np.ndarray, int]] = field(default_factory=dict)
+    # the render's parameter matrix (B, P), for nodes whose structured arguments hold holes
+    params: np.ndarray | None = None
+
+
+class Node:
+    """Base class of NumPy-backend nodes. Subclasses set ``channels`` and implement ``process``.
+
+    Parameters
+    ----------
+    ctx : Context
+        The render's shared settings.
+    args : list
+        The node's arguments in order: ``(B,)`` float64 arrays for numbers and holes, ``None``
+        where the argument is a ``~ref`` (its signal arrives in ``inputs``), or the parsed item
+        itself (pattern, notes, points, sample name) for structured arguments.
+    has_main : bool
+        Whether the node has a chain input (it is not the first node of its chain).
+    n_refs : int
+        Number of ``~ref`` inputs.
+    """
+
+    name = "node"
+    channels = 1
+
+    def __init__(self, ctx: Context, args: list, has_main: bool, n_refs: int) -> None:
+        self.ctx = ctx
+        self.args = args
+        self.has_main = has_main
+        self.n_refs = n_refs
+        self.n_inputs = int(has_main) + n_refs
+        self.setup()
+
+    def setup(self) -> None:
+        """Derive controls and allocate state (override)."""
+
+    def process(self, inputs: list[np.ndarray], start: int, n: int) -> np.ndarray:
+        raise NotImplementedError
+
+    # helpers ---------------------------------------------------------------------------------
+    def zeros(self, n: int, channels: int | None = None) -> np.ndarray:
+        return np.zeros((self.ctx.batch, channels or self.channels, n), dtype=F32)
+
+
+def mono(x: np.ndarray) -> np.ndarray:
+    """Channel 0 of an input, shape (B, n) (mono nodes fed stereo use only the left)."""
+    return x[:, 0, :]
+
+
+def to_stereo(x: np.ndarray) -> np.ndarray:
+    """A (B, C, n) signal as (B, 2, n): a mono signal goes to both channels."""
+    if x.shape[1] == 2:
+        return x
+    return np.repeat(x, 2, axis=1)
+
+
+def left_only(x: np.ndarray) -> np.ndarray:
+    """A (B, n) signal written to the left channel of a (B, 2, n) output, right silent."""
+    out = np.zeros((x.shape[0], 2, x.shape[1]), dtype=F32)
+    out[:, 0, :] = x
+    return out
+
+
+def column(value: np.ndarray | float, batch: int, dtype=np.float64) -> np.ndarray:
+    """A per-row parameter as a contiguous (B,) array."""
+    return np.ascontiguousarray(np.broadcast_to(np.asarray(value, dtype=dtype), (batch,)))

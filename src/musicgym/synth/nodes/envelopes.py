@@ -1,0 +1,140 @@
+"""Envelopes: envperc (attack-decay, retriggered by positive input) and adsr (gated).
+
+Faithful to glicol@0.4.0 (reference/glicol-spec.md §5.1-5.2): lengths are ``int(seconds * sr)``
+in float32; envperc starts at position 0 with scale 1, so it fires once at creation even without
+a trigger, and writes the left channel only; adsr restarts its attack from 0 on a rising edge
+and writes both channels.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from musicgym.synth.nodes.base import F32, Node, column, left_only, mono
+
+
+def seconds_to_samples(seconds: np.ndarray, sr: int) -> np.ndarray:
+    """``(seconds * sr as f32) as usize``: float32 product, truncated, negatives to 0."""
+    prod = column(seconds, seconds.shape[0], F32) * F32(sr)
+    prod = np.where(np.isfinite(prod), prod, 0)
+    return np.maximum(np.trunc(prod), 0).astype(np.int64)
+
+
+@njit(cache=True)
+def envperc_kernel(x, attack, decay, pos, scale, out):
+    B, n = out.shape
+    for b in range(B):
+        A = attack[b]
+        D = decay[b]
+        dur = A + D
+        p = pos[b]
+        s = scale[b]
+        for i in range(n):
+            v = x[b, i]
+            if v > F32(0.0):
+                p = 0
+                s = v
+            if p <= A:
+                y = F32(0.0) if A == 0 else F32(p) / F32(A)
+            elif p <= dur:
+                y = F32(0.0) if D == 0 else F32(dur - p) / F32(D)
+            else:
+                y = F32(0.0)
+            out[b, i] = y * s
+            p += 1
+        pos[b] = p
+        scale[b] = s
+
+
+class EnvPerc(Node):
+    """envperc ATTACK_S DECAY_S: linear attack-decay envelope, retriggered by input > 0."""
+
+    name = "envperc"
+    channels = 2
+
+    def setup(self) -> None:
+        B = self.ctx.batch
+        self.attack = seconds_to_samples(self.args[0], self.ctx.sr)
+        self.decay = seconds_to_samples(self.args[1], self.ctx.sr)
+        self.pos = np.zeros(B, dtype=np.int64)
+        self.scale = np.ones(B, dtype=F32)
+
+    def process(self, inputs, start, n):
+        if self.n_inputs != 1:
+            return self.zeros(n)
+        out = np.empty((self.ctx.batch, n), dtype=F32)
+        envperc_kernel(np.ascontiguousarray(mono(inputs[0])), self.attack, self.decay,
+                       self.pos, self.scale, out)
+        return left_only(out)
+
+
+@njit(cache=True)
+def _adsr(x, A, D, S, R, state_i, state_f, out):
+    # state_i: pos, phase; state_f: lastx, lasty, change_y
+    B, n = out.shape
+    for b in range(B):
+        pos = state_i[b, 0]
+        phase = state_i[b, 1]
+        lastx = state_f[b, 0]
+        lasty = state_f[b, 1]
+        cy = state_f[b, 2]
+        a = A[b]
+        d = D[b]
+        r = R[b]
+        s = S[b]
+        for i in range(n):
+            v = x[b, i]
+            if v > F32(0.0) and lastx == F32(0.0):
+                phase = 1
+                pos = 0
+                cy = lasty
+            elif v == F32(0.0) and lastx > F32(0.0):
+                phase = 2
+                pos = 0
+                cy = lasty
+            if phase == 1:
+                if pos <= a:
+                    y = F32(0.0) if a == 0 else F32(pos) / F32(a) * (F32(1.0) - cy)
+                elif pos <= a + d:
+                    y = s if d == 0 else F32(a + d - pos) / F32(d) * (F32(1.0) - s) + s
+                else:
+                    y = s
+            elif phase == 2:
+                y = F32(0.0) if pos >= r else F32(r - pos) / F32(r) * cy
+            else:
+                y = F32(0.0)
+            out[b, i] = y
+            lasty = y
+            lastx = v
+            pos += 1
+        state_i[b, 0] = pos
+        state_i[b, 1] = phase
+        state_f[b, 0] = lastx
+        state_f[b, 1] = lasty
+        state_f[b, 2] = cy
+
+
+class Adsr(Node):
+    """adsr ATTACK_S DECAY_S SUSTAIN RELEASE_S: envelope of a held gate (rising edge > 0)."""
+
+    name = "adsr"
+    channels = 2
+
+    def setup(self) -> None:
+        B = self.ctx.batch
+        sr = self.ctx.sr
+        self.a = seconds_to_samples(self.args[0], sr)
+        self.d = seconds_to_samples(self.args[1], sr)
+        self.s = column(self.args[2], B, F32)
+        self.r = seconds_to_samples(self.args[3], sr)
+        self.state_i = np.zeros((B, 2), dtype=np.int64)
+        self.state_f = np.zeros((B, 3), dtype=F32)
+
+    def process(self, inputs, start, n):
+        if self.n_inputs != 1:
+            return self.zeros(n)
+        out = np.empty((self.ctx.batch, n), dtype=F32)
+        _adsr(np.ascontiguousarray(mono(inputs[0])), self.a, self.d, self.s, self.r,
+              self.state_i, self.state_f, out)
+        return np.repeat(out[:, None, :], 2, axis=1)

@@ -1,0 +1,198 @@
+"""Sources: oscillators (sin saw squ tri), impulses (imp), noise, constants and patterns (sig).
+
+Faithful to glicol@0.4.0 (reference/glicol-spec.md §4): float32 phase accumulators that wrap
+once, computed before the increment; an oscillator with a chain input takes its frequency from
+it, with two inputs it is silent; saw/squ/tri with an input keep the last non-zero frequency.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+from musicgym.synth.nodes.base import F32, Node, column, mono
+
+SIN, SAW, SQU, TRI = 0, 1, 2, 3
+_TWO_PI = F32(2.0 * math.pi)
+
+
+@njit(cache=True, fastmath=False)
+def _wave(kind, p):
+    if kind == SIN:
+        return math.sin(p * _TWO_PI)
+    if kind == SAW:
+        return p * F32(2.0) - F32(1.0)
+    if kind == SQU:
+        return F32(1.0) if p <= F32(0.5) else F32(-1.0)
+    return F32(2.0) * abs(F32(2.0) * p - F32(1.0)) - F32(1.0)
+
+
+@njit(cache=True)
+def _osc_const(kind, inc, phase, out):
+    """Constant frequency per row: ``inc`` (B,) f32 = f/sr; ``phase`` (B,) f32 updated."""
+    B, n = out.shape
+    for b in range(B):
+        p = phase[b]
+        d = inc[b]
+        for i in range(n):
+            out[b, i] = _wave(kind, p)
+            p = p + d
+            if p > F32(1.0):
+                p = p - F32(1.0)
+        phase[b] = p
+
+
+@njit(cache=True)
+def _osc_input(kind, freq, sr, sticky, phase, last, out):
+    """Frequency from a signal (B, n); sticky: a 0 sample keeps the last non-zero frequency."""
+    B, n = out.shape
+    for b in range(B):
+        p = phase[b]
+        f_last = last[b]
+        for i in range(n):
+            f = freq[b, i]
+            if sticky:
+                if f != F32(0.0):
+                    f_last = f
+                f = f_last
+            out[b, i] = _wave(kind, p)
+            p = p + f / sr
+            if p > F32(1.0):
+                p = p - F32(1.0)
+        phase[b] = p
+        last[b] = f_last
+
+
+class Oscillator(Node):
+    kind = SIN
+    channels = 1
+
+    def setup(self) -> None:
+        B = self.ctx.batch
+        self.phase = np.zeros(B, dtype=F32)
+        self.last = np.zeros(B, dtype=F32)
+        if self.args[0] is not None:
+            self.inc = (column(self.args[0], B, F32) / F32(self.ctx.sr)).astype(F32)
+
+    def process(self, inputs, start, n):
+        out = self.zeros(n)
+        if self.n_inputs == 0:
+            _osc_const(self.kind, self.inc, self.phase, out[:, 0, :])
+        elif self.n_inputs == 1:
+            freq = np.ascontiguousarray(mono(inputs[0]))
+            _osc_input(self.kind, freq, F32(self.ctx.sr), self.kind != SIN, self.phase,
+                       self.last, out[:, 0, :])
+        return out
+
+
+class Sin(Oscillator):
+    """sin FREQ: sine wave, FREQ in Hz (number or ~ref for FM)."""
+
+    name = "sin"
+    kind = SIN
+
+
+class Saw(Oscillator):
+    """saw FREQ: sawtooth from -1 rising to 1."""
+
+    name = "saw"
+    kind = SAW
+
+
+class Squ(Oscillator):
+    """squ FREQ: square wave, +1 for the first half of each period."""
+
+    name = "squ"
+    kind = SQU
+
+
+class Tri(Oscillator):
+    """tri FREQ: triangle wave starting at +1."""
+
+    name = "tri"
+    kind = TRI
+
+
+@njit(cache=True)
+def _imp(period, start, out):
+    B, n = out.shape
+    for b in range(B):
+        P = period[b]
+        for i in range(n):
+            k = start + i
+            if P <= 0:
+                out[b, i] = F32(1.0) if k == 0 else F32(0.0)
+            else:
+                out[b, i] = F32(1.0) if k % P == 0 else F32(0.0)
+
+
+class Imp(Node):
+    """imp FREQ: a single-sample impulse every floor(sr/FREQ) samples, the first at sample 0."""
+
+    name = "imp"
+    channels = 1
+
+    def setup(self) -> None:
+        f = column(self.args[0], self.ctx.batch, F32)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            period = np.floor(F32(self.ctx.sr) / f)
+        period = np.where(np.isfinite(period) & (f > 0), period, 0)
+        self.period = np.maximum(period, 0).astype(np.int64)
+        self.period[(f > 0) & (self.period == 0)] = 1
+
+    def process(self, inputs, start, n):
+        out = self.zeros(n)
+        _imp(self.period, start, out[:, 0, :])
+        return out
+
+
+@njit(cache=True)
+def _noise(seed, start, out):
+    B, n = out.shape
+    for b in range(B):
+        for i in range(n):
+            k = np.uint64(seed[b] + start + i)
+            x = (k << np.uint64(13)) ^ k
+            v = (x * (x * x * np.uint64(15731) + np.uint64(789221)) + np.uint64(1376312589)) \
+                & np.uint64(0x7FFFFFFF)
+            out[b, i] = F32(1.0 - np.float64(v) / 1073741824.0)
+
+
+class Noise(Node):
+    """noise SEED: white noise in (-1, 1] from an integer hash (the engine seed does not matter)."""
+
+    name = "noise"
+    channels = 1
+
+    def setup(self) -> None:
+        self.seed = column(self.args[0], self.ctx.batch).astype(np.int64)
+
+    def process(self, inputs, start, n):
+        out = self.zeros(n)
+        _noise(self.seed, start, out[:, 0, :])
+        return out
+
+
+class Sig(Node):
+    """sig VALUE: a constant signal (or a pattern "v@t ..."(span) switching at bar fractions)."""
+
+    name = "sig"
+    channels = 1
+
+    def setup(self) -> None:
+        from musicgym.synth.nodes.patterns import PatternClock
+
+        arg = self.args[0]
+        self.pattern = arg if isinstance(arg, PatternClock) else None
+        if self.pattern is None and arg is not None:
+            self.value = column(arg, self.ctx.batch, F32)
+
+    def process(self, inputs, start, n):
+        out = self.zeros(n)
+        if self.pattern is not None:
+            out[:, 0, :] = self.pattern.values_at(start, n)
+        elif self.args[0] is not None:
+            out[:, 0, :] = self.value[:, None]
+        return out

@@ -1,0 +1,336 @@
+"""Patches: Glicol code, with optional template holes, compiled once and rendered in batches.
+
+A :class:`Patch` is what the rest of musicgym uses to make sound::
+
+    >>> from musicgym.synth import Patch
+    >>> kick = Patch("~env: imp 0.1 >> envperc {attack} {decay}\\n"
+    ...              "kick: sin {freq} >> mul ~env")
+    >>> kick.params
+    ('attack', 'decay', 'freq')
+    >>> audio = kick.render([[0.001, 0.2, 60.0], [0.01, 0.5, 50.0]], seconds=1.0)
+    >>> audio.shape, audio.dtype
+    ((2, 2, 44100), dtype('float32'))
+
+Holes are RaveForce's ``{}`` (numbered in order) or named ``{cutoff}`` (a name used twice is one
+parameter); they may stand wherever a number stands: node arguments, seq notes (rounded to the
+nearest integer), pattern and point values. ``backend="numpy"`` (default) renders the whole batch
+at once; ``backend="glicol"`` substitutes each row into the code and runs the real engine.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+
+from musicgym.errors import (
+    AudioFileError,
+    MissingSampleError,
+    ParameterError,
+    RenderLimitError,
+)
+from musicgym.synth import ast
+from musicgym.synth.graph import Graph, Runner
+from musicgym.synth.nodes.base import F32, Context
+from musicgym.synth.parse import parse
+
+BACKENDS = ("numpy", "glicol")
+DEFAULT_MAX_BYTES = 2 * 1024**3
+DEFAULT_MAX_SECONDS = 3600.0
+
+SampleSource = str | os.PathLike | tuple[np.ndarray, int]
+
+
+def _check_settings(sr: int, bpm: float) -> None:
+    if not isinstance(sr, (int, np.integer)) or not 1000 <= int(sr) <= 768000:
+        raise RenderLimitError(f"sr must be an integer sample rate in Hz between 1000 and "
+                               f"768000, got {sr!r}")
+    if not (isinstance(bpm, (int, float, np.number)) and np.isfinite(bpm) and 0 < bpm <= 10000):
+        raise RenderLimitError(f"bpm must be a tempo between 0 and 10000 beats per minute, "
+                               f"got {bpm!r}")
+
+
+def sample_key(name: str) -> str:
+    """The name the engine looks a sample up by: the code's ``\\bd`` (``bd`` -> ``\\bd``)."""
+    return name if name.startswith(("\\", "'")) else "\\" + name
+
+
+def load_sample(source: SampleSource) -> tuple[np.ndarray, int]:
+    """A sample as (frames (channels, n) float32, sample rate) from a file or (array, sr)."""
+    if isinstance(source, tuple):
+        data, sr = source
+        frames = np.atleast_2d(np.asarray(data, dtype=F32))
+        if frames.shape[0] > frames.shape[1]:
+            frames = frames.T
+        return np.ascontiguousarray(frames), int(sr)
+    import soundfile as sf
+
+    path = Path(source)
+    if not path.is_file():
+        raise AudioFileError(f"sample file {str(path)!r} does not exist")
+    try:
+        data, sr = sf.read(str(path), dtype="float32", always_2d=True)
+    except Exception as exc:  # soundfile raises several types for unreadable files
+        raise AudioFileError(f"cannot read sample file {str(path)!r}: {exc}") from exc
+    return np.ascontiguousarray(data.T), int(sr)
+
+
+class Patch:
+    """Glicol code compiled once, rendered for a batch of parameter sets.
+
+    Parameters
+    ----------
+    code : str
+        Glicol code, with optional holes ``{}`` / ``{name}``.
+    sr : int, keyword-only
+        Sample rate in Hz (default 44100).
+    bpm : float, keyword-only
+        Tempo (default 120: one bar = 2 s).
+    seed : int, keyword-only
+        Engine seed (used by ``choose``; default 42 as in Glicol).
+    backend : {"numpy", "glicol"}, keyword-only
+        ``"numpy"``: the batched NumPy engine. ``"glicol"``: the real engine, row by row.
+    samples : mapping, keyword-only
+        Sample name (``"bd"`` or ``"\\\\bd"``) to an audio file path or ``(array, sr)``.
+    compat : bool, keyword-only
+        True (default) reproduces the real engine, bugs included. False fixes the known bugs
+        (see ``musicgym nodes``); only the NumPy backend has this option.
+    max_bytes : int, keyword-only
+        Renders that would need more memory are refused before allocating (default 2 GiB).
+    max_seconds : float, keyword-only
+        Longest render accepted (default 3600 s).
+
+    Raises
+    ------
+    GlicolSyntaxError, UnknownNodeError, ArgumentError, MissingReferenceError
+        Bad code, located by line and column.
+    MissingSampleError, AudioFileError
+        A sampler names a sample that was not given, or a sample file cannot be read.
+    UnsupportedNodeError
+        A node the NumPy backend does not run (use ``backend="glicol"``).
+    """
+
+    def __init__(
+        self,
+        code: str,
+        *,
+        sr: int = 44100,
+        bpm: float = 120.0,
+        seed: int = 42,
+        backend: str = "numpy",
+        samples: Mapping[str, SampleSource] | None = None,
+        compat: bool = True,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        max_seconds: float = DEFAULT_MAX_SECONDS,
+    ) -> None:
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+        _check_settings(sr, bpm)
+        self.code = code
+        self.sr = int(sr)
+        self.bpm = float(bpm)
+        self.seed = int(seed)
+        self.backend = backend
+        self.compat = bool(compat)
+        self.max_bytes = int(max_bytes)
+        self.max_seconds = float(max_seconds)
+        self.program = parse(code)
+        self.samples = {sample_key(k): load_sample(v) for k, v in (samples or {}).items()}
+        self._check_samples()
+        self.graph = Graph(self.program) if backend == "numpy" else None
+        self._int_columns = sorted({h.index for h in self.program.holes if h.integer})
+
+    @property
+    def params(self) -> tuple[str, ...]:
+        """The parameter names, one per column of the parameter matrix."""
+        return self.program.hole_names
+
+    @property
+    def n_params(self) -> int:
+        return len(self.params)
+
+    def _check_samples(self) -> None:
+        for chain in self.program.chains:
+            for node in chain.nodes:
+                for arg in node.args:
+                    symbols = [arg] if isinstance(arg, ast.Symbol) else []
+                    if isinstance(arg, ast.Pattern):
+                        symbols = [v for v, _ in arg.events if isinstance(v, ast.Symbol)]
+                    for sym in symbols:
+                        if node.name == "msgsynth" or sym.name in self.samples:
+                            continue
+                        loaded = ", ".join(sorted(self.samples)) or "none"
+                        raise MissingSampleError(
+                            f"no sample named {sym.name} is loaded (loaded: {loaded})",
+                            source=self.code, line=sym.pos.line, column=sym.pos.column,
+                            suggestion=f"pass samples={{'{sym.name.lstrip(chr(92))}': "
+                                       "'path/to/file.wav'}")
+
+    # -- parameters ------------------------------------------------------------------------
+    def check_params(self, params) -> np.ndarray:
+        """Validate a parameter matrix: shape (B, P) float64, finite; a (P,) row becomes (1, P)."""
+        if params is None:
+            params = np.zeros((1, 0))
+        arr = np.asarray(params, dtype=np.float64)
+        if arr.ndim == 1 and self.n_params > 0 and arr.shape[0] == self.n_params:
+            arr = arr[None, :]
+        if arr.ndim != 2 or arr.shape[1] != self.n_params:
+            raise ParameterError(
+                f"expected a parameter matrix of shape (B, {self.n_params}) for the holes "
+                f"{list(self.params)}, got shape {np.shape(params)}")
+        if arr.shape[0] < 1:
+            raise ParameterError("the parameter matrix has no rows: give at least one set")
+        bad = ~np.isfinite(arr)
+        if bad.any():
+            row, col = map(int, np.argwhere(bad)[0])
+            raise ParameterError(
+                f"parameter {self.params[col]!r} (column {col}) is {arr[row, col]} in row {row}: "
+                "every parameter must be a finite number")
+        if self._int_columns:
+            arr = arr.copy()
+            arr[:, self._int_columns] = np.rint(arr[:, self._int_columns])
+        return arr
+
+    def n_samples(self, seconds: float) -> int:
+        """Frames in ``seconds`` at this patch's rate, after checking the duration."""
+        if not isinstance(seconds, (int, float, np.number)) or not np.isfinite(seconds) \
+                or seconds <= 0:
+            raise RenderLimitError(f"seconds must be a positive finite duration, got {seconds!r}")
+        if seconds > self.max_seconds:
+            raise RenderLimitError(
+                f"a render of {seconds} s exceeds max_seconds={self.max_seconds}; render in "
+                "pieces or raise max_seconds")
+        return max(1, int(round(seconds * self.sr)))
+
+    def fill(self, row) -> str:
+        """The code with one parameter row written into its holes (for the real engine)."""
+        row = self.check_params(row)[0]
+        out, last = [], 0
+        for hole in sorted(self.program.holes, key=lambda h: h.pos.offset):
+            start = hole.pos.offset
+            end = self.code.index("}", start) + 1
+            out.append(self.code[last:start])
+            value = row[hole.index]
+            out.append(str(int(value)) if hole.integer else glicol_float(value))
+            last = end
+        out.append(self.code[last:])
+        return "".join(out)
+
+    # -- rendering -------------------------------------------------------------------------
+    def render(self, params=None, *, seconds: float | None = None, n_samples: int | None = None,
+               progress: bool | None = None) -> np.ndarray:
+        """Render every parameter row.
+
+        Parameters
+        ----------
+        params : array_like, shape (B, P) or (P,), optional
+            One row per parameter set (P = ``n_params``); omit for code without holes.
+        seconds : float, keyword-only
+            Duration to render (or give ``n_samples``).
+        n_samples : int, keyword-only
+            Number of frames to render.
+        progress : bool, keyword-only
+            Show a progress bar (default: only for long renders, over 60 s of audio in all).
+
+        Returns
+        -------
+        numpy.ndarray, shape (B, 2, n), float32
+        """
+        params = self.check_params(params)
+        if n_samples is None:
+            if seconds is None:
+                raise RenderLimitError("give the duration: seconds=... or n_samples=...")
+            n_samples = self.n_samples(seconds)
+        elif not isinstance(n_samples, (int, np.integer)) or n_samples < 1:
+            raise RenderLimitError(f"n_samples must be a positive integer, got {n_samples!r}")
+        else:
+            self.n_samples(n_samples / self.sr)
+        batch = params.shape[0]
+        need = batch * 2 * int(n_samples) * 4 * 2
+        if need > self.max_bytes:
+            raise RenderLimitError(
+                f"rendering {batch} x {n_samples} frames needs about {need / 2**20:.0f} MiB, "
+                f"over max_bytes={self.max_bytes / 2**20:.0f} MiB: render fewer rows or a "
+                "shorter span at a time, or raise max_bytes")
+        if progress is None:
+            progress = batch * n_samples > 60 * self.sr
+        if self.backend == "glicol":
+            return self._render_reference(params, int(n_samples), progress)
+        return self._render_numpy(params, int(n_samples), progress)
+
+    def _render_numpy(self, params: np.ndarray, n: int, progress: bool) -> np.ndarray:
+        batch = params.shape[0]
+        ctx = Context(batch=batch, sr=self.sr, bpm=self.bpm, seed=self.seed,
+                      compat=self.compat, samples=self.samples)
+        ctx.params = params
+        out = np.empty((batch, 2, n), dtype=F32)
+        runner = Runner(self.graph, ctx, lambda arg: resolve(arg, ctx))
+        bar = _progress(n, progress, "render")
+        try:
+            runner.run(out, bar)
+        finally:
+            if bar is not None:
+                bar.close()
+        return out
+
+    def _render_reference(self, params: np.ndarray, n: int, progress: bool) -> np.ndarray:
+        from musicgym.synth.reference import render_reference
+
+        out = np.empty((params.shape[0], 2, n), dtype=F32)
+        bar = _progress(params.shape[0], progress, "render (glicol)")
+        for b in range(params.shape[0]):
+            out[b] = render_reference(self.fill(params[b:b + 1]), n, sr=self.sr, bpm=self.bpm,
+                                      seed=self.seed, samples=self.samples)
+            if bar is not None:
+                bar.update(1)
+        if bar is not None:
+            bar.close()
+        return out
+
+
+def _progress(total: int, enabled: bool, desc: str):
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="frame" if "glicol" not in desc else "row",
+                unit_scale=True, leave=False)
+
+
+def glicol_float(value: float) -> str:
+    """A float as a Glicol literal: digits, a point, more digits, never an exponent."""
+    text = np.format_float_positional(float(value), unique=True, trim="0")
+    return text if "." in text else text + ".0"
+
+
+def resolve(arg, ctx: Context):
+    """A syntax-tree argument as a node receives it (see ``nodes.base.Node``)."""
+    if isinstance(arg, ast.Number):
+        return np.full(ctx.batch, arg.value)
+    if isinstance(arg, ast.Hole):
+        return np.ascontiguousarray(ctx.params[:, arg.index])
+    if isinstance(arg, ast.Ref):
+        return None
+    if isinstance(arg, ast.Pattern) and not any(isinstance(v, ast.Symbol) for v, _ in arg.events):
+        from musicgym.synth.nodes.patterns import PatternClock
+
+        return PatternClock(arg, ctx)
+    return arg
+
+
+def render(code: str, *, seconds: float, sr: int = 44100, bpm: float = 120.0,
+           samples: Mapping[str, SampleSource] | None = None, backend: str = "numpy",
+           params=None, **options) -> np.ndarray:
+    """Render Glicol code once: the (2, n) float32 output (or (B, 2, n) given a params matrix).
+
+    Examples
+    --------
+    >>> from musicgym.synth import render
+    >>> render("o: sin 440 >> mul 0.5", seconds=0.5).shape
+    (2, 22050)
+    """
+    patch = Patch(code, sr=sr, bpm=bpm, samples=samples, backend=backend, **options)
+    audio = patch.render(params, seconds=seconds)
+    return audio[0] if params is None or np.ndim(params) == 1 else audio
