@@ -1,0 +1,261 @@
+"""Read scores (MusicXML, MIDI) and score-aligned performances (match files) into note arrays.
+
+Scores become arrays of :data:`SCORE_DTYPE`: the shared :data:`~musicgym.music.notes.NOTE_DTYPE`
+fields plus the metrical position of each note (bar number, onset within the bar in beats, beats
+per bar), so that code can tell where the bar lines are. A match file (the Vienna/CPJKU alignment
+format that ``partitura`` reads) becomes a :class:`MatchedPerformance`: its score notes with the
+performed onsets in seconds (NaN where the player left a note out), and every performed note
+as heard, insertions included.
+
+Beats are the time signature's beats as ``partitura`` counts them (quarters in 2/4, eighths in
+6/8). This module reads files; it does not write them and it knows nothing about following.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from musicgym.errors import ScoreFileError
+from musicgym.music.notes import NOTE_DTYPE
+
+SCORE_DTYPE = np.dtype(
+    NOTE_DTYPE.descr + [("bar", "i4"), ("onset_beat_in_bar", "f8"), ("beats_per_bar", "f8")]
+)
+
+MUSICXML_SUFFIXES = (".musicxml", ".xml", ".mxl")
+MIDI_SUFFIXES = (".mid", ".midi")
+# a match line is one Prolog-like term ended by a full stop, e.g. `info(midiClockUnits,480).`
+_MATCH_LINE = re.compile(r"^[A-Za-z]\w*(\(.*\))?(-[A-Za-z]\w*(\(.*\))?)?\.\s*$")
+
+
+@dataclass(frozen=True)
+class MatchedPerformance:
+    """A performance aligned note by note to its score.
+
+    Attributes
+    ----------
+    score : numpy.ndarray, shape (n_score,), dtype SCORE_DTYPE
+        The score notes, sorted by onset then pitch. ``onset_sec``/``duration_sec``/``velocity``
+        hold the performed values of the matched note, NaN/NaN/0 for notes left out.
+    performed : numpy.ndarray, shape (n_performed,), dtype NOTE_DTYPE
+        Every performed note, sorted by ``onset_sec``, with the pitch as played;
+        ``onset_beat``/``duration_beat`` are those of the matched score note, NaN for insertions.
+    path : pathlib.Path or None
+        The match file read (None for a simulated performance).
+    """
+
+    score: np.ndarray
+    performed: np.ndarray
+    path: Path | None = None
+
+    @property
+    def n_deleted(self) -> int:
+        """Number of score notes the player left out."""
+        return int(np.isnan(self.score["onset_sec"]).sum())
+
+    @property
+    def n_inserted(self) -> int:
+        """Number of performed notes with no score note (extra notes)."""
+        return int(np.isnan(self.performed["onset_beat"]).sum())
+
+
+def _existing_file(path: str | Path, what: str) -> Path:
+    path = Path(path)
+    if not path.is_file():
+        raise ScoreFileError(
+            f"{what} {str(path)!r} does not exist or is not a file: check the path "
+            f"(relative paths start at {str(Path.cwd())!r})"
+        )
+    return path
+
+
+def _check_match_syntax(path: Path) -> None:
+    """Raise ScoreFileError at the first line that is not a match-file term."""
+    n_snotes = 0
+    with path.open(encoding="utf-8", errors="replace") as handle:
+        for line_no, line in enumerate(handle, start=1):
+            text = line.strip()
+            if not text or text.startswith("%"):
+                continue
+            if not _MATCH_LINE.match(text):
+                raise ScoreFileError(
+                    f"{str(path)!r}, line {line_no}: not a match-file line: {text[:80]!r}; "
+                    "each line must be one term ending in a full stop, such as "
+                    "'snote(...)-note(...).' (match format 5.0, see partitura.load_match)"
+                )
+            n_snotes += text.startswith("snote(")
+    if n_snotes == 0:
+        raise ScoreFileError(
+            f"{str(path)!r} has no 'snote(...)' lines, so no note is aligned to a score: "
+            "is it a match file?"
+        )
+
+
+def _part_array(part, *, bpm: float, id_prefix: str = "") -> np.ndarray:
+    """Note array of one partitura part, with bar/beat positions, in SCORE_DTYPE."""
+    na = part.note_array(include_metrical_position=True, include_time_signature=True)
+    notes = np.zeros(len(na), dtype=SCORE_DTYPE)
+    notes["onset_beat"] = na["onset_beat"]
+    notes["duration_beat"] = na["duration_beat"]
+    sec_per_beat = 60.0 / bpm
+    notes["onset_sec"] = notes["onset_beat"] * sec_per_beat
+    notes["duration_sec"] = notes["duration_beat"] * sec_per_beat
+    notes["pitch"] = na["pitch"]
+    notes["velocity"] = 64
+    notes["voice"] = na["voice"]
+    ids = na["id"]
+    notes["id"] = [
+        f"{id_prefix}{i}" if (not nid or nid == "None") else nid for i, nid in enumerate(ids)
+    ]
+    notes["bar"] = part.measure_number_map(na["onset_div"]) if len(na) else []
+    measure_div = np.maximum(na["tot_measure_div"], 1)
+    notes["beats_per_bar"] = na["ts_beats"]
+    notes["onset_beat_in_bar"] = na["rel_onset_div"] / measure_div * na["ts_beats"]
+    return notes[np.lexsort((notes["pitch"], notes["onset_beat"]))]
+
+
+def _select_part(parts: list, part: int | str | None, path: Path):
+    if part is None:
+        return parts
+    names = [f"{i}: id {p.id!r}, name {p.part_name!r}" for i, p in enumerate(parts)]
+    if isinstance(part, (int, np.integer)):
+        if 0 <= part < len(parts):
+            return [parts[part]]
+    else:
+        wanted = str(part).strip().lower()
+        for p in parts:
+            if wanted in (str(p.id).lower(), str(p.part_name or "").strip().lower()):
+                return [p]
+    raise ScoreFileError(
+        f"{str(path)!r} has no part {part!r}; give the index, id or name of one of: "
+        + "; ".join(names)
+    )
+
+
+def read_score(path: str | Path, *, part: int | str | None = None, bpm: float = 120.0):
+    """Read a MusicXML or MIDI score into a note array with bar and beat positions.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        A MusicXML (``.musicxml``, ``.xml``, ``.mxl``) or MIDI (``.mid``, ``.midi``) file.
+    part : int, str or None, keyword-only
+        Which part: its index, its id (``"P1"``) or its name (``"Piano 1"``, case-insensitive).
+        ``None`` (default) merges every part.
+    bpm : float, keyword-only
+        Tempo in beats per minute used to fill the seconds columns (default 120).
+
+    Returns
+    -------
+    numpy.ndarray, shape (n,), dtype SCORE_DTYPE
+        Sorted by onset, then pitch.
+
+    Raises
+    ------
+    ScoreFileError
+        When the file is missing, cannot be parsed, or has no such part.
+
+    Examples
+    --------
+    >>> full = "Brahms_Hungarian-Dance-5_Full.musicxml"
+    >>> primo = read_score(full, part="Piano 1")  # doctest: +SKIP
+    >>> primo[["bar", "onset_beat_in_bar", "pitch"]][:2]  # doctest: +SKIP
+    """
+    import partitura
+
+    path = _existing_file(path, "score file")
+    if not (bpm > 0 and np.isfinite(bpm)):
+        raise ScoreFileError(f"bpm must be a positive finite number, got {bpm!r}")
+    suffix = path.suffix.lower()
+    if suffix not in MUSICXML_SUFFIXES + MIDI_SUFFIXES:
+        raise ScoreFileError(
+            f"{str(path)!r}: unknown score format {suffix!r}; use MusicXML "
+            f"({', '.join(MUSICXML_SUFFIXES)}) or MIDI ({', '.join(MIDI_SUFFIXES)}), "
+            "or read_match for a match file"
+        )
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if suffix in MUSICXML_SUFFIXES:
+                score = partitura.load_musicxml(str(path))
+            else:
+                score = partitura.load_score_midi(str(path))
+    except Exception as exc:  # partitura raises lxml, OSError, ValueError... on bad files
+        raise ScoreFileError(
+            f"{str(path)!r} could not be read as {suffix} score: {type(exc).__name__}: {exc}"
+        ) from exc
+    parts = _select_part(list(score.parts), part, path)
+    arrays = [_part_array(p, bpm=bpm, id_prefix=f"p{i}n") for i, p in enumerate(parts)]
+    notes = np.concatenate(arrays) if arrays else np.zeros(0, dtype=SCORE_DTYPE)
+    return notes[np.lexsort((notes["pitch"], notes["onset_beat"]))]
+
+
+def read_match(path: str | Path) -> MatchedPerformance:
+    """Read a match file: the score, the performance, and which note played which.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        A match file (format 5.0 or earlier, as ``partitura.load_match`` reads).
+
+    Returns
+    -------
+    MatchedPerformance
+
+    Raises
+    ------
+    ScoreFileError
+        When the file is missing or a line is not a match-file term (the message gives the line).
+
+    Examples
+    --------
+    >>> take = read_match("Brahms_Hungarian-Dance-5_Primo_2021-08-10_1.match")  # doctest: +SKIP
+    >>> take.score["onset_sec"][:3], take.n_deleted  # doctest: +SKIP
+    """
+    import partitura
+
+    path = _existing_file(path, "match file")
+    _check_match_syntax(path)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            performance, alignment, score = partitura.load_match(str(path), create_score=True)
+    except Exception as exc:  # partitura's parser fails with bare ValueErrors
+        raise ScoreFileError(
+            f"{str(path)!r} could not be parsed as a match file: {type(exc).__name__}: {exc}"
+        ) from exc
+    score_notes = _part_array(score.parts[0], bpm=120.0)
+    performed_na = performance.note_array()
+    score_notes["onset_sec"] = np.nan
+    score_notes["duration_sec"] = np.nan
+    score_notes["velocity"] = 0
+    score_row = {nid: i for i, nid in enumerate(score_notes["id"])}
+    perf_row = {nid: i for i, nid in enumerate(performed_na["id"])}
+
+    performed = np.zeros(len(performed_na), dtype=NOTE_DTYPE)
+    performed["onset_sec"] = performed_na["onset_sec"]
+    performed["duration_sec"] = performed_na["duration_sec"]
+    performed["pitch"] = performed_na["pitch"]
+    performed["velocity"] = performed_na["velocity"]
+    performed["id"] = performed_na["id"]
+    performed["onset_beat"] = np.nan
+    performed["duration_beat"] = np.nan
+    for pair in alignment:
+        if pair["label"] != "match":
+            continue
+        s, p = score_row.get(pair["score_id"]), perf_row.get(pair["performance_id"])
+        if s is None or p is None:
+            continue
+        score_notes["onset_sec"][s] = performed["onset_sec"][p]
+        score_notes["duration_sec"][s] = performed["duration_sec"][p]
+        score_notes["velocity"][s] = performed["velocity"][p]
+        performed["onset_beat"][p] = score_notes["onset_beat"][s]
+        performed["duration_beat"][p] = score_notes["duration_beat"][s]
+        performed["voice"][p] = score_notes["voice"][s]
+    performed = performed[np.argsort(performed["onset_sec"], kind="stable")]
+    return MatchedPerformance(score=score_notes, performed=performed, path=path)
