@@ -101,8 +101,9 @@ class Graph:
         close = get_close_matches(ref.name, list(self.chains), n=1)
         hint = f"did you mean '{close[0]}'?" if close else \
             f"define it on its own line, e.g. '{ref.name}: sin 1.0'"
-        return MissingReferenceError(f"there is no chain named {ref.name}", source=self.program.source,
-                                     line=ref.pos.line, column=ref.pos.column, suggestion=hint)
+        return MissingReferenceError(f"there is no chain named {ref.name}",
+                                     source=self.program.source, line=ref.pos.line,
+                                     column=ref.pos.column, suggestion=hint)
 
     def inputs_of(self, i: int) -> list[int]:
         site = self.sites[i]

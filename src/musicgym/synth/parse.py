@@ -1,4 +1,4 @@
-"""Parse Glicol code (the grammar of npm ``glicol@0.4.0``) into a :class:`~musicgym.synth.ast.Program`.
+"""Parse Glicol code (the grammar of npm ``glicol@0.4.0``) into a syntax tree.
 
 The grammar, from ``glicol.pest`` and checked against the real engine (reference/glicol-spec.md §2):
 

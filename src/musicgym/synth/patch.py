@@ -313,10 +313,6 @@ def resolve(arg, ctx: Context):
         return np.ascontiguousarray(ctx.params[:, arg.index])
     if isinstance(arg, ast.Ref):
         return None
-    if isinstance(arg, ast.Pattern) and not any(isinstance(v, ast.Symbol) for v, _ in arg.events):
-        from musicgym.synth.nodes.patterns import PatternClock
-
-        return PatternClock(arg, ctx)
     return arg
 
 

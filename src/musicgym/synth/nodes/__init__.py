@@ -8,7 +8,7 @@ the real engine runs the node, and saying so where the real engine crashes on it
 from __future__ import annotations
 
 from musicgym.errors import UnsupportedNodeError
-from musicgym.synth.nodes import arith, envelopes, sources
+from musicgym.synth.nodes import arith, delays, envelopes, filters, sources
 
 NODES: dict[str, type] = {}
 
@@ -23,6 +23,9 @@ _register(sources.Sin, sources.Saw, sources.Squ, sources.Tri, sources.Imp, sourc
           sources.Sig, aliases={"noiz": sources.Noise, "constsig": sources.Sig})
 _register(arith.Mul, arith.Add, arith.Mix, arith.Get, arith.Balance)
 _register(envelopes.EnvPerc, envelopes.Adsr)
+_register(filters.Lpf, filters.Hpf, filters.OnePole, filters.ApfMsGain,
+          aliases={"rhpf": filters.Hpf, "apfgain": filters.ApfMsGain})
+_register(delays.DelayN, delays.DelayMs)
 
 # The real engine runs these, the NumPy backend does not (yet).
 REFERENCE_ONLY = {"meta", "script", "eval", "psynth", "msgsynth"}

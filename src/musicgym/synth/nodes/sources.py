@@ -12,6 +12,7 @@ import math
 import numpy as np
 from numba import njit
 
+from musicgym.synth import ast
 from musicgym.synth.nodes.base import F32, Node, column, mono
 
 SIN, SAW, SQU, TRI = 0, 1, 2, 3
@@ -185,7 +186,7 @@ class Sig(Node):
         from musicgym.synth.nodes.patterns import PatternClock
 
         arg = self.args[0]
-        self.pattern = arg if isinstance(arg, PatternClock) else None
+        self.pattern = PatternClock(arg, self.ctx) if isinstance(arg, ast.Pattern) else None
         if self.pattern is None and arg is not None:
             self.value = column(arg, self.ctx.batch, F32)
 
