@@ -66,6 +66,8 @@ _NAME = re.compile(r"[~_]?[a-z][a-z0-9_]*")
 _FLOAT = re.compile(r"[+-]?[0-9]+\.[0-9]*(?:[eE][+-]?[0-9]+)?")
 _INT = re.compile(r"[+-]?[0-9]+")
 _HOLE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)?\}")
+# a new chain may follow the previous one after mere whitespace: `o: sin 440 p: saw 2`
+_NEXT_CHAIN = re.compile(r"[~_]?[a-z][a-z0-9_]*[ \t,|]*:")
 _TIME_OFFSET = re.compile(r"([+-])([0-9]+(?:\.[0-9]*)?)_(ms|s)")
 
 
@@ -101,7 +103,8 @@ class _Parser:
 
     def at_line_end(self) -> bool:
         c = self.peek()
-        return c in ("", "\n", ";") or self.src.startswith("//", self.i)
+        return c in ("", "\n", ";") or self.src.startswith("//", self.i) or \
+            _NEXT_CHAIN.match(self.src, self.i) is not None
 
     def skip_ws(self) -> bool:
         start = self.i
@@ -123,27 +126,23 @@ class _Parser:
 
     # -- program structure -----------------------------------------------------------------
     def program(self) -> Program:
+        # block = (newline|ws)* ((line|comment) ws* ";"? ws* (newline ws*)*)* EOI: a separator
+        # is optional (whitespace alone separates two chains), and at most one ';' follows each
         chains: list[Chain] = []
-        while True:
-            self.skip_separators()
-            if not self.peek():
-                break
-            chains.append(self.chain())
+        self.skip_ws_nl()
+        while self.peek():
+            if self.src.startswith("//", self.i):
+                self.skip_comment()
+            else:
+                if self.peek() == ";":
+                    raise self.error("a ';' must follow a chain",
+                                     suggestion="remove the extra ';'")
+                chains.append(self.chain())
             self.skip_ws()
-            self.skip_comment()
-            if self.peek() not in ("", "\n", ";"):
-                raise self.error(f"unexpected {self.describe_here()} after the end of a chain; "
-                                 "separate chains with a new line or ';'")
-        return Program(self.src, tuple(chains), tuple(self.holes))
-
-    def skip_separators(self) -> None:
-        while True:
-            self.skip_ws()
-            self.skip_comment()
-            if self.peek() in ("\n", ";"):
+            if self.peek() == ";":
                 self.i += 1
-                continue
-            return
+            self.skip_ws_nl()
+        return Program(self.src, tuple(chains), tuple(self.holes))
 
     def chain(self) -> Chain:
         start = self.i
@@ -397,8 +396,8 @@ class _Parser:
                     elems.append(Ref(m.group(0), p))
                 elif c == "{":
                     elems.append(self.hole(integer=True))
-                elif c.isdigit():
-                    m = re.compile(r"[0-9]+").match(self.src, self.i)
+                elif c.isdigit() or (c in "+-" and self.peek(1).isdigit()):
+                    m = _INT.match(self.src, self.i)
                     if self.peek_at(m.end()) == ".":
                         raise self.error("seq notes are integer MIDI numbers", m.end(),
                                          cls=ArgumentError)

@@ -25,7 +25,10 @@ class _Binary(Node):
         x = to_stereo(inputs[0])
         if self.n_refs == 0:
             return self.apply(x, self.value)
-        return self.apply_ref(x, inputs[1])
+        ref = inputs[1]
+        if inputs[0].shape[1] == 1:
+            ref = ref[:, :1, :]  # a mono main input takes the ref's left channel on both sides
+        return self.apply_ref(x, ref)
 
 
 class Mul(_Binary):
@@ -53,9 +56,7 @@ class Add(_Binary):
 
     @staticmethod
     def apply_ref(x, ref):
-        if ref.shape[1] == 2 and x is not None:
-            return x + ref
-        return x + ref[:, :1, :]
+        return x + ref
 
 
 class Mix(Node):
