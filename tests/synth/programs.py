@@ -89,10 +89,12 @@ def random_program(seed: int) -> str:
     lines, lfos, ctrls = [], [], []
     for i in range(int(r.integers(0, 3))):
         name = f"~lfo{i}"
-        lines.append(f"{name}: sin {_f(r, 0.2, 8)} >> mul {_f(r, 10, 300)} >> add {_f(r, 300, 900)}")
+        lines.append(f"{name}: sin {_f(r, 0.2, 8)} >> mul {_f(r, 10, 300)} "
+                     f">> add {_f(r, 300, 900)}")
         lfos.append(name)
     if r.random() < 0.4:
-        lines.append(f"~ctl: sin {_f(r, 0.2, 4)} >> mul {_f(r, 100, 500)} >> add {_f(r, 600, 3000)}")
+        lines.append(f"~ctl: sin {_f(r, 0.2, 4)} >> mul {_f(r, 100, 500)} "
+                     f">> add {_f(r, 600, 3000)}")
         ctrls.append("~ctl")
     n_out = int(r.integers(1, 3))
     outs = []
