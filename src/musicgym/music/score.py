@@ -259,3 +259,56 @@ def read_match(path: str | Path) -> MatchedPerformance:
         performed["voice"][p] = score_notes["voice"][s]
     performed = performed[np.argsort(performed["onset_sec"], kind="stable")]
     return MatchedPerformance(score=score_notes, performed=performed, path=path)
+
+
+def read_music21(stream, *, part: int | str | None = None, bpm: float = 120.0) -> np.ndarray:
+    """Convert a music21 score (or part) into a note array with bar and beat positions.
+
+    Beats are quarter notes here (music21's offsets); pickup bars keep their place in the bar.
+
+    Parameters
+    ----------
+    stream : music21.stream.Score or music21.stream.Part
+        For example ``music21.corpus.parse("bach/bwv66.6")``.
+    part : int, str or None, keyword-only
+        Part index or name (case-insensitive) of a score; None merges every part.
+    bpm : float, keyword-only
+        Tempo in quarters per minute for the seconds columns.
+
+    Returns
+    -------
+    numpy.ndarray, shape (n,), dtype SCORE_DTYPE
+
+    Raises
+    ------
+    ScoreFileError
+        When the score has no such part.
+    """
+    parts = list(getattr(stream, "parts", [])) or [stream]
+    if part is not None:
+        names = [str(p.partName) for p in parts]
+        if isinstance(part, (int, np.integer)) and 0 <= part < len(parts):
+            parts = [parts[part]]
+        elif isinstance(part, str) and part.lower() in [n.lower() for n in names]:
+            parts = [parts[[n.lower() for n in names].index(part.lower())]]
+        else:
+            raise ScoreFileError(f"music21 score has no part {part!r}; parts are {names}")
+    rows = []
+    for voice, p in enumerate(parts):
+        for measure in p.getElementsByClass("Measure"):
+            bar_start = float(measure.offset) - float(measure.paddingLeft)
+            bar_len = float(measure.barDuration.quarterLength)
+            for element in measure.recurse().notes:
+                onset = float(measure.offset + element.getOffsetInHierarchy(measure))
+                for pitch in element.pitches:
+                    rows.append((onset, float(element.quarterLength), int(pitch.midi), voice,
+                                 int(measure.number), onset - bar_start, bar_len))
+    notes = np.zeros(len(rows), dtype=SCORE_DTYPE)
+    if rows:
+        onset, duration, pitch, voice, bar, in_bar, bar_len = map(np.array, zip(*rows, strict=True))
+        notes["onset_beat"], notes["duration_beat"] = onset, duration
+        notes["onset_sec"], notes["duration_sec"] = onset * 60.0 / bpm, duration * 60.0 / bpm
+        notes["pitch"], notes["voice"], notes["velocity"] = pitch, voice, 64
+        notes["bar"], notes["onset_beat_in_bar"], notes["beats_per_bar"] = bar, in_bar, bar_len
+        notes["id"] = [f"m{i}" for i in range(len(rows))]
+    return notes[np.lexsort((notes["pitch"], notes["onset_beat"]))]

@@ -1,0 +1,359 @@
+"""``musicgym/Accompany-v0``: keep an accompaniment together with a live soloist."""
+
+from __future__ import annotations
+
+import math
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from musicgym.errors import AccompanyConfigError
+from musicgym.follow import corpus
+from musicgym.follow.accompanist import AccompanistRun, Episode, make_episode
+from musicgym.follow.simulate import simulate_performance
+from musicgym.follow.tempo import MAX_BEAT_PERIOD_S, MIN_BEAT_PERIOD_S
+
+MAX_ASYNCHRONY_MS = 2000.0
+MAX_MEMORY_TAKES = 5
+
+
+def huber_ms(asynchrony_ms: np.ndarray, delta_ms: float) -> np.ndarray:
+    """Huber loss in ms: quadratic within ``delta_ms``, then |x| - delta/2."""
+    a = np.abs(np.clip(asynchrony_ms, -MAX_ASYNCHRONY_MS, MAX_ASYNCHRONY_MS))
+    return np.where(a <= delta_ms, a**2 / (2.0 * delta_ms), a - delta_ms / 2.0)
+
+
+class AccompanyEnv(gym.Env):
+    """Play the accompaniment of a duet in time with a soloist you only hear as it plays.
+
+    ## Description
+
+    A soloist plays a piece (a real take of the Brahms Hungarian Dance No. 5 duet, the primo,
+    or a simulated performance of a score); a score follower reports each of the soloist's score
+    onsets as it hears it. The agent is the accompanist (the secondo, or a chorale's lower
+    voices): at every report it sets the beat period at which it plays on until the next
+    report. Its score position moves continuously at that beat period, and its notes sound when
+    the position reaches them, so an action changes every later onset: the asynchrony it
+    leaves now is the one it must catch up with later. The aim is that notes the score puts
+    together sound together.
+
+    ## Action Space
+
+    ``Box(-1, 1, (1,), float32)``:
+
+    | Num | Action | Min | Max |
+    |-----|--------|-----|-----|
+    | 0 | change of log beat period / ``max_log_ratio`` (new = old * exp(a * max)) | -1 | 1 |
+
+    The beat period is also kept within [0.1, 3] s.
+
+    ## Observation Space
+
+    ``Box(low, high, (2 * history + 2 * lookahead + 8 [+ lookahead + 1 with memory],), float32)``,
+    with H = ``history`` and L = ``lookahead``:
+
+    | Index | Observation | Min | Max |
+    |-------|-------------|-----|-----|
+    | 0..H-1 | log(solo beat period over each of the last H report intervals / own) | -2 | 2 |
+    | H..2H-1 | score length (beats) of those intervals | 0 | 8 |
+    | 2H | solo minus own score position (beats; > 0: the accompanist is behind) | -4 | 4 |
+    | 2H+1 | the same in seconds at the own beat period | -2 | 2 |
+    | 2H+2 | log(own beat period / count-in beat period) | -2 | 2 |
+    | 2H+3 | own beat period (s) | 0.1 | 3 |
+    | 2H+4..2H+3+L | score gaps (beats) to the soloist's next L onsets | 0 | 8 |
+    | 2H+4+L..2H+3+2L | score gaps (beats) from the own position to the next L own onsets | 0 | 8 |
+    | 2H+4+2L, +1 | sin, cos of 2 pi metrical phase of the solo position (bar lines) | -1 | 1 |
+    | 2H+6+2L | phase of the own position in its bar | 0 | 1 |
+    | 2H+7+2L | share of the episode played | 0 | 1 |
+    | memory: +L | log(earlier takes' median beat period over each next gap / own) | -2 | 2 |
+    | memory: +1 | 1 if earlier takes of this piece exist, else 0 | 0 | 1 |
+
+    Memory is keyed by score position and never reads the take being played: for real take n
+    it is takes 1..n-1 of the duo; for a simulated performance, other takes by the same
+    simulated player (same expression, other seeds).
+
+    ## Rewards
+
+    ``r = -sum_j huber(a_j) / 1000 - tempo_penalty * |log(bp_new / bp_old)|`` where a_j are the
+    asynchronies (ms, accompanist minus soloist, clipped to +-2000) at the shared score onsets
+    the accompanist played during the step, and ``huber(x) = x^2 / (2 delta)`` for
+    ``|x| <= delta``, ``|x| - delta / 2`` beyond (``delta = huber_delta_ms``). Range:
+    ``[-2 n_j - tempo_penalty * max_log_ratio, 0]`` with n_j the shared onsets in the step
+    (usually 0 to 2). ``info["asynchrony_ms"]`` holds the a_j.
+
+    ## Starting State
+
+    A (piece, take, start) is drawn: a real take of the split (probability ``p_real``) or a new
+    simulated performance of one of the split's pieces, and a start report. The accompanist
+    joins at the soloist's position at that report, with the soloist's beat period over the
+    two beats before it (over the two after it at the very start: a count-in).
+
+    ## Episode End
+
+    Terminated when the accompanist has played its part up to the soloist's last reported onset
+    of the segment (``episode_reports`` reports, or the whole take when None). Never truncated
+    by the env itself.
+
+    ## Arguments
+
+    ```python
+    import gymnasium as gym
+    import musicgym.envs  # registers the ids
+
+    env = gym.make(
+        "musicgym/Accompany-v0",
+        split="train",            # "train": takes 1-5 + train pieces; "test": takes 6-7 + others
+        sources=("real", "simulated"),
+        follower="oracle",        # "oracle", "noisy_oracle" or "oltw" (MIDI on-line time warping)
+        episode_reports=64,       # reports per episode; None plays whole takes
+        memory=False,             # add what earlier takes of the piece did at the coming onsets
+        max_log_ratio=0.5, tempo_penalty=0.1, huber_delta_ms=25.0,
+        history=6, lookahead=4, p_real=0.5, duets_dir=None,
+    )
+    obs, info = env.reset(seed=0, options={"take": 6, "start": 0})  # options are optional
+    ```
+
+    ``reset`` options: ``take`` (a real take of the split), ``piece`` (a simulated piece of the
+    split by name), ``start`` (first report), ``whole`` (play to the end of the take).
+
+    ## Version History
+
+    * v0: Initial version.
+    """
+
+    metadata = {"render_modes": []}
+
+    def __init__(
+        self,
+        *,
+        split: str = "train",
+        sources: tuple[str, ...] = ("real", "simulated"),
+        follower: str = "oracle",
+        episode_reports: int | None = 64,
+        memory: bool = False,
+        max_log_ratio: float = 0.5,
+        tempo_penalty: float = 0.1,
+        huber_delta_ms: float = 25.0,
+        history: int = 6,
+        lookahead: int = 4,
+        p_real: float = 0.5,
+        duets_dir=None,
+    ) -> None:
+        self.split = corpus.check_split(split)
+        sources = tuple(sources)
+        if not sources or set(sources) - {"real", "simulated"}:
+            raise AccompanyConfigError(
+                f"sources must be a non-empty subset of ('real', 'simulated'), got {sources!r}"
+            )
+        if follower not in corpus.FOLLOWERS:
+            raise AccompanyConfigError(
+                f"unknown follower {follower!r}; choose one of {corpus.FOLLOWERS}"
+            )
+        if episode_reports is not None and episode_reports < 3:
+            raise AccompanyConfigError("episode_reports must be >= 3 (or None for whole takes)")
+        if not (max_log_ratio > 0 and history >= 1 and lookahead >= 1 and 0 <= p_real <= 1):
+            raise AccompanyConfigError(
+                "need max_log_ratio > 0, history >= 1, lookahead >= 1 and 0 <= p_real <= 1"
+            )
+        self.sources, self.follower_name = sources, follower
+        self.episode_reports, self.memory = episode_reports, memory
+        self.max_log_ratio, self.tempo_penalty = max_log_ratio, tempo_penalty
+        self.huber_delta_ms, self.history, self.lookahead = huber_delta_ms, history, lookahead
+        self.p_real = p_real if "simulated" in sources else 1.0
+        self.p_real = self.p_real if "real" in sources else 0.0
+
+        all_takes = corpus.brahms_takes(duets_dir) if "real" in sources else []
+        self._all_takes = all_takes
+        self.takes = corpus.split_takes(all_takes, split) if all_takes else []
+        self.pieces = corpus.simulated_pieces(split, all_takes) if "simulated" in sources else []
+        self._episodes: dict[int, Episode] = {}
+
+        self.action_space = spaces.Box(-1.0, 1.0, shape=(1,), dtype=np.float32)
+        low, high = self._bounds()
+        self.observation_space = spaces.Box(low, high, dtype=np.float32)
+        self.run: AccompanistRun | None = None
+        self._memory_curves: list[tuple[np.ndarray, np.ndarray]] = []
+        self._count_in_s = 0.5
+
+    def _bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        h, n = self.history, self.lookahead
+        low = [-2.0] * h + [0.0] * h + [-4.0, -2.0, -2.0, MIN_BEAT_PERIOD_S]
+        high = [2.0] * h + [8.0] * h + [4.0, 2.0, 2.0, MAX_BEAT_PERIOD_S]
+        low += [0.0] * (2 * n) + [-1.0, -1.0, 0.0, 0.0]
+        high += [8.0] * (2 * n) + [1.0, 1.0, 1.0, 1.0]
+        if self.memory:
+            low += [-2.0] * n + [0.0]
+            high += [2.0] * n + [1.0]
+        return np.array(low, dtype=np.float32), np.array(high, dtype=np.float32)
+
+    # ----- episodes
+    def _real_episode(self, take_number: int) -> Episode:
+        if take_number not in self._episodes:
+            take = next(t for t in self._all_takes if t.take == take_number)
+            reference = corpus.reference_take(self._all_takes, take_number).solo.performed
+            follower = corpus.make_follower(
+                self.follower_name, reference=reference, seed=take_number
+            )
+            self._episodes[take_number] = make_episode(
+                take.solo, take.accompaniment.score, follower=follower,
+                accompaniment=take.accompaniment, piece=take.piece, take=take.take,
+            )
+        return self._episodes[take_number]
+
+    def _simulated_episode(self, piece: corpus.Piece):
+        """A new player and performance; with memory, that player's earlier takes too."""
+        rng = self.np_random
+        expression = corpus.random_expression(piece, rng)
+        seeds = rng.integers(2**31, size=MAX_MEMORY_TAKES + 2)
+        solo = simulate_performance(piece.solo, seed=int(seeds[0]), expression=expression)
+        follower = corpus.make_follower(
+            self.follower_name,
+            reference=corpus.plain_rendition(piece) if self.follower_name == "oltw" else None,
+            seed=int(seeds[1]),
+        )
+        episode = make_episode(solo, piece.accompaniment, follower=follower, piece=piece.name)
+        curves = []
+        if self.memory:
+            earlier = [
+                simulate_performance(piece.solo, seed=int(s), expression=expression)
+                for s in seeds[2:]
+            ]
+            curves = [_solo_curve(take.score) for take in earlier]
+        return episode, curves
+
+    def _choose(self, options: dict) -> tuple[Episode, list[tuple[np.ndarray, np.ndarray]]]:
+        if "take" in options:
+            if options["take"] not in [t.take for t in self.takes]:
+                raise AccompanyConfigError(
+                    f"take {options['take']!r} is not in the {self.split} split "
+                    f"(takes {[t.take for t in self.takes]})"
+                )
+            return self._real_take_with_memory(int(options["take"]))
+        if "piece" in options:
+            names = [p.name for p in self.pieces]
+            if options["piece"] not in names:
+                raise AccompanyConfigError(
+                    f"piece {options['piece']!r} is not simulated in the {self.split} split "
+                    f"(pieces {names})"
+                )
+            return self._simulated_episode(self.pieces[names.index(options["piece"])])
+        if self.takes and self.np_random.random() < self.p_real:
+            take = self.takes[int(self.np_random.integers(len(self.takes)))].take
+            return self._real_take_with_memory(take)
+        piece = self.pieces[int(self.np_random.integers(len(self.pieces)))]
+        return self._simulated_episode(piece)
+
+    def _real_take_with_memory(self, take_number: int):
+        earlier = [t for t in self._all_takes if t.take < take_number]
+        curves = [_solo_curve(t.solo.score) for t in earlier[-MAX_MEMORY_TAKES:]]
+        return self._real_episode(take_number), curves
+
+    # ----- gymnasium API
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        options = dict(options or {})
+        episode, self._memory_curves = self._choose(options)
+        n_reports = len(episode.report_sec)
+        length = n_reports if options.get("whole") or self.episode_reports is None else min(
+            self.episode_reports, n_reports
+        )
+        if "start" in options:
+            start = int(options["start"])
+        else:
+            start = int(self.np_random.integers(0, n_reports - length + 1))
+        self.run = AccompanistRun(
+            episode, start, min(start + length, n_reports), max_log_ratio=self.max_log_ratio
+        )
+        self._count_in_s = self.run.beat_period_s
+        return self._get_obs(), self._info(np.zeros(0), np.zeros(0))
+
+    def step(self, action):
+        if self.run is None or self.run.done:
+            raise AccompanyConfigError("call reset() before step() (and after an episode ends)")
+        action = np.asarray(action, dtype=np.float64).reshape(-1)
+        if action.shape != (1,) or not np.all(np.isfinite(action)):
+            raise AccompanyConfigError(f"action must be one finite number, got {action!r}")
+        old = self.run.beat_period_s
+        wanted = old * math.exp(float(np.clip(action[0], -1.0, 1.0)) * self.max_log_ratio)
+        shared, asynchrony_ms = self.run.advance(wanted)
+        change = abs(math.log(self.run.beat_period_s / old))
+        reward = -float(huber_ms(asynchrony_ms, self.huber_delta_ms).sum()) / 1000.0
+        reward -= self.tempo_penalty * change
+        terminated = self.run.done
+        obs = self._get_obs()
+        return obs, reward, terminated, False, self._info(shared, asynchrony_ms)
+
+    def _info(self, shared: np.ndarray, asynchrony_ms: np.ndarray) -> dict:
+        run = self.run
+        return {
+            "episode": run.episode.name,
+            "take": run.episode.take,
+            "report": run.k,
+            "beat_period_s": run.beat_period_s,
+            "shared_beat": shared,
+            "asynchrony_ms": asynchrony_ms,
+        }
+
+    def _get_obs(self) -> np.ndarray:
+        run, ep = self.run, self.run.episode
+        k = min(run.k, len(ep.report_sec) - 1)
+        bp = run.beat_period_s
+        solo_beat = float(ep.report_beat[k])
+        lo = max(k - self.history, 0)
+        d_beat = np.diff(ep.report_beat[lo : k + 1])
+        d_sec = np.diff(ep.report_sec[lo : k + 1])
+        ok = (d_beat > 1e-6) & (d_sec > 0)
+        ratios = np.zeros(self.history)
+        beats = np.zeros(self.history)
+        n = len(d_beat)
+        ratios[self.history - n :] = np.where(
+            ok, np.log(np.where(ok, d_sec, 1.0) / np.where(ok, d_beat, 1.0) / bp), 0.0
+        )
+        beats[self.history - n :] = d_beat
+        gap = solo_beat - run.position_beat
+        solo_next = _gaps_ahead(ep.solo_score_beat, solo_beat, self.lookahead)
+        own_next = _gaps_ahead(ep.accompaniment_beat, run.position_beat, self.lookahead)
+        phase = ep.metrical_phase(solo_beat)
+        parts = [
+            ratios, beats,
+            [gap, gap * bp, math.log(bp / self._count_in_s), bp],
+            solo_next, own_next,
+            [math.sin(2 * math.pi * phase), math.cos(2 * math.pi * phase),
+             ep.metrical_phase(run.position_beat),
+             (run.k - run.start) / max(run.stop - run.start, 1)],
+        ]
+        if self.memory:
+            parts.append(self._memory_features(solo_beat, solo_next, bp))
+        obs = np.concatenate([np.asarray(p, dtype=np.float64) for p in parts])
+        low, high = self.observation_space.low, self.observation_space.high
+        return np.clip(obs, low, high).astype(np.float32)
+
+    def _memory_features(self, solo_beat: float, gaps: np.ndarray, bp: float) -> np.ndarray:
+        if not self._memory_curves:
+            return np.zeros(self.lookahead + 1)
+        edges = solo_beat + np.concatenate([[0.0], np.cumsum(gaps)])
+        periods = []
+        for beat, sec in self._memory_curves:
+            times = np.interp(edges, beat, sec)
+            periods.append(np.diff(times) / np.maximum(np.diff(edges), 1e-6))
+        median = np.median(np.array(periods), axis=0)
+        valid = np.diff(edges) > 1e-6
+        feature = np.where(valid, np.log(np.maximum(median, 1e-3) / bp), 0.0)
+        return np.concatenate([feature, [1.0]])
+
+
+def _solo_curve(score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    from musicgym.follow.duets import onsets
+
+    beat, sec = onsets(score)
+    keep = sec >= np.maximum.accumulate(sec)
+    return beat[keep], sec[keep]
+
+
+def _gaps_ahead(onset_beat: np.ndarray, beat: float, count: int) -> np.ndarray:
+    """Score distances from ``beat`` to the next ``count`` onsets (0 past the end)."""
+    i = int(np.searchsorted(onset_beat, beat + 1e-6, side="right"))
+    ahead = onset_beat[i : i + count]
+    gaps = np.diff(np.concatenate([[beat], ahead]))
+    return np.pad(gaps, (0, count - len(gaps)))

@@ -1,0 +1,331 @@
+"""Score followers: where in the score is the soloist now?
+
+Every follower turns what the soloist plays (a performed note array, as heard: wrong and extra
+notes included) into a stream of *reports*, :meth:`Follower.track`: "at time t the soloist has
+reached score onset b", each score onset reported at most once, in score order (ACCompanion's
+onset tracker). The accompanist acts on these reports. Three followers are here:
+
+- :class:`OracleFollower`: every onset, at the time it was played (an upper bound);
+- :class:`NoisyOracleFollower`: the same, late, jittered, and with reports lost;
+- :class:`OLTWFollower`: on-line time warping of the soloist's MIDI against a reference
+  performance, the Arzt variant ACCompanion uses (window around the current position, a
+  normalised path cost, forward-only moves of at most ``step`` frames per input frame), with
+  recovery when the soloist goes quiet.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from musicgym.errors import AccompanyConfigError
+
+N_KEYS = 128
+
+
+def _time_map(performed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct score onsets of the score-matched notes and their mean performed time."""
+    from musicgym.follow.duets import onsets
+
+    beat, sec = onsets(performed)
+    if len(beat) < 2:
+        raise AccompanyConfigError(
+            "a follower needs a performance with at least two score-matched onsets"
+        )
+    # keep the map monotone: drop onsets played before an earlier score onset
+    keep = sec >= np.maximum.accumulate(sec)
+    return beat[keep], sec[keep]
+
+
+class Follower:
+    """Interface: ``track(performed) -> (report_sec, report_beat)``."""
+
+    name = "follower"
+
+    def track(self, performed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Follow a whole performance as it would be heard live.
+
+        Parameters
+        ----------
+        performed : numpy.ndarray
+            The soloist's performed notes (``onset_sec``, ``duration_sec``, ``pitch``; the
+            ``onset_beat`` of the matched notes is used only by the oracles).
+
+        Returns
+        -------
+        report_sec, report_beat : numpy.ndarray, shape (r,)
+            When each report was made and the score onset (beats) it names; both increase.
+        """
+        raise NotImplementedError
+
+
+class OracleFollower(Follower):
+    """Every score onset the soloist played, at the (mean) time its notes were played."""
+
+    name = "oracle"
+
+    def track(self, performed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        beat, sec = _time_map(performed)
+        return sec, beat
+
+
+class NoisyOracleFollower(Follower):
+    """The truth as a sloppy follower reports it: late, jittered, and sometimes not at all.
+
+    Parameters
+    ----------
+    lag_s : float
+        Mean delay of a report after the onset.
+    jitter_s : float
+        Standard deviation of the report time around that delay.
+    dropout : float
+        Probability that a report is lost.
+    seed : int or None
+        Seed of the noise.
+    """
+
+    name = "noisy_oracle"
+
+    def __init__(
+        self,
+        *,
+        lag_s: float = 0.03,
+        jitter_s: float = 0.02,
+        dropout: float = 0.1,
+        seed: int | None = 0,
+    ) -> None:
+        if lag_s < 0 or jitter_s < 0 or not 0 <= dropout < 1:
+            raise AccompanyConfigError(
+                "NoisyOracleFollower needs lag_s >= 0, jitter_s >= 0 and 0 <= dropout < 1"
+            )
+        self.lag_s, self.jitter_s, self.dropout, self.seed = lag_s, jitter_s, dropout, seed
+
+    def track(self, performed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        rng = np.random.default_rng(self.seed)
+        beat, sec = _time_map(performed)
+        report = sec + self.lag_s + rng.normal(0.0, self.jitter_s, sec.shape)
+        report = np.maximum(report, sec)  # nobody reports an onset before it is played
+        kept = rng.random(sec.shape) >= self.dropout
+        kept[0] = True
+        report, beat = report[kept], beat[kept]
+        return np.maximum.accumulate(report), beat
+
+
+ONSET_DECAY = (1.0, 0.5, 0.25)
+SUSTAIN_WEIGHT = 0.3
+
+
+def piano_roll(performed: np.ndarray, frame_s: float, n_frames: int | None = None) -> np.ndarray:
+    """Frames of the features OLTW compares, shape (n_frames, 128), float32.
+
+    A sounding key weighs ``SUSTAIN_WEIGHT``; an onset adds ``ONSET_DECAY`` over its first
+    frames, so that attacks, which players agree on, count more than note lengths, which they
+    do not.
+
+    Parameters
+    ----------
+    performed : numpy.ndarray
+        Notes with ``onset_sec``, ``duration_sec``, ``pitch``.
+    frame_s : float
+        Frame length in seconds.
+    n_frames : int or None
+        Number of frames (default: up to the last note's end).
+    """
+    onset = performed["onset_sec"]
+    end = onset + np.maximum(np.nan_to_num(performed["duration_sec"]), frame_s)
+    if n_frames is None:
+        n_frames = int(np.ceil(end.max() / frame_s)) + 1 if len(performed) else 1
+    roll = np.zeros((n_frames, N_KEYS), dtype=np.float32)
+    first = (onset / frame_s).astype(int)
+    last = np.clip((end / frame_s).astype(int), -1, n_frames - 1)
+    pitch = np.clip(performed["pitch"], 0, N_KEYS - 1)
+    for a, b, p in zip(first, last, pitch, strict=True):
+        if a < n_frames:
+            roll[a : b + 1, p] = np.maximum(roll[a : b + 1, p], SUSTAIN_WEIGHT)
+    for k, weight in enumerate(ONSET_DECAY):
+        at = first + k
+        inside = at < n_frames
+        np.add.at(roll, (at[inside], pitch[inside]), weight)
+    return roll
+
+
+@numba.njit(cache=True)
+def _oltw_column(reference, frame, lo, hi, prev_cost, prev_lo, prev_hi, cost):
+    """One column of the warping matrix over reference frames lo..hi-1 (L1 local distance).
+
+    ``cost`` receives D[i, j] = d(i, j) + min(D[i, j-1], D[i-1, j], D[i-1, j-1]).
+    """
+    inf = np.inf
+    for j in range(lo, hi):
+        local = 0.0
+        for k in range(reference.shape[1]):
+            local += abs(reference[j, k] - frame[k])
+        best = inf
+        if j > lo:
+            best = cost[j - lo - 1]
+        if prev_lo <= j < prev_hi:
+            best = min(best, prev_cost[j - prev_lo])
+        if prev_lo <= j - 1 < prev_hi:
+            best = min(best, prev_cost[j - 1 - prev_lo])
+        if best == inf:
+            best = 0.0 if prev_hi == 0 else inf
+        cost[j - lo] = local + best
+
+
+class OLTWFollower(Follower):
+    """On-line time warping against a reference performance (Arzt's variant, as in ACCompanion).
+
+    The reference is a performance aligned to the score (another take from a match file, or
+    a score rendered at a tempo); it is cut into frames of ``frame_s`` seconds, as is the live
+    input. For each input frame the follower computes the warping costs within ``window_s`` of
+    its current reference position, normalises each path cost by its length, and moves to the
+    best frame, never backwards and at most ``step`` frames at once. When the soloist has been
+    silent for ``recovery_s``, the position moves on at the soloist's recent rate (as a
+    musician counts rests) and the path restarts there when the soloist plays again.
+
+    Parameters
+    ----------
+    reference : numpy.ndarray
+        Performed notes of the reference, with ``onset_beat`` (NaN for unmatched notes).
+    frame_s : float
+        Frame length (seconds).
+    window_s : float
+        Half width of the search window (seconds of reference).
+    step : int
+        Most reference frames the position may advance per input frame.
+    recovery_s : float or None
+        Silence after which the follower counts on by itself (None: never).
+    """
+
+    name = "oltw"
+
+    def __init__(
+        self,
+        reference: np.ndarray,
+        *,
+        frame_s: float = 0.02,
+        window_s: float = 1.0,
+        step: int = 5,
+        recovery_s: float | None = 0.5,
+    ) -> None:
+        if frame_s <= 0 or window_s < frame_s or step < 1:
+            raise AccompanyConfigError(
+                "OLTWFollower needs frame_s > 0, window_s >= frame_s and step >= 1"
+            )
+        self.frame_s, self.step, self.recovery_s = frame_s, step, recovery_s
+        self.window = int(round(window_s / frame_s))
+        self.reference = piano_roll(reference, frame_s)
+        self._ref_beat, self._ref_sec = _time_map(reference)
+        self.reset()
+
+    def reset(self) -> None:
+        """Start again at the beginning of the reference."""
+        self.position = 0.0
+        self._cost = np.zeros(0)
+        self._lo = self._hi = 0
+        self._i = 0
+        self._path_start = (0, 0)
+        self._quiet = 0
+        self._history: list[float] = []
+
+    def position_beat(self) -> float:
+        """The current reference position as a score position (beats)."""
+        return float(np.interp(self.position * self.frame_s, self._ref_sec, self._ref_beat))
+
+    def update(self, frame: np.ndarray) -> float:
+        """Take one input frame (128 values, as :func:`piano_roll` makes); return the position
+        in beats."""
+        n_ref = len(self.reference)
+        self._history.append(self.position)
+        if not frame.any():
+            self._quiet += 1
+            if self.recovery_s is not None and self._quiet * self.frame_s >= self.recovery_s:
+                self.position = min(self.position + self._recent_rate(), n_ref - 1.0)
+                self._cost = np.zeros(0)
+                self._lo = self._hi = 0
+            self._i += 1
+            return self.position_beat()
+        self._quiet = 0
+        if self._hi == 0:  # (re)start a path here
+            self._path_start = (self._i, int(self.position))
+        center = int(self.position)
+        lo, hi = max(center - self.window, 0), min(center + self.window + 1, n_ref)
+        cost = np.empty(hi - lo)
+        _oltw_column(self.reference, frame, lo, hi, self._cost, self._lo, self._hi, cost)
+        i0, j0 = self._path_start
+        length = (self._i - i0) + (np.arange(lo, hi) - j0) + 1.0
+        normalised = np.where(np.arange(lo, hi) >= j0, cost / np.maximum(length, 1.0), np.inf)
+        best = lo + int(np.argmin(normalised))
+        self.position = float(min(max(self.position, best), self.position + self.step))
+        self._cost, self._lo, self._hi = cost, lo, hi
+        self._i += 1
+        return self.position_beat()
+
+    def _recent_rate(self) -> float:
+        """Reference frames per input frame over the last 2 s of following (0.5..2)."""
+        span = int(2.0 / self.frame_s)
+        if len(self._history) <= span:
+            return 1.0
+        rate = (self._history[-1] - self._history[-1 - span]) / span
+        return float(min(max(rate, 0.5), 2.0))
+
+    def track(self, performed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Run the whole performance through :meth:`update`, frame by frame, and report each
+        reference score onset the position passes (the last one when several pass at once)."""
+        self.reset()
+        roll = piano_roll(performed, self.frame_s)
+        score_beat = self._ref_beat
+        reported = -1
+        report_sec, report_beat = [], []
+        for i, frame in enumerate(roll):
+            beat = self.update(frame)
+            passed = int(np.searchsorted(score_beat, beat + 1e-6, side="right")) - 1
+            if passed > reported:
+                reported = passed
+                report_sec.append((i + 1) * self.frame_s)  # known once the frame is complete
+                report_beat.append(score_beat[passed])
+        return np.asarray(report_sec), np.asarray(report_beat)
+
+
+def follower_errors_ms(
+    report_sec: np.ndarray, report_beat: np.ndarray, performed: np.ndarray
+) -> np.ndarray:
+    """Per played score onset: report time minus the time it was played, in ms (NaN: never
+    reported). Positive errors are late reports.
+
+    Parameters
+    ----------
+    report_sec, report_beat : numpy.ndarray, shape (r,)
+        A follower's reports (:meth:`Follower.track`).
+    performed : numpy.ndarray
+        The soloist's performed notes, whose score-matched onsets are the truth.
+
+    Returns
+    -------
+    numpy.ndarray, shape (m,)
+        One error per distinct score onset the soloist played.
+    """
+    beat, sec = _time_map(performed)
+    errors = np.full(len(beat), np.nan)
+    index = np.searchsorted(beat, report_beat)
+    found = (index < len(beat)) & (beat[np.minimum(index, len(beat) - 1)] == report_beat)
+    errors[index[found]] = 1000.0 * (np.asarray(report_sec)[found] - sec[index[found]])
+    return errors
+
+
+def follower_accuracy(
+    errors_ms: np.ndarray, thresholds_ms: tuple[float, ...] = (50, 100, 300, 500)
+) -> dict[str, float]:
+    """The standard score-following figures over the soloist's onsets.
+
+    ``within_X_ms``: share of onsets reported within X ms of being played (early or late);
+    ``missed``: share never reported; ``median_abs_ms`` over the reported ones.
+    """
+    errors = np.abs(np.asarray(errors_ms, dtype=float))
+    reported = np.isfinite(errors)
+    result = {
+        f"within_{int(t)}_ms": float(np.mean(reported & (errors <= t))) for t in thresholds_ms
+    }
+    result["missed"] = float(np.mean(~reported))
+    result["median_abs_ms"] = float(np.median(errors[reported])) if reported.any() else np.nan
+    return result

@@ -1,0 +1,229 @@
+"""Tempo models: hand-made accompanist policies that set the next beat period.
+
+Each model is told, at every soloist onset, the time, the follower's estimate of the soloist's
+score position, the accompanist's own score position and its current beat period, and answers
+with the beat period (seconds per beat) to play at until the next onset. They are the baselines
+of ``musicgym/Accompany-v0`` and share its dynamics (:mod:`musicgym.follow.accompanist`): the
+accompanist's position moves continuously, so a model corrects its phase by playing faster or
+slower, never by jumping.
+
+Two parts make a model: a *tempo estimate* of the soloist (fixed, last interval, moving
+average, ACCompanion's linear synchronisation update, a Kalman filter) and a *phase correction*
+shared by all but the fixed model: play so as to close ``phase_gain`` of the gap in score
+position by the soloist's next expected onset.
+"""
+
+from __future__ import annotations
+
+import math
+
+from musicgym.errors import AccompanyConfigError
+
+MIN_BEAT_PERIOD_S = 0.1
+MAX_BEAT_PERIOD_S = 3.0
+
+
+def phase_corrected_beat_period(
+    tempo_beat_period_s: float, gap_beats: float, horizon_beats: float, phase_gain: float
+) -> float:
+    """Beat period that closes ``phase_gain`` of a position gap over ``horizon_beats``.
+
+    Parameters
+    ----------
+    tempo_beat_period_s : float
+        The soloist's estimated beat period.
+    gap_beats : float
+        Soloist's position minus accompanist's (positive: the accompanist is behind).
+    horizon_beats : float
+        Score distance to the soloist's next expected onset.
+    phase_gain : float
+        Share of the gap to close by then (0: none, 1: all).
+
+    Returns
+    -------
+    float
+        Seconds per beat, within [MIN_BEAT_PERIOD_S, MAX_BEAT_PERIOD_S].
+    """
+    horizon = max(horizon_beats, 0.25)
+    cover = max(horizon + phase_gain * gap_beats, 0.25 * horizon)
+    beat_period = tempo_beat_period_s * horizon / cover
+    return float(min(max(beat_period, MIN_BEAT_PERIOD_S), MAX_BEAT_PERIOD_S))
+
+
+class TempoModel:
+    """Base class: fixed tempo, no phase correction. Subclasses override :meth:`estimate`.
+
+    Parameters
+    ----------
+    phase_gain : float
+        Share of the position gap closed by the next solo onset (0 disables phase correction).
+    """
+
+    name = "fixed"
+
+    def __init__(self, *, phase_gain: float = 0.0) -> None:
+        if not 0.0 <= phase_gain <= 1.0:
+            raise AccompanyConfigError(
+                f"{type(self).__name__}: phase_gain must lie in [0, 1], got {phase_gain!r}"
+            )
+        self.phase_gain = phase_gain
+        self.tempo_s = 0.5
+        self._last: tuple[float, float] | None = None
+
+    def reset(self, *, time_s: float, solo_beat: float, beat_period_s: float) -> None:
+        """Start following at a known position and beat period (the count-in)."""
+        self.tempo_s = beat_period_s
+        self._last = (time_s, solo_beat)
+
+    def update(
+        self,
+        *,
+        time_s: float,
+        solo_beat: float,
+        accompanist_beat: float,
+        beat_period_s: float,
+        horizon_beats: float = 1.0,
+    ) -> float:
+        """Take one soloist onset; return the beat period to play at until the next one.
+
+        Parameters
+        ----------
+        time_s : float
+            Time of the soloist's onset.
+        solo_beat : float
+            The follower's estimate of the soloist's score position (beats).
+        accompanist_beat : float
+            The accompanist's own score position at ``time_s``.
+        beat_period_s : float
+            The accompanist's current beat period.
+        horizon_beats : float
+            Score distance to the soloist's next expected onset.
+
+        Returns
+        -------
+        float
+            Seconds per beat.
+        """
+        last_time, last_beat = self._last if self._last else (time_s, solo_beat)
+        d_beats, d_sec = solo_beat - last_beat, time_s - last_time
+        asynchrony_s = (solo_beat - accompanist_beat) * beat_period_s
+        if d_beats > 1e-6 and d_sec > 0:
+            self.tempo_s = self.estimate(d_sec / d_beats, d_beats, asynchrony_s)
+            self.tempo_s = min(max(self.tempo_s, MIN_BEAT_PERIOD_S), MAX_BEAT_PERIOD_S)
+            self._last = (time_s, solo_beat)
+        if self.phase_gain == 0.0:
+            return self.tempo_s
+        return phase_corrected_beat_period(
+            self.tempo_s, solo_beat - accompanist_beat, horizon_beats, self.phase_gain
+        )
+
+    def estimate(self, observed_s: float, d_beats: float, asynchrony_s: float) -> float:
+        """New tempo estimate from one solo interval (fixed: ignore it)."""
+        return self.tempo_s
+
+
+class FixedTempo(TempoModel):
+    """Keep the count-in beat period; never listen (the metronome baseline)."""
+
+    name = "fixed"
+
+
+class ReactiveTempo(TempoModel):
+    """Play at the beat period of the soloist's last inter-onset interval."""
+
+    name = "reactive"
+
+    def __init__(self, *, phase_gain: float = 0.7) -> None:
+        super().__init__(phase_gain=phase_gain)
+
+    def estimate(self, observed_s: float, d_beats: float, asynchrony_s: float) -> float:
+        return observed_s
+
+
+class MovingAverageTempo(TempoModel):
+    """Exponential moving average of the soloist's interval beat periods (weight ``alpha``)."""
+
+    name = "moving_average"
+
+    def __init__(self, *, alpha: float = 0.5, phase_gain: float = 0.7) -> None:
+        super().__init__(phase_gain=phase_gain)
+        if not 0.0 < alpha <= 1.0:
+            raise AccompanyConfigError(f"MovingAverageTempo: alpha must lie in (0, 1], got {alpha}")
+        self.alpha = alpha
+
+    def estimate(self, observed_s: float, d_beats: float, asynchrony_s: float) -> float:
+        return self.alpha * observed_s + (1.0 - self.alpha) * self.tempo_s
+
+
+class LinearSyncTempo(TempoModel):
+    """ACCompanion's linear synchronisation model: correct the beat period by the asynchrony.
+
+    ``tempo -= eta_tempo * asynchrony`` with asynchrony in seconds (positive when the
+    accompanist is late), doubled when the accompanist is ahead; ``phase_gain`` plays the part
+    of ACCompanion's ``eta_p``. Defaults are ACCompanion's (eta_t 0.3, eta_p 0.7).
+    """
+
+    name = "linear_sync"
+
+    def __init__(self, *, eta_tempo: float = 0.3, phase_gain: float = 0.7) -> None:
+        super().__init__(phase_gain=phase_gain)
+        self.eta_tempo = eta_tempo
+
+    def estimate(self, observed_s: float, d_beats: float, asynchrony_s: float) -> float:
+        gain = self.eta_tempo * (2.0 if asynchrony_s < 0 else 1.0)
+        return self.tempo_s - gain * asynchrony_s
+
+
+class KalmanTempo(TempoModel):
+    """A scalar Kalman filter on the beat period, observed through each solo interval.
+
+    The beat period drifts as a random walk (variance ``drift_var`` per beat, relative to the
+    beat period squared); an interval of ``d`` beats observes it with variance
+    ``timing_var_s2 / d**2`` (a timing error of the two onsets spread over the interval).
+    """
+
+    name = "kalman"
+
+    def __init__(
+        self,
+        *,
+        drift_var: float = 0.01,
+        timing_var_s2: float = 0.03**2,
+        phase_gain: float = 0.7,
+    ) -> None:
+        super().__init__(phase_gain=phase_gain)
+        self.drift_var = drift_var
+        self.timing_var_s2 = timing_var_s2
+        self.variance = 0.0
+
+    def reset(self, *, time_s: float, solo_beat: float, beat_period_s: float) -> None:
+        super().reset(time_s=time_s, solo_beat=solo_beat, beat_period_s=beat_period_s)
+        self.variance = (0.1 * beat_period_s) ** 2
+
+    def estimate(self, observed_s: float, d_beats: float, asynchrony_s: float) -> float:
+        self.variance += self.drift_var * d_beats * self.tempo_s**2
+        observation_var = self.timing_var_s2 / d_beats**2
+        gain = self.variance / (self.variance + observation_var)
+        self.variance *= 1.0 - gain
+        return self.tempo_s + gain * (observed_s - self.tempo_s)
+
+
+TEMPO_MODELS = {
+    model.name: model
+    for model in (FixedTempo, ReactiveTempo, MovingAverageTempo, LinearSyncTempo, KalmanTempo)
+}
+
+
+def make_tempo_model(name: str, **options) -> TempoModel:
+    """Build a tempo model by name (``fixed``, ``reactive``, ``moving_average``,
+    ``linear_sync``, ``kalman``), passing keyword options to its constructor."""
+    if name not in TEMPO_MODELS:
+        raise AccompanyConfigError(
+            f"unknown tempo model {name!r}; choose one of {sorted(TEMPO_MODELS)}"
+        )
+    return TEMPO_MODELS[name](**options)
+
+
+def log_ratio(new_beat_period_s: float, beat_period_s: float) -> float:
+    """Natural log of a beat-period change (the env's action before scaling)."""
+    return math.log(new_beat_period_s / beat_period_s)

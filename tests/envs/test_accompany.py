@@ -1,0 +1,97 @@
+"""musicgym/Accompany-v0: the Gymnasium contract, its dynamics, splits and memory."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+
+import musicgym.envs  # noqa: F401  (registers the ids)
+from musicgym.errors import AccompanyConfigError
+from musicgym.follow.duets import BRAHMS, default_duets_dir
+from musicgym.follow.evaluate import run_metrics, run_tempo_model, tempo_model_action
+from musicgym.follow.tempo import make_tempo_model
+
+needs_duets = pytest.mark.skipif(
+    not (default_duets_dir() / BRAHMS).is_dir(),
+    reason=f"real duets not found under {default_duets_dir()}: set MUSICGYM_DUETS_DIR",
+)
+
+
+def test_check_env_simulated():
+    env = gym.make("musicgym/Accompany-v0", sources=("simulated",), memory=True)
+    check_env(env.unwrapped)
+
+
+@needs_duets
+def test_check_env_real_and_sb3():
+    env = gym.make("musicgym/Accompany-v0", follower="noisy_oracle")
+    check_env(env.unwrapped)
+    sb3 = pytest.importorskip("stable_baselines3.common.env_checker")
+    sb3.check_env(env.unwrapped)
+
+
+@needs_duets
+def test_actions_change_the_future():
+    env = gym.make("musicgym/Accompany-v0", split="test").unwrapped
+    positions = []
+    for action in (-1.0, 1.0):
+        env.reset(seed=0, options={"take": 6, "start": 100})
+        for _ in range(5):
+            env.step(np.array([action], dtype=np.float32))
+        positions.append(env.run.position_beat)
+    # slower (larger beat period) leaves the accompanist behind the faster one
+    assert positions[1] < positions[0] - 1.0
+
+
+@needs_duets
+def test_env_reproduces_the_tempo_model_baseline():
+    env = gym.make("musicgym/Accompany-v0", split="test", episode_reports=None).unwrapped
+    env.reset(seed=0, options={"take": 7, "start": 0})
+    model = make_tempo_model("kalman")
+    run = env.run
+    model.reset(time_s=run.time_s, solo_beat=run.position_beat, beat_period_s=run.beat_period_s)
+    asynchrony, rewards, done = [], [], False
+    while not done:
+        _, reward, done, truncated, info = env.step(tempo_model_action(model, run))
+        asynchrony.extend(info["asynchrony_ms"])
+        rewards.append(reward)
+        assert not truncated
+    direct = run_metrics(run_tempo_model(run.episode, make_tempo_model("kalman")))
+    assert np.mean(np.abs(asynchrony) <= 50) == pytest.approx(direct["within_50_ms"], abs=0.02)
+    assert all(r <= 0 for r in rewards)
+    assert np.mean(rewards) > -0.5
+
+
+@needs_duets
+def test_split_by_take_and_piece():
+    train = gym.make("musicgym/Accompany-v0", split="train").unwrapped
+    test = gym.make("musicgym/Accompany-v0", split="test").unwrapped
+    assert {t.take for t in train.takes} == {1, 2, 3, 4, 5}
+    assert {t.take for t in test.takes} == {6, 7}
+    assert not {p.name for p in train.pieces} & {p.name for p in test.pieces}
+    with pytest.raises(AccompanyConfigError, match="take 6 is not in the train split"):
+        train.reset(seed=0, options={"take": 6})
+
+
+@needs_duets
+def test_memory_uses_earlier_takes_only():
+    env = gym.make("musicgym/Accompany-v0", split="test", memory=True).unwrapped
+    obs, _ = env.reset(seed=0, options={"take": 6, "start": 50})
+    assert obs[-1] == 1.0  # takes 1-5 came before take 6
+    assert [len(c[0]) for c in env._memory_curves] and len(env._memory_curves) == 5
+    train = gym.make("musicgym/Accompany-v0", split="train", memory=True).unwrapped
+    obs, _ = train.reset(seed=0, options={"take": 1, "start": 50})
+    assert obs[-1] == 0.0  # nothing came before take 1: no memory, and never take 1 itself
+
+
+def test_bad_arguments_are_named():
+    with pytest.raises(AccompanyConfigError, match="unknown follower 'hmm'"):
+        gym.make("musicgym/Accompany-v0", follower="hmm", sources=("simulated",))
+    with pytest.raises(AccompanyConfigError, match="unknown split 'dev'"):
+        gym.make("musicgym/Accompany-v0", split="dev", sources=("simulated",))
+    env = gym.make("musicgym/Accompany-v0", sources=("simulated",)).unwrapped
+    env.reset(seed=0)
+    with pytest.raises(AccompanyConfigError, match="one finite number"):
+        env.step(np.array([np.nan], dtype=np.float32))

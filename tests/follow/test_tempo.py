@@ -1,0 +1,52 @@
+"""Tempo models as accompanists of the real Brahms takes (held-out takes 6 and 7)."""
+
+from __future__ import annotations
+
+import pytest
+
+from musicgym.errors import AccompanyConfigError
+from musicgym.follow.accompanist import make_episode
+from musicgym.follow.evaluate import evaluate_tempo_model, human_metrics
+from musicgym.follow.followers import OracleFollower
+from musicgym.follow.tempo import TEMPO_MODELS, KalmanTempo, make_tempo_model
+
+
+@pytest.fixture(scope="module")
+def test_episodes(brahms_takes):
+    return [
+        make_episode(t.solo, t.accompaniment.score, follower=OracleFollower(),
+                     accompaniment=t.accompaniment, piece=t.piece, take=t.take)
+        for t in brahms_takes if t.take in (6, 7)
+    ]
+
+
+def test_models_rank_as_expected_with_a_perfect_follower(test_episodes):
+    results = {name: evaluate_tempo_model(test_episodes, lambda n=name: make_tempo_model(n))
+               for name in TEMPO_MODELS}
+    # a metronome drifts away by seconds; listening models stay within tens of ms
+    assert results["fixed"]["median_abs_ms"] > 1000
+    for name in ("reactive", "moving_average", "linear_sync", "kalman"):
+        assert results[name]["median_abs_ms"] < 40, name
+    # measured: Kalman 72 % within 50 ms (the issue quotes about 73 %), reactive 62 %
+    assert 0.65 < results["kalman"]["within_50_ms"] < 0.85
+    assert results["kalman"]["within_50_ms"] > results["reactive"]["within_50_ms"]
+    assert results["kalman"]["tempo_jitter"] < results["reactive"]["tempo_jitter"]
+    # the human secondo of the same takes remains the ceiling
+    human = [human_metrics(ep) for ep in test_episodes]
+    assert min(h["within_50_ms"] for h in human) > results["kalman"]["within_50_ms"]
+
+
+def test_kalman_converges_to_a_steady_tempo():
+    model = KalmanTempo(phase_gain=0.0)
+    model.reset(time_s=0.0, solo_beat=0.0, beat_period_s=0.6)
+    for k in range(1, 40):
+        period = model.update(time_s=0.4 * k, solo_beat=float(k), accompanist_beat=float(k),
+                              beat_period_s=0.4)
+    assert period == pytest.approx(0.4, rel=0.01)
+
+
+def test_unknown_model_and_bad_options():
+    with pytest.raises(AccompanyConfigError, match="unknown tempo model 'swing'"):
+        make_tempo_model("swing")
+    with pytest.raises(AccompanyConfigError, match="phase_gain"):
+        make_tempo_model("reactive", phase_gain=2.0)
