@@ -19,16 +19,18 @@ PERFECT_CLASSES = (0, 7)
 _MIN_SEMITONES = np.array([0, 1, 3, 5, 7, 8, 10])
 _MAX_SEMITONES = np.array([0, 2, 4, 5, 7, 9, 11])
 _PERFECT_STEPS = (0, 3, 4)
+_CONSONANT_TABLE = np.isin(np.arange(12), CONSONANT_CLASSES)
+_PERFECT_TABLE = np.isin(np.arange(12), PERFECT_CLASSES)
 
 
 def is_consonant(semitones: np.ndarray | int) -> np.ndarray:
     """Whether harmonic intervals are consonant (P1/P8, m3, M3, P5, m6, M6; P4 is not)."""
-    return np.isin(np.abs(semitones) % 12, CONSONANT_CLASSES)
+    return _CONSONANT_TABLE[np.abs(semitones) % 12]
 
 
 def is_perfect(semitones: np.ndarray | int) -> np.ndarray:
     """Whether harmonic intervals are perfect consonances (unison, fifth, octave, compounds)."""
-    return np.isin(np.abs(semitones) % 12, PERFECT_CLASSES)
+    return _PERFECT_TABLE[np.abs(semitones) % 12]
 
 
 def _simple(steps: np.ndarray | int, semitones: np.ndarray | int) -> tuple[np.ndarray, np.ndarray]:

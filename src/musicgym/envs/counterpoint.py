@@ -1,0 +1,312 @@
+"""``musicgym/Counterpoint-v0``: write a counterpoint, note by note, against a cantus firmus."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from musicgym.errors import CantusFirmusError, InvalidActionError
+from musicgym.music.rules import RL_MUSICIAN_RULES, STRICT_RULES, RuleSet, rule_reward, score_piece
+from musicgym.music.rules.lookahead import CounterpointOracle
+from musicgym.music.rules.species import (
+    ACTION_DURATIONS,
+    ACTION_MOVES,
+    EIGHTHS_PER_BAR,
+    N_ACTIONS,
+    CounterpointSetup,
+    CounterpointState,
+    builtin_cantus,
+    make_setup,
+)
+
+RULE_PRESETS = {"strict": STRICT_RULES, "rl_musician": RL_MUSICIAN_RULES}
+
+
+class CounterpointEnv(gym.Env):
+    """
+    ## Description
+
+    Species counterpoint (Fux's species 1 to 5) against a cantus firmus of whole notes, in any
+    key or mode. The counterpoint's first note (after an opening rest) and last note are given;
+    the agent writes every note between, one per step, as a move of -7..+7 scale steps from
+    the previous note and a duration of 1, 2, 4 or 8 eighths (8 after a half bar is a note tied
+    over the barline). Music-theory rules decide which notes are allowed (hard masks) or cost
+    reward (soft penalties): RL-Musician's 15 rules and, by default, parallel and hidden
+    fifths and octaves, melodic tritones, augmented and diminished melodic intervals, leaps of a
+    major sixth or more, and the cadence. The finished piece is scored by RL-Musician's five
+    scores. With ``lookahead=True`` (default) the mask also removes every note after which the
+    piece can no longer be finished, so a masked random policy never dead-ends.
+
+    ## Action Space
+
+    ``Discrete(60)``, RL-Musician's encoding: ``action = duration_index * 15 + move + 7``.
+
+    | Num    | Action                                   | Min | Max |
+    |--------|------------------------------------------|-----|-----|
+    | 0-14   | move -7..+7 scale steps, 1 eighth        | 0   | 14  |
+    | 15-29  | move -7..+7 scale steps, 2 eighths       | 15  | 29  |
+    | 30-44  | move -7..+7 scale steps, 4 eighths       | 30  | 44  |
+    | 45-59  | move -7..+7 scale steps, 8 eighths       | 45  | 59  |
+
+    ``info["action_mask"]`` (int8, shape (60,)) and :meth:`action_masks` (bool, for
+    sb3-contrib's MaskablePPO) give the allowed actions.
+
+    ## Observation Space
+
+    ``Box(0, 1, (4 * P * T + 9,), float32)``: a piano roll of ``P`` pitch rows (MIDI keys from
+    the lowest to the highest note either voice can play) by ``T`` eighths, flattened channel
+    by channel, then the position.
+
+    | Index                  | Observation                                    | Min | Max |
+    |------------------------|------------------------------------------------|-----|-----|
+    | [0, P*T)               | cantus firmus sounding (row = key, column = eighth) | 0 | 1 |
+    | [P*T, 2*P*T)           | counterpoint sounding                          | 0   | 1   |
+    | [2*P*T, 3*P*T)         | cantus firmus note onsets                      | 0   | 1   |
+    | [3*P*T, 4*P*T)         | counterpoint note onsets                       | 0   | 1   |
+    | [4*P*T, 4*P*T+8)       | position in the bar, one-hot over 8 eighths    | 0   | 1   |
+    | 4*P*T+8                | position in the piece (eighths written / T)    | 0   | 1   |
+
+    ## Rewards
+
+    ``r_t = sum_k w_k * p_k(a_t)`` for the soft-penalty rules ``k`` (``p_k`` is -1 per violation,
+    weights ``penalties``), plus, on the step that finishes the piece, RL-Musician's score
+    ``S = sum_j c_j * s_j`` (``scoring_coefs``, all 1 by default; ``S`` is at most 3.0, and
+    unbounded below through ``looped_fragments`` and ``narrow_ranges``), or, on a dead end,
+    ``reward_for_dead_end`` (-3). An invalid action under ``invalid_action="penalize"`` gets
+    ``invalid_action_penalty`` (-1). With the defaults (every rule a mask) all step rewards are 0
+    and the episode return is the score ``S``. ``info["rule_violations"]`` counts violations per
+    rule; ``info["scores"]`` holds the final scores.
+
+    ## Starting State
+
+    The cantus firmus, the opening rest and the start note fill the first bar; the agent writes
+    from the second bar on. Resetting is deterministic (the exercise is fixed by the arguments).
+
+    ## Episode End
+
+    * terminated: the line reaches the last bar; the given end note is added.
+    * truncated: no allowed action remains (a dead end, rare with ``lookahead``), or
+      ``max_steps`` steps have been taken (counting invalid no-op steps).
+
+    ## Arguments
+
+    ```python
+    import gymnasium as gym
+    import musicgym  # registers the ids
+    env = gym.make("musicgym/Counterpoint-v0", cantus_firmus="fux_dorian", species=2)
+    ```
+
+    * ``cantus_firmus``: a built-in name (``"rl_musician"`` (default), ``"fux_dorian"``,
+      ``"fux_phrygian"``, ``"fux_lydian"``, ``"fux_mixolydian"``, ``"fux_aeolian"``,
+      ``"fux_ionian"``) or a list of note names (then give ``tonic`` and ``mode``).
+    * ``species`` (1-5, default 5), ``tonic``, ``mode``, ``start_note``, ``end_note``,
+      ``lowest_note``, ``highest_note``, ``start_pause_eighths``, ``max_skip_degrees``:
+      the exercise (RL-Musician's field names and defaults).
+    * ``rules``: ``"strict"`` (default), ``"rl_musician"`` (its 15 rules only) or a list of
+      rule names or functions, used as hard masks; ``penalties``: ``{rule: weight}`` used as
+      soft penalties instead; ``rule_params``: ``{rule: {param: value}}``.
+    * ``scoring_coefs``, ``scoring_fn_params``: RL-Musician's score weights and parameters.
+    * ``reward_for_dead_end`` (-3.0), ``invalid_action`` (``"penalize"``: no-op and penalty,
+      the default, or ``"raise"``: :class:`~musicgym.errors.InvalidActionError`),
+      ``invalid_action_penalty`` (-1.0), ``lookahead`` (True), ``max_steps`` (256).
+
+    ## Version History
+
+    * v0: initial version.
+    """
+
+    metadata = {"render_modes": ["ansi"], "render_fps": 4}
+
+    def __init__(
+        self,
+        cantus_firmus: str | Iterable[str] = "rl_musician",
+        *,
+        species: int = 5,
+        tonic: str | None = None,
+        mode: str | None = None,
+        start_note: str | None = None,
+        end_note: str | None = None,
+        lowest_note: str | None = None,
+        highest_note: str | None = None,
+        start_pause_eighths: int | None = None,
+        max_skip_degrees: int = 7,
+        rules: str | Iterable[str | Callable[..., Any]] = "strict",
+        penalties: Mapping[str | Callable[..., Any], float] | None = None,
+        rule_params: Mapping[str, dict] | None = None,
+        scoring_coefs: Mapping[str, float] | None = None,
+        scoring_fn_params: Mapping[str, dict] | None = None,
+        reward_for_dead_end: float = -3.0,
+        invalid_action: str = "penalize",
+        invalid_action_penalty: float = -1.0,
+        lookahead: bool = True,
+        max_steps: int = 256,
+        render_mode: str | None = None,
+    ) -> None:
+        self.setup = _build_setup(cantus_firmus, species=species, tonic=tonic, mode=mode,
+                                  start_note=start_note, end_note=end_note,
+                                  lowest_note=lowest_note, highest_note=highest_note,
+                                  start_pause_eighths=start_pause_eighths,
+                                  max_skip_degrees=max_skip_degrees)
+        penalties = dict(penalties or {})
+        masks = RULE_PRESETS[rules] if isinstance(rules, str) and rules in RULE_PRESETS else rules
+        if isinstance(masks, str):
+            raise CantusFirmusError(
+                f"rules must be 'strict', 'rl_musician' or a list of rules, got {rules!r}")
+        masks = [r for r in masks if r not in penalties]
+        self.ruleset = RuleSet("counterpoint", masks=masks, penalties=penalties,
+                               params=rule_params)
+        self.oracle = CounterpointOracle(self.ruleset, lookahead=lookahead)
+        self.scoring_coefs = dict(scoring_coefs) if scoring_coefs is not None else None
+        self.scoring_fn_params = dict(scoring_fn_params or {})
+        if invalid_action not in ("raise", "penalize"):
+            raise InvalidActionError(
+                f"invalid_action must be 'raise' or 'penalize', got {invalid_action!r}")
+        self.invalid_action = invalid_action
+        self.invalid_action_penalty = float(invalid_action_penalty)
+        self.reward_for_dead_end = float(reward_for_dead_end)
+        self.max_steps = int(max_steps)
+        if render_mode not in (None, "ansi"):
+            raise ValueError(f"render_mode must be None or 'ansi', got {render_mode!r}")
+        self.render_mode = render_mode
+
+        setup = self.setup
+        cf_low, cf_high = int(setup.cantus_midi.min()), int(setup.cantus_midi.max())
+        cp_low = int(setup.position_midi[setup.lowest_position])
+        cp_high = int(setup.position_midi[setup.highest_position])
+        self._low_key = min(cf_low, cp_low)
+        self._n_keys = max(cf_high, cp_high) - self._low_key + 1
+        roll_size = 4 * self._n_keys * setup.total_eighths
+        self.observation_space = spaces.Box(0.0, 1.0, (roll_size + 9,), dtype=np.float32)
+        self.action_space = spaces.Discrete(N_ACTIONS)
+        self.state = CounterpointState(setup)
+        self._roll = np.zeros((4, self._n_keys, setup.total_eighths), dtype=np.float32)
+        self._mask = np.zeros(N_ACTIONS, dtype=bool)
+
+    # gymnasium API
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        setup = self.setup
+        self.state = CounterpointState(setup)
+        self._steps = 0
+        self._violations = dict.fromkeys(self.ruleset.names, 0)
+        self._roll[:] = 0.0
+        rows = setup.cantus_midi - self._low_key
+        for bar, row in enumerate(rows):
+            self._roll[0, row, bar * EIGHTHS_PER_BAR:(bar + 1) * EIGHTHS_PER_BAR] = 1.0
+            self._roll[2, row, bar * EIGHTHS_PER_BAR] = 1.0
+        self._draw_note(0)
+        self._mask = self.oracle.mask(self.state)
+        if not self._mask.any():
+            raise CantusFirmusError(
+                "no counterpoint can be written on this cantus firmus under these rules "
+                "(no first note is allowed); relax the rules, widen the range or change the "
+                "start note"
+            )
+        return self._get_obs(), self._info()
+
+    def step(self, action):
+        if not self.action_space.contains(action):
+            raise InvalidActionError(
+                f"action {action!r} is not in Discrete({N_ACTIONS}); give an int 0..{N_ACTIONS - 1}"
+            )
+        action = int(action)
+        self._steps += 1
+        truncated = self._steps >= self.max_steps
+        if not self._mask[action]:
+            if self.invalid_action == "raise":
+                raise InvalidActionError(self._explain(action))
+            info = self._info()
+            info["invalid_action"] = True
+            return self._get_obs(), self.invalid_action_penalty, False, truncated, info
+
+        _, penalty, outputs = self.oracle.check(self.state)
+        reward = float(penalty[action])
+        for name in self.ruleset.penalty_rules:
+            if rule_reward(outputs[name], action) < 0:
+                self._violations[name] += 1
+        n_before = len(self.state.positions)
+        self.state.add(int(ACTION_MOVES[action]), int(ACTION_DURATIONS[action]))
+        for index in range(n_before, len(self.state.positions)):
+            self._draw_note(index)
+
+        terminated = self.state.finished
+        extra: dict[str, Any] = {}
+        if terminated:
+            self._mask = np.zeros(N_ACTIONS, dtype=bool)
+            scores = score_piece(self.state, coefs=self.scoring_coefs,
+                                 params=self.scoring_fn_params)
+            reward += scores["total"]
+            extra["scores"] = scores
+        else:
+            self._mask = self.oracle.mask(self.state)
+            if not self._mask.any():
+                truncated = True
+                reward += self.reward_for_dead_end
+                extra["dead_end"] = True
+        info = self._info()
+        info.update(extra)
+        return self._get_obs(), reward, terminated, truncated, info
+
+    def action_masks(self) -> np.ndarray:
+        """Allowed actions as a bool array of shape (60,) (sb3-contrib's MaskablePPO API)."""
+        return self._mask.copy()
+
+    def render(self) -> str | None:
+        if self.render_mode != "ansi":
+            return None
+        names = [self.setup.name(p) for p in self.state.positions]
+        cantus = [self.setup.name(int(p)) for p in self.setup.cantus_positions]
+        return f"counterpoint: {' '.join(names)}\ncantus:       {' '.join(cantus)}"
+
+    # helpers
+
+    def _draw_note(self, index: int) -> None:
+        state = self.state
+        row = state.midis[index] - self._low_key
+        start = state.starts[index]
+        self._roll[1, row, start:start + state.durations[index]] = 1.0
+        self._roll[3, row, start] = 1.0
+
+    def _get_obs(self) -> np.ndarray:
+        position = np.zeros(9, dtype=np.float32)
+        time = self.state.time
+        if time < self.setup.total_eighths:
+            position[time % EIGHTHS_PER_BAR] = 1.0
+        position[8] = time / self.setup.total_eighths
+        return np.concatenate([self._roll.ravel(), position])
+
+    def _info(self) -> dict[str, Any]:
+        return {"action_mask": self._mask.astype(np.int8),
+                "rule_violations": dict(self._violations),
+                "time_eighths": self.state.time}
+
+    def _explain(self, action: int) -> str:
+        move, duration = int(ACTION_MOVES[action]), int(ACTION_DURATIONS[action])
+        what = f"action {action} (move {move:+d} scale steps, {duration} eighths)"
+        frame = self.state.frame_mask()
+        if not frame[action]:
+            reason = ("it leaves the range, skips further than max_skip_degrees, or holds a "
+                      "note into the last bar")
+        else:
+            outputs = self.oracle.check(self.state)[2]
+            broken = [n for n in self.ruleset.mask_rules if rule_reward(outputs[n], action) < 0]
+            reason = (f"it breaks {', '.join(broken)}" if broken
+                      else "after it the piece cannot be finished (a dead end)")
+        allowed = np.flatnonzero(self._mask)
+        return (f"{what} is not allowed at eighth {self.state.time}: {reason}; allowed actions "
+                f"are {allowed.tolist()} (see info['action_mask'])")
+
+
+def _build_setup(cantus_firmus: str | Iterable[str], **kwargs: Any) -> CounterpointSetup:
+    given = {k: v for k, v in kwargs.items() if v is not None}
+    if isinstance(cantus_firmus, str):
+        return make_setup(**{**builtin_cantus(cantus_firmus), **given})
+    notes = list(cantus_firmus)
+    if not all(isinstance(n, str) for n in notes):
+        raise CantusFirmusError("cantus_firmus must be a built-in name or a list of note names")
+    return make_setup(notes, **given)

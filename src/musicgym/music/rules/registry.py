@@ -1,0 +1,124 @@
+"""The rule registry: every composition rule and score by name, with its default parameters.
+
+A *rule* judges the next note before it is written. It is one function
+
+    rule(state, cand, **params) -> bool array (True = allowed) or float array (a reward)
+
+over all candidate next notes at once (``cand`` holds their pitches, durations and moves, see
+``musicgym.music.rules.species.Candidates`` and ``musicgym.music.rules.melody``). The same
+function serves as a hard mask (candidates it rejects are never offered) or as a soft penalty
+(``weight`` per violation), as the environment's user chooses. A *score* judges a finished piece
+and returns a float.
+
+Adding a rule is writing one function::
+
+    @register_rule("no_high_b", task="counterpoint")
+    def no_high_b(state, cand):
+        return cand.midi != 83
+
+or passing the bare function to an environment (``rules={"no_high_b": fn}``).
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from musicgym.errors import RuleError
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A registered rule or score: its name, function, task and default parameters."""
+
+    name: str
+    fn: Callable[..., Any]
+    task: str
+    defaults: dict[str, Any] = field(default_factory=dict)
+    source: str = ""
+
+    def bind(self, params: dict[str, Any] | None = None) -> Callable[..., Any]:
+        """The function with its parameters fixed (defaults updated by ``params``).
+
+        Raises
+        ------
+        RuleError
+            If ``params`` names a parameter the function does not take.
+        """
+        params = dict(params or {})
+        accepted = set(inspect.signature(self.fn).parameters) - {"state", "cand", "piece"}
+        unknown = set(params) - accepted
+        if unknown:
+            raise RuleError(
+                f"rule {self.name!r} has no parameter {', '.join(sorted(unknown))}; "
+                f"it takes {', '.join(sorted(accepted)) or 'none'}"
+            )
+        merged = {**self.defaults, **params}
+        fn = self.fn
+        if not merged:
+            return fn
+
+        def bound(*args: Any) -> Any:
+            return fn(*args, **merged)
+
+        return bound
+
+
+RULES: dict[str, Rule] = {}
+SCORES: dict[str, Rule] = {}
+
+
+def register_rule(name: str, *, task: str, source: str = "", **defaults: Any):
+    """Decorator that registers a rule function under ``name`` for ``task``.
+
+    ``task`` is ``"counterpoint"`` or ``"melody"``; ``source`` says where the rule comes from
+    (``"rl-musician"``, ``"rl-tuner"``, ``"musicgym"``); keyword arguments are the defaults.
+    """
+
+    def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+        RULES[name] = Rule(name, fn, task, dict(defaults), source)
+        return fn
+
+    return decorate
+
+
+def register_score(name: str, *, task: str = "counterpoint", source: str = "", **defaults: Any):
+    """Decorator that registers a whole-piece score function ``fn(piece, **params) -> float``."""
+
+    def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+        SCORES[name] = Rule(name, fn, task, dict(defaults), source)
+        return fn
+
+    return decorate
+
+
+def get_rule(name: str | Callable[..., Any], *, task: str) -> Rule:
+    """The registered rule ``name`` for ``task``, or a user's function wrapped as a rule.
+
+    Raises
+    ------
+    RuleError
+        If no rule of that name exists for the task (the message lists the known ones).
+    """
+    if callable(name):
+        return Rule(getattr(name, "__name__", "user_rule"), name, task, {}, "user")
+    rule = RULES.get(name)
+    if rule is None or rule.task != task:
+        known = ", ".join(sorted(r.name for r in RULES.values() if r.task == task))
+        raise RuleError(f"unknown {task} rule {name!r}; known rules: {known}")
+    return rule
+
+
+def get_score(name: str) -> Rule:
+    """The registered score ``name``.
+
+    Raises
+    ------
+    RuleError
+        If there is none (the message lists the known ones).
+    """
+    if name not in SCORES:
+        raise RuleError(f"unknown score {name!r}; known scores: {', '.join(sorted(SCORES))}")
+    return SCORES[name]

@@ -1,0 +1,116 @@
+"""A chosen set of rules, each used as a hard mask or as a soft penalty, checked all at once.
+
+A rule's output for a candidate is *allowed* (a bool) or a *reward* (a float, negative when the
+rule dislikes the candidate). As a mask, a rule removes the candidates it does not allow (or
+rewards below zero); as a penalty, it adds ``weight`` times its reward (``-weight`` per
+violation for bool rules) to the step's reward.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+import numpy as np
+
+from musicgym.errors import RuleError
+from musicgym.music.rules.registry import Rule, get_rule
+
+RuleSpec = str | Callable[..., Any]
+
+
+class RuleSet:
+    """Rules bound to their parameters and modes.
+
+    Parameters
+    ----------
+    task : {"counterpoint", "melody"}
+        Which registry section names refer to.
+    masks : iterable of str or callable
+        Rules used as hard masks.
+    penalties : mapping of str or callable to float
+        Rules used as soft penalties, with their weights.
+    params : mapping of str to dict, optional
+        Parameters per rule name, overriding its defaults.
+
+    Raises
+    ------
+    RuleError
+        For an unknown rule, a rule both masked and penalised, a bad parameter or weight.
+    """
+
+    def __init__(
+        self,
+        task: str,
+        masks: Iterable[RuleSpec] = (),
+        penalties: Mapping[RuleSpec, float] | None = None,
+        params: Mapping[str, dict] | None = None,
+    ) -> None:
+        params = dict(params or {})
+        penalties = dict(penalties or {})
+        self.task = task
+        self.mask_rules: dict[str, Callable[..., Any]] = {}
+        self.penalty_rules: dict[str, tuple[Callable[..., Any], float]] = {}
+        # name -> (Rule, parameters in force), for introspection and caching decisions
+        self.rules: dict[str, tuple[Rule, dict[str, Any]]] = {}
+        for spec in masks:
+            rule = get_rule(spec, task=task)
+            self.rules[rule.name] = (rule, {**rule.defaults, **params.get(rule.name, {})})
+            self.mask_rules[rule.name] = rule.bind(params.pop(rule.name, None))
+        for spec, weight in penalties.items():
+            rule = get_rule(spec, task=task)
+            if rule.name in self.mask_rules:
+                raise RuleError(f"rule {rule.name!r} is both a mask and a penalty; choose one")
+            if not np.isfinite(weight):
+                raise RuleError(f"penalty weight of {rule.name!r} must be finite, got {weight!r}")
+            self.rules[rule.name] = (rule, {**rule.defaults, **params.get(rule.name, {})})
+            self.penalty_rules[rule.name] = (rule.bind(params.pop(rule.name, None)), float(weight))
+        if params:
+            raise RuleError(
+                f"parameters given for rules that are not in use: {', '.join(sorted(params))}"
+            )
+
+    @property
+    def names(self) -> list[str]:
+        """Names of all rules in use, masks first."""
+        return [*self.mask_rules, *self.penalty_rules]
+
+    def check(self, state: Any, cand: Any, base_mask: np.ndarray) -> tuple[
+            np.ndarray, np.ndarray, dict[str, Any]]:
+        """Judge all candidates.
+
+        Returns
+        -------
+        mask : ndarray of bool, shape (n,)
+            ``base_mask`` and every mask rule.
+        reward : ndarray of float, shape (n,)
+            Sum of the weighted penalty rules' rewards.
+        outputs : dict of str to (ndarray or bool)
+            Each rule's raw output; :func:`rule_reward` reads one candidate's reward from it.
+        """
+        mask = base_mask.copy()
+        reward = np.zeros(len(base_mask))
+        outputs: dict[str, Any] = {}
+        for name, fn in self.mask_rules.items():
+            out = fn(state, cand)
+            outputs[name] = out
+            if out is True:
+                continue
+            out = np.asarray(out)
+            mask &= out if out.dtype == bool else out >= 0
+        for name, (fn, weight) in self.penalty_rules.items():
+            out = fn(state, cand)
+            outputs[name] = out
+            out = np.asarray(out)
+            reward += weight * (np.where(out, 0.0, -1.0) if out.dtype == bool else out)
+        return mask, reward, outputs
+
+
+def rule_reward(output: Any, index: int) -> float:
+    """Reward of candidate ``index`` in a rule's raw output: 0 or -1 for a bool rule (allowed,
+    violated), the value itself for a float rule."""
+    value = np.asarray(output)
+    value = value[index] if value.ndim else value
+    if value.dtype == bool:
+        return 0.0 if value else -1.0
+    return float(value)

@@ -1,0 +1,132 @@
+"""RL-Musician's five whole-piece scores, with its default parameters (weights 1, maximum 3).
+
+Each score is ``score(piece, **params) -> float`` on a finished
+:class:`~musicgym.music.rules.species.CounterpointState`. The numbers match RL-Musician 0.4.6
+(``environment/evaluation.py``); the code is vectorised so that all five take well under a
+millisecond.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from musicgym.music.rules.registry import get_score, register_score
+from musicgym.music.rules.species import EIGHTHS_PER_BAR, CounterpointState
+
+SCORE_NAMES = ("looped_fragments", "entropy", "narrow_ranges", "climax_explicity",
+               "number_of_skips")
+
+
+def _roll_columns(piece: CounterpointState) -> np.ndarray:
+    """One integer per eighth for the set of sounding keys (both voices share one piano roll,
+    as in RL-Musician, so a unison or the opening rest shows the cantus key alone)."""
+    cf = np.repeat(piece.setup.cantus_midi, EIGHTHS_PER_BAR)
+    cp = np.where(piece.midi_at_eighth < 0, cf, piece.midi_at_eighth)
+    return np.minimum(cf, cp) * 256 + np.maximum(cf, cp)
+
+
+@register_score("looped_fragments", source="rl-musician", min_size=4, max_size=None)
+def looped_fragments(piece: CounterpointState, min_size: int = 4,
+                     max_size: int | None = None) -> float:
+    """Minus the number of piano-roll fragments (``min_size`` eighths or longer, starting
+    before the last bar) immediately followed by an identical fragment."""
+    columns = _roll_columns(piece)
+    total = len(columns)
+    max_size = max_size or total // 2
+    sizes = np.arange(min_size, max_size + 1)[:, None]
+    starts = np.arange(total)[None, :]
+    later = np.minimum(starts + sizes, total - 1)
+    differs = (columns[starts] != columns[later]).astype(np.int32)
+    diff_count = np.concatenate([np.zeros((len(sizes), 1), np.int32),
+                                 np.cumsum(differs, axis=1)], axis=1)
+    window_end = np.minimum(starts + sizes, total)
+    window_start = np.broadcast_to(starts, window_end.shape)
+    in_window = (np.take_along_axis(diff_count, window_end, axis=1)
+                 - np.take_along_axis(diff_count, window_start, axis=1))
+    last_start = np.minimum(total - 2 * sizes, total - EIGHTHS_PER_BAR - 1)
+    looped = (in_window == 0) & (starts <= last_start)
+    return -float(np.count_nonzero(looped))
+
+
+@register_score("entropy", source="rl-musician")
+def entropy(piece: CounterpointState) -> float:
+    """Entropy of the counterpoint's pitch histogram (per note) over its allowed range,
+    divided by its maximum: 0 (one pitch) .. 1 (every pitch equally often)."""
+    setup = piece.setup
+    n_pitches = setup.highest_position - setup.lowest_position + 1
+    counts = np.bincount(np.asarray(piece.positions) - setup.lowest_position,
+                         minlength=n_pitches)
+    p = counts[counts > 0] / len(piece.positions)
+    return float(-(p * np.log(p)).sum() / np.log(n_pitches))
+
+
+@register_score("narrow_ranges", source="rl-musician", min_size=9, penalties=None)
+def narrow_ranges(piece: CounterpointState, min_size: int = 9,
+                  penalties: dict[int, float] | None = None) -> float:
+    """Minus a penalty for every ``min_size`` consecutive notes spanning few scale steps
+    (default ``{2: 1, 3: 0.5}``: 1 for a width of 2 steps or less, 0.5 for 3)."""
+    penalties = penalties or {2: 1.0, 3: 0.5}
+    positions = np.asarray(piece.positions)
+    if len(positions) < min_size:
+        return 0.0
+    windows = np.lib.stride_tricks.sliding_window_view(positions, min_size)
+    widths = windows.max(axis=1) - windows.min(axis=1)
+    total = 0.0
+    for width in widths:
+        applicable = [v for k, v in penalties.items() if k >= width]
+        total -= max(applicable) if applicable else 0.0
+    return total
+
+
+@register_score("climax_explicity", source="rl-musician", shortage_penalty=0.3,
+                duplication_penalty=0.5)
+def climax_explicity(piece: CounterpointState, shortage_penalty: float = 0.3,
+                     duplication_penalty: float = 0.5) -> float:
+    """1 minus ``shortage_penalty`` per scale step the peak falls short of ``highest_note``,
+    minus ``duplication_penalty`` per repeat of the peak after it is first reached."""
+    positions = np.asarray(piece.positions)
+    peak = positions.max()
+    first = int(np.argmax(positions == peak))
+    repeats = int(np.count_nonzero(positions[first + 1:] == peak))
+    shortage = piece.setup.highest_position - peak
+    return float(1.0 - shortage_penalty * shortage - duplication_penalty * repeats)
+
+
+@register_score("number_of_skips", source="rl-musician", rewards=None)
+def number_of_skips(piece: CounterpointState, rewards: dict[int, float] | None = None) -> float:
+    """A reward for the number of skips (moves of 2+ scale steps, the move into the end note
+    included): ``{1: .8, 2: .9, 3: 1, 4: .9, 5: .5, 6: .25}``, else 0."""
+    rewards = rewards or {1: 0.8, 2: 0.9, 3: 1.0, 4: 0.9, 5: 0.5, 6: 0.25}
+    n_skips = sum(1 for m in piece.moves if abs(m) > 1)
+    return float(rewards.get(n_skips, 0.0))
+
+
+def score_piece(
+    piece: CounterpointState,
+    *,
+    coefs: dict[str, float] | None = None,
+    params: dict[str, dict] | None = None,
+) -> dict[str, float]:
+    """Weighted scores of a finished piece and their sum under ``"total"``.
+
+    Parameters
+    ----------
+    piece : CounterpointState
+        A finished piece.
+    coefs : dict or None, keyword-only
+        Score name -> weight (default: RL-Musician's five, weight 1 each).
+    params : dict or None, keyword-only
+        Score name -> parameters overriding the defaults.
+
+    Returns
+    -------
+    dict
+        ``{name: weighted score, ..., "total": sum}``.
+    """
+    coefs = {name: 1.0 for name in SCORE_NAMES} if coefs is None else coefs
+    params = params or {}
+    result = {}
+    for name, weight in coefs.items():
+        result[name] = float(weight) * get_score(name).bind(params.get(name))(piece)
+    result["total"] = float(sum(result.values()))
+    return result
