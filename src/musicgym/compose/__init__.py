@@ -1,0 +1,1 @@
+"""Composition jobs above the environments: search baselines and per-piece output files."""
