@@ -11,6 +11,9 @@ from gymnasium.envs.registration import register, registry
 _ENVS = [
     # (id, entry point, vector entry point or None, kwargs)
     # one line per env; each family adds its own
+    ("musicgym/Accompany-v0", "musicgym.envs.accompany:AccompanyEnv", None, {}),
+    ("musicgym/Counterpoint-v0", "musicgym.envs.counterpoint:CounterpointEnv", None, {}),
+    ("musicgym/Melody-v0", "musicgym.envs.melody:MelodyEnv", None, {}),
 ]
 
 

@@ -1,0 +1,133 @@
+"""``musicgym render``, ``musicgym nodes`` and ``musicgym demo`` (the engine's commands)."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+
+from musicgym.errors import ParameterError
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser(
+        "render", help="render a Glicol patch to a WAV file",
+        description="Render Glicol code to a 32-bit float WAV file. Holes {name} or {} in the "
+                    "code are set with --param (positional holes are named 0, 1, ...).")
+    p.add_argument("patch", help="a .glicol file, or - to read the code from standard input")
+    p.add_argument("-o", "--output", required=True, help="output WAV path")
+    p.add_argument("--seconds", type=float, required=True, help="duration to render")
+    p.add_argument("--backend", choices=["numpy", "glicol"], default="numpy",
+                   help="numpy: musicgym's engine (default); glicol: the real Glicol engine")
+    p.add_argument("--sr", type=int, default=44100, help="sample rate in Hz (default 44100)")
+    p.add_argument("--bpm", type=float, default=120.0, help="tempo (default 120)")
+    p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                   help="value of a template hole (repeat for each hole)")
+    p.add_argument("--sample", action="append", default=[], metavar="NAME=FILE",
+                   help="load an audio file as sample \\NAME (repeat)")
+    p.add_argument("--fix-bugs", action="store_true",
+                   help="numpy backend only: textbook biquads instead of the engine's")
+    p.set_defaults(func=run_render)
+
+    n = subparsers.add_parser("nodes", help="list the Glicol nodes musicgym runs")
+    n.set_defaults(func=run_nodes)
+
+    d = subparsers.add_parser("demo", help="render the built-in example patches to out/demo/")
+    d.add_argument("-o", "--output", default="out/demo", help="folder (default out/demo)")
+    d.set_defaults(func=run_demo)
+
+
+def _pairs(items: list[str], what: str) -> dict[str, str]:
+    out = {}
+    for item in items:
+        if "=" not in item:
+            raise ParameterError(f"--{what} expects NAME=VALUE, got {item!r}")
+        key, value = item.split("=", 1)
+        out[key.strip()] = value.strip()
+    return out
+
+
+def _read_code(source: str) -> str:
+    import sys
+
+    from musicgym.errors import MusicgymError
+
+    if source == "-":
+        return sys.stdin.read()
+    path = Path(source)
+    if not path.is_file():
+        raise MusicgymError(f"patch file {source!r} does not exist")
+    return path.read_text(encoding="utf-8")
+
+
+def run_render(args: argparse.Namespace) -> int:
+    from musicgym.audio.io import write_wav
+    from musicgym.synth import Patch
+
+    code = _read_code(args.patch)
+    patch = Patch(code, sr=args.sr, bpm=args.bpm, backend=args.backend,
+                  samples=_pairs(args.sample, "sample"), compat=not args.fix_bugs)
+    given = _pairs(args.param, "param")
+    unknown = sorted(set(given) - set(patch.params))
+    if unknown:
+        raise ParameterError(f"unknown parameter(s) {unknown}; this patch has "
+                             f"{list(patch.params) or 'no holes'}")
+    missing = [p for p in patch.params if p not in given]
+    if missing:
+        raise ParameterError(f"give a value for every hole with --param: missing {missing}")
+    try:
+        row = np.array([[float(given[p]) for p in patch.params]])
+    except ValueError as exc:
+        raise ParameterError(f"--param values must be numbers: {exc}") from exc
+    t0 = time.perf_counter()
+    audio = patch.render(row if patch.params else None, seconds=args.seconds,
+                         progress=args.seconds > 30)[0]
+    elapsed = time.perf_counter() - t0
+    out = write_wav(args.output, audio, patch.sr)
+    peak = float(np.max(np.abs(audio))) if audio.size else 0.0
+    print(f"wrote {out} ({args.seconds:g} s, {patch.sr} Hz, peak {peak:.3f}, "
+          f"rendered in {elapsed:.2f} s with the {args.backend} backend)")
+    if peak > 1.0:
+        print("note: the peak is over 1.0 (Glicol has no limiter); the WAV is 32-bit float, "
+              "so nothing is clipped")
+    return 0
+
+
+def run_nodes(args: argparse.Namespace) -> int:
+    from musicgym.synth.nodes import ENGINE_TRAPS, NODES, REFERENCE_ONLY
+    from musicgym.synth.parse import SIGNATURES
+
+    aliases = {}
+    for name, cls in NODES.items():
+        aliases.setdefault(cls, []).append(name)
+    print("Nodes the NumPy backend runs (faithful to glicol@0.4.0):\n")
+    for cls, names in sorted(aliases.items(), key=lambda kv: kv[1][0]):
+        doc = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else names[0]
+        also = f"  (also: {', '.join(names[1:])})" if len(names) > 1 else ""
+        print(f"  {doc}{also}")
+    only = sorted(n for n in REFERENCE_ONLY if n in SIGNATURES)
+    print(f"\nOnly with --backend glicol: {', '.join(only)}")
+    print(f"The real engine crashes on: {', '.join(sorted(ENGINE_TRAPS))}")
+    return 0
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    from musicgym.audio.io import write_wav
+    from musicgym.synth import Patch
+    from musicgym.synth.examples import EXAMPLES, default_params, example_samples
+
+    folder = Path(args.output)
+    samples = example_samples()
+    print(f"Rendering {len(EXAMPLES)} example patches (4 s each) with musicgym's engine:")
+    for name, (code, _) in EXAMPLES.items():
+        patch = Patch(code, samples=samples if "\\kick" in code else None)
+        t0 = time.perf_counter()
+        audio = patch.render(default_params(name, patch.params), seconds=4.0)[0]
+        elapsed = time.perf_counter() - t0
+        path = write_wav(folder / f"{name}.wav", audio, patch.sr)
+        print(f"  {path}  ({elapsed * 1000:.0f} ms)")
+        (folder / f"{name}.glicol").write_text(code + "\n", encoding="utf-8")
+    print(f"\nListen to the WAV files in {folder}/ (the .glicol files beside them are the code).")
+    return 0
