@@ -8,7 +8,15 @@ the real engine runs the node, and saying so where the real engine crashes on it
 from __future__ import annotations
 
 from musicgym.errors import UnsupportedNodeError
-from musicgym.synth.nodes import arith, delays, envelopes, filters, sources
+from musicgym.synth.nodes import (
+    arith,
+    delays,
+    envelopes,
+    filters,
+    instruments,
+    sampling,
+    sources,
+)
 
 NODES: dict[str, type] = {}
 
@@ -26,6 +34,9 @@ _register(envelopes.EnvPerc, envelopes.Adsr)
 _register(filters.Lpf, filters.Hpf, filters.OnePole, filters.ApfMsGain,
           aliases={"rhpf": filters.Hpf, "apfgain": filters.ApfMsGain})
 _register(delays.DelayN, delays.DelayMs)
+_register(sampling.Sampler, sampling.PSampler, aliases={"sampler": sampling.Sampler})
+_register(instruments.Bd, instruments.Sn, instruments.Hh, instruments.SawSynth,
+          instruments.SquSynth, instruments.TriSynth)
 
 # The real engine runs these, the NumPy backend does not (yet).
 REFERENCE_ONLY = {"meta", "script", "eval", "psynth", "msgsynth"}
