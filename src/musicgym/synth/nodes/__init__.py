@@ -15,6 +15,7 @@ from musicgym.synth.nodes import (
     filters,
     instruments,
     sampling,
+    sequencing,
     sources,
 )
 
@@ -37,6 +38,8 @@ _register(delays.DelayN, delays.DelayMs)
 _register(sampling.Sampler, sampling.PSampler, aliases={"sampler": sampling.Sampler})
 _register(instruments.Bd, instruments.Sn, instruments.Hh, instruments.SawSynth,
           instruments.SquSynth, instruments.TriSynth)
+_register(sequencing.Seq, sequencing.Speed, sequencing.Choose, sequencing.Arrange,
+          sequencing.Points)
 
 # The real engine runs these, the NumPy backend does not (yet).
 REFERENCE_ONLY = {"meta", "script", "eval", "psynth", "msgsynth"}
