@@ -14,6 +14,7 @@ from musicgym.synth.nodes import (
     envelopes,
     filters,
     instruments,
+    plate,
     sampling,
     sequencing,
     sources,
@@ -38,6 +39,7 @@ _register(delays.DelayN, delays.DelayMs)
 _register(sampling.Sampler, sampling.PSampler, aliases={"sampler": sampling.Sampler})
 _register(instruments.Bd, instruments.Sn, instruments.Hh, instruments.SawSynth,
           instruments.SquSynth, instruments.TriSynth)
+_register(plate.Plate)
 _register(sequencing.Seq, sequencing.Speed, sequencing.Choose, sequencing.Arrange,
           sequencing.Points)
 
