@@ -1,9 +1,8 @@
-"""300 random valid programs, each rendered by both backends and compared (1 s each).
-
-The bound is 1e-5 relative to the larger of 1 and the signal's peak: programs here may run a
-modulated biquad, whose float32 rounding of the host's sinf can differ from the engine's in the
-last bit (see test_conformance_core), and feedback loops that accumulate it.
-"""
+"""300 random valid programs, each rendered by both backends and compared (1 s each):
+max |numpy - glicol| <= 1e-5 x max(1, peak). Random chains can reach levels far above 1 (FM
+into a sampler-rate synth into a plate peaked at 540000), where one float32 ulp is far above
+1e-5 (0.03 at 400000): there the bound is relative to the peak, which still means agreement to
+within a few ulps of float32."""
 
 from __future__ import annotations
 
@@ -19,4 +18,4 @@ N_PROGRAMS = 300
 
 @pytest.mark.parametrize("seed", range(N_PROGRAMS))
 def test_random_program_matches_glicol(glicol, seed):
-    assert_matches(random_program(seed), glicol, seconds=1.0, rtol_peak=10.0)
+    assert_matches(random_program(seed), glicol, seconds=1.0, rtol_peak=1.0)

@@ -184,7 +184,11 @@ class Runner:
             current[i] = self.nodes[i].process(ins, self.start, n)
         if g.back_edges:
             self.prev = {src: current[src] for src, _ in g.back_edges}
-        out[...] = 0.0
-        for i in g.outputs:
+        for k, i in enumerate(g.outputs):
             y = current[i]
-            out += y if y.shape[1] == 2 else y[:, :1, :]
+            if k == 0:
+                out[...] = y
+            else:
+                out += y
+        if not g.outputs:
+            out[...] = 0.0

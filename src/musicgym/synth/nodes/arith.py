@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from musicgym.synth.nodes.base import F32, Node, column, to_stereo
+from musicgym.synth.nodes.base import Node, column, dual, is_dual, to_stereo
 
 
 class _Binary(Node):
@@ -17,46 +17,38 @@ class _Binary(Node):
 
     def setup(self) -> None:
         if self.args[0] is not None:
-            self.value = column(self.args[0], self.ctx.batch, F32)[:, None, None]
+            self.value = column(self.args[0], self.ctx.batch, np.float32)[:, None, None]
 
     def process(self, inputs, start, n):
         if not self.has_main:
             return self.zeros(n)
-        x = to_stereo(inputs[0])
+        x = inputs[0]
         if self.n_refs == 0:
-            return self.apply(x, self.value)
-        ref = inputs[1]
-        if inputs[0].shape[1] == 1:
-            ref = ref[:, :1, :]  # a mono main input takes the ref's left channel on both sides
-        return self.apply_ref(x, ref)
+            ref = self.value
+        else:
+            ref = inputs[1]
+            if x.shape[1] == 1 or self.left_ref:
+                ref = ref[:, :1, :]  # a mono main input takes the ref's left on both sides
+        if is_dual(x) and is_dual(ref):
+            # both channels equal: compute one, return a stereo view of it
+            return dual(self.op(x[:, :1, :], ref[:, :1, :]))
+        return self.op(to_stereo(x), ref)
 
 
 class Mul(_Binary):
     """mul GAIN: multiply by a number, or by ~ref (its left channel)."""
 
     name = "mul"
-
-    @staticmethod
-    def apply(x, v):
-        return x * v
-
-    @staticmethod
-    def apply_ref(x, ref):
-        return x * ref[:, :1, :]
+    left_ref = True
+    op = staticmethod(np.multiply)
 
 
 class Add(_Binary):
     """add VALUE: add a number, or ~ref (right channel to right when both are stereo)."""
 
     name = "add"
-
-    @staticmethod
-    def apply(x, v):
-        return x + v
-
-    @staticmethod
-    def apply_ref(x, ref):
-        return x + ref
+    left_ref = False
+    op = staticmethod(np.add)
 
 
 class Mix(Node):
@@ -81,7 +73,7 @@ class Get(Node):
     def process(self, inputs, start, n):
         if not inputs:
             return self.zeros(n)
-        return np.array(to_stereo(inputs[-1]), dtype=F32, copy=True)
+        return to_stereo(inputs[-1])
 
 
 class Balance(Node):

@@ -81,10 +81,24 @@ def mono(x: np.ndarray) -> np.ndarray:
 
 
 def to_stereo(x: np.ndarray) -> np.ndarray:
-    """A (B, C, n) signal as (B, 2, n): a mono signal goes to both channels."""
+    """A (B, C, n) signal as (B, 2, n): a mono signal goes to both channels.
+
+    The result may be a read-only view whose two channels share memory (see :func:`is_dual`):
+    nodes never write into their inputs.
+    """
     if x.shape[1] == 2:
         return x
-    return np.repeat(x, 2, axis=1)
+    return np.broadcast_to(x, (x.shape[0], 2, x.shape[2]))
+
+
+def is_dual(x: np.ndarray) -> bool:
+    """Whether both channels of x are the same memory (a mono signal, or its stereo view)."""
+    return x.shape[1] == 1 or x.strides[1] == 0
+
+
+def dual(y: np.ndarray) -> np.ndarray:
+    """A (B, 1, n) result as a (B, 2, n) stereo view of identical channels."""
+    return np.broadcast_to(y, (y.shape[0], 2, y.shape[2]))
 
 
 def left_only(x: np.ndarray) -> np.ndarray:
@@ -92,6 +106,12 @@ def left_only(x: np.ndarray) -> np.ndarray:
     out = np.zeros((x.shape[0], 2, x.shape[1]), dtype=F32)
     out[:, 0, :] = x
     return out
+
+
+def left_only_buffer(batch: int, n: int) -> np.ndarray:
+    """A zeroed (B, 2, n) output for a node that writes only its left channel (kernels fill
+    ``out[:, 0, :]`` in place; the untouched right channel costs no memory traffic)."""
+    return np.zeros((batch, 2, n), dtype=F32)
 
 
 def column(value: np.ndarray | float, batch: int, dtype=np.float64) -> np.ndarray:

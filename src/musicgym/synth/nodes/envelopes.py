@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from musicgym.synth.nodes.base import F32, Node, column, left_only, mono
+from musicgym.synth.nodes.base import F32, Node, column, dual, left_only_buffer, mono
 
 
 def seconds_to_samples(seconds: np.ndarray, sr: int) -> np.ndarray:
@@ -63,10 +63,10 @@ class EnvPerc(Node):
     def process(self, inputs, start, n):
         if self.n_inputs != 1:
             return self.zeros(n)
-        out = np.empty((self.ctx.batch, n), dtype=F32)
+        out = left_only_buffer(self.ctx.batch, n)
         envperc_kernel(np.ascontiguousarray(mono(inputs[0])), self.attack, self.decay,
-                       self.pos, self.scale, out)
-        return left_only(out)
+                       self.pos, self.scale, out[:, 0, :])
+        return out
 
 
 @njit(cache=True)
@@ -137,4 +137,4 @@ class Adsr(Node):
         out = np.empty((self.ctx.batch, n), dtype=F32)
         _adsr(np.ascontiguousarray(mono(inputs[0])), self.a, self.d, self.s, self.r,
               self.state_i, self.state_f, out)
-        return np.repeat(out[:, None, :], 2, axis=1)
+        return dual(out[:, None, :])

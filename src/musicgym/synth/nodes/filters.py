@@ -17,6 +17,7 @@ from numba import njit
 
 from musicgym.synth import ast
 from musicgym.synth.nodes.base import BLOCK, F32, Node, column, left_only, mono
+from musicgym.synth.nodes.libm import cosf, sinf
 
 _TWO_PI = F32(2.0 * math.pi)
 
@@ -25,9 +26,9 @@ _TWO_PI = F32(2.0 * math.pi)
 def _coefficients(cutoff, q, sr, highpass):
     theta = _TWO_PI * cutoff / sr
     d = F32(1.0) / q
-    s = math.sin(theta)
+    s = sinf(theta)
     beta = F32(0.5) * (F32(1.0) - d * s / F32(2.0)) / (F32(1.0) + d * s / F32(2.0))
-    gamma = (F32(0.5) + beta) * math.cos(theta)
+    gamma = (F32(0.5) + beta) * cosf(theta)
     if highpass:
         a0 = (F32(0.5) + beta + gamma) / F32(2.0)
         a1 = -F32(0.5) - beta - gamma

@@ -14,6 +14,7 @@ from numba import njit
 
 from musicgym.synth import ast
 from musicgym.synth.nodes.base import F32, Node, column, mono
+from musicgym.synth.nodes.libm import sinf
 
 SIN, SAW, SQU, TRI = 0, 1, 2, 3
 _TWO_PI = F32(2.0 * math.pi)
@@ -22,7 +23,7 @@ _TWO_PI = F32(2.0 * math.pi)
 @njit(cache=True, fastmath=False)
 def _wave(kind, p):
     if kind == SIN:
-        return math.sin(p * _TWO_PI)
+        return sinf(p * _TWO_PI)
     if kind == SAW:
         return p * F32(2.0) - F32(1.0)
     if kind == SQU:
@@ -32,7 +33,9 @@ def _wave(kind, p):
 
 @njit(cache=True)
 def _osc_const(kind, inc, phase, out):
-    """Constant frequency per row: ``inc`` (B,) f32 = f/sr; ``phase`` (B,) f32 updated."""
+    """Constant frequency per row: ``inc`` (B,) f32 = f/sr; ``phase`` (B,) f32 updated.
+
+    """
     B, n = out.shape
     for b in range(B):
         p = phase[b]
@@ -118,15 +121,18 @@ class Tri(Oscillator):
 
 @njit(cache=True)
 def _imp(period, start, out):
+    """out must be zeroed: ones where (start + i) % period == 0 (period 0: only sample 0)."""
     B, n = out.shape
     for b in range(B):
         P = period[b]
-        for i in range(n):
-            k = start + i
-            if P <= 0:
-                out[b, i] = F32(1.0) if k == 0 else F32(0.0)
-            else:
-                out[b, i] = F32(1.0) if k % P == 0 else F32(0.0)
+        if P <= 0:
+            if start == 0 and n > 0:
+                out[b, 0] = F32(1.0)
+            continue
+        i = (P - start % P) % P
+        while i < n:
+            out[b, i] = F32(1.0)
+            i += P
 
 
 class Imp(Node):
