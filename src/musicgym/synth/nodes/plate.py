@@ -31,6 +31,7 @@ import numpy as np
 from numba import njit
 
 from musicgym.synth.nodes.base import F32, Node, column, mono
+from musicgym.synth.nodes.libm import sinf
 
 _SR = F32(44100.0)  # the plate's sub-nodes run at their default rate, not the engine's
 
@@ -161,14 +162,13 @@ def _modulation(phase, n, length, k, frac):
     """The modulator sin 0.1 >> mul 5.5 >> add 29.5 (ms) as a read position in a 100 ms ring,
     pos = -ms/1000*sr raised by the ring length until >= 0, split into slot k and fraction.
 
-    The same for every row. sin is computed in float64 and rounded: the engine's f32 sin is
-    nearly correctly rounded, and numba's float32 sin is not (it differs from the engine on
-    about 1.3% of these samples, each moving the read position by one f32 step)."""
+    The same for every row. sin is the engine's own float32 algorithm (``libm.sinf``): any
+    other float32 sine moves the read position by one f32 step on some samples."""
     p = phase[0]
     inc = _MOD_FREQ / _SR
     two_pi = F32(2.0 * math.pi)
     for t in range(n):
-        ms = F32(math.sin(np.float64(p * two_pi))) * _MOD_DEPTH + _MOD_CENTRE
+        ms = sinf(p * two_pi) * _MOD_DEPTH + _MOD_CENTRE
         p = p + inc
         if p > F32(1.0):
             p = p - F32(1.0)
