@@ -4,8 +4,7 @@ NumPy backend against the real Glicol engine (renders of 2 s or more, max |numpy
 seeded random arguments, ``~x`` notes, ``speed`` and template holes; plus engine-free checks of
 the spec's formulas and of the errors.
 
-glicol@0.4.0 writes automation points as a bare list node, ``o: [0=>0, 1/2=>1]*1``; this
-package's parser names it ``points [...]``, so the engine receives the code without the word.
+Automation points are a bare list node, ``o: [0=>0, 1/2=>1]*1``, as glicol@0.4.0 writes them.
 """
 
 from __future__ import annotations
@@ -24,12 +23,8 @@ TEMPI = [120.0, 97.0, 143.5]
 
 
 def engine_points(glicol):
-    """The real engine, given ``points [...]`` written as glicol@0.4.0 spells it: ``[...]``."""
-
-    def render(code, n, **options):
-        return glicol(code.replace("points [", "["), n, **options)
-
-    return render
+    """The real engine (kept as a fixture-like helper for the points tests)."""
+    return glicol
 
 
 # -- against the real engine -----------------------------------------------------------------
@@ -87,21 +82,21 @@ def test_speed_choose_arrange_sig_match_engine(glicol, code, bpm):
 
 
 POINTS_CASES = [
-    "o: points [0=>0.5, 1/2+10_ms=>1.0, 1-10_ms=>0.2]*1",
-    "o: points [1/4=>0.5, 1/2=>1.0, 3/4=>0.0]*1!",
-    "o: points [0=>0.5, 1/2=>1.0]*2",
-    "o: points [0=>0.5, 1/2=>1.0]/2",
-    "o: points [0=>0.5, 1+1_s=>1.0]*1",
-    "o: points [0=>0.5, 1/3=>-1.0, 1/7+1.5_s=>0.25, 1=>2.0]*1.3!",
+    "o: [0=>0.5, 1/2+10_ms=>1.0, 1-10_ms=>0.2]*1",
+    "o: [1/4=>0.5, 1/2=>1.0, 3/4=>0.0]*1!",
+    "o: [0=>0.5, 1/2=>1.0]*2",
+    "o: [0=>0.5, 1/2=>1.0]/2",
+    "o: [0=>0.5, 1+1_s=>1.0]*1",
+    "o: [0=>0.5, 1/3=>-1.0, 1/7+1.5_s=>0.25, 1=>2.0]*1.3!",
     # unsorted times: the engine's linear scan, reproduced
-    "o: points [1/2=>0.5, 1/4=>1.0, 3/4=>0.2]*1",
-    "o: points [1/2=>0.5, 1/4=>1.0, 3/4=>0.2]*1!",
+    "o: [1/2=>0.5, 1/4=>1.0, 3/4=>0.2]*1",
+    "o: [1/2=>0.5, 1/4=>1.0, 3/4=>0.2]*1!",
     # negative offsets count as 0 in the engine
-    "o: points [1/2-20_ms=>0.5, 1=>1.0]*1",
+    "o: [1/2-20_ms=>0.5, 1=>1.0]*1",
     # no span: NaN at sample 0, then the last value (the engine's bug)
-    "o: points [0=>0.5, 1/2=>1.0]",
-    "o: points [0.3=>0.5, 1/2=>1.0]",
-    "o: sin 330 >> mul ~env\n~env: points [0=>0.0, 1/8=>1.0, 1/2=>0.0]*1!",
+    "o: [0=>0.5, 1/2=>1.0]",
+    "o: [0.3=>0.5, 1/2=>1.0]",
+    "o: sin 330 >> mul ~env\n~env: [0=>0.0, 1/8=>1.0, 1/2=>0.0]*1!",
 ]
 
 
@@ -158,7 +153,7 @@ def _random_points(rng: np.random.Generator) -> str:
         points.append(f"{time}=>{rng.uniform(-2, 2):.3f}")
     span = str(rng.choice(["*1", "*2", "/2", "*0.75", "*1.5"]))
     loop = "!" if rng.random() < 0.5 else ""
-    return f"o: points [{', '.join(points)}]{span}{loop}"
+    return f"o: [{', '.join(points)}]{span}{loop}"
 
 
 @pytest.mark.reference
@@ -204,7 +199,7 @@ def _assert_batch_matches(glicol, code: str, rows, *, bpm: float = 120.0,
     assert ours.shape[0] == len(rows)
     for b, row in enumerate(rows):
         filled = patch.fill(row)
-        ref = glicol(filled.replace("points [", "["), ours.shape[-1], bpm=bpm)
+        ref = glicol(filled, ours.shape[-1], bpm=bpm)
         diff = np.abs(ours[b].astype(np.float64) - ref)
         assert np.array_equal(np.isnan(ours[b]), np.isnan(ref)), filled
         assert np.nanmax(diff) <= 1e-5, (filled, float(np.nanmax(diff)))
@@ -219,7 +214,7 @@ def test_seq_notes_from_template_holes(glicol):
 
 @pytest.mark.reference
 def test_holes_in_points_patterns_choose_and_arrange(glicol):
-    _assert_batch_matches(glicol, "o: points [0=>{}, 1/2=>{}, 3/4=>0.25]*1!",
+    _assert_batch_matches(glicol, "o: [0=>{}, 1/2=>{}, 3/4=>0.25]*1!",
                           [[0.1, 0.9], [-1.0, 2.5]])
     _assert_batch_matches(glicol, 'o: sig "{}@0.25 {}@0.5"(1)', [[1.0, 2.0], [3.5, -4.0]],
                           seconds=3.0)
@@ -277,21 +272,21 @@ def test_arrange_switches_after_the_given_bars():
 
 
 def test_points_interpolate_and_hold():
-    out = Patch("o: points [1/4=>1.0, 1/2=>0.5]*1").render(seconds=2.0)[0, 0]
+    out = Patch("o: [1/4=>1.0, 1/2=>0.5]*1").render(seconds=2.0)[0, 0]
     q = 22050
     np.testing.assert_allclose(out[[0, q // 2, q, q + q // 2, 2 * q, 3 * q]],
                                [0.0, 0.5, 1.0, 0.75, 0.5, 0.5], atol=1e-6)
 
 
 def test_points_span_bug_and_the_fixed_mode():
-    code = "o: points [0=>0.5, 1/2=>1.0]"
+    code = "o: [0=>0.5, 1/2=>1.0]"
     buggy = Patch(code).render(n_samples=300)[0, 0]
     assert np.isnan(buggy[0]) and (buggy[1:] == 1.0).all()
     fixed = Patch(code, compat=False).render(seconds=2.0)[0, 0]
     np.testing.assert_array_equal(fixed, Patch(code + "*1").render(seconds=2.0)[0, 0])
     with pytest.raises(UnsupportedNodeError, match="span"):
         Patch(code + "!").render(n_samples=128)
-    late = Patch("o: points [1/2-10_ms=>1.0]*1", compat=False).render(seconds=1.0)[0, 0]
+    late = Patch("o: [1/2-10_ms=>1.0]*1", compat=False).render(seconds=1.0)[0, 0]
     assert late[44100 - 441] == 1.0 and late[44100 - 442] < 1.0
 
 
@@ -321,4 +316,6 @@ def test_arrange_with_a_repeated_ref_is_refused():
 def test_nodes_are_registered_with_usage_lines():
     for cls in (Seq, Speed, Choose, Arrange, Points):
         assert NODES[cls.name] is cls
-        assert cls.__doc__.startswith(cls.name + " ") and ":" in cls.__doc__
+        usage = cls.__doc__.split(":")[0]
+        # points is written as a bare list: its usage line starts with the list
+        assert usage.startswith("[" if cls is Points else cls.name + " "), usage

@@ -54,7 +54,7 @@ SIGNATURES: dict[str, tuple[str, ...]] = {
     "delayn": ("numref",), "delayms": ("numref",), "plate": ("num",),
     "reverb": ("num", "num", "num", "num", "num"),
     "seq": ("notes",), "speed": ("num",), "choose": ("int+",), "arrange": ("refnum+",),
-    "points": ("points",), "sp": ("sym",), "sampler": ("sym",), "psampler": ("sympat",),
+    "sp": ("sym",), "sampler": ("sym",), "psampler": ("sympat",),
     "bd": ("num",), "sn": ("num",), "hh": ("num",),
     "sawsynth": ("num", "num"), "squsynth": ("num", "num"), "trisynth": ("num", "num"),
     "meta": ("code",), "script": ("code",), "eval": ("code",), "psynth": ("code",),
@@ -196,6 +196,9 @@ class _Parser:
         if self.peek() == "~":
             ref = self.reference()
             return Node("get", (ref,), self.pos(start))
+        if self.peek() == "[":
+            # automation points are written as a bare list, `o: [0=>0.1, 1/2=>0.9]*1`
+            return Node("points", (self.points(),), self.pos(start))
         m = re.compile(r"[A-Za-z_][A-Za-z0-9_]*").match(self.src, self.i)
         if not m:
             raise self.error(f"expected a node such as 'sin 440', found {self.describe_here()}")
@@ -331,9 +334,11 @@ class _Parser:
             self.i = fm.end()
             return Number(float(fm.group(0)), False, fm.group(0), self.pos(start))
         if im and not (self.peek_at(im.end()) == "."):
+            if self.peek_at(im.end()).isalpha() or self.peek_at(im.end()) == "_":
+                hint = "exponents need a decimal point: write 1.0e3, not 1e3" \
+                    if self.peek_at(im.end()) in "eE" else None
+                raise self.error(f"{self.describe_here()} is not a number", suggestion=hint)
             self.i = im.end()
-            if self.peek() and (self.peek().isalpha() or self.peek() == "_"):
-                raise self.error(f"unexpected {self.describe_here()} after the number")
             return Number(float(im.group(0)), True, im.group(0), self.pos(start))
         if integer_only:
             raise self.error(f"expected an integer, found {self.describe_here()}",
@@ -532,7 +537,7 @@ _USAGE = {
     "envperc": "0.01 0.2", "adsr": "0.01 0.1 0.5 0.3", "lpf": "1000.0 1.0", "hpf": "1000.0 1.0",
     "rhpf": "1000.0 1.0", "apfmsgain": "10.0 0.5", "apfgain": "10.0 0.5", "balance": "~l ~r",
     "mix": "~a ~b", "get": "~a", "seq": "60 _ 62_64 67", "choose": "60 64 67",
-    "arrange": "~a 2 ~b 1", "points": "[0=>0.1, 1/2=>0.9]*1", "sp": "\\bd", "sampler": "\\bd",
+    "arrange": "~a 2 ~b 1", "sp": "\\bd", "sampler": "\\bd",
     "psampler": '"\\bd@0 \\sn@0.5"(1)', "sawsynth": "0.01 0.1", "squsynth": "0.01 0.1",
     "trisynth": "0.01 0.1", "meta": "`output.pad(128, 0.0)`", "msgsynth": "\\saw 0.01 0.1",
     "reverb": "0.5 0.5 0.5 0.5 0.5", "noise": "42", "imp": "2", "plate": "0.1",

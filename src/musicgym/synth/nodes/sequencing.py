@@ -284,7 +284,7 @@ def _to_samples(x: np.float32) -> int:
 
 
 class Points(Node):
-    """points [T=>V, ...]*SPAN!: piecewise-linear automation over bars (+ms/s), ! loops."""
+    """[T=>V, ...]*SPAN!: points, piecewise-linear automation over bars (+ms/s), ! loops."""
 
     name = "points"
     channels = 1
