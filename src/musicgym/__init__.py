@@ -2,7 +2,8 @@
 
 The package is layered (nothing imports upward):
 
-* ``musicgym.synth``: the Glicol-compatible engine (parser, templates, NumPy and reference backends);
+* ``musicgym.synth``: the Glicol-compatible engine (parser, templates, NumPy and reference
+  backends);
 * ``musicgym.audio``: audio files, descriptors, distances;
 * ``musicgym.music``: pitches, scales, tunings, note arrays, MIDI;
 * ``musicgym.follow``: score following and tempo models;

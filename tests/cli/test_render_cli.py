@@ -49,7 +49,8 @@ def test_nodes_lists_every_supported_node(capsys):
 
     assert main(["nodes"]) == 0
     text = capsys.readouterr().out
-    for name in ("sin", "lpf", "plate", "seq", "sp", "bd", "envperc"):  # usage lines start with the name
+    # each usage line starts with the node name
+    for name in ("sin", "lpf", "plate", "seq", "sp", "bd", "envperc"):
         assert name in NODES and f"\n  {name} " in text
 
 
