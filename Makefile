@@ -6,7 +6,7 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-EXTRAS ?= dev,music,plot
+EXTRAS ?= dev,music,plot,train
 # The real Glicol engine (npm glicol@0.4.0) is installed here; musicgym reads the same variable.
 MUSICGYM_GLICOL_DIR ?= $(HOME)/.cache/musicgym/glicol
 export MUSICGYM_GLICOL_DIR
@@ -19,6 +19,8 @@ setup: $(VENV)/.installed $(MUSICGYM_GLICOL_DIR)/node_modules/glicol/glicol_wasm
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
+	# the CPU build of torch (a wheel on this machine kind; a plain `torch` would pull CUDA)
+	$(PY) -m pip install --quiet torch==2.13.0
 	$(PY) -m pip install --quiet -e ".[$(EXTRAS)]"
 	touch $@
 

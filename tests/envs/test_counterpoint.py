@@ -27,6 +27,13 @@ def test_passes_gymnasium_env_checker():
         check_env(env.unwrapped, skip_render_check=True)
 
 
+def test_passes_stable_baselines3_env_checker():
+    sb3_checker = pytest.importorskip("stable_baselines3.common.env_checker")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sb3_checker.check_env(gym.make("musicgym/Counterpoint-v0").unwrapped)
+
+
 def test_observation_and_masks():
     env = CounterpointEnv()
     obs, info = env.reset(seed=1)

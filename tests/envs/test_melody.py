@@ -20,6 +20,13 @@ def test_passes_gymnasium_env_checker():
         check_env(env.unwrapped, skip_render_check=True)
 
 
+def test_passes_stable_baselines3_env_checker():
+    sb3_checker = pytest.importorskip("stable_baselines3.common.env_checker")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sb3_checker.check_env(gym.make("musicgym/Melody-v0").unwrapped)
+
+
 def test_nine_rl_tuner_rules_are_registered():
     assert len(RL_TUNER_RULES) == 9
     assert all(RULES[n].task == "melody" and RULES[n].source == "rl-tuner" for n in RL_TUNER_RULES)
