@@ -99,6 +99,26 @@ def sinf(x):
     return -_cosdf(y)
 
 
+@njit(cache=True, inline="always")
+def sin_turn(x):
+    """sinf for 0 <= x <= 2π (an oscillator's phase times 2π): the same result as
+    :func:`sinf`, with the sign and range tests it does not need left out."""
+    if x <= np.float32(0.785398125648498535):
+        if x < np.float32(2.44140625e-4):
+            return np.float32(x)
+        return _sindf(np.float64(x))
+    xd = np.float64(x)
+    if x <= np.float32(2.35619449615478515625):
+        return _cosdf(xd - _PIO2[0])
+    if x <= np.float32(3.92699074745178222656):
+        return _sindf(-(xd - _PIO2[1]))
+    if x <= np.float32(5.49778699874877929688):
+        return -_cosdf(xd - _PIO2[2])
+    if x <= np.float32(7.06858301162719726562):
+        return _sindf(xd - _PIO2[3])
+    return sinf(x)
+
+
 @njit(cache=True)
 def cosf(x):
     """cos of a float32, as the engine computes it."""

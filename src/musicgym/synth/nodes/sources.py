@@ -14,7 +14,7 @@ from numba import njit
 
 from musicgym.synth import ast
 from musicgym.synth.nodes.base import F32, Node, column, mono
-from musicgym.synth.nodes.libm import sinf
+from musicgym.synth.nodes.libm import sin_turn, sinf
 
 SIN, SAW, SQU, TRI = 0, 1, 2, 3
 _TWO_PI = F32(2.0 * math.pi)
@@ -23,7 +23,8 @@ _TWO_PI = F32(2.0 * math.pi)
 @njit(cache=True, fastmath=False)
 def _wave(kind, p):
     if kind == SIN:
-        return sinf(p * _TWO_PI)
+        x = p * _TWO_PI
+        return sin_turn(x) if x >= F32(0.0) else sinf(x)
     if kind == SAW:
         return p * F32(2.0) - F32(1.0)
     if kind == SQU:
@@ -69,6 +70,22 @@ def _osc_input(kind, freq, sr, sticky, phase, last, out):
         last[b] = f_last
 
 
+@njit(cache=True)
+def _sin_const(inc, phase, out):
+    """_osc_const specialised for sin (the hot path of most patches)."""
+    B, n = out.shape
+    for b in range(B):
+        p = phase[b]
+        d = inc[b]
+        for i in range(n):
+            x = p * _TWO_PI
+            out[b, i] = sin_turn(x) if x >= F32(0.0) else sinf(x)
+            p = p + d
+            if p > F32(1.0):
+                p = p - F32(1.0)
+        phase[b] = p
+
+
 class Oscillator(Node):
     kind = SIN
     channels = 1
@@ -81,8 +98,10 @@ class Oscillator(Node):
             self.inc = (column(self.args[0], B, F32) / F32(self.ctx.sr)).astype(F32)
 
     def process(self, inputs, start, n):
-        out = self.zeros(n)
-        if self.n_inputs == 0:
+        out = np.empty((self.ctx.batch, 1, n), dtype=F32) if self.n_inputs == 0 else self.zeros(n)
+        if self.n_inputs == 0 and self.kind == SIN:
+            _sin_const(self.inc, self.phase, out[:, 0, :])
+        elif self.n_inputs == 0:
             _osc_const(self.kind, self.inc, self.phase, out[:, 0, :])
         elif self.n_inputs == 1:
             freq = np.ascontiguousarray(mono(inputs[0]))
