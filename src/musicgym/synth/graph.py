@@ -22,6 +22,13 @@ from musicgym.synth.nodes import node_class
 from musicgym.synth.nodes.base import BLOCK, F32, Context
 
 CHUNK = 128 * 128
+# samples per chunk x batch rows, so that one node's chunk (float32) stays near 1 MiB in cache
+CHUNK_ROWS_SAMPLES = 1 << 18
+
+
+def chunk_length(batch: int) -> int:
+    """Samples per chunk for an acyclic graph: a multiple of 128 between 1024 and CHUNK."""
+    return int(min(CHUNK, max(1024, (CHUNK_ROWS_SAMPLES // max(1, batch)) // 128 * 128)))
 
 
 @dataclass
@@ -159,7 +166,7 @@ class Runner:
             target = out if padded == n_total else np.empty(out.shape[:2] + (padded,), F32)
             step = BLOCK
         else:
-            padded, target, step = n_total, out, CHUNK
+            padded, target, step = n_total, out, chunk_length(self.ctx.batch)
         while self.start < padded:
             n = min(step, padded - self.start)
             self._advance(target[:, :, self.start:self.start + n], n)
