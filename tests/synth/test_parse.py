@@ -123,3 +123,19 @@ def test_garbage_raises_glicol_errors_not_tracebacks(garbage):
 def test_non_string_code_is_a_type_error():
     with pytest.raises(TypeError):
         parse(42)
+
+
+def test_random_text_never_escapes_as_a_bare_traceback():
+    # fuzz: random strings over Glicol's alphabet either parse or raise a GlicolError
+    import numpy as np
+
+    alphabet = list("abcdefghijklmnopqrstuvwxyz~_0123456789.-+:;>>\n \t,|@\"()[]=/*!{}\\'`")
+    rng = np.random.default_rng(7)
+    for _ in range(3000):
+        text = "".join(rng.choice(alphabet, size=int(rng.integers(1, 40))))
+        if rng.random() < 0.5:
+            text = "o: " + text
+        try:
+            parse(text)
+        except GlicolError:
+            pass
