@@ -21,12 +21,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from pathlib import Path
 
 import numpy as np
 
 from musicgym.errors import (
-    AudioFileError,
     MissingSampleError,
     ParameterError,
     RenderLimitError,
@@ -65,16 +63,9 @@ def load_sample(source: SampleSource) -> tuple[np.ndarray, int]:
         if frames.shape[0] > frames.shape[1]:
             frames = frames.T
         return np.ascontiguousarray(frames), int(sr)
-    import soundfile as sf
+    from musicgym.audio.io import read_audio
 
-    path = Path(source)
-    if not path.is_file():
-        raise AudioFileError(f"sample file {str(path)!r} does not exist")
-    try:
-        data, sr = sf.read(str(path), dtype="float32", always_2d=True)
-    except Exception as exc:  # soundfile raises several types for unreadable files
-        raise AudioFileError(f"cannot read sample file {str(path)!r}: {exc}") from exc
-    return np.ascontiguousarray(data.T), int(sr)
+    return read_audio(source)
 
 
 class Patch:
