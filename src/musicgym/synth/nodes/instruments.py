@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from musicgym.synth.nodes.base import F32, Node, column, mono
+from musicgym.synth.nodes.base import F32, Node, column, dual, mono
 from musicgym.synth.nodes.envelopes import envperc_kernel, seconds_to_samples
 from musicgym.synth.nodes.filters import biquad_kernel
 from musicgym.synth.nodes.sources import SAW, SIN, SQU, TRI, _noise, _osc_input
@@ -72,7 +72,7 @@ class _Compound(Node):
             return self.zeros(n)
         x = np.ascontiguousarray(mono(inputs[0]))
         y = self.voice(x, start)
-        return np.repeat(y[:, None, :], 2, axis=1)
+        return dual(y[:, None, :])
 
     def voice(self, x: np.ndarray, start: int) -> np.ndarray:
         """The instrument's signal (B, n) for trigger x (B, n) (override)."""
