@@ -133,3 +133,27 @@ class InvalidActionError(MusicgymError, ValueError):
 
 class ConfigError(MusicgymError, ValueError):
     """A bad field in a configuration file (the message names the field and the fix)."""
+
+
+class RewardConfigError(MusicgymError, ValueError):
+    """An unknown reward name or a bad reward weight."""
+
+
+class ActionSpaceError(MusicgymError, ValueError):
+    """A bad RaveForce-style action-space spec, or an action outside the space."""
+
+
+class TargetError(MusicgymError, ValueError):
+    """A sound-matching target that cannot be used (empty, unreadable, wrong shape)."""
+
+
+class OutputError(MusicgymError):
+    """An output folder or file that cannot be written (the message names it)."""
+
+
+class DescriptorError(MusicgymError, ValueError):
+    """Bad input to an audio descriptor (signal shape, frame settings, unknown descriptor name)."""
+
+
+class ImproviseConfigError(MusicgymError, ValueError):
+    """A bad setting of the improvisation tools (synth, env argument, settings file, corpus)."""
