@@ -14,6 +14,16 @@ _ENVS = [
     ("musicgym/Accompany-v0", "musicgym.envs.accompany:AccompanyEnv", None, {}),
     ("musicgym/Counterpoint-v0", "musicgym.envs.counterpoint:CounterpointEnv", None, {}),
     ("musicgym/Melody-v0", "musicgym.envs.melody:MelodyEnv", None, {}),
+    ("musicgym/SynthMatch-v0", "musicgym.envs.synth_match:SynthMatchEnv",
+     "musicgym.envs.presets:make_synth_match_vec", {}),
+    ("musicgym/Kick-v0", "musicgym.envs.presets:make_kick",
+     "musicgym.envs.presets:make_kick_vec", {}),
+    ("musicgym/BassLine-v0", "musicgym.envs.presets:make_bassline",
+     "musicgym.envs.presets:make_bassline_vec", {}),
+    ("musicgym/FMTone-v0", "musicgym.envs.presets:make_fm_tone",
+     "musicgym.envs.presets:make_fm_tone_vec", {}),
+    ("musicgym/Snare-v0", "musicgym.envs.presets:make_snare",
+     "musicgym.envs.presets:make_snare_vec", {}),
 ]
 
 

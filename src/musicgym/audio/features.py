@@ -1,0 +1,133 @@
+"""Spectral features for rewards and observations: STFT magnitudes, log-mel, MFCC.
+
+Plain functions over batched float32 audio ``(..., n)``, librosa-style (keyword-only options with
+documented defaults), computed with NumPy's real FFT in float32. Mel filters and DCT matrices
+are cached per configuration, so computing a target's features once and a batch of renders per
+step costs a handful of FFTs.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+
+EPS = 1e-5
+
+
+@lru_cache(maxsize=16)
+def _window(n_fft: int) -> np.ndarray:
+    return np.hanning(n_fft + 1)[:-1].astype(np.float32)
+
+
+def frames(audio: np.ndarray, *, n_fft: int, hop: int) -> np.ndarray:
+    """Frame ``audio`` (..., n) into (..., n_frames, n_fft), zero-padded so that every sample
+    falls in a frame (``n_frames = 1 + ceil(max(n - n_fft, 0) / hop)``)."""
+    audio = np.asarray(audio, dtype=np.float32)
+    n = audio.shape[-1]
+    n_frames = 1 + max(0, -(-(n - n_fft) // hop))
+    total = (n_frames - 1) * hop + n_fft
+    if total > n:
+        pad = [(0, 0)] * (audio.ndim - 1) + [(0, total - n)]
+        audio = np.pad(audio, pad)
+    view = np.lib.stride_tricks.sliding_window_view(audio, n_fft, axis=-1)
+    return view[..., ::hop, :][..., :n_frames, :]
+
+
+def stft_magnitude(audio: np.ndarray, *, n_fft: int = 1024, hop: int | None = None) -> np.ndarray:
+    """Magnitude spectrogram.
+
+    Parameters
+    ----------
+    audio : numpy.ndarray, shape (..., n)
+    n_fft : int, keyword-only
+        FFT size (Hann window), default 1024.
+    hop : int, keyword-only
+        Hop in samples (default ``n_fft // 4``).
+
+    Returns
+    -------
+    numpy.ndarray, shape (..., n_frames, n_fft // 2 + 1), float32
+    """
+    hop = hop or n_fft // 4
+    x = frames(audio, n_fft=n_fft, hop=hop) * _window(n_fft)
+    return np.abs(np.fft.rfft(x, axis=-1)).astype(np.float32)
+
+
+def _hz_to_mel(hz):
+    return 2595.0 * np.log10(1.0 + np.asarray(hz) / 700.0)
+
+
+def _mel_to_hz(mel):
+    return 700.0 * (10.0 ** (np.asarray(mel) / 2595.0) - 1.0)
+
+
+@lru_cache(maxsize=16)
+def mel_filterbank(sr: int, n_fft: int, n_mels: int, fmin: float = 0.0,
+                   fmax: float | None = None) -> np.ndarray:
+    """Triangular mel filters (HTK mel scale, area-normalised), shape (n_fft // 2 + 1, n_mels)."""
+    fmax = fmax or sr / 2.0
+    edges = _mel_to_hz(np.linspace(_hz_to_mel(fmin), _hz_to_mel(fmax), n_mels + 2))
+    freqs = np.linspace(0.0, sr / 2.0, n_fft // 2 + 1)
+    lower, centre, upper = edges[:-2], edges[1:-1], edges[2:]
+    up = (freqs[:, None] - lower) / np.maximum(centre - lower, 1e-9)
+    down = (upper - freqs[:, None]) / np.maximum(upper - centre, 1e-9)
+    weights = np.maximum(0.0, np.minimum(up, down))
+    weights *= 2.0 / np.maximum(upper - lower, 1e-9)
+    return weights.astype(np.float32)
+
+
+def log_mel(audio: np.ndarray, *, sr: int = 44100, n_fft: int = 1024, hop: int | None = None,
+            n_mels: int = 64, magnitude: np.ndarray | None = None) -> np.ndarray:
+    """Log-mel spectrogram, ``log10(mel power + 1e-5)``.
+
+    Parameters
+    ----------
+    audio : numpy.ndarray, shape (..., n)
+    sr, n_fft, hop, n_mels : keyword-only
+        Sample rate, FFT size, hop (default n_fft // 4), mel bands (default 64).
+    magnitude : numpy.ndarray, keyword-only
+        A precomputed ``stft_magnitude`` of the same configuration (saves the FFT).
+
+    Returns
+    -------
+    numpy.ndarray, shape (..., n_frames, n_mels), float32
+    """
+    mag = stft_magnitude(audio, n_fft=n_fft, hop=hop) if magnitude is None else magnitude
+    mel = (mag * mag) @ mel_filterbank(int(sr), n_fft, n_mels)
+    return np.log10(mel + EPS).astype(np.float32)
+
+
+@lru_cache(maxsize=8)
+def _dct_matrix(n_in: int, n_out: int) -> np.ndarray:
+    k = np.arange(n_out)[:, None]
+    n = np.arange(n_in)[None, :]
+    basis = np.cos(np.pi / n_in * (n + 0.5) * k) * np.sqrt(2.0 / n_in)
+    basis[0] /= np.sqrt(2.0)
+    return basis.T.astype(np.float32)  # orthonormal DCT-II, (n_in, n_out)
+
+
+def mfcc(audio: np.ndarray, *, sr: int = 44100, n_mfcc: int = 13, n_fft: int = 2048,
+         hop: int = 512, n_mels: int = 128) -> np.ndarray:
+    """Mel-frequency cepstral coefficients (orthonormal DCT-II of the dB log-mel spectrum).
+
+    The defaults are spiegelib's sound-matching metric: 13 coefficients, FFT 2048, hop 512.
+
+    Returns
+    -------
+    numpy.ndarray, shape (..., n_frames, n_mfcc), float32
+    """
+    db = 10.0 * log_mel(audio, sr=sr, n_fft=n_fft, hop=hop, n_mels=n_mels)
+    return (db @ _dct_matrix(n_mels, n_mfcc)).astype(np.float32)
+
+
+def pool_frames(features: np.ndarray, n_out: int) -> np.ndarray:
+    """Average (..., n_frames, d) features into (..., n_out, d) equal time slices (empty slices
+    repeat the nearest frame), for fixed-size observations of any clip length."""
+    n = features.shape[-2]
+    edges = np.linspace(0, n, n_out + 1)
+    lo = np.minimum(np.floor(edges[:-1]).astype(int), n - 1)
+    hi = np.maximum(np.ceil(edges[1:]).astype(int), lo + 1)
+    csum = np.concatenate([np.zeros_like(features[..., :1, :]), np.cumsum(features, axis=-2)],
+                          axis=-2)
+    return ((csum[..., hi, :] - csum[..., lo, :]) / (hi - lo)[:, None]).astype(np.float32)

@@ -1,0 +1,178 @@
+"""The machinery shared by the single and the vector sound-matching env: targets, batched
+rendering of segments, rewards and observations for B rows at once.
+
+Not an env itself: ``synth_match.py`` (one env) and ``synth_match_vector.py`` (B envs in one
+engine call) are thin layers over :class:`MatchCore`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+from gymnasium import spaces
+
+from musicgym.audio.distances import Distance, make_distance
+from musicgym.audio.features import log_mel, pool_frames
+from musicgym.envs.spaces import ParameterMap
+from musicgym.errors import TargetError
+from musicgym.synth import Patch
+
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".aif", ".aiff", ".mp3")
+OBSERVATIONS = ("features", "audio", "goal")
+FEATURE_LOW, FEATURE_HIGH = -5.0, 8.0  # log10 mel power, clipped
+AUDIO_BOUND = 10.0  # Glicol has no limiter: observations clip the waveform to +-10
+
+
+def load_targets(target, *, sr: int, max_seconds: float = 60.0) -> list[tuple[str, np.ndarray]]:
+    """Targets as (name, mono float32 array at ``sr``) from a file, folder, array or a list.
+
+    Raises
+    ------
+    TargetError
+        Nothing usable (an empty folder, an empty or non-finite array, a bad type).
+    AudioFileError
+        A file that cannot be read (named in the message).
+    """
+    from musicgym.audio.io import read_audio
+
+    def one(item, name: str) -> tuple[str, np.ndarray]:
+        if isinstance(item, (str, os.PathLike)):
+            audio, _ = read_audio(item, sr=sr)
+            name = Path(item).name
+        else:
+            audio = np.asarray(item, dtype=np.float32)
+        audio = np.atleast_2d(audio)
+        if audio.shape[0] > audio.shape[1]:
+            audio = audio.T
+        mono = audio.mean(axis=0).astype(np.float32)
+        if mono.size == 0:
+            raise TargetError(f"target {name!r} is empty")
+        if not np.isfinite(mono).all():
+            raise TargetError(f"target {name!r} contains NaN or inf samples")
+        if mono.size > max_seconds * sr:
+            raise TargetError(f"target {name!r} is {mono.size / sr:.1f} s long, over "
+                              f"max_target_seconds={max_seconds}: trim it or raise the limit")
+        return name, mono
+
+    if isinstance(target, (str, os.PathLike)) and Path(target).is_dir():
+        files = sorted(p for p in Path(target).iterdir() if p.suffix.lower() in AUDIO_EXTENSIONS)
+        if not files:
+            raise TargetError(f"no audio files ({', '.join(AUDIO_EXTENSIONS)}) in {target}")
+        return [one(f, f.name) for f in files]
+    if isinstance(target, (list, tuple)) and target and not np.isscalar(target[0]):
+        return [one(t, f"target[{i}]") for i, t in enumerate(target)]
+    if isinstance(target, (str, os.PathLike, np.ndarray, list, tuple)):
+        return [one(target, "target")]
+    raise TargetError(f"target must be an audio file, a folder, an array or a list of those, "
+                      f"got {type(target).__name__}")
+
+
+class MatchCore:
+    """Sound matching for B rows: the patch, the action mapping, targets and their features.
+
+    Parameters are those of :class:`~musicgym.envs.synth_match.SynthMatchEnv`.
+    """
+
+    def __init__(self, code: str, target, total_step: int, step_len: float | None,
+                 action_space: Sequence, *, reward="mrstft", observation: str = "features",
+                 backend: str = "numpy", sr: int = 44100, bpm: float = 120.0,
+                 samples: Mapping | None = None, flat_actions: bool = False,
+                 clip_actions: bool = False, obs_frames: int = 32, obs_mels: int = 32,
+                 max_target_seconds: float = 60.0) -> None:
+        if not isinstance(total_step, (int, np.integer)) or total_step < 1:
+            raise TargetError(f"total_step must be a positive integer, got {total_step!r}")
+        if observation not in OBSERVATIONS:
+            raise TargetError(f"observation must be one of {OBSERVATIONS}, got {observation!r}")
+        self.patch = Patch(code, sr=sr, bpm=bpm, backend=backend, samples=samples)
+        self.sr = self.patch.sr
+        self.pmap = ParameterMap(action_space, n_holes=self.patch.n_params, flat=flat_actions,
+                                 clip=clip_actions)
+        self.distance: Distance = make_distance(reward, sr=self.sr)
+        self.targets = load_targets(target, sr=self.sr, max_seconds=max_target_seconds)
+        self.total_step = int(total_step)
+        longest = max(t.size for _, t in self.targets)
+        if step_len is None:
+            step_len = longest / self.sr / self.total_step
+        if not (isinstance(step_len, (int, float, np.number)) and np.isfinite(step_len)
+                and step_len > 0):
+            raise TargetError(f"step_len must be a positive duration in seconds, got {step_len!r}")
+        self.step_len = float(step_len)
+        self.seg = max(1, int(round(self.step_len * self.sr)))
+        self.clip_len = self.seg * self.total_step
+        # targets padded or cut to the clip, and their features per segment, computed once
+        self.target_clips = np.zeros((len(self.targets), self.clip_len), dtype=np.float32)
+        for i, (_, t) in enumerate(self.targets):
+            self.target_clips[i, :min(t.size, self.clip_len)] = t[:self.clip_len]
+        self._prepared: dict[tuple[int, int], object] = {}
+        self.observation = observation
+        self.obs_frames, self.obs_mels = int(obs_frames), int(obs_mels)
+        self._target_obs = [self._features(self.target_clips[i:i + 1])[0]
+                            for i in range(len(self.targets))]
+        self.observation_space = self._observation_space()
+        self.action_space = self.pmap.space
+
+    # -- spaces ------------------------------------------------------------------------------
+    def _observation_space(self) -> spaces.Box:
+        if self.observation == "audio":
+            return spaces.Box(-AUDIO_BOUND, AUDIO_BOUND, shape=(self.clip_len + 1,),
+                              dtype=np.float32)
+        n = self.obs_frames * self.obs_mels * (2 if self.observation == "goal" else 1) + 1
+        return spaces.Box(FEATURE_LOW, FEATURE_HIGH, shape=(n,), dtype=np.float32)
+
+    def _features(self, clips: np.ndarray) -> np.ndarray:
+        mel = log_mel(clips, sr=self.sr, n_fft=1024, hop=256, n_mels=self.obs_mels)
+        pooled = pool_frames(mel, self.obs_frames).reshape(clips.shape[0], -1)
+        return np.clip(np.nan_to_num(pooled, nan=FEATURE_LOW), FEATURE_LOW, FEATURE_HIGH)
+
+    def observe(self, clips: np.ndarray, steps: np.ndarray, targets: np.ndarray) -> np.ndarray:
+        """(B, obs) float32 observations of the clips so far."""
+        progress = (steps / self.total_step).astype(np.float32)[:, None]
+        if self.observation == "audio":
+            body = np.clip(np.nan_to_num(clips, nan=0.0), -AUDIO_BOUND, AUDIO_BOUND)
+        else:
+            body = self._features(clips)
+            if self.observation == "goal":
+                body = np.concatenate([body, np.stack([self._target_obs[t] for t in targets])],
+                                      axis=1)
+        return np.concatenate([body, progress], axis=1).astype(np.float32)
+
+    # -- rewards -----------------------------------------------------------------------------
+    def prepared(self, target: int, segment: int):
+        """The target's features for a segment (``-1``: the whole clip), computed once."""
+        key = (target, segment)
+        if key not in self._prepared:
+            clip = self.target_clips[target]
+            span = clip if segment < 0 else clip[segment * self.seg:(segment + 1) * self.seg]
+            self._prepared[key] = self.distance.prepare(span)
+        return self._prepared[key]
+
+    def distances(self, audio: np.ndarray, targets: np.ndarray, segment: int) -> np.ndarray:
+        """Distances of (B, n) audio to each row's target span (rows grouped by target)."""
+        out = np.empty(audio.shape[0], dtype=np.float32)
+        for t in np.unique(targets):
+            rows = np.nonzero(targets == t)[0]
+            out[rows] = self.distance(audio[rows], self.prepared(int(t), segment))
+        return out
+
+    # -- stepping ----------------------------------------------------------------------------
+    def render_segments(self, actions, batch: int) -> tuple[np.ndarray, np.ndarray]:
+        """(parameters (B, P), left-channel segments (B, seg)) for a batch of actions."""
+        params = self.pmap.params(actions, batch)
+        audio = self.patch.render(params, n_samples=self.seg, progress=False)
+        return params, np.ascontiguousarray(audio[:, 0, :])
+
+    def step(self, clips: np.ndarray, steps: np.ndarray, targets: np.ndarray, actions,
+             rows: np.ndarray) -> dict:
+        """Advance ``rows`` (all at the same step) in place; return rewards and diagnostics."""
+        k = int(steps[rows[0]])
+        params, seg = self.render_segments(actions, len(rows))
+        seg = np.nan_to_num(seg, nan=0.0, posinf=AUDIO_BOUND, neginf=-AUDIO_BOUND)
+        clips[rows, k * self.seg:(k + 1) * self.seg] = seg
+        steps[rows] += 1
+        reward = -self.distances(seg, targets[rows], k)
+        clip_distance = self.distances(clips[rows], targets[rows], -1)
+        return {"reward": reward.astype(np.float32), "params": params,
+                "clip_distance": clip_distance}

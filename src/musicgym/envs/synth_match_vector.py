@@ -1,0 +1,91 @@
+"""The native vector version of ``musicgym/SynthMatch-v0``: B envs rendered in one engine call.
+
+``gymnasium.make_vec("musicgym/SynthMatch-v0", num_envs=B, ...)`` returns this class (it is the
+registered ``vector_entry_point``). Semantics are Gymnasium's: batched spaces, and autoreset in
+``NEXT_STEP`` mode (the step after an env ends resets it, returning its first observation with
+reward 0). ``musicgym.train.sb3.SB3VecEnv`` adapts it to Stable-Baselines3's ``VecEnv``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+from gymnasium.vector import AutoresetMode, VectorEnv
+from gymnasium.vector.utils import batch_space
+
+from musicgym.envs.matching import MatchCore
+
+
+class SynthMatchVectorEnv(VectorEnv):
+    """B sound-matching envs in lockstep; see :class:`~musicgym.envs.synth_match.SynthMatchEnv`
+    for the task, spaces and rewards. Extra argument: ``num_envs``."""
+
+    metadata = {"render_modes": [], "autoreset_mode": AutoresetMode.NEXT_STEP}
+
+    def __init__(self, code: str, target, total_step: int = 1, step_len: float | None = None,
+                 action_space: Sequence = (), *, num_envs: int = 1, reward="mrstft",
+                 criteria=None, observation: str = "features", backend: str = "numpy",
+                 sr: int = 44100, bpm: float = 120.0, samples: Mapping | None = None,
+                 flat_actions: bool = False, clip_actions: bool = False, obs_frames: int = 32,
+                 obs_mels: int = 32, max_target_seconds: float = 60.0) -> None:
+        if not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
+            raise ValueError(f"num_envs must be a positive integer, got {num_envs!r}")
+        self.core = MatchCore(code, target, total_step, step_len, action_space,
+                              reward=criteria if criteria is not None else reward,
+                              observation=observation, backend=backend, sr=sr, bpm=bpm,
+                              samples=samples, flat_actions=flat_actions,
+                              clip_actions=clip_actions, obs_frames=obs_frames,
+                              obs_mels=obs_mels, max_target_seconds=max_target_seconds)
+        self.num_envs = int(num_envs)
+        self.single_action_space = self.core.action_space
+        self.single_observation_space = self.core.observation_space
+        self.action_space = batch_space(self.single_action_space, self.num_envs)
+        self.observation_space = batch_space(self.single_observation_space, self.num_envs)
+        self.clips = np.zeros((self.num_envs, self.core.clip_len), dtype=np.float32)
+        self.steps = np.zeros(self.num_envs, dtype=np.int64)
+        self.targets = np.zeros(self.num_envs, dtype=np.int64)
+        self._needs_reset = np.zeros(self.num_envs, dtype=bool)
+
+    def _reset_rows(self, rows: np.ndarray) -> None:
+        self.clips[rows] = 0.0
+        self.steps[rows] = 0
+        n_targets = len(self.core.targets)
+        self.targets[rows] = self.np_random.integers(n_targets, size=len(rows)) \
+            if n_targets > 1 else 0
+        self._needs_reset[rows] = False
+
+    def _obs(self) -> np.ndarray:
+        return self.core.observe(self.clips, self.steps, self.targets)
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        self._reset_rows(np.arange(self.num_envs))
+        return self._obs(), {"target_index": self.targets.copy()}
+
+    def _rows_of(self, actions, rows: np.ndarray):
+        if isinstance(actions, dict):
+            return {k: np.asarray(v)[rows] for k, v in actions.items()}
+        return np.asarray(actions)[rows]
+
+    def step(self, actions):
+        rewards = np.zeros(self.num_envs, dtype=np.float32)
+        clip_distance = np.full(self.num_envs, np.nan, dtype=np.float32)
+        resetting = np.nonzero(self._needs_reset)[0]
+        if resetting.size:
+            self._reset_rows(resetting)
+        active = np.setdiff1d(np.arange(self.num_envs), resetting)
+        # rows in lockstep share a step index; group them in case they ever differ
+        for k in np.unique(self.steps[active]):
+            rows = active[self.steps[active] == k]
+            out = self.core.step(self.clips, self.steps, self.targets,
+                                 self._rows_of(actions, rows), rows)
+            rewards[rows] = out["reward"]
+            clip_distance[rows] = out["clip_distance"]
+        terminated = np.zeros(self.num_envs, dtype=bool)
+        terminated[active] = self.steps[active] >= self.core.total_step
+        self._needs_reset = terminated.copy()
+        info = {"clip_distance": clip_distance, "_clip_distance": ~np.isnan(clip_distance),
+                "target_index": self.targets.copy(),
+                "_target_index": np.ones(self.num_envs, dtype=bool)}
+        return self._obs(), rewards, terminated, np.zeros(self.num_envs, dtype=bool), info

@@ -1,0 +1,213 @@
+"""musicgym/SynthMatch-v0 and its presets: RaveForce's interface, Gymnasium/SB3 checkers,
+determinism, the native vector env, bad input, and NaN/inf never escaping."""
+
+from __future__ import annotations
+
+import warnings
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+
+import musicgym
+from musicgym.envs.presets import KICK_CODE, PRESETS, kick_target
+from musicgym.envs.synth_match import SynthMatchEnv
+from musicgym.errors import ActionSpaceError, AudioFileError, TargetError
+
+PRESET_IDS = [f"musicgym/{name}" for name in PRESETS]
+KICK_SPACE = [("exp", 0.0005, 0.05), ("exp", 0.05, 0.5), ("exp", 30.0, 300.0)]
+
+
+@pytest.mark.parametrize("env_id", PRESET_IDS)
+def test_presets_pass_gymnasium_and_sb3_checkers(env_id):
+    sb3_checker = pytest.importorskip("stable_baselines3.common.env_checker")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        check_env(gym.make(env_id).unwrapped)
+        sb3_checker.check_env(gym.make(env_id).unwrapped)
+
+
+def test_raveforce_script_ports_with_five_return_values():
+    target = kick_target()
+    env = musicgym.make_synth_match(
+        "~env: imp 0.1 >> envperc {} {}\nkick_drum: sin {} >> mul ~env", target=target,
+        total_step=1, step_len=len(target) / 44100,
+        action_space=[["lin", 0.0001, 0.01], ["rel", 0, lambda x: 0.5 - 0.0001 - x],
+                      ["exp", 10, 10000]], criteria="mse")
+    obs, info = env.reset(seed=0)
+    action = env.action_space.sample()
+    obs, reward, terminated, truncated, info = env.step(action)
+    assert terminated and not truncated  # RaveForce never ended its episodes
+    assert -100.0 <= reward <= 0.0
+    p = info["params"]
+    assert p["1"] == pytest.approx(0.5 - 0.0001 - p["0"])
+
+
+def test_same_seed_same_episode_bit_for_bit():
+    def run(seed):
+        env = gym.make("musicgym/BassLine-v0")
+        env.action_space.seed(seed)
+        obs, _ = env.reset(seed=seed)
+        out = [obs]
+        for _ in range(4):
+            obs, reward, *_ = env.step(env.action_space.sample())
+            out += [obs, np.float32(reward)]
+        return out
+
+    a, b = run(3), run(3)
+    assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+
+
+def test_episode_is_a_sequencer_and_terminates():
+    env = gym.make("musicgym/BassLine-v0")
+    obs, _ = env.reset(seed=0)
+    core = env.unwrapped.core
+    for k in range(16):
+        obs, reward, terminated, truncated, info = env.step(env.action_space.sample())
+        clip = env.unwrapped.clip_audio
+        assert np.abs(clip[k * core.seg:(k + 1) * core.seg]).max() > 0  # segment k written
+        assert not clip[(k + 1) * core.seg:].any()  # nothing after it yet
+        assert obs[-1] == pytest.approx((k + 1) / 16)
+        assert terminated == (k == 15) and not truncated
+    with pytest.raises(RuntimeError, match="reset"):
+        env.step(env.action_space.sample())
+
+
+def test_a_better_match_gets_a_better_reward():
+    env = SynthMatchEnv(KICK_CODE, kick_target(), 1, 0.5, KICK_SPACE)
+    env.reset(seed=0)
+    # attack 1 ms, decay 0.3 s, 60 Hz is close to the swept kick; 40 ms / 0.06 s / 290 Hz is not
+    close = np.array([2 * np.log(0.001 / 0.0005) / np.log(100) - 1,
+                      2 * np.log(0.3 / 0.05) / np.log(10) - 1,
+                      2 * np.log(60 / 30) / np.log(10) - 1], dtype=np.float32)
+    far = np.array([0.9, -0.9, 0.95], dtype=np.float32)
+    _, r_close, *_ = env.step(close)
+    env.reset(seed=0)
+    _, r_far, *_ = env.step(far)
+    assert r_close > r_far
+
+
+@pytest.mark.parametrize("reward", ["mse", "mrstft", "logmel", "mfcc", {"mrstft": 1, "mfcc": 0.01}])
+def test_rewards_are_bounded_float32(reward):
+    env = SynthMatchEnv(KICK_CODE, kick_target(), 1, 0.5, KICK_SPACE, reward=reward)
+    env.reset(seed=0)
+    _, r, *_ = env.step(env.action_space.sample())
+    bound = env.core.distance.bound
+    assert -bound <= r <= 0.0 and np.isfinite(r)
+
+
+def test_nan_and_inf_never_reach_observation_or_reward():
+    # a patch whose output overflows to inf then NaN (seq note 6468 is 2^534)
+    env = SynthMatchEnv("o: seq {n} >> mul {g}", kick_target(), 1, 0.5,
+                        [("choose", [6468, 60]), ("lin", -1e30, 1e30)], flat_actions=True)
+    obs, _ = env.reset(seed=0)
+    obs, r, *_ = env.step(np.array([-1.0, 1.0], dtype=np.float32))
+    assert np.isfinite(obs).all() and np.isfinite(r)
+    assert env.observation_space.contains(obs)
+
+
+@pytest.mark.parametrize("observation", ["features", "audio", "goal"])
+def test_observations_are_inside_their_bounds(observation):
+    env = SynthMatchEnv(KICK_CODE, kick_target(), 1, 0.5, KICK_SPACE, observation=observation)
+    obs, _ = env.reset(seed=0)
+    assert env.observation_space.contains(obs)
+    obs, *_ = env.step(env.action_space.sample())
+    assert env.observation_space.contains(obs)
+
+
+def test_out_of_range_actions_raise_or_clip():
+    env = SynthMatchEnv(KICK_CODE, kick_target(), 1, 0.5, KICK_SPACE)
+    env.reset(seed=0)
+    with pytest.raises(ActionSpaceError, match="clip_actions=True"):
+        env.step(np.array([2.0, 0.0, 0.0], dtype=np.float32))
+    with pytest.raises(ActionSpaceError, match="finite"):
+        env.step(np.array([np.nan, 0.0, 0.0], dtype=np.float32))
+    clipped = SynthMatchEnv(KICK_CODE, kick_target(), 1, 0.5, KICK_SPACE, clip_actions=True)
+    clipped.reset(seed=0)
+    _, r, *_ = clipped.step(np.array([2.0, 0.0, 0.0], dtype=np.float32))
+    assert np.isfinite(r)
+
+
+@pytest.mark.parametrize("spec,match", [
+    ([("lin", 1.0, 1.0), ("exp", 1, 2), ("exp", 1, 2)], "lo < hi"),
+    ([("exp", 0.0, 1.0), ("exp", 1, 2), ("exp", 1, 2)], "lo > 0"),
+    ([("lin", 0, 1), ("rel", 2, "x"), ("exp", 1, 2)], "earlier hole"),
+    ([("lin", 0, 1), ("rel", 1, "x"), ("exp", 1, 2)], "earlier hole"),
+    ([("lin", 0, 1), ("choose", []), ("exp", 1, 2)], "at least one value"),
+    ([("lin", 0, 1), ("cubic", 0, 1), ("exp", 1, 2)], "unknown kind"),
+    ([("lin", 0, 1)], "3 holes"),
+    ([("lin", 0, 1), ("rel", 0, "__import__('os')"), ("exp", 1, 2)], "only x"),
+])
+def test_bad_action_specs_are_refused_at_make_time(spec, match):
+    with pytest.raises(ActionSpaceError, match=match):
+        SynthMatchEnv(KICK_CODE, kick_target(), 1, 0.5, spec)
+
+
+def test_mixed_actions_are_a_dict_unless_flat():
+    spec = [("choose", [36, 48]), ("exp", 100.0, 5000.0)]
+    env = SynthMatchEnv(PRESETS["BassLine-v0"]["code"], kick_target(), 2, 0.25, spec)
+    assert isinstance(env.action_space, gym.spaces.Dict)
+    env.reset(seed=0)
+    _, r, *_ = env.step({"continuous": np.zeros(1, np.float32), "discrete": np.array([1])})
+    assert np.isfinite(r)
+    flat = SynthMatchEnv(PRESETS["BassLine-v0"]["code"], kick_target(), 2, 0.25, spec,
+                         flat_actions=True)
+    assert flat.action_space.shape == (2,)
+    np.testing.assert_allclose(flat.core.pmap.params(np.array([[1.0, -1.0]]))[0], [48.0, 100.0])
+
+
+def test_targets_from_files_folders_and_lists(tmp_path, oneshots_dir):
+    files = sorted(oneshots_dir.glob("bd_*.flac"))
+    env = SynthMatchEnv(KICK_CODE, oneshots_dir, 1, 0.4, KICK_SPACE)
+    names = {env.reset(seed=s)[1]["target"] for s in range(12)}
+    assert len(names) > 3  # goal-conditioned: episodes draw different targets
+    listed = SynthMatchEnv(KICK_CODE, files, 1, 0.4, KICK_SPACE)
+    assert len(listed.core.targets) == len(files)
+    with pytest.raises(TargetError, match="no audio files"):
+        SynthMatchEnv(KICK_CODE, tmp_path, 1, 0.4, KICK_SPACE)
+    with pytest.raises(AudioFileError, match="missing.wav"):
+        SynthMatchEnv(KICK_CODE, tmp_path / "missing.wav", 1, 0.4, KICK_SPACE)
+    with pytest.raises(TargetError, match="NaN"):
+        SynthMatchEnv(KICK_CODE, np.array([0.0, np.nan]), 1, 0.4, KICK_SPACE)
+
+
+def test_vector_env_matches_single_envs_and_autoresets():
+    venv = gym.make_vec("musicgym/Kick-v0", num_envs=4)
+    assert type(venv).__name__ == "SynthMatchVectorEnv"
+    obs, _ = venv.reset(seed=0)
+    actions = np.linspace(-0.9, 0.9, 12, dtype=np.float32).reshape(4, 3)
+    obs, rewards, terminated, truncated, info = venv.step(actions)
+    assert terminated.all() and not truncated.any()
+    for i in range(4):
+        single = gym.make("musicgym/Kick-v0")
+        single.reset(seed=0)
+        _, r, *_ = single.step(actions[i])
+        assert rewards[i] == pytest.approx(r, rel=1e-6)
+    obs, rewards, terminated, *_ = venv.step(actions)  # NEXT_STEP autoreset
+    assert (rewards == 0).all() and not terminated.any() and (obs[:, -1] == 0).all()
+
+
+def test_sb3_adapter_resets_immediately():
+    pytest.importorskip("stable_baselines3")
+    from musicgym.train.sb3 import SB3VecEnv
+
+    venv = SB3VecEnv(gym.make_vec("musicgym/Kick-v0", num_envs=3))
+    obs = venv.reset()
+    venv.step_async(np.zeros((3, 3), dtype=np.float32))
+    obs, rewards, dones, infos = venv.step_wait()
+    assert dones.all() and all("terminal_observation" in i for i in infos)
+    assert (obs[:, -1] == 0).all()  # already reset: progress 0
+    assert infos[0]["terminal_observation"][-1] == 1.0
+
+
+@pytest.mark.reference
+def test_reference_backend_gives_the_same_rewards(glicol):
+    numpy_env = gym.make("musicgym/Kick-v0")
+    glicol_env = gym.make("musicgym/Kick-v0", backend="glicol")
+    action = np.array([0.1, -0.2, 0.3], dtype=np.float32)
+    numpy_env.reset(seed=0)
+    glicol_env.reset(seed=0)
+    _, r1, *_ = numpy_env.step(action)
+    _, r2, *_ = glicol_env.step(action)
+    assert r1 == pytest.approx(r2, abs=1e-4)
