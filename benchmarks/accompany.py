@@ -2,9 +2,11 @@
 
 For each follower (oracle, MIDI OLTW against training take 1) and each tempo model: the share
 of shared onsets within 50/100/250 ms of the soloist, mean and median |asynchrony|, and tempo
-jitter, beside the human secondo of the same takes; then follower accuracy and the time per
-OLTW update (median of 5 runs over 2,000 frames). Prints a table and writes
-benchmarks/results/accompany.json. Run: ``.venv/bin/python benchmarks/accompany.py``.
+jitter, beside the human secondo of the same takes. Every accompanist re-synchronises (jumps to
+the soloist when more than ``RESYNC_S`` apart); the Kalman model is also run without it.
+Then follower accuracy and the time per OLTW update (median of 5 runs over 2,000 frames).
+Prints a table and writes benchmarks/results/accompany.json.
+Run: ``.venv/bin/python benchmarks/accompany.py``.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from musicgym.follow.accompanist import make_episode
+from musicgym.follow.accompanist import RESYNC_S, make_episode
 from musicgym.follow.corpus import TEST_TAKES, brahms_takes, reference_take
 from musicgym.follow.evaluate import evaluate_tempo_model, human_metrics
 from musicgym.follow.followers import (
@@ -65,19 +67,26 @@ def main() -> None:
         results["followers"][follower_name] = follower_accuracy(np.concatenate(errors))
         for model in TEMPO_MODELS:
             row = evaluate_tempo_model(episodes, lambda m=model: make_tempo_model(m))
-            results["rows"].append({"follower": follower_name, "accompanist": model, **row})
+            results["rows"].append({"follower": follower_name, "accompanist": model,
+                                    "resync_s": RESYNC_S, **row})
+        row = evaluate_tempo_model(episodes, lambda: make_tempo_model("kalman"), resync_s=None)
+        results["rows"].append({"follower": follower_name, "accompanist": "kalman",
+                                "resync_s": None, **row})
     human = [human_metrics(make_episode(t.solo, t.accompaniment.score,
                                         accompaniment=t.accompaniment)) for t in held_out]
     pooled = {k: float(np.mean([h[k] for h in human])) for k in human[0]}
-    results["rows"].append({"follower": "-", "accompanist": "human secondo", **pooled})
+    results["rows"].append({"follower": "-", "accompanist": "human secondo", "resync_s": None,
+                            **pooled})
     results["oltw_update_ms"] = update_time_ms(takes)
     results["machine"] = platform.platform()
 
-    header = f"{'follower':8} {'accompanist':16} {'<=50ms':>7} {'<=100ms':>8} {'<=250ms':>8} "
+    header = f"{'follower':8} {'accompanist':16} {'resync':>6} {'<=50ms':>7} {'<=100ms':>8} "
+    header += f"{'<=250ms':>8} "
     header += f"{'mean|a|':>8} {'med|a|':>7} {'jitter':>7}"
     print(header)
     for r in results["rows"]:
-        print(f"{r['follower']:8} {r['accompanist']:16} {r['within_50_ms']:7.1%} "
+        resync = "-" if r["resync_s"] is None else f"{r['resync_s']:.2f}"
+        print(f"{r['follower']:8} {r['accompanist']:16} {resync:>6} {r['within_50_ms']:7.1%} "
               f"{r['within_100_ms']:8.1%} {r['within_250_ms']:8.1%} {r['mean_abs_ms']:8.1f} "
               f"{r['median_abs_ms']:7.1f} {r['tempo_jitter']:7.3f}")
     for name, acc in results["followers"].items():

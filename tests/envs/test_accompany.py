@@ -34,7 +34,7 @@ def test_check_env_real_and_sb3():
 
 @needs_duets
 def test_actions_change_the_future():
-    env = gym.make("musicgym/Accompany-v0", split="test").unwrapped
+    env = gym.make("musicgym/Accompany-v0", split="test", resync_s=None).unwrapped
     positions = []
     for action in (-1.0, 1.0):
         env.reset(seed=0, options={"take": 6, "start": 100})
@@ -89,6 +89,8 @@ def test_memory_uses_earlier_takes_only():
 def test_bad_arguments_are_named():
     with pytest.raises(AccompanyConfigError, match="unknown follower 'hmm'"):
         gym.make("musicgym/Accompany-v0", follower="hmm", sources=("simulated",))
+    with pytest.raises(AccompanyConfigError, match="resync_s must be > 0"):
+        gym.make("musicgym/Accompany-v0", resync_s=-1.0, sources=("simulated",))
     with pytest.raises(AccompanyConfigError, match="unknown split 'dev'"):
         gym.make("musicgym/Accompany-v0", split="dev", sources=("simulated",))
     env = gym.make("musicgym/Accompany-v0", sources=("simulated",)).unwrapped

@@ -78,6 +78,20 @@ def test_oltw_recovers_when_the_soloist_goes_quiet(brahms_takes):
     assert within[None] < 0.2
 
 
+def test_restarted_path_does_not_race_through_a_held_note(brahms_takes):
+    # take 7 holds a note after a rest near beat 184; a path restarted there with a short
+    # normalising length ran 5 beats ahead of the soloist (2 s early reports)
+    reference, live = brahms_takes[0].solo.performed, brahms_takes[6].solo.performed
+    worst = {}
+    for prior_s in (0.0, 1.0):
+        follower = OLTWFollower(reference, restart_prior_s=prior_s)
+        errors = follower_errors_ms(*follower.track(live), live)
+        worst[prior_s] = np.nanmax(np.abs(errors))
+    # measured: 2022 ms without the prior length, 761 ms with it
+    assert worst[0.0] > 1500
+    assert worst[1.0] < 1000
+
+
 def test_follower_update_is_fast(brahms_takes):
     follower = OLTWFollower(brahms_takes[0].solo.performed)
     roll = piano_roll(brahms_takes[6].solo.performed, follower.frame_s)
@@ -95,3 +109,5 @@ def test_bad_follower_settings():
         NoisyOracleFollower(dropout=1.5)
     with pytest.raises(AccompanyConfigError, match="step >= 1"):
         OLTWFollower(np.zeros(0, dtype=[("onset_sec", "f8")]), step=0)
+    with pytest.raises(AccompanyConfigError, match="restart_prior_s >= 0"):
+        OLTWFollower(np.zeros(0, dtype=[("onset_sec", "f8")]), restart_prior_s=-1.0)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from musicgym.errors import AccompanyConfigError
 from musicgym.follow.accompanist import make_episode
-from musicgym.follow.evaluate import evaluate_tempo_model, human_metrics
+from musicgym.follow.evaluate import evaluate_tempo_model, human_metrics, run_tempo_model
 from musicgym.follow.followers import OracleFollower
 from musicgym.follow.tempo import TEMPO_MODELS, KalmanTempo, make_tempo_model
 
@@ -21,7 +22,8 @@ def test_episodes(brahms_takes):
 
 
 def test_models_rank_as_expected_with_a_perfect_follower(test_episodes):
-    results = {name: evaluate_tempo_model(test_episodes, lambda n=name: make_tempo_model(n))
+    results = {name: evaluate_tempo_model(test_episodes, lambda n=name: make_tempo_model(n),
+                                          resync_s=None)
                for name in TEMPO_MODELS}
     # a metronome drifts away by seconds; listening models stay within tens of ms
     assert results["fixed"]["median_abs_ms"] > 1000
@@ -34,6 +36,31 @@ def test_models_rank_as_expected_with_a_perfect_follower(test_episodes):
     # the human secondo of the same takes remains the ceiling
     human = [human_metrics(ep) for ep in test_episodes]
     assert min(h["within_50_ms"] for h in human) > results["kalman"]["within_50_ms"]
+
+
+def test_resynchronising_keeps_every_model_closer(test_episodes):
+    for name in ("fixed", "reactive", "kalman"):
+        plain = evaluate_tempo_model(test_episodes, lambda n=name: make_tempo_model(n),
+                                     resync_s=None)
+        recovering = evaluate_tempo_model(test_episodes, lambda n=name: make_tempo_model(n),
+                                          resync_s=0.15)
+        assert recovering["mean_abs_ms"] < plain["mean_abs_ms"], name
+        assert recovering["within_100_ms"] > plain["within_100_ms"], name
+    # measured: the metronome that jumps back to the soloist stays within 100 ms on 62 %
+    assert recovering["within_100_ms"] > 0.9  # Kalman: 94 %
+
+
+def test_a_resync_jumps_and_never_replays_a_note(test_episodes):
+    episode = test_episodes[0]
+    run = run_tempo_model(episode, make_tempo_model("fixed"), resync_s=0.15)
+    assert run.resyncs > 10  # a metronome loses the soloist again and again
+    played = np.asarray(run.played_beat)
+    assert np.all(np.diff(played) > 0)  # forward jumps skip notes, backward ones wait
+    assert np.all(np.diff(run.played_sec) >= 0)
+    never = run_tempo_model(episode, make_tempo_model("fixed"), resync_s=None)
+    assert never.resyncs == 0
+    with pytest.raises(AccompanyConfigError, match="resync_s must be > 0"):
+        run_tempo_model(episode, make_tempo_model("fixed"), resync_s=0.0)
 
 
 def test_kalman_converges_to_a_steady_tempo():

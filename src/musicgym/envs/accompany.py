@@ -10,7 +10,7 @@ from gymnasium import spaces
 
 from musicgym.errors import AccompanyConfigError
 from musicgym.follow import corpus
-from musicgym.follow.accompanist import AccompanistRun, Episode, make_episode
+from musicgym.follow.accompanist import RESYNC_S, AccompanistRun, Episode, make_episode
 from musicgym.follow.simulate import simulate_performance
 from musicgym.follow.tempo import MAX_BEAT_PERIOD_S, MIN_BEAT_PERIOD_S
 
@@ -110,6 +110,7 @@ class AccompanyEnv(gym.Env):
         memory=False,             # add what earlier takes of the piece did at the coming onsets
         max_log_ratio=0.5, tempo_penalty=0.1, huber_delta_ms=25.0,
         history=6, lookahead=4, p_real=0.5, duets_dir=None,
+        resync_s=0.15,            # jump to the soloist beyond this distance; None: never
     )
     obs, info = env.reset(seed=0, options={"take": 6, "start": 0})  # options are optional
     ```
@@ -139,6 +140,7 @@ class AccompanyEnv(gym.Env):
         lookahead: int = 4,
         p_real: float = 0.5,
         duets_dir=None,
+        resync_s: float | None = RESYNC_S,
     ) -> None:
         self.split = corpus.check_split(split)
         sources = tuple(sources)
@@ -152,12 +154,17 @@ class AccompanyEnv(gym.Env):
             )
         if episode_reports is not None and episode_reports < 3:
             raise AccompanyConfigError("episode_reports must be >= 3 (or None for whole takes)")
+        if resync_s is not None and not resync_s > 0:
+            raise AccompanyConfigError(
+                f"resync_s must be > 0 seconds (or None to never jump), got {resync_s!r}"
+            )
         if not (max_log_ratio > 0 and history >= 1 and lookahead >= 1 and 0 <= p_real <= 1):
             raise AccompanyConfigError(
                 "need max_log_ratio > 0, history >= 1, lookahead >= 1 and 0 <= p_real <= 1"
             )
         self.sources, self.follower_name = sources, follower
         self.episode_reports, self.memory = episode_reports, memory
+        self.resync_s = resync_s
         self.max_log_ratio, self.tempo_penalty = max_log_ratio, tempo_penalty
         self.huber_delta_ms, self.history, self.lookahead = huber_delta_ms, history, lookahead
         self.p_real = p_real if "simulated" in sources else 1.0
@@ -263,7 +270,8 @@ class AccompanyEnv(gym.Env):
         else:
             start = int(self.np_random.integers(0, n_reports - length + 1))
         self.run = AccompanistRun(
-            episode, start, min(start + length, n_reports), max_log_ratio=self.max_log_ratio
+            episode, start, min(start + length, n_reports), max_log_ratio=self.max_log_ratio,
+            resync_s=self.resync_s,
         )
         self._count_in_s = self.run.beat_period_s
         return self._get_obs(), self._info(np.zeros(0), np.zeros(0))
@@ -293,6 +301,7 @@ class AccompanyEnv(gym.Env):
             "beat_period_s": run.beat_period_s,
             "shared_beat": shared,
             "asynchrony_ms": asynchrony_ms,
+            "resyncs": run.resyncs,
         }
 
     def _get_obs(self) -> np.ndarray:

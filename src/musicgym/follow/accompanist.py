@@ -7,6 +7,12 @@ each). The accompanist moves through its part at a beat period it chooses at eve
 position is continuous (it never jumps), so its onsets are where that position crosses its own
 score onsets. Asynchrony at a shared onset is the accompanist's onset time minus the soloist's,
 in ms: positive when the accompanist is late.
+
+One exception to continuity is the *re-synchronisation* ACCompanion does when it has lost the
+soloist: when, at a report, the accompanist's position is more than ``resync_s`` seconds (at
+its beat period) from where the soloist is, it jumps there. Jumping ahead skips notes; jumping
+back waits, since notes already played are never played again. ``RESYNC_S`` is the default,
+chosen on the training takes with the OLTW follower.
 """
 
 from __future__ import annotations
@@ -21,6 +27,8 @@ from musicgym.follow.duets import onsets
 from musicgym.follow.followers import Follower, OracleFollower
 from musicgym.follow.tempo import MAX_BEAT_PERIOD_S, MIN_BEAT_PERIOD_S
 from musicgym.music.score import MatchedPerformance
+
+RESYNC_S = 0.15
 
 
 @dataclass(frozen=True)
@@ -174,14 +182,31 @@ class AccompanistRun:
         First and one-past-last report of the segment (``stop - start >= 2``).
     max_log_ratio : float
         Largest change of log beat period per step.
+    resync_s : float or None
+        Jump to the soloist's position when the two are further apart than this (seconds at
+        the accompanist's beat period); None never jumps.
     """
 
-    def __init__(self, episode: Episode, start: int, stop: int, *, max_log_ratio: float) -> None:
+    def __init__(
+        self,
+        episode: Episode,
+        start: int,
+        stop: int,
+        *,
+        max_log_ratio: float,
+        resync_s: float | None = RESYNC_S,
+    ) -> None:
         if not 0 <= start < stop - 1 < len(episode.report_sec):
             raise AccompanyConfigError(
                 f"segment [{start}, {stop}) does not fit the {len(episode.report_sec)} "
                 f"reports of {episode.name}"
             )
+        if resync_s is not None and not resync_s > 0:
+            raise AccompanyConfigError(
+                f"resync_s must be > 0 seconds (or None to never jump), got {resync_s!r}"
+            )
+        self.resync_s = resync_s
+        self.resyncs = 0
         self.episode, self.start, self.stop = episode, start, stop
         self.max_log_ratio = max_log_ratio
         self.k = start
@@ -190,6 +215,7 @@ class AccompanistRun:
         self.start_beat = self.position_beat
         self.end_beat = float(episode.report_beat[stop - 1])
         self.beat_period_s = count_in_beat_period(episode, self.position_beat)
+        self.played_to_beat = self.position_beat  # nothing at or before it is played again
         self.played_beat: list[float] = []
         self.played_sec: list[float] = []
         self.beat_periods_s: list[float] = [self.beat_period_s]
@@ -223,16 +249,29 @@ class AccompanistRun:
         else:  # the last step plays out what is left of the segment
             new_position = max(self.position_beat, self.end_beat)
             next_time = self.time_s + (new_position - self.position_beat) * self.beat_period_s
-        lo = np.searchsorted(ep.accompaniment_beat, self.position_beat, side="right")
+        lo = np.searchsorted(
+            ep.accompaniment_beat, max(self.position_beat, self.played_to_beat), side="right"
+        )
         hi = np.searchsorted(ep.accompaniment_beat, min(new_position, self.end_beat), side="right")
         beats = ep.accompaniment_beat[lo:hi]
         times = self.time_s + (beats - self.position_beat) * self.beat_period_s
         self.played_beat.extend(beats.tolist())
         self.played_sec.extend(times.tolist())
+        self.played_to_beat = max(self.played_to_beat, min(new_position, self.end_beat))
         self.k += 1
         self.time_s, self.position_beat = next_time, new_position
+        if not self.done:
+            self._resync()
         shared, i_beats, i_shared = np.intersect1d(beats, ep.shared_beat, return_indices=True)
         return shared, 1000.0 * (times[i_beats] - ep.shared_solo_sec[i_shared])
+
+    def _resync(self) -> None:
+        solo = float(self.episode.report_beat[self.k])
+        if self.resync_s is not None and (
+            abs(solo - self.position_beat) * self.beat_period_s > self.resync_s
+        ):
+            self.position_beat = solo
+            self.resyncs += 1
 
     def horizon_beats(self, solo_beat: float) -> float:
         """Score distance from ``solo_beat`` to the soloist's next score onset."""

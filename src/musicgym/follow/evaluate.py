@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from musicgym.follow.accompanist import AccompanistRun, Episode
+from musicgym.follow.accompanist import RESYNC_S, AccompanistRun, Episode
 from musicgym.follow.tempo import TempoModel
 
 THRESHOLDS_MS = (50, 100, 250)
@@ -50,8 +50,12 @@ def run_tempo_model(
     start: int = 0,
     stop: int | None = None,
     max_log_ratio: float = 0.5,
+    resync_s: float | None = RESYNC_S,
 ) -> AccompanistRun:
     """Let a tempo model accompany one episode (segment of reports ``[start, stop)``).
+
+    ``resync_s`` is :class:`AccompanistRun`'s recovery: jump to the soloist when further
+    apart than this.
 
     Returns
     -------
@@ -59,19 +63,22 @@ def run_tempo_model(
         Played through; ``played_beat``/``played_sec`` hold every accompaniment onset.
     """
     stop = len(episode.report_sec) if stop is None else stop
-    run = AccompanistRun(episode, start, stop, max_log_ratio=max_log_ratio)
+    run = AccompanistRun(episode, start, stop, max_log_ratio=max_log_ratio, resync_s=resync_s)
     model.reset(time_s=run.time_s, solo_beat=run.position_beat, beat_period_s=run.beat_period_s)
     while not run.done:
-        solo_beat = float(episode.report_beat[run.k])
-        wanted = model.update(
-            time_s=run.time_s,
-            solo_beat=solo_beat,
-            accompanist_beat=run.position_beat,
-            beat_period_s=run.beat_period_s,
-            horizon_beats=run.horizon_beats(solo_beat),
-        )
-        run.advance(wanted)
+        run.advance(_wanted_beat_period(model, run))
     return run
+
+
+def _wanted_beat_period(model: TempoModel, run: AccompanistRun) -> float:
+    solo_beat = float(run.episode.report_beat[run.k])
+    return model.update(
+        time_s=run.time_s,
+        solo_beat=solo_beat,
+        accompanist_beat=run.position_beat,
+        beat_period_s=run.beat_period_s,
+        horizon_beats=run.horizon_beats(solo_beat),
+    )
 
 
 def run_metrics(run: AccompanistRun) -> dict[str, float]:
@@ -97,10 +104,17 @@ def human_metrics(episode: Episode, *, from_beat: float = -np.inf) -> dict[str, 
 
 
 def evaluate_tempo_model(
-    episodes: list[Episode], make_model: Callable[[], TempoModel], *, max_log_ratio: float = 0.5
+    episodes: list[Episode],
+    make_model: Callable[[], TempoModel],
+    *,
+    max_log_ratio: float = 0.5,
+    resync_s: float | None = RESYNC_S,
 ) -> dict[str, float]:
     """Pool a tempo model's asynchronies over whole episodes (one fresh model per episode)."""
-    runs = [run_tempo_model(ep, make_model(), max_log_ratio=max_log_ratio) for ep in episodes]
+    runs = [
+        run_tempo_model(ep, make_model(), max_log_ratio=max_log_ratio, resync_s=resync_s)
+        for ep in episodes
+    ]
     return pool_runs(runs)
 
 
@@ -123,13 +137,6 @@ def tempo_model_action(model: TempoModel, run: AccompanistRun) -> np.ndarray:
 
     Call ``model.reset(...)`` with the run's start (time, position, beat period) first.
     """
-    solo_beat = float(run.episode.report_beat[run.k])
-    wanted = model.update(
-        time_s=run.time_s,
-        solo_beat=solo_beat,
-        accompanist_beat=run.position_beat,
-        beat_period_s=run.beat_period_s,
-        horizon_beats=run.horizon_beats(solo_beat),
-    )
+    wanted = _wanted_beat_period(model, run)
     scaled = np.log(wanted / run.beat_period_s) / run.max_log_ratio
     return np.array([np.clip(scaled, -1.0, 1.0)], dtype=np.float32)

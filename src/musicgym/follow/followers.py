@@ -183,6 +183,12 @@ class OLTWFollower(Follower):
     silent for ``recovery_s``, the position moves on at the soloist's recent rate (as a
     musician counts rests) and the path restarts there when the soloist plays again.
 
+    A path cost divided by a short length favours racing ahead: a few frames into a new path,
+    a frame far ahead has a long path (many reference frames) whose mean cost is low even when
+    its total is high. A restarted path is therefore normalised as if it had come in on the
+    diagonal over ``restart_prior_s`` of matching frames, so that the follower stays put on a
+    held note instead of running through the reference.
+
     Parameters
     ----------
     reference : numpy.ndarray
@@ -195,6 +201,8 @@ class OLTWFollower(Follower):
         Most reference frames the position may advance per input frame.
     recovery_s : float or None
         Silence after which the follower counts on by itself (None: never).
+    restart_prior_s : float
+        Length of matched path assumed before a (re)started path, in seconds of input.
     """
 
     name = "oltw"
@@ -207,12 +215,15 @@ class OLTWFollower(Follower):
         window_s: float = 1.0,
         step: int = 5,
         recovery_s: float | None = 0.5,
+        restart_prior_s: float = 1.0,
     ) -> None:
-        if frame_s <= 0 or window_s < frame_s or step < 1:
+        if frame_s <= 0 or window_s < frame_s or step < 1 or restart_prior_s < 0:
             raise AccompanyConfigError(
-                "OLTWFollower needs frame_s > 0, window_s >= frame_s and step >= 1"
+                "OLTWFollower needs frame_s > 0, window_s >= frame_s, step >= 1 and "
+                "restart_prior_s >= 0"
             )
         self.frame_s, self.step, self.recovery_s = frame_s, step, recovery_s
+        self.restart_prior_s = restart_prior_s
         self.window = int(round(window_s / frame_s))
         self.reference = piano_roll(reference, frame_s)
         self._ref_beat, self._ref_sec = _time_map(reference)
@@ -225,6 +236,7 @@ class OLTWFollower(Follower):
         self._lo = self._hi = 0
         self._i = 0
         self._path_start = (0, 0)
+        self._prior = self._prior_length(0.0)
         self._quiet = 0
         self._history: list[float] = []
 
@@ -245,21 +257,34 @@ class OLTWFollower(Follower):
                 self._lo = self._hi = 0
             self._i += 1
             return self.position_beat()
-        self._quiet = 0
         if self._hi == 0:  # (re)start a path here
             self._path_start = (self._i, int(self.position))
+            self._prior = self._prior_length(self._quiet * self.frame_s)
+        self._quiet = 0
         center = int(self.position)
         lo, hi = max(center - self.window, 0), min(center + self.window + 1, n_ref)
         cost = np.empty(hi - lo)
         _oltw_column(self.reference, frame, lo, hi, self._cost, self._lo, self._hi, cost)
         i0, j0 = self._path_start
-        length = (self._i - i0) + (np.arange(lo, hi) - j0) + 1.0
+        length = self._prior + (self._i - i0) + (np.arange(lo, hi) - j0) + 1.0
         normalised = np.where(np.arange(lo, hi) >= j0, cost / np.maximum(length, 1.0), np.inf)
         best = lo + int(np.argmin(normalised))
         self.position = float(min(max(self.position, best), self.position + self.step))
         self._cost, self._lo, self._hi = cost, lo, hi
         self._i += 1
         return self.position_beat()
+
+    def _prior_length(self, quiet_s: float) -> float:
+        """Path steps assumed before a path (re)started after ``quiet_s`` of silence.
+
+        A short rest leaves the counted position trustworthy; after a long one the soloist may
+        be anywhere in the window, so the assumed length shrinks with the silence.
+        """
+        if self.recovery_s is None or quiet_s <= self.recovery_s:
+            trust = 1.0
+        else:
+            trust = self.recovery_s / quiet_s
+        return 2.0 * self.restart_prior_s * trust / self.frame_s  # diagonal: two steps a frame
 
     def _recent_rate(self) -> float:
         """Reference frames per input frame over the last 2 s of following (0.5..2)."""
