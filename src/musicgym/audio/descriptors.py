@@ -227,9 +227,11 @@ def _spectral_shape(mag: np.ndarray, sr: int, rolloff_percent: float) -> np.ndar
     total = amp.sum(axis=-1)
     centroid = (amp * freqs).sum(axis=-1) / total
     dev = freqs - centroid[..., None]
-    var = (amp * dev**2).sum(axis=-1) / total
-    skewness = (amp * dev**3).sum(axis=-1) / (var * np.sqrt(var) * total)
-    kurtosis = (amp * dev**4).sum(axis=-1) / (var * var * total)
+    weighted = amp * dev * dev
+    var = weighted.sum(axis=-1) / total
+    weighted *= dev
+    skewness = weighted.sum(axis=-1) / (var * np.sqrt(var) * total)
+    kurtosis = (weighted * dev).sum(axis=-1) / (var * var * total)
     mean = amp.mean(axis=-1)
     flatness = np.exp(np.log(amp).mean(axis=-1)) / mean
     crest = amp.max(axis=-1) / mean
@@ -455,7 +457,8 @@ def descriptors(y, *, sr: int, features: list[str] | tuple[str, ...] | str = "al
     columns: dict[str, np.ndarray] = {}
     for group in groups:
         if group == "loudness":
-            values = _loudness(y, sr, frame_length, hop_length, center, True)
+            # oversampling is the costliest step: only when the true peak is asked for
+            values = _loudness(y, sr, frame_length, hop_length, center, "loudness-TP" in names)
         elif group == "specshape":
             values = _spectral_shape(mag, sr, 95.0)
         elif group == "mfcc":

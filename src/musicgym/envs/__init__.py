@@ -14,6 +14,8 @@ _ENVS = [
     ("musicgym/Accompany-v0", "musicgym.envs.accompany:AccompanyEnv", None, {}),
     ("musicgym/Counterpoint-v0", "musicgym.envs.counterpoint:CounterpointEnv", None, {}),
     ("musicgym/Melody-v0", "musicgym.envs.melody:MelodyEnv", None, {}),
+    ("musicgym/Improvise-v0", "musicgym.envs.improvise:ImproviseEnv",
+     "musicgym.envs.improvise:ImproviseVectorEnv", {}),
     ("musicgym/SynthMatch-v0", "musicgym.envs.synth_match:SynthMatchEnv",
      "musicgym.envs.presets:make_synth_match_vec", {}),
     ("musicgym/Kick-v0", "musicgym.envs.presets:make_kick",

@@ -1,0 +1,175 @@
+"""``musicgym/Improvise-v0``: play a synth so that it sounds like a musician, frame by frame."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium.utils import seeding
+from gymnasium.vector import AutoresetMode, VectorEnv
+from gymnasium.vector.utils import batch_space
+
+from musicgym.envs.improvise_core import Improvisers, settings_to_kwargs
+from musicgym.errors import ImproviseConfigError
+
+
+def _config(settings, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """RL-impro's settings first, explicit arguments over them."""
+    return {**settings_to_kwargs(settings), **kwargs} if settings is not None else kwargs
+
+
+def _check_track(track, core: Improvisers) -> int | None:
+    if track is None:
+        return None
+    names = [t.name for t in core.tracks]
+    if isinstance(track, str):
+        if track not in names:
+            raise ImproviseConfigError(f"reset option track={track!r} is not a track of this "
+                                       f"split; tracks: {names}")
+        return names.index(track)
+    if not isinstance(track, (int, np.integer)) or not 0 <= track < len(names):
+        raise ImproviseConfigError(f"reset option track must be a name or an index in "
+                                   f"[0, {len(names)}), got {track!r}")
+    return int(track)
+
+
+class ImproviseEnv(gym.Env):
+    """Improvisation: move a synth's N parameters so that its sound follows a musician's.
+
+    ## Description
+    After RL-impro (Madaghiele & Fasciani, AIMC 2024), done as a closed loop. A musician's
+    sound is described frame by frame by FluCoMa-style descriptors (loudness, spectral shape,
+    MFCC, chroma, pitch: ``musicgym.audio.descriptors``). The agent plays a synth (a Glicol
+    patch with N parameters in [0, 1]: ``sine``, ``fm``, ``subtractive``, ``sampler`` or any
+    ``Synth``) and hears itself: by default every step really renders the window of
+    ``frame_length`` samples the synth plays at its new parameters (after a pre-roll) and
+    analyses it exactly as the musician's frames are analysed; ``mode="lookup"`` reads the same
+    descriptors from a table rendered on a grid, interpolated multilinearly (fast mode).
+
+    ## Action Space
+    ``action_type="ternary"`` (default, RL-impro's): ``Discrete(3**N)``; the base-3 digits of the
+    action, most significant first, move parameter i up (0), not (1) or down (2) by
+    ``step_size`` (0.05), so action 0 moves every parameter up. ``"multidiscrete"``:
+    ``MultiDiscrete([3] * N)``, parameter i moves by ``(a_i - 1) * step_size``.
+    ``"continuous"``: ``Box(-1, 1, (N,))``, parameter i moves by ``a_i * step_size``.
+    Parameters are clipped to [0, 1].
+
+    ## Observation Space
+    ``Box((2F + N,), float32)``, F = the number of ``features_keep``:
+
+    | index | observation | min | max |
+    |---|---|---|---|
+    | 0 .. F-1 | the agent's descriptors, normalised | -10 | 10 |
+    | F .. 2F-1 | the musician's (target) descriptors, normalised | -10 | 10 |
+    | 2F .. 2F+N-1 | the synth's parameters | 0 | 1 |
+
+    Each descriptor is standardised with a mean and std pooled half from the synth (the lookup
+    table, or 256 fixed random states) and half from the training tracks, then clipped.
+
+    ## Rewards
+    ``rmse = sqrt(sum_i w_i (target_i - agent_i)^2 / sum_i w_i)`` over normalised descriptors,
+    ``w_i = 1`` for ``features_reward``, else 0; the score is against the musician's *next*
+    frame (what a live player faces). ``reward_type``: ``"cubic"`` (default, RL-impro's shape
+    made bounded) ``8 (0.5 - min(rmse, 1))^3`` in [-1, 1]; ``"linear"`` ``1 - min(rmse, 2)`` in
+    [-1, 1]; ``"cubic+prize"`` half cubic plus 0.5 when ``rmse <= 0.1``, in [-0.5, 1];
+    ``"prize"`` +1 when ``rmse <= 0.1`` else -1.
+
+    ## Starting State
+    Parameters uniform in [0, 1]. The episode's target (``training_mode``, RL-impro's):
+    ``"corpus"`` a track of the split (``reset(options={"track": name or index})`` picks one),
+    from its first frame; ``"static_random"`` the sound of the synth at uniform random
+    parameters; ``"dynamic_random"`` the same, redrawn with probability ``change_probability``
+    each step; ``"mixed_random"`` (default) static or dynamic, 50/50; ``"mixed_random+corpus"``
+    corpus half the time.
+
+    ## Episode End
+    Terminated at the last frame of a corpus track. Truncated after ``max_episode_steps``
+    (500) steps. One step is one hop (``hop_length``, 512 samples, 11.6 ms at 44.1 kHz).
+
+    ## Arguments
+    ``synth`` ("fm"), ``sample`` (the sampler's source file), ``features_keep``
+    (["loudness-dB", "specshape", "mfcc", "chroma"]: F = 33), ``features_reward``
+    (["loudness-dB", "specshape-centroid"]), ``reward_type``, ``training_mode``, ``corpus``
+    (a folder, a list of files, or a dict name -> mono array), ``split`` ("train"; "test" = the
+    held-out tracks), ``holdout`` (0.2), ``action_type``, ``step_size``, ``mode`` ("render" or
+    "lookup"), ``lookup`` (a ``LookupTable`` or a table file from ``musicgym lookup``; built
+    at ``subdiv`` points per parameter when absent), ``sr``, ``frame_length``, ``hop_length``,
+    ``max_episode_steps``, ``change_probability``, and ``settings`` (RL-impro's
+    ``environment_settings.json``, a path or a dict; explicit arguments win)::
+
+        env = gymnasium.make("musicgym/Improvise-v0", synth="fm", corpus="my_takes/",
+                             training_mode="corpus", split="test")
+        envs = gymnasium.make_vec("musicgym/Improvise-v0", num_envs=64, mode="lookup")
+
+    ## Version History
+    * v0: initial version.
+    """
+
+    metadata = {"render_modes": []}
+
+    def __init__(self, *, settings=None, **kwargs: Any) -> None:
+        self._core = Improvisers(1, **_config(settings, kwargs))
+        self.action_space, self.observation_space = self._core.spaces()
+        self.features = self._core.features
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        track = _check_track((options or {}).get("track"), self._core)
+        self._core.reset(np.ones(1, dtype=bool), self.np_random, track)
+        return self._get_obs(), self._core.info(0)
+
+    def step(self, action):
+        rewards, rmse, terminated, truncated = self._core.step([action], self.np_random)
+        info = {**self._core.info(0), "rmse": float(rmse[0])}
+        return self._get_obs(), float(rewards[0]), bool(terminated[0]), bool(truncated[0]), info
+
+    def _get_obs(self) -> np.ndarray:
+        return self._core.observations()[0]
+
+
+class ImproviseVectorEnv(VectorEnv):
+    """B improvisation envs stepped together: one engine call renders (or one table lookup
+    reads) every env's sound. Same arguments as :class:`ImproviseEnv`, plus ``num_envs``.
+
+    Ended envs reset in the same step (``autoreset_mode`` SAME_STEP): their last observation is
+    ``infos["final_obs"][i]`` (where ``infos["_final_obs"][i]``), as SB3's ``VecEnv`` expects.
+    """
+
+    metadata = {"autoreset_mode": AutoresetMode.SAME_STEP, "render_modes": []}
+
+    def __init__(self, num_envs: int = 1, *, settings=None, **kwargs: Any) -> None:
+        if not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
+            raise ImproviseConfigError(f"num_envs must be a positive integer, got {num_envs!r}")
+        self._core = Improvisers(int(num_envs), **_config(settings, kwargs))
+        self.num_envs = int(num_envs)
+        self.single_action_space, self.single_observation_space = self._core.spaces()
+        self.action_space = batch_space(self.single_action_space, self.num_envs)
+        self.observation_space = batch_space(self.single_observation_space, self.num_envs)
+        self.features = self._core.features
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        if seed is not None or self._np_random is None:
+            self._np_random, self._np_random_seed = seeding.np_random(seed)
+        track = _check_track((options or {}).get("track"), self._core)
+        self._core.reset(np.ones(self.num_envs, dtype=bool), self._np_random, track)
+        return self._core.observations(), self._infos()
+
+    def step(self, actions):
+        rewards, rmse, terminated, truncated = self._core.step(actions, self._np_random)
+        infos = self._infos()
+        infos["rmse"] = rmse
+        done = terminated | truncated
+        if done.any():
+            final = np.empty(self.num_envs, dtype=object)
+            for i, obs in zip(np.flatnonzero(done), self._core.observations()[done], strict=True):
+                final[i] = obs
+            infos["final_obs"], infos["_final_obs"] = final, done
+            self._core.reset(done, self._np_random, None)
+        return (self._core.observations(), rewards.astype(np.float64), terminated, truncated,
+                infos)
+
+    def _infos(self) -> dict[str, Any]:
+        core = self._core
+        return {"params": core.params.copy(), "target_params": core.target_params.copy(),
+                "episode_mode": core.episode_mode.copy(), "frame": core.frame.copy()}
