@@ -21,6 +21,9 @@ from musicgym.music.tunings import edo, equal_temperament
 def finished_state():
     env = CounterpointEnv(species=5)
     _, actions = random_search(env, seed=1)
+    env.reset()
+    for action in actions:
+        env.step(action)
     assert env.state.finished
     return env.state, actions
 

@@ -25,3 +25,18 @@ def test_beam_search_is_seeded_and_beats_random_pieces():
         reward, actions)
     randoms = [random_search(env, seed=s)[0] for s in range(8)]
     assert reward > np.median(randoms)
+
+
+def test_trial_estimate_is_rl_musicians_product_of_allowed_counts():
+    from musicgym.compose.search import estimate_n_trials
+    from musicgym.music.rules.species import CounterpointState
+
+    env = CounterpointEnv()
+    env.reset()
+    n_allowed = int(env.action_masks().sum())
+    state = CounterpointState(env.setup)
+    rng = np.random.default_rng(0)
+    assert estimate_n_trials(env, state, rng, depth=1, width=4, factor=3) == 3 * n_allowed
+    deeper = estimate_n_trials(env, state, np.random.default_rng(0), depth=3)
+    assert deeper == estimate_n_trials(env, state, np.random.default_rng(0), depth=3)
+    assert deeper > 3 * n_allowed

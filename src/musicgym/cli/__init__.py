@@ -15,6 +15,7 @@ from musicgym.errors import MusicgymError
 # subcommand modules, in the order `musicgym --help` lists them
 SUBCOMMANDS = [
     "musicgym.cli.render",
+    "musicgym.cli.compose",
 ]
 
 

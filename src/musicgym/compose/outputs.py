@@ -157,7 +157,7 @@ def check_writable(folder: str | Path) -> Path:
 
 
 def write_piece(folder: str | Path, piece: Piece, *, title: str = "", sr: int = 44100,
-                wav: bool = True) -> dict[str, Path]:
+                wav: bool = True, programs: tuple[int, ...] = GM_PROGRAMS) -> dict[str, Path]:
     """Write every file of one piece into ``folder`` (created; its name made portable).
 
     Parameters
@@ -171,6 +171,8 @@ def write_piece(folder: str | Path, piece: Piece, *, title: str = "", sr: int = 
         Sample rate of the WAV.
     wav : bool, keyword-only
         Render the WAV (the slowest file, about a second per piece).
+    programs : tuple of int, keyword-only
+        General MIDI program per voice in the MIDI file.
 
     Returns
     -------
@@ -195,7 +197,7 @@ def write_piece(folder: str | Path, piece: Piece, *, title: str = "", sr: int = 
     try:
         write_midi(paths["midi"], piece.notes, frequencies_hz=piece.frequencies_hz,
                    bpm=piece.bpm, time_signature=piece.time_signature,
-                   track_names=piece.voice_names, programs=GM_PROGRAMS)
+                   track_names=piece.voice_names, programs=programs)
         write_notes_tsv(paths["tsv"], piece)
         write_musicxml(paths["musicxml"], piece.notes, piece.names, title=title, **notation)
         write_lilypond(paths["lilypond"], piece.notes, piece.names, title=title,

@@ -22,7 +22,7 @@ import numpy as np
 from musicgym.errors import ScoreFileError
 from musicgym.music.notes import make_notes
 from musicgym.music.pitch import parse_pitch
-from musicgym.music.rules.species import EIGHTHS_PER_BAR, CounterpointState
+from musicgym.music.rules.species import EIGHTHS_PER_BAR, CounterpointSetup, CounterpointState
 from musicgym.music.tunings import Tuning, equal_temperament
 
 VOICE_NAMES = ("cantus firmus", "counterpoint")
@@ -52,8 +52,9 @@ class Piece:
     voice_names : tuple of str
         Name of each voice number.
     exercise : dict
-        The counterpoint exercise (``make_setup`` keyword arguments) the piece answers, and
-        ``"actions"``, the env actions that wrote it; empty for other pieces.
+        The counterpoint exercise (``musicgym/Counterpoint-v0`` arguments, see
+        :func:`exercise_of`) the piece answers, and ``"actions"``, the env actions that wrote
+        it; empty for other pieces.
     """
 
     notes: np.ndarray
@@ -80,9 +81,21 @@ class Piece:
         return beats * 4.0 / unit
 
 
+def exercise_of(setup: CounterpointSetup) -> dict[str, Any]:
+    """The ``musicgym/Counterpoint-v0`` arguments that rebuild an exercise, notes spelled out."""
+    return {"cantus_firmus": [setup.name(int(p)) for p in setup.cantus_positions],
+            "tonic": setup.scale.tonic, "mode": setup.scale.mode, "species": setup.species,
+            "start_note": setup.name(setup.start_position),
+            "end_note": setup.name(setup.end_position),
+            "lowest_note": setup.name(setup.lowest_position),
+            "highest_note": setup.name(setup.highest_position),
+            "start_pause_eighths": setup.start_pause_eighths,
+            "max_skip_degrees": setup.max_skip_degrees}
+
+
 def piece_from_counterpoint(state: CounterpointState, *, actions: list[int] | None = None,
                             tuning: Tuning | None = None, bpm: float = 120.0,
-                            exercise: dict[str, Any] | None = None) -> Piece:
+                            velocities: tuple[int, int] = (80, 96)) -> Piece:
     """Turn a counterpoint episode's state into a :class:`Piece` (cantus = voice 0).
 
     Parameters
@@ -95,8 +108,8 @@ def piece_from_counterpoint(state: CounterpointState, *, actions: list[int] | No
         Default: 12-TET at A4 = 440 Hz.
     bpm : float, keyword-only
         Quarter notes per minute (120: one 4/4 bar lasts 2 s).
-    exercise : dict or None, keyword-only
-        The exercise's settings, stored with the piece so it can be judged again.
+    velocities : (int, int), keyword-only
+        MIDI velocity of the cantus and of the counterpoint.
 
     Returns
     -------
@@ -113,10 +126,10 @@ def piece_from_counterpoint(state: CounterpointState, *, actions: list[int] | No
     steps = np.array([tuning.step(parse_pitch(n)) for n in names])
     ids = [f"n{i}" for i in range(len(names))]
     notes = make_notes(onsets * BEATS_PER_EIGHTH, durations * BEATS_PER_EIGHTH, steps,
-                       velocity=np.where(voices == 0, 80, 96), voice=voices, bpm=bpm, ids=ids)
+                       velocity=np.where(voices == 0, *velocities), voice=voices, bpm=bpm, ids=ids)
     by_id = dict(zip(ids, names, strict=True))
     sorted_names = [by_id[i] for i in notes["id"]]
-    record = dict(exercise or {})
+    record = exercise_of(setup)
     if actions is not None:
         record["actions"] = [int(a) for a in actions]
     return Piece(notes=notes, names=sorted_names,

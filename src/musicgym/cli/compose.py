@@ -1,0 +1,174 @@
+"""``musicgym compose`` (write counterpoints and their files) and ``musicgym evaluate-compose``
+(judge a folder of them)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from musicgym.compose.config import METHODS, ComposeConfig, load_config, validate
+from musicgym.errors import OutputError
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser(
+        "compose", help="write species counterpoints (beam search, random, or masked PPO)",
+        description="Compose counterpoints on musicgym/Counterpoint-v0 and write, per piece, "
+                    "MIDI, a notes TSV, MusicXML, LilyPond, a 16-bit WAV and a piano-roll PNG "
+                    "in the chosen tuning, plus summary.json. Without -c: RL-Musician's "
+                    "default piece.")
+    p.add_argument("-c", "--config", help="YAML or JSON config (RL-Musician's layout and "
+                                          "field names are accepted)")
+    p.add_argument("--pieces", type=int, help="number of pieces (default 1)")
+    p.add_argument("--seed", type=int, help="random seed (default 0); piece i uses seed+i")
+    p.add_argument("--method", choices=METHODS,
+                   help="beam: RL-Musician's Monte Carlo beam search (default); random: "
+                        "uniformly random allowed notes; ppo: train MaskablePPO, then compose")
+    p.add_argument("-o", "--outdir", help="output folder (default: the config's "
+                                          "rendering_params.dir, else outputs)")
+    p.add_argument("--n-trials", type=int, help="beam search: rollouts per prefix (default: "
+                                                "estimated per prefix, as RL-Musician does)")
+    p.add_argument("--beam-width", type=int, help="beam search: prefixes kept (default 5)")
+    p.add_argument("--ppo-timesteps", type=int,
+                   help="ppo: training budget in env steps (default 20000)")
+    p.add_argument("--no-wav", action="store_true", help="skip the WAV files")
+    p.add_argument("--evaluate", action="store_true",
+                   help="judge the pieces afterwards (as `musicgym evaluate-compose`)")
+    p.set_defaults(func=run_compose)
+
+    e = subparsers.add_parser(
+        "evaluate-compose", help="judge composed pieces: RL-Musician's score, rule violations",
+        description="Print, per piece and on average, RL-Musician's 5-score total (max 3.0), "
+                    "strict-rule violations, parallel fifths/octaves and the rules broken, "
+                    "for every piece.json under PIECES_DIR.")
+    e.add_argument("pieces_dir", help="a folder written by `musicgym compose`")
+    e.add_argument("--json", dest="json_path", help="also write the report as JSON here")
+    e.set_defaults(func=run_evaluate)
+
+
+def _settings(args: argparse.Namespace) -> ComposeConfig:
+    config = load_config(args.config)
+    for attr, name in (("pieces", "n_pieces"), ("seed", "seed"), ("method", "method"),
+                       ("outdir", "outdir")):
+        if getattr(args, attr) is not None:
+            setattr(config, name, getattr(args, attr))
+    for attr in ("n_trials", "beam_width", "ppo_timesteps"):
+        if getattr(args, attr) is not None:
+            config.agent[attr] = getattr(args, attr)
+    if args.config is None or any(getattr(args, a) is not None for a in (
+            "pieces", "seed", "method", "n_trials", "beam_width", "ppo_timesteps")):
+        config.source = "command line" if args.config is None else f"{args.config} + flags"
+    return validate(config)
+
+
+def run_compose(args: argparse.Namespace) -> int:
+    import gymnasium as gym
+    from tqdm import tqdm
+
+    import musicgym.envs  # noqa: F401  (registers the env ids)
+    from musicgym.compose.outputs import check_writable, write_piece
+    from musicgym.compose.piece import piece_from_counterpoint
+    from musicgym.music.tunings import make_tuning
+
+    config = _settings(args)
+    for name in config.ignored:
+        print(f"note: {name} is RL-Musician's and is ignored here (musicgym renders with its "
+              "own engine, in one process)")
+    tuning_kwargs = dict(config.tuning)
+    env = gym.make("musicgym/Counterpoint-v0", **config.env_kwargs)
+    setup = env.unwrapped.setup
+    tuning = make_tuning(tuning_kwargs.pop("kind", "12tet"),
+                         tonic_midi=int(setup.position_midi[setup.cantus_positions[-1]]),
+                         **tuning_kwargs)
+    outdir = check_writable(config.outdir)
+    composer = _composer(config, env)
+    summary = []
+    t_start = time.perf_counter()
+    for i in tqdm(range(config.n_pieces), desc=f"composing ({config.method})", unit="piece",
+                  disable=config.n_pieces == 1 and config.method == "random"):
+        seed = config.seed + i
+        t0 = time.perf_counter()
+        reward, actions = composer(seed)
+        seconds = time.perf_counter() - t0
+        state = _replay(env, actions)
+        if not state.finished:
+            print(f"piece {i + 1}: no finished piece found (dead end); nothing written")
+            summary.append({"piece": None, "seed": seed, "finished": False, "seconds": seconds})
+            continue
+        piece = piece_from_counterpoint(state, actions=actions, tuning=tuning, bpm=config.bpm,
+                                        velocities=config.velocities)
+        name = f"piece_{i + 1:03d}"
+        write_piece(outdir / name, piece, title=f"{name} ({config.method}, seed {seed})",
+                    wav=not args.no_wav, programs=config.programs)
+        summary.append({"piece": name, "seed": seed, "finished": True, "return": reward,
+                        "seconds": seconds, "actions": actions})
+    (outdir / "summary.json").write_text(json.dumps(
+        {"method": config.method, "config": config.source, "tuning": tuning.name,
+         "bpm": config.bpm, "agent": config.agent, "env": _jsonable(config.env_kwargs),
+         "wall_seconds": time.perf_counter() - t_start, "pieces": summary}, indent=1),
+        encoding="utf-8")
+    done = [s for s in summary if s["finished"]]
+    print(f"wrote {len(done)} piece(s) to {outdir}/ ({config.method}, {tuning.name}, "
+          f"{config.bpm:g} bpm); returns: " + ", ".join(f"{s['return']:.3f}" for s in done))
+    if args.evaluate and done:
+        _print_evaluation(outdir, None)
+    return 0 if done else 1
+
+
+def _composer(config: ComposeConfig, env):
+    """A function seed -> (return, actions) for the configured method."""
+    from musicgym.compose.search import beam_search, random_search
+
+    agent = config.agent
+    if config.method == "random":
+        return lambda seed: random_search(env, seed=seed)
+    if config.method == "beam":
+        keys = ("beam_width", "n_records_to_keep", "n_trials", "n_trials_estimation_depth",
+                "n_trials_estimation_width", "n_trials_factor")
+        kwargs = {k: agent[k] for k in keys if k in agent}
+        return lambda seed: beam_search(env, seed=seed, **kwargs)
+    from musicgym.compose.ppo import compose_with_policy, train_ppo
+
+    timesteps = agent.get("ppo_timesteps", 20_000)
+    print(f"training MaskablePPO for {timesteps} steps...", flush=True)
+    t0 = time.perf_counter()
+    model = train_ppo(env, timesteps=timesteps, seed=config.seed, progress=timesteps >= 5000)
+    print(f"trained in {time.perf_counter() - t0:.1f} s")
+    return lambda seed: compose_with_policy(model, env, seed=seed)
+
+
+def _replay(env, actions):
+    """The env's state after ``actions`` (the composed piece as the env itself writes it)."""
+    env.reset()
+    for action in actions:
+        _, _, terminated, truncated, _ = env.step(action)
+        if terminated or truncated:
+            break
+    return env.unwrapped.state
+
+
+def _jsonable(kwargs: dict) -> dict:
+    return {k: v if isinstance(v, (str, int, float, bool, list, dict)) or v is None else str(v)
+            for k, v in kwargs.items()}
+
+
+def _print_evaluation(folder: Path, json_path: str | None) -> dict:
+    from musicgym.compose.evaluate import evaluate_folder, format_report
+
+    report = evaluate_folder(folder)
+    print(format_report(report))
+    if json_path:
+        try:
+            Path(json_path).write_text(json.dumps(report, indent=1), encoding="utf-8")
+        except OSError as exc:
+            raise OutputError(f"cannot write the report {json_path!r}: {exc.strerror}; give "
+                              "--json a path you can write to") from None
+        print(f"wrote {json_path}")
+    return report
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    _print_evaluation(Path(args.pieces_dir), args.json_path)
+    return 0

@@ -1,0 +1,240 @@
+"""The ``musicgym compose`` configuration: read (YAML or JSON), checked field by field.
+
+The layout is RL-Musician's (``piece``, ``environment``, ``agent``), so its
+``configs/default_config.yml`` runs unchanged; its fields keep their meaning (``scale_type`` is
+the mode, ``measure_in_seconds`` sets the tempo, ``rendering_params.dir`` the output folder).
+musicgym adds a few: ``piece.mode``, ``piece.species``, ``piece.tuning``, ``piece.bpm``,
+``environment.lookahead``, ``agent.method``, ``agent.n_trials``, ``agent.ppo_timesteps``,
+``agent.seed`` and ``agent.n_pieces``. Fields of RL-Musician that mean nothing here (its
+``sinethesizer`` synth settings, ``paralleling_params``) are accepted and ignored. Any other
+field is an error that names it and the fields allowed there.
+
+This module reads settings; :mod:`musicgym.cli.compose` runs them.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from musicgym.errors import ConfigError
+
+ANY = object()  # a value accepted as it is (checked later by the code that uses it)
+IGNORED = object()  # an RL-Musician field with no meaning in musicgym
+
+SCHEMA: dict[str, Any] = {
+    "piece": {
+        "tonic": str, "scale_type": str, "mode": str, "species": int,
+        "cantus_firmus": (str, list), "bpm": (int, float),
+        "tuning": {"kind": str, "a4_hz": (int, float), "divisions": int, "path": str,
+                   "root_midi": int, "root_hz": (int, float)},
+        "counterpoint_specifications": {
+            "start_note": str, "end_note": str, "lowest_note": str, "highest_note": str,
+            "start_pause_in_eighths": int, "max_skip_in_degrees": int},
+        "rules": {"names": list, "params": dict, "penalties": dict},
+        "rendering_params": {
+            "dir": str, "measure_in_seconds": (int, float),
+            "midi": {"cantus_firmus_instrument": int, "counterpoint_instrument": int,
+                     "velocity": int},
+            "sinethesizer": IGNORED, "lilypond": IGNORED},
+    },
+    "environment": {"scoring_coefs": dict, "scoring_fn_params": dict,
+                    "reward_for_dead_end": (int, float), "lookahead": bool},
+    "agent": {"method": str, "seed": int, "n_pieces": int, "beam_width": int,
+              "n_records_to_keep": int, "n_trials": int, "n_trials_estimation_depth": int,
+              "n_trials_estimation_width": int, "n_trials_factor": (int, float),
+              "ppo_timesteps": int, "paralleling_params": IGNORED},
+}
+METHODS = ("beam", "random", "ppo")
+
+
+@dataclass
+class ComposeConfig:
+    """Settings of one ``musicgym compose`` run, with RL-Musician's defaults.
+
+    ``env_kwargs`` are the keyword arguments of ``musicgym/Counterpoint-v0``; ``tuning`` those
+    of :func:`~musicgym.music.tunings.make_tuning`; ``agent`` the search or training budget.
+    """
+
+    env_kwargs: dict[str, Any] = field(default_factory=lambda: {"cantus_firmus": "rl_musician"})
+    tuning: dict[str, Any] = field(default_factory=lambda: {"kind": "12tet"})
+    bpm: float = 120.0
+    method: str = "beam"
+    n_pieces: int = 1
+    seed: int = 0
+    outdir: str = "outputs"
+    agent: dict[str, Any] = field(default_factory=dict)
+    programs: tuple[int, int] = (19, 40)
+    velocities: tuple[int, int] = (80, 96)
+    ignored: list[str] = field(default_factory=list)
+    source: str = "<defaults>"
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """Parse a YAML (``.yml``/``.yaml``) or JSON file into a dict.
+
+    Raises
+    ------
+    ConfigError
+        If the file is missing, does not parse (line given), or is not a mapping.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {str(path)!r}: {exc.strerror}") from None
+    if path.suffix.lower() == ".json":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{path}, line {exc.lineno}: not valid JSON ({exc.msg})") from None
+    else:
+        import yaml
+
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f", line {mark.line + 1}" if mark is not None else ""
+            raise ConfigError(f"{path}{where}: not valid YAML ({getattr(exc, 'problem', exc)})"
+                              ) from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the config must be a mapping of sections (piece, "
+                          f"environment, agent), got a {type(data).__name__}")
+    return data
+
+
+def _check(data: dict[str, Any], schema: dict[str, Any], where: str, source: str,
+           ignored: list[str]) -> None:
+    for key, value in data.items():
+        name = f"{where}.{key}" if where else str(key)
+        if key not in schema:
+            close = difflib.get_close_matches(str(key), list(schema), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ConfigError(f"{source}: unknown field {name!r}{hint}; fields allowed "
+                              f"{'in ' + repr(where) if where else 'at the top'}: "
+                              f"{', '.join(schema)}")
+        kind = schema[key]
+        if kind is IGNORED:
+            ignored.append(name)
+        elif isinstance(kind, dict):
+            if not isinstance(value, dict):
+                raise ConfigError(f"{source}: field {name!r} must be a mapping with fields "
+                                  f"{', '.join(kind)}, got {value!r}")
+            _check(value, kind, name, source, ignored)
+        elif kind is not ANY and (not isinstance(value, kind) or isinstance(value, bool)
+                                  and kind is not bool):
+            wanted = (" or ".join(k.__name__ for k in kind) if isinstance(kind, tuple)
+                      else kind.__name__)
+            raise ConfigError(f"{source}: field {name!r} must be {wanted}, got {value!r}")
+
+
+def parse_config(data: dict[str, Any], *, source: str = "<config>") -> ComposeConfig:
+    """Check a config mapping and turn it into :class:`ComposeConfig`.
+
+    Raises
+    ------
+    ConfigError
+        For an unknown field (named, with the allowed ones and the closest match), a value of
+        the wrong type, or an unknown method.
+    """
+    ignored: list[str] = []
+    _check(data, SCHEMA, "", source, ignored)
+    piece = data.get("piece", {})
+    specs = piece.get("counterpoint_specifications", {})
+    rendering = piece.get("rendering_params", {})
+    env_section = data.get("environment", {})
+    agent = dict(data.get("agent", {}))
+    if "scale_type" in piece and "mode" in piece:
+        raise ConfigError(f"{source}: give piece.mode or piece.scale_type (RL-Musician's name "
+                          "for it), not both")
+    env_kwargs: dict[str, Any] = {"cantus_firmus": piece.get("cantus_firmus", "rl_musician")}
+    for ours, value in (("tonic", piece.get("tonic")),
+                        ("mode", piece.get("mode", piece.get("scale_type"))),
+                        ("species", piece.get("species")),
+                        ("start_note", specs.get("start_note")),
+                        ("end_note", specs.get("end_note")),
+                        ("lowest_note", specs.get("lowest_note")),
+                        ("highest_note", specs.get("highest_note")),
+                        ("start_pause_eighths", specs.get("start_pause_in_eighths")),
+                        ("max_skip_degrees", specs.get("max_skip_in_degrees"))):
+        if value is not None:
+            env_kwargs[ours] = value
+    rules = piece.get("rules", {})
+    if "names" in rules:
+        env_kwargs["rules"] = list(rules["names"])
+    for ours, key in (("rule_params", "params"), ("penalties", "penalties")):
+        if key in rules:
+            env_kwargs[ours] = dict(rules[key])
+    for ours in ("scoring_coefs", "scoring_fn_params", "reward_for_dead_end", "lookahead"):
+        if ours in env_section:
+            env_kwargs[ours] = env_section[ours]
+    config = ComposeConfig(env_kwargs=env_kwargs, ignored=ignored, source=source)
+    if "tuning" in piece:
+        config.tuning = dict(piece["tuning"])
+    if "bpm" in piece and "measure_in_seconds" in rendering:
+        raise ConfigError(f"{source}: give piece.bpm or rendering_params.measure_in_seconds, "
+                          "not both")
+    if "measure_in_seconds" in rendering:
+        # a 4/4 bar of measure_in_seconds: 4 quarters per bar
+        config.bpm = 240.0 / _positive(rendering["measure_in_seconds"],
+                                       "piece.rendering_params.measure_in_seconds", source)
+    elif "bpm" in piece:
+        config.bpm = _positive(piece["bpm"], "piece.bpm", source)
+    midi = rendering.get("midi", {})
+    config.programs = (midi.get("cantus_firmus_instrument", config.programs[0]),
+                       midi.get("counterpoint_instrument", config.programs[1]))
+    if "velocity" in midi:
+        config.velocities = (midi["velocity"], midi["velocity"])
+    config.outdir = rendering.get("dir", config.outdir)
+    config.method = agent.pop("method", config.method)
+    config.seed = agent.pop("seed", config.seed)
+    config.n_pieces = agent.pop("n_pieces", config.n_pieces)
+    agent.pop("paralleling_params", None)
+    config.agent = agent
+    validate(config)
+    return config
+
+
+def _positive(value: float, name: str, source: str) -> float:
+    if not value > 0:
+        raise ConfigError(f"{source}: field {name!r} must be positive, got {value!r}")
+    return float(value)
+
+
+def validate(config: ComposeConfig) -> ComposeConfig:
+    """Check the values a command line may also set (method, counts, budgets).
+
+    Raises
+    ------
+    ConfigError
+        Naming the bad setting.
+    """
+    if config.method not in METHODS:
+        raise ConfigError(f"{config.source}: method must be one of {', '.join(METHODS)}, "
+                          f"got {config.method!r}")
+    if config.n_pieces < 1:
+        raise ConfigError(f"{config.source}: the number of pieces must be at least 1, "
+                          f"got {config.n_pieces}")
+    for name, value in config.agent.items():
+        if name != "n_trials_factor" and value < 1 or value <= 0:
+            raise ConfigError(f"{config.source}: agent.{name} must be at least 1 "
+                              f"(n_trials_factor: positive), got {value!r}")
+    for name, program in zip(("cantus_firmus_instrument", "counterpoint_instrument"),
+                             config.programs, strict=True):
+        if not 0 <= program <= 127:
+            raise ConfigError(f"{config.source}: rendering_params.midi.{name} must be a "
+                              f"General MIDI program 0..127, got {program}")
+    return config
+
+
+def load_config(path: str | Path | None) -> ComposeConfig:
+    """Read and check a config file; ``None`` gives the defaults (RL-Musician's piece)."""
+    if path is None:
+        return ComposeConfig()
+    return parse_config(read_config_file(path), source=str(path))

@@ -1,0 +1,169 @@
+"""`musicgym compose` and `musicgym evaluate-compose`, run as subprocesses on small budgets."""
+
+import json
+import subprocess
+import sys
+
+import mido
+import pytest
+
+# RL-Musician 0.4.6's default config (configs/default_config.yml), field for field
+RL_MUSICIAN_DEFAULT = """
+piece:
+  tonic: C
+  scale_type: major
+  cantus_firmus: [C4, D4, E4, C4, A3, B3, C4, G4, E4, C4, D4, C4]
+  counterpoint_specifications:
+    start_note: G4
+    end_note: C5
+    lowest_note: C4
+    highest_note: B5
+    start_pause_in_eighths: 4
+    max_skip_in_degrees: 7
+  rules:
+    names: [rhythmic_pattern_validity, rearticulation_stability, absence_of_stalled_pitches,
+            absence_of_long_motion, absence_of_skip_series, turn_after_skip, VI_VII_resolution,
+            step_motion_to_end, consonance_on_strong_beat, step_motion_to_dissonance,
+            step_motion_from_dissonance, resolution_of_suspended_dissonance,
+            absence_of_large_intervals, absence_of_lines_crossing,
+            absence_of_overlapping_motion]
+    params:
+      absence_of_stalled_pitches: {max_n_repetitions: 2}
+      absence_of_long_motion: {max_distance_in_semitones: 9}
+      absence_of_skip_series: {max_n_skips: 2}
+      turn_after_skip: {min_n_scale_degrees: 3}
+      step_motion_to_end: {prohibit_rearticulation: true}
+      absence_of_large_intervals: {max_n_semitones: 16}
+      absence_of_lines_crossing: {prohibit_unisons: true}
+  rendering_params:
+    dir: outputs
+    measure_in_seconds: 1.0
+    midi: {cantus_firmus_instrument: 0, counterpoint_instrument: 0, velocity: 100}
+    sinethesizer: {cantus_firmus_instrument: brass, counterpoint_instrument: bowed_string,
+                   velocity: 0.8}
+environment:
+  scoring_coefs: {looped_fragments: 1, entropy: 1, narrow_ranges: 1, climax_explicity: 1,
+                  number_of_skips: 1}
+  scoring_fn_params:
+    looped_fragments: {min_size: 4}
+    narrow_ranges: {min_size: 9, penalties: {2: 1, 3: 0.5}}
+    climax_explicity: {shortage_penalty: 0.3, duplication_penalty: 0.5}
+  reward_for_dead_end: -3
+agent:
+  beam_width: 5
+  n_records_to_keep: 10
+  n_trials_estimation_depth: 3
+  n_trials_estimation_width: 10
+  n_trials_factor: 3
+  paralleling_params: {n_processes: null}
+"""
+
+
+def musicgym(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "musicgym", *map(str, args)], cwd=cwd,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_random_pieces_in_19_edo_are_written_and_judged(tmp_path):
+    config = tmp_path / "c.json"
+    config.write_text(json.dumps({"piece": {"cantus_firmus": "fux_dorian", "species": 2,
+                                            "tuning": {"kind": "edo", "divisions": 19},
+                                            "bpm": 90}}))
+    out = tmp_path / "out"
+    run = musicgym("compose", "-c", config, "--method", "random", "--pieces", 2, "--seed", 4,
+                   "-o", out, "--evaluate")
+    assert run.returncode == 0, run.stderr
+    assert "wrote 2 piece(s)" in run.stdout and "19-EDO" in run.stdout
+    assert "mean of 2" in run.stdout and "rules broken: none" in run.stdout
+    summary = json.loads((out / "summary.json").read_text())
+    assert [p["piece"] for p in summary["pieces"]] == ["piece_001", "piece_002"]
+    for name in ("piece.mid", "notes.tsv", "piece.musicxml", "piece.ly", "piece.wav",
+                 "piano_roll.png", "piece.json"):
+        assert (out / "piece_001" / name).is_file()
+    midi = mido.MidiFile(out / "piece_001" / "piece.mid")
+    tempo = next(m.tempo for m in midi.tracks[0] if m.type == "set_tempo")
+    assert mido.tempo2bpm(tempo) == pytest.approx(90)
+    assert any(m.type == "pitchwheel" for m in mido.merge_tracks(midi.tracks))
+    # the same seed gives the same pieces
+    again = musicgym("compose", "-c", config, "--method", "random", "--pieces", 2, "--seed", 4,
+                     "-o", tmp_path / "again", "--no-wav")
+    assert again.returncode == 0, again.stderr
+    first = json.loads((out / "piece_002" / "piece.json").read_text())["notes"]
+    second = json.loads((tmp_path / "again" / "piece_002" / "piece.json").read_text())["notes"]
+    assert first == second
+
+    report_path = tmp_path / "report.json"
+    judged = musicgym("evaluate-compose", out, "--json", report_path)
+    assert judged.returncode == 0, judged.stderr
+    report = json.loads(report_path.read_text())
+    assert len(report["pieces"]) == 2 and report["mean"]["hard_violations"] == 0
+    returns = [p["return"] for p in summary["pieces"]]
+    assert [p["scores"]["total"] for p in report["pieces"]] == pytest.approx(returns)
+
+
+def test_rl_musician_default_config_runs_and_its_fields_mean_the_same(tmp_path):
+    config = tmp_path / "default_config.yml"
+    config.write_text(RL_MUSICIAN_DEFAULT)
+    run = musicgym("compose", "-c", config, "--n-trials", 2, "--beam-width", 1, "--no-wav",
+                   cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert "piece.rendering_params.sinethesizer is RL-Musician's and is ignored" in run.stdout
+    # rendering_params.dir is the output folder; measure_in_seconds 1.0 is 240 quarters/min
+    midi = mido.MidiFile(tmp_path / "outputs" / "piece_001" / "piece.mid")
+    tempo = next(m.tempo for m in midi.tracks[0] if m.type == "set_tempo")
+    assert mido.tempo2bpm(tempo) == pytest.approx(240)
+    programs = {m.program for m in mido.merge_tracks(midi.tracks) if m.type == "program_change"}
+    velocities = {m.velocity for m in mido.merge_tracks(midi.tracks) if m.type == "note_on"}
+    assert programs == {0} and velocities == {100}
+
+
+@pytest.mark.parametrize("text, message", [
+    ("piece:\n  counterpoint_specifications:\n    start_nte: G4\n",
+     "unknown field 'piece.counterpoint_specifications.start_nte' (did you mean 'start_note'?)"),
+    ("agent:\n  beam_width: five\n", "field 'agent.beam_width' must be int, got 'five'"),
+    ("agent:\n  method: dqn\n", "method must be one of beam, random, ppo"),
+    ("piece: [1, 2\n", "line 2: not valid YAML (expected ',' or ']'"),
+])
+def test_bad_config_is_one_line_naming_the_field(tmp_path, text, message):
+    config = tmp_path / "bad.yml"
+    config.write_text(text)
+    run = musicgym("compose", "-c", config, "-o", tmp_path / "o")
+    assert run.returncode == 1
+    assert run.stderr.startswith("musicgym compose: error:") and message in run.stderr
+    assert str(config) in run.stderr and "Traceback" not in run.stderr
+
+
+def test_bad_tuning_file_names_the_file_and_line(tmp_path):
+    scl = tmp_path / "bad.scl"
+    scl.write_text("! bad\nmy scale\n2\n100.0\nhalf\n")
+    config = tmp_path / "c.yml"
+    config.write_text(f"piece:\n  tuning: {{kind: scala, path: '{scl}'}}\n")
+    run = musicgym("compose", "-c", config, "--method", "random", "-o", tmp_path / "o")
+    assert run.returncode == 1 and "Traceback" not in run.stderr
+    assert f"{scl}, line 5" in run.stderr and "'half'" in run.stderr
+
+
+def test_unwritable_output_folder(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    run = musicgym("compose", "--method", "random", "-o", blocker / "out")
+    assert run.returncode == 1 and "Traceback" not in run.stderr
+    assert "cannot write to the output folder" in run.stderr and str(blocker) in run.stderr
+
+
+def test_evaluate_compose_on_a_folder_without_pieces(tmp_path):
+    run = musicgym("evaluate-compose", tmp_path)
+    assert run.returncode == 1 and "no piece.json under" in run.stderr
+
+
+@pytest.mark.slow
+def test_masked_ppo_composes_valid_pieces(tmp_path):
+    run = musicgym("compose", "--method", "ppo", "--ppo-timesteps", 128, "--pieces", 2,
+                   "--no-wav", "-o", tmp_path / "ppo", "--evaluate")
+    assert run.returncode == 0, run.stderr
+    assert "trained in" in run.stdout and "wrote 2 piece(s)" in run.stdout
+    judged = musicgym("evaluate-compose", tmp_path / "ppo", "--json", tmp_path / "r.json")
+    assert judged.returncode == 0, judged.stderr
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert len(report["pieces"]) == 2
+    assert all(p["hard_violations"] == 0 for p in report["pieces"])
