@@ -8,7 +8,7 @@ renders against them (``__call__``), returning float32 distances >= 0, clipped a
 name       definition                                                             bound
 =========  =====================================================================  ======
 mse        mean squared error of the waveforms (RaveForce's criterion)            100
-mrstft     mean over FFT sizes 2048/1024/512 (hop n/4) of spectral convergence    50
+mrstft     mean over FFT sizes 2048/1024/512 (hop n/2) of spectral convergence    50
            ``||T - X||_F / ||T||_F`` plus mean ``|ln(X + 1e-5) - ln(T + 1e-5)|``
 logmel     mean ``|log10 mel(X) - log10 mel(T)|`` (64 bands, FFT 1024, hop 256)  20
 mfcc       mean absolute error of 13 MFCC (FFT 2048, hop 512): spiegelib's metric 1000
@@ -39,14 +39,17 @@ class Distance:
     def prepare(self, target: np.ndarray):
         return np.asarray(target, dtype=np.float32)
 
-    def compute(self, audio: np.ndarray, prepared) -> np.ndarray:
+    def compute(self, audio: np.ndarray, prepared, cache: dict | None) -> np.ndarray:
         raise NotImplementedError
 
-    def __call__(self, audio: np.ndarray, prepared) -> np.ndarray:
-        """Distances of a batch ``audio`` (B, n) to the prepared target: (B,) float32."""
+    def __call__(self, audio: np.ndarray, prepared, *, cache: dict | None = None) -> np.ndarray:
+        """Distances of a batch ``audio`` (B, n) to the prepared target: (B,) float32.
+
+        ``cache``: STFT results of this same audio, shared with other features (see
+        ``features.stft_magnitude``)."""
         with np.errstate(all="ignore"):
             d = self.compute(np.nan_to_num(np.asarray(audio, dtype=np.float32), nan=0.0,
-                                           posinf=1e6, neginf=-1e6), prepared)
+                                           posinf=1e6, neginf=-1e6), prepared, cache)
         d = np.nan_to_num(np.asarray(d, dtype=np.float64), nan=self.bound, posinf=self.bound)
         return np.clip(d, 0.0, self.bound).astype(np.float32)
 
@@ -55,7 +58,7 @@ class MSE(Distance):
     name = "mse"
     bound = 100.0
 
-    def compute(self, audio, target):
+    def compute(self, audio, target, cache):
         return np.mean((audio.astype(np.float64) - target) ** 2, axis=-1)
 
 
@@ -66,17 +69,25 @@ class MultiResolutionSTFT(Distance):
 
     def prepare(self, target):
         target = np.asarray(target, dtype=np.float32)
-        return [stft_magnitude(target, n_fft=n) for n in self.FFT_SIZES]
+        out = []
+        for n in self.FFT_SIZES:
+            mag = stft_magnitude(target, n_fft=n, hop=n // 2)
+            norm = float(np.sqrt(np.sum(mag.astype(np.float64) ** 2))) + EPS
+            out.append((mag, np.log(mag + EPS), norm))
+        return out
 
-    def compute(self, audio, target_mags):
+    def compute(self, audio, prepared, cache):
         total = np.zeros(audio.shape[0])
-        for n_fft, t in zip(self.FFT_SIZES, target_mags, strict=True):
-            x = stft_magnitude(audio, n_fft=n_fft)
-            diff = np.sqrt(np.sum((x - t) ** 2, axis=(-2, -1), dtype=np.float64))
-            norm = np.sqrt(np.sum(t.astype(np.float64) ** 2)) + EPS
-            sc = np.minimum(diff / norm, 10.0)
-            lm = np.mean(np.abs(np.log(x + EPS) - np.log(t + EPS)), axis=(-2, -1))
-            total += sc + lm
+        for n_fft, (t, log_t, norm) in zip(self.FFT_SIZES, prepared, strict=True):
+            x = stft_magnitude(audio, n_fft=n_fft, hop=n_fft // 2, cache=cache)
+            work = np.subtract(x, t)  # in place from here on: these arrays are the big ones
+            np.square(work, out=work)
+            sc = np.minimum(np.sqrt(work.sum(axis=(-2, -1), dtype=np.float64)) / norm, 10.0)
+            np.add(x, EPS, out=work)
+            np.log(work, out=work)
+            work -= log_t
+            np.abs(work, out=work)
+            total += sc + work.mean(axis=(-2, -1), dtype=np.float64)
         return total / len(self.FFT_SIZES)
 
 
@@ -87,9 +98,9 @@ class LogMel(Distance):
     def prepare(self, target):
         return log_mel(np.asarray(target, np.float32), sr=self.sr, n_fft=1024, hop=256)
 
-    def compute(self, audio, target_mel):
-        return np.mean(np.abs(log_mel(audio, sr=self.sr, n_fft=1024, hop=256) - target_mel),
-                       axis=(-2, -1))
+    def compute(self, audio, target_mel, cache):
+        mel = log_mel(audio, sr=self.sr, n_fft=1024, hop=256, cache=cache)
+        return np.mean(np.abs(mel - target_mel), axis=(-2, -1))
 
 
 class MFCC(Distance):
@@ -99,7 +110,7 @@ class MFCC(Distance):
     def prepare(self, target):
         return mfcc(np.asarray(target, np.float32), sr=self.sr)
 
-    def compute(self, audio, target_mfcc):
+    def compute(self, audio, target_mfcc, cache):
         return np.mean(np.abs(mfcc(audio, sr=self.sr) - target_mfcc), axis=(-2, -1))
 
 
@@ -115,8 +126,8 @@ class Weighted(Distance):
     def prepare(self, target):
         return [d.prepare(target) for d, _ in self.parts]
 
-    def compute(self, audio, prepared):
-        return sum(w * d(audio, p).astype(np.float64)
+    def compute(self, audio, prepared, cache):
+        return sum(w * d(audio, p, cache=cache).astype(np.float64)
                    for (d, w), p in zip(self.parts, prepared, strict=True))
 
 

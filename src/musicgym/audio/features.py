@@ -34,7 +34,8 @@ def frames(audio: np.ndarray, *, n_fft: int, hop: int) -> np.ndarray:
     return view[..., ::hop, :][..., :n_frames, :]
 
 
-def stft_magnitude(audio: np.ndarray, *, n_fft: int = 1024, hop: int | None = None) -> np.ndarray:
+def stft_magnitude(audio: np.ndarray, *, n_fft: int = 1024, hop: int | None = None,
+                   cache: dict | None = None) -> np.ndarray:
     """Magnitude spectrogram.
 
     Parameters
@@ -44,14 +45,24 @@ def stft_magnitude(audio: np.ndarray, *, n_fft: int = 1024, hop: int | None = No
         FFT size (Hann window), default 1024.
     hop : int, keyword-only
         Hop in samples (default ``n_fft // 4``).
+    cache : dict, keyword-only
+        Results by (n_fft, hop): pass the same dict with the same audio to compute it once
+        (an env step shares one STFT between its reward and its observation).
 
     Returns
     -------
     numpy.ndarray, shape (..., n_frames, n_fft // 2 + 1), float32
     """
+    import scipy.fft
+
     hop = hop or n_fft // 4
+    if cache is not None and (n_fft, hop) in cache:
+        return cache[(n_fft, hop)]
     x = frames(audio, n_fft=n_fft, hop=hop) * _window(n_fft)
-    return np.abs(np.fft.rfft(x, axis=-1)).astype(np.float32)
+    mag = np.abs(scipy.fft.rfft(x, axis=-1)).astype(np.float32, copy=False)
+    if cache is not None:
+        cache[(n_fft, hop)] = mag
+    return mag
 
 
 def _hz_to_mel(hz):
@@ -78,7 +89,7 @@ def mel_filterbank(sr: int, n_fft: int, n_mels: int, fmin: float = 0.0,
 
 
 def log_mel(audio: np.ndarray, *, sr: int = 44100, n_fft: int = 1024, hop: int | None = None,
-            n_mels: int = 64, magnitude: np.ndarray | None = None) -> np.ndarray:
+            n_mels: int = 64, cache: dict | None = None) -> np.ndarray:
     """Log-mel spectrogram, ``log10(mel power + 1e-5)``.
 
     Parameters
@@ -86,14 +97,14 @@ def log_mel(audio: np.ndarray, *, sr: int = 44100, n_fft: int = 1024, hop: int |
     audio : numpy.ndarray, shape (..., n)
     sr, n_fft, hop, n_mels : keyword-only
         Sample rate, FFT size, hop (default n_fft // 4), mel bands (default 64).
-    magnitude : numpy.ndarray, keyword-only
-        A precomputed ``stft_magnitude`` of the same configuration (saves the FFT).
+    cache : dict, keyword-only
+        Shared STFT results for the same audio (see :func:`stft_magnitude`).
 
     Returns
     -------
     numpy.ndarray, shape (..., n_frames, n_mels), float32
     """
-    mag = stft_magnitude(audio, n_fft=n_fft, hop=hop) if magnitude is None else magnitude
+    mag = stft_magnitude(audio, n_fft=n_fft, hop=hop, cache=cache)
     mel = (mag * mag) @ mel_filterbank(int(sr), n_fft, n_mels)
     return np.log10(mel + EPS).astype(np.float32)
 

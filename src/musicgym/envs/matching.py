@@ -122,18 +122,20 @@ class MatchCore:
         n = self.obs_frames * self.obs_mels * (2 if self.observation == "goal" else 1) + 1
         return spaces.Box(FEATURE_LOW, FEATURE_HIGH, shape=(n,), dtype=np.float32)
 
-    def _features(self, clips: np.ndarray) -> np.ndarray:
-        mel = log_mel(clips, sr=self.sr, n_fft=1024, hop=256, n_mels=self.obs_mels)
+    def _features(self, clips: np.ndarray, cache: dict | None = None) -> np.ndarray:
+        mel = log_mel(clips, sr=self.sr, n_fft=1024, hop=512, n_mels=self.obs_mels,
+                      cache=cache)
         pooled = pool_frames(mel, self.obs_frames).reshape(clips.shape[0], -1)
         return np.clip(np.nan_to_num(pooled, nan=FEATURE_LOW), FEATURE_LOW, FEATURE_HIGH)
 
-    def observe(self, clips: np.ndarray, steps: np.ndarray, targets: np.ndarray) -> np.ndarray:
-        """(B, obs) float32 observations of the clips so far."""
+    def observe(self, clips: np.ndarray, steps: np.ndarray, targets: np.ndarray,
+                cache: dict | None = None) -> np.ndarray:
+        """(B, obs) float32 observations of the clips so far (``cache``: their STFTs)."""
         progress = (steps / self.total_step).astype(np.float32)[:, None]
         if self.observation == "audio":
             body = np.clip(np.nan_to_num(clips, nan=0.0), -AUDIO_BOUND, AUDIO_BOUND)
         else:
-            body = self._features(clips)
+            body = self._features(clips, cache)
             if self.observation == "goal":
                 body = np.concatenate([body, np.stack([self._target_obs[t] for t in targets])],
                                       axis=1)
@@ -149,12 +151,16 @@ class MatchCore:
             self._prepared[key] = self.distance.prepare(span)
         return self._prepared[key]
 
-    def distances(self, audio: np.ndarray, targets: np.ndarray, segment: int) -> np.ndarray:
-        """Distances of (B, n) audio to each row's target span (rows grouped by target)."""
+    def distances(self, audio: np.ndarray, targets: np.ndarray, segment: int,
+                  cache: dict | None = None) -> np.ndarray:
+        """Distances of (B, n) audio to each row's target span (rows grouped by target;
+        ``cache`` holds STFTs of ``audio`` and is only used when all rows share a target)."""
         out = np.empty(audio.shape[0], dtype=np.float32)
-        for t in np.unique(targets):
+        groups = np.unique(targets)
+        for t in groups:
             rows = np.nonzero(targets == t)[0]
-            out[rows] = self.distance(audio[rows], self.prepared(int(t), segment))
+            out[rows] = self.distance(audio[rows], self.prepared(int(t), segment),
+                                      cache=cache if len(groups) == 1 else None)
         return out
 
     # -- stepping ----------------------------------------------------------------------------
@@ -166,13 +172,22 @@ class MatchCore:
 
     def step(self, clips: np.ndarray, steps: np.ndarray, targets: np.ndarray, actions,
              rows: np.ndarray) -> dict:
-        """Advance ``rows`` (all at the same step) in place; return rewards and diagnostics."""
+        """Advance ``rows`` (all at the same step) in place; return rewards and diagnostics.
+
+        ``out["stft_cache"]`` holds the STFTs of the rows' clips when the segment is the whole
+        clip (one-step tasks), for the observation to reuse."""
         k = int(steps[rows[0]])
         params, seg = self.render_segments(actions, len(rows))
         seg = np.nan_to_num(seg, nan=0.0, posinf=AUDIO_BOUND, neginf=-AUDIO_BOUND)
         clips[rows, k * self.seg:(k + 1) * self.seg] = seg
         steps[rows] += 1
-        reward = -self.distances(seg, targets[rows], k)
-        clip_distance = self.distances(clips[rows], targets[rows], -1)
+        cache: dict = {}
+        reward = -self.distances(seg, targets[rows], k, cache)
+        if self.total_step == 1:
+            # the segment is the whole clip: the running distance is the step's distance
+            clip_distance = -reward
+        else:
+            cache = {}
+            clip_distance = self.distances(clips[rows], targets[rows], -1, cache)
         return {"reward": reward.astype(np.float32), "params": params,
-                "clip_distance": clip_distance}
+                "clip_distance": clip_distance, "stft_cache": cache}

@@ -41,7 +41,7 @@ class SynthMatchEnv(gym.Env):
     ## Observation Space
 
     ``observation="features"`` (default): the clip so far (silence where not yet rendered) as a
-    log-mel spectrogram (``obs_mels`` bands, FFT 1024, hop 256, log10 power), averaged into
+    log-mel spectrogram (``obs_mels`` bands, FFT 1024, hop 512, log10 power), averaged into
     ``obs_frames`` time slices and flattened, then the episode progress ``k / total_step``:
     ``Box(-5, 8, (obs_frames * obs_mels + 1,), float32)``. ``"goal"``: the same for the clip and
     for the target, side by side, then progress. ``"audio"``: RaveForce's observation, the clip
@@ -107,8 +107,8 @@ class SynthMatchEnv(gym.Env):
         self.steps = np.zeros(1, dtype=np.int64)
         self.target = np.zeros(1, dtype=np.int64)
 
-    def _get_obs(self) -> np.ndarray:
-        return self.core.observe(self.clip, self.steps, self.target)[0]
+    def _get_obs(self, cache: dict | None = None) -> np.ndarray:
+        return self.core.observe(self.clip, self.steps, self.target, cache)[0]
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
@@ -132,7 +132,7 @@ class SynthMatchEnv(gym.Env):
                 "params": dict(zip(self.core.patch.params, out["params"][0].tolist(),
                                    strict=True)),
                 "step": int(self.steps[0])}
-        return self._get_obs(), float(out["reward"][0]), terminated, False, info
+        return self._get_obs(out["stft_cache"]), float(out["reward"][0]), terminated, False, info
 
     @property
     def clip_audio(self) -> np.ndarray:

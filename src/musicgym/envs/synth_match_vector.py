@@ -55,8 +55,8 @@ class SynthMatchVectorEnv(VectorEnv):
             if n_targets > 1 else 0
         self._needs_reset[rows] = False
 
-    def _obs(self) -> np.ndarray:
-        return self.core.observe(self.clips, self.steps, self.targets)
+    def _obs(self, cache: dict | None = None) -> np.ndarray:
+        return self.core.observe(self.clips, self.steps, self.targets, cache)
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
@@ -75,17 +75,21 @@ class SynthMatchVectorEnv(VectorEnv):
         if resetting.size:
             self._reset_rows(resetting)
         active = np.setdiff1d(np.arange(self.num_envs), resetting)
+        cache = None
         # rows in lockstep share a step index; group them in case they ever differ
-        for k in np.unique(self.steps[active]):
+        groups = np.unique(self.steps[active])
+        for k in groups:
             rows = active[self.steps[active] == k]
             out = self.core.step(self.clips, self.steps, self.targets,
                                  self._rows_of(actions, rows), rows)
             rewards[rows] = out["reward"]
             clip_distance[rows] = out["clip_distance"]
+            if len(rows) == self.num_envs:
+                cache = out["stft_cache"]  # the STFTs of every clip: the observation reuses them
         terminated = np.zeros(self.num_envs, dtype=bool)
         terminated[active] = self.steps[active] >= self.core.total_step
         self._needs_reset = terminated.copy()
         info = {"clip_distance": clip_distance, "_clip_distance": ~np.isnan(clip_distance),
                 "target_index": self.targets.copy(),
                 "_target_index": np.ones(self.num_envs, dtype=bool)}
-        return self._obs(), rewards, terminated, np.zeros(self.num_envs, dtype=bool), info
+        return self._obs(cache), rewards, terminated, np.zeros(self.num_envs, dtype=bool), info

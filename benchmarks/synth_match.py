@@ -1,0 +1,129 @@
+"""Sound-matching env throughput: musicgym vs a RaveForce-style loop, side by side in one run.
+
+Task: ``musicgym/Kick-v0`` (RaveForce's kick patch, 0.5 s target). Four ways to take env steps
+with random actions:
+
+1. RaveForce-style loop: the real Glicol engine driven as RaveForce 0.2.4 drives it (one engine
+   instance; per step: fill the code, ``update``, render 128-sample blocks, decode each block
+   with a per-sample ``struct.unpack`` loop, raw MSE against the target);
+2. musicgym's env with the reference backend (real engine, MR-STFT reward);
+3. musicgym's env with the NumPy backend, B = 1;
+4. musicgym's native vector env, B = 64 (one engine call for the 64 envs).
+
+Steps per second are env steps (a vector step of B envs counts B). The reward share is the time
+spent computing rewards (segment + running clip distance) over the step time, in (4).
+Goals (issue 3): (4) >= 30x (1); rewards <= half of a step's time.
+
+    python benchmarks/synth_match.py [--seconds 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import struct
+import time
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+
+import musicgym  # noqa: F401  (registers the envs)
+from musicgym.envs.presets import KICK_CODE, PRESETS, kick_target
+from musicgym.synth.reference import BLOCK, _Instance
+
+
+def raveforce_loop(budget_s: float) -> float:
+    """Steps per second of RaveForce's own loop, on the real engine through wasmtime."""
+    target = kick_target()
+    spec = PRESETS["Kick-v0"]["action_space"]
+    rng = np.random.default_rng(0)
+    inst = _Instance(44100, 120.0, 42)
+    code = KICK_CODE.replace("{}", "{:.6f}")
+    n_blocks = int(0.5 * 44100 / BLOCK)
+    steps, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < budget_s:
+        values = [float(np.exp(rng.uniform(np.log(lo), np.log(hi)))) for _, lo, hi in spec]
+        inst.update(code.format(*values))
+        audio = []
+        for _ in range(n_blocks):
+            inst.process()
+            raw = inst.memory.read(inst.store, inst.out_ptr, inst.out_ptr + 1024)
+            block = [struct.unpack("<f", bytes(raw[i:i + 4]))[0] for i in range(0, 1024, 4)]
+            audio.extend(block[:128])
+        padded = np.zeros(len(target))
+        padded[:len(audio)] = audio[:len(target)]
+        _ = -np.mean((padded - target) ** 2)
+        steps += 1
+    return steps / (time.perf_counter() - t0)
+
+
+def env_loop(env, budget_s: float, batch: int = 1) -> tuple[float, float]:
+    """(env steps per second, share of step time spent in rewards) with random actions."""
+    core = env.unwrapped.core if hasattr(env, "unwrapped") else env.core
+    reward_time = [0.0]
+    original = core.distances
+
+    def timed(*args, **kwargs):
+        t = time.perf_counter()
+        out = original(*args, **kwargs)
+        reward_time[0] += time.perf_counter() - t
+        return out
+
+    core.distances = timed
+    env.action_space.seed(0)
+    env.reset(seed=0)
+    env.step(env.action_space.sample())  # warm-up (numba caches, target features)
+    env.reset(seed=0)
+    reward_time[0] = 0.0
+    steps, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < budget_s:
+        _, _, terminated, truncated, _ = env.step(env.action_space.sample())
+        steps += batch
+        if batch == 1 and (terminated or truncated):
+            env.reset()
+    elapsed = time.perf_counter() - t0
+    core.distances = original
+    return steps / elapsed, reward_time[0] / elapsed
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seconds", type=float, default=15.0, help="time budget per contender")
+    ap.add_argument("--json", default=str(Path(__file__).parent / "results" / "synth_match.json"))
+    args = ap.parse_args()
+    rows = []
+    print("Kick-v0 (0.5 s target), random actions, env steps per second:")
+    rf = raveforce_loop(args.seconds)
+    rows.append({"contender": "RaveForce-style loop (real engine, struct.unpack, raw MSE)",
+                 "steps_per_s": rf, "reward_share": None})
+    print(f"  RaveForce-style loop             {rf:9.1f}", flush=True)
+    for label, env, batch in [
+        ("musicgym env, reference backend", gym.make("musicgym/Kick-v0", backend="glicol"), 1),
+        ("musicgym env, NumPy backend, B=1", gym.make("musicgym/Kick-v0"), 1),
+        ("musicgym vector env, B=64", gym.make_vec("musicgym/Kick-v0", num_envs=64), 64),
+    ]:
+        sps, share = env_loop(env, args.seconds, batch)
+        rows.append({"contender": label, "steps_per_s": sps, "reward_share": share})
+        print(f"  {label:32s} {sps:9.1f}   rewards {share:5.1%} of step time", flush=True)
+    print("\n| contender | env steps / s | vs RaveForce loop | reward share of step |")
+    print("|---|---|---|---|")
+    for r in rows:
+        share = "" if r["reward_share"] is None else f"{r['reward_share']:.0%}"
+        print(f"| {r['contender']} | {r['steps_per_s']:,.1f} | "
+              f"**{r['steps_per_s'] / rf:,.1f}x** | {share} |")
+    vec = rows[-1]
+    goals = {"vector env >= 30x RaveForce loop": vec["steps_per_s"] / rf >= 30,
+             "rewards <= half of a step": vec["reward_share"] <= 0.5}
+    for goal, met in goals.items():
+        print(f"{'met    ' if met else 'NOT MET'}  {goal}")
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.json).write_text(json.dumps({"command": "python benchmarks/synth_match.py",
+                                           "machine": platform.platform(), "rows": rows,
+                                           "goals": goals}, indent=2))
+    print(f"wrote {args.json}")
+
+
+if __name__ == "__main__":
+    main()
