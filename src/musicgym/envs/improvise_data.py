@@ -82,12 +82,10 @@ class LookupTable:
         cell = np.minimum(pos.astype(np.int64), k - 2)
         frac = pos - cell
         strides = k ** np.arange(n - 1, -1, -1)
-        out = np.zeros((u.shape[0], self.values.shape[1]))
-        for corner in range(2 ** n):
-            bits = (corner >> np.arange(n - 1, -1, -1)) & 1
-            weight = np.prod(np.where(bits, frac, 1.0 - frac), axis=1)
-            out += weight[:, None] * self.values[(cell + bits) @ strides]
-        return out
+        bits = (np.arange(2 ** n)[:, None] >> np.arange(n - 1, -1, -1)) & 1   # (2^N, N) corners
+        weights = np.where(bits, frac[:, None, :], 1.0 - frac[:, None, :]).prod(axis=2)
+        rows = (cell[:, None, :] + bits) @ strides
+        return np.einsum("bc,bcf->bf", weights, self.values[rows])
 
     def nearest(self, u: np.ndarray) -> np.ndarray:
         """RL-impro's lookup: the row whose parameters are nearest (L1) to each of u (B, N)."""
