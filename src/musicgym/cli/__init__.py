@@ -16,6 +16,7 @@ from musicgym.errors import MusicgymError
 SUBCOMMANDS = [
     "musicgym.cli.render",
     "musicgym.cli.compose",
+    "musicgym.cli.improvise",
 ]
 
 

@@ -181,6 +181,7 @@ def write_table(path: str | os.PathLike, columns: dict[str, np.ndarray]) -> Path
                 writer.writerow(columns)
                 writer.writerows(zip(*[np.asarray(v).tolist() for v in columns.values()],
                                      strict=True))
+        os.chmod(tmp, 0o644)   # mkstemp makes owner-only files; a table is for sharing
         os.replace(tmp, path)
     finally:
         Path(tmp).unlink(missing_ok=True)

@@ -1,0 +1,62 @@
+"""``musicgym lookup`` and ``musicgym analyze`` through the command's entry point."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from musicgym.audio.io import write_wav
+from musicgym.cli import main
+from musicgym.envs.improvise_data import read_table
+
+
+def test_lookup_writes_table_map_and_listening_page(tmp_path, capsys):
+    rc = main(["lookup", "sine", "--subdiv", "4", "--window", "512", "-o", str(tmp_path),
+               "--features", "pitch", "loudness", "--color-by", "pitch", "--format", "csv"])
+    assert rc == 0
+    table = read_table(tmp_path / "sine-k4-w512.csv")
+    assert len(table["pitch"]) == 16
+    np.testing.assert_allclose(np.unique(table["param-freq_hz"]), [0, 1 / 3, 2 / 3, 1])
+    # the sine's pitch follows its freq parameter (20 + 2500 u Hz) where it is audible
+    loud = table["param-amp"] > 0
+    high = loud & (table["param-freq_hz"] > 0.3)
+    np.testing.assert_allclose(table["pitch"][high], 20 + 2500 * table["param-freq_hz"][high],
+                               rtol=0.02)
+    png = (tmp_path / "sine-k4-w512-pca.png").read_bytes()
+    assert png.startswith(b"\x89PNG")
+    page = (tmp_path / "sine-k4-w512-pca.html").read_text()
+    assert "data:audio/wav;base64," in page and page.count('"p": [') == 16
+    assert not list(tmp_path.glob(".partial-*"))
+    assert "wrote" in capsys.readouterr().out
+
+
+def test_lookup_rejects_a_colour_that_is_not_in_the_table(tmp_path, capsys):
+    rc = main(["lookup", "sine", "--subdiv", "3", "-o", str(tmp_path), "--features", "pitch",
+               "--color-by", "mfcc-1"])
+    assert rc == 1
+    assert "--color-by 'mfcc-1'" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
+
+
+def test_analyze_reads_the_real_oneshots_in_place(oneshots_dir, tmp_path):
+    assert main(["analyze", str(oneshots_dir), "-o", str(tmp_path), "--format", "csv",
+                 "--features", "loudness", "pitch"]) == 0
+    tables = sorted(p.stem for p in tmp_path.glob("*.csv"))
+    assert tables == sorted(p.stem for p in oneshots_dir.glob("*.flac"))
+    kick = read_table(tmp_path / "bd_808.csv")
+    assert list(kick)[:2] == ["time_s", "loudness-dBFS"]
+    assert kick["loudness-dBFS"].max() > -30          # a real kick is loud somewhere
+
+
+def test_analyze_skips_unreadable_files_and_fails_when_none_is_readable(tmp_path, capsys):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "broken.wav").write_bytes(b"RIFF nonsense")
+    out = tmp_path / "out"
+    assert main(["analyze", str(corpus), "-o", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "skipping" in err and "broken.wav" in err and "no readable audio" in err
+    assert not out.exists() or not list(out.rglob("*"))
+    t = np.arange(22050) / 44100
+    write_wav(corpus / "take.wav", 0.3 * np.sin(2 * np.pi * 330 * t), 44100)
+    assert main(["analyze", str(corpus), "-o", str(out), "--format", "csv"]) == 0
+    assert [p.name for p in out.iterdir()] == ["take.csv"]
