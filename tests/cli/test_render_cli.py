@@ -54,8 +54,8 @@ def test_nodes_lists_every_supported_node(capsys):
         assert name in NODES and f"\n  {name} " in text
 
 
-def test_demo_renders_the_examples(tmp_path, capsys):
-    assert main(["demo", "-o", str(tmp_path)]) == 0
+def test_examples_renders_the_example_patches(tmp_path, capsys):
+    assert main(["examples", "-o", str(tmp_path)]) == 0
     wavs = sorted(p.name for p in tmp_path.glob("*.wav"))
     assert wavs == ["bassline.wav", "fm.wav", "kick.wav", "plate.wav", "sampler.wav"]
     for wav in tmp_path.glob("*.wav"):

@@ -80,10 +80,13 @@ class MultiResolutionSTFT(Distance):
         total = np.zeros(audio.shape[0])
         for n_fft, (t, log_t, norm) in zip(self.FFT_SIZES, prepared, strict=True):
             x = stft_magnitude(audio, n_fft=n_fft, hop=n_fft // 2, cache=cache)
-            work = np.subtract(x, t)  # in place from here on: these arrays are the big ones
-            np.square(work, out=work)
-            sc = np.minimum(np.sqrt(work.sum(axis=(-2, -1), dtype=np.float64)) / norm, 10.0)
-            np.add(x, EPS, out=work)
+            flat = x.reshape(x.shape[0], -1)
+            # ||X - T||^2 = ||X||^2 - 2 <X, T> + ||T||^2, without a temporary the size of X
+            sq = np.einsum("ij,ij->i", flat, flat, dtype=np.float64) \
+                - 2.0 * np.einsum("ij,j->i", flat, t.reshape(-1), dtype=np.float64) \
+                + (norm - EPS) ** 2
+            sc = np.minimum(np.sqrt(np.maximum(sq, 0.0)) / norm, 10.0)
+            work = np.add(x, EPS)  # in place from here on: these arrays are the big ones
             np.log(work, out=work)
             work -= log_t
             np.abs(work, out=work)

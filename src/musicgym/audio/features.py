@@ -28,8 +28,9 @@ def frames(audio: np.ndarray, *, n_fft: int, hop: int) -> np.ndarray:
     n_frames = 1 + max(0, -(-(n - n_fft) // hop))
     total = (n_frames - 1) * hop + n_fft
     if total > n:
-        pad = [(0, 0)] * (audio.ndim - 1) + [(0, total - n)]
-        audio = np.pad(audio, pad)
+        padded = np.zeros(audio.shape[:-1] + (total,), dtype=np.float32)
+        padded[..., :n] = audio
+        audio = padded
     view = np.lib.stride_tricks.sliding_window_view(audio, n_fft, axis=-1)
     return view[..., ::hop, :][..., :n_frames, :]
 

@@ -15,8 +15,10 @@ from musicgym.errors import MusicgymError
 # subcommand modules, in the order `musicgym --help` lists them
 SUBCOMMANDS = [
     "musicgym.cli.render",
+    "musicgym.cli.train",
     "musicgym.cli.compose",
     "musicgym.cli.improvise",
+    "musicgym.cli.accompany",
 ]
 
 

@@ -1,4 +1,4 @@
-"""``musicgym render``, ``musicgym nodes`` and ``musicgym demo`` (the engine's commands)."""
+"""``musicgym render``, ``musicgym nodes`` and ``musicgym examples`` (the engine's commands)."""
 
 from __future__ import annotations
 
@@ -34,9 +34,9 @@ def add_parser(subparsers) -> None:
     n = subparsers.add_parser("nodes", help="list the Glicol nodes musicgym runs")
     n.set_defaults(func=run_nodes)
 
-    d = subparsers.add_parser("demo", help="render the built-in example patches to out/demo/")
-    d.add_argument("-o", "--output", default="out/demo", help="folder (default out/demo)")
-    d.set_defaults(func=run_demo)
+    d = subparsers.add_parser("examples", help="render the built-in example patches to WAV")
+    d.add_argument("-o", "--output", default="out/examples", help="folder (default out/examples)")
+    d.set_defaults(func=run_examples)
 
 
 def _pairs(items: list[str], what: str) -> dict[str, str]:
@@ -113,7 +113,7 @@ def run_nodes(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_demo(args: argparse.Namespace) -> int:
+def run_examples(args: argparse.Namespace) -> int:
     from musicgym.audio.io import write_wav
     from musicgym.synth import Patch
     from musicgym.synth.examples import EXAMPLES, default_params, example_samples

@@ -70,6 +70,17 @@ def load_targets(target, *, sr: int, max_seconds: float = 60.0) -> list[tuple[st
                       f"got {type(target).__name__}")
 
 
+def single_threaded_blas() -> None:
+    """Run BLAS on one thread in this process.
+
+    The envs' matrix products are small (mel filters, DCTs); with several BLAS threads on a
+    busy 2-core machine they ran 10 to 400 times slower than on one (measured), and SB3's own
+    advice for CPU training is one thread. Called when a sound-matching env is built."""
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=1, user_api="blas")
+
+
 class MatchCore:
     """Sound matching for B rows: the patch, the action mapping, targets and their features.
 
@@ -86,6 +97,7 @@ class MatchCore:
             raise TargetError(f"total_step must be a positive integer, got {total_step!r}")
         if observation not in OBSERVATIONS:
             raise TargetError(f"observation must be one of {OBSERVATIONS}, got {observation!r}")
+        single_threaded_blas()
         self.patch = Patch(code, sr=sr, bpm=bpm, backend=backend, samples=samples)
         self.sr = self.patch.sr
         self.pmap = ParameterMap(action_space, n_holes=self.patch.n_params, flat=flat_actions,
@@ -113,6 +125,9 @@ class MatchCore:
                             for i in range(len(self.targets))]
         self.observation_space = self._observation_space()
         self.action_space = self.pmap.space
+        n = len(self.targets)
+        self._reset_obs = self._observe(np.zeros((n, self.clip_len), np.float32),
+                                        np.zeros(n, np.int64), np.arange(n))
 
     # -- spaces ------------------------------------------------------------------------------
     def _observation_space(self) -> spaces.Box:
@@ -131,6 +146,12 @@ class MatchCore:
     def observe(self, clips: np.ndarray, steps: np.ndarray, targets: np.ndarray,
                 cache: dict | None = None) -> np.ndarray:
         """(B, obs) float32 observations of the clips so far (``cache``: their STFTs)."""
+        if not steps.any() and not clips.any():
+            # every clip is still silent (just reset): the observation is known in advance
+            return self._reset_obs[targets]
+        return self._observe(clips, steps, targets, cache)
+
+    def _observe(self, clips, steps, targets, cache=None) -> np.ndarray:
         progress = (steps / self.total_step).astype(np.float32)[:, None]
         if self.observation == "audio":
             body = np.clip(np.nan_to_num(clips, nan=0.0), -AUDIO_BOUND, AUDIO_BOUND)

@@ -1,0 +1,174 @@
+"""Evaluate a training run: metrics as JSON and a table; for sound tasks, sounds and pictures.
+
+``evaluate_run(run_dir, episodes)`` writes ``run_dir/eval/``:
+
+* ``metrics.json``: mean/std/min/max episode return, and for sound matching the clip distance
+  (the env's reward distance), the MR-STFT distance and the 13-MFCC mean absolute error;
+* for sound matching: ``target.wav``, ``agent_best.wav`` (the best episode), ``agent_final.wav``
+  (the last), ``comparison.png`` (target / agent / difference spectrograms) and ``curve.png``
+  (the learning curve from the run's ``evaluations.json``).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+
+from musicgym.errors import ConfigError
+from musicgym.train.config import TrainConfig
+
+
+def load_run(run_dir: str | Path):
+    """(config, model) of a run folder made by ``musicgym train``."""
+    from musicgym.train.runner import algo_class
+
+    run_dir = Path(run_dir)
+    cfg_path = run_dir / "config.yaml"
+    model_path = run_dir / "model.zip"
+    if not model_path.is_file():
+        model_path = run_dir / "checkpoint.zip"
+    if not cfg_path.is_file() or not model_path.is_file():
+        raise ConfigError(f"{run_dir} is not a finished musicgym run (it needs config.yaml and "
+                          "model.zip or checkpoint.zip)")
+    config = TrainConfig.load(cfg_path)
+    return config, algo_class(config.algo).load(model_path, device=config.device)
+
+
+def run_episodes(model, config: TrainConfig, episodes: int, seed: int = 20_000) -> list[dict]:
+    """Deterministic episodes; each with its return, and the clip for sound-matching envs."""
+    import musicgym  # noqa: F401
+
+    env = gym.make(config.env_id, **config.env_kwargs)
+    out = []
+    for ep in range(episodes):
+        obs, info = env.reset(seed=seed + ep)
+        state, start, done, total = None, np.ones((1,), dtype=bool), False, 0.0
+        while not done:
+            if config.algo == "recurrent_ppo":
+                action, state = model.predict(obs, state=state, episode_start=start,
+                                              deterministic=True)
+                start = np.zeros((1,), dtype=bool)
+            else:
+                action, _ = model.predict(obs, deterministic=True)
+            obs, reward, terminated, truncated, info = env.step(action)
+            total += float(reward)
+            done = terminated or truncated
+        record = {"return": total}
+        core = getattr(env.unwrapped, "core", None)
+        if core is not None and hasattr(env.unwrapped, "clip_audio"):
+            record["clip"] = env.unwrapped.clip_audio
+            record["target"] = core.target_clips[int(env.unwrapped.target[0])]
+            record["clip_distance"] = float(info["clip_distance"])
+            record["sr"] = core.sr
+        out.append(record)
+    env.close()
+    return out
+
+
+def sound_metrics(clip: np.ndarray, target: np.ndarray, sr: int) -> dict[str, float]:
+    """MR-STFT distance and 13-MFCC mean absolute error (spiegelib's metric) of one clip."""
+    from musicgym.audio.distances import make_distance
+
+    out = {}
+    for name in ("mrstft", "mfcc"):
+        d = make_distance(name, sr=sr)
+        out[name] = float(d(clip[None], d.prepare(target))[0])
+    return out
+
+
+def evaluate_run(run_dir: str | Path, episodes: int = 8, *, plots: bool = True) -> dict:
+    """Evaluate a run and write ``run_dir/eval/`` (see the module docstring)."""
+    run_dir = Path(run_dir)
+    config, model = load_run(run_dir)
+    records = run_episodes(model, config, episodes)
+    returns = np.array([r["return"] for r in records])
+    metrics = {"env_id": config.env_id, "algo": config.algo, "episodes": episodes,
+               "mean_return": float(returns.mean()), "std_return": float(returns.std()),
+               "min_return": float(returns.min()), "max_return": float(returns.max())}
+    out_dir = run_dir / "eval"
+    out_dir.mkdir(exist_ok=True)
+    if "clip" in records[0]:
+        from musicgym.audio.io import write_wav
+
+        per = [sound_metrics(r["clip"], r["target"], r["sr"]) for r in records]
+        metrics["mean_clip_distance"] = float(np.mean([r["clip_distance"] for r in records]))
+        metrics["mean_mrstft"] = float(np.mean([p["mrstft"] for p in per]))
+        metrics["mean_mfcc_mae"] = float(np.mean([p["mfcc"] for p in per]))
+        best = min(records, key=lambda r: r["clip_distance"])
+        sr = records[0]["sr"]
+        write_wav(out_dir / "target.wav", best["target"], sr)
+        write_wav(out_dir / "agent_best.wav", best["clip"], sr)
+        write_wav(out_dir / "agent_final.wav", records[-1]["clip"], sr)
+        if plots:
+            comparison_png(out_dir / "comparison.png", best["target"], best["clip"], sr)
+    if plots and (run_dir / "evaluations.json").is_file():
+        curve_png(out_dir / "curve.png", json.loads((run_dir / "evaluations.json").read_text()),
+                  title=f"{config.algo} on {config.env_id}")
+    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    return metrics
+
+
+def comparison_png(path: Path, target: np.ndarray, agent: np.ndarray, sr: int) -> None:
+    """Target / agent / difference log-mel spectrograms (dB), one above the other; the mel
+    axis shows the low range, where kicks and basses live, as well as the highs."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from musicgym.audio.features import _mel_to_hz, log_mel
+
+    n_mels = 96
+    specs = [10.0 * log_mel(x, sr=sr, n_fft=2048, hop=256, n_mels=n_mels).T
+             for x in (target, agent)]
+    top = max(spec.max() for spec in specs)
+    panels = [("target", specs[0], "magma"), ("agent", specs[1], "magma"),
+              ("agent - target (dB)", specs[1] - specs[0], "coolwarm")]
+    fig, axes = plt.subplots(3, 1, figsize=(8, 8), sharex=True)
+    extent = [0, len(target) / sr, 0, n_mels]
+    mel_edges = np.linspace(0.0, 2595.0 * np.log10(1.0 + sr / 2 / 700.0), n_mels + 2)[1:-1]
+    ticks = [0, 24, 48, 72, 95]
+    for ax, (title, spec, cmap) in zip(axes, panels, strict=True):
+        diff = "-" in title
+        vmax = max(1.0, np.percentile(np.abs(spec), 99)) if diff else top
+        vmin = -vmax if diff else top - 80.0
+        im = ax.imshow(spec, origin="lower", aspect="auto", extent=extent, cmap=cmap,
+                       vmin=vmin, vmax=vmax)
+        ax.set_title(title)
+        ax.set_yticks(ticks, [f"{_mel_to_hz(mel_edges[t]):.0f}" for t in ticks])
+        ax.set_ylabel("Hz (mel scale)")
+        fig.colorbar(im, ax=ax, label="dB")
+    axes[-1].set_xlabel("seconds")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def curve_png(path: Path, evaluations: list[dict], *, title: str,
+              baselines: dict[str, float] | None = None) -> None:
+    """Learning curve: evaluation return (and clip distance) against training steps."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    steps = [e["steps"] for e in evaluations]
+    fig, ax = plt.subplots(figsize=(7, 4))
+    if evaluations and "mean_clip_distance" in evaluations[0]:
+        ax.plot(steps, [e["mean_clip_distance"] for e in evaluations], "o-", label="agent")
+        ax.set_ylabel("clip distance to the target (lower is better)")
+    else:
+        ax.plot(steps, [e["mean_return"] for e in evaluations], "o-", label="agent")
+        ax.set_ylabel("mean episode return")
+    for name, value in (baselines or {}).items():
+        ax.axhline(value, linestyle="--", color="grey" if name == "random" else "black",
+                   label=name)
+    ax.set_xlabel("training steps")
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
