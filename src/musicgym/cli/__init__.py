@@ -18,7 +18,6 @@ SUBCOMMANDS = [
     "musicgym.cli.train",
     "musicgym.cli.compose",
     "musicgym.cli.improvise",
-    "musicgym.cli.accompany",
 ]
 
 
