@@ -106,3 +106,14 @@ def test_cli_train_evaluate_baseline(tmp_path, capsys):
                  "-o", str(out)]) == 0
     assert json.loads(out.read_text())["evaluations"] == 16
     assert main(["train", "--backend", "rllib", "musicgym/Kick-v0"]) == 1
+
+
+def test_demo_writes_its_files(tmp_path):
+    from musicgym.train.demo import demo
+
+    out = demo(tmp_path / "demo", steps=64)
+    for name in ("target.wav", "agent.wav", "random.wav", "cmaes.wav", "comparison.png",
+                 "curve.png", "summary.md"):
+        assert (out / name).is_file(), name
+    summary = (out / "summary.md").read_text()
+    assert "PPO agent" in summary and "cmaes search, best of 64" in summary
