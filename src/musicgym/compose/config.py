@@ -222,7 +222,7 @@ def validate(config: ComposeConfig) -> ComposeConfig:
         raise ConfigError(f"{config.source}: the number of pieces must be at least 1, "
                           f"got {config.n_pieces}")
     for name, value in config.agent.items():
-        if name != "n_trials_factor" and value < 1 or value <= 0:
+        if not (value > 0 if name == "n_trials_factor" else value >= 1):
             raise ConfigError(f"{config.source}: agent.{name} must be at least 1 "
                               f"(n_trials_factor: positive), got {value!r}")
     for name, program in zip(("cantus_firmus_instrument", "counterpoint_instrument"),

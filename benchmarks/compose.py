@@ -1,0 +1,205 @@
+"""Composition benchmark: env speed, terminal-evaluation time, and piece quality on
+RL-Musician's default cantus for beam search (its default budget), random pieces and masked PPO.
+
+Run: ``.venv/bin/python benchmarks/compose.py`` (options: ``--beam-pieces``, ``--ppo-steps``,
+``--rl-musician-python`` for a venv where ``rl-musician==0.4.6`` is installed). Prints a table
+and writes ``benchmarks/results/compose.json``. Quality is judged by
+``musicgym.compose.evaluate`` on the written notes: RL-Musician's 5-score total (max 3.0),
+strict-rule violations and parallel fifths/octaves.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+
+from musicgym.compose.evaluate import evaluate_piece
+from musicgym.compose.piece import piece_from_counterpoint
+from musicgym.compose.ppo import compose_with_policy, train_ppo
+from musicgym.compose.search import beam_search, random_search
+from musicgym.envs.counterpoint import CounterpointEnv
+from musicgym.music.rules import score_piece
+
+RESULTS = Path(__file__).parent / "results" / "compose.json"
+
+# RL-Musician's own env, driven with random valid actions; run in its venv
+RLM_SCRIPT = """
+import random, time, yaml, importlib.resources as r, statistics
+from rlmusician.environment import CounterpointEnv, Piece
+from rlmusician.environment.evaluation import evaluate
+cfg = yaml.safe_load(open(r.files('rlmusician') / 'configs' / 'default_config.yml'))
+p = cfg['piece']
+piece = Piece(tonic=p['tonic'], scale_type=p['scale_type'], cantus_firmus=p['cantus_firmus'],
+              counterpoint_specifications=p['counterpoint_specifications'],
+              rules=p['rules'], rendering_params=p['rendering_params'])
+e = cfg['environment']
+env = CounterpointEnv(piece, e['scoring_coefs'], e['scoring_fn_params'], e['reward_for_dead_end'])
+random.seed(0)
+steps, t0 = 0, time.perf_counter()
+while time.perf_counter() - t0 < 10:
+    env.reset()
+    done = False
+    while not done:
+        _, _, done, info = env.step(random.choice(env.valid_actions))
+        steps += 1
+print('steps_per_s', steps / (time.perf_counter() - t0))
+times = []
+for _ in range(50):
+    t = time.perf_counter()
+    evaluate(env.piece, e['scoring_coefs'], e['scoring_fn_params'])
+    times.append(time.perf_counter() - t)
+print('eval_ms', 1000 * statistics.median(times))
+"""
+
+
+def env_speed(seconds: float = 10.0) -> dict:
+    """Env steps/s of a random masked policy through ``env.step``: the first episodes on a
+    fresh exercise (rules judged for every new state) and later ones (cached verdicts)."""
+    env = CounterpointEnv()
+    rng = np.random.default_rng(0)
+    result = {}
+    for phase in ("cold_first_10_episodes", "warm"):
+        steps, episodes, t0 = 0, 0, time.perf_counter()
+        while (episodes < 10 if phase.startswith("cold") else time.perf_counter() - t0 < seconds):
+            _, info = env.reset()
+            done = False
+            while not done:
+                action = int(rng.choice(np.flatnonzero(info["action_mask"])))
+                _, _, terminated, truncated, info = env.step(action)
+                done = terminated or truncated
+                steps += 1
+            episodes += 1
+        result[f"steps_per_s_{phase}"] = steps / (time.perf_counter() - t0)
+    return result
+
+
+def evaluation_time_ms(repeats: int = 300) -> float:
+    """Median time of the terminal evaluation (RL-Musician's five scores) of a finished piece."""
+    env = CounterpointEnv()
+    _, actions = random_search(env, seed=0)
+    state = _replay(env, actions)
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        score_piece(state)
+        times.append(time.perf_counter() - t0)
+    return 1000 * float(np.median(times))
+
+
+def _replay(env: CounterpointEnv, actions: list[int]):
+    env.reset()
+    for action in actions:
+        env.step(action)
+    return env.state
+
+
+def judge(env: CounterpointEnv, composer, seeds: list[int]) -> dict:
+    """Compose one piece per seed and judge it from its notes."""
+    rows = []
+    for seed in seeds:
+        t0 = time.perf_counter()
+        _, actions = composer(seed)
+        seconds = time.perf_counter() - t0
+        state = _replay(env, actions)
+        if not state.finished:
+            rows.append({"seed": seed, "finished": False, "seconds": seconds})
+            continue
+        result = evaluate_piece(piece_from_counterpoint(state, actions=actions))
+        rows.append({"seed": seed, "finished": True, "seconds": seconds,
+                     "total": result["scores"]["total"],
+                     "hard_violations": result["hard_violations"],
+                     "parallel_perfects": result["parallel_perfects"]})
+    done = [r for r in rows if r["finished"]]
+    return {"pieces": rows, "n": len(rows), "finished": len(done),
+            "mean_total": float(np.mean([r["total"] for r in done])) if done else None,
+            "best_total": float(np.max([r["total"] for r in done])) if done else None,
+            "hard_violations": int(sum(r["hard_violations"] for r in done)),
+            "parallel_perfects": int(sum(r["parallel_perfects"] for r in done)),
+            "seconds_per_piece": float(np.mean([r["seconds"] for r in rows]))}
+
+
+def rl_musician(python: str | None) -> dict:
+    """RL-Musician 0.4.6's env speed, run in its own venv (or why it could not be run)."""
+    if not python:
+        return {"status": "not run: give --rl-musician-python (a venv with rl-musician==0.4.6)"}
+    try:
+        run = subprocess.run([python, "-c", RLM_SCRIPT], capture_output=True, text=True,
+                             timeout=120)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return {"status": f"failed: {exc}"}
+    if run.returncode != 0:
+        return {"status": "failed: " + run.stderr.strip().splitlines()[-1][:300]}
+    values = dict(line.split() for line in run.stdout.splitlines() if line.count(" ") == 1)
+    return {"status": "ok", "steps_per_s": float(values["steps_per_s"]),
+            "eval_ms": float(values["eval_ms"])}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--beam-pieces", type=int, default=3)
+    parser.add_argument("--random-pieces", type=int, default=20)
+    parser.add_argument("--ppo-steps", type=int, default=20_000)
+    parser.add_argument("--ppo-pieces", type=int, default=10)
+    parser.add_argument("--rl-musician-python", default=None)
+    args = parser.parse_args()
+
+    print("env speed...", flush=True)
+    speed = env_speed()
+    eval_ms = evaluation_time_ms()
+    peer = rl_musician(args.rl_musician_python)
+    env = CounterpointEnv()
+    print("random pieces...", flush=True)
+    methods = {"random": judge(env, lambda s: random_search(env, seed=s),
+                               list(range(args.random_pieces)))}
+    print("beam search at RL-Musician's default budget...", flush=True)
+    methods["beam (RL-Musician default budget)"] = judge(
+        env, lambda s: beam_search(env, seed=s), list(range(args.beam_pieces)))
+    print(f"masked PPO ({args.ppo_steps} training steps)...", flush=True)
+    t0 = time.perf_counter()
+    ppo_env = CounterpointEnv()
+    model = train_ppo(ppo_env, timesteps=args.ppo_steps, seed=0)
+    train_s = time.perf_counter() - t0
+    methods[f"masked PPO ({args.ppo_steps} steps)"] = judge(
+        ppo_env, lambda s: compose_with_policy(model, ppo_env, seed=s),
+        list(range(args.ppo_pieces)))
+    methods[f"masked PPO ({args.ppo_steps} steps)"]["train_seconds"] = train_s
+
+    print("\n| what | figure |\n|---|---|")
+    print(f"| env steps/s, first 10 episodes (cold rule cache) | "
+          f"{speed['steps_per_s_cold_first_10_episodes']:.0f} |")
+    print(f"| env steps/s, warm cache | {speed['steps_per_s_warm']:.0f} |")
+    print(f"| terminal evaluation (5 scores), median | {eval_ms:.3f} ms |")
+    if peer["status"] == "ok":
+        print(f"| RL-Musician 0.4.6 env steps/s / evaluation | {peer['steps_per_s']:.0f} / "
+              f"{peer['eval_ms']:.2f} ms |")
+        print(f"| ratio steps/s (ours warm / RL-Musician) | "
+              f"{speed['steps_per_s_warm'] / peer['steps_per_s']:.1f}x |")
+    else:
+        print(f"| RL-Musician 0.4.6 | {peer['status']} |")
+    print("\n| method | pieces | finished | mean total | best | hard viol. | parallel "
+          "perfects | s/piece |\n|---|---|---|---|---|---|---|---|")
+    for name, m in methods.items():
+        mean = f"{m['mean_total']:.3f}" if m["mean_total"] is not None else "-"
+        best = f"{m['best_total']:.3f}" if m["best_total"] is not None else "-"
+        print(f"| {name} | {m['n']} | {m['finished']} | {mean} | {best} | "
+              f"{m['hard_violations']} | {m['parallel_perfects']} | "
+              f"{m['seconds_per_piece']:.2f} |")
+    if "train_seconds" in methods[f"masked PPO ({args.ppo_steps} steps)"]:
+        print(f"(PPO training took {train_s:.1f} s, not counted per piece)")
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps({
+        "machine": platform.platform(), "python": platform.python_version(),
+        "env_speed": speed, "evaluation_ms": eval_ms, "rl_musician": peer,
+        "methods": methods, "args": vars(args)}, indent=1), encoding="utf-8")
+    print(f"\nwrote {RESULTS}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
