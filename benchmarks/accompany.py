@@ -2,15 +2,19 @@
 
 For each follower (oracle, MIDI OLTW against training take 1) and each tempo model: the share
 of shared onsets within 50/100/250 ms of the soloist, mean and median |asynchrony|, and tempo
-jitter, beside the human secondo of the same takes. Every accompanist re-synchronises (jumps to
-the soloist when more than ``RESYNC_S`` apart); the Kalman model is also run without it.
-Then follower accuracy and the time per OLTW update (median of 5 runs over 2,000 frames).
+jitter, beside the human secondo of the same takes (:func:`musicgym.follow.report.
+evaluate_accompanists`). Every accompanist re-synchronises (jumps to the soloist when more than
+``RESYNC_S`` apart); the Kalman model is also run without it. With ``--train`` a RecurrentPPO
+agent is trained first (:class:`musicgym.follow.train.TrainConfig` defaults, a few minutes on
+2 cores) and gets its rows; ``--run RUN_DIR`` evaluates an agent trained before. Then follower
+accuracy and the time per OLTW update (median of 5 runs over 2,000 frames).
 Prints a table and writes benchmarks/results/accompany.json.
-Run: ``.venv/bin/python benchmarks/accompany.py``.
+Run: ``.venv/bin/python benchmarks/accompany.py --train``.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import platform
 import time
@@ -18,23 +22,11 @@ from pathlib import Path
 
 import numpy as np
 
-from musicgym.follow.accompanist import RESYNC_S, make_episode
-from musicgym.follow.corpus import TEST_TAKES, brahms_takes, reference_take
-from musicgym.follow.evaluate import evaluate_tempo_model, human_metrics
-from musicgym.follow.followers import (
-    OLTWFollower,
-    OracleFollower,
-    follower_accuracy,
-    follower_errors_ms,
-    piano_roll,
-)
-from musicgym.follow.tempo import TEMPO_MODELS, make_tempo_model
+from musicgym.follow.corpus import brahms_takes
+from musicgym.follow.followers import OLTWFollower, piano_roll
+from musicgym.follow.report import evaluate_accompanists, format_table
 
-
-def follower_for(name, takes, take):
-    if name == "oracle":
-        return OracleFollower()
-    return OLTWFollower(reference_take(takes, take).solo.performed)
+RESULTS = Path(__file__).parent / "results"
 
 
 def update_time_ms(takes) -> float:
@@ -52,47 +44,28 @@ def update_time_ms(takes) -> float:
 
 
 def main() -> None:
-    takes = brahms_takes()
-    held_out = [t for t in takes if t.take in TEST_TAKES]
-    results = {"takes": list(TEST_TAKES), "rows": [], "followers": {}}
-    for follower_name in ("oracle", "oltw"):
-        episodes, errors = [], []
-        for t in held_out:
-            follower = follower_for(follower_name, takes, t.take)
-            episodes.append(make_episode(t.solo, t.accompaniment.score, follower=follower,
-                                         accompaniment=t.accompaniment, piece=t.piece,
-                                         take=t.take))
-            errors.append(follower_errors_ms(episodes[-1].report_sec, episodes[-1].report_beat,
-                                             t.solo.performed))
-        results["followers"][follower_name] = follower_accuracy(np.concatenate(errors))
-        for model in TEMPO_MODELS:
-            row = evaluate_tempo_model(episodes, lambda m=model: make_tempo_model(m))
-            results["rows"].append({"follower": follower_name, "accompanist": model,
-                                    "resync_s": RESYNC_S, **row})
-        row = evaluate_tempo_model(episodes, lambda: make_tempo_model("kalman"), resync_s=None)
-        results["rows"].append({"follower": follower_name, "accompanist": "kalman",
-                                "resync_s": None, **row})
-    human = [human_metrics(make_episode(t.solo, t.accompaniment.score,
-                                        accompaniment=t.accompaniment)) for t in held_out]
-    pooled = {k: float(np.mean([h[k] for h in human])) for k in human[0]}
-    results["rows"].append({"follower": "-", "accompanist": "human secondo", "resync_s": None,
-                            **pooled})
-    results["oltw_update_ms"] = update_time_ms(takes)
-    results["machine"] = platform.platform()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--train", action="store_true", help="train an agent first")
+    parser.add_argument("--run", help="evaluate this trained agent's run folder")
+    args = parser.parse_args()
+    run_dir = args.run
+    train_seconds = None
+    if args.train:
+        from musicgym.follow.train import TrainConfig, train
 
-    header = f"{'follower':8} {'accompanist':16} {'resync':>6} {'<=50ms':>7} {'<=100ms':>8} "
-    header += f"{'<=250ms':>8} "
-    header += f"{'mean|a|':>8} {'med|a|':>7} {'jitter':>7}"
-    print(header)
-    for r in results["rows"]:
-        resync = "-" if r["resync_s"] is None else f"{r['resync_s']:.2f}"
-        print(f"{r['follower']:8} {r['accompanist']:16} {resync:>6} {r['within_50_ms']:7.1%} "
-              f"{r['within_100_ms']:8.1%} {r['within_250_ms']:8.1%} {r['mean_abs_ms']:8.1f} "
-              f"{r['median_abs_ms']:7.1f} {r['tempo_jitter']:7.3f}")
-    for name, acc in results["followers"].items():
-        print(f"follower {name}: " + ", ".join(f"{k} {v:.3f}" for k, v in acc.items()))
+        run_dir = RESULTS / "accompany_agent"
+        start = time.perf_counter()
+        train(TrainConfig(), run_dir)
+        train_seconds = time.perf_counter() - start
+    results = evaluate_accompanists(run_dir)
+    results["train_seconds"] = train_seconds
+    results["oltw_update_ms"] = update_time_ms(brahms_takes())
+    results["machine"] = platform.platform()
+    print(format_table(results))
+    if train_seconds is not None:
+        print(f"agent trained in {train_seconds:.0f} s ({run_dir})")
     print(f"OLTW update: {results['oltw_update_ms']:.3f} ms per 20 ms frame")
-    out = Path(__file__).parent / "results" / "accompany.json"
+    out = RESULTS / "accompany.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2))
     print(f"wrote {out}")

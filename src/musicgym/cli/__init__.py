@@ -18,6 +18,7 @@ SUBCOMMANDS = [
     "musicgym.cli.train",
     "musicgym.cli.compose",
     "musicgym.cli.improvise",
+    "musicgym.cli.accompany",
 ]
 
 

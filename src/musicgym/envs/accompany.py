@@ -295,7 +295,7 @@ class AccompanyEnv(gym.Env):
     def _info(self, shared: np.ndarray, asynchrony_ms: np.ndarray) -> dict:
         run = self.run
         return {
-            "episode": run.episode.name,
+            "performance": run.episode.name,  # not "episode": SB3's Monitor owns that key
             "take": run.episode.take,
             "report": run.k,
             "beat_period_s": run.beat_period_s,
@@ -305,36 +305,19 @@ class AccompanyEnv(gym.Env):
         }
 
     def _get_obs(self) -> np.ndarray:
-        run, ep = self.run, self.run.episode
-        k = min(run.k, len(ep.report_sec) - 1)
-        bp = run.beat_period_s
-        solo_beat = float(ep.report_beat[k])
-        lo = max(k - self.history, 0)
-        d_beat = np.diff(ep.report_beat[lo : k + 1])
-        d_sec = np.diff(ep.report_sec[lo : k + 1])
-        ok = (d_beat > 1e-6) & (d_sec > 0)
-        ratios = np.zeros(self.history)
-        beats = np.zeros(self.history)
-        n = len(d_beat)
-        ratios[self.history - n :] = np.where(
-            ok, np.log(np.where(ok, d_sec, 1.0) / np.where(ok, d_beat, 1.0) / bp), 0.0
+        run = self.run
+        k = min(run.k, len(run.episode.report_sec) - 1)
+        obs = accompany_observation(
+            run.episode, k, run.position_beat, run.beat_period_s,
+            count_in_s=self._count_in_s,
+            progress=(run.k - run.start) / max(run.stop - run.start, 1),
+            history=self.history, lookahead=self.lookahead,
         )
-        beats[self.history - n :] = d_beat
-        gap = solo_beat - run.position_beat
-        solo_next = _gaps_ahead(ep.solo_score_beat, solo_beat, self.lookahead)
-        own_next = _gaps_ahead(ep.accompaniment_beat, run.position_beat, self.lookahead)
-        phase = ep.metrical_phase(solo_beat)
-        parts = [
-            ratios, beats,
-            [gap, gap * bp, math.log(bp / self._count_in_s), bp],
-            solo_next, own_next,
-            [math.sin(2 * math.pi * phase), math.cos(2 * math.pi * phase),
-             ep.metrical_phase(run.position_beat),
-             (run.k - run.start) / max(run.stop - run.start, 1)],
-        ]
         if self.memory:
-            parts.append(self._memory_features(solo_beat, solo_next, bp))
-        obs = np.concatenate([np.asarray(p, dtype=np.float64) for p in parts])
+            solo_beat = float(run.episode.report_beat[k])
+            gaps = _gaps_ahead(run.episode.solo_score_beat, solo_beat, self.lookahead)
+            memory = self._memory_features(solo_beat, gaps, run.beat_period_s)
+            obs = np.concatenate([obs, memory])
         low, high = self.observation_space.low, self.observation_space.high
         return np.clip(obs, low, high).astype(np.float32)
 
@@ -350,6 +333,67 @@ class AccompanyEnv(gym.Env):
         valid = np.diff(edges) > 1e-6
         feature = np.where(valid, np.log(np.maximum(median, 1e-3) / bp), 0.0)
         return np.concatenate([feature, [1.0]])
+
+
+def accompany_observation(
+    episode: Episode,
+    k: int,
+    position_beat: float,
+    beat_period_s: float,
+    *,
+    count_in_s: float,
+    progress: float,
+    history: int,
+    lookahead: int,
+) -> np.ndarray:
+    """The observation of Accompany-v0 without memory features (unclipped, float64).
+
+    It reads the follower's reports up to ``k`` only, so a live accompanist that has heard
+    ``k + 1`` reports builds the same observation as the env (see the class docstring).
+
+    Parameters
+    ----------
+    episode : Episode
+        Reports (``report_sec``/``report_beat``, at least ``k + 1``), scores and bar lines.
+    k : int
+        Index of the latest report.
+    position_beat, beat_period_s : float
+        The accompanist's score position and beat period.
+    count_in_s : float, keyword-only
+        Beat period the accompanist started with.
+    progress : float, keyword-only
+        Share of the performance played, in [0, 1].
+    history, lookahead : int, keyword-only
+        H and L of the class docstring.
+
+    Returns
+    -------
+    numpy.ndarray, shape (2 * history + 2 * lookahead + 8,)
+    """
+    ep, bp = episode, beat_period_s
+    solo_beat = float(ep.report_beat[k])
+    lo = max(k - history, 0)
+    d_beat = np.diff(ep.report_beat[lo : k + 1])
+    d_sec = np.diff(ep.report_sec[lo : k + 1])
+    ok = (d_beat > 1e-6) & (d_sec > 0)
+    ratios = np.zeros(history)
+    beats = np.zeros(history)
+    n = len(d_beat)
+    ratios[history - n :] = np.where(
+        ok, np.log(np.where(ok, d_sec, 1.0) / np.where(ok, d_beat, 1.0) / bp), 0.0
+    )
+    beats[history - n :] = d_beat
+    gap = solo_beat - position_beat
+    phase = ep.metrical_phase(solo_beat)
+    parts = [
+        ratios, beats,
+        [gap, gap * bp, math.log(bp / count_in_s), bp],
+        _gaps_ahead(ep.solo_score_beat, solo_beat, lookahead),
+        _gaps_ahead(ep.accompaniment_beat, position_beat, lookahead),
+        [math.sin(2 * math.pi * phase), math.cos(2 * math.pi * phase),
+         ep.metrical_phase(position_beat), progress],
+    ]
+    return np.concatenate([np.asarray(p, dtype=np.float64) for p in parts])
 
 
 def _solo_curve(score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -239,6 +239,7 @@ class OLTWFollower(Follower):
         self._prior = self._prior_length(0.0)
         self._quiet = 0
         self._history: list[float] = []
+        self._reported = -1
 
     def position_beat(self) -> float:
         """The current reference position as a score position (beats)."""
@@ -294,21 +295,26 @@ class OLTWFollower(Follower):
         rate = (self._history[-1] - self._history[-1 - span]) / span
         return float(min(max(rate, 0.5), 2.0))
 
+    def report(self, frame: np.ndarray) -> float | None:
+        """Take one input frame; return the reference score onset (beats) the position has just
+        passed, or None (the last one when several pass at once; each is reported once)."""
+        beat = self.update(frame)
+        passed = int(np.searchsorted(self._ref_beat, beat + 1e-6, side="right")) - 1
+        if passed > self._reported:
+            self._reported = passed
+            return float(self._ref_beat[passed])
+        return None
+
     def track(self, performed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Run the whole performance through :meth:`update`, frame by frame, and report each
-        reference score onset the position passes (the last one when several pass at once)."""
+        """Run the whole performance through :meth:`report`, frame by frame; a report is made
+        when its frame is complete."""
         self.reset()
-        roll = piano_roll(performed, self.frame_s)
-        score_beat = self._ref_beat
-        reported = -1
         report_sec, report_beat = [], []
-        for i, frame in enumerate(roll):
-            beat = self.update(frame)
-            passed = int(np.searchsorted(score_beat, beat + 1e-6, side="right")) - 1
-            if passed > reported:
-                reported = passed
-                report_sec.append((i + 1) * self.frame_s)  # known once the frame is complete
-                report_beat.append(score_beat[passed])
+        for i, frame in enumerate(piano_roll(performed, self.frame_s)):
+            beat = self.report(frame)
+            if beat is not None:
+                report_sec.append((i + 1) * self.frame_s)
+                report_beat.append(beat)
         return np.asarray(report_sec), np.asarray(report_beat)
 
 

@@ -1,0 +1,485 @@
+"""Accompany a soloist as it plays: MIDI in, follower, tempo model or trained agent, MIDI out.
+
+:class:`LiveAccompanist` is the engine, one call per input frame: it plays its part on at its
+beat period up to now, feeds the frame to the OLTW follower and, when the follower reports a new
+solo onset, re-synchronises if lost and asks its controller (a tempo model, or a trained
+RecurrentPPO agent seeing the observation ``musicgym/Accompany-v0`` would show it) for the
+next beat period: the env's dynamics, driven by time instead of by a recorded report stream.
+Two drivers feed it: :func:`replay` (a recorded MIDI or match performance, in real time,
+faster, or as fast as possible)
+and :func:`play_ports` (mido input and output ports); :func:`played_notes` turns what was
+played into a note array and :func:`write_duet_midi` writes it. The accompanist joins at
+the soloist's first reported onset (the soloist's first note is its cue), at ``beat_period_s``.
+"""
+
+from __future__ import annotations
+
+import heapq
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from musicgym.errors import AccompanyConfigError, ScoreFileError
+from musicgym.follow.accompanist import RESYNC_S, Episode, _bar_lines
+from musicgym.follow.followers import N_KEYS, ONSET_DECAY, SUSTAIN_WEIGHT, OLTWFollower
+from musicgym.follow.tempo import (
+    MAX_BEAT_PERIOD_S,
+    MIN_BEAT_PERIOD_S,
+    TempoModel,
+    make_tempo_model,
+)
+from musicgym.music.notes import NOTE_DTYPE
+from musicgym.music.score import MIDI_SUFFIXES, read_match
+
+
+class MidiPortError(AccompanyConfigError):
+    """A MIDI port that cannot be opened (no backend, no such port)."""
+
+
+@dataclass(frozen=True, order=True)
+class NoteEvent:
+    """One accompaniment MIDI event: ``velocity`` 0 is a note-off."""
+
+    time_s: float
+    pitch: int
+    velocity: int
+
+
+class FrameBuilder:
+    """Turns note-on/off messages into the frames :class:`OLTWFollower` compares.
+
+    The same features as :func:`musicgym.follow.followers.piano_roll`: a sounding key weighs
+    ``SUSTAIN_WEIGHT``, an onset adds ``ONSET_DECAY`` over its first frames.
+    """
+
+    def __init__(self) -> None:
+        self._sounding = np.zeros(N_KEYS, dtype=bool)
+        self._in_frame = np.zeros(N_KEYS, dtype=bool)  # sounded at some time in this frame
+        self._onsets: list[tuple[int, int]] = []  # (pitch, frames since onset)
+
+    def note_on(self, pitch: int) -> None:
+        self._sounding[pitch] = self._in_frame[pitch] = True
+        self._onsets.append((pitch, 0))
+
+    def note_off(self, pitch: int) -> None:
+        self._sounding[pitch] = False
+
+    def next_frame(self) -> np.ndarray:
+        """The frame for the time since the last call, shape (128,), float32."""
+        frame = np.where(self._in_frame, SUSTAIN_WEIGHT, 0.0).astype(np.float32)
+        kept = []
+        for pitch, age in self._onsets:
+            frame[pitch] += ONSET_DECAY[age]
+            if age + 1 < len(ONSET_DECAY):
+                kept.append((pitch, age + 1))
+        self._onsets = kept
+        self._in_frame = self._sounding.copy()
+        return frame
+
+
+class TempoModelController:
+    """A tempo model as the live accompanist's controller."""
+
+    def __init__(self, model: TempoModel) -> None:
+        self.model = model
+
+    def start(self, accompanist: LiveAccompanist) -> None:
+        a = accompanist
+        self.model.reset(time_s=a.time_s, solo_beat=a.position_beat, beat_period_s=a.beat_period_s)
+
+    def decide(self, accompanist: LiveAccompanist) -> float:
+        a = accompanist
+        solo_beat = a.report_beat[-1]
+        return self.model.update(
+            time_s=a.time_s, solo_beat=solo_beat, accompanist_beat=a.position_beat,
+            beat_period_s=a.beat_period_s, horizon_beats=a.horizon_beats(solo_beat),
+        )
+
+
+class AgentController:
+    """A trained agent (:mod:`musicgym.follow.train`) as the live accompanist's controller."""
+
+    def __init__(self, model, config) -> None:
+        from musicgym.follow.train import AgentPolicy
+
+        env = config.env_kwargs
+        if env.get("memory"):
+            raise AccompanyConfigError(
+                "this agent was trained with memory=True, which needs earlier takes of the "
+                "piece; live accompaniment runs agents trained with memory=False"
+            )
+        self.policy = AgentPolicy(model)
+        self.history, self.lookahead = env.get("history", 6), env.get("lookahead", 4)
+        self.max_log_ratio = env.get("max_log_ratio", 0.5)
+        self.residual_scale = config.residual_scale
+        self.base = (TempoModelController(make_tempo_model(config.residual_on))
+                     if config.residual_on else None)
+
+    def start(self, accompanist: LiveAccompanist) -> None:
+        self.policy.reset()
+        self._count_in_s = accompanist.beat_period_s
+        if self.base is not None:
+            self.base.start(accompanist)
+
+    def decide(self, accompanist: LiveAccompanist) -> float:
+        from musicgym.envs.accompany import accompany_observation
+
+        a = accompanist
+        episode = a.heard_episode()
+        k = len(a.report_beat) - 1
+        first, last = a.solo_score_beat[0], a.solo_score_beat[-1]
+        obs = accompany_observation(
+            episode, k, a.position_beat, a.beat_period_s, count_in_s=self._count_in_s,
+            progress=(a.report_beat[-1] - first) / max(last - first, 1e-9),
+            history=self.history, lookahead=self.lookahead,
+        )
+        obs = np.clip(obs, *a.observation_bounds(self.history, self.lookahead))
+        if self.base is None:
+            action = float(self.policy.act(obs.astype(np.float32))[0])
+        else:  # as ResidualOnTempoModel: the agent corrects the tempo model's action
+            wanted = self.base.decide(a)
+            base = float(np.clip(np.log(wanted / a.beat_period_s) / self.max_log_ratio, -1, 1))
+            correction = float(self.policy.act(np.append(obs, base).astype(np.float32))[0])
+            action = base + self.residual_scale * float(np.clip(correction, -1, 1))
+        return a.beat_period_s * float(np.exp(np.clip(action, -1, 1) * self.max_log_ratio))
+
+
+class LiveAccompanist:
+    """The accompanist's state as time goes on, one input frame at a time.
+
+    Parameters
+    ----------
+    solo_score, accompaniment_score : numpy.ndarray
+        Score note arrays (``onset_beat``, ``duration_beat``, ``pitch``, ``velocity``; bar
+        columns where the score has them).
+    follower : OLTWFollower
+        Follows the soloist; its frame length is the engine's.
+    controller : TempoModelController or AgentController
+        Chooses the beat period at each report.
+    beat_period_s : float
+        Beat period to start with (the expected tempo).
+    resync_s : float or None
+        Jump to the soloist when further apart than this (None: never).
+    max_log_ratio : float
+        Largest change of log beat period per report.
+    """
+
+    def __init__(
+        self, solo_score: np.ndarray, accompaniment_score: np.ndarray, follower: OLTWFollower,
+        controller, *, beat_period_s: float, resync_s: float | None = RESYNC_S,
+        max_log_ratio: float = 0.5,
+    ) -> None:
+        if not MIN_BEAT_PERIOD_S <= beat_period_s <= MAX_BEAT_PERIOD_S:
+            raise AccompanyConfigError(
+                f"beat_period_s must lie in [{MIN_BEAT_PERIOD_S}, {MAX_BEAT_PERIOD_S}] s, got "
+                f"{beat_period_s!r} (a --bpm of {60 / MAX_BEAT_PERIOD_S:g} to "
+                f"{60 / MIN_BEAT_PERIOD_S:g})"
+            )
+        order = np.argsort(accompaniment_score["onset_beat"], kind="stable")
+        self.notes = accompaniment_score[order]
+        self.solo_score_beat = np.unique(solo_score["onset_beat"])
+        self.accompaniment_beat = np.unique(self.notes["onset_beat"])
+        self.bar_start_beat, self.beats_per_bar = _bar_lines(solo_score, accompaniment_score)
+        self.follower, self.controller = follower, controller
+        self.frame_s = follower.frame_s
+        self.resync_s, self.max_log_ratio = resync_s, max_log_ratio
+        self.beat_period_s = beat_period_s
+        self.time_s, self.position_beat = 0.0, float("nan")
+        self.report_sec: list[float] = []
+        self.report_beat: list[float] = []
+        self.resyncs = 0
+        self._next_note = 0
+        self._offs: list[NoteEvent] = []
+        self.played: list[tuple[float, float, int, int]] = []  # onset_s, duration_s, pitch, vel
+        self.played_beat: list[float] = []  # the score onset of each played note
+
+    @property
+    def started(self) -> bool:
+        """Whether the soloist's first onset has been heard."""
+        return bool(self.report_beat)
+
+    def feed(self, frame: np.ndarray, now_s: float) -> list[NoteEvent]:
+        """Play on up to ``now_s``, then hear one input frame (ending at ``now_s``).
+
+        Returns
+        -------
+        list of NoteEvent
+            Accompaniment events due by ``now_s``, in time order.
+        """
+        events = self._play_until(now_s) if self.started else []
+        beat = self.follower.report(frame)
+        if beat is not None:
+            self._hear(now_s, beat)
+        return events + self._due_offs(now_s)
+
+    def finish(self) -> list[NoteEvent]:
+        """The note-offs still pending (at the end of the performance)."""
+        return self._due_offs(float("inf"))
+
+    def _hear(self, now_s: float, beat: float) -> None:
+        self.report_sec.append(now_s)
+        self.report_beat.append(beat)
+        if len(self.report_beat) == 1:
+            self.time_s, self.position_beat = now_s, beat
+            self._next_note = int(np.searchsorted(self.notes["onset_beat"], beat, side="right"))
+            self.controller.start(self)
+            return
+        gap = beat - self.position_beat
+        if self.resync_s is not None and abs(gap) * self.beat_period_s > self.resync_s:
+            self.position_beat = beat  # notes already played stay played (see _play_until)
+            self.resyncs += 1
+        wanted = self.controller.decide(self)
+        low = max(self.beat_period_s * np.exp(-self.max_log_ratio), MIN_BEAT_PERIOD_S)
+        high = min(self.beat_period_s * np.exp(self.max_log_ratio), MAX_BEAT_PERIOD_S)
+        self.beat_period_s = float(min(max(wanted, low), high))
+
+    def _play_until(self, now_s: float) -> list[NoteEvent]:
+        new_position = self.position_beat + (now_s - self.time_s) / self.beat_period_s
+        events = []
+        onsets = self.notes["onset_beat"]
+        while self._next_note < len(self.notes) and onsets[self._next_note] <= new_position:
+            note = self.notes[self._next_note]
+            self._next_note += 1
+            if note["onset_beat"] <= self.position_beat:  # skipped by a jump ahead
+                continue
+            at = self.time_s + (note["onset_beat"] - self.position_beat) * self.beat_period_s
+            pitch, velocity = int(note["pitch"]), int(note["velocity"]) or 64
+            events.append(NoteEvent(at, pitch, velocity))
+            duration_s = max(float(note["duration_beat"]), 0.05) * self.beat_period_s
+            heapq.heappush(self._offs, NoteEvent(at + duration_s, pitch, 0))
+            self.played.append((at, duration_s, pitch, velocity))
+            self.played_beat.append(float(note["onset_beat"]))
+        self.time_s, self.position_beat = now_s, new_position
+        return events
+
+    def _due_offs(self, now_s: float) -> list[NoteEvent]:
+        due = []
+        while self._offs and self._offs[0].time_s <= now_s:
+            due.append(heapq.heappop(self._offs))
+        return due
+
+    def horizon_beats(self, solo_beat: float) -> float:
+        """Score distance from ``solo_beat`` to the soloist's next score onset."""
+        i = int(np.searchsorted(self.solo_score_beat, solo_beat + 1e-6, side="right"))
+        return float(self.solo_score_beat[i] - solo_beat) if i < len(self.solo_score_beat) else 1.0
+
+    def heard_episode(self) -> Episode:
+        """What has been heard so far, as an :class:`Episode` (reports only, no future)."""
+        reports_sec, reports_beat = np.asarray(self.report_sec), np.asarray(self.report_beat)
+        empty = np.zeros(0)
+        return Episode(
+            name="live", piece="live", take=0, report_sec=reports_sec, report_beat=reports_beat,
+            solo_beat=reports_beat, solo_sec=reports_sec, solo_score_beat=self.solo_score_beat,
+            accompaniment_beat=self.accompaniment_beat, shared_beat=empty, shared_solo_sec=empty,
+            bar_start_beat=self.bar_start_beat, beats_per_bar=self.beats_per_bar,
+        )
+
+    @staticmethod
+    def observation_bounds(history: int, lookahead: int) -> tuple[np.ndarray, np.ndarray]:
+        """Accompany-v0's observation bounds (no memory) for these sizes."""
+        from musicgym.envs.accompany import AccompanyEnv
+
+        env = AccompanyEnv.__new__(AccompanyEnv)
+        env.history, env.lookahead, env.memory = history, lookahead, False
+        return env._bounds()
+
+
+def performance_messages(performed: np.ndarray) -> list[tuple[float, int, int]]:
+    """A performance's notes as ``(time_s, pitch, velocity)`` messages, note-offs at velocity 0,
+    in time order (a note-off before a note-on at the same time)."""
+    ons = [(float(n["onset_sec"]), int(n["pitch"]), max(int(n["velocity"]), 1))
+           for n in performed]
+    offs = [(float(n["onset_sec"] + max(np.nan_to_num(n["duration_sec"]), 0.01)),
+             int(n["pitch"]), 0) for n in performed]
+    return sorted(ons + offs, key=lambda m: (m[0], m[2] > 0))
+
+
+def replay(
+    performed: np.ndarray, accompanist: LiveAccompanist, *, speed: float = 0.0
+) -> list[NoteEvent]:
+    """Play a recorded performance to the accompanist, frame by frame, as a live input would.
+
+    Parameters
+    ----------
+    performed : numpy.ndarray
+        The soloist's notes (``onset_sec``, ``duration_sec``, ``pitch``, ``velocity``).
+    accompanist : LiveAccompanist
+    speed : float, keyword-only
+        1 plays in real time, 2 twice as fast, 0 as fast as the machine can (no waiting).
+
+    Returns
+    -------
+    list of NoteEvent
+        The accompaniment, in performance time (seconds), note-offs included.
+    """
+    if speed < 0 or not np.isfinite(speed):
+        raise AccompanyConfigError(f"speed must be >= 0 (0: no waiting), got {speed!r}")
+    frames = FrameBuilder()
+    messages = performance_messages(performed)
+    end_s = messages[-1][0] + 1.0 if messages else 0.0
+    events: list[NoteEvent] = []
+    wall_start, i = time.perf_counter(), 0
+    for n in range(1, int(np.ceil(end_s / accompanist.frame_s)) + 1):
+        now = n * accompanist.frame_s
+        while i < len(messages) and messages[i][0] < now:
+            _, pitch, velocity = messages[i]
+            frames.note_on(pitch) if velocity else frames.note_off(pitch)
+            i += 1
+        if speed > 0:
+            time.sleep(max(wall_start + now / speed - time.perf_counter(), 0.0))
+        events += accompanist.feed(frames.next_frame(), now)
+    return events + accompanist.finish()
+
+
+def read_performance(path: str | Path) -> np.ndarray:
+    """A recorded performance: a match file's performed notes, or a MIDI file's notes in
+    seconds (all tracks, tempo changes applied).
+
+    Returns
+    -------
+    numpy.ndarray, dtype NOTE_DTYPE
+        ``onset_sec``, ``duration_sec``, ``pitch``, ``velocity`` filled; ``onset_beat`` is the
+        score position for a match file's matched notes and NaN otherwise.
+
+    Raises
+    ------
+    ScoreFileError
+        When the file is missing, is neither ``.match`` nor MIDI, or holds no notes.
+    """
+    import mido
+
+    path = Path(path)
+    if not path.is_file():
+        raise ScoreFileError(f"performance file {str(path)!r} does not exist")
+    if path.suffix.lower() == ".match":
+        return read_match(path).performed
+    if path.suffix.lower() not in MIDI_SUFFIXES:
+        raise ScoreFileError(
+            f"{str(path)!r}: a performance to replay must be a .match or MIDI (.mid, .midi) file"
+        )
+    try:
+        midi = mido.MidiFile(path)
+    except (OSError, ValueError, EOFError) as exc:
+        raise ScoreFileError(f"{str(path)!r} is not a readable MIDI file: {exc}") from exc
+    now, sounding, notes = 0.0, {}, []
+    for message in midi:  # merged tracks, times in seconds
+        now += message.time
+        if message.type == "note_on" and message.velocity > 0:
+            sounding.setdefault(message.note, []).append((now, message.velocity))
+        elif message.type in ("note_on", "note_off") and sounding.get(message.note):
+            onset, velocity = sounding[message.note].pop(0)
+            notes.append((onset, now - onset, message.note, velocity))
+    if not notes:
+        raise ScoreFileError(f"{str(path)!r} holds no notes to replay")
+    out = np.zeros(len(notes), dtype=NOTE_DTYPE)
+    out["onset_beat"] = np.nan
+    columns = np.array(notes, dtype=float)
+    for i, field_name in enumerate(("onset_sec", "duration_sec", "pitch", "velocity")):
+        out[field_name] = columns[:, i]
+    return np.sort(out, order=["onset_sec", "pitch"])
+
+
+def played_notes(performed: np.ndarray, accompanist: LiveAccompanist) -> np.ndarray:
+    """The solo (voice 0) and what the accompanist played (voice 1) as one note array (times
+    in seconds; ``onset_beat`` and ``duration_beat`` hold the same numbers)."""
+    played = np.array(accompanist.played, dtype=float).reshape(-1, 4)
+    out = np.zeros(len(performed) + len(played), dtype=NOTE_DTYPE)
+    solo, acc = out[: len(performed)], out[len(performed) :]
+    solo["onset_sec"], solo["duration_sec"] = performed["onset_sec"], performed["duration_sec"]
+    solo["pitch"], solo["velocity"] = performed["pitch"], np.maximum(performed["velocity"], 1)
+    acc["onset_sec"], acc["duration_sec"] = played[:, 0], played[:, 1]
+    acc["pitch"], acc["velocity"], acc["voice"] = played[:, 2], played[:, 3], 1
+    out["onset_beat"], out["duration_beat"] = out["onset_sec"], out["duration_sec"]
+    return np.sort(out, order=["onset_sec", "pitch"])
+
+
+def write_duet_midi(path: str | Path, notes: np.ndarray) -> Path:
+    """Write :func:`played_notes` to a MIDI file: one track and channel per voice (solo,
+    accompaniment), 12-TET keys, 120 bpm with 480 ticks a beat (960 ticks a second)."""
+    import mido
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    midi = mido.MidiFile(ticks_per_beat=480)
+    for voice, name in enumerate(("solo", "accompaniment")):
+        part = notes[notes["voice"] == voice]
+        events = sorted(
+            [(float(n["onset_sec"]), 1, int(n["pitch"]), int(n["velocity"])) for n in part]
+            + [(float(n["onset_sec"] + n["duration_sec"]), 0, int(n["pitch"]), 0) for n in part]
+        )
+        track = mido.MidiTrack([mido.MetaMessage("track_name", name=name, time=0)])
+        if voice == 0:
+            track.append(mido.MetaMessage("set_tempo", tempo=500_000, time=0))
+        last = 0
+        for time_s, is_on, pitch, velocity in events:
+            tick = int(round(time_s * 960))
+            track.append(mido.Message("note_on" if is_on else "note_off", channel=voice,
+                                      note=pitch, velocity=velocity, time=tick - last))
+            last = tick
+        midi.tracks.append(track)
+    midi.save(path)
+    return path
+
+
+def open_ports(input_name: str | None, output_name: str | None, *, virtual: bool = False):
+    """Open mido input and output ports (virtual ones named so where the backend allows).
+
+    Raises
+    ------
+    MidiPortError
+        When no MIDI backend works here or a port does not exist; the message lists the ports
+        there are and says to use the file-driven mode (``--replay``) instead.
+    """
+    import mido
+
+    try:
+        names_in, names_out = mido.get_input_names(), mido.get_output_names()
+        if virtual:
+            return (mido.open_input(input_name or "musicgym soloist", virtual=True),
+                    mido.open_output(output_name or "musicgym accompanist", virtual=True))
+        for name, names, what in ((input_name, names_in, "input"),
+                                  (output_name, names_out, "output")):
+            if name is not None and name not in names:
+                raise MidiPortError(f"no MIDI {what} port {name!r}; ports here: {names}")
+        return mido.open_input(input_name), mido.open_output(output_name)
+    except MidiPortError:
+        raise
+    except Exception as exc:  # rtmidi raises its own types for a missing backend
+        raise MidiPortError(
+            f"MIDI ports cannot be opened here ({type(exc).__name__}: {exc}); install "
+            "python-rtmidi and run where a MIDI system exists (ALSA, CoreMIDI, WinMM), or "
+            "use the file-driven mode: --replay PERFORMANCE -o OUT.mid"
+        ) from exc
+
+
+def play_ports(accompanist: LiveAccompanist, input_port, output_port, *,
+               seconds: float | None = None) -> list[NoteEvent]:
+    """Accompany what arrives on ``input_port`` in real time, playing to ``output_port``.
+
+    Runs until ``seconds`` have passed (None: until interrupted); returns what was played.
+    """
+    import mido
+
+    frames, played = FrameBuilder(), []
+    start = time.perf_counter()
+    n = 0
+    try:
+        while seconds is None or n * accompanist.frame_s < seconds:
+            n += 1
+            now = n * accompanist.frame_s
+            time.sleep(max(start + now - time.perf_counter(), 0.0))
+            for message in input_port.iter_pending():
+                if message.type == "note_on" and message.velocity > 0:
+                    frames.note_on(message.note)
+                elif message.type in ("note_on", "note_off"):
+                    frames.note_off(message.note)
+            for event in accompanist.feed(frames.next_frame(), now):
+                kind = "note_on" if event.velocity else "note_off"
+                output_port.send(mido.Message(kind, note=event.pitch, velocity=event.velocity))
+                played.append(event)
+    finally:
+        for event in accompanist.finish():
+            output_port.send(mido.Message("note_off", note=event.pitch, velocity=0))
+    return played

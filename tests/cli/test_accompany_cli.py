@@ -1,0 +1,79 @@
+"""``musicgym live accompany`` (file-driven, on a real take) and ``musicgym evaluate-accompany``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import mido
+import pytest
+
+from musicgym.cli import build_parser, main
+from musicgym.cli.live import live_modes
+from musicgym.follow.duets import BRAHMS, default_duets_dir
+
+BRAHMS_DIR = default_duets_dir() / BRAHMS
+needs_duets = pytest.mark.skipif(
+    not BRAHMS_DIR.is_dir(),
+    reason=f"real duets not found under {default_duets_dir()}: set MUSICGYM_DUETS_DIR",
+)
+SCORE = BRAHMS_DIR / "musicxml" / "Brahms_Hungarian-Dance-5_Full.musicxml"
+PRIMO = str(BRAHMS_DIR / "match" / "Brahms_Hungarian-Dance-5_Primo_2021-08-10_{}.match")
+PARTS = ["--part", "solo=Piano 1", "--part", "accompaniment=Piano 2"]
+
+
+@needs_duets
+def test_file_mode_accompanies_a_real_take(tmp_path, capsys):
+    out = tmp_path / "take6.mid"
+    code = main(["live", "accompany", "--score", str(SCORE), *PARTS, "--tempo-model", "kalman",
+                 "--reference", PRIMO.format(1), "--replay", PRIMO.format(6),
+                 "--speed", "0", "--bpm", "140", "-o", str(out)])
+    assert code == 0
+    assert "re-synchronisations" in capsys.readouterr().out
+    tracks = mido.MidiFile(out).tracks
+    counts = [sum(m.type == "note_on" for m in track) for track in tracks]
+    assert counts[0] == 966  # every note of the primo's take 6
+    assert 800 < counts[1] < 1200  # the secondo part from the solo's first onset on
+
+
+def test_live_errors_are_one_line_and_exit_1(tmp_path, capsys):
+    base = ["live", "accompany", "--score", str(SCORE), "--tempo-model", "kalman"]
+    assert main([*base, "--part", "melody=1", "--replay", "x.match"]) == 1
+    assert "--part expects solo=PART or accompaniment=PART" in capsys.readouterr().err
+    assert main(base) == 1  # no --replay: MIDI ports, which this machine may lack
+    err = capsys.readouterr().err
+    assert "no MIDI input port" in err or "--replay PERFORMANCE" in err or "MIDI" in err
+    assert main(["live", "accompany", "--score", str(SCORE), "--model", str(tmp_path),
+                 "--replay", "x.match"]) == 1
+    assert "not a trained accompanist run" in capsys.readouterr().err
+
+
+def test_another_module_can_add_a_live_mode():
+    parser = argparse.ArgumentParser(prog="musicgym")
+    subparsers = parser.add_subparsers(dest="command")
+    from musicgym.cli import accompany
+
+    accompany.add_parser(subparsers)
+    live_modes(subparsers).add_parser("improvise").set_defaults(func=lambda args: 7)
+    args = parser.parse_args(["live", "improvise"])
+    assert args.func(args) == 7
+    assert "accompany" in live_modes(subparsers).choices
+    assert "live" in build_parser()._subparsers._group_actions[0].choices
+
+
+@needs_duets
+def test_evaluate_accompany_reports_every_model_beside_the_human(tmp_path, capsys):
+    out = tmp_path / "eval.json"
+    assert main(["evaluate-accompany", "--followers", "oracle", "--json", str(out)]) == 0
+    table = capsys.readouterr().out
+    assert "| oracle | kalman | 0.15 s |" in table and "human secondo" in table
+    rows = json.loads(out.read_text())["rows"]
+    names = [r["accompanist"] for r in rows]
+    assert names[:5] == ["fixed", "reactive", "moving_average", "linear_sync", "kalman"]
+    human = rows[-1]
+    assert human["accompanist"] == "human secondo" and human["within_50_ms"] > 0.85
+    kalman = rows[4]
+    # measured: 76.7 % within 50 ms, 94.3 % within 100 ms (oracle follower, re-synchronising)
+    assert 0.7 < kalman["within_50_ms"] < human["within_50_ms"]
+    assert main(["evaluate-accompany", "--followers", "hmm"]) == 1
+    assert "followers must be among" in capsys.readouterr().err
