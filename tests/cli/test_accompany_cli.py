@@ -66,7 +66,7 @@ def test_evaluate_accompany_reports_every_model_beside_the_human(tmp_path, capsy
     out = tmp_path / "eval.json"
     assert main(["evaluate-accompany", "--followers", "oracle", "--json", str(out)]) == 0
     table = capsys.readouterr().out
-    assert "| oracle | kalman | 0.15 s |" in table and "human secondo" in table
+    assert "| oracle | kalman | 0.20 s |" in table and "human secondo" in table
     rows = json.loads(out.read_text())["rows"]
     names = [r["accompanist"] for r in rows]
     assert names[:5] == ["fixed", "reactive", "moving_average", "linear_sync", "kalman"]

@@ -43,16 +43,19 @@ def test_resynchronising_keeps_every_model_closer(test_episodes):
         plain = evaluate_tempo_model(test_episodes, lambda n=name: make_tempo_model(n),
                                      resync_s=None)
         recovering = evaluate_tempo_model(test_episodes, lambda n=name: make_tempo_model(n),
-                                          resync_s=0.15)
+                                          resync_s=0.2)
         assert recovering["mean_abs_ms"] < plain["mean_abs_ms"], name
         assert recovering["within_100_ms"] > plain["within_100_ms"], name
-    # measured: the metronome that jumps back to the soloist stays within 100 ms on 62 %
-    assert recovering["within_100_ms"] > 0.9  # Kalman: 94 %
+    # skipped onsets count as misses; a metronome jumps ahead often (19 %), Kalman rarely
+    assert recovering["skipped"] < 0.05
+    # measured (oracle follower): Kalman 87.0 % within 100 ms without, 91.8 % with (1.5 %
+    # of shared onsets skipped by jumps ahead)
+    assert recovering["within_100_ms"] > 0.9
 
 
 def test_a_resync_jumps_and_never_replays_a_note(test_episodes):
     episode = test_episodes[0]
-    run = run_tempo_model(episode, make_tempo_model("fixed"), resync_s=0.15)
+    run = run_tempo_model(episode, make_tempo_model("fixed"), resync_s=0.2)
     assert run.resyncs > 10  # a metronome loses the soloist again and again
     played = np.asarray(run.played_beat)
     assert np.all(np.diff(played) > 0)  # forward jumps skip notes, backward ones wait

@@ -110,7 +110,7 @@ class AccompanyEnv(gym.Env):
         memory=False,             # add what earlier takes of the piece did at the coming onsets
         max_log_ratio=0.5, tempo_penalty=0.1, huber_delta_ms=25.0,
         history=6, lookahead=4, p_real=0.5, duets_dir=None,
-        resync_s=0.15,            # jump to the soloist beyond this distance; None: never
+        resync_s=0.2,             # jump to the soloist beyond this distance; None: never
     )
     obs, info = env.reset(seed=0, options={"take": 6, "start": 0})  # options are optional
     ```

@@ -28,7 +28,7 @@ from musicgym.follow.followers import Follower, OracleFollower
 from musicgym.follow.tempo import MAX_BEAT_PERIOD_S, MIN_BEAT_PERIOD_S
 from musicgym.music.score import MatchedPerformance
 
-RESYNC_S = 0.15
+RESYNC_S = 0.2
 
 
 @dataclass(frozen=True)

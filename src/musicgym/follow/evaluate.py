@@ -32,14 +32,23 @@ def tempo_jitter(onset_beat: np.ndarray, onset_sec: np.ndarray) -> float:
     return float(np.std(np.diff(log_period))) if log_period.size > 2 else float("nan")
 
 
-def asynchrony_metrics(asynchrony_ms: np.ndarray) -> dict[str, float]:
-    """Shares within 50/100/250 ms, mean and median |asynchrony| (ms) of shared onsets."""
+def asynchrony_metrics(
+    asynchrony_ms: np.ndarray, *, n_expected: int | None = None
+) -> dict[str, float]:
+    """Shares within 50/100/250 ms, mean and median |asynchrony| (ms) of shared onsets.
+
+    ``n_expected`` is the number of shared onsets the accompanist should have played (default:
+    those given); onsets it skipped count as outside every threshold, and ``skipped`` is their
+    share. Mean and median are over the onsets played.
+    """
     a = np.abs(np.asarray(asynchrony_ms, dtype=float))
     a = a[np.isfinite(a)]
-    out = {f"within_{t}_ms": float(np.mean(a <= t)) for t in THRESHOLDS_MS}
+    n = a.size if n_expected is None else max(n_expected, a.size)
+    out = {f"within_{t}_ms": float(np.sum(a <= t) / n) for t in THRESHOLDS_MS}
     out["mean_abs_ms"] = float(np.mean(a))
     out["median_abs_ms"] = float(np.median(a))
-    out["n_onsets"] = int(a.size)
+    out["n_onsets"] = int(n)
+    out["skipped"] = float(1.0 - a.size / n)
     return out
 
 
@@ -82,14 +91,19 @@ def _wanted_beat_period(model: TempoModel, run: AccompanistRun) -> float:
 
 
 def run_metrics(run: AccompanistRun) -> dict[str, float]:
-    """Asynchrony figures and tempo jitter of a played-through run."""
+    """Asynchrony figures and tempo jitter of a played-through run (skipped onsets count as
+    misses)."""
+    return pool_runs([run])
+
+
+def _run_asynchrony_ms(run: AccompanistRun) -> tuple[np.ndarray, int]:
+    """Asynchrony at the shared onsets the run played, and how many it should have played
+    (those after its start, up to its end)."""
     ep = run.episode
     beat, sec = np.asarray(run.played_beat), np.asarray(run.played_sec)
-    shared, i_played, i_shared = np.intersect1d(beat, ep.shared_beat, return_indices=True)
-    asynchrony_ms = 1000.0 * (sec[i_played] - ep.shared_solo_sec[i_shared])
-    out = asynchrony_metrics(asynchrony_ms)
-    out["tempo_jitter"] = tempo_jitter(beat, sec)
-    return out
+    _, i_played, i_shared = np.intersect1d(beat, ep.shared_beat, return_indices=True)
+    expected = (ep.shared_beat > run.start_beat) & (ep.shared_beat <= run.end_beat)
+    return 1000.0 * (sec[i_played] - ep.shared_solo_sec[i_shared]), int(expected.sum())
 
 
 def human_metrics(episode: Episode, *, from_beat: float = -np.inf) -> dict[str, float]:
@@ -119,15 +133,15 @@ def evaluate_tempo_model(
 
 
 def pool_runs(runs: list[AccompanistRun]) -> dict[str, float]:
-    """Asynchrony figures over all runs' shared onsets; tempo jitter averaged over runs."""
-    asynchrony_ms, jitter = [], []
+    """Asynchrony figures over all runs' shared onsets (skipped ones count as misses); tempo
+    jitter averaged over runs."""
+    asynchrony_ms, expected, jitter = [], 0, []
     for run in runs:
-        ep = run.episode
-        beat, sec = np.asarray(run.played_beat), np.asarray(run.played_sec)
-        _, i_played, i_shared = np.intersect1d(beat, ep.shared_beat, return_indices=True)
-        asynchrony_ms.append(1000.0 * (sec[i_played] - ep.shared_solo_sec[i_shared]))
-        jitter.append(tempo_jitter(beat, sec))
-    out = asynchrony_metrics(np.concatenate(asynchrony_ms))
+        played, n = _run_asynchrony_ms(run)
+        asynchrony_ms.append(played)
+        expected += n
+        jitter.append(tempo_jitter(np.asarray(run.played_beat), np.asarray(run.played_sec)))
+    out = asynchrony_metrics(np.concatenate(asynchrony_ms), n_expected=expected)
     out["tempo_jitter"] = float(np.nanmean(jitter))
     return out
 

@@ -110,15 +110,16 @@ def _load(run_dir: str | Path):
 def format_table(results: dict) -> str:
     """The rows of :func:`evaluate_accompanists` as a Markdown table."""
     lines = [
-        "| follower | accompanist | resync | <= 50 ms | <= 100 ms | <= 250 ms | "
+        "| follower | accompanist | resync | <= 50 ms | <= 100 ms | <= 250 ms | skipped | "
         "mean abs (ms) | median abs (ms) | tempo jitter |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results["rows"]:
         resync = "-" if r["resync_s"] is None else f"{r['resync_s']:.2f} s"
         lines.append(
             f"| {r['follower']} | {r['accompanist']} | {resync} | {r['within_50_ms']:.1%} | "
-            f"{r['within_100_ms']:.1%} | {r['within_250_ms']:.1%} | {r['mean_abs_ms']:.0f} | "
+            f"{r['within_100_ms']:.1%} | {r['within_250_ms']:.1%} | {r['skipped']:.1%} | "
+            f"{r['mean_abs_ms']:.0f} | "
             f"{r['median_abs_ms']:.0f} | {r['tempo_jitter']:.3f} |"
         )
     lines.append("")
