@@ -27,6 +27,7 @@ from musicgym.follow.followers import OLTWFollower, piano_roll
 from musicgym.follow.report import evaluate_accompanists, format_table
 
 RESULTS = Path(__file__).parent / "results"
+AGENT_RUN = Path(__file__).parents[1] / "runs" / "accompany_agent"  # runs/ is not versioned
 
 
 def update_time_ms(takes) -> float:
@@ -53,7 +54,7 @@ def main() -> None:
     if args.train:
         from musicgym.follow.train import TrainConfig, train
 
-        run_dir = RESULTS / "accompany_agent"
+        run_dir = AGENT_RUN
         start = time.perf_counter()
         train(TrainConfig(), run_dir)
         train_seconds = time.perf_counter() - start

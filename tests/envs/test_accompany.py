@@ -51,7 +51,8 @@ def test_env_reproduces_the_tempo_model_baseline():
     env.reset(seed=0, options={"take": 7, "start": 0})
     model = make_tempo_model("kalman")
     run = env.run
-    model.reset(time_s=run.time_s, solo_beat=run.position_beat, beat_period_s=run.beat_period_s)
+    model.reset(time_s=float(run.episode.report_onset_sec[0]), solo_beat=run.position_beat,
+                beat_period_s=run.beat_period_s)
     asynchrony, rewards, done = [], [], False
     while not done:
         _, reward, done, truncated, info = env.step(tempo_model_action(model, run))

@@ -55,9 +55,9 @@ class AccompanyEnv(gym.Env):
 
     | Index | Observation | Min | Max |
     |-------|-------------|-----|-----|
-    | 0..H-1 | log(solo beat period over each of the last H report intervals / own) | -2 | 2 |
+    | 0..H-1 | log(solo beat period over each of the last H reported intervals / own) | -2 | 2 |
     | H..2H-1 | score length (beats) of those intervals | 0 | 8 |
-    | 2H | solo minus own score position (beats; > 0: the accompanist is behind) | -4 | 4 |
+    | 2H | solo minus own score position now (beats; > 0: the accompanist is behind) | -4 | 4 |
     | 2H+1 | the same in seconds at the own beat period | -2 | 2 |
     | 2H+2 | log(own beat period / count-in beat period) | -2 | 2 |
     | 2H+3 | own beat period (s) | 0.1 | 3 |
@@ -69,6 +69,8 @@ class AccompanyEnv(gym.Env):
     | memory: +L | log(earlier takes' median beat period over each next gap / own) | -2 | 2 |
     | memory: +1 | 1 if earlier takes of this piece exist, else 0 | 0 | 1 |
 
+    Intervals are between the follower's onset estimates; "solo position now" is the reported
+    onset plus what the soloist played between that onset and the report, at the own tempo.
     Memory is keyed by score position and never reads the take being played: for real take n
     it is takes 1..n-1 of the duo; for a simulated performance, other takes by the same
     simulated player (same expression, other seeds).
@@ -120,7 +122,7 @@ class AccompanyEnv(gym.Env):
 
     ## Version History
 
-    * v0: Initial version.
+    * v0: Initial version; re-synchronisation (``resync_s``, default 0.2 s) added within v0.
     """
 
     metadata = {"render_modes": []}
@@ -177,22 +179,11 @@ class AccompanyEnv(gym.Env):
         self._episodes: dict[int, Episode] = {}
 
         self.action_space = spaces.Box(-1.0, 1.0, shape=(1,), dtype=np.float32)
-        low, high = self._bounds()
+        low, high = observation_bounds(history, lookahead, memory=memory)
         self.observation_space = spaces.Box(low, high, dtype=np.float32)
         self.run: AccompanistRun | None = None
         self._memory_curves: list[tuple[np.ndarray, np.ndarray]] = []
         self._count_in_s = 0.5
-
-    def _bounds(self) -> tuple[np.ndarray, np.ndarray]:
-        h, n = self.history, self.lookahead
-        low = [-2.0] * h + [0.0] * h + [-4.0, -2.0, -2.0, MIN_BEAT_PERIOD_S]
-        high = [2.0] * h + [8.0] * h + [4.0, 2.0, 2.0, MAX_BEAT_PERIOD_S]
-        low += [0.0] * (2 * n) + [-1.0, -1.0, 0.0, 0.0]
-        high += [8.0] * (2 * n) + [1.0, 1.0, 1.0, 1.0]
-        if self.memory:
-            low += [-2.0] * n + [0.0]
-            high += [2.0] * n + [1.0]
-        return np.array(low, dtype=np.float32), np.array(high, dtype=np.float32)
 
     # ----- episodes
     def _real_episode(self, take_number: int) -> Episode:
@@ -335,6 +326,21 @@ class AccompanyEnv(gym.Env):
         return np.concatenate([feature, [1.0]])
 
 
+def observation_bounds(
+    history: int, lookahead: int, *, memory: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """Low and high bounds of Accompany-v0's observation (the class docstring's table)."""
+    h, n = history, lookahead
+    low = [-2.0] * h + [0.0] * h + [-4.0, -2.0, -2.0, MIN_BEAT_PERIOD_S]
+    high = [2.0] * h + [8.0] * h + [4.0, 2.0, 2.0, MAX_BEAT_PERIOD_S]
+    low += [0.0] * (2 * n) + [-1.0, -1.0, 0.0, 0.0]
+    high += [8.0] * (2 * n) + [1.0, 1.0, 1.0, 1.0]
+    if memory:
+        low += [-2.0] * n + [0.0]
+        high += [2.0] * n + [1.0]
+    return np.array(low, dtype=np.float32), np.array(high, dtype=np.float32)
+
+
 def accompany_observation(
     episode: Episode,
     k: int,
@@ -374,7 +380,7 @@ def accompany_observation(
     solo_beat = float(ep.report_beat[k])
     lo = max(k - history, 0)
     d_beat = np.diff(ep.report_beat[lo : k + 1])
-    d_sec = np.diff(ep.report_sec[lo : k + 1])
+    d_sec = np.diff(ep.report_onset_sec[lo : k + 1])
     ok = (d_beat > 1e-6) & (d_sec > 0)
     ratios = np.zeros(history)
     beats = np.zeros(history)
@@ -383,7 +389,9 @@ def accompany_observation(
         ok, np.log(np.where(ok, d_sec, 1.0) / np.where(ok, d_beat, 1.0) / bp), 0.0
     )
     beats[history - n :] = d_beat
-    gap = solo_beat - position_beat
+    # the report comes after the onset: the soloist has played on since, at about own tempo
+    played_since = max(float(ep.report_sec[k] - ep.report_onset_sec[k]), 0.0) / bp
+    gap = solo_beat + played_since - position_beat
     phase = ep.metrical_phase(solo_beat)
     parts = [
         ratios, beats,

@@ -44,6 +44,8 @@ class Episode:
         Take number (0 for simulated performances).
     report_sec, report_beat : numpy.ndarray, shape (r,)
         The follower's reports: the env's steps.
+    report_onset_sec : numpy.ndarray, shape (r,)
+        When the follower reckons each reported onset was played (<= ``report_sec``).
     solo_beat, solo_sec : numpy.ndarray, shape (m,)
         The soloist's true onsets (distinct score onsets played, and when).
     solo_score_beat : numpy.ndarray
@@ -63,6 +65,7 @@ class Episode:
     take: int
     report_sec: np.ndarray
     report_beat: np.ndarray
+    report_onset_sec: np.ndarray
     solo_beat: np.ndarray
     solo_sec: np.ndarray
     solo_score_beat: np.ndarray
@@ -112,7 +115,7 @@ def make_episode(
     Episode
     """
     follower = follower or OracleFollower()
-    report_sec, report_beat = follower.track(solo.performed)
+    report_sec, report_beat, onset_sec = follower.follow(solo.performed)
     if len(report_sec) < 3:
         raise AccompanyConfigError(
             f"{follower.name} follower reported {len(report_sec)} onsets of {piece!r} "
@@ -129,13 +132,14 @@ def make_episode(
         human = np.full(len(shared), np.nan)
         both, i_shared, i_acc = np.intersect1d(shared, acc_beat, return_indices=True)
         human[i_shared] = acc_sec[i_acc]
-    bar_start, beats_per_bar = _bar_lines(solo.score, accompaniment_score)
+    bar_start, beats_per_bar = bar_lines(solo.score, accompaniment_score)
     return Episode(
         name=f"{piece} take {take}",
         piece=piece,
         take=take,
         report_sec=np.asarray(report_sec, dtype=float),
         report_beat=np.asarray(report_beat, dtype=float),
+        report_onset_sec=np.asarray(onset_sec, dtype=float),
         solo_beat=solo_beat,
         solo_sec=solo_sec,
         solo_score_beat=np.unique(solo.score["onset_beat"]),
@@ -148,7 +152,9 @@ def make_episode(
     )
 
 
-def _bar_lines(*scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def bar_lines(*scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Where each bar starts (beats) and its length, from the bar columns of score note
+    arrays (SCORE_DTYPE); 4/4 bars from beat 0 where no array has them."""
     notes = [s for s in scores if "onset_beat_in_bar" in s.dtype.names]
     if not notes:
         last = max(float(s["onset_beat"].max()) for s in scores)
@@ -265,8 +271,15 @@ class AccompanistRun:
         shared, i_beats, i_shared = np.intersect1d(beats, ep.shared_beat, return_indices=True)
         return shared, 1000.0 * (times[i_beats] - ep.shared_solo_sec[i_shared])
 
+    def solo_position_beat(self) -> float:
+        """Where the soloist is now by the latest report: the onset it names, plus what the
+        soloist has played since (at the accompanist's beat period)."""
+        ep, k = self.episode, min(self.k, self.stop - 1)
+        since_s = max(self.time_s - float(ep.report_onset_sec[k]), 0.0)
+        return float(ep.report_beat[k]) + since_s / self.beat_period_s
+
     def _resync(self) -> None:
-        solo = float(self.episode.report_beat[self.k])
+        solo = self.solo_position_beat()
         if self.resync_s is not None and (
             abs(solo - self.position_beat) * self.beat_period_s > self.resync_s
         ):

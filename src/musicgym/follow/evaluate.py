@@ -73,7 +73,8 @@ def run_tempo_model(
     """
     stop = len(episode.report_sec) if stop is None else stop
     run = AccompanistRun(episode, start, stop, max_log_ratio=max_log_ratio, resync_s=resync_s)
-    model.reset(time_s=run.time_s, solo_beat=run.position_beat, beat_period_s=run.beat_period_s)
+    model.reset(time_s=float(episode.report_onset_sec[start]), solo_beat=run.position_beat,
+                beat_period_s=run.beat_period_s)
     while not run.done:
         run.advance(_wanted_beat_period(model, run))
     return run
@@ -82,7 +83,8 @@ def run_tempo_model(
 def _wanted_beat_period(model: TempoModel, run: AccompanistRun) -> float:
     solo_beat = float(run.episode.report_beat[run.k])
     return model.update(
-        time_s=run.time_s,
+        time_s=float(run.episode.report_onset_sec[run.k]),
+        now_s=run.time_s,
         solo_beat=solo_beat,
         accompanist_beat=run.position_beat,
         beat_period_s=run.beat_period_s,

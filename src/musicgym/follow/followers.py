@@ -1,9 +1,12 @@
 """Score followers: where in the score is the soloist now?
 
 Every follower turns what the soloist plays (a performed note array, as heard: wrong and extra
-notes included) into a stream of *reports*, :meth:`Follower.track`: "at time t the soloist has
-reached score onset b", each score onset reported at most once, in score order (ACCompanion's
-onset tracker). The accompanist acts on these reports. Three followers are here:
+notes included) into a stream of *reports*, :meth:`Follower.follow`: "at time t the soloist has
+reached score onset b, which it played at time o", each score onset reported at most once, in
+score order (ACCompanion's onset tracker). A report comes some time after the onset it names
+(the follower needs to hear a little of the note first); its onset time ``o`` is the
+follower's estimate of when the note began, the attack it heard last. The accompanist acts on
+these reports. Three followers are here:
 
 - :class:`OracleFollower`: every onset, at the time it was played (an upper bound);
 - :class:`NoisyOracleFollower`: the same, late, jittered, and with reports lost;
@@ -38,11 +41,11 @@ def _time_map(performed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 class Follower:
-    """Interface: ``track(performed) -> (report_sec, report_beat)``."""
+    """Interface: ``follow(performed) -> (report_sec, report_beat, onset_sec)``."""
 
     name = "follower"
 
-    def track(self, performed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def follow(self, performed: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Follow a whole performance as it would be heard live.
 
         Parameters
@@ -55,8 +58,15 @@ class Follower:
         -------
         report_sec, report_beat : numpy.ndarray, shape (r,)
             When each report was made and the score onset (beats) it names; both increase.
+        onset_sec : numpy.ndarray, shape (r,)
+            When the follower reckons each reported onset was played (<= ``report_sec``).
         """
         raise NotImplementedError
+
+    def track(self, performed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`follow` without the onset estimates: ``(report_sec, report_beat)``."""
+        report_sec, report_beat, _ = self.follow(performed)
+        return report_sec, report_beat
 
 
 class OracleFollower(Follower):
@@ -64,13 +74,14 @@ class OracleFollower(Follower):
 
     name = "oracle"
 
-    def track(self, performed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def follow(self, performed: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         beat, sec = _time_map(performed)
-        return sec, beat
+        return sec, beat, sec
 
 
 class NoisyOracleFollower(Follower):
     """The truth as a sloppy follower reports it: late, jittered, and sometimes not at all.
+    Its onset estimates are the report times less its mean lag.
 
     Parameters
     ----------
@@ -100,15 +111,15 @@ class NoisyOracleFollower(Follower):
             )
         self.lag_s, self.jitter_s, self.dropout, self.seed = lag_s, jitter_s, dropout, seed
 
-    def track(self, performed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def follow(self, performed: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         rng = np.random.default_rng(self.seed)
         beat, sec = _time_map(performed)
         report = sec + self.lag_s + rng.normal(0.0, self.jitter_s, sec.shape)
         report = np.maximum(report, sec)  # nobody reports an onset before it is played
         kept = rng.random(sec.shape) >= self.dropout
         kept[0] = True
-        report, beat = report[kept], beat[kept]
-        return np.maximum.accumulate(report), beat
+        report, beat = np.maximum.accumulate(report[kept]), beat[kept]
+        return report, beat, np.maximum(report - self.lag_s, 0.0)
 
 
 ONSET_DECAY = (1.0, 0.5, 0.25)
@@ -240,6 +251,7 @@ class OLTWFollower(Follower):
         self._quiet = 0
         self._history: list[float] = []
         self._reported = -1
+        self.last_onset_s = 0.0  # middle of the last frame that held an attack
 
     def position_beat(self) -> float:
         """The current reference position as a score position (beats)."""
@@ -250,6 +262,8 @@ class OLTWFollower(Follower):
         in beats."""
         n_ref = len(self.reference)
         self._history.append(self.position)
+        if frame.max(initial=0.0) >= ONSET_DECAY[0]:  # an attack: a note began in this frame
+            self.last_onset_s = (self._i + 0.5) * self.frame_s
         if not frame.any():
             self._quiet += 1
             if self.recovery_s is not None and self._quiet * self.frame_s >= self.recovery_s:
@@ -305,17 +319,19 @@ class OLTWFollower(Follower):
             return float(self._ref_beat[passed])
         return None
 
-    def track(self, performed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def follow(self, performed: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Run the whole performance through :meth:`report`, frame by frame; a report is made
-        when its frame is complete."""
+        when its frame is complete and dated by the last attack heard."""
         self.reset()
-        report_sec, report_beat = [], []
+        report_sec, report_beat, onset_sec = [], [], []
         for i, frame in enumerate(piano_roll(performed, self.frame_s)):
             beat = self.report(frame)
             if beat is not None:
                 report_sec.append((i + 1) * self.frame_s)
                 report_beat.append(beat)
-        return np.asarray(report_sec), np.asarray(report_beat)
+                onset_sec.append(self.last_onset_s)
+        onset = np.minimum(np.maximum.accumulate(np.asarray(onset_sec)), report_sec)
+        return np.asarray(report_sec), np.asarray(report_beat), onset
 
 
 def follower_errors_ms(

@@ -83,21 +83,26 @@ class TempoModel:
         accompanist_beat: float,
         beat_period_s: float,
         horizon_beats: float = 1.0,
+        now_s: float | None = None,
     ) -> float:
         """Take one soloist onset; return the beat period to play at until the next one.
 
         Parameters
         ----------
         time_s : float
-            Time of the soloist's onset.
+            When the soloist played the onset at ``solo_beat``.
         solo_beat : float
             The follower's estimate of the soloist's score position (beats).
         accompanist_beat : float
-            The accompanist's own score position at ``time_s``.
+            The accompanist's own score position now (at ``now_s``).
         beat_period_s : float
             The accompanist's current beat period.
         horizon_beats : float
-            Score distance to the soloist's next expected onset.
+            Score distance from ``solo_beat`` to the soloist's next expected onset.
+        now_s : float or None
+            When the accompanist decides (a follower reports an onset after it is played);
+            None: at ``time_s``. The soloist is taken to have played on since, at the
+            estimated tempo.
 
         Returns
         -------
@@ -106,7 +111,9 @@ class TempoModel:
         """
         last_time, last_beat = self._last if self._last else (time_s, solo_beat)
         d_beats, d_sec = solo_beat - last_beat, time_s - last_time
-        asynchrony_s = (solo_beat - accompanist_beat) * beat_period_s
+        played_since = 0.0 if now_s is None else max(now_s - time_s, 0.0) / self.tempo_s
+        gap_beats = solo_beat + played_since - accompanist_beat
+        asynchrony_s = gap_beats * beat_period_s
         if d_beats > 1e-6 and d_sec > 0:
             self.tempo_s = self.estimate(d_sec / d_beats, d_beats, asynchrony_s)
             self.tempo_s = min(max(self.tempo_s, MIN_BEAT_PERIOD_S), MAX_BEAT_PERIOD_S)
@@ -114,7 +121,7 @@ class TempoModel:
         if self.phase_gain == 0.0:
             return self.tempo_s
         return phase_corrected_beat_period(
-            self.tempo_s, solo_beat - accompanist_beat, horizon_beats, self.phase_gain
+            self.tempo_s, gap_beats, horizon_beats - played_since, self.phase_gain
         )
 
     def estimate(self, observed_s: float, d_beats: float, asynchrony_s: float) -> float:

@@ -108,7 +108,8 @@ class ResidualOnTempoModel(gym.Wrapper):
         obs, info = self.env.reset(**kwargs)
         run = self.env.unwrapped.run
         self.model = make_tempo_model(self.tempo_model_name)
-        self.model.reset(time_s=run.time_s, solo_beat=run.position_beat,
+        self.model.reset(time_s=float(run.episode.report_onset_sec[run.k]),
+                         solo_beat=run.position_beat,
                          beat_period_s=run.beat_period_s)
         self._base = tempo_model_action(self.model, run)
         return np.append(obs, self._base).astype(np.float32), info

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from musicgym.errors import AccompanyConfigError, ScoreFileError
-from musicgym.follow.accompanist import RESYNC_S, Episode, _bar_lines
+from musicgym.follow.accompanist import RESYNC_S, Episode, bar_lines
 from musicgym.follow.followers import N_KEYS, ONSET_DECAY, SUSTAIN_WEIGHT, OLTWFollower
 from musicgym.follow.tempo import (
     MAX_BEAT_PERIOD_S,
@@ -87,14 +87,16 @@ class TempoModelController:
 
     def start(self, accompanist: LiveAccompanist) -> None:
         a = accompanist
-        self.model.reset(time_s=a.time_s, solo_beat=a.position_beat, beat_period_s=a.beat_period_s)
+        self.model.reset(time_s=a.report_onset_sec[-1], solo_beat=a.report_beat[-1],
+                         beat_period_s=a.beat_period_s)
 
     def decide(self, accompanist: LiveAccompanist) -> float:
         a = accompanist
         solo_beat = a.report_beat[-1]
         return self.model.update(
-            time_s=a.time_s, solo_beat=solo_beat, accompanist_beat=a.position_beat,
-            beat_period_s=a.beat_period_s, horizon_beats=a.horizon_beats(solo_beat),
+            time_s=a.report_onset_sec[-1], now_s=a.time_s, solo_beat=solo_beat,
+            accompanist_beat=a.position_beat, beat_period_s=a.beat_period_s,
+            horizon_beats=a.horizon_beats(solo_beat),
         )
 
 
@@ -124,7 +126,7 @@ class AgentController:
             self.base.start(accompanist)
 
     def decide(self, accompanist: LiveAccompanist) -> float:
-        from musicgym.envs.accompany import accompany_observation
+        from musicgym.envs.accompany import accompany_observation, observation_bounds
 
         a = accompanist
         episode = a.heard_episode()
@@ -135,7 +137,7 @@ class AgentController:
             progress=(a.report_beat[-1] - first) / max(last - first, 1e-9),
             history=self.history, lookahead=self.lookahead,
         )
-        obs = np.clip(obs, *a.observation_bounds(self.history, self.lookahead))
+        obs = np.clip(obs, *observation_bounds(self.history, self.lookahead))
         if self.base is None:
             action = float(self.policy.act(obs.astype(np.float32))[0])
         else:  # as ResidualOnTempoModel: the agent corrects the tempo model's action
@@ -181,7 +183,7 @@ class LiveAccompanist:
         self.notes = accompaniment_score[order]
         self.solo_score_beat = np.unique(solo_score["onset_beat"])
         self.accompaniment_beat = np.unique(self.notes["onset_beat"])
-        self.bar_start_beat, self.beats_per_bar = _bar_lines(solo_score, accompaniment_score)
+        self.bar_start_beat, self.beats_per_bar = bar_lines(solo_score, accompaniment_score)
         self.follower, self.controller = follower, controller
         self.frame_s = follower.frame_s
         self.resync_s, self.max_log_ratio = resync_s, max_log_ratio
@@ -189,6 +191,7 @@ class LiveAccompanist:
         self.time_s, self.position_beat = 0.0, float("nan")
         self.report_sec: list[float] = []
         self.report_beat: list[float] = []
+        self.report_onset_sec: list[float] = []  # the follower's estimate of each onset
         self.resyncs = 0
         self._next_note = 0
         self._offs: list[NoteEvent] = []
@@ -221,14 +224,18 @@ class LiveAccompanist:
     def _hear(self, now_s: float, beat: float) -> None:
         self.report_sec.append(now_s)
         self.report_beat.append(beat)
+        onset_s = min(max(self.follower.last_onset_s, *self.report_onset_sec[-1:], 0.0), now_s)
+        self.report_onset_sec.append(onset_s)
         if len(self.report_beat) == 1:
             self.time_s, self.position_beat = now_s, beat
             self._next_note = int(np.searchsorted(self.notes["onset_beat"], beat, side="right"))
             self.controller.start(self)
             return
-        gap = beat - self.position_beat
-        if self.resync_s is not None and abs(gap) * self.beat_period_s > self.resync_s:
-            self.position_beat = beat  # notes already played stay played (see _play_until)
+        solo_now = beat + (now_s - onset_s) / self.beat_period_s
+        if self.resync_s is not None and (
+            abs(solo_now - self.position_beat) * self.beat_period_s > self.resync_s
+        ):
+            self.position_beat = solo_now  # notes already played stay played (_play_until)
             self.resyncs += 1
         wanted = self.controller.decide(self)
         low = max(self.beat_period_s * np.exp(-self.max_log_ratio), MIN_BEAT_PERIOD_S)
@@ -271,19 +278,12 @@ class LiveAccompanist:
         empty = np.zeros(0)
         return Episode(
             name="live", piece="live", take=0, report_sec=reports_sec, report_beat=reports_beat,
-            solo_beat=reports_beat, solo_sec=reports_sec, solo_score_beat=self.solo_score_beat,
+            report_onset_sec=np.asarray(self.report_onset_sec),
+            solo_beat=reports_beat, solo_sec=np.asarray(self.report_onset_sec),
+            solo_score_beat=self.solo_score_beat,
             accompaniment_beat=self.accompaniment_beat, shared_beat=empty, shared_solo_sec=empty,
             bar_start_beat=self.bar_start_beat, beats_per_bar=self.beats_per_bar,
         )
-
-    @staticmethod
-    def observation_bounds(history: int, lookahead: int) -> tuple[np.ndarray, np.ndarray]:
-        """Accompany-v0's observation bounds (no memory) for these sizes."""
-        from musicgym.envs.accompany import AccompanyEnv
-
-        env = AccompanyEnv.__new__(AccompanyEnv)
-        env.history, env.lookahead, env.memory = history, lookahead, False
-        return env._bounds()
 
 
 def performance_messages(performed: np.ndarray) -> list[tuple[float, int, int]]:
