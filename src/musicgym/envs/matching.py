@@ -88,7 +88,8 @@ class MatchCore:
     """
 
     def __init__(self, code: str, target, total_step: int, step_len: float | None,
-                 action_space: Sequence, *, reward="mrstft", observation: str = "features",
+                 action_space: Sequence, *, reward="mrstft", criteria=None,
+                 observation: str = "features",
                  backend: str = "numpy", sr: int = 44100, bpm: float = 120.0,
                  samples: Mapping | None = None, flat_actions: bool = False,
                  clip_actions: bool = False, obs_frames: int = 32, obs_mels: int = 32,
@@ -102,7 +103,9 @@ class MatchCore:
         self.sr = self.patch.sr
         self.pmap = ParameterMap(action_space, n_holes=self.patch.n_params, flat=flat_actions,
                                  clip=clip_actions)
-        self.distance: Distance = make_distance(reward, sr=self.sr)
+        # criteria: RaveForce's name for the reward
+        self.distance: Distance = make_distance(criteria if criteria is not None else reward,
+                                                sr=self.sr)
         self.targets = load_targets(target, sr=self.sr, max_seconds=max_target_seconds)
         self.total_step = int(total_step)
         longest = max(t.size for _, t in self.targets)

@@ -95,9 +95,9 @@ class SynthMatchEnv(gym.Env):
                  bpm: float = 120.0, samples: Mapping | None = None, flat_actions: bool = False,
                  clip_actions: bool = False, obs_frames: int = 32, obs_mels: int = 32,
                  max_target_seconds: float = 60.0) -> None:
-        self.core = MatchCore(code, target, total_step, step_len, action_space,
-                              reward=criteria if criteria is not None else reward,
-                              observation=observation, backend=backend, sr=sr, bpm=bpm,
+        self.core = MatchCore(code, target, total_step, step_len, action_space, reward=reward,
+                              criteria=criteria, observation=observation, backend=backend,
+                              sr=sr, bpm=bpm,
                               samples=samples, flat_actions=flat_actions,
                               clip_actions=clip_actions, obs_frames=obs_frames,
                               obs_mels=obs_mels, max_target_seconds=max_target_seconds)

@@ -8,7 +8,7 @@ reward 0). ``musicgym.train.sb3.SB3VecEnv`` adapts it to Stable-Baselines3's ``V
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from gymnasium.vector import AutoresetMode, VectorEnv
@@ -24,19 +24,11 @@ class SynthMatchVectorEnv(VectorEnv):
     metadata = {"render_modes": [], "autoreset_mode": AutoresetMode.NEXT_STEP}
 
     def __init__(self, code: str, target, total_step: int = 1, step_len: float | None = None,
-                 action_space: Sequence = (), *, num_envs: int = 1, reward="mrstft",
-                 criteria=None, observation: str = "features", backend: str = "numpy",
-                 sr: int = 44100, bpm: float = 120.0, samples: Mapping | None = None,
-                 flat_actions: bool = False, clip_actions: bool = False, obs_frames: int = 32,
-                 obs_mels: int = 32, max_target_seconds: float = 60.0) -> None:
+                 action_space: Sequence = (), *, num_envs: int = 1, **options) -> None:
         if not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
             raise ValueError(f"num_envs must be a positive integer, got {num_envs!r}")
-        self.core = MatchCore(code, target, total_step, step_len, action_space,
-                              reward=criteria if criteria is not None else reward,
-                              observation=observation, backend=backend, sr=sr, bpm=bpm,
-                              samples=samples, flat_actions=flat_actions,
-                              clip_actions=clip_actions, obs_frames=obs_frames,
-                              obs_mels=obs_mels, max_target_seconds=max_target_seconds)
+        # options: SynthMatchEnv's keyword arguments (reward/criteria, observation, backend...)
+        self.core = MatchCore(code, target, total_step, step_len, action_space, **options)
         self.num_envs = int(num_envs)
         self.single_action_space = self.core.action_space
         self.single_observation_space = self.core.observation_space
