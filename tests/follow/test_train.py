@@ -23,7 +23,7 @@ from musicgym.follow.train import (  # noqa: E402
 )
 
 TINY = {"total_timesteps": 128, "n_envs": 1, "n_steps": 64, "batch_size": 64, "n_epochs": 1,
-        "env_kwargs": {"sources": ("simulated",), "episode_reports": 32}}
+        "env_kwargs": {"sources": ("simulated",), "episode_reports": 32, "memory": True}}
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +36,7 @@ def test_tiny_training_saves_a_model_that_loads_and_acts(tiny_run):
     assert json.loads((tiny_run / "config.json").read_text())["total_timesteps"] == 128
     assert list((tiny_run / "tb").rglob("events.out.tfevents.*")), "no TensorBoard log"
     model, config = load_agent(tiny_run)
-    assert config.residual_on == "kalman" and config.n_steps == 64
+    assert config.residual_on == "kalman+rehearsal" and config.n_steps == 64
     env = make_agent_env(config, "test")
     obs, _ = env.reset(seed=1)
     policy = AgentPolicy(model)
@@ -45,7 +45,8 @@ def test_tiny_training_saves_a_model_that_loads_and_acts(tiny_run):
         assert action.shape == (1,) and action.dtype == np.float32 and abs(action[0]) <= 1
         obs, reward, terminated, _, _ = env.step(action)
         assert np.isfinite(reward) and not terminated
-    assert obs.shape == env.observation_space.shape and obs.shape[0] == 29  # 28 + the model's
+    # 28 + memory (4 gaps + flag) + the tempo model's action
+    assert obs.shape == env.observation_space.shape and obs.shape[0] == 34
 
 
 class _Silent:
@@ -59,7 +60,7 @@ def test_a_silent_residual_agent_plays_exactly_as_its_tempo_model(brahms_takes):
     from musicgym.follow.accompanist import make_episode
     from musicgym.follow.followers import OracleFollower
 
-    runs = agent_runs(_Silent(), TrainConfig(), (6, 7), follower="oracle")
+    runs = agent_runs(_Silent(), TrainConfig(residual_on="kalman"), (6, 7), follower="oracle")
     episodes = [make_episode(t.solo, t.accompaniment.score, follower=OracleFollower())
                 for t in brahms_takes if t.take in (6, 7)]
     kalman = evaluate_tempo_model(episodes, lambda: make_tempo_model("kalman"))
@@ -73,6 +74,12 @@ def test_bad_training_settings_are_named(tmp_path):
         TrainConfig(env_kwargs={"split": "test"})
     with pytest.raises(AccompanyConfigError, match="unknown tempo model 'swing'"):
         make_agent_env(TrainConfig(residual_on="swing", env_kwargs=TINY["env_kwargs"]), "train")
+    plain = {"sources": ("simulated",)}
+    with pytest.raises(AccompanyConfigError, match="needs env_kwargs=\\{'memory': True\\}"):
+        make_agent_env(TrainConfig(env_kwargs=plain), "train")
+    with pytest.raises(AccompanyConfigError, match="the only suffix is '\\+rehearsal'"):
+        make_agent_env(TrainConfig(residual_on="kalman+memo", env_kwargs=TINY["env_kwargs"]),
+                       "train")
     with pytest.raises(AccompanyConfigError, match="residual_scale must be > 0"):
         make_agent_env(TrainConfig(residual_scale=0.0, env_kwargs=TINY["env_kwargs"]), "train")
     with pytest.raises(AccompanyConfigError, match="not a trained accompanist run"):

@@ -11,6 +11,7 @@ from gymnasium import spaces
 from musicgym.errors import AccompanyConfigError
 from musicgym.follow import corpus
 from musicgym.follow.accompanist import RESYNC_S, AccompanistRun, Episode, make_episode
+from musicgym.follow.duets import tempo_curve
 from musicgym.follow.simulate import simulate_performance
 from musicgym.follow.tempo import MAX_BEAT_PERIOD_S, MIN_BEAT_PERIOD_S
 
@@ -217,7 +218,7 @@ class AccompanyEnv(gym.Env):
                 simulate_performance(piece.solo, seed=int(s), expression=expression)
                 for s in seeds[2:]
             ]
-            curves = [_solo_curve(take.score) for take in earlier]
+            curves = [tempo_curve(take.score) for take in earlier]
         return episode, curves
 
     def _choose(self, options: dict) -> tuple[Episode, list[tuple[np.ndarray, np.ndarray]]]:
@@ -244,8 +245,14 @@ class AccompanyEnv(gym.Env):
 
     def _real_take_with_memory(self, take_number: int):
         earlier = [t for t in self._all_takes if t.take < take_number]
-        curves = [_solo_curve(t.solo.score) for t in earlier[-MAX_MEMORY_TAKES:]]
+        curves = [tempo_curve(t.solo.score) for t in earlier[-MAX_MEMORY_TAKES:]]
         return self._real_episode(take_number), curves
+
+    @property
+    def memory_curves(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        """The earlier takes' solo tempo curves (beats, seconds) of the current episode (empty
+        without ``memory``, or when there were none)."""
+        return list(self._memory_curves)
 
     # ----- gymnasium API
     def reset(self, *, seed: int | None = None, options: dict | None = None):
@@ -402,14 +409,6 @@ def accompany_observation(
          ep.metrical_phase(position_beat), progress],
     ]
     return np.concatenate([np.asarray(p, dtype=np.float64) for p in parts])
-
-
-def _solo_curve(score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    from musicgym.follow.duets import onsets
-
-    beat, sec = onsets(score)
-    keep = sec >= np.maximum.accumulate(sec)
-    return beat[keep], sec[keep]
 
 
 def _gaps_ahead(onset_beat: np.ndarray, beat: float, count: int) -> np.ndarray:

@@ -71,6 +71,14 @@ def onsets(notes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return onset_beat, total / np.maximum(count, 1)
 
 
+def tempo_curve(notes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`onsets`, keeping only onsets played after every earlier score onset, so that
+    the time is an increasing function of the score position (for interpolation)."""
+    beat, sec = onsets(notes)
+    keep = sec >= np.maximum.accumulate(sec)
+    return beat[keep], sec[keep]
+
+
 def shared_onsets(solo: np.ndarray, accompaniment: np.ndarray) -> np.ndarray:
     """Score onsets (beats) that both parts have in the score, played or not.
 

@@ -2,7 +2,8 @@
 
 :func:`evaluate_accompanists` plays each held-out take with each follower (the oracle and the
 MIDI OLTW) and each accompanist (every tempo model with re-synchronisation, the Kalman model
-without it, and a trained agent where a run folder is given), and pools the figures of
+without it, the Kalman model bent by the earlier takes' tempo curves, and a trained agent where
+a run folder is given), and pools the figures of
 :mod:`musicgym.follow.evaluate`: the share of shared onsets within 50/100/250 ms of the soloist,
 mean and median |asynchrony|, tempo jitter; the human secondo of the same takes is the ceiling.
 :func:`format_table` prints it. ``musicgym evaluate-accompany`` and ``benchmarks/accompany.py``
@@ -18,14 +19,20 @@ import numpy as np
 from musicgym.errors import AccompanyConfigError
 from musicgym.follow.accompanist import RESYNC_S, make_episode
 from musicgym.follow.corpus import TEST_TAKES, brahms_takes, reference_take
-from musicgym.follow.evaluate import evaluate_tempo_model, human_metrics, pool_runs
+from musicgym.follow.duets import tempo_curve
+from musicgym.follow.evaluate import (
+    evaluate_tempo_model,
+    human_metrics,
+    pool_runs,
+    run_tempo_model,
+)
 from musicgym.follow.followers import (
     OLTWFollower,
     OracleFollower,
     follower_accuracy,
     follower_errors_ms,
 )
-from musicgym.follow.tempo import TEMPO_MODELS, make_tempo_model
+from musicgym.follow.tempo import TEMPO_MODELS, RehearsedTempo, make_tempo_model
 
 FOLLOWERS = ("oracle", "oltw")
 
@@ -85,6 +92,12 @@ def evaluate_accompanists(
             rows.append({"follower": name, "accompanist": model, "resync_s": RESYNC_S, **row})
         row = evaluate_tempo_model(episodes, lambda: make_tempo_model("kalman"), resync_s=None)
         rows.append({"follower": name, "accompanist": "kalman", "resync_s": None, **row})
+        rehearsed = [
+            run_tempo_model(ep, RehearsedTempo(make_tempo_model("kalman"), _earlier(all_takes, ep)))
+            for ep in episodes
+        ]
+        rows.append({"follower": name, "accompanist": "kalman+rehearsal", "resync_s": RESYNC_S,
+                     **pool_runs(rehearsed)})
         if agent is not None:
             from musicgym.follow.train import agent_runs
 
@@ -99,6 +112,11 @@ def evaluate_accompanists(
     results["rows"].append({"follower": "-", "accompanist": "human secondo", "resync_s": None,
                             **pooled})
     return results
+
+
+def _earlier(all_takes, episode) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The soloist's tempo curves in the takes before ``episode``'s (rehearsals, not it)."""
+    return [tempo_curve(t.solo.score) for t in all_takes if t.take < episode.take]
 
 
 def _load(run_dir: str | Path):

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from musicgym.errors import AccompanyConfigError
 
 MIN_BEAT_PERIOD_S = 0.1
@@ -213,6 +215,60 @@ class KalmanTempo(TempoModel):
         gain = self.variance / (self.variance + observation_var)
         self.variance *= 1.0 - gain
         return self.tempo_s + gain * (observed_s - self.tempo_s)
+
+
+class RehearsedTempo:
+    """A tempo model that remembers earlier takes: it bends its answer by the tempo curve the
+    soloist played there before (ACCompanion's tempo expectations, taken from rehearsals).
+
+    The wanted beat period of ``model`` is multiplied by the earlier takes' median beat period
+    over the coming gap (from the solo onset to the next) divided by theirs over the
+    ``back_beats`` before it: the model keeps the present tempo level, the takes give the
+    shape of the rubato ahead. Never give it the take being played.
+
+    Parameters
+    ----------
+    model : TempoModel
+        The model to bend (its ``reset`` and ``update`` are called as usual).
+    curves : list of (numpy.ndarray, numpy.ndarray)
+        Earlier takes of the solo part: score onsets (beats, increasing) and when they were
+        played (seconds).
+    back_beats : float
+        Span of the present tempo in the earlier takes (chosen on training takes 3-5).
+    """
+
+    def __init__(
+        self, model: TempoModel, curves: list[tuple[np.ndarray, np.ndarray]], *,
+        back_beats: float = 2.0,
+    ) -> None:
+        if not curves or back_beats <= 0:
+            raise AccompanyConfigError(
+                "RehearsedTempo needs at least one earlier take (curves) and back_beats > 0"
+            )
+        self.model, self.curves, self.back_beats = model, curves, back_beats
+        self.name = f"{model.name}+rehearsal"
+
+    def reset(self, *, time_s: float, solo_beat: float, beat_period_s: float) -> None:
+        """As :meth:`TempoModel.reset`."""
+        self.model.reset(time_s=time_s, solo_beat=solo_beat, beat_period_s=beat_period_s)
+
+    def update(self, *, solo_beat: float, horizon_beats: float = 1.0, **kwargs) -> float:
+        """As :meth:`TempoModel.update`, bent by the earlier takes."""
+        wanted = self.model.update(solo_beat=solo_beat, horizon_beats=horizon_beats, **kwargs)
+        ahead = self._period(solo_beat, solo_beat + max(horizon_beats, 1.0))
+        before = self._period(solo_beat - self.back_beats, solo_beat)
+        if not (np.isfinite(ahead) and np.isfinite(before) and before > 0):
+            return wanted
+        return float(min(max(wanted * ahead / before, MIN_BEAT_PERIOD_S), MAX_BEAT_PERIOD_S))
+
+    def _period(self, from_beat: float, to_beat: float) -> float:
+        periods = [
+            (np.interp(to_beat, beat, sec) - np.interp(from_beat, beat, sec))
+            / (to_beat - from_beat)
+            for beat, sec in self.curves
+            if beat[0] <= from_beat and to_beat <= beat[-1]
+        ]
+        return float(np.median(periods)) if periods else float("nan")
 
 
 TEMPO_MODELS = {

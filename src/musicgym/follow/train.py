@@ -28,7 +28,7 @@ import numpy as np
 from musicgym.errors import AccompanyConfigError
 from musicgym.follow.accompanist import AccompanistRun
 from musicgym.follow.evaluate import tempo_model_action
-from musicgym.follow.tempo import make_tempo_model
+from musicgym.follow.tempo import RehearsedTempo, make_tempo_model
 
 ENV_ID = "musicgym/Accompany-v0"
 
@@ -53,12 +53,15 @@ class TrainConfig:
     log_std_init: float = -1.5  # start close to the mean action: exploration costs asynchrony
     lstm_hidden_size: int = 64
     net_arch: list[int] = field(default_factory=lambda: [64, 64])
-    # residual control: the agent corrects a tempo model's action (None: it acts alone)
-    residual_on: str | None = "kalman"
+    # residual control: the agent corrects a tempo model's action (None: it acts alone);
+    # "+rehearsal" bends the model by the earlier takes' tempo curves (needs memory below)
+    residual_on: str | None = "kalman+rehearsal"
     residual_scale: float = 0.3  # the agent's action in [-1, 1] moves the model's by this
     # the env (see AccompanyEnv); the same settings are used to evaluate
     env_kwargs: dict[str, Any] = field(
-        default_factory=lambda: {"follower": "oltw", "episode_reports": 64, "p_real": 0.5}
+        default_factory=lambda: {
+            "follower": "oltw", "episode_reports": 64, "p_real": 0.5, "memory": True,
+        }
     )
 
     def __post_init__(self) -> None:
@@ -87,17 +90,26 @@ class ResidualOnTempoModel(gym.Wrapper):
     env : gymnasium.Env
         A ``musicgym/Accompany-v0`` env.
     tempo_model : str
-        A name :func:`make_tempo_model` knows.
+        A name :func:`make_tempo_model` knows, or that name with ``+rehearsal``: the model
+        bent by the earlier takes' tempo curves (:class:`RehearsedTempo`; needs the env's
+        ``memory`` option, and plays plain where an episode has no earlier takes).
     scale : float
         Largest correction, in units of the env's action.
     """
 
     def __init__(self, env: gym.Env, tempo_model: str, scale: float) -> None:
         super().__init__(env)
-        make_tempo_model(tempo_model)  # fail now on an unknown name
+        self.base_name, plus, extra = tempo_model.partition("+")
+        self.rehearsed = bool(plus)
+        make_tempo_model(self.base_name)  # fail now on an unknown name
+        if self.rehearsed and (extra != "rehearsal" or not env.unwrapped.memory):
+            raise AccompanyConfigError(
+                f"residual_on {tempo_model!r}: the only suffix is '+rehearsal', and it needs "
+                "env_kwargs={'memory': True} (the earlier takes it bends the model with)"
+            )
         if not scale > 0:
             raise AccompanyConfigError(f"residual_scale must be > 0, got {scale!r}")
-        self.tempo_model_name, self.scale = tempo_model, scale
+        self.scale = scale
         low, high = env.observation_space.low, env.observation_space.high
         self.observation_space = gym.spaces.Box(
             np.append(low, -1.0).astype(np.float32), np.append(high, 1.0).astype(np.float32)
@@ -107,7 +119,10 @@ class ResidualOnTempoModel(gym.Wrapper):
     def reset(self, **kwargs):
         obs, info = self.env.reset(**kwargs)
         run = self.env.unwrapped.run
-        self.model = make_tempo_model(self.tempo_model_name)
+        self.model = make_tempo_model(self.base_name)
+        curves = self.env.unwrapped.memory_curves if self.rehearsed else []
+        if curves:
+            self.model = RehearsedTempo(self.model, curves)
         self.model.reset(time_s=float(run.episode.report_onset_sec[run.k]),
                          solo_beat=run.position_beat,
                          beat_period_s=run.beat_period_s)
@@ -170,7 +185,8 @@ def train(config: TrainConfig, run_dir: str | Path, *, progress: bool = False) -
     config : TrainConfig
         Hyperparameters and env settings.
     run_dir : str or pathlib.Path
-        Folder for ``model.zip``, ``config.json`` and ``tb/`` (created; files are replaced).
+        Folder for ``model.zip`` and ``config.json`` (created; replaced) and ``tb/`` (each run
+        adds a numbered log folder).
     progress : bool, keyword-only
         Show SB3's progress bar.
 

@@ -107,16 +107,15 @@ class AgentController:
         from musicgym.follow.train import AgentPolicy
 
         env = config.env_kwargs
-        if env.get("memory"):
-            raise AccompanyConfigError(
-                "this agent was trained with memory=True, which needs earlier takes of the "
-                "piece; live accompaniment runs agents trained with memory=False"
-            )
+        # live there are no earlier takes: the memory features read "none" (zeros, flag 0),
+        # as the env shows them for a first take
+        self.memory = bool(env.get("memory"))
         self.policy = AgentPolicy(model)
         self.history, self.lookahead = env.get("history", 6), env.get("lookahead", 4)
         self.max_log_ratio = env.get("max_log_ratio", 0.5)
         self.residual_scale = config.residual_scale
-        self.base = (TempoModelController(make_tempo_model(config.residual_on))
+        # live there are no earlier takes to rehearse with: a "+rehearsal" base plays plain
+        self.base = (TempoModelController(make_tempo_model(config.residual_on.partition("+")[0]))
                      if config.residual_on else None)
 
     def start(self, accompanist: LiveAccompanist) -> None:
@@ -137,7 +136,9 @@ class AgentController:
             progress=(a.report_beat[-1] - first) / max(last - first, 1e-9),
             history=self.history, lookahead=self.lookahead,
         )
-        obs = np.clip(obs, *observation_bounds(self.history, self.lookahead))
+        if self.memory:
+            obs = np.concatenate([obs, np.zeros(self.lookahead + 1)])
+        obs = np.clip(obs, *observation_bounds(self.history, self.lookahead, memory=self.memory))
         if self.base is None:
             action = float(self.policy.act(obs.astype(np.float32))[0])
         else:  # as ResidualOnTempoModel: the agent corrects the tempo model's action
