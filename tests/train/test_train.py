@@ -105,7 +105,8 @@ def test_cli_train_evaluate_baseline(tmp_path, capsys):
     assert main(["baseline", "musicgym/Kick-v0", "--method", "random", "--budget", "16",
                  "-o", str(out)]) == 0
     assert json.loads(out.read_text())["evaluations"] == 16
-    assert main(["train", "--backend", "rllib", "musicgym/Kick-v0"]) == 1
+    assert main(["train", "--backend", "rllib", "musicgym/Kick-v0", "--num-env-runners",
+                 "-1"]) == 1
 
 
 def test_demo_writes_its_files(tmp_path):

@@ -24,7 +24,13 @@ def add_parser(subparsers) -> None:
     t.add_argument("--eval-every", type=int, help="evaluate every N steps")
     t.add_argument("--checkpoint-every", type=int, help="checkpoint every N steps")
     t.add_argument("--runs", default="runs", help="folder for new runs (default runs/)")
-    t.add_argument("--backend", choices=["sb3", "rllib"], default="sb3")
+    t.add_argument("--backend", choices=["sb3", "rllib"], default="sb3",
+                   help="sb3: Stable-Baselines3 on this machine (default); rllib: Ray RLlib's "
+                        "PPO, locally or on a Ray cluster")
+    t.add_argument("--num-env-runners", type=int, default=2,
+                   help="rllib: sampling processes, one CPU each (default 2; 0: in the driver)")
+    t.add_argument("--address", help="rllib: an existing Ray cluster, e.g. ray://HOST:10001 "
+                                     "(default: RAY_ADDRESS if set, else a local Ray)")
     t.add_argument("--no-progress", action="store_true")
     t.set_defaults(func=run_train)
 
@@ -53,13 +59,12 @@ def run_train(args: argparse.Namespace) -> int:
     from musicgym.train.config import TrainConfig
     from musicgym.train.runner import train
 
-    if args.backend == "rllib":
-        raise ConfigError("--backend rllib is not implemented yet (see the README's 'Not done "
-                          "yet'); use --backend sb3")
     overrides = {"env_id": args.env_id, "algo": args.algo, "steps": args.steps,
                  "n_envs": args.n_envs, "seed": args.seed, "eval_every": args.eval_every,
                  "checkpoint_every": args.checkpoint_every}
     given = {k: v for k, v in overrides.items() if v is not None}
+    if args.backend == "rllib":
+        return _run_train_rllib(args, given)
     if args.resume:
         config = TrainConfig(**{k: v for k, v in given.items() if k == "steps"}) \
             if "steps" in given else None
@@ -74,6 +79,26 @@ def run_train(args: argparse.Namespace) -> int:
         run_dir = train(config, runs_root=args.runs, progress=not args.no_progress)
     print(f"run written to {run_dir}/ (model.zip, config.yaml, evaluations.json, tensorboard/)")
     print(f"evaluate it with: musicgym evaluate {run_dir}")
+    return 0
+
+
+def _run_train_rllib(args: argparse.Namespace, given: dict) -> int:
+    from musicgym.train.config import TrainConfig
+    from musicgym.train.rllib import train_rllib
+
+    if args.resume:
+        raise ConfigError("--resume is not supported with --backend rllib; restore its "
+                          "checkpoint/ with ray.rllib's Algorithm.from_checkpoint")
+    if args.config:
+        config = TrainConfig.load(args.config, **given)
+    elif args.env_id:
+        config = TrainConfig(**given)
+    else:
+        raise ConfigError("give an ENV_ID or --config FILE")
+    run_dir = train_rllib(config, num_env_runners=args.num_env_runners, address=args.address,
+                          runs_root=args.runs, progress=not args.no_progress)
+    print(f"run written to {run_dir}/ (checkpoint/, config.yaml, metrics.json, "
+          "evaluations.json)")
     return 0
 
 
