@@ -6,7 +6,7 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-EXTRAS ?= dev,music,plot,train,rllib
+EXTRAS ?= dev,music,plot,train,live,rllib
 # The real Glicol engine (npm glicol@0.4.0) is installed here; musicgym reads the same variable.
 MUSICGYM_GLICOL_DIR ?= $(HOME)/.cache/musicgym/glicol
 export MUSICGYM_GLICOL_DIR

@@ -2,11 +2,14 @@
 the per-step cost of RL-impro's design (one nearest-row table lookup per env and step, in a
 Python loop, no audio).
 
-    python benchmarks/improvise.py [--repeats 5] [--steps 30]
+    python benchmarks/improvise.py [--repeats 5] [--steps 30] [--messages 500]
 
 Prints a table and writes benchmarks/results/improvise.json. An env step is one env moving
-once (a vector step of B envs counts B). Goals (issue 6): lookup >= 20,000 steps/s at B = 64,
-rendering >= 1,000 steps/s at B = 64.
+once (a vector step of B envs counts B). Then the live server's decision latency per OSC
+message over real UDP on loopback (the server's own clock, arrival to replies sent, and the
+client's round trip), for descriptor and audio messages, nearest-neighbour and policy. Goals
+(issue 6): lookup >= 20,000 steps/s at B = 64, rendering >= 1,000 steps/s at B = 64, live p99
+under 5 ms.
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import socket
+import threading
 import time
 from pathlib import Path
 
@@ -63,10 +68,78 @@ def time_rl_impro(table, batch: int, steps: int, repeats: int) -> float:
     return float(np.median(rates))
 
 
+def time_live(controller: str, layout: str, messages: int) -> dict:
+    """Decision latency of ``musicgym live improvise`` (fm, F = 33, lookup listening) over UDP
+    on loopback: one message at a time, each answered before the next is sent."""
+    from pythonosc.osc_message_builder import OscMessageBuilder
+
+    from musicgym.live.improvise import ImproviseServer
+    from musicgym.live.improviser import (
+        Improviser,
+        NearestNeighbour,
+        PolicyController,
+        make_core,
+    )
+
+    core = make_core({"synth": SYNTH, "features_keep": FEATURES, "mode": "lookup",
+                      "subdiv": SUBDIV})
+    if controller == "policy":
+        import torch
+        from stable_baselines3 import PPO
+
+        torch.set_num_threads(1)   # as `musicgym live improvise --model` does
+
+        from musicgym.envs.improvise import ImproviseEnv
+
+        env = ImproviseEnv(synth=SYNTH, features_keep=FEATURES, mode="lookup", lookup=core.table)
+        agent = PolicyController(PPO("MlpPolicy", env, device="cpu", seed=0), core)
+    else:
+        agent = NearestNeighbour.from_core(core)
+    server = ImproviseServer(Improviser(core, agent), port=0)
+    rng = np.random.default_rng(0)
+    packets = []
+    for _ in range(messages):
+        if layout == "audio":
+            builder = OscMessageBuilder("/musicgym/audio")
+            builder.add_arg((0.3 * rng.standard_normal(512)).astype("<f4").tobytes())
+        else:
+            builder = OscMessageBuilder("/musicgym/descriptors")
+            values = core.mean + core.std * rng.standard_normal(len(core.features))
+            for name, value in zip(core.features, values, strict=True):
+                builder.add_arg(name)
+                builder.add_arg(float(value))
+        packets.append(builder.build().dgram)
+    thread = threading.Thread(target=server.serve, kwargs={"max_packets": messages,
+                                                           "seconds": 120})
+    thread.start()
+    client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    client.bind(("127.0.0.1", 0))
+    client.settimeout(5.0)
+    round_trips = []
+    for data in packets:
+        start = time.perf_counter()
+        client.sendto(data, ("127.0.0.1", server.port))
+        client.recvfrom(65536)
+        client.recvfrom(65536)
+        round_trips.append(time.perf_counter() - start)
+    thread.join()
+    server.close()
+    client.close()
+    summary = server.summary()
+    rt = np.asarray(round_trips[10:]) * 1e3   # the first ones warm caches up
+    return {"controller": controller, "layout": layout, "messages": messages,
+            "server_ms_median": summary["latency_ms_median"],
+            "server_ms_p99": summary["latency_ms_p99"],
+            "round_trip_ms_median": float(np.median(rt)),
+            "round_trip_ms_p99": float(np.percentile(rt, 99))}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--messages", type=int, default=500,
+                        help="OSC messages per live latency measurement")
     args = parser.parse_args()
     table = build_lookup(make_synth(SYNTH), subdiv=SUBDIV, features=FEATURES)
     common = {"synth": SYNTH, "features_keep": FEATURES, "max_episode_steps": 10_000}
@@ -86,12 +159,25 @@ def main() -> int:
         print(f"{row['B']:>4} {row['render']:>12,.0f} {row['lookup']:>12,.0f} "
               f"{row['rl_impro_nearest_row']:>16,.0f} "
               f"{row['lookup'] / row['rl_impro_nearest_row']:>15.1f}x")
+    live = []
+    for controller in ("nearest", "policy"):
+        for layout in ("descriptors", "audio"):
+            live.append(time_live(controller, layout, args.messages))
+    print(f"\nlive server over UDP loopback ({SYNTH}, F = 33, lookup listening, "
+          f"{args.messages} messages), decision latency in ms")
+    print(f"{'controller':>10} {'message':>12} {'median':>8} {'p99':>8} {'round trip':>11} "
+          f"{'rt p99':>8}")
+    for row in live:
+        print(f"{row['controller']:>10} {row['layout']:>12} {row['server_ms_median']:>8.3f} "
+              f"{row['server_ms_p99']:>8.3f} {row['round_trip_ms_median']:>11.3f} "
+              f"{row['round_trip_ms_p99']:>8.3f}")
     big = rows[-1]
     goals = {"lookup_B64_ge_20000": big["lookup"] >= 20_000,
-             "render_B64_ge_1000": big["render"] >= 1_000}
+             "render_B64_ge_1000": big["render"] >= 1_000,
+             "live_p99_under_5ms": max(r["server_ms_p99"] for r in live) < 5.0}
     print("goals:", ", ".join(f"{k}: {'met' if v else 'NOT met'}" for k, v in goals.items()))
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps({"rows": rows, "goals": goals, "synth": SYNTH,
+    RESULTS.write_text(json.dumps({"rows": rows, "live": live, "goals": goals, "synth": SYNTH,
                                    "features": FEATURES, "table_rows": SUBDIV ** 3,
                                    "machine": platform.platform(), "time": time.ctime()},
                                   indent=2) + "\n")

@@ -27,6 +27,8 @@ This module analyses; smoothing over time is the caller's choice.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 from scipy.fft import dct, irfft, rfft
 from scipy.signal import get_window, lfilter, resample_poly
@@ -317,6 +319,16 @@ def mfcc(y, *, sr: int, frame_length: int = 1024, hop_length: int = 512, center:
     return _mfcc(mag, bank, n_mfcc)
 
 
+@lru_cache(maxsize=16)
+def _default_bank(kind: str, sr: int, n_fft: int) -> np.ndarray:
+    """The default mel or chroma filterbank, built once per rate and size (read-only): building
+    the chroma bank costs more than analysing one frame, which live analysis does per message."""
+    bank = mel_filterbank(sr=sr, n_fft=n_fft) if kind == "mel" else \
+        chroma_filterbank(sr=sr, n_fft=n_fft)
+    bank.flags.writeable = False
+    return bank
+
+
 # -- chroma ------------------------------------------------------------------------------------
 def chroma_filterbank(*, sr: int, n_fft: int, n_chroma: int = 12, ref_hz: float = 440.0,
                       center_octave: float = 5.0, octave_width: float | None = None
@@ -462,9 +474,9 @@ def descriptors(y, *, sr: int, features: list[str] | tuple[str, ...] | str = "al
         elif group == "specshape":
             values = _spectral_shape(mag, sr, 95.0)
         elif group == "mfcc":
-            values = _mfcc(mag, mel_filterbank(sr=sr, n_fft=frame_length), 13)
+            values = _mfcc(mag, _default_bank("mel", int(sr), int(frame_length)), 13)
         elif group == "chroma":
-            values = (mag**2) @ chroma_filterbank(sr=sr, n_fft=frame_length).T
+            values = (mag**2) @ _default_bank("chroma", int(sr), int(frame_length)).T
         else:
             values = _pitch(mag, sr, 20.0, 10000.0)
         for k, name in enumerate(FEATURE_GROUPS[group]):

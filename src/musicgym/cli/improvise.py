@@ -1,5 +1,7 @@
-"""``musicgym lookup`` (a synth's descriptor table, its 2-D map and a listening page) and
-``musicgym analyze`` (per-track descriptor tables of a corpus): the improvisation commands."""
+"""The improvisation commands: ``musicgym lookup`` (a synth's descriptor table, its 2-D map and
+a listening page), ``musicgym analyze`` (per-track descriptor tables of a corpus),
+``musicgym live improvise`` (the OSC server) and ``musicgym evaluate-improvise`` (held-out
+tracks, the agent against the nearest-neighbour oracle, random and hold-still)."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from musicgym.cli.live import live_modes
 from musicgym.errors import ImproviseConfigError
 
 SOUND_S = 0.2      # length of each grid point's sound on the listening page
@@ -49,6 +52,8 @@ def add_parser(subparsers) -> None:
     a.add_argument("--hop", type=int, default=512, help="hop in samples (default 512)")
     _common(a)
     a.set_defaults(func=run_analyze)
+    _add_live(subparsers)
+    _add_evaluate(subparsers)
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -221,4 +226,157 @@ def run_analyze(args: argparse.Namespace) -> int:
     print(f"wrote {written} of {len(files)} track tables to {out}")
     if not written:
         raise ImproviseConfigError(f"no readable audio file under {str(root)!r}")
+    return 0
+
+
+# -- live and evaluation -----------------------------------------------------------------------
+def _agent_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", metavar="RUN",
+                   help="a run folder made by `musicgym train musicgym/Improvise-v0` (its "
+                        "config.yaml and model.zip); without it, the nearest-neighbour lookup")
+    p.add_argument("--synth", help="sine, fm, subtractive or sampler (default: the run's, or fm)")
+    p.add_argument("--features", nargs="+",
+                   help="without --model: descriptors kept (default: the env's, "
+                        "loudness-dB specshape mfcc chroma)")
+    p.add_argument("--reward-features", nargs="+",
+                   help="without --model: descriptors compared (default: the env's, "
+                        "loudness-dB specshape-centroid; all --features when those are given)")
+    p.add_argument("--corpus", help="folder of audio tracks (normalisation; the held-out tracks "
+                                    "for evaluate-improvise); overrides the run's")
+    p.add_argument("--listen", choices=["render", "lookup"],
+                   help="how the agent hears itself (default: the run's mode; lookup without "
+                        "--model)")
+    p.add_argument("--subdiv", type=int, default=11,
+                   help="grid points per parameter of the nearest-neighbour table (default 11)")
+
+
+def _add_live(subparsers) -> None:
+    p = live_modes(subparsers).add_parser(
+        "improvise", help="play a synth with a musician over OSC (descriptors or audio in, "
+                          "synth parameters out)",
+        description="Serve an improvising agent over OSC/UDP: /musicgym/descriptors (name value "
+                    "pairs), /musicgym/audio (samples) or RL-impro's /feats/loudness in; "
+                    "/musicgym/params, /musicgym/controls (and RL-impro's /agent-params) out. "
+                    "pd/musicgym_improvise.pd is a Pure Data front end.")
+    _agent_options(p)
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=6666, help="UDP port to listen on (default 6666)")
+    p.add_argument("--reply-host", default="127.0.0.1", help="where replies go (127.0.0.1)")
+    p.add_argument("--reply-port", type=int, default=6667,
+                   help="UDP port replies go to (default 6667, the Pd patch's); 0 answers each "
+                        "message's sender")
+    p.add_argument("--seconds", type=float, help="stop after this long")
+    p.add_argument("--max-packets", type=int, help="stop after this many packets")
+    p.add_argument("--wav", help="on exit, write what the synth played (one decision per hop)")
+    p.add_argument("--hop", type=int, default=512,
+                   help="samples between decisions in the --wav rendering (default 512)")
+    p.set_defaults(func=run_live_improvise)
+
+
+def _add_evaluate(subparsers) -> None:
+    p = subparsers.add_parser(
+        "evaluate-improvise", help="held-out tracks: agent vs nearest-neighbour oracle, random "
+                                   "and hold-still (per-descriptor error, time to match)",
+        description="Play every held-out track of the corpus frame by frame with each method and "
+                    "report the per-descriptor error and the time to match.")
+    _agent_options(p)
+    p.add_argument("--holdout", type=float, help="held-out fraction of the corpus (default: the "
+                                                 "run's, or 0.2)")
+    p.add_argument("--methods", nargs="+", help="among agent oracle random hold (default: all)")
+    p.add_argument("--match-rmse", type=float, default=0.2,
+                   help="the reward's RMSE that counts as a match (default 0.2)")
+    p.add_argument("--seed", type=int, default=0, help="seeds start states and random moves")
+    p.add_argument("-o", "--output", default="out/improvise/evaluation.json",
+                   help="report file (JSON)")
+    p.set_defaults(func=run_evaluate_improvise)
+
+
+def agent_setup(args: argparse.Namespace) -> tuple[dict, object]:
+    """(env keywords, model or None) from --model / --synth / --features / --corpus."""
+    if args.model:
+        from musicgym.train.evaluate import load_run
+
+        config, model = load_run(args.model)
+        if config.env_id != "musicgym/Improvise-v0":
+            raise ImproviseConfigError(f"--model {args.model}: the run trained {config.env_id}, "
+                                       "not musicgym/Improvise-v0")
+        if args.features or args.reward_features:
+            raise ImproviseConfigError("--features and --reward-features are the run's own: "
+                                       "drop them with --model")
+        env_kwargs = dict(config.env_kwargs)
+    else:
+        model = None
+        env_kwargs = {"synth": args.synth or "fm", "mode": "lookup", "subdiv": args.subdiv}
+        if args.features:
+            env_kwargs["features_keep"] = args.features
+            env_kwargs["features_reward"] = args.reward_features or args.features
+        elif args.reward_features:
+            env_kwargs["features_reward"] = args.reward_features
+    if args.corpus:
+        env_kwargs["corpus"] = args.corpus
+    if getattr(args, "holdout", None) is not None:
+        env_kwargs["holdout"] = args.holdout
+    return env_kwargs, model
+
+
+def _check_synth(args: argparse.Namespace, played: str) -> None:
+    if args.synth and args.synth != played:
+        raise ImproviseConfigError(f"--synth {args.synth}: the run's agent plays {played!r}; "
+                                   f"drop --synth or use a run trained on {args.synth!r}")
+
+
+def run_live_improvise(args: argparse.Namespace) -> int:
+    from musicgym.live.improvise import AUDIO, DESCRIPTORS, RLIMPRO, ImproviseServer
+    from musicgym.live.improviser import (
+        Improviser,
+        NearestNeighbour,
+        PolicyController,
+        make_core,
+    )
+
+    env_kwargs, model = agent_setup(args)
+    if model is not None:   # one small forward pass per message: more threads only add latency
+        import torch
+
+        torch.set_num_threads(1)
+    core = make_core(env_kwargs, listen=args.listen)
+    _check_synth(args, core.synth.name)
+    controller = PolicyController(model, core) if model is not None else \
+        NearestNeighbour.from_core(core, subdiv=args.subdiv)
+    improviser = Improviser(core, controller, hop_length=args.hop)
+    reply_to = None if args.reply_port == 0 else (args.reply_host, args.reply_port)
+    server = ImproviseServer(improviser, host=args.host, port=args.port, reply_to=reply_to)
+    who = f"the policy of {args.model}" if model is not None else "nearest-neighbour lookup"
+    print(f"listening on udp {server.host}:{server.port} ({DESCRIPTORS}, {AUDIO} at "
+          f"{core.sr} Hz, {RLIMPRO}); replies to "
+          f"{'each sender' if reply_to is None else f'{reply_to[0]}:{reply_to[1]}'}\n"
+          f"synth {core.synth.name} {core.synth.param_names}, {who}, hearing itself by "
+          f"{core.mode}; descriptors: {' '.join(core.features)}", flush=True)
+    try:
+        summary = server.serve(seconds=args.seconds, max_packets=args.max_packets)
+    except KeyboardInterrupt:
+        summary = server.summary()
+    finally:
+        server.close()
+    print(json.dumps(summary, indent=2))
+    if args.wav and improviser.history:
+        print(f"wrote {improviser.write_wav(args.wav)}")
+    return 0
+
+
+def run_evaluate_improvise(args: argparse.Namespace) -> int:
+    from musicgym.train.evaluate_improvise import evaluate_improvisers, format_report
+
+    env_kwargs, model = agent_setup(args)
+    _check_synth(args, env_kwargs.get("synth", "fm"))
+    report = evaluate_improvisers(env_kwargs, model=model, methods=args.methods,
+                                  listen=args.listen, match_rmse=args.match_rmse,
+                                  seed=args.seed, subdiv=args.subdiv)
+    print(format_report(report))
+    out = Path(args.output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(".partial-" + out.name)
+    tmp.write_text(json.dumps(report, indent=2) + "\n")
+    tmp.replace(out)
+    print(f"wrote {out}")
     return 0

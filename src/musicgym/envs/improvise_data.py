@@ -36,9 +36,20 @@ def analyze_synth(synth: Synth, u, *, features, sr: int = 44100, frame_length: i
     features : sequence of str
         Descriptor names (already expanded, see ``feature_names``).
     """
-    names = feature_names(features)
     preroll = max(int(round(synth.preroll_s * sr)), frame_length)
     audio = synth.render(u, n_samples=frame_length, sr=sr, preroll=preroll)
+    return analyze_window(audio, features=features, sr=sr, frame_length=frame_length)
+
+
+def analyze_window(audio: np.ndarray, *, features, sr: int = 44100, frame_length: int = 1024
+                   ) -> np.ndarray:
+    """Descriptors (B, F) of the last ``frame_length`` samples of each signal (B, n).
+
+    The loudness descriptors read the last two windows, the one before settling the
+    K-weighting filter and the oversampler (n must be at least ``2 * frame_length`` for them).
+    A synth's state and a live musician's latest window are both analysed here.
+    """
+    names = feature_names(features)
     loud = [n for n in names if n in FEATURE_GROUPS["loudness"]]
     other = [n for n in names if n not in loud]
     columns = {}
