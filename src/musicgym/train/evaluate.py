@@ -37,8 +37,10 @@ def load_run(run_dir: str | Path):
     return config, algo_class(config.algo).load(model_path, device=config.device)
 
 
-def run_episodes(model, config: TrainConfig, episodes: int, seed: int = 20_000) -> list[dict]:
-    """Deterministic episodes; each with its return, and the clip for sound-matching envs."""
+def run_episodes(model, config: TrainConfig, episodes: int, seed: int = 20_000, *,
+                 keep_audio: bool = True) -> list[dict]:
+    """Deterministic episodes; each with its return and, for sound-matching envs, the final
+    clip distance and (``keep_audio``) the clip and its target."""
     import musicgym  # noqa: F401
 
     env = gym.make(config.env_id, **config.env_kwargs)
@@ -51,6 +53,9 @@ def run_episodes(model, config: TrainConfig, episodes: int, seed: int = 20_000) 
                 action, state = model.predict(obs, state=state, episode_start=start,
                                               deterministic=True)
                 start = np.zeros((1,), dtype=bool)
+            elif config.algo == "maskable_ppo" and hasattr(env.unwrapped, "action_masks"):
+                action, _ = model.predict(obs, deterministic=True,
+                                          action_masks=env.unwrapped.action_masks())
             else:
                 action, _ = model.predict(obs, deterministic=True)
             obs, reward, terminated, truncated, info = env.step(action)
@@ -59,10 +64,11 @@ def run_episodes(model, config: TrainConfig, episodes: int, seed: int = 20_000) 
         record = {"return": total}
         core = getattr(env.unwrapped, "core", None)
         if core is not None and hasattr(env.unwrapped, "clip_audio"):
-            record["clip"] = env.unwrapped.clip_audio
-            record["target"] = core.target_clips[int(env.unwrapped.target[0])]
             record["clip_distance"] = float(info["clip_distance"])
-            record["sr"] = core.sr
+            if keep_audio:
+                record["clip"] = env.unwrapped.clip_audio
+                record["target"] = core.target_clips[int(env.unwrapped.target[0])]
+                record["sr"] = core.sr
         out.append(record)
     env.close()
     return out
@@ -90,7 +96,7 @@ def evaluate_run(run_dir: str | Path, episodes: int = 8, *, plots: bool = True) 
                "min_return": float(returns.min()), "max_return": float(returns.max())}
     out_dir = run_dir / "eval"
     out_dir.mkdir(exist_ok=True)
-    if "clip" in records[0]:
+    if "clip" in records[0]:  # a sound-matching env
         from musicgym.audio.io import write_wav
 
         per = [sound_metrics(r["clip"], r["target"], r["sr"]) for r in records]

@@ -101,33 +101,13 @@ def save_atomically(model, run_dir: Path, name: str = "checkpoint") -> Path:
 def evaluate_policy_returns(model, config: TrainConfig, episodes: int,
                             seed: int) -> dict[str, float]:
     """Mean and std of deterministic episode returns on a fresh single env."""
-    import musicgym  # noqa: F401
+    from musicgym.train.evaluate import run_episodes
 
-    env = gym.make(config.env_id, **config.env_kwargs)
-    returns, clip_distances = [], []
-    for ep in range(episodes):
-        obs, _ = env.reset(seed=seed + ep)
-        state, start, done, total = None, np.ones((1,), dtype=bool), False, 0.0
-        while not done:
-            kwargs = {}
-            if config.algo == "maskable_ppo" and hasattr(env.unwrapped, "action_masks"):
-                kwargs["action_masks"] = env.unwrapped.action_masks()
-            if config.algo == "recurrent_ppo":
-                action, state = model.predict(obs, state=state, episode_start=start,
-                                              deterministic=True)
-                start = np.zeros((1,), dtype=bool)
-            else:
-                action, _ = model.predict(obs, deterministic=True, **kwargs)
-            obs, reward, terminated, truncated, info = env.step(action)
-            total += float(reward)
-            done = terminated or truncated
-        returns.append(total)
-        if "clip_distance" in info:
-            clip_distances.append(float(info["clip_distance"]))
-    env.close()
+    records = run_episodes(model, config, episodes, seed=seed, keep_audio=False)
+    returns = [r["return"] for r in records]
     out = {"mean_return": float(np.mean(returns)), "std_return": float(np.std(returns))}
-    if clip_distances:
-        out["mean_clip_distance"] = float(np.mean(clip_distances))
+    if "clip_distance" in records[0]:
+        out["mean_clip_distance"] = float(np.mean([r["clip_distance"] for r in records]))
     return out
 
 
