@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 from functools import lru_cache
 from pathlib import Path
 
@@ -51,24 +50,6 @@ def wasm_path() -> Path:
 def is_installed() -> bool:
     """Whether the real Glicol engine is installed where musicgym looks for it."""
     return wasm_path().is_file()
-
-
-def install(directory: str | os.PathLike | None = None) -> Path:
-    """Install npm ``glicol@0.4.0`` into ``directory`` (default :func:`glicol_dir`) with npm.
-
-    This is what ``make setup`` does; it needs ``npm`` and the npm registry.
-    """
-    target = Path(directory).expanduser() if directory else glicol_dir()
-    target.mkdir(parents=True, exist_ok=True)
-    cmd = ["npm", "install", "--silent", "--no-audit", "--no-fund", "--prefix", str(target),
-           f"glicol@{GLICOL_VERSION}"]
-    try:
-        subprocess.run(cmd, check=True)
-    except (OSError, subprocess.CalledProcessError) as exc:
-        raise ReferenceEngineMissingError(
-            f"could not install glicol@{GLICOL_VERSION} with npm into {target}: {exc}"
-        ) from exc
-    return target / "node_modules" / "glicol" / "glicol_wasm.wasm"
 
 
 @lru_cache(maxsize=2)
