@@ -28,6 +28,8 @@ from musicgym.music.rules.species import (
 
 _RLM = {"task": "counterpoint", "source": "rl-musician"}
 _OURS = {"task": "counterpoint", "source": "musicgym"}
+# ``static=True`` rules read only the exercise, the time and the last note: their verdicts are
+# cached by (last note, time) and shared by every state that reaches it
 
 
 @lru_cache(maxsize=64)
@@ -44,15 +46,23 @@ def rhythmic_pattern_validity(state: CounterpointState, cand: Candidates,
     """The bar must divide into one of the species' patterns (RL-Musician's 9 for species 5)."""
     if patterns is None:
         patterns = SPECIES_RHYTHMS[state.setup.species]
-    prefixes = _prefix_table(tuple(tuple(p) for p in patterns))
-    ok = np.array([(*state.bar_durations, d) in prefixes for d in (1, 2, 4, 8)])
-    return np.repeat(ok, len(cand.move) // 4)
+    return _rhythm_ok(tuple(tuple(p) for p in patterns), state.bar_durations, len(cand.move))
+
+
+@lru_cache(maxsize=4096)
+def _rhythm_ok(patterns: tuple[tuple[int, ...], ...], bar_durations: tuple[int, ...],
+               n: int) -> np.ndarray:
+    prefixes = _prefix_table(patterns)
+    ok = np.array([(*bar_durations, d) in prefixes for d in (1, 2, 4, 8)])
+    out = np.repeat(ok, n // 4)
+    out.flags.writeable = False  # shared between calls
+    return out
 
 
 # voice leading
 
 
-@register_rule("rearticulation_stability", **_RLM)
+@register_rule("rearticulation_stability", **_RLM, static=True)
 def rearticulation_stability(state: CounterpointState, cand: Candidates) -> np.ndarray | bool:
     """Only degrees 1, 3 and 5 may be repeated."""
     if state.setup.scale.degree(state.positions[-1]) in (1, 3, 5):
@@ -109,7 +119,7 @@ def vi_vii_resolution(state: CounterpointState, cand: Candidates) -> np.ndarray 
     return True
 
 
-@register_rule("step_motion_to_end", **_RLM, prohibit_rearticulation=True)
+@register_rule("step_motion_to_end", **_RLM, static=True, prohibit_rearticulation=True)
 def step_motion_to_end(state: CounterpointState, cand: Candidates,
                        prohibit_rearticulation: bool = True) -> np.ndarray:
     """The end note must stay reachable by steps (one step per quarter left, plus one), and
@@ -125,7 +135,7 @@ def step_motion_to_end(state: CounterpointState, cand: Candidates,
 # harmony against the cantus firmus
 
 
-@register_rule("consonance_on_strong_beat", **_RLM)
+@register_rule("consonance_on_strong_beat", **_RLM, static=True)
 def consonance_on_strong_beat(state: CounterpointState, cand: Candidates) -> np.ndarray | bool:
     """A note starting on beat 1 or 3 is consonant with the cantus."""
     if cand.start % 4 != 0:
@@ -133,7 +143,7 @@ def consonance_on_strong_beat(state: CounterpointState, cand: Candidates) -> np.
     return is_consonant(cand.midi - cand.cf_start_midi)
 
 
-@register_rule("step_motion_to_dissonance", **_RLM)
+@register_rule("step_motion_to_dissonance", **_RLM, static=True)
 def step_motion_to_dissonance(state: CounterpointState, cand: Candidates) -> np.ndarray:
     """A dissonance is approached by step."""
     return is_consonant(cand.midi - cand.cf_start_midi) | (np.abs(cand.move) == 1)
@@ -156,7 +166,7 @@ def resolution_of_suspended_dissonance(state: CounterpointState,
     return (cand.move == -1) & is_consonant(cand.midi - cand.cf_end_midi)
 
 
-@register_rule("absence_of_large_intervals", **_RLM, max_n_semitones=16)
+@register_rule("absence_of_large_intervals", **_RLM, static=True, max_n_semitones=16)
 def absence_of_large_intervals(state: CounterpointState, cand: Candidates,
                                max_n_semitones: int = 16) -> np.ndarray:
     """At most ``max_n_semitones`` (a major tenth) between the voices."""
@@ -164,7 +174,7 @@ def absence_of_large_intervals(state: CounterpointState, cand: Candidates,
             & (np.abs(cand.midi - cand.cf_end_midi) <= max_n_semitones))
 
 
-@register_rule("absence_of_lines_crossing", **_RLM, prohibit_unisons=True)
+@register_rule("absence_of_lines_crossing", **_RLM, static=True, prohibit_unisons=True)
 def absence_of_lines_crossing(state: CounterpointState, cand: Candidates,
                               prohibit_unisons: bool = True) -> np.ndarray:
     """The voices never cross (nor meet in unison, by default)."""
@@ -174,11 +184,11 @@ def absence_of_lines_crossing(state: CounterpointState, cand: Candidates,
     return lowest_gap > 0 if prohibit_unisons else lowest_gap >= 0
 
 
-@register_rule("absence_of_overlapping_motion", **_RLM)
+@register_rule("absence_of_overlapping_motion", **_RLM, static=True)
 def absence_of_overlapping_motion(state: CounterpointState, cand: Candidates) -> np.ndarray:
     """The counterpoint stays on its side of the cantus note that sounded with the last note."""
     sign = 1 if state.setup.counterpoint_above else -1
-    previous_cf = state.setup.cantus_midi[(state.time - 1) // EIGHTHS_PER_BAR]
+    previous_cf = state.setup.cantus_midi[(cand.start - 1) // EIGHTHS_PER_BAR]
     return sign * (cand.midi - previous_cf) > 0
 
 
@@ -218,8 +228,9 @@ def absence_of_parallel_perfects(state: CounterpointState, cand: Candidates,
             bad |= _parallel(cp_before - cf_before, cand.midi - cf_now,
                              cand.midi - cp_before, cf_now - cf_before)
     last, end_midi, cf_penult, cf_final = _final_step(state, cand)
-    bad |= last & _parallel(cand.midi - cf_penult, end_midi - cf_final,
-                            end_midi - cand.midi, cf_final - cf_penult)
+    if last.any():
+        bad |= last & _parallel(cand.midi - cf_penult, end_midi - cf_final,
+                                end_midi - cand.midi, cf_final - cf_penult)
     return ~bad
 
 
@@ -229,7 +240,7 @@ def _hidden(after_interval: np.ndarray, cp_move: np.ndarray, cf_move: int,
             & ~upper_step)
 
 
-@register_rule("absence_of_hidden_perfects", **_OURS, allow_upper_voice_step=True)
+@register_rule("absence_of_hidden_perfects", **_OURS, static=True, allow_upper_voice_step=True)
 def absence_of_hidden_perfects(state: CounterpointState, cand: Candidates,
                                allow_upper_voice_step: bool = True) -> np.ndarray:
     """No perfect interval reached by similar motion (direct fifths and octaves), unless the
@@ -253,7 +264,7 @@ def absence_of_hidden_perfects(state: CounterpointState, cand: Candidates,
     return ~bad
 
 
-@register_rule("absence_of_melodic_tritone", **_OURS)
+@register_rule("absence_of_melodic_tritone", **_OURS, static=True)
 def absence_of_melodic_tritone(state: CounterpointState, cand: Candidates) -> np.ndarray:
     """No melodic augmented fourth or diminished fifth (6 semitones), into the end note too."""
     last, end_midi, _, _ = _final_step(state, cand)
@@ -261,7 +272,7 @@ def absence_of_melodic_tritone(state: CounterpointState, cand: Candidates) -> np
     return (np.abs(cand.midi - state.midis[-1]) != 6) & ~into_end
 
 
-@register_rule("absence_of_augmented_diminished_intervals", **_OURS)
+@register_rule("absence_of_augmented_diminished_intervals", **_OURS, static=True)
 def absence_of_augmented_diminished_intervals(state: CounterpointState,
                                               cand: Candidates) -> np.ndarray:
     """No melodic augmented or diminished interval (such as G# -> F in harmonic minor)."""
@@ -274,7 +285,7 @@ def absence_of_augmented_diminished_intervals(state: CounterpointState,
     return ~bad
 
 
-@register_rule("absence_of_large_leaps", **_OURS, max_semitones=8, allow_octave=True)
+@register_rule("absence_of_large_leaps", **_OURS, static=True, max_semitones=8, allow_octave=True)
 def absence_of_large_leaps(state: CounterpointState, cand: Candidates, max_semitones: int = 8,
                            allow_octave: bool = True) -> np.ndarray:
     """No melodic leap of a major sixth or more (``max_semitones`` = 8), except the octave."""
@@ -282,7 +293,7 @@ def absence_of_large_leaps(state: CounterpointState, cand: Candidates, max_semit
     return (leap <= max_semitones) | (allow_octave & (leap == 12))
 
 
-@register_rule("cadence", **_OURS)
+@register_rule("cadence", **_OURS, static=True)
 def cadence(state: CounterpointState, cand: Candidates) -> np.ndarray:
     """The note before the end is an imperfect consonance (third or sixth) with the cantus
     that moves by step, in contrary motion when the cantus moves, to the final perfect

@@ -63,21 +63,33 @@ class CounterpointOracle:
         self._verdicts: dict[tuple, tuple] = {}
         self._feasible: dict[tuple, bool] = {}
         self._safe: dict[tuple, np.ndarray] = {}
+        self._statics: dict[tuple, tuple] = {}
         self._nodes = 0
 
     def check(self, state: CounterpointState) -> tuple[np.ndarray, np.ndarray, dict]:
         """Rule mask, penalty reward and raw rule outputs for all 60 candidates (as
         :meth:`RuleSet.check`), before lookahead."""
         if not self.cached:
-            return self.ruleset.check(state, state.candidates(), state.frame_mask())
+            return self.ruleset.check(state, *self._static(state))
         key = state.signature()
         verdict = self._verdicts.get(key)
         if verdict is None:
             if len(self._verdicts) > self.max_cache_size:
                 self._verdicts.clear()
-            verdict = self.ruleset.check(state, state.candidates(), state.frame_mask())
+            verdict = self.ruleset.check(state, *self._static(state))
             self._verdicts[key] = verdict
         return verdict
+
+    def _static(self, state: CounterpointState) -> tuple:
+        """The state's candidates, frame mask and static rules' verdicts, shared by every
+        state with the same last note and time (see :meth:`RuleSet.check_static`)."""
+        key = (state.positions[-1], state.time)
+        entry = self._statics.get(key)
+        if entry is None:
+            cand, base = state.candidates(), state.frame_mask()
+            entry = (cand, base, self.ruleset.check_static(state, cand, base))
+            self._statics[key] = entry
+        return entry
 
     def mask(self, state: CounterpointState) -> np.ndarray:
         """Candidates allowed by the rules and, with lookahead, not leading to a dead end."""

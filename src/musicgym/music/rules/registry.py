@@ -38,6 +38,7 @@ class Rule:
     task: str
     defaults: dict[str, Any] = field(default_factory=dict)
     source: str = ""
+    static: bool = False
 
     def bind(self, params: dict[str, Any] | None = None) -> Callable[..., Any]:
         """The function with its parameters fixed (defaults updated by ``params``).
@@ -70,15 +71,18 @@ RULES: dict[str, Rule] = {}
 SCORES: dict[str, Rule] = {}
 
 
-def register_rule(name: str, *, task: str, source: str = "", **defaults: Any):
+def register_rule(name: str, *, task: str, source: str = "", static: bool = False,
+                  **defaults: Any):
     """Decorator that registers a rule function under ``name`` for ``task``.
 
     ``task`` is ``"counterpoint"`` or ``"melody"``; ``source`` says where the rule comes from
     (``"rl-musician"``, ``"rl-tuner"``, ``"musicgym"``); keyword arguments are the defaults.
+    ``static=True`` promises that the rule reads nothing of the state but the exercise, the
+    time and the last note (all in ``cand``), so its verdicts can be reused across states.
     """
 
     def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
-        RULES[name] = Rule(name, fn, task, dict(defaults), source)
+        RULES[name] = Rule(name, fn, task, dict(defaults), source, static)
         return fn
 
     return decorate

@@ -65,6 +65,11 @@ class RuleSet:
                 raise RuleError(f"penalty weight of {rule.name!r} must be finite, got {weight!r}")
             self.rules[rule.name] = (rule, {**rule.defaults, **params.get(rule.name, {})})
             self.penalty_rules[rule.name] = (rule.bind(params.pop(rule.name, None)), float(weight))
+        # (mask rules, penalty rules) registered static (True) and the others (False)
+        self._split = {static: (
+            [(n, fn) for n, fn in self.mask_rules.items() if self.rules[n][0].static == static],
+            [(n, fn, w) for n, (fn, w) in self.penalty_rules.items()
+             if self.rules[n][0].static == static]) for static in (True, False)}
         if params:
             raise RuleError(
                 f"parameters given for rules that are not in use: {', '.join(sorted(params))}"
@@ -75,35 +80,61 @@ class RuleSet:
         """Names of all rules in use, masks first."""
         return [*self.mask_rules, *self.penalty_rules]
 
-    def check(self, state: Any, cand: Any, base_mask: np.ndarray) -> tuple[
-            np.ndarray, np.ndarray, dict[str, Any]]:
+    def check(self, state: Any, cand: Any, base_mask: np.ndarray,
+              static: tuple | None = None) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
         """Judge all candidates.
+
+        ``static``, if given, is :meth:`check_static`'s result for the same candidates and
+        ``base_mask``, reused instead of running the static rules again.
 
         Returns
         -------
         mask : ndarray of bool, shape (n,)
             ``base_mask`` and every mask rule.
         reward : ndarray of float, shape (n,)
-            Sum of the weighted penalty rules' rewards.
+            Sum of the weighted penalty rules' rewards, in the order the rules were given.
         outputs : dict of str to (ndarray or bool)
             Each rule's raw output; :func:`rule_reward` reads one candidate's reward from it.
         """
-        mask = base_mask.copy()
+        if static is None:
+            static = self.check_static(state, cand, base_mask)
+        mask, static_outputs, static_terms = static
+        mask = mask.copy()
+        outputs = dict(static_outputs)
+        terms = dict(static_terms)
+        self._judge(False, state, cand, mask, outputs, terms)
         reward = np.zeros(len(base_mask))
+        for name in self.penalty_rules:
+            reward += terms[name]
+        return mask, reward, {name: outputs[name] for name in self.names}
+
+    def check_static(self, state: Any, cand: Any, base_mask: np.ndarray) -> tuple[
+            np.ndarray, dict[str, Any], dict[str, np.ndarray]]:
+        """The part of :meth:`check` done by the rules registered ``static``: ``base_mask``
+        and their masks, their raw outputs, and their weighted penalty terms. It depends only
+        on the candidates, so a caller may reuse it for every state with the same last note
+        and time."""
+        mask = base_mask.copy()
         outputs: dict[str, Any] = {}
-        for name, fn in self.mask_rules.items():
+        terms: dict[str, np.ndarray] = {}
+        self._judge(True, state, cand, mask, outputs, terms)
+        return mask, outputs, terms
+
+    def _judge(self, static: bool, state: Any, cand: Any, mask: np.ndarray,
+               outputs: dict[str, Any], terms: dict[str, np.ndarray]) -> None:
+        masks, penalties = self._split[static]
+        for name, fn in masks:
             out = fn(state, cand)
             outputs[name] = out
             if out is True:
                 continue
             out = np.asarray(out)
             mask &= out if out.dtype == bool else out >= 0
-        for name, (fn, weight) in self.penalty_rules.items():
+        for name, fn, weight in penalties:
             out = fn(state, cand)
             outputs[name] = out
             out = np.asarray(out)
-            reward += weight * (np.where(out, 0.0, -1.0) if out.dtype == bool else out)
-        return mask, reward, outputs
+            terms[name] = weight * (np.where(out, 0.0, -1.0) if out.dtype == bool else out)
 
 
 def rule_reward(output: Any, index: int) -> float:

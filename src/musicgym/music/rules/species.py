@@ -252,6 +252,7 @@ class CounterpointState:
         self.midi_at_eighth = np.full(setup.total_eighths, -1, dtype=np.int64)
         self.midi_at_eighth[setup.start_pause_eighths:EIGHTHS_PER_BAR] = self.midis[0]
         self._candidates: Candidates | None = None
+        self._signature: tuple | None = None
 
     def copy(self) -> CounterpointState:
         """An independent copy (the set-up is shared)."""
@@ -266,6 +267,11 @@ class CounterpointState:
         """Everything the built-in rules read from the state, as a hashable key: two states
         with equal signatures get the same verdict from every built-in rule (with parameters
         looking back at most 2 moves)."""
+        if self._signature is None:
+            self._signature = self._make_signature()
+        return self._signature
+
+    def _make_signature(self) -> tuple:
         time = self.time
         on_downbeat = time % EIGHTHS_PER_BAR == 0 and time < self.setup.total_eighths
         return (time, self.bar_durations, tuple(self.positions[-3:]), self.motion_start_midi,
@@ -312,6 +318,7 @@ class CounterpointState:
         self.last_consonant = bool(is_consonant(midi - cf_last))
         self.time = end
         self._candidates = None
+        self._signature = None
         if self.time >= setup.final_bar_eighth:
             self._finish()
 
