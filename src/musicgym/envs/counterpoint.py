@@ -183,7 +183,9 @@ class CounterpointEnv(gym.Env):
         self.observation_space = spaces.Box(0.0, 1.0, (roll_size + 9,), dtype=np.float32)
         self.action_space = spaces.Discrete(N_ACTIONS)
         self.state = CounterpointState(setup)
-        self._roll = np.zeros((4, self._n_keys, setup.total_eighths), dtype=np.float32)
+        # the observation buffer: the roll (a view into it), then the position
+        self._obs = np.zeros(roll_size + 9, dtype=np.float32)
+        self._roll = self._obs[:roll_size].reshape(4, self._n_keys, setup.total_eighths)
         self._mask = np.zeros(N_ACTIONS, dtype=bool)
 
     # gymnasium API
@@ -210,7 +212,8 @@ class CounterpointEnv(gym.Env):
         return self._get_obs(), self._info()
 
     def step(self, action):
-        if not self.action_space.contains(action):
+        if not (0 <= action < N_ACTIONS if type(action) is int  # fast path for plain ints
+                else self.action_space.contains(action)):
             raise InvalidActionError(
                 f"action {action!r} is not in Discrete({N_ACTIONS}); give an int 0..{N_ACTIONS - 1}"
             )
@@ -273,12 +276,13 @@ class CounterpointEnv(gym.Env):
         self._roll[3, row, start] = 1.0
 
     def _get_obs(self) -> np.ndarray:
-        position = np.zeros(9, dtype=np.float32)
+        position = self._obs[-9:]
+        position[:] = 0.0
         time = self.state.time
         if time < self.setup.total_eighths:
             position[time % EIGHTHS_PER_BAR] = 1.0
         position[8] = time / self.setup.total_eighths
-        return np.concatenate([self._roll.ravel(), position])
+        return self._obs.copy()
 
     def _info(self) -> dict[str, Any]:
         return {"action_mask": self._mask.astype(np.int8),

@@ -15,11 +15,12 @@ the last note was consonant), so checking all 60 candidates costs a few vector o
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
 from musicgym.errors import CantusFirmusError, ScaleError
-from musicgym.music.intervals import is_consonant
+from musicgym.music.intervals import CONSONANT_CLASSES
 from musicgym.music.scales import Scale
 
 EIGHTHS_PER_BAR = 8
@@ -118,21 +119,26 @@ class CounterpointSetup:
     counterpoint_above: bool
     position_midi: np.ndarray
 
-    @property
+    @cached_property
     def n_bars(self) -> int:
         return len(self.cantus_positions)
 
-    @property
+    @cached_property
     def total_eighths(self) -> int:
         return self.n_bars * EIGHTHS_PER_BAR
 
-    @property
+    @cached_property
     def final_bar_eighth(self) -> int:
         """Eighth at which the last bar (the given end note) starts."""
         return self.total_eighths - EIGHTHS_PER_BAR
 
     def name(self, position: int) -> str:
         return self.scale.name(position)
+
+    @cached_property
+    def midi_lists(self) -> tuple[list[int], list[int]]:
+        """``position_midi`` and ``cantus_midi`` as Python lists (fast scalar look-ups)."""
+        return self.position_midi.tolist(), self.cantus_midi.tolist()
 
 
 def _position(scale: Scale, note: str, field_name: str) -> int:
@@ -296,8 +302,9 @@ class CounterpointState:
     def add(self, move: int, duration_eighths: int) -> None:
         """Append a note (no rule is checked here) and, at the last bar, the end note."""
         setup = self.setup
+        position_midi, cantus_midi = setup.midi_lists
         position = self.positions[-1] + move
-        midi = int(setup.position_midi[position])
+        midi = position_midi[position]
         start, end = self.time, self.time + duration_eighths
         self.positions.append(position)
         self.midis.append(midi)
@@ -314,8 +321,8 @@ class CounterpointState:
             self.bar_durations = (total - EIGHTHS_PER_BAR,)
         if len(self.moves) >= 2 and self.moves[-1] * self.moves[-2] < 0:
             self.motion_start_midi = self.midis[-2]
-        cf_last = int(setup.cantus_midi[(end - 1) // EIGHTHS_PER_BAR])
-        self.last_consonant = bool(is_consonant(midi - cf_last))
+        cf_last = cantus_midi[(end - 1) // EIGHTHS_PER_BAR]
+        self.last_consonant = abs(midi - cf_last) % 12 in CONSONANT_CLASSES
         self.time = end
         self._candidates = None
         self._signature = None
