@@ -27,6 +27,7 @@ from musicgym.envs.counterpoint import CounterpointEnv
 from musicgym.music.rules import score_piece
 
 RESULTS = Path(__file__).parent / "results" / "compose.json"
+SPEED_RESULTS = RESULTS.with_name("compose_speed.json")
 
 # RL-Musician's own env, driven with random valid actions; run in its venv
 RLM_SCRIPT = """
@@ -140,6 +141,23 @@ def rl_musician(python: str | None) -> dict:
             "eval_ms": float(values["eval_ms"])}
 
 
+def print_speed(speed: dict, eval_ms: float, peer: dict) -> None:
+    print("\n| what | figure |\n|---|---|")
+    print(f"| env steps/s, first 10 episodes (cold rule cache) | "
+          f"{speed['steps_per_s_cold_first_10_episodes']:.0f} |")
+    print(f"| env steps/s, warm cache | {speed['steps_per_s_warm']:.0f} |")
+    print(f"| terminal evaluation (5 scores), median | {eval_ms:.3f} ms |")
+    if peer["status"] == "ok":
+        print(f"| RL-Musician 0.4.6 env steps/s / evaluation | {peer['steps_per_s']:.0f} / "
+              f"{peer['eval_ms']:.2f} ms |")
+        print(f"| ratio steps/s (ours warm / RL-Musician) | "
+              f"{speed['steps_per_s_warm'] / peer['steps_per_s']:.1f}x |")
+        print(f"| ratio steps/s (ours cold / RL-Musician) | "
+              f"{speed['steps_per_s_cold_first_10_episodes'] / peer['steps_per_s']:.1f}x |")
+    else:
+        print(f"| RL-Musician 0.4.6 | {peer['status']} |")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--beam-pieces", type=int, default=3)
@@ -147,12 +165,23 @@ def main() -> int:
     parser.add_argument("--ppo-steps", type=int, default=20_000)
     parser.add_argument("--ppo-pieces", type=int, default=10)
     parser.add_argument("--rl-musician-python", default=None)
+    parser.add_argument("--speed-only", action="store_true",
+                        help="only env speed and evaluation time, written to "
+                             f"{SPEED_RESULTS.name}")
     args = parser.parse_args()
 
     print("env speed...", flush=True)
     speed = env_speed()
     eval_ms = evaluation_time_ms()
     peer = rl_musician(args.rl_musician_python)
+    if args.speed_only:
+        print_speed(speed, eval_ms, peer)
+        SPEED_RESULTS.write_text(json.dumps({
+            "machine": platform.platform(), "python": platform.python_version(),
+            "env_speed": speed, "evaluation_ms": eval_ms, "rl_musician": peer}, indent=1),
+            encoding="utf-8")
+        print(f"\nwrote {SPEED_RESULTS}")
+        return 0
     env = CounterpointEnv()
     print("random pieces...", flush=True)
     methods = {"random": judge(env, lambda s: random_search(env, seed=s),
@@ -170,18 +199,7 @@ def main() -> int:
         list(range(args.ppo_pieces)))
     methods[f"masked PPO ({args.ppo_steps} steps)"]["train_seconds"] = train_s
 
-    print("\n| what | figure |\n|---|---|")
-    print(f"| env steps/s, first 10 episodes (cold rule cache) | "
-          f"{speed['steps_per_s_cold_first_10_episodes']:.0f} |")
-    print(f"| env steps/s, warm cache | {speed['steps_per_s_warm']:.0f} |")
-    print(f"| terminal evaluation (5 scores), median | {eval_ms:.3f} ms |")
-    if peer["status"] == "ok":
-        print(f"| RL-Musician 0.4.6 env steps/s / evaluation | {peer['steps_per_s']:.0f} / "
-              f"{peer['eval_ms']:.2f} ms |")
-        print(f"| ratio steps/s (ours warm / RL-Musician) | "
-              f"{speed['steps_per_s_warm'] / peer['steps_per_s']:.1f}x |")
-    else:
-        print(f"| RL-Musician 0.4.6 | {peer['status']} |")
+    print_speed(speed, eval_ms, peer)
     print("\n| method | pieces | finished | mean total | best | hard viol. | parallel "
           "perfects | s/piece |\n|---|---|---|---|---|---|---|---|")
     for name, m in methods.items():
