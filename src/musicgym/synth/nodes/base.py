@@ -101,13 +101,6 @@ def dual(y: np.ndarray) -> np.ndarray:
     return np.broadcast_to(y, (y.shape[0], 2, y.shape[2]))
 
 
-def left_only(x: np.ndarray) -> np.ndarray:
-    """A (B, n) signal written to the left channel of a (B, 2, n) output, right silent."""
-    out = np.zeros((x.shape[0], 2, x.shape[1]), dtype=F32)
-    out[:, 0, :] = x
-    return out
-
-
 def left_only_buffer(batch: int, n: int) -> np.ndarray:
     """A zeroed (B, 2, n) output for a node that writes only its left channel (kernels fill
     ``out[:, 0, :]`` in place; the untouched right channel costs no memory traffic)."""

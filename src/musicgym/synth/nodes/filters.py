@@ -16,7 +16,7 @@ import numpy as np
 from numba import njit
 
 from musicgym.synth import ast
-from musicgym.synth.nodes.base import BLOCK, F32, Node, column, left_only, mono
+from musicgym.synth.nodes.base import BLOCK, F32, Node, column, left_only_buffer, mono
 from musicgym.synth.nodes.libm import cosf, sinf
 
 _TWO_PI = F32(2.0 * math.pi)
@@ -269,12 +269,12 @@ class ApfMsGain(Node):
         self.first = np.zeros(B, dtype=np.int64)
 
     def process(self, inputs, start, n):
-        out = np.zeros((self.ctx.batch, n), dtype=F32)
+        out = left_only_buffer(self.ctx.batch, n)
         if self.n_inputs == 1 and self.has_main:
             _allpass(np.ascontiguousarray(mono(inputs[0])), self.lengths, self.gain, self.bufx,
-                     self.bufy, self.first, out)
+                     self.bufy, self.first, out[:, 0, :])
         elif self.n_inputs == 2:
             _allpass_mod(np.ascontiguousarray(mono(inputs[0])),
                          np.ascontiguousarray(mono(inputs[1])), F32(self.ctx.sr), self.lengths,
-                         self.gain, self.bufx, self.bufy, self.first, out)
-        return left_only(out)
+                         self.gain, self.bufx, self.bufy, self.first, out[:, 0, :])
+        return out
