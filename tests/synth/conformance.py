@@ -7,6 +7,16 @@ import numpy as np
 from musicgym.synth import Patch
 
 
+def case_rng(seed: int, name: str) -> np.random.Generator:
+    """A generator for a conformance case, seeded by the seed and the case's name."""
+    return np.random.default_rng([seed, sum(map(ord, name))])
+
+
+def fmt(x: float) -> str:
+    """A number as a Glicol float literal with 4 decimals."""
+    return f"{x:.4f}"
+
+
 def assert_matches(code: str, reference, *, seconds: float = 2.0, atol: float = 1e-5,
                    rtol_peak: float = 0.0, **options) -> float:
     """Render ``code`` with both backends and assert they agree; return the max difference.

@@ -8,22 +8,15 @@ biquads, modulated delays, FM): musicgym computes sinf/cosf with the engine's ow
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 from tests.synth.conformance import assert_matches
+from tests.synth.conformance import case_rng as _rng
+from tests.synth.conformance import fmt as _f
 
 pytestmark = pytest.mark.reference
 
 RNG_SEEDS = [0, 1, 2]
-
-
-def _rng(seed: int, name: str) -> np.random.Generator:
-    return np.random.default_rng([seed, sum(map(ord, name))])
-
-
-def _f(x: float) -> str:
-    return f"{x:.4f}"
 
 
 SOURCE_CASES = {

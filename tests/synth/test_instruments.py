@@ -9,16 +9,10 @@ import pytest
 from musicgym.synth import Patch
 from musicgym.synth.nodes import NODES
 from tests.synth.conformance import assert_matches
+from tests.synth.conformance import case_rng as _rng
+from tests.synth.conformance import fmt as _f
 
 SEEDS = [0, 1, 2]
-
-
-def _rng(seed: int, name: str) -> np.random.Generator:
-    return np.random.default_rng([seed, sum(map(ord, name))])
-
-
-def _f(x: float) -> str:
-    return f"{x:.4f}"
 
 
 CASES = {
