@@ -7,7 +7,9 @@
   pitch bend (``musicgym.music.midi``);
 * ``notes.tsv``: one row per note (onset and duration in beats and seconds, voice, spelled
   name, tuning step, frequency, MIDI key and bend in cents);
-* ``piece.musicxml`` and ``piece.ly``: notation (``musicgym.music.notation``);
+* ``piece.musicxml`` and ``piece.ly``: notation (``musicgym.music.notation``); in a tuning
+  other than 12-TET each note is marked with its deviation in cents from its written note
+  in 12-TET at A4 = 440 Hz (``+14c``; :func:`note_cents`);
 * ``piece.wav``: 16-bit PCM, rendered by musicgym's own engine at each note's exact frequency;
 * ``piano_roll.png``: the notes on a log-frequency axis, so microtones show;
 * ``piece.json``: the piece and its exercise, read back by :func:`~musicgym.compose.piece.
@@ -30,6 +32,8 @@ from musicgym.compose.piece import Piece, piece_to_json
 from musicgym.errors import OutputError
 from musicgym.music.midi import key_and_bend, write_midi
 from musicgym.music.notation import write_lilypond, write_musicxml
+from musicgym.music.pitch import parse_pitch
+from musicgym.music.tunings import cents_between, midi_to_hz
 
 # one chain per note: a band-limited-ish saw (cantus: a softer triangle) under a percussive
 # envelope that lasts the note; a batch row per note, summed at the onsets in NumPy
@@ -41,6 +45,9 @@ VOICE_PATCHES = (
 GM_PROGRAMS = (19, 40)  # church organ for the cantus, violin for the counterpoint
 RELEASE_S = 0.3
 _TICK_NAMES = {0: "C", 4: "E", 7: "G"}
+# names Windows refuses for a file or folder, whatever the extension
+_RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)),
+             *(f"LPT{i}" for i in range(1, 10))}
 FILE_NAMES = ("piece.mid", "notes.tsv", "piece.musicxml", "piece.ly", "piece.wav",
               "piano_roll.png", "piece.json")
 
@@ -52,10 +59,26 @@ def portable_name(text: str, *, fallback: str = "piece") -> str:
     --------
     >>> portable_name("Fux: dorian / 2nd species")
     'Fux_dorian_2nd_species'
+    >>> portable_name("con.txt")
+    'con_.txt'
     """
     ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
-    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", ascii_text).strip("._-")
-    return name[:100] or fallback
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", ascii_text).strip("._-")[:100].rstrip("._-")
+    if not name:
+        return fallback
+    stem, dot, rest = name.partition(".")
+    if stem.upper() in _RESERVED:
+        name = f"{stem}_{dot}{rest}"
+    return name
+
+
+def note_cents(piece: Piece) -> np.ndarray | None:
+    """Each note's deviation in cents from its written (spelled) note in 12-TET at A4 = 440
+    Hz, the marks of the notation; ``None`` for a 12-TET piece (no marks)."""
+    if piece.tuning.is_12tet:
+        return None
+    written_hz = midi_to_hz(np.array([parse_pitch(n).midi for n in piece.names]))
+    return cents_between(piece.frequencies_hz, written_hz)
 
 
 def write_notes_tsv(path: Path, piece: Piece) -> Path:
@@ -199,10 +222,14 @@ def write_piece(folder: str | Path, piece: Piece, *, title: str = "", sr: int = 
                    bpm=piece.bpm, time_signature=piece.time_signature,
                    track_names=piece.voice_names, programs=programs)
         write_notes_tsv(paths["tsv"], piece)
-        write_musicxml(paths["musicxml"], piece.notes, piece.names, title=title, **notation)
-        write_lilypond(paths["lilypond"], piece.notes, piece.names, title=title,
-                       comment=f"tuning: {piece.tuning.name} (notes spelled as in the tuning)",
+        cents = note_cents(piece)
+        comment = f"tuning: {piece.tuning.name} (notes spelled as in the tuning)"
+        if cents is not None:
+            comment += "; marks: cents from the written note in 12-TET at A4 = 440 Hz"
+        write_musicxml(paths["musicxml"], piece.notes, piece.names, title=title, cents=cents,
                        **notation)
+        write_lilypond(paths["lilypond"], piece.notes, piece.names, title=title,
+                       comment=comment, cents=cents, **notation)
         if wav:
             write_wav(paths["wav"], render_piece(piece, sr=sr), sr, subtype="PCM_16")
         else:

@@ -6,6 +6,11 @@ notes) and the spelled name of every note, so ``Bb`` stays ``Bb`` and, in 19-EDO
 and tied. The LilyPond text needs no ``lilypond`` binary to be written (engrave it with
 ``lilypond file.ly`` where one is installed).
 
+Tunings other than 12-TET: give ``cents``, each note's deviation from its written note in
+12-TET (:meth:`~musicgym.music.tunings.Tuning.cents_from_12tet`), and every note is marked
+above the staff with it, rounded (``+14c``, ``-16c``, ``0c``): a MusicXML ``<words>``
+direction, a LilyPond ``^\\markup``. A note tied across a bar line is marked once.
+
 This module writes text; it does not read scores (``musicgym.music.score``) or MIDI.
 """
 
@@ -31,34 +36,55 @@ _LILY_MODES = {"major": "major", "ionian": "ionian", "dorian": "dorian", "phrygi
                "harmonic_minor": "minor", "melodic_minor": "minor"}
 
 
-def _voice_events(notes: np.ndarray, names: Sequence[str], voice: int,
-                  bar_beats: Fraction) -> list[tuple[Fraction, Fraction, str | None, bool]]:
-    """(onset, length, name or None for a rest, tied to the next) in quarter notes, split at
-    bar lines, rests filling every gap from 0."""
+Event = tuple[Fraction, Fraction, str | None, bool, str | None]
+
+
+def cents_mark(cents: float) -> str:
+    """The text marking a note's deviation from 12-TET: ``+14c``, ``-16c``, ``0c``."""
+    rounded = int(round(float(cents)))
+    return f"{rounded:+d}c" if rounded else "0c"
+
+
+def _marks(cents: Sequence[float] | None, n: int) -> list[str | None]:
+    if cents is None:
+        return [None] * n
+    cents = np.asarray(cents, dtype=float)
+    if cents.shape != (n,) or not np.all(np.isfinite(cents)):
+        raise ScoreFileError(f"cents must hold one finite number per note ({n}), got shape "
+                             f"{cents.shape}")
+    return [cents_mark(c) for c in cents]
+
+
+def _voice_events(notes: np.ndarray, names: Sequence[str], voice: int, bar_beats: Fraction,
+                  marks: Sequence[str | None] | None = None) -> list[Event]:
+    """(onset, length, name or None for a rest, tied to the next, mark) in quarter notes,
+    split at bar lines, rests filling every gap from 0; a note's mark is on its first part."""
+    marks = [None] * len(notes) if marks is None else marks
     rows = [(Fraction(float(n["onset_beat"])).limit_denominator(64),
-             Fraction(float(n["duration_beat"])).limit_denominator(64), name)
-            for n, name in zip(notes, names, strict=True) if n["voice"] == voice]
+             Fraction(float(n["duration_beat"])).limit_denominator(64), name, mark)
+            for n, name, mark in zip(notes, names, marks, strict=True) if n["voice"] == voice]
     rows.sort(key=lambda r: r[0])
     events, now = [], Fraction(0)
-    for onset, length, name in rows:
+    for onset, length, name, mark in rows:
         if onset > now:
             events += _split_at_bars(now, onset - now, None, bar_beats)
         if onset < now:
             raise ScoreFileError(f"voice {voice} has overlapping notes at beat {float(onset):g}; "
                                  "give chords to separate voices")
-        events += _split_at_bars(onset, length, name, bar_beats)
+        events += _split_at_bars(onset, length, name, bar_beats, mark)
         now = onset + length
     return events
 
 
-def _split_at_bars(onset: Fraction, length: Fraction, name: str | None,
-                   bar_beats: Fraction) -> list[tuple[Fraction, Fraction, str | None, bool]]:
+def _split_at_bars(onset: Fraction, length: Fraction, name: str | None, bar_beats: Fraction,
+                   mark: str | None = None) -> list[Event]:
     pieces = []
     while length > 0:
         to_bar = bar_beats - onset % bar_beats
         part = min(length, to_bar)
         length -= part
-        pieces.append((onset, part, name, name is not None and length > 0))
+        pieces.append((onset, part, name, name is not None and length > 0,
+                       mark if not pieces else None))
         onset += part
     return pieces
 
@@ -85,7 +111,8 @@ def _lily_lengths(length: Fraction) -> list[str]:
 def lilypond_text(notes: np.ndarray, names: Sequence[str], *, tonic: str = "C",
                   mode: str = "major", bpm: float = 120.0,
                   time_signature: tuple[int, int] = (4, 4), voice_names: Sequence[str] = (),
-                  title: str = "", comment: str = "") -> str:
+                  title: str = "", comment: str = "",
+                  cents: Sequence[float] | None = None) -> str:
     """LilyPond source of a score, one staff per voice (highest voice on top).
 
     Parameters
@@ -102,6 +129,9 @@ def lilypond_text(notes: np.ndarray, names: Sequence[str], *, tonic: str = "C",
         Staff names per voice number.
     title, comment : str, keyword-only
         Header title; a ``%`` comment line (e.g. the tuning).
+    cents : sequence of float or None, keyword-only
+        Per note, its deviation in cents from its written note in 12-TET, marked above it
+        (``^\\markup { "+14c" }``); ``None``: no marks (12-TET).
 
     Returns
     -------
@@ -110,16 +140,18 @@ def lilypond_text(notes: np.ndarray, names: Sequence[str], *, tonic: str = "C",
     bar_beats = Fraction(time_signature[0] * 4, time_signature[1])
     key = _lily_pitch(f"{tonic}3")
     voices = sorted(set(notes["voice"].tolist()), key=lambda v: -_mean_key(notes, names, v))
+    marks = _marks(cents, len(notes))
     staves = []
     for voice in voices:
         tokens = []
-        for _, length, name, tied in _voice_events(notes, names, voice, bar_beats):
+        for _, length, name, tied, mark in _voice_events(notes, names, voice, bar_beats, marks):
             for k, text in enumerate(parts := _lily_lengths(length)):
                 if name is None:
                     tokens.append(f"r{text}")
                     continue
                 tie = "~" if tied or k < len(parts) - 1 else ""
-                tokens.append(f"{_lily_pitch(name)}{text}{tie}")
+                markup = f'^\\markup {{ "{mark}" }}' if mark is not None and k == 0 else ""
+                tokens.append(f"{_lily_pitch(name)}{text}{markup}{tie}")
         clef = "treble" if _mean_key(notes, names, voice) >= 60 else "bass"
         label = voice_names[voice] if voice < len(voice_names) else f"voice {voice}"
         staves.append(
@@ -145,14 +177,19 @@ def _mean_key(notes: np.ndarray, names: Sequence[str], voice: int) -> float:
 def to_music21(notes: np.ndarray, names: Sequence[str], *, tonic: str = "C",
                mode: str = "major", bpm: float = 120.0,
                time_signature: tuple[int, int] = (4, 4), voice_names: Sequence[str] = (),
-               title: str = ""):
-    """A ``music21.stream.Score``, one part per voice (highest voice first), bars made."""
-    from music21 import key, metadata, meter, note, stream, tempo, tie
+               title: str = "", cents: Sequence[float] | None = None):
+    """A ``music21.stream.Score``, one part per voice (highest voice first), bars made.
+
+    ``cents`` (one per note, or ``None``) adds each note's deviation from 12-TET as a text
+    direction above it (``+14c``), as in :func:`lilypond_text`.
+    """
+    from music21 import expressions, key, metadata, meter, note, stream, tempo, tie
 
     score = stream.Score()
     score.metadata = metadata.Metadata(title=title)
     bar_beats = Fraction(time_signature[0] * 4, time_signature[1])
     voices = sorted(set(notes["voice"].tolist()), key=lambda v: -_mean_key(notes, names, v))
+    marks = _marks(cents, len(notes))
     for index, voice in enumerate(voices):
         part = stream.Part()
         part.partName = voice_names[voice] if voice < len(voice_names) else f"voice {voice}"
@@ -161,7 +198,12 @@ def to_music21(notes: np.ndarray, names: Sequence[str], *, tonic: str = "C",
                             _music21_mode(mode)))
         if index == 0:
             part.append(tempo.MetronomeMark(number=bpm))
-        for _, length, name, tied in _voice_events(notes, names, voice, bar_beats):
+        for onset, length, name, tied, mark in _voice_events(notes, names, voice, bar_beats,
+                                                            marks):
+            if mark is not None:
+                words = expressions.TextExpression(mark)
+                words.placement = "above"
+                part.insert(onset, words)
             if name is None:
                 element = note.Rest(quarterLength=length)
             else:

@@ -45,6 +45,13 @@ def ratio_to_cents(ratio: float) -> float:
     return 1200.0 * math.log2(float(ratio))
 
 
+def cents_between(frequency_hz: np.ndarray | float, reference_hz: np.ndarray | float,
+                  ) -> np.ndarray:
+    """Cents from ``reference_hz`` up to ``frequency_hz`` (negative when below)."""
+    return 1200.0 * np.log2(np.asarray(frequency_hz, dtype=float)
+                            / np.asarray(reference_hz, dtype=float))
+
+
 @dataclass(frozen=True)
 class Tuning:
     """A periodic tuning: a cents table repeated every ``period_cents``.
@@ -86,6 +93,21 @@ class Tuning:
     def pitch_hz(self, pitch: SpelledPitch) -> float:
         """Frequency in Hz of a spelled pitch."""
         return float(self.frequency_hz(self.step(pitch)))
+
+    @property
+    def is_12tet(self) -> bool:
+        """Whether this is 12-tone equal temperament (at any A4): no cents marks needed."""
+        return (self.size == 12 and abs(self.period_cents - 1200.0) < 1e-6
+                and all(abs(c - 100.0 * i) < 1e-6 for i, c in enumerate(self.cents)))
+
+    def cents_from_12tet(self, pitch: SpelledPitch, *, a4_hz: float = 440.0) -> float:
+        """How many cents this tuning's ``pitch`` lies above the same written note in 12-TET
+        at ``a4_hz`` (just intonation's E4 over C: 5/4 is 386.3 cents, so -13.7).
+
+        This is the deviation notation marks next to a note. For 12-note tunings it is the
+        deviation from the nearest 12-TET pitch whenever that is under 50 cents.
+        """
+        return float(cents_between(self.pitch_hz(pitch), midi_to_hz(pitch.midi, a4_hz=a4_hz)))
 
 
 def _check_a4(a4_hz: float) -> float:
