@@ -125,3 +125,27 @@ def test_oltw_dates_its_reports_by_the_attack_it_heard(brahms_takes):
     assert np.nanmean(dated <= 50) > 0.9
     oracle_sec, _, oracle_onset = OracleFollower().follow(live)
     assert np.array_equal(oracle_sec, oracle_onset)
+
+
+def test_oltw_dates_a_late_report_by_the_attack_of_its_own_keys(brahms_takes):
+    """A late report dated by the last attack heard takes a later note's attack; dating it by
+    the latest attack of a key the reference plays at that onset fixes most of those."""
+    reference, live = brahms_takes[0].solo.performed, brahms_takes[2].solo.performed
+    follower = OLTWFollower(reference)
+    report_sec, report_beat, by_keys, by_last = [], [], [], []
+    for i, frame in enumerate(piano_roll(live, follower.frame_s)):
+        beat = follower.report(frame)
+        if beat is not None:
+            report_sec.append((i + 1) * follower.frame_s)
+            report_beat.append(beat)
+            by_keys.append(follower.reported_onset_s)
+            by_last.append(follower.last_onset_s)
+    report_sec, report_beat = np.array(report_sec), np.array(report_beat)
+    late = follower_errors_ms(report_sec, report_beat, live) > 100
+    keys = np.abs(follower_errors_ms(np.array(by_keys), report_beat, live))
+    last = np.abs(follower_errors_ms(np.array(by_last), report_beat, live))
+    assert late.sum() > 20  # take 3 against take 1: about 50 reports over 100 ms late
+    # measured: within 50 ms 92 % -> 96 % over all reports; 45 % -> 83 % over the late ones
+    assert np.nanmean(keys <= 50) > np.nanmean(last <= 50) + 0.02
+    assert np.mean(keys[late] <= 50) > np.mean(last[late] <= 50) + 0.2
+    assert np.all(np.diff(by_keys) >= 0) and np.all(np.array(by_keys) <= report_sec + 1e-9)

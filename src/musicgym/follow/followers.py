@@ -5,7 +5,8 @@ notes included) into a stream of *reports*, :meth:`Follower.follow`: "at time t 
 reached score onset b, which it played at time o", each score onset reported at most once, in
 score order (ACCompanion's onset tracker). A report comes some time after the onset it names
 (the follower needs to hear a little of the note first); its onset time ``o`` is the
-follower's estimate of when the note began, the attack it heard last. The accompanist acts on
+follower's estimate of when the note began: for OLTW, the latest attack of a key the
+reference plays at that score onset (the attack it heard last when none matches). The accompanist acts on
 these reports. Three followers are here:
 
 - :class:`OracleFollower`: every onset, at the time it was played (an upper bound);
@@ -17,6 +18,8 @@ these reports. Three followers are here:
 """
 
 from __future__ import annotations
+
+from collections import deque
 
 import numba
 import numpy as np
@@ -124,6 +127,7 @@ class NoisyOracleFollower(Follower):
 
 ONSET_DECAY = (1.0, 0.5, 0.25)
 SUSTAIN_WEIGHT = 0.3
+ATTACK_MEMORY_S = 3.0  # how far back OLTW looks for the attack that dates a report
 
 
 def piano_roll(performed: np.ndarray, frame_s: float, n_frames: int | None = None) -> np.ndarray:
@@ -214,6 +218,12 @@ class OLTWFollower(Follower):
         Silence after which the follower counts on by itself (None: never).
     restart_prior_s : float
         Length of matched path assumed before a (re)started path, in seconds of input.
+
+    Reports are dated by pitch: a report of score onset ``b`` is dated at the latest attack
+    heard (within ``ATTACK_MEMORY_S``, after the previous report's date) of a key that the
+    reference plays at ``b``. A late report then still names the right note, where "the last
+    attack heard" would be a later note's (on training takes 2-5: 93-96 % -> 97 % of onsets
+    dated within 50 ms).
     """
 
     name = "oltw"
@@ -238,6 +248,12 @@ class OLTWFollower(Follower):
         self.window = int(round(window_s / frame_s))
         self.reference = piano_roll(reference, frame_s)
         self._ref_beat, self._ref_sec = _time_map(reference)
+        matched = reference[np.isfinite(reference["onset_beat"])]
+        keys: dict[float, set[int]] = {}
+        for beat, pitch in zip(matched["onset_beat"].tolist(), matched["pitch"].tolist(),
+                               strict=True):
+            keys.setdefault(beat, set()).add(int(pitch))
+        self._ref_keys = [frozenset(keys.get(b, ())) for b in self._ref_beat.tolist()]
         self.reset()
 
     def reset(self) -> None:
@@ -252,6 +268,8 @@ class OLTWFollower(Follower):
         self._history: list[float] = []
         self._reported = -1
         self.last_onset_s = 0.0  # middle of the last frame that held an attack
+        self.reported_onset_s = 0.0  # the date of the latest report (see the class notes)
+        self._attacks: deque[tuple[float, int]] = deque()  # (time, key) heard lately
 
     def position_beat(self) -> float:
         """The current reference position as a score position (beats)."""
@@ -263,7 +281,11 @@ class OLTWFollower(Follower):
         n_ref = len(self.reference)
         self._history.append(self.position)
         if frame.max(initial=0.0) >= ONSET_DECAY[0]:  # an attack: a note began in this frame
-            self.last_onset_s = (self._i + 0.5) * self.frame_s
+            self.last_onset_s = now = (self._i + 0.5) * self.frame_s
+            for key in np.flatnonzero(frame >= ONSET_DECAY[0]).tolist():
+                self._attacks.append((now, key))
+            while self._attacks[0][0] < now - ATTACK_MEMORY_S:
+                self._attacks.popleft()
         if not frame.any():
             self._quiet += 1
             if self.recovery_s is not None and self._quiet * self.frame_s >= self.recovery_s:
@@ -311,17 +333,32 @@ class OLTWFollower(Follower):
 
     def report(self, frame: np.ndarray) -> float | None:
         """Take one input frame; return the reference score onset (beats) the position has just
-        passed, or None (the last one when several pass at once; each is reported once)."""
+        passed, or None (the last one when several pass at once; each is reported once).
+        ``reported_onset_s`` then holds when that onset was played, by the follower's
+        reckoning."""
         beat = self.update(frame)
         passed = int(np.searchsorted(self._ref_beat, beat + 1e-6, side="right")) - 1
         if passed > self._reported:
+            self.reported_onset_s = max(self._date(self._ref_keys[passed]),
+                                        self.reported_onset_s)
             self._reported = passed
             return float(self._ref_beat[passed])
         return None
 
+    def _date(self, keys: frozenset[int]) -> float:
+        """The latest attack of one of ``keys`` after the previous report's date (more than
+        one frame after it), else the last attack heard."""
+        after = self.reported_onset_s + 1.5 * self.frame_s if self._reported >= 0 else -1.0
+        for time_s, key in reversed(self._attacks):
+            if time_s <= after:
+                break
+            if key in keys:
+                return time_s
+        return self.last_onset_s
+
     def follow(self, performed: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Run the whole performance through :meth:`report`, frame by frame; a report is made
-        when its frame is complete and dated by the last attack heard."""
+        when its frame is complete and dated as :meth:`report` says."""
         self.reset()
         report_sec, report_beat, onset_sec = [], [], []
         for i, frame in enumerate(piano_roll(performed, self.frame_s)):
@@ -329,7 +366,7 @@ class OLTWFollower(Follower):
             if beat is not None:
                 report_sec.append((i + 1) * self.frame_s)
                 report_beat.append(beat)
-                onset_sec.append(self.last_onset_s)
+                onset_sec.append(self.reported_onset_s)
         onset = np.minimum(np.maximum.accumulate(np.asarray(onset_sec)), report_sec)
         return np.asarray(report_sec), np.asarray(report_beat), onset
 

@@ -225,7 +225,8 @@ class LiveAccompanist:
     def _hear(self, now_s: float, beat: float) -> None:
         self.report_sec.append(now_s)
         self.report_beat.append(beat)
-        onset_s = min(max(self.follower.last_onset_s, *self.report_onset_sec[-1:], 0.0), now_s)
+        heard_s = getattr(self.follower, "reported_onset_s", self.follower.last_onset_s)
+        onset_s = min(max(heard_s, *self.report_onset_sec[-1:], 0.0), now_s)
         self.report_onset_sec.append(onset_s)
         if len(self.report_beat) == 1:
             self.time_s, self.position_beat = now_s, beat
