@@ -6,8 +6,8 @@ reached score onset b, which it played at time o", each score onset reported at 
 score order (ACCompanion's onset tracker). A report comes some time after the onset it names
 (the follower needs to hear a little of the note first); its onset time ``o`` is the
 follower's estimate of when the note began: for OLTW, the latest attack of a key the
-reference plays at that score onset (the attack it heard last when none matches). The accompanist acts on
-these reports. Three followers are here:
+reference plays at that score onset (the attack it heard last when none matches). The
+accompanist acts on these reports. Three followers are here:
 
 - :class:`OracleFollower`: every onset, at the time it was played (an upper bound);
 - :class:`NoisyOracleFollower`: the same, late, jittered, and with reports lost;
