@@ -1,11 +1,14 @@
 """Composition benchmark: env speed, terminal-evaluation time, and piece quality on
-RL-Musician's default cantus for beam search (its default budget), random pieces and masked PPO.
+RL-Musician's default cantus for RL-Musician's Monte Carlo beam search (its default budget),
+musicgym's score-guided beam search, random pieces and masked PPO.
 
-Run: ``.venv/bin/python benchmarks/compose.py`` (options: ``--beam-pieces``, ``--ppo-steps``,
-``--rl-musician-python`` for a venv where ``rl-musician==0.4.6`` is installed). Prints a table
-and writes ``benchmarks/results/compose.json``. Quality is judged by
-``musicgym.compose.evaluate`` on the written notes: RL-Musician's 5-score total (max 3.0),
-strict-rule violations and parallel fifths/octaves.
+Run: ``.venv/bin/python benchmarks/compose.py`` (options: ``--beam-pieces``,
+``--guided-pieces``, ``--guided-width``, ``--ppo-steps``, ``--rl-musician-python`` for a venv
+where ``rl-musician==0.4.6`` is installed). Prints a table and writes
+``benchmarks/results/compose.json``. Quality is judged by ``musicgym.compose.evaluate`` on the
+written notes: RL-Musician's 5-score total (max 3.0), strict-rule violations and parallel
+fifths/octaves. Each search's budget (rollouts or notes tried, finished pieces scored) is
+recorded per piece.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import numpy as np
 from musicgym.compose.evaluate import evaluate_piece
 from musicgym.compose.piece import piece_from_counterpoint
 from musicgym.compose.ppo import compose_with_policy, train_ppo
-from musicgym.compose.search import beam_search, random_search
+from musicgym.compose.search import beam_search, guided_beam_search, random_search
 from musicgym.envs.counterpoint import CounterpointEnv
 from musicgym.music.rules import score_piece
 
@@ -100,12 +103,14 @@ def _replay(env: CounterpointEnv, actions: list[int]):
     return env.state
 
 
-def judge(env: CounterpointEnv, composer, seeds: list[int]) -> dict:
-    """Compose one piece per seed and judge it from its notes."""
+def judge(env: CounterpointEnv, composer, seeds: list[int], *, budget: bool = False) -> dict:
+    """Compose one piece per seed and judge it from its notes. With ``budget``, ``composer``
+    takes ``(seed, stats)`` and fills ``stats`` with the search budget it used."""
     rows = []
     for seed in seeds:
+        stats: dict = {}
         t0 = time.perf_counter()
-        _, actions = composer(seed)
+        _, actions = composer(seed, stats) if budget else composer(seed)
         seconds = time.perf_counter() - t0
         state = _replay(env, actions)
         if not state.finished:
@@ -115,14 +120,18 @@ def judge(env: CounterpointEnv, composer, seeds: list[int]) -> dict:
         rows.append({"seed": seed, "finished": True, "seconds": seconds,
                      "total": result["scores"]["total"],
                      "hard_violations": result["hard_violations"],
-                     "parallel_perfects": result["parallel_perfects"]})
+                     "parallel_perfects": result["parallel_perfects"], **stats})
+        print(f"  seed {seed}: {rows[-1]}", flush=True)
+        rows[-1]["actions"] = [int(a) for a in actions]
     done = [r for r in rows if r["finished"]]
     return {"pieces": rows, "n": len(rows), "finished": len(done),
             "mean_total": float(np.mean([r["total"] for r in done])) if done else None,
             "best_total": float(np.max([r["total"] for r in done])) if done else None,
             "hard_violations": int(sum(r["hard_violations"] for r in done)),
             "parallel_perfects": int(sum(r["parallel_perfects"] for r in done)),
-            "seconds_per_piece": float(np.mean([r["seconds"] for r in rows]))}
+            "seconds_per_piece": float(np.mean([r["seconds"] for r in rows])),
+            "max_seconds": float(np.max([r["seconds"] for r in rows])),
+            "distinct_pieces": len({tuple(r.get("actions", ())) for r in rows})}
 
 
 def rl_musician(python: str | None) -> dict:
@@ -160,7 +169,9 @@ def print_speed(speed: dict, eval_ms: float, peer: dict) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--beam-pieces", type=int, default=3)
+    parser.add_argument("--beam-pieces", type=int, default=5)
+    parser.add_argument("--guided-pieces", type=int, default=5)
+    parser.add_argument("--guided-width", type=int, default=1000)
     parser.add_argument("--random-pieces", type=int, default=20)
     parser.add_argument("--ppo-steps", type=int, default=20_000)
     parser.add_argument("--ppo-pieces", type=int, default=10)
@@ -174,6 +185,7 @@ def main() -> int:
     speed = env_speed()
     eval_ms = evaluation_time_ms()
     peer = rl_musician(args.rl_musician_python)
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
     if args.speed_only:
         print_speed(speed, eval_ms, peer)
         SPEED_RESULTS.write_text(json.dumps({
@@ -186,9 +198,16 @@ def main() -> int:
     print("random pieces...", flush=True)
     methods = {"random": judge(env, lambda s: random_search(env, seed=s),
                                list(range(args.random_pieces)))}
+    print(f"score-guided beam search (width {args.guided_width})...", flush=True)
+    # each search piece gets a fresh env: its rule caches start empty, as for a new exercise
+    methods[f"guided beam (width {args.guided_width})"] = judge(
+        env, lambda s, stats: guided_beam_search(CounterpointEnv(), seed=s,
+                                                 beam_width=args.guided_width, stats=stats),
+        list(range(args.guided_pieces)), budget=True)
     print("beam search at RL-Musician's default budget...", flush=True)
     methods["beam (RL-Musician default budget)"] = judge(
-        env, lambda s: beam_search(env, seed=s), list(range(args.beam_pieces)))
+        env, lambda s, stats: beam_search(CounterpointEnv(), seed=s, stats=stats),
+        list(range(args.beam_pieces)), budget=True)
     print(f"masked PPO ({args.ppo_steps} training steps)...", flush=True)
     t0 = time.perf_counter()
     ppo_env = CounterpointEnv()
@@ -201,16 +220,15 @@ def main() -> int:
 
     print_speed(speed, eval_ms, peer)
     print("\n| method | pieces | finished | mean total | best | hard viol. | parallel "
-          "perfects | s/piece |\n|---|---|---|---|---|---|---|---|")
+          "perfects | s/piece (max) |\n|---|---|---|---|---|---|---|---|")
     for name, m in methods.items():
         mean = f"{m['mean_total']:.3f}" if m["mean_total"] is not None else "-"
         best = f"{m['best_total']:.3f}" if m["best_total"] is not None else "-"
         print(f"| {name} | {m['n']} | {m['finished']} | {mean} | {best} | "
               f"{m['hard_violations']} | {m['parallel_perfects']} | "
-              f"{m['seconds_per_piece']:.2f} |")
+              f"{m['seconds_per_piece']:.2f} ({m['max_seconds']:.2f}) |")
     if "train_seconds" in methods[f"masked PPO ({args.ppo_steps} steps)"]:
         print(f"(PPO training took {train_s:.1f} s, not counted per piece)")
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps({
         "machine": platform.platform(), "python": platform.python_version(),
         "env_speed": speed, "evaluation_ms": eval_ms, "rl_musician": peer,

@@ -1,5 +1,6 @@
-"""Search baselines for ``musicgym/Counterpoint-v0``: seeded random rollouts and RL-Musician's
-Monte Carlo beam search (MCBS), on our masked rules so the comparison with it is fair.
+"""Search for ``musicgym/Counterpoint-v0``: seeded random rollouts, RL-Musician's Monte Carlo
+beam search (MCBS), on our masked rules so the comparison with it is fair, and musicgym's
+score-guided beam search (:func:`guided_beam_search`).
 
 MCBS keeps ``beam_width`` action prefixes; from each it plays ``n_trials`` uniformly random
 allowed continuations to the end, keeps the ``n_records_to_keep`` best finished records, and
@@ -21,6 +22,7 @@ import gymnasium as gym
 import numpy as np
 
 from musicgym.envs.counterpoint import CounterpointEnv
+from musicgym.errors import ConfigError
 from musicgym.music.rules import score_piece
 from musicgym.music.rules.species import ACTION_DURATIONS, ACTION_MOVES, CounterpointState
 
@@ -87,7 +89,8 @@ def estimate_n_trials(env: gym.Env, state: CounterpointState, rng: np.random.Gen
 def beam_search(env: gym.Env, *, seed: int = 0, beam_width: int = 5,
                 n_records_to_keep: int = 10, n_trials: int | None = None,
                 n_trials_estimation_depth: int = 3, n_trials_estimation_width: int = 10,
-                n_trials_factor: float = 3.0) -> tuple[float, list[int]]:
+                n_trials_factor: float = 3.0, stats: dict | None = None,
+                ) -> tuple[float, list[int]]:
     """Monte Carlo beam search (RL-Musician's agent): the best (return, actions) found.
 
     Parameters
@@ -99,6 +102,9 @@ def beam_search(env: gym.Env, *, seed: int = 0, beam_width: int = 5,
     n_trials : int or None, keyword-only
         Rollouts per prefix; ``None`` (default) estimates them per prefix as RL-Musician does,
         from the ``n_trials_estimation_*`` and ``n_trials_factor`` settings (its defaults).
+    stats : dict or None, keyword-only
+        If given, filled with the budget used: ``rollouts`` (random continuations played)
+        and ``evaluations`` (finished pieces scored).
 
     Returns
     -------
@@ -110,6 +116,7 @@ def beam_search(env: gym.Env, *, seed: int = 0, beam_width: int = 5,
     # a beam entry: (actions so far, state after them, reward so far)
     beam = [([], CounterpointState(env.setup), 0.0)]
     best: tuple[float, list[int]] = (-np.inf, [])
+    n_rollouts = n_finished = 0
     while beam:
         records = []
         for index, (prefix, state, reward) in enumerate(beam):
@@ -119,7 +126,9 @@ def beam_search(env: gym.Env, *, seed: int = 0, beam_width: int = 5,
             for _ in range(trials):
                 walk = state.copy()
                 rest_reward, rest = _rollout(env, walk, rng)
+                n_rollouts += 1
                 if walk.finished:
+                    n_finished += 1
                     records.append((reward + rest_reward, prefix + rest, index))
         if not records:
             break
@@ -128,6 +137,8 @@ def beam_search(env: gym.Env, *, seed: int = 0, beam_width: int = 5,
         if records[0][0] > best[0]:
             best = records[0][:2]
         beam = _extend(env, beam, records, beam_width)
+    if stats is not None:
+        stats.update(rollouts=n_rollouts, evaluations=n_finished)
     return best
 
 
@@ -148,3 +159,192 @@ def _extend(env: CounterpointEnv, beam: list, records: list, beam_width: int) ->
         if len(seen) == beam_width:
             break
     return next_beam
+
+
+# score-guided beam search
+
+
+class _Node:
+    """A partial piece in :func:`guided_beam_search`, with the running facts its score
+    estimate needs (pitch counts, skips, peak, narrow-range penalty so far)."""
+
+    __slots__ = ("state", "actions", "reward", "counts", "clogc", "n_notes", "skips", "peak",
+                 "repeats", "narrow", "estimate")
+
+
+def _score_params(env: CounterpointEnv) -> tuple[dict, dict]:
+    """Score weights and each score's parameters in force (defaults merged with the env's)."""
+    from musicgym.music.rules import SCORE_NAMES
+    from musicgym.music.rules.registry import get_score
+
+    coefs = env.scoring_coefs if env.scoring_coefs is not None else dict.fromkeys(
+        SCORE_NAMES, 1.0)
+    params = {name: {**get_score(name).defaults, **env.scoring_fn_params.get(name, {})}
+              for name in SCORE_NAMES}
+    return coefs, params
+
+
+def guided_beam_search(env: gym.Env, *, seed: int = 0, beam_width: int = 1000,
+                       noise: float = 0.02, stats: dict | None = None,
+                       ) -> tuple[float, list[int]]:
+    """Beam search guided by an estimate of RL-Musician's score, in time order: the best
+    (return, actions) found.
+
+    Partial pieces are grouped by the eighth their next note starts on; the group at the
+    earliest eighth is pruned to the ``beam_width`` best by the estimate below and every allowed
+    next note (the env's mask, with its dead-end lookahead) of each survivor is tried. Finished
+    pieces are scored exactly as the env scores them, and the best is returned.
+
+    The estimate of a partial piece's final score, from RL-Musician's five score definitions
+    and the env's weights and parameters: ``entropy`` of the notes so far; the
+    ``narrow_ranges`` penalty of the windows already complete; ``climax_explicity`` with its
+    repeat penalty so far and its shortfall penalty growing from 0 to full over the piece (a
+    higher peak may still come); ``number_of_skips``: the best reward still possible for the
+    skips made; ``looped_fragments``: not estimated (0). Candidates that agree on everything
+    the future depends on (the rule signature, pitch counts, skips, peak, last 8 notes) are
+    merged; the kept beam is spread over the skip counts (each count up to
+    ``beam_width // 4`` first, then the best of the rest), and ties are broken by
+    ``noise`` x a seeded uniform number.
+
+    Parameters
+    ----------
+    env : CounterpointEnv or a wrapper of one
+    seed : int, keyword-only
+    beam_width : int, keyword-only
+        Partial pieces kept per eighth.
+    noise : float, keyword-only
+        Scale of the seeded random tie-breaks added to the estimates.
+    stats : dict or None, keyword-only
+        If given, filled with the budget used: ``expanded`` (partial pieces extended),
+        ``children`` (notes tried), ``evaluations`` (finished pieces scored).
+
+    Returns
+    -------
+    (float, list of int)
+        The best finished piece's return (as ``env.step`` would sum it) and actions
+        (``(-inf, [])`` if none finished).
+    """
+    import math
+
+    env = _env(env)
+    setup = env.setup
+    if not isinstance(beam_width, int | np.integer) or beam_width < 1:
+        raise ConfigError(f"beam_width must be a whole number of at least 1, got "
+                          f"{beam_width!r}")
+    if not noise >= 0:
+        raise ConfigError(f"noise must be 0 or more, got {noise!r}")
+    rng = np.random.default_rng(seed)
+    coefs, params = _score_params(env)
+    c_ent = float(coefs.get("entropy", 0.0))
+    c_narrow = float(coefs.get("narrow_ranges", 0.0))
+    c_climax = float(coefs.get("climax_explicity", 0.0))
+    c_skips = float(coefs.get("number_of_skips", 0.0))
+    narrow_size = int(params["narrow_ranges"]["min_size"])
+    narrow_pen = params["narrow_ranges"]["penalties"] or {2: 1.0, 3: 0.5}
+    shortage_pen = float(params["climax_explicity"]["shortage_penalty"])
+    dup_pen = float(params["climax_explicity"]["duplication_penalty"])
+    skip_rewards = params["number_of_skips"]["rewards"] or {
+        1: 0.8, 2: 0.9, 3: 1.0, 4: 0.9, 5: 0.5, 6: 0.25}
+    max_skips = max(skip_rewards) + 1
+    # best reward still reachable with k skips made so far
+    best_skips = [max([float(skip_rewards.get(j, 0.0)) for j in range(k, max_skips + 1)])
+                  for k in range(max_skips + 1)]
+    low, high = setup.lowest_position, setup.highest_position
+    log_pitches = math.log(high - low + 1)
+    total = setup.total_eighths
+    moves, durations = ACTION_MOVES.tolist(), ACTION_DURATIONS.tolist()
+    xlogx = [0.0] + [k * math.log(k) for k in range(1, 256)]
+    counters = {"expanded": 0, "children": 0, "evaluations": 0}
+
+    root = _Node()
+    root.state, root.actions, root.reward = CounterpointState(setup), (), 0.0
+    counts = [0] * (high - low + 1)
+    counts[setup.start_position - low] = 1
+    root.counts, root.clogc, root.n_notes = tuple(counts), 0.0, 1
+    root.skips, root.peak, root.repeats, root.narrow, root.estimate = (
+        0, setup.start_position, 0, 0.0, 0.0)
+    groups: dict[int, list[_Node]] = {root.state.time: [root]}
+    best: tuple[float, list[int]] = (-np.inf, [])
+    while groups:
+        time = min(groups)
+        nodes = _prune(groups.pop(time), beam_width, noise, rng)
+        for node in nodes:
+            counters["expanded"] += 1
+            state = node.state
+            step_rewards = env.oracle.check(state)[1]
+            for action in np.flatnonzero(env.oracle.mask(state)).tolist():
+                counters["children"] += 1
+                child_state = state.copy()
+                child_state.add(moves[action], durations[action])
+                reward = node.reward + float(step_rewards[action])
+                actions = (*node.actions, action)
+                if child_state.finished:
+                    counters["evaluations"] += 1
+                    reward += score_piece(child_state, coefs=env.scoring_coefs,
+                                          params=env.scoring_fn_params)["total"]
+                    if reward > best[0]:
+                        best = (reward, list(actions))
+                    continue
+                if not env.oracle.mask(child_state).any():
+                    continue  # a dead end (only when lookahead is off or gave up)
+                child = _Node()
+                child.state, child.actions, child.reward = child_state, actions, reward
+                position = child_state.positions[-1]
+                index = position - low
+                counts = list(node.counts)
+                old = counts[index]
+                counts[index] = old + 1
+                child.counts = tuple(counts)
+                child.clogc = node.clogc - xlogx[old] + xlogx[old + 1]
+                child.n_notes = n = node.n_notes + 1
+                child.skips = node.skips + (abs(moves[action]) > 1)
+                if position > node.peak:
+                    child.peak, child.repeats = position, 0
+                else:
+                    child.peak = node.peak
+                    child.repeats = node.repeats + (position == node.peak)
+                narrow = node.narrow
+                if n >= narrow_size:
+                    window = child_state.positions[-narrow_size:]
+                    width = max(window) - min(window)
+                    applicable = [v for k, v in narrow_pen.items() if k >= width]
+                    narrow -= max(applicable) if applicable else 0.0
+                child.narrow = narrow
+                progress = child_state.time / total
+                entropy = (math.log(n) - child.clogc / n) / log_pitches
+                climax = (1.0 - dup_pen * child.repeats
+                          - shortage_pen * (high - child.peak) * progress)
+                skips = best_skips[min(child.skips, max_skips)]
+                child.estimate = (reward + c_ent * entropy + c_narrow * narrow
+                                  + c_climax * climax + c_skips * skips)
+                groups.setdefault(child_state.time, []).append(child)
+    if stats is not None:
+        stats.update(counters)
+    return best
+
+
+def _prune(nodes: list, beam_width: int, noise: float, rng: np.random.Generator) -> list:
+    """Merge equivalent partial pieces, then keep ``beam_width``, spread over skip counts."""
+    merged: dict[tuple, _Node] = {}
+    for node in nodes:
+        key = (node.state.signature(), node.counts, node.skips, node.peak, node.repeats,
+               tuple(node.state.positions[-8:]))
+        old = merged.get(key)
+        if old is None or node.estimate > old.estimate:
+            merged[key] = node
+    nodes = list(merged.values())
+    if len(nodes) <= beam_width:
+        return nodes
+    keys = np.array([node.estimate for node in nodes]) + noise * rng.random(len(nodes))
+    order = np.argsort(-keys, kind="stable")
+    share = max(1, beam_width // 4)
+    taken, per_skips, rest = [], {}, []
+    for i in order.tolist():
+        skips = nodes[i].skips
+        if per_skips.get(skips, 0) < share:
+            per_skips[skips] = per_skips.get(skips, 0) + 1
+            taken.append(i)
+        else:
+            rest.append(i)
+    taken.extend(rest[:max(0, beam_width - len(taken))])
+    return [nodes[i] for i in taken[:beam_width]]
