@@ -36,7 +36,7 @@ def test_tiny_training_saves_a_model_that_loads_and_acts(tiny_run):
     assert json.loads((tiny_run / "config.json").read_text())["total_timesteps"] == 128
     assert list((tiny_run / "tb").rglob("events.out.tfevents.*")), "no TensorBoard log"
     model, config = load_agent(tiny_run)
-    assert config.residual_on == "kalman+rehearsal" and config.n_steps == 64
+    assert config.residual_on == "kalman+timing" and config.n_steps == 64
     env = make_agent_env(config, "test")
     obs, _ = env.reset(seed=1)
     policy = AgentPolicy(model)
@@ -77,7 +77,8 @@ def test_bad_training_settings_are_named(tmp_path):
     plain = {"sources": ("simulated",)}
     with pytest.raises(AccompanyConfigError, match="needs env_kwargs=\\{'memory': True\\}"):
         make_agent_env(TrainConfig(env_kwargs=plain), "train")
-    with pytest.raises(AccompanyConfigError, match="the only suffix is '\\+rehearsal'"):
+    with pytest.raises(AccompanyConfigError,
+                       match="the suffixes are '\\+rehearsal' and '\\+timing'"):
         make_agent_env(TrainConfig(residual_on="kalman+memo", env_kwargs=TINY["env_kwargs"]),
                        "train")
     with pytest.raises(AccompanyConfigError, match="residual_scale must be > 0"):

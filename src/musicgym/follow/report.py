@@ -2,8 +2,9 @@
 
 :func:`evaluate_accompanists` plays each held-out take with each follower (the oracle and the
 MIDI OLTW) and each accompanist (every tempo model with re-synchronisation, the Kalman model
-without it, the Kalman model bent by the earlier takes' tempo curves, and a trained agent where
-a run folder is given), and pools the figures of
+without it, the Kalman model bent by the earlier takes' tempo curves, the earlier takes'
+timing scaled to the soloist's present speed (:class:`~musicgym.follow.tempo.RehearsedTiming`),
+and a trained agent where a run folder is given), and pools the figures of
 :mod:`musicgym.follow.evaluate`: the share of shared onsets within 50/100/250 ms of the soloist,
 mean and median |asynchrony|, tempo jitter; the human secondo of the same takes is the ceiling.
 :func:`format_table` prints it. ``musicgym evaluate-accompany`` and ``benchmarks/accompany.py``
@@ -32,7 +33,12 @@ from musicgym.follow.followers import (
     follower_accuracy,
     follower_errors_ms,
 )
-from musicgym.follow.tempo import TEMPO_MODELS, RehearsedTempo, make_tempo_model
+from musicgym.follow.tempo import (
+    TEMPO_MODELS,
+    RehearsedTempo,
+    RehearsedTiming,
+    make_tempo_model,
+)
 
 FOLLOWERS = ("oracle", "oltw")
 
@@ -98,6 +104,13 @@ def evaluate_accompanists(
         ]
         rows.append({"follower": name, "accompanist": "kalman+rehearsal", "resync_s": RESYNC_S,
                      **pool_runs(rehearsed)})
+        timed = [
+            run_tempo_model(ep, RehearsedTiming(make_tempo_model("kalman"),
+                                                _earlier(all_takes, ep)))
+            for ep in episodes
+        ]
+        rows.append({"follower": name, "accompanist": "kalman+timing", "resync_s": RESYNC_S,
+                     **pool_runs(timed)})
         if agent is not None:
             from musicgym.follow.train import agent_runs
 

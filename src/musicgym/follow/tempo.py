@@ -271,6 +271,94 @@ class RehearsedTempo:
         return float(np.median(periods)) if periods else float("nan")
 
 
+class RehearsedTiming:
+    """Predict when the soloist plays its next onset from the earlier takes' timing, and play
+    so as to be there then (a prediction keyed by score position, as a rehearsed duo plays).
+
+    At each report of a solo onset at ``solo_beat`` (played at ``time_s``): the earlier takes'
+    median time over the last ``back_beats`` of score, against the time the soloist took now
+    (from the follower's dated onsets), gives the soloist's present speed relative to them
+    (smoothed with weight ``smoothing``); their median time from ``solo_beat`` to the next
+    solo onset (at least ``min_horizon_beats`` ahead), scaled by it, predicts when that onset
+    comes. The answer is the beat period at which the accompanist's position reaches it then;
+    it waits (the longest beat period) when already there. Where the takes or the soloist's
+    own past do not cover the span (the first beats), ``model`` answers, which is always
+    updated. Never give it the take being played.
+
+    Parameters
+    ----------
+    model : TempoModel
+        The fallback (and its ``reset``/``update`` are called as usual).
+    curves : list of (numpy.ndarray, numpy.ndarray)
+        Earlier takes of the solo part: score onsets (beats, increasing) and their times (s).
+    back_beats, min_horizon_beats, smoothing : float
+        Chosen on training takes 2-5 (OLTW and oracle followers).
+    """
+
+    def __init__(
+        self, model: TempoModel, curves: list[tuple[np.ndarray, np.ndarray]], *,
+        back_beats: float = 8.0, min_horizon_beats: float = 0.6, smoothing: float = 0.5,
+    ) -> None:
+        if not curves or back_beats <= 0 or min_horizon_beats <= 0 or not 0 < smoothing <= 1:
+            raise AccompanyConfigError(
+                "RehearsedTiming needs at least one earlier take (curves), back_beats > 0, "
+                "min_horizon_beats > 0 and 0 < smoothing <= 1"
+            )
+        self.model, self.curves = model, curves
+        self.back_beats, self.min_horizon_beats = back_beats, min_horizon_beats
+        self.smoothing = smoothing
+        self.name = f"{model.name}+timing"
+        self.speed: float | None = None
+
+    def reset(self, *, time_s: float, solo_beat: float, beat_period_s: float) -> None:
+        """As :meth:`TempoModel.reset`; forgets the soloist's past."""
+        self.model.reset(time_s=time_s, solo_beat=solo_beat, beat_period_s=beat_period_s)
+        self._beats, self._times = [solo_beat], [time_s]
+        self.speed = None
+
+    def update(
+        self, *, time_s: float, solo_beat: float, accompanist_beat: float,
+        beat_period_s: float, horizon_beats: float = 1.0, now_s: float | None = None,
+    ) -> float:
+        """As :meth:`TempoModel.update`."""
+        wanted = self.model.update(
+            time_s=time_s, solo_beat=solo_beat, accompanist_beat=accompanist_beat,
+            beat_period_s=beat_period_s, horizon_beats=horizon_beats, now_s=now_s,
+        )
+        if solo_beat > self._beats[-1] and time_s >= self._times[-1]:
+            self._beats.append(solo_beat)
+            self._times.append(time_s)
+        start = max(solo_beat - self.back_beats, self._beats[0])
+        if solo_beat - start < 0.5:
+            return wanted
+        then = _median_duration(self.curves, start, solo_beat)
+        target = solo_beat + max(horizon_beats, self.min_horizon_beats)
+        ahead = _median_duration(self.curves, solo_beat, target)
+        if not (np.isfinite(then) and np.isfinite(ahead) and then > 0):
+            return wanted
+        speed = (time_s - float(np.interp(start, self._beats, self._times))) / then
+        self.speed = speed if self.speed is None else (
+            self.smoothing * speed + (1.0 - self.smoothing) * self.speed
+        )
+        due_s = time_s + self.speed * ahead - (time_s if now_s is None else now_s)
+        to_go = target - accompanist_beat
+        if to_go <= 0.05 or due_s <= 0:
+            return MAX_BEAT_PERIOD_S if to_go <= 0.05 else MIN_BEAT_PERIOD_S
+        return float(min(max(due_s / to_go, MIN_BEAT_PERIOD_S), MAX_BEAT_PERIOD_S))
+
+
+def _median_duration(
+    curves: list[tuple[np.ndarray, np.ndarray]], from_beat: float, to_beat: float
+) -> float:
+    """Median time the takes that cover [from_beat, to_beat] took over it (NaN: none)."""
+    spans = [
+        float(np.interp(to_beat, beat, sec) - np.interp(from_beat, beat, sec))
+        for beat, sec in curves
+        if beat[0] <= from_beat and to_beat <= beat[-1]
+    ]
+    return float(np.median(spans)) if spans else float("nan")
+
+
 TEMPO_MODELS = {
     model.name: model
     for model in (FixedTempo, ReactiveTempo, MovingAverageTempo, LinearSyncTempo, KalmanTempo)

@@ -28,7 +28,7 @@ import numpy as np
 from musicgym.errors import AccompanyConfigError
 from musicgym.follow.accompanist import AccompanistRun
 from musicgym.follow.evaluate import tempo_model_action
-from musicgym.follow.tempo import RehearsedTempo, make_tempo_model
+from musicgym.follow.tempo import RehearsedTempo, RehearsedTiming, make_tempo_model
 
 ENV_ID = "musicgym/Accompany-v0"
 
@@ -54,8 +54,9 @@ class TrainConfig:
     lstm_hidden_size: int = 64
     net_arch: list[int] = field(default_factory=lambda: [64, 64])
     # residual control: the agent corrects a tempo model's action (None: it acts alone);
-    # "+rehearsal" bends the model by the earlier takes' tempo curves (needs memory below)
-    residual_on: str | None = "kalman+rehearsal"
+    # "+rehearsal" bends the model by the earlier takes' tempo curves, "+timing" plays to the
+    # next solo onset as the earlier takes time it (both need memory below)
+    residual_on: str | None = "kalman+timing"
     residual_scale: float = 0.3  # the agent's action in [-1, 1] moves the model's by this
     # the env (see AccompanyEnv); the same settings are used to evaluate
     env_kwargs: dict[str, Any] = field(
@@ -90,22 +91,25 @@ class ResidualOnTempoModel(gym.Wrapper):
     env : gymnasium.Env
         A ``musicgym/Accompany-v0`` env.
     tempo_model : str
-        A name :func:`make_tempo_model` knows, or that name with ``+rehearsal``: the model
-        bent by the earlier takes' tempo curves (:class:`RehearsedTempo`; needs the env's
-        ``memory`` option, and plays plain where an episode has no earlier takes).
+        A name :func:`make_tempo_model` knows, or that name with ``+rehearsal`` (the model
+        bent by the earlier takes' tempo curves, :class:`RehearsedTempo`) or ``+timing``
+        (the next solo onset predicted from the earlier takes' timing,
+        :class:`RehearsedTiming`); a suffix needs the env's ``memory`` option, and the model
+        plays plain where an episode has no earlier takes.
     scale : float
         Largest correction, in units of the env's action.
     """
 
     def __init__(self, env: gym.Env, tempo_model: str, scale: float) -> None:
         super().__init__(env)
-        self.base_name, plus, extra = tempo_model.partition("+")
-        self.rehearsed = bool(plus)
+        self.base_name, _, extra = tempo_model.partition("+")
+        self.memory_model = {"rehearsal": RehearsedTempo, "timing": RehearsedTiming,
+                             "": None}.get(extra, False)
         make_tempo_model(self.base_name)  # fail now on an unknown name
-        if self.rehearsed and (extra != "rehearsal" or not env.unwrapped.memory):
+        if self.memory_model is False or (self.memory_model and not env.unwrapped.memory):
             raise AccompanyConfigError(
-                f"residual_on {tempo_model!r}: the only suffix is '+rehearsal', and it needs "
-                "env_kwargs={'memory': True} (the earlier takes it bends the model with)"
+                f"residual_on {tempo_model!r}: the suffixes are '+rehearsal' and '+timing', and "
+                "a suffix needs env_kwargs={'memory': True} (the earlier takes the model uses)"
             )
         if not scale > 0:
             raise AccompanyConfigError(f"residual_scale must be > 0, got {scale!r}")
@@ -120,9 +124,9 @@ class ResidualOnTempoModel(gym.Wrapper):
         obs, info = self.env.reset(**kwargs)
         run = self.env.unwrapped.run
         self.model = make_tempo_model(self.base_name)
-        curves = self.env.unwrapped.memory_curves if self.rehearsed else []
+        curves = self.env.unwrapped.memory_curves if self.memory_model else []
         if curves:
-            self.model = RehearsedTempo(self.model, curves)
+            self.model = self.memory_model(self.model, curves)
         self.model.reset(time_s=float(run.episode.report_onset_sec[run.k]),
                          solo_beat=run.position_beat,
                          beat_period_s=run.beat_period_s)
