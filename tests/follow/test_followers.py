@@ -149,3 +149,11 @@ def test_oltw_dates_a_late_report_by_the_attack_of_its_own_keys(brahms_takes):
     assert np.nanmean(keys <= 50) > np.nanmean(last <= 50) + 0.02
     assert np.mean(keys[late] <= 50) > np.mean(last[late] <= 50) + 0.2
     assert np.all(np.diff(by_keys) >= 0) and np.all(np.array(by_keys) <= report_sec + 1e-9)
+
+
+def test_oltw_reports_nothing_before_the_soloist_plays(brahms_takes):
+    reference, live = brahms_takes[0].solo.performed, brahms_takes[2].solo.performed
+    first_note_s = float(live["onset_sec"].min())
+    assert first_note_s > 0.2  # take 3 starts after a short silence
+    report_sec, _, onset_sec = OLTWFollower(reference).follow(live)
+    assert report_sec[0] >= first_note_s and onset_sec[0] >= first_note_s - 0.02

@@ -333,12 +333,13 @@ class OLTWFollower(Follower):
 
     def report(self, frame: np.ndarray) -> float | None:
         """Take one input frame; return the reference score onset (beats) the position has just
-        passed, or None (the last one when several pass at once; each is reported once).
+        passed, or None (the last one when several pass at once; each is reported once; none
+        before the first attack, so the silence before the soloist starts names no onset).
         ``reported_onset_s`` then holds when that onset was played, by the follower's
         reckoning."""
         beat = self.update(frame)
         passed = int(np.searchsorted(self._ref_beat, beat + 1e-6, side="right")) - 1
-        if passed > self._reported:
+        if passed > self._reported and self._attacks:  # nothing is reported before a note
             self.reported_onset_s = max(self._date(self._ref_keys[passed]),
                                         self.reported_onset_s)
             self._reported = passed
