@@ -1,6 +1,7 @@
 """`musicgym compose` and `musicgym evaluate-compose`, run as subprocesses on small budgets."""
 
 import json
+import re
 import subprocess
 import sys
 
@@ -77,6 +78,7 @@ def test_random_pieces_in_19_edo_are_written_and_judged(tmp_path):
     assert "mean of 2" in run.stdout and "rules broken: none" in run.stdout
     summary = json.loads((out / "summary.json").read_text())
     assert [p["piece"] for p in summary["pieces"]] == ["piece_001", "piece_002"]
+    assert_portable_names(out)
     for name in ("piece.mid", "notes.tsv", "piece.musicxml", "piece.ly", "piece.wav",
                  "piano_roll.png", "piece.json"):
         assert (out / "piece_001" / name).is_file()
@@ -167,3 +169,112 @@ def test_masked_ppo_composes_valid_pieces(tmp_path):
     report = json.loads((tmp_path / "r.json").read_text())
     assert len(report["pieces"]) == 2
     assert all(p["hard_violations"] == 0 for p in report["pieces"])
+
+
+PORTABLE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+WINDOWS_DEVICES = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)),
+                   *(f"LPT{i}" for i in range(1, 10))}
+
+
+def assert_portable_names(folder):
+    for path in folder.rglob("*"):
+        name = path.name
+        assert PORTABLE.match(name), name
+        assert not name.endswith((".", " ")) and len(name) <= 100, name
+        assert name.split(".")[0].upper() not in WINDOWS_DEVICES, name
+
+
+def test_melody_task_writes_every_file_in_just_intonation(tmp_path):
+    config = tmp_path / "melody.yml"
+    config.write_text("task: melody\n"
+                      "piece:\n  tonic: D\n  mode: dorian\n  bpm: 100\n"
+                      "  tuning: {kind: just}\n"
+                      "  melody: {lowest_note: C4, n_pitches: 24, masks: [rl_tuner_key]}\n"
+                      "  rendering_params: {midi: {melody_instrument: 40, velocity: 70}}\n"
+                      "agent: {method: beam, beam_width: 4}\n")
+    out = tmp_path / "melodies"
+    run = musicgym("compose", "-c", config, "--pieces", 2, "--seed", 3, "-o", out,
+                   "--evaluate")
+    assert run.returncode == 0, run.stderr
+    assert "wrote 2 piece(s)" in run.stdout and "5-limit JI" in run.stdout
+    assert "mean of 2" in run.stdout and "out of key" in run.stdout
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["task"] == "melody" and summary["method"] == "beam"
+    assert_portable_names(out)
+    for name in ("piece.mid", "notes.tsv", "piece.musicxml", "piece.ly", "piece.wav",
+                 "piano_roll.png", "piece.json"):
+        assert (out / "piece_002" / name).stat().st_size > 0
+    midi = mido.MidiFile(out / "piece_001" / "piece.mid")
+    assert mido.tempo2bpm(next(m.tempo for m in midi.tracks[0] if m.type == "set_tempo")
+                          ) == pytest.approx(100)
+    messages = list(mido.merge_tracks(midi.tracks))
+    assert {m.program for m in messages if m.type == "program_change"} == {40}
+    keys = [m.note for m in messages if m.type == "note_on" and m.velocity]
+    assert keys and min(keys) >= 60 and max(keys) < 84
+    assert {m.velocity for m in messages if m.type == "note_on"} == {70}
+    assert any(m.type == "pitchwheel" for m in messages)  # JI thirds are bent
+    piece = json.loads((out / "piece_001" / "piece.json").read_text())
+    assert piece["exercise"]["task"] == "melody" and piece["time_signature"] == [4, 4]
+    assert "\\markup" in (out / "piece_001" / "piece.ly").read_text()
+
+    report_path = tmp_path / "report.json"
+    judged = musicgym("evaluate-compose", out, "--json", report_path)
+    assert judged.returncode == 0, judged.stderr
+    report = json.loads(report_path.read_text())
+    assert [p["out_of_key"] for p in report["pieces"]] == [0, 0]
+    # all nine rules at weight 1, as the env's default weights: the search's own return
+    assert [p["total"] for p in report["pieces"]] == pytest.approx(
+        [p["return"] for p in summary["pieces"]])
+
+
+def test_melody_from_the_command_line_alone(tmp_path):
+    run = musicgym("compose", "--task", "melody", "--method", "random", "--seed", 1,
+                   "--no-wav", "-o", tmp_path / "m")
+    assert run.returncode == 0, run.stderr
+    assert (tmp_path / "m" / "piece_001" / "piece.musicxml").is_file()
+    assert not (tmp_path / "m" / "piece_001" / "piece.wav").exists()
+    assert "\\markup" not in (tmp_path / "m" / "piece_001" / "piece.ly").read_text()
+
+
+@pytest.mark.parametrize("text, flags, message", [
+    ("task: melody\npiece:\n  melody: {lowest_nte: C4}\n", [],
+     "unknown field 'piece.melody.lowest_nte' (did you mean 'lowest_note'?)"),
+    ("task: melody\npiece:\n  species: 2\n", [],
+     "field 'piece.species' is for task counterpoint, not 'melody'"),
+    ("piece:\n  melody: {n_steps: 16}\n", [],
+     "field 'piece.melody' is for task melody, not 'counterpoint'"),
+    ("task: melody\n", ["--task", "counterpoint"],
+     "the config's task is 'melody' but --task says 'counterpoint'"),
+    ("task: song\n", [], "task must be one of counterpoint, melody, got 'song'"),
+    ("task: melody\n", ["--n-trials", "3"], "agent.n_trials (--n-trials) is for task "
+                                            "counterpoint"),
+    ("task: melody\npiece:\n  melody: {lowest_note: H4}\n", [],
+     "field 'piece.melody.lowest_note'"),
+    ("task: melody\npiece:\n  melody: {lowest_note: C8, n_pitches: 36}\n", [],
+     "above the highest MIDI key"),
+    ("task: melody\nagent: {temperature: -1}\n", [], "agent.temperature must be 0 or more"),
+])
+def test_bad_melody_config_is_one_line_naming_the_field(tmp_path, text, flags, message):
+    config = tmp_path / "bad.yml"
+    config.write_text(text)
+    run = musicgym("compose", "-c", config, "-o", tmp_path / "o", *flags)
+    assert run.returncode == 1, run.stdout
+    assert run.stderr.startswith("musicgym compose: error:") and message in run.stderr
+    assert "Traceback" not in run.stderr
+
+
+def test_unknown_melody_rule_is_named(tmp_path):
+    config = tmp_path / "c.yml"
+    config.write_text("task: melody\npiece:\n  melody: {masks: [rl_tuner_kee]}\n")
+    run = musicgym("compose", "-c", config, "-o", tmp_path / "o")
+    assert run.returncode == 1 and "Traceback" not in run.stderr
+    assert "rl_tuner_kee" in run.stderr
+
+
+@pytest.mark.slow
+def test_masked_ppo_composes_melodies(tmp_path):
+    run = musicgym("compose", "--task", "melody", "--method", "ppo", "--ppo-timesteps", 128,
+                   "--pieces", 2, "--no-wav", "-o", tmp_path / "ppo")
+    assert run.returncode == 0, run.stderr
+    assert "trained in" in run.stdout and "wrote 2 piece(s)" in run.stdout
+    assert_portable_names(tmp_path / "ppo")

@@ -104,6 +104,10 @@ def test_musicxml_keeps_spelling_durations_and_metre(edo19_files):
         names = [n for n, keep in zip(piece.names, rows, strict=True) if keep]
         assert [n.nameWithOctave.replace("-", "b") for n in notes] == names
         assert [float(n.quarterLength) for n in notes] == list(piece.notes["duration_beat"][rows])
+        # a tie stops only after one starts (a note after a tied pair is not tied)
+        ties = [n.tie.type if n.tie else None for n in part.recurse().notes]
+        for before, after in zip([None, *ties[:-1]], ties, strict=True):
+            assert (after in ("stop", "continue")) == (before in ("start", "continue"))
 
 
 def test_wav_is_16_bit_and_as_long_as_the_piece(edo19_files):

@@ -1,5 +1,5 @@
-"""``musicgym compose`` (write counterpoints and their files) and ``musicgym evaluate-compose``
-(judge a folder of them)."""
+"""``musicgym compose`` (write counterpoints or melodies and their files) and ``musicgym
+evaluate-compose`` (judge a folder of them)."""
 
 from __future__ import annotations
 
@@ -8,29 +8,38 @@ import json
 import time
 from pathlib import Path
 
-from musicgym.compose.config import METHODS, ComposeConfig, load_config, validate
-from musicgym.errors import OutputError
+from musicgym.compose.config import METHODS, TASKS, ComposeConfig, load_config, validate
+from musicgym.errors import OutputError, ScoreFileError
+
+MELODY_BEAM_WIDTH = 16
 
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
-        "compose", help="write species counterpoints (beam search, random, or masked PPO)",
-        description="Compose counterpoints on musicgym/Counterpoint-v0 and write, per piece, "
-                    "MIDI, a notes TSV, MusicXML, LilyPond, a 16-bit WAV and a piano-roll PNG "
-                    "in the chosen tuning, plus summary.json. Without -c: RL-Musician's "
-                    "default piece.")
+        "compose", help="write species counterpoints or melodies (beam search, random, or "
+                        "masked PPO)",
+        description="Compose counterpoints on musicgym/Counterpoint-v0 (or, with --task "
+                    "melody, melodies on musicgym/Melody-v0) and write, per piece, MIDI, a "
+                    "notes TSV, MusicXML, LilyPond, a 16-bit WAV and a piano-roll PNG in the "
+                    "chosen tuning, plus summary.json. Without -c: RL-Musician's default "
+                    "piece, or Melody-v0's defaults (C major, 4 bars).")
     p.add_argument("-c", "--config", help="YAML or JSON config (RL-Musician's layout and "
                                           "field names are accepted)")
+    p.add_argument("--task", choices=TASKS,
+                   help="counterpoint (default) or melody (the config's task field, if any, "
+                        "must agree)")
     p.add_argument("--pieces", type=int, help="number of pieces (default 1)")
     p.add_argument("--seed", type=int, help="random seed (default 0); piece i uses seed+i")
     p.add_argument("--method", choices=METHODS,
-                   help="beam: RL-Musician's Monte Carlo beam search (default); random: "
-                        "uniformly random allowed notes; ppo: train MaskablePPO, then compose")
+                   help="beam: RL-Musician's Monte Carlo beam search (default; melody: beam "
+                        "search on the step rewards); random: uniformly random allowed notes; "
+                        "ppo: train MaskablePPO, then compose")
     p.add_argument("-o", "--outdir", help="output folder (default: the config's "
                                           "rendering_params.dir, else outputs)")
     p.add_argument("--n-trials", type=int, help="beam search: rollouts per prefix (default: "
                                                 "estimated per prefix, as RL-Musician does)")
-    p.add_argument("--beam-width", type=int, help="beam search: prefixes kept (default 5)")
+    p.add_argument("--beam-width", type=int, help="beam search: prefixes kept (default 5; "
+                                                  f"melody: {MELODY_BEAM_WIDTH})")
     p.add_argument("--ppo-timesteps", type=int,
                    help="ppo: training budget in env steps (default 20000)")
     p.add_argument("--no-wav", action="store_true", help="skip the WAV files")
@@ -42,14 +51,15 @@ def add_parser(subparsers) -> None:
         "evaluate-compose", help="judge composed pieces: RL-Musician's score, rule violations",
         description="Print, per piece and on average, RL-Musician's 5-score total (max 3.0), "
                     "strict-rule violations, parallel fifths/octaves and the rules broken, "
-                    "for every piece.json under PIECES_DIR.")
+                    "for every piece.json under PIECES_DIR; for melodies, the return under "
+                    "RL Tuner's nine rules and each rule's share.")
     e.add_argument("pieces_dir", help="a folder written by `musicgym compose`")
     e.add_argument("--json", dest="json_path", help="also write the report as JSON here")
     e.set_defaults(func=run_evaluate)
 
 
 def _settings(args: argparse.Namespace) -> ComposeConfig:
-    config = load_config(args.config)
+    config = load_config(args.config, task=args.task)
     for attr, name in (("pieces", "n_pieces"), ("seed", "seed"), ("method", "method"),
                        ("outdir", "outdir")):
         if getattr(args, attr) is not None:
@@ -57,7 +67,7 @@ def _settings(args: argparse.Namespace) -> ComposeConfig:
     for attr in ("n_trials", "beam_width", "ppo_timesteps"):
         if getattr(args, attr) is not None:
             config.agent[attr] = getattr(args, attr)
-    if args.config is None or any(getattr(args, a) is not None for a in (
+    if args.config is None or any(getattr(args, a) is not None for a in ("task",
             "pieces", "seed", "method", "n_trials", "beam_width", "ppo_timesteps")):
         config.source = "command line" if args.config is None else f"{args.config} + flags"
     return validate(config)
@@ -70,6 +80,7 @@ def run_compose(args: argparse.Namespace) -> int:
     import musicgym.envs  # noqa: F401  (registers the env ids)
     from musicgym.compose.outputs import check_writable, write_piece
     from musicgym.compose.piece import piece_from_counterpoint
+    from musicgym.envs.melody import piece_from_melody
     from musicgym.music.tunings import make_tuning
 
     config = _settings(args)
@@ -77,10 +88,15 @@ def run_compose(args: argparse.Namespace) -> int:
         print(f"note: {name} is RL-Musician's and is ignored here (musicgym renders with its "
               "own engine, in one process)")
     tuning_kwargs = dict(config.tuning)
-    env = gym.make("musicgym/Counterpoint-v0", **config.env_kwargs)
-    setup = env.unwrapped.setup
-    tuning = make_tuning(tuning_kwargs.pop("kind", "12tet"),
-                         tonic_midi=int(setup.position_midi[setup.cantus_positions[-1]]),
+    melody = config.task == "melody"
+    if melody:
+        env = gym.make("musicgym/Melody-v0", **config.env_kwargs)
+        tonic_midi = 60 + int(env.unwrapped.scale.pitch_classes[0])  # tonic in octave 4
+    else:
+        env = gym.make("musicgym/Counterpoint-v0", **config.env_kwargs)
+        setup = env.unwrapped.setup
+        tonic_midi = int(setup.position_midi[setup.cantus_positions[-1]])
+    tuning = make_tuning(tuning_kwargs.pop("kind", "12tet"), tonic_midi=tonic_midi,
                          **tuning_kwargs)
     outdir = check_writable(config.outdir)
     composer = _composer(config, env)
@@ -92,20 +108,32 @@ def run_compose(args: argparse.Namespace) -> int:
         t0 = time.perf_counter()
         reward, actions = composer(seed)
         seconds = time.perf_counter() - t0
-        state = _replay(env, actions)
-        if not state.finished:
-            print(f"piece {i + 1}: no finished piece found (dead end); nothing written")
-            summary.append({"piece": None, "seed": seed, "finished": False, "seconds": seconds})
-            continue
-        piece = piece_from_counterpoint(state, actions=actions, tuning=tuning, bpm=config.bpm,
-                                        velocities=config.velocities)
+        if melody:
+            try:
+                piece = piece_from_melody(env, actions, tuning=tuning, bpm=config.bpm,
+                                          velocity=config.velocities[0])
+            except ScoreFileError as exc:
+                print(f"piece {i + 1}: {exc}; nothing written")
+                summary.append({"piece": None, "seed": seed, "finished": False,
+                                "seconds": seconds})
+                continue
+        else:
+            state = _replay(env, actions)
+            if not state.finished:
+                print(f"piece {i + 1}: no finished piece found (dead end); nothing written")
+                summary.append({"piece": None, "seed": seed, "finished": False,
+                                "seconds": seconds})
+                continue
+            piece = piece_from_counterpoint(state, actions=actions, tuning=tuning,
+                                            bpm=config.bpm, velocities=config.velocities)
         name = f"piece_{i + 1:03d}"
         write_piece(outdir / name, piece, title=f"{name} ({config.method}, seed {seed})",
                     wav=not args.no_wav, programs=config.programs)
         summary.append({"piece": name, "seed": seed, "finished": True, "return": reward,
                         "seconds": seconds, "actions": actions})
     (outdir / "summary.json").write_text(json.dumps(
-        {"method": config.method, "config": config.source, "tuning": tuning.name,
+        {"task": config.task, "method": config.method, "config": config.source,
+         "tuning": tuning.name,
          "bpm": config.bpm, "agent": config.agent, "env": _jsonable(config.env_kwargs),
          "wall_seconds": time.perf_counter() - t_start, "pieces": summary}, indent=1),
         encoding="utf-8")
@@ -122,6 +150,15 @@ def _composer(config: ComposeConfig, env):
     from musicgym.compose.search import beam_search, random_search
 
     agent = config.agent
+    if config.task == "melody" and config.method != "ppo":
+        from musicgym.envs.melody import beam_melody, random_melody
+
+        if config.method == "random":
+            return lambda seed: random_melody(env, seed=seed)
+        kwargs = {"beam_width": agent.get("beam_width", MELODY_BEAM_WIDTH)}
+        if "temperature" in agent:
+            kwargs["temperature"] = agent["temperature"]
+        return lambda seed: beam_melody(env, seed=seed, **kwargs)
     if config.method == "random":
         return lambda seed: random_search(env, seed=seed)
     if config.method == "beam":
@@ -154,11 +191,65 @@ def _jsonable(kwargs: dict) -> dict:
             for k, v in kwargs.items()}
 
 
+def _is_melody_folder(folder: Path) -> bool:
+    """Whether the pieces under ``folder`` are melodies (all) or counterpoints (all)."""
+    paths = sorted(folder.rglob("piece.json")) if folder.is_dir() else []
+    kinds = set()
+    for path in paths:
+        try:
+            exercise = json.loads(path.read_text(encoding="utf-8")).get("exercise", {})
+        except (OSError, ValueError, AttributeError):
+            return False  # evaluate_folder reports the unreadable file
+        kinds.add(isinstance(exercise, dict) and exercise.get("task") == "melody")
+    if len(kinds) > 1:
+        raise ScoreFileError(f"{str(folder)!r} mixes melodies and counterpoints; judge each "
+                             "kind in its own folder")
+    return kinds == {True}
+
+
+def evaluate_melody_folder(folder: Path) -> dict:
+    """Judge every melody ``piece.json`` under ``folder``: per piece and the mean."""
+    from musicgym.compose.piece import piece_from_json
+    from musicgym.envs.melody import evaluate_melody
+
+    pieces = []
+    for path in sorted(folder.rglob("piece.json")):
+        try:
+            result = evaluate_melody(piece_from_json(path))
+        except ScoreFileError as exc:
+            raise ScoreFileError(f"{path}: {exc}") from None
+        pieces.append({"piece": str(path.parent.relative_to(folder)), **result})
+    mean = {k: float(sum(p[k] for p in pieces) / len(pieces))
+            for k in ("total", "out_of_key", "mask_violations")}
+    return {"pieces": pieces, "mean": mean}
+
+
+def format_melody_report(report: dict) -> str:
+    """One line per melody (its return under RL Tuner's nine rules and the largest rule
+    shares), then the mean."""
+    lines = [f"{'piece':<24} {'total':>8} {'out of key':>10} {'masked':>6}  largest rule terms"]
+    for p in report["pieces"]:
+        terms = sorted(p["rule_rewards"].items(), key=lambda kv: -abs(kv[1]))[:3]
+        lines.append(f"{p['piece'][:24]:<24} {p['total']:8.2f} {p['out_of_key']:10d} "
+                     f"{p['mask_violations']:6d}  "
+                     + ", ".join(f"{k.removeprefix('rl_tuner_')} {v:+.1f}" for k, v in terms))
+    m = report["mean"]
+    lines.append(f"{'mean of ' + str(len(report['pieces'])):<24} {m['total']:8.2f} "
+                 f"{m['out_of_key']:10.2f} {m['mask_violations']:6.2f}")
+    lines.append("(total: return under RL Tuner's nine rules, weight 1 each, no masks; "
+                 "masked: notes the piece's own hard masks forbid)")
+    return "\n".join(lines)
+
+
 def _print_evaluation(folder: Path, json_path: str | None) -> dict:
     from musicgym.compose.evaluate import evaluate_folder, format_report
 
-    report = evaluate_folder(folder)
-    print(format_report(report))
+    if _is_melody_folder(folder):
+        report = evaluate_melody_folder(folder)
+        print(format_melody_report(report))
+    else:
+        report = evaluate_folder(folder)
+        print(format_report(report))
     if json_path:
         try:
             Path(json_path).write_text(json.dumps(report, indent=1), encoding="utf-8")

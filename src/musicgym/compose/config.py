@@ -9,6 +9,13 @@ musicgym adds a few: ``piece.mode``, ``piece.species``, ``piece.tuning``, ``piec
 ``sinethesizer`` synth settings, ``paralleling_params``) are accepted and ignored. Any other
 field is an error that names it and the fields allowed there.
 
+``task: melody`` (top level, or ``musicgym compose --task melody``) composes a free melody on
+``musicgym/Melody-v0`` instead: ``piece.tonic``, ``piece.mode``, ``piece.bpm``,
+``piece.tuning`` and ``piece.rendering_params`` keep their meaning, ``piece.melody`` holds the
+env's settings (``lowest_note``, ``n_pitches``, ``n_steps``, ``steps_per_bar``, ``masks``,
+``weights``, ``rule_params``) and ``rendering_params.midi.melody_instrument`` its General MIDI
+program; the counterpoint-only fields are refused by name.
+
 This module reads settings; :mod:`musicgym.cli.compose` runs them.
 """
 
@@ -26,6 +33,7 @@ ANY = object()  # a value accepted as it is (checked later by the code that uses
 IGNORED = object()  # an RL-Musician field with no meaning in musicgym
 
 SCHEMA: dict[str, Any] = {
+    "task": str,
     "piece": {
         "tonic": str, "scale_type": str, "mode": str, "species": int,
         "cantus_firmus": (str, list), "bpm": (int, float),
@@ -35,10 +43,12 @@ SCHEMA: dict[str, Any] = {
             "start_note": str, "end_note": str, "lowest_note": str, "highest_note": str,
             "start_pause_in_eighths": int, "max_skip_in_degrees": int},
         "rules": {"names": list, "params": dict, "penalties": dict},
+        "melody": {"lowest_note": str, "n_pitches": int, "n_steps": int, "steps_per_bar": int,
+                   "masks": list, "weights": dict, "rule_params": dict},
         "rendering_params": {
             "dir": str, "measure_in_seconds": (int, float),
             "midi": {"cantus_firmus_instrument": int, "counterpoint_instrument": int,
-                     "velocity": int},
+                     "melody_instrument": int, "velocity": int},
             "sinethesizer": IGNORED, "lilypond": IGNORED},
     },
     "environment": {"scoring_coefs": dict, "scoring_fn_params": dict,
@@ -46,19 +56,33 @@ SCHEMA: dict[str, Any] = {
     "agent": {"method": str, "seed": int, "n_pieces": int, "beam_width": int,
               "n_records_to_keep": int, "n_trials": int, "n_trials_estimation_depth": int,
               "n_trials_estimation_width": int, "n_trials_factor": (int, float),
-              "ppo_timesteps": int, "paralleling_params": IGNORED},
+              "ppo_timesteps": int, "temperature": (int, float), "paralleling_params": IGNORED},
 }
 METHODS = ("beam", "random", "ppo")
+TASKS = ("counterpoint", "melody")
+# fields that mean something for one task only (refused, by name, for the other)
+COUNTERPOINT_ONLY = ("piece.species", "piece.cantus_firmus", "piece.counterpoint_specifications",
+                     "piece.rules", "piece.rendering_params.midi.cantus_firmus_instrument",
+                     "piece.rendering_params.midi.counterpoint_instrument", "environment",
+                     "agent.n_records_to_keep", "agent.n_trials",
+                     "agent.n_trials_estimation_depth", "agent.n_trials_estimation_width",
+                     "agent.n_trials_factor")
+MELODY_ONLY = ("piece.melody", "piece.rendering_params.midi.melody_instrument",
+               "agent.temperature")
+MELODY_PROGRAM = 73  # General MIDI flute
+MELODY_VELOCITY = 90
 
 
 @dataclass
 class ComposeConfig:
     """Settings of one ``musicgym compose`` run, with RL-Musician's defaults.
 
-    ``env_kwargs`` are the keyword arguments of ``musicgym/Counterpoint-v0``; ``tuning`` those
-    of :func:`~musicgym.music.tunings.make_tuning`; ``agent`` the search or training budget.
+    ``env_kwargs`` are the keyword arguments of ``musicgym/Counterpoint-v0`` (``task``
+    ``"counterpoint"``) or ``musicgym/Melody-v0`` (``"melody"``); ``tuning`` those of
+    :func:`~musicgym.music.tunings.make_tuning`; ``agent`` the search or training budget.
     """
 
+    task: str = "counterpoint"
     env_kwargs: dict[str, Any] = field(default_factory=lambda: {"cantus_firmus": "rl_musician"})
     tuning: dict[str, Any] = field(default_factory=lambda: {"kind": "12tet"})
     bpm: float = 120.0
@@ -134,17 +158,43 @@ def _check(data: dict[str, Any], schema: dict[str, Any], where: str, source: str
             raise ConfigError(f"{source}: field {name!r} must be {wanted}, got {value!r}")
 
 
-def parse_config(data: dict[str, Any], *, source: str = "<config>") -> ComposeConfig:
+def _present(data: dict[str, Any], dotted: str) -> bool:
+    for key in dotted.split("."):
+        if not isinstance(data, dict) or key not in data:
+            return False
+        data = data[key]
+    return True
+
+
+def parse_config(data: dict[str, Any], *, source: str = "<config>",
+                 task: str | None = None) -> ComposeConfig:
     """Check a config mapping and turn it into :class:`ComposeConfig`.
+
+    ``task`` (from ``--task``) overrides the config's ``task`` field when that is absent.
 
     Raises
     ------
     ConfigError
         For an unknown field (named, with the allowed ones and the closest match), a value of
-        the wrong type, or an unknown method.
+        the wrong type, a field of the other task, or an unknown method or task.
     """
     ignored: list[str] = []
     _check(data, SCHEMA, "", source, ignored)
+    if task is not None and "task" in data and data["task"] != task:
+        raise ConfigError(f"{source}: the config's task is {data['task']!r} but --task says "
+                          f"{task!r}; give one")
+    task = task or data.get("task", "counterpoint")
+    if task not in TASKS:
+        raise ConfigError(f"{source}: task must be one of {', '.join(TASKS)}, got {task!r}")
+    other = COUNTERPOINT_ONLY if task == "melody" else MELODY_ONLY
+    for dotted in other:
+        if _present(data, dotted):
+            raise ConfigError(f"{source}: field {dotted!r} is for task "
+                              f"{'counterpoint' if task == 'melody' else 'melody'}, not "
+                              f"{task!r}; remove it (or set task: "
+                              f"{'counterpoint' if task == 'melody' else 'melody'})")
+    if task == "melody":
+        return _parse_melody(data, source, ignored)
     piece = data.get("piece", {})
     specs = piece.get("counterpoint_specifications", {})
     rendering = piece.get("rendering_params", {})
@@ -201,6 +251,63 @@ def parse_config(data: dict[str, Any], *, source: str = "<config>") -> ComposeCo
     return config
 
 
+def _parse_melody(data: dict[str, Any], source: str, ignored: list[str]) -> ComposeConfig:
+    """The ``task: melody`` part of :func:`parse_config` (fields already checked)."""
+    from musicgym.errors import PitchError
+    from musicgym.music.pitch import parse_pitch
+
+    piece = data.get("piece", {})
+    melody = dict(piece.get("melody", {}))
+    rendering = piece.get("rendering_params", {})
+    agent = dict(data.get("agent", {}))
+    if "scale_type" in piece and "mode" in piece:
+        raise ConfigError(f"{source}: give piece.mode or piece.scale_type, not both")
+    env_kwargs: dict[str, Any] = {}
+    for ours, value in (("tonic", piece.get("tonic")),
+                        ("mode", piece.get("mode", piece.get("scale_type")))):
+        if value is not None:
+            env_kwargs[ours] = value
+    if "lowest_note" in melody:
+        try:
+            env_kwargs["lowest_midi"] = parse_pitch(melody.pop("lowest_note")).midi
+        except PitchError as exc:
+            raise ConfigError(f"{source}: field 'piece.melody.lowest_note': {exc}") from None
+    for name in ("n_pitches", "n_steps", "steps_per_bar"):
+        if name in melody:
+            if melody[name] < 1:
+                raise ConfigError(f"{source}: field 'piece.melody.{name}' must be at least 1, "
+                                  f"got {melody[name]}")
+            env_kwargs[name] = melody.pop(name)
+    if env_kwargs.get("lowest_midi", 48) + env_kwargs.get("n_pitches", 36) > 128:
+        raise ConfigError(f"{source}: piece.melody.lowest_note + n_pitches goes above the "
+                          "highest MIDI key (127); lower one of them")
+    env_kwargs.update(melody)  # masks, weights, rule_params: checked by the env
+    config = ComposeConfig(task="melody", env_kwargs=env_kwargs, ignored=ignored,
+                           source=source, programs=(MELODY_PROGRAM,),
+                           velocities=(MELODY_VELOCITY,))
+    if "tuning" in piece:
+        config.tuning = dict(piece["tuning"])
+    if "bpm" in piece and "measure_in_seconds" in rendering:
+        raise ConfigError(f"{source}: give piece.bpm or rendering_params.measure_in_seconds, "
+                          "not both")
+    if "measure_in_seconds" in rendering:
+        # a bar of steps_per_bar eighth notes lasts measure_in_seconds
+        eighths = env_kwargs.get("steps_per_bar", 8)
+        config.bpm = 30.0 * eighths / _positive(
+            rendering["measure_in_seconds"], "piece.rendering_params.measure_in_seconds", source)
+    elif "bpm" in piece:
+        config.bpm = _positive(piece["bpm"], "piece.bpm", source)
+    midi = rendering.get("midi", {})
+    config.programs = (midi.get("melody_instrument", MELODY_PROGRAM),)
+    config.velocities = (midi.get("velocity", MELODY_VELOCITY),)
+    config.outdir = rendering.get("dir", config.outdir)
+    config.method = agent.pop("method", config.method)
+    config.seed = agent.pop("seed", config.seed)
+    config.n_pieces = agent.pop("n_pieces", config.n_pieces)
+    config.agent = agent
+    return validate(config)
+
+
 def _positive(value: float, name: str, source: str) -> float:
     if not value > 0:
         raise ConfigError(f"{source}: field {name!r} must be positive, got {value!r}")
@@ -222,19 +329,30 @@ def validate(config: ComposeConfig) -> ComposeConfig:
         raise ConfigError(f"{config.source}: the number of pieces must be at least 1, "
                           f"got {config.n_pieces}")
     for name, value in config.agent.items():
+        if config.task == "melody" and f"agent.{name}" in COUNTERPOINT_ONLY:
+            raise ConfigError(f"{config.source}: agent.{name} (--{name.replace('_', '-')}) is "
+                              "for task counterpoint; a melody's search takes beam_width, "
+                              "temperature and ppo_timesteps")
+        if name == "temperature":
+            if not value >= 0:
+                raise ConfigError(f"{config.source}: agent.temperature must be 0 or more, "
+                                  f"got {value!r}")
+            continue
         if not (value > 0 if name == "n_trials_factor" else value >= 1):
             raise ConfigError(f"{config.source}: agent.{name} must be at least 1 "
                               f"(n_trials_factor: positive), got {value!r}")
-    for name, program in zip(("cantus_firmus_instrument", "counterpoint_instrument"),
-                             config.programs, strict=True):
+    names = (("melody_instrument",) if config.task == "melody"
+             else ("cantus_firmus_instrument", "counterpoint_instrument"))
+    for name, program in zip(names, config.programs, strict=True):
         if not 0 <= program <= 127:
             raise ConfigError(f"{config.source}: rendering_params.midi.{name} must be a "
                               f"General MIDI program 0..127, got {program}")
     return config
 
 
-def load_config(path: str | Path | None) -> ComposeConfig:
-    """Read and check a config file; ``None`` gives the defaults (RL-Musician's piece)."""
+def load_config(path: str | Path | None, *, task: str | None = None) -> ComposeConfig:
+    """Read and check a config file; ``None`` gives the defaults (RL-Musician's piece, or
+    Melody-v0's defaults for ``task="melody"``)."""
     if path is None:
-        return ComposeConfig()
-    return parse_config(read_config_file(path), source=str(path))
+        return parse_config({}, source="<defaults>", task=task)
+    return parse_config(read_config_file(path), source=str(path), task=task)

@@ -236,7 +236,8 @@ def _close_ties(score) -> None:
     for part in score.parts:
         previous = None
         for element in part.recurse().notesAndRests:
-            if previous is not None and previous.tie is not None and element.isNote:
+            if (previous is not None and previous.tie is not None
+                    and previous.tie.type in ("start", "continue") and element.isNote):
                 element.tie = tie.Tie("continue" if element.tie is not None else "stop")
             previous = element if element.isNote else None
 
