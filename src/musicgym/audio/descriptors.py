@@ -70,7 +70,16 @@ def feature_names(names: list[str] | tuple[str, ...] | str = "all") -> tuple[str
         An unknown name (RL-impro's sine-peak groups are not computed).
     """
     if isinstance(names, str):
-        names = [names]
+        names = (names,)
+    try:
+        return _feature_names(tuple(names))
+    except TypeError as exc:   # an unhashable name (a list, a dict...) names no descriptor
+        raise DescriptorError(f"descriptor names must be strings, got {names!r}") from exc
+
+
+@lru_cache(maxsize=256)
+def _feature_names(names: tuple) -> tuple[str, ...]:
+    """:func:`feature_names` of a tuple, memoised (live analysis asks once per message)."""
     wanted: set[str] = set()
     for name in names:
         if name == "all":
@@ -135,10 +144,17 @@ def frame(y, *, frame_length: int = 1024, hop_length: int = 512,
     return windows[:, : (n_frames - 1) * hop_length + 1 : hop_length]
 
 
+@lru_cache(maxsize=16)
+def _hann(n: int) -> np.ndarray:
+    """The periodic Hann window of n samples, built once per size (read-only)."""
+    window = get_window("hann", n, fftbins=True)
+    window.flags.writeable = False
+    return window
+
+
 def magnitude(frames: np.ndarray) -> np.ndarray:
     """Magnitude spectra of Hann-windowed frames: (..., frame_length // 2 + 1)."""
-    window = get_window("hann", frames.shape[-1], fftbins=True)
-    return np.abs(rfft(frames * window, axis=-1))
+    return np.abs(rfft(frames * _hann(frames.shape[-1]), axis=-1))
 
 
 def _batched(func):
@@ -153,11 +169,13 @@ def _batched(func):
 
 
 # -- loudness --------------------------------------------------------------------------------
+@lru_cache(maxsize=16)
 def k_weighting(sr: int) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
     """BS.1770's two K-weighting biquads at any rate, as ((b, a) shelf, (b, a) highpass).
 
     The analog prototypes (a +4 dB shelf at 1682 Hz, a highpass at 38.1 Hz) are mapped with the
     bilinear transform; at 48 kHz this gives the coefficients tabulated in ITU-R BS.1770.
+    Computed once per rate (the arrays are read-only).
     """
     k = np.tan(np.pi * 1681.974450955533 / sr)
     q = 0.7071752369554196
@@ -171,6 +189,8 @@ def k_weighting(sr: int) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarra
     a0 = 1.0 + k / q + k * k
     highpass = (np.array([1.0, -2.0, 1.0]),
                 np.array([1.0, 2.0 * (k * k - 1.0) / a0, (1.0 - k / q + k * k) / a0]))
+    for array in (*shelf, *highpass):
+        array.flags.writeable = False
     return shelf, highpass
 
 
@@ -371,6 +391,16 @@ def chroma(y, *, sr: int, frame_length: int = 1024, hop_length: int = 512, cente
 
 
 # -- pitch ------------------------------------------------------------------------------------
+@lru_cache(maxsize=16)
+def _window_acf_gain(n_fft: int) -> np.ndarray:
+    """r_w(0) / r_w(tau) for the Hann window of ``n_fft`` (lags 0 .. n_fft / 2), read-only."""
+    window = np.abs(rfft(_hann(n_fft))) ** 2
+    window_acf = irfft(window, n=n_fft)[: n_fft // 2 + 1]
+    gain = window_acf[0] / np.maximum(window_acf, EPS)
+    gain.flags.writeable = False
+    return gain
+
+
 def _pitch(mag: np.ndarray, sr: int, min_freq_hz: float, max_freq_hz: float,
            threshold: float = 0.1) -> np.ndarray:
     power = mag**2
@@ -379,9 +409,7 @@ def _pitch(mag: np.ndarray, sr: int, min_freq_hz: float, max_freq_hz: float,
     acf = irfft(power, n=n_fft, axis=-1)[..., : power.shape[-1]]
     # divided by the Hann window's own autocorrelation (Boersma 1993), else the taper biases
     # the dip towards short lags (sharp pitches); FluCoMa leaves the bias in
-    window = np.abs(rfft(get_window("hann", n_fft, fftbins=True))) ** 2
-    window_acf = irfft(window, n=n_fft)[: power.shape[-1]]
-    acf = acf * (window_acf[0] / np.maximum(window_acf, EPS))
+    acf = acf * _window_acf_gain(n_fft)
     diff = np.maximum(2.0 * (acf[..., :1] - acf), 0.0)
     lags = np.arange(1, diff.shape[-1])
     running = np.cumsum(diff[..., 1:], axis=-1)

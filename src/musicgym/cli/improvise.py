@@ -270,6 +270,10 @@ def _add_live(subparsers) -> None:
     p.add_argument("--wav", help="on exit, write what the synth played (one decision per hop)")
     p.add_argument("--hop", type=int, default=512,
                    help="samples between decisions in the --wav rendering (default 512)")
+    p.add_argument("--realtime", action="store_true",
+                   help="ask for real-time scheduling (Linux SCHED_FIFO, as JACK or pd -rt), "
+                        "so that other processes do not delay a decision; needs CAP_SYS_NICE "
+                        "or ulimit -r (without them, says so and serves at normal priority)")
     p.set_defaults(func=run_live_improvise)
 
 
@@ -326,7 +330,13 @@ def _check_synth(args: argparse.Namespace, played: str) -> None:
 
 
 def run_live_improvise(args: argparse.Namespace) -> int:
-    from musicgym.live.improvise import AUDIO, DESCRIPTORS, RLIMPRO, ImproviseServer
+    from musicgym.live.improvise import (
+        AUDIO,
+        DESCRIPTORS,
+        RLIMPRO,
+        ImproviseServer,
+        set_realtime,
+    )
     from musicgym.live.improviser import (
         Improviser,
         NearestNeighbour,
@@ -352,6 +362,8 @@ def run_live_improvise(args: argparse.Namespace) -> int:
           f"{'each sender' if reply_to is None else f'{reply_to[0]}:{reply_to[1]}'}\n"
           f"synth {core.synth.name} {core.synth.param_names}, {who}, hearing itself by "
           f"{core.mode}; descriptors: {' '.join(core.features)}", flush=True)
+    if args.realtime:
+        print(f"--realtime: {set_realtime()}", flush=True)
     try:
         summary = server.serve(seconds=args.seconds, max_packets=args.max_packets)
     except KeyboardInterrupt:

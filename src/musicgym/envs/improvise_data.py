@@ -13,6 +13,7 @@ import csv
 import os
 import tempfile
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -88,15 +89,22 @@ class LookupTable:
 
     def interpolate(self, u: np.ndarray) -> np.ndarray:
         """Descriptors (B, F) at parameters u (B, N), multilinear between grid points."""
-        n, k = len(self.param_names), self.subdiv
+        k = self.subdiv
         pos = np.clip(u, 0.0, 1.0) * (k - 1)
         cell = np.minimum(pos.astype(np.int64), k - 2)
         frac = pos - cell
-        strides = k ** np.arange(n - 1, -1, -1)
-        bits = (np.arange(2 ** n)[:, None] >> np.arange(n - 1, -1, -1)) & 1   # (2^N, N) corners
+        strides, bits = self._corners
         weights = np.where(bits, frac[:, None, :], 1.0 - frac[:, None, :]).prod(axis=2)
         rows = (cell[:, None, :] + bits) @ strides
         return np.einsum("bc,bcf->bf", weights, self.values[rows])
+
+    @cached_property
+    def _corners(self) -> tuple[np.ndarray, np.ndarray]:
+        """Row strides (N,) and the cell's corners (2^N, N) as 0/1 offsets, made once."""
+        n = len(self.param_names)
+        strides = self.subdiv ** np.arange(n - 1, -1, -1)
+        bits = (np.arange(2 ** n)[:, None] >> np.arange(n - 1, -1, -1)) & 1
+        return strides, bits
 
     def nearest(self, u: np.ndarray) -> np.ndarray:
         """RL-impro's lookup: the row whose parameters are nearest (L1) to each of u (B, N)."""

@@ -33,10 +33,15 @@ the packet's arrival to the replies' sending, is kept (:meth:`ImproviseServer.su
 
 from __future__ import annotations
 
+import gc
+import math
+import os
 import socket
+import struct
 import time
 from collections import Counter
 from collections.abc import Iterable
+from functools import lru_cache
 
 import numpy as np
 
@@ -57,6 +62,132 @@ RLIMPRO_COLUMNS: tuple[str | None, ...] = tuple(
 MAX_AUDIO_SAMPLES = 65536
 
 
+GC_YOUNG_LIMIT = 2000   # serve(): a young-generation collection after the replies past this
+
+
+# -- OSC 1.0 encoding and decoding -----------------------------------------------------------
+# python-osc's parser decodes a packet three times over and its builder re-encodes every
+# argument through generic code; a live decision is a few hundred microseconds, so the server
+# reads and writes the OSC it uses itself (python-osc stays the reference in the tests, and
+# parses whatever this reader does not know: arrays, MIDI, colours, time tags).
+class _UnknownTag(Exception):
+    """A type tag this reader does not decode: hand the message to python-osc."""
+
+
+def _osc_string(text: str | bytes) -> bytes:
+    raw = text.encode("utf-8") if isinstance(text, str) else text
+    return raw + b"\0" * (4 - len(raw) % 4)
+
+
+def _read_string(data: bytes, pos: int) -> tuple[str, int]:
+    end = data.index(b"\0", pos)
+    return data[pos:end].decode("utf-8"), pos + ((end - pos) // 4 + 1) * 4
+
+
+@lru_cache(maxsize=512)
+def _tag_plan(tags: str) -> tuple[tuple[str, int], ...]:
+    """Runs of one type tag: "sfff" -> (("s", 1), ("f", 3)); unknown tags raise _UnknownTag."""
+    plan: list[tuple[str, int]] = []
+    for tag in tags:
+        if tag not in "ifdhsSbTFNI":
+            raise _UnknownTag(tag)
+        if plan and plan[-1][0] == tag and tag in "ifdh":
+            plan[-1] = (tag, plan[-1][1] + 1)
+        else:
+            plan.append((tag, 1))
+    return tuple(plan)
+
+
+_NUMBER = {"i": ("i", 4), "f": ("f", 4), "d": ("d", 8), "h": ("q", 8)}
+_CONSTANT = {"T": True, "F": False, "N": None, "I": math.inf}
+
+
+def _parse_message(data: bytes) -> tuple[str, list]:
+    address, pos = _read_string(data, 0)
+    if not address.startswith("/"):
+        raise ValueError(f"an OSC address starts with '/', got {address[:40]!r}")
+    if pos >= len(data):
+        return address, []
+    tags, pos = _read_string(data, pos)
+    if not tags.startswith(","):
+        raise ValueError("no type tag string")
+    args: list = []
+    for tag, count in _tag_plan(tags[1:]):
+        if tag in _NUMBER:
+            code, size = _NUMBER[tag]
+            args.extend(struct.unpack_from(f">{count}{code}", data, pos))
+            pos += count * size
+        elif tag in "sS":
+            value, pos = _read_string(data, pos)
+            args.append(value)
+        elif tag == "b":
+            (size,), pos = struct.unpack_from(">i", data, pos), pos + 4
+            if size < 0 or pos + size > len(data):
+                raise ValueError("blob runs past the packet")
+            args.append(data[pos:pos + size])
+            pos += (size + 3) // 4 * 4
+        else:
+            args.append(_CONSTANT[tag])
+    if pos > len(data):
+        raise ValueError("arguments run past the packet")
+    return address, args
+
+
+def parse_packet(data: bytes, depth: int = 0) -> list[tuple[str, list]]:
+    """The (address, arguments) of every message in one OSC packet, bundles flattened.
+
+    Arguments decode as python-osc decodes them (int, float, str, bytes, True, False, None,
+    inf); tags this reader does not know are decoded by python-osc.
+
+    Raises
+    ------
+    ValueError
+        Bytes that are no OSC packet (the server counts them as "unparsable packet").
+    """
+    if data.startswith(b"#bundle\0"):
+        if depth > 8:
+            raise ValueError("bundles nested too deep")
+        messages, pos = [], 16
+        while pos < len(data):
+            (size,) = struct.unpack_from(">i", data, pos)
+            if size <= 0 or pos + 4 + size > len(data):
+                raise ValueError("bundle element runs past the packet")
+            messages.extend(parse_packet(data[pos + 4:pos + 4 + size], depth + 1))
+            pos += 4 + size
+        return messages
+    try:
+        return [_parse_message(data)]
+    except _UnknownTag:
+        from pythonosc.osc_message import OscMessage
+
+        message = OscMessage(data)
+        return [(message.address, list(message.params))]
+
+
+@lru_cache(maxsize=64)
+def _head(address: str, tags: str) -> bytes:
+    return _osc_string(address) + _osc_string("," + tags)
+
+
+def osc_message(address: str, args: Iterable) -> bytes:
+    """One OSC message: str -> s, float -> f (float32), int -> i, bytes -> b."""
+    tags, body = [], []
+    for value in args:
+        if isinstance(value, str):
+            tags.append("s")
+            body.append(_osc_string(value))
+        elif isinstance(value, bytes):
+            tags.append("b")
+            body.append(struct.pack(">i", len(value)) + value + b"\0" * (-len(value) % 4))
+        elif isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+            tags.append("i")
+            body.append(struct.pack(">i", value))
+        else:
+            tags.append("f")
+            body.append(struct.pack(">f", value))
+    return _head(address, "".join(tags)) + b"".join(body)
+
+
 class MalformedMessageError(MusicgymError, ValueError):
     """An OSC message whose address or arguments fit no layout the server takes."""
 
@@ -70,12 +201,21 @@ class OscPortError(ImproviseConfigError):
 
 
 def _numbers(args: Iterable, layout: str) -> np.ndarray:
-    if not all(isinstance(a, (int, float)) and not isinstance(a, bool) for a in args):
+    if not all(type(a) is float or type(a) is int for a in args) and not all(
+            isinstance(a, (int, float)) and not isinstance(a, bool) for a in args):
         raise MalformedMessageError("bad argument type", f"{layout} takes numbers only")
-    values = np.asarray(list(args), dtype=np.float64)
+    values = np.array(args, dtype=np.float64)
     if not np.isfinite(values).all():
         raise MalformedMessageError("non-finite value", f"{layout} got NaN or inf")
     return values
+
+
+@lru_cache(maxsize=64)
+def _name_index(features: tuple[str, ...]) -> dict[str, int]:
+    """Every descriptor name and alias -> its column in ``features`` (-1: not kept)."""
+    index = {name: features.index(name) if name in features else -1 for name in FEATURE_NAMES}
+    index.update({alias: index[name] for alias, name in ALIASES.items()})
+    return index
 
 
 def read_message(improviser: Improviser, address: str, args: tuple
@@ -91,6 +231,7 @@ def read_message(improviser: Improviser, address: str, args: tuple
     """
     features = improviser.features
     target = np.full(len(features), np.nan)
+    index = _name_index(features)
     if address == AUDIO:
         if len(args) == 1 and isinstance(args[0], bytes):
             if len(args[0]) % 4:
@@ -111,15 +252,16 @@ def read_message(improviser: Improviser, address: str, args: tuple
                                         f"pairs, got {len(args)} arguments")
         names, values = args[0::2], _numbers(args[1::2], DESCRIPTORS)
         for name, value in zip(names, values, strict=True):
-            if not isinstance(name, str):
-                raise MalformedMessageError("bad argument type", f"{DESCRIPTORS}: a descriptor "
-                                            f"name must be a string, got {name!r}")
-            name = ALIASES.get(name, name)
-            if name not in FEATURE_NAMES:
+            i = index.get(name) if type(name) is str else None
+            if i is None:
+                if not isinstance(name, str):
+                    raise MalformedMessageError("bad argument type", f"{DESCRIPTORS}: a "
+                                                f"descriptor name must be a string, got "
+                                                f"{name!r}")
                 raise MalformedMessageError("unknown descriptor", f"{name!r} is none of "
                                             f"{sorted(FEATURE_NAMES)}")
-            if name in features:
-                target[features.index(name)] = value
+            if i >= 0:
+                target[i] = value
         layout = "descriptors"
     elif address == RLIMPRO:
         values = _numbers(args, RLIMPRO)
@@ -139,6 +281,30 @@ def read_message(improviser: Improviser, address: str, args: tuple
         raise MalformedMessageError("no kept descriptor", f"{address} carried none of the "
                                     f"improviser's descriptors {list(features)}")
     return target, layout
+
+
+REALTIME_PRIORITY = 10   # SCHED_FIFO priority of --realtime (JACK's clients use 5-70)
+
+
+def set_realtime(priority: int = REALTIME_PRIORITY) -> str:
+    """Ask the OS to run this process ahead of ordinary ones (Linux ``SCHED_FIFO``).
+
+    On a busy machine a decision that loses its CPU to another process waits out that
+    process's time slice (milliseconds); real-time scheduling, as audio servers such as JACK
+    and Pd's ``-rt`` use, lets the server take the CPU as soon as a packet arrives. The server
+    sleeps between packets, so it takes little from others. Returns what was done, in words;
+    where the OS refuses (no ``CAP_SYS_NICE``, no ``ulimit -r``, not Linux) nothing changes
+    and the words say why.
+    """
+    if not hasattr(os, "sched_setscheduler"):
+        return "real-time scheduling is not available on this OS; normal priority"
+    try:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(int(priority)))
+    except (PermissionError, OSError) as exc:
+        return (f"real-time scheduling refused ({exc.strerror or exc}): it needs "
+                "CAP_SYS_NICE or a real-time limit (ulimit -r, /etc/security/limits.conf); "
+                "normal priority")
+    return f"real-time scheduling (SCHED_FIFO, priority {int(priority)})"
 
 
 class ImproviseServer:
@@ -178,20 +344,17 @@ class ImproviseServer:
 
     def handle_packet(self, data: bytes, sender: tuple[str, int]) -> int:
         """Decide on and answer every usable message of one packet; how many were answered."""
-        from pythonosc.osc_packet import OscPacket
-
         start = time.perf_counter()
         self.packets += 1
         try:
-            messages = [m.message for m in OscPacket(data).messages]
+            messages = parse_packet(data)
         except Exception:  # noqa: BLE001 - untrusted bytes: any parse failure is "malformed"
             self.malformed["unparsable packet"] += 1
             return 0
         answered = 0
-        for message in messages:
+        for address, args in messages:
             try:
-                target, layout = read_message(self.improviser, message.address,
-                                              tuple(message.params))
+                target, layout = read_message(self.improviser, address, tuple(args))
             except MalformedMessageError as exc:
                 self.malformed[exc.reason] += 1
                 continue
@@ -203,19 +366,15 @@ class ImproviseServer:
         return answered
 
     def _reply(self, params: np.ndarray, layout: str, to: tuple[str, int]) -> None:
-        from pythonosc.osc_message_builder import OscMessageBuilder
-
-        replies = [(REPLY_PARAMS, [float(p) for p in params]),
-                   (REPLY_CONTROLS, [self.improviser.synth.name]
-                    + list(self.improviser.controls().values()))]
+        values = params.tolist()
+        replies = [osc_message(REPLY_PARAMS, values),
+                   osc_message(REPLY_CONTROLS, [self.improviser.synth.name,
+                                                *self.improviser.controls().values()])]
         if layout == "rl-impro":
-            replies.append((REPLY_RLIMPRO, [" ".join(str(float(p)) for p in params)]))
-        for address, values in replies:
-            builder = OscMessageBuilder(address=address)
-            for v in values:
-                builder.add_arg(v)
+            replies.append(osc_message(REPLY_RLIMPRO, [" ".join(str(p) for p in values)]))
+        for packet in replies:
             try:
-                self.sock.sendto(builder.build().dgram, to)
+                self.sock.sendto(packet, to)
             except OSError:   # a listener that went away must not stop the music
                 self.send_errors += 1
 
@@ -225,19 +384,38 @@ class ImproviseServer:
 
         ``on_packet(server)`` is called after each packet (progress display). Returns
         :meth:`summary`.
+
+        Python's cyclic garbage collector would otherwise pause a decision now and then
+        (it runs when allocations reach a threshold, wherever that happens): while serving,
+        what exists at start-up is frozen out of its sight (``gc.freeze``), automatic
+        collection is off, and the young generation is collected after a packet's replies
+        are sent (past ``GC_YOUNG_LIMIT`` new objects) and whenever no packet came for 50 ms;
+        the collector's state is restored on return.
         """
         deadline = None if seconds is None else time.monotonic() + seconds
         self.sock.settimeout(0.05)
-        while not self._stop and (max_packets is None or self.packets < max_packets):
-            if deadline is not None and time.monotonic() >= deadline:
-                break
-            try:
-                data, sender = self.sock.recvfrom(1 << 16)
-            except TimeoutError:
-                continue
-            self.handle_packet(data, sender)
-            if on_packet is not None:
-                on_packet(self)
+        was_enabled = gc.isenabled()
+        gc.collect()
+        gc.freeze()
+        gc.disable()
+        try:
+            while not self._stop and (max_packets is None or self.packets < max_packets):
+                if deadline is not None and time.monotonic() >= deadline:
+                    break
+                try:
+                    data, sender = self.sock.recvfrom(1 << 16)
+                except TimeoutError:
+                    gc.collect(1)
+                    continue
+                self.handle_packet(data, sender)
+                if gc.get_count()[0] > GC_YOUNG_LIMIT:
+                    gc.collect(0)
+                if on_packet is not None:
+                    on_packet(self)
+        finally:
+            gc.unfreeze()
+            if was_enabled:
+                gc.enable()
         return self.summary()
 
     def stop(self) -> None:

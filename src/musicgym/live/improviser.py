@@ -38,9 +38,103 @@ class Controller(Protocol):
     def reset(self) -> None: ...
 
 
+class NumpyPolicy:
+    """The deterministic action of an SB3 actor-critic MLP policy, as a NumPy forward pass.
+
+    ``model.predict`` spends most of a live decision in torch's and SB3's per-call overhead
+    (mode switches, tensor conversions, a distribution object) for a 64x64 MLP; this runs the
+    same layers from the same weights (copied once, float32 as in torch) and takes the same
+    deterministic action: the arg-max of each categorical (``Discrete``, ``MultiDiscrete``) or
+    the Gaussian's mean clipped to the ``Box``. :meth:`from_sb3` returns None for any policy it
+    cannot reproduce exactly (recurrent, masked, gSDE, a feature extractor other than flatten,
+    an activation other than tanh or ReLU); the caller then keeps ``model.predict``.
+    """
+
+    ACTIVATIONS = {"Tanh": np.tanh, "ReLU": lambda x: np.maximum(x, 0.0, out=x)}
+
+    def __init__(self, layers: list[tuple[np.ndarray, np.ndarray, Any]],
+                 head: tuple[np.ndarray, np.ndarray], action_space) -> None:
+        from gymnasium import spaces
+
+        self.layers, self.head, self.action_space = layers, head, action_space
+        if isinstance(action_space, spaces.Discrete):
+            self.kind = "discrete"
+        elif isinstance(action_space, spaces.MultiDiscrete):
+            self.kind = "multidiscrete"
+            self.splits = np.cumsum(np.asarray(action_space.nvec).ravel())[:-1]
+        elif isinstance(action_space, spaces.Box):
+            self.kind = "box"
+            self.low = np.asarray(action_space.low, dtype=np.float32)
+            self.high = np.asarray(action_space.high, dtype=np.float32)
+        else:
+            raise ImproviseConfigError(f"no NumPy policy for action space {action_space}")
+
+    @classmethod
+    def from_sb3(cls, model) -> NumpyPolicy | None:
+        """The NumPy copy of ``model.policy``, or None where it would not act exactly alike."""
+        try:
+            import torch
+            from gymnasium import spaces
+            from stable_baselines3.common.policies import ActorCriticPolicy
+            from stable_baselines3.common.torch_layers import FlattenExtractor
+        except ImportError:
+            return None
+        policy = getattr(model, "policy", None)
+        if type(policy) is not ActorCriticPolicy or getattr(policy, "use_sde", False) \
+                or getattr(policy, "squash_output", False) \
+                or not isinstance(policy.pi_features_extractor, FlattenExtractor) \
+                or not isinstance(policy.observation_space, spaces.Box) \
+                or len(policy.observation_space.shape) != 1 \
+                or not isinstance(policy.action_space, (spaces.Discrete, spaces.MultiDiscrete,
+                                                        spaces.Box)):
+            return None
+
+        def weights(linear) -> tuple[np.ndarray, np.ndarray]:
+            with torch.no_grad():
+                return (np.ascontiguousarray(linear.weight.detach().cpu().numpy().T,
+                                             dtype=np.float32),
+                        linear.bias.detach().cpu().numpy().astype(np.float32))
+
+        layers = []
+        for module in policy.mlp_extractor.policy_net:
+            if isinstance(module, torch.nn.Linear):
+                layers.append((*weights(module), None))
+            elif type(module).__name__ in cls.ACTIVATIONS and layers \
+                    and layers[-1][2] is None:
+                w, b, _ = layers[-1]
+                layers[-1] = (w, b, cls.ACTIVATIONS[type(module).__name__])
+            else:
+                return None
+        if not isinstance(policy.action_net, torch.nn.Linear):
+            return None
+        return cls(layers, weights(policy.action_net), policy.action_space)
+
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        """The action ``model.predict(obs, deterministic=True)`` takes for one observation."""
+        x = np.asarray(obs, dtype=np.float32).reshape(-1)
+        for w, b, activation in self.layers:
+            x = x @ w
+            x += b
+            if activation is not None:
+                x = activation(x)
+        out = x @ self.head[0]
+        out += self.head[1]
+        if self.kind == "discrete":
+            return np.asarray(np.argmax(out), dtype=np.int64)
+        if self.kind == "multidiscrete":
+            return np.array([np.argmax(part) for part in np.split(out, self.splits)],
+                            dtype=np.int64)
+        return np.clip(out, self.low, self.high)
+
+
 class PolicyController:
     """A trained SB3 model (any algorithm, recurrent ones included) moving the parameters as
     it learned to in ``musicgym/Improvise-v0``: one action per decision, deterministic.
+
+    A feed-forward actor-critic MLP (PPO's and A2C's ``MlpPolicy``) runs as a
+    :class:`NumpyPolicy` (``self.numpy`` is not None), which acts as ``model.predict`` does at a
+    fraction of its cost; any other policy, or ``numpy=False``, goes through
+    ``model.predict``.
 
     Raises
     ------
@@ -49,7 +143,7 @@ class PolicyController:
         trained on another synth, another descriptor set or another action type).
     """
 
-    def __init__(self, model, core: Improvisers) -> None:
+    def __init__(self, model, core: Improvisers, *, numpy: bool = True) -> None:
         action_space, obs_space = core.spaces()
         if tuple(model.observation_space.shape) != obs_space.shape:
             raise ImproviseConfigError(
@@ -61,12 +155,15 @@ class PolicyController:
             raise ImproviseConfigError(f"the model acts in {model.action_space} but action_type "
                                        f"{core.action_type!r} means {action_space}")
         self.model, self.core = model, core
+        self.numpy = NumpyPolicy.from_sb3(model) if numpy else None
         self.reset()
 
     def reset(self) -> None:
         self._state, self._start = None, np.ones((1,), dtype=bool)
 
     def __call__(self, obs, target_z, known, params) -> np.ndarray:
+        if self.numpy is not None:
+            return params + self.core.deltas(self.numpy(obs))[0]
         action, self._state = self.model.predict(obs, state=self._state,
                                                  episode_start=self._start, deterministic=True)
         self._start = np.zeros((1,), dtype=bool)
@@ -82,6 +179,9 @@ class NearestNeighbour:
 
     def __init__(self, grid: np.ndarray, table_z: np.ndarray, weights: np.ndarray) -> None:
         self.grid, self.table_z, self.weights = grid, table_z, weights
+        # the (rows, F) differences are written here: a fresh array of that size per decision
+        # would be a large allocation (mmap, page faults) every message
+        self._diff = np.empty_like(table_z, dtype=np.float64)
 
     @classmethod
     def from_core(cls, core: Improvisers, *, subdiv: int = 11) -> NearestNeighbour:
@@ -98,7 +198,8 @@ class NearestNeighbour:
         w = self.weights * known
         if not w.any():
             w = known.astype(np.float64)
-        dist = (self.table_z - target_z) ** 2 @ w
+        diff = np.subtract(self.table_z, target_z, out=self._diff)
+        dist = np.square(diff, out=diff) @ w
         return self.grid[int(np.argmin(dist))].copy()
 
 
@@ -163,6 +264,10 @@ class Improviser:
                                        f"{hop_length!r}")
         self.core, self.controller, self.hop_length = core, controller, int(hop_length)
         self.features, self.synth, self.sr = core.features, core.synth, core.sr
+        f = len(self.features)
+        self._obs = np.zeros(2 * f + core.n_params, dtype=np.float32)   # reused per decision
+        self._slices = slice(0, f), slice(f, 2 * f), slice(2 * f, None)
+        self._all_known = np.ones(f, dtype=bool)
         self.reset(params)
 
     def reset(self, params=None) -> None:
@@ -185,7 +290,10 @@ class Improviser:
         ``frame_length`` samples, analysed as a synth state and a corpus frame are.
         """
         samples = np.asarray(samples, dtype=np.float64).ravel()[-len(self._audio):]
-        self._audio = np.concatenate([self._audio[len(samples):], samples])
+        n = len(samples)
+        if n:   # shift in place: the buffer is allocated once
+            self._audio[:len(self._audio) - n] = self._audio[n:]
+            self._audio[len(self._audio) - n:] = samples
         return analyze_window(self._audio[None], features=self.features, sr=self.sr,
                               frame_length=self.core.frame_length)[0]
 
@@ -205,8 +313,9 @@ class Improviser:
                           ) -> np.ndarray:
         """:meth:`decide` for descriptors already normalised (a corpus track's ``tracks_z``)."""
         if known is None:
-            known = np.ones(len(target_z), dtype=bool)
-        obs = np.concatenate([self.agent_z, target_z, self.params]).astype(np.float32)
+            known = self._all_known
+        obs, (agent, target, params) = self._obs, self._slices
+        obs[agent], obs[target], obs[params] = self.agent_z, target_z, self.params
         self.params = np.clip(self.controller(obs, target_z, known, self.params), 0.0, 1.0)
         self._listen()
         self.history.append(self.params.copy())
@@ -214,7 +323,8 @@ class Improviser:
 
     def controls(self) -> dict[str, float]:
         """The synth's physical controls (Hz, gains...) at the current parameters."""
-        return {k: float(v[0]) for k, v in self.synth.get_controls(self.params[None]).items()}
+        return {c.name: float(c.to_physical(float(u)))
+                for c, u in zip(self.synth.controls, self.params, strict=True)}
 
     def render_history(self, *, batch_size: int = 64) -> np.ndarray:
         """The synth playing every decision so far, one per ``hop_length`` samples (mono).
