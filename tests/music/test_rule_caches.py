@@ -41,6 +41,13 @@ def _same_outputs(a, b):
     {"cantus_firmus": "fux_ionian", "species": 4},
     {"species": 3, "rules": list(RL_MUSICIAN_RULES[:8]),
      "penalties": {name: 0.1 + 0.07 * i for i, name in enumerate(STRICT_RULES[8:])}},
+    # keyed verdicts at the look-backs the caches accept, and penalties of keyed rules
+    {"rule_params": {"absence_of_stalled_pitches": {"max_n_repetitions": 3},
+                     "absence_of_skip_series": {"max_n_skips": 1},
+                     "turn_after_skip": {"min_n_scale_degrees": 2}}},
+    {"rules": [r for r in STRICT_RULES if r not in ("absence_of_parallel_perfects",
+                                                    "absence_of_long_motion")],
+     "penalties": {"absence_of_parallel_perfects": 0.5, "absence_of_long_motion": 0.25}},
 ])
 def test_cached_verdicts_equal_fresh_ones(kwargs):
     env = CounterpointEnv(**kwargs)

@@ -29,7 +29,25 @@ from musicgym.music.rules.species import (
 _RLM = {"task": "counterpoint", "source": "rl-musician"}
 _OURS = {"task": "counterpoint", "source": "musicgym"}
 # ``static=True`` rules read only the exercise, the time and the last note: their verdicts are
-# cached by (last note, time) and shared by every state that reaches it
+# cached by (last note, time) and shared by every state that reaches it. ``key=f`` rules read
+# only ``f(state)`` besides: their verdicts are cached by (last note, time, f(state)). The keys
+# cover the look-backs the caches accept (lookahead._LOOKBACK_PARAMS: 2 moves).
+
+
+def _zero_moves(state: CounterpointState) -> tuple[bool, ...]:
+    return tuple(m == 0 for m in state.moves[-2:])
+
+
+def _step_moves(state: CounterpointState) -> tuple[bool, ...]:
+    return tuple(abs(m) <= 1 for m in state.moves[-2:])
+
+
+def _bar_ago(state: CounterpointState) -> int:
+    """The counterpoint key sounding a bar before the next note, when it starts a bar."""
+    time = state.time
+    if time % EIGHTHS_PER_BAR or time >= state.setup.total_eighths:
+        return -2
+    return int(state.midi_at_eighth[time - EIGHTHS_PER_BAR])
 
 
 @lru_cache(maxsize=64)
@@ -40,7 +58,7 @@ def _prefix_table(patterns: tuple[tuple[int, ...], ...]) -> frozenset[tuple[int,
 # rhythm
 
 
-@register_rule("rhythmic_pattern_validity", **_RLM)
+@register_rule("rhythmic_pattern_validity", **_RLM, key=lambda state: state.bar_durations)
 def rhythmic_pattern_validity(state: CounterpointState, cand: Candidates,
                               patterns: tuple | None = None) -> np.ndarray:
     """The bar must divide into one of the species' patterns (RL-Musician's 9 for species 5)."""
@@ -70,7 +88,8 @@ def rearticulation_stability(state: CounterpointState, cand: Candidates) -> np.n
     return cand.move != 0
 
 
-@register_rule("absence_of_stalled_pitches", **_RLM, max_n_repetitions=2)
+@register_rule("absence_of_stalled_pitches", **_RLM, key=lambda state: _zero_moves(state),
+               max_n_repetitions=2)
 def absence_of_stalled_pitches(state: CounterpointState, cand: Candidates,
                                max_n_repetitions: int = 2) -> np.ndarray | bool:
     """No pitch sounds more than ``max_n_repetitions`` times in a row."""
@@ -80,24 +99,29 @@ def absence_of_stalled_pitches(state: CounterpointState, cand: Candidates,
     return cand.move != 0
 
 
-@register_rule("absence_of_long_motion", **_RLM, max_distance_in_semitones=9)
+@register_rule("absence_of_long_motion", **_RLM, key=lambda state: state.motion_start_midi,
+               max_distance_in_semitones=9)
 def absence_of_long_motion(state: CounterpointState, cand: Candidates,
                            max_distance_in_semitones: int = 9) -> np.ndarray:
     """At most ``max_distance_in_semitones`` from where the current direction began."""
     return np.abs(cand.midi - state.motion_start_midi) <= max_distance_in_semitones
 
 
-@register_rule("absence_of_skip_series", **_RLM, max_n_skips=2)
+@register_rule("absence_of_skip_series", **_RLM, key=lambda state: _step_moves(state),
+               max_n_skips=2)
 def absence_of_skip_series(state: CounterpointState, cand: Candidates,
                            max_n_skips: int = 2) -> np.ndarray | bool:
     """At most ``max_n_skips`` skips (moves of more than one scale step) in a row."""
+    if max_n_skips <= 0:
+        return np.abs(cand.move) <= 1
     recent = state.moves[-max_n_skips:]
     if len(state.moves) < max_n_skips or any(abs(m) <= 1 for m in recent):
         return True
     return np.abs(cand.move) <= 1
 
 
-@register_rule("turn_after_skip", **_RLM, min_n_scale_degrees=3)
+@register_rule("turn_after_skip", **_RLM, key=lambda state: tuple(state.moves[-1:]),
+               min_n_scale_degrees=3)
 def turn_after_skip(state: CounterpointState, cand: Candidates,
                     min_n_scale_degrees: int = 3) -> np.ndarray | bool:
     """After a skip of ``min_n_scale_degrees`` or more, a step in the opposite direction."""
@@ -106,7 +130,7 @@ def turn_after_skip(state: CounterpointState, cand: Candidates,
     return cand.move == -np.sign(state.moves[-1])
 
 
-@register_rule("VI_VII_resolution", **_RLM)
+@register_rule("VI_VII_resolution", **_RLM, key=lambda state: tuple(state.positions[-2:]))
 def vi_vii_resolution(state: CounterpointState, cand: Candidates) -> np.ndarray | bool:
     """6 -> 7 must go on to 1, and 7 -> 6 must go on to 5."""
     if len(state.positions) < 2:
@@ -149,7 +173,7 @@ def step_motion_to_dissonance(state: CounterpointState, cand: Candidates) -> np.
     return is_consonant(cand.midi - cand.cf_start_midi) | (np.abs(cand.move) == 1)
 
 
-@register_rule("step_motion_from_dissonance", **_RLM)
+@register_rule("step_motion_from_dissonance", **_RLM, key=lambda state: state.last_consonant)
 def step_motion_from_dissonance(state: CounterpointState, cand: Candidates) -> np.ndarray | bool:
     """A dissonance is left by step."""
     if state.last_consonant:
@@ -157,7 +181,8 @@ def step_motion_from_dissonance(state: CounterpointState, cand: Candidates) -> n
     return np.abs(cand.move) == 1
 
 
-@register_rule("resolution_of_suspended_dissonance", **_RLM)
+@register_rule("resolution_of_suspended_dissonance", **_RLM,
+               key=lambda state: (state.durations[-1], state.last_consonant))
 def resolution_of_suspended_dissonance(state: CounterpointState,
                                        cand: Candidates) -> np.ndarray | bool:
     """A dissonant tied note resolves down by step to a consonance."""
@@ -210,7 +235,8 @@ def _parallel(before: np.ndarray | int, after: np.ndarray | int, cp_move: np.nda
             & (np.sign(cp_move) == np.sign(cf_move)) & (cf_move != 0))
 
 
-@register_rule("absence_of_parallel_perfects", **_OURS, across_downbeats=True)
+@register_rule("absence_of_parallel_perfects", **_OURS, key=lambda state: _bar_ago(state),
+               across_downbeats=True)
 def absence_of_parallel_perfects(state: CounterpointState, cand: Candidates,
                                  across_downbeats: bool = True) -> np.ndarray:
     """No consecutive fifths, octaves or unisons in parallel motion: from note to note, from

@@ -22,6 +22,10 @@ from musicgym.music.rules.ruleset import RuleSet
 from musicgym.music.rules.species import ACTION_DURATIONS, ACTION_MOVES, CounterpointState
 
 _LOOKBACK_PARAMS = {"max_n_repetitions": 3, "max_n_skips": 2}
+# actions in the order the dead-end search tries them (smallest moves first), and plain-int
+# look-ups of each action's move and duration
+_SMALL_MOVES_FIRST = np.argsort(np.abs(ACTION_MOVES), kind="stable")
+_MOVES, _DURATIONS = ACTION_MOVES.tolist(), ACTION_DURATIONS.tolist()
 
 
 class _BudgetExceeded(Exception):
@@ -70,24 +74,26 @@ class CounterpointOracle:
         """Rule mask, penalty reward and raw rule outputs for all 60 candidates (as
         :meth:`RuleSet.check`), before lookahead."""
         if not self.cached:
-            return self.ruleset.check(state, *self._static(state))
+            return self.ruleset.check(state, *self._static(state)[:3])
         key = state.signature()
         verdict = self._verdicts.get(key)
         if verdict is None:
             if len(self._verdicts) > self.max_cache_size:
                 self._verdicts.clear()
+                self._statics.clear()
             verdict = self.ruleset.check(state, *self._static(state))
             self._verdicts[key] = verdict
         return verdict
 
     def _static(self, state: CounterpointState) -> tuple:
-        """The state's candidates, frame mask and static rules' verdicts, shared by every
-        state with the same last note and time (see :meth:`RuleSet.check_static`)."""
+        """The state's candidates, frame mask and static rules' verdicts, and the cache of
+        keyed rules' verdicts, shared by every state with the same last note and time (see
+        :meth:`RuleSet.check_static` and :meth:`RuleSet.check`)."""
         key = (state.positions[-1], state.time)
         entry = self._statics.get(key)
         if entry is None:
             cand, base = state.candidates(), state.frame_mask()
-            entry = (cand, base, self.ruleset.check_static(state, cand, base))
+            entry = (cand, base, self.ruleset.check_static(state, cand, base), {})
             self._statics[key] = entry
         return entry
 
@@ -103,7 +109,7 @@ class CounterpointOracle:
                 self._safe.clear()
                 self._feasible.clear()
             safe = rule_mask.copy()
-            for action in np.flatnonzero(rule_mask):
+            for action in np.flatnonzero(rule_mask).tolist():
                 safe[action] = self._query(self._child(state, action))
             self._safe[key] = safe
         return safe
@@ -111,7 +117,7 @@ class CounterpointOracle:
     @staticmethod
     def _child(state: CounterpointState, action: int) -> CounterpointState:
         child = state.copy()
-        child.add(int(ACTION_MOVES[action]), int(ACTION_DURATIONS[action]))
+        child.add(_MOVES[action], _DURATIONS[action])
         return child
 
     def _query(self, state: CounterpointState) -> bool:
@@ -133,8 +139,10 @@ class CounterpointOracle:
             raise _BudgetExceeded
         rule_mask = self.check(state)[0]
         # small moves first: they finish pieces most often, so feasible states resolve fast
-        actions = np.flatnonzero(rule_mask)
-        actions = actions[np.argsort(np.abs(ACTION_MOVES[actions]), kind="stable")]
-        result = any(self._can_finish(self._child(state, a)) for a in actions)
+        result = False
+        for action in _SMALL_MOVES_FIRST[rule_mask[_SMALL_MOVES_FIRST]].tolist():
+            if self._can_finish(self._child(state, action)):
+                result = True
+                break
         self._feasible[key] = result
         return result

@@ -39,6 +39,7 @@ class Rule:
     defaults: dict[str, Any] = field(default_factory=dict)
     source: str = ""
     static: bool = False
+    key: Callable[[Any], Any] | None = None
 
     def bind(self, params: dict[str, Any] | None = None) -> Callable[..., Any]:
         """The function with its parameters fixed (defaults updated by ``params``).
@@ -72,17 +73,22 @@ SCORES: dict[str, Rule] = {}
 
 
 def register_rule(name: str, *, task: str, source: str = "", static: bool = False,
-                  **defaults: Any):
+                  key: Callable[[Any], Any] | None = None, **defaults: Any):
     """Decorator that registers a rule function under ``name`` for ``task``.
 
     ``task`` is ``"counterpoint"`` or ``"melody"``; ``source`` says where the rule comes from
     (``"rl-musician"``, ``"rl-tuner"``, ``"musicgym"``); keyword arguments are the defaults.
     ``static=True`` promises that the rule reads nothing of the state but the exercise, the
     time and the last note (all in ``cand``), so its verdicts can be reused across states.
+    ``key=f`` promises that it reads, beyond those, only ``f(state)`` (a hashable value), for
+    any parameters the env's caches accept: its verdicts are then reused across states with the
+    same last note, time and ``f(state)``.
     """
+    if static and key is not None:
+        raise RuleError(f"rule {name!r}: give static=True or key=..., not both")
 
     def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
-        RULES[name] = Rule(name, fn, task, dict(defaults), source, static)
+        RULES[name] = Rule(name, fn, task, dict(defaults), source, static, key)
         return fn
 
     return decorate

@@ -65,10 +65,13 @@ class RuleSet:
                 raise RuleError(f"penalty weight of {rule.name!r} must be finite, got {weight!r}")
             self.rules[rule.name] = (rule, {**rule.defaults, **params.get(rule.name, {})})
             self.penalty_rules[rule.name] = (rule.bind(params.pop(rule.name, None)), float(weight))
-        # (mask rules, penalty rules) registered static (True) and the others (False)
+        # (mask rules, penalty rules) registered static (True) and the others (False), each
+        # with its registered key function (or None)
+        key = {n: self.rules[n][0].key for n in self.rules}
         self._split = {static: (
-            [(n, fn) for n, fn in self.mask_rules.items() if self.rules[n][0].static == static],
-            [(n, fn, w) for n, (fn, w) in self.penalty_rules.items()
+            [(n, fn, key[n]) for n, fn in self.mask_rules.items()
+             if self.rules[n][0].static == static],
+            [(n, fn, w, key[n]) for n, (fn, w) in self.penalty_rules.items()
              if self.rules[n][0].static == static]) for static in (True, False)}
         if params:
             raise RuleError(
@@ -81,11 +84,16 @@ class RuleSet:
         return [*self.mask_rules, *self.penalty_rules]
 
     def check(self, state: Any, cand: Any, base_mask: np.ndarray,
-              static: tuple | None = None) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+              static: tuple | None = None, keyed: dict | None = None,
+              ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
         """Judge all candidates.
 
         ``static``, if given, is :meth:`check_static`'s result for the same candidates and
-        ``base_mask``, reused instead of running the static rules again.
+        ``base_mask``, reused instead of running the static rules again. ``keyed``, if given,
+        is a cache, shared by the states with the same candidates (last note and time), of the
+        outputs of the rules registered with a ``key``: a rule's output is looked up there by
+        (name, ``key(state)``) and stored on a miss. Give it only for built-in rules whose
+        keys cover their parameters (see ``musicgym.music.rules.lookahead.cacheable``).
 
         Returns
         -------
@@ -102,7 +110,7 @@ class RuleSet:
         mask = mask.copy()
         outputs = dict(static_outputs)
         terms = dict(static_terms)
-        self._judge(False, state, cand, mask, outputs, terms)
+        self._judge(False, state, cand, mask, outputs, terms, keyed)
         reward = np.zeros(len(base_mask))
         for name in self.penalty_rules:
             reward += terms[name]
@@ -121,20 +129,51 @@ class RuleSet:
         return mask, outputs, terms
 
     def _judge(self, static: bool, state: Any, cand: Any, mask: np.ndarray,
-               outputs: dict[str, Any], terms: dict[str, np.ndarray]) -> None:
+               outputs: dict[str, Any], terms: dict[str, np.ndarray],
+               keyed: dict | None = None) -> None:
         masks, penalties = self._split[static]
-        for name, fn in masks:
-            out = fn(state, cand)
-            outputs[name] = out
-            if out is True:
+        for name, fn, key in masks:
+            if keyed is not None and key is not None:
+                cache_key = (name, key(state))
+                allowed = keyed.get(cache_key)
+                if allowed is None:
+                    out = fn(state, cand)
+                    allowed = keyed[cache_key] = (out, _allowed(out))
+                outputs[name] = allowed[0]
+                if allowed[1] is not None:
+                    mask &= allowed[1]
                 continue
-            out = np.asarray(out)
-            mask &= out if out.dtype == bool else out >= 0
-        for name, fn, weight in penalties:
             out = fn(state, cand)
             outputs[name] = out
-            out = np.asarray(out)
-            terms[name] = weight * (np.where(out, 0.0, -1.0) if out.dtype == bool else out)
+            allowed = _allowed(out)
+            if allowed is not None:
+                mask &= allowed
+        for name, fn, weight, key in penalties:
+            if keyed is not None and key is not None:
+                cache_key = (name, key(state))
+                found = keyed.get(cache_key)
+                if found is None:
+                    out = fn(state, cand)
+                    found = keyed[cache_key] = (out, _term(out, weight))
+                outputs[name], terms[name] = found
+                continue
+            out = fn(state, cand)
+            outputs[name] = out
+            terms[name] = _term(out, weight)
+
+
+def _allowed(out: Any) -> np.ndarray | None:
+    """A mask rule's output as a bool array (None: every candidate allowed)."""
+    if out is True:
+        return None
+    out = np.asarray(out)
+    return out if out.dtype == bool else out >= 0
+
+
+def _term(out: Any, weight: float) -> np.ndarray:
+    """A penalty rule's weighted reward per candidate."""
+    out = np.asarray(out)
+    return weight * (np.where(out, 0.0, -1.0) if out.dtype == bool else out)
 
 
 def rule_reward(output: Any, index: int) -> float:

@@ -123,10 +123,28 @@ def score_piece(
     dict
         ``{name: weighted score, ..., "total": sum}``.
     """
-    coefs = {name: 1.0 for name in SCORE_NAMES} if coefs is None else coefs
+    coefs = _DEFAULT_COEFS if coefs is None else coefs
     params = params or {}
     result = {}
     for name, weight in coefs.items():
-        result[name] = float(weight) * get_score(name).bind(params.get(name))(piece)
+        result[name] = float(weight) * _bound_score(name, params.get(name))(piece)
     result["total"] = float(sum(result.values()))
     return result
+
+
+_DEFAULT_COEFS = dict.fromkeys(SCORE_NAMES, 1.0)
+_BOUND: dict[tuple, object] = {}
+
+
+def _bound_score(name: str, params: dict | None):
+    """``get_score(name).bind(params)``, remembered for parameters that can be hashed (the
+    score functions take numbers and small dicts of numbers)."""
+    try:
+        key = (name, repr(sorted(params.items())) if params else None)
+    except TypeError:  # unorderable keys: bind afresh
+        return get_score(name).bind(params)
+    bound = _BOUND.get(key)
+    if bound is None or get_score(name).fn is not _BOUND.get((name, "fn")):
+        bound = _BOUND[key] = get_score(name).bind(params)
+        _BOUND[(name, "fn")] = get_score(name).fn
+    return bound
