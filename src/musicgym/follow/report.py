@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from musicgym.errors import AccompanyConfigError
-from musicgym.follow.accompanist import RESYNC_S, make_episode
+from musicgym.follow.accompanist import RESYNC_S, AccompanistRun, make_episode
 from musicgym.follow.corpus import TEST_TAKES, brahms_takes, reference_take
 from musicgym.follow.duets import tempo_curve
 from musicgym.follow.evaluate import (
@@ -80,9 +80,10 @@ def evaluate_accompanists(
     all_takes = brahms_takes(Path(duets_dir) if duets_dir else None)
     held_out = [t for t in all_takes if t.take in takes]
     agent = _load(run_dir) if run_dir is not None else None
-    results: dict = {"takes": list(takes), "rows": [], "followers": {}}
+    results: dict = {"takes": list(takes), "rows": [], "followers": {}, "misses": {}}
+    timed_runs: dict[str, list[AccompanistRun]] = {}
     for name in followers:
-        episodes, errors = [], []
+        episodes, errors, dated = [], [], []
         for t in held_out:
             follower = (OracleFollower() if name == "oracle"
                         else OLTWFollower(reference_take(all_takes, t.take).solo.performed))
@@ -91,7 +92,10 @@ def evaluate_accompanists(
                                          take=t.take))
             errors.append(follower_errors_ms(episodes[-1].report_sec, episodes[-1].report_beat,
                                              t.solo.performed))
+            dated.append(follower_errors_ms(episodes[-1].report_onset_sec,
+                                            episodes[-1].report_beat, t.solo.performed))
         results["followers"][name] = follower_accuracy(np.concatenate(errors))
+        results["followers"][name]["dated"] = follower_accuracy(np.concatenate(dated))
         rows = results["rows"]
         for model in TEMPO_MODELS:
             row = evaluate_tempo_model(episodes, lambda m=model: make_tempo_model(m))
@@ -111,6 +115,7 @@ def evaluate_accompanists(
         ]
         rows.append({"follower": name, "accompanist": "kalman+timing", "resync_s": RESYNC_S,
                      **pool_runs(timed)})
+        timed_runs[name] = timed
         if agent is not None:
             from musicgym.follow.train import agent_runs
 
@@ -119,12 +124,65 @@ def evaluate_accompanists(
             label = "agent" + (f" (on {config.residual_on})" if config.residual_on else "")
             rows.append({"follower": name, "accompanist": label,
                          "resync_s": config.env_kwargs.get("resync_s", RESYNC_S), **row})
+    if "oracle" in timed_runs:
+        for name, runs in timed_runs.items():
+            results["misses"][name] = {
+                f"take {run.episode.take}": miss_sources(run, oracle_run)
+                for run, oracle_run in zip(runs, timed_runs["oracle"], strict=True)
+            }
     human = [human_metrics(make_episode(t.solo, t.accompaniment.score,
                                         accompaniment=t.accompaniment)) for t in held_out]
     pooled = {k: float(np.mean([h[k] for h in human])) for k in human[0]}
     results["rows"].append({"follower": "-", "accompanist": "human secondo", "resync_s": None,
                             **pooled})
     return results
+
+
+def miss_sources(
+    run: AccompanistRun, oracle_run: AccompanistRun, *, threshold_ms: float = 50.0,
+    first_beats: float = 8.0, rest_s: float = 1.0,
+) -> dict[str, int]:
+    """Where a run's misses (shared onsets not within ``threshold_ms``) come from, against the
+    same accompanist with the oracle follower on the same take.
+
+    Returns counts: ``shared`` (onsets it should play), ``missed``; of the missed: ``skipped``
+    (jumped over by a re-synchronisation), ``follower`` (played off, but on time with the
+    oracle follower: the follower's error), ``tempo_model`` (off with the oracle too: the
+    prediction's error); and, overlapping those, ``first_beats`` (within the first
+    ``first_beats`` of the take) and ``after_rest`` (the soloist's first onset after a gap of
+    more than ``rest_s``).
+    """
+    ep = run.episode
+    played = dict(zip(*_asynchrony_by_onset(run), strict=True))
+    with_oracle = dict(zip(*_asynchrony_by_onset(oracle_run), strict=True))
+    gaps = np.diff(ep.solo_sec, prepend=-np.inf)
+    out = dict.fromkeys(("shared", "missed", "skipped", "follower", "tempo_model",
+                         "first_beats", "after_rest"), 0)
+    expected = (ep.shared_beat > run.start_beat) & (ep.shared_beat <= run.end_beat)
+    for beat in ep.shared_beat[expected].tolist():
+        out["shared"] += 1
+        a = played.get(beat)
+        if a is not None and abs(a) <= threshold_ms:
+            continue
+        out["missed"] += 1
+        if a is None:
+            out["skipped"] += 1
+        elif abs(with_oracle.get(beat, np.inf)) <= threshold_ms:
+            out["follower"] += 1
+        else:
+            out["tempo_model"] += 1
+        out["first_beats"] += int(beat < ep.solo_beat[0] + first_beats)
+        i = int(np.searchsorted(ep.solo_beat, beat))
+        out["after_rest"] += int(i < len(gaps) and ep.solo_beat[i] == beat and gaps[i] > rest_s)
+    return out
+
+
+def _asynchrony_by_onset(run: AccompanistRun) -> tuple[list[float], list[float]]:
+    ep = run.episode
+    beat, sec = np.asarray(run.played_beat), np.asarray(run.played_sec)
+    _, i_played, i_shared = np.intersect1d(beat, ep.shared_beat, return_indices=True)
+    asynchrony = 1000.0 * (sec[i_played] - ep.shared_solo_sec[i_shared])
+    return ep.shared_beat[i_shared].tolist(), asynchrony.tolist()
 
 
 def _earlier(all_takes, episode) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -154,9 +212,18 @@ def format_table(results: dict) -> str:
             f"{r['median_abs_ms']:.0f} | {r['tempo_jitter']:.3f} |"
         )
     lines.append("")
+    for name, takes in results.get("misses", {}).items():
+        for take, m in takes.items():
+            lines.append(
+                f"kalman+timing with {name}, {take}: {m['missed']} of {m['shared']} shared "
+                f"onsets missed (> 50 ms): {m['skipped']} skipped, {m['follower']} follower, "
+                f"{m['tempo_model']} tempo model; {m['first_beats']} in the first 8 beats, "
+                f"{m['after_rest']} after a rest > 1 s"
+            )
     for name, acc in results["followers"].items():
         lines.append(
             f"follower {name}: {acc['within_50_ms']:.0%} of solo onsets reported within 50 ms, "
-            f"{acc['within_100_ms']:.0%} within 100 ms, {acc['missed']:.1%} missed"
+            f"{acc['within_100_ms']:.0%} within 100 ms, {acc['missed']:.1%} missed; "
+            f"onsets dated within 50 ms: {acc['dated']['within_50_ms']:.0%}"
         )
     return "\n".join(lines)
