@@ -20,6 +20,7 @@ from pythonosc.osc_message_builder import OscMessageBuilder  # noqa: E402
 
 from musicgym.cli import main  # noqa: E402
 from musicgym.errors import ImproviseConfigError  # noqa: E402
+from musicgym.live import improvise as live  # noqa: E402
 from musicgym.live.improvise import (  # noqa: E402
     ImproviseServer,
     MalformedMessageError,
@@ -311,17 +312,20 @@ def test_pd_patch_loads_with_vanilla_objects_only(pd_binary):
     assert "couldn't create" not in log and "error" not in log.lower(), log
 
 
-def test_pd_patch_talks_to_the_server_over_udp(core, pd_binary):
-    """The patch's test tone (440 Hz at 0.5) analysed by sigmund~, sent as descriptors; the
-    server's controls come back and the patch prints them (and would play them)."""
+@pytest.mark.parametrize("send", ["audio", "descriptors"])
+def test_pd_patch_talks_to_the_server_over_udp(core, pd_binary, send):
+    """The patch's test tone (440 Hz at 0.5) sent as raw audio (the default: the server
+    analyses it) or as sigmund~'s descriptors; the server's controls come back and the patch
+    prints them (and would play them)."""
     listen = _free_port()
     server = ImproviseServer(_improviser(core), port=0, reply_to=("127.0.0.1", listen))
     thread = threading.Thread(target=server.serve, kwargs={"seconds": 15, "max_packets": 60})
     thread.start()
+    choose = [] if send == "audio" else ["-send", f"musicgym-send {send}"]
     pd = subprocess.Popen([pd_binary, "-nogui", "-noaudio", "-noprefs", "-stderr",
                            "-send", f"musicgym-port {server.port}",
                            "-send", f"musicgym-listen {listen}", "-send", "musicgym-tone 440",
-                           "-open", str(PATCH)], stdout=subprocess.PIPE,
+                           *choose, "-open", str(PATCH)], stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT, text=True)
     try:
         thread.join(timeout=20)
@@ -331,10 +335,53 @@ def test_pd_patch_talks_to_the_server_over_udp(core, pd_binary):
         server.close()
         pd.terminate()
         log = pd.communicate(timeout=10)[0]
-    assert server.summary()["decisions"].get("descriptors", 0) >= 30
-    assert server.summary()["malformed"] == 0
+    summary = server.summary()
+    assert summary["decisions"].get(send, 0) >= 30 and len(summary["decisions"]) == 1, summary
+    assert summary["malformed"] == 0
     printed = [line.split()[1:] for line in log.splitlines()
                if line.startswith("musicgym-controls: sine")]
     assert printed, log
     freq_hz, amp = map(float, printed[-1][1:])
     assert abs(freq_hz - 440.0) < 80 and amp > 0.2
+
+
+def _patch_objects() -> list[list[str]]:
+    """The patch's top-level boxes in creation order (what `#X connect` numbers), as words."""
+    boxes, depth = [], 0
+    for record in PATCH.read_text().split(";\n"):   # records end in ";" + newline
+        words = record.split()
+        if words[:2] == ["#N", "canvas"]:
+            depth += 1
+        elif words[:2] == ["#X", "restore"]:
+            depth -= 1
+            if depth == 1:
+                boxes.append(words[4:])
+        elif depth == 1 and words[:2] in (["#X", "obj"], ["#X", "msg"], ["#X", "text"]):
+            boxes.append(words[4:])
+    return boxes
+
+
+def test_pd_patch_messages_fit_what_the_server_reads(core):
+    """Without Pd: the addresses the patch formats, the descriptor names it sends, the size
+    of its audio frames and the replies it routes, against the server's layouts."""
+    boxes = _patch_objects()
+    formats = sorted("/" + "/".join(b[1:]) for b in boxes if b and b[0] == "oscformat")
+    assert formats == sorted([live.AUDIO, live.DESCRIPTORS])
+    # the descriptor message: name value pairs whose names the server knows
+    (pairs,) = [b[1:] for b in boxes if b[:1] == ["list"] and "pitch" in b]
+    names = pairs[0::2]
+    assert all(v.startswith("\\$") for v in pairs[1::2]) and len(names) == 4
+    args = tuple(x for n in names for x in (n, 0.5))
+    target, layout = read_message(_improviser(core), live.DESCRIPTORS, args)
+    assert layout == "descriptors" and np.isfinite(target).all()   # every kept one is sent
+    # the audio frames: block~ 512 into a 512-point array, read whole
+    text = PATCH.read_text()
+    assert "#X obj 200 20 block~ 512;" in text and "array define musicgym-frame 512" in text
+    assert "tabsend~ musicgym-frame" in text and "array get musicgym-frame" in text
+    frame = tuple(float(x) for x in _tone(440.0, 0.5, 512))
+    assert read_message(_improviser(core), live.AUDIO, frame)[1] == "audio"
+    # the replies: route musicgym -> route controls -> route sine fm
+    routes = [b[1:] for b in boxes if b[:1] == ["route"]]
+    assert live.REPLY_CONTROLS.strip("/").split("/") == [routes[0][0], routes[1][0]]
+    assert routes[2] == ["sine", "fm"]
+    assert ["musicgym-send"] in [b[1:] for b in boxes if b[:1] == ["r"]]
