@@ -4,6 +4,7 @@ evaluate-compose`` (judge a folder of them)."""
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import time
 from pathlib import Path
@@ -171,7 +172,9 @@ def _composer(config: ComposeConfig, env):
     timesteps = agent.get("ppo_timesteps", 20_000)
     print(f"training MaskablePPO for {timesteps} steps...", flush=True)
     t0 = time.perf_counter()
-    model = train_ppo(env, timesteps=timesteps, seed=config.seed, progress=timesteps >= 5000)
+    # SB3's progress bar needs rich (its "extra"); without it, train silently
+    progress = timesteps >= 5000 and importlib.util.find_spec("rich") is not None
+    model = train_ppo(env, timesteps=timesteps, seed=config.seed, progress=progress)
     print(f"trained in {time.perf_counter() - t0:.1f} s")
     return lambda seed: compose_with_policy(model, env, seed=seed)
 
