@@ -165,11 +165,28 @@ def _extend(env: CounterpointEnv, beam: list, records: list, beam_width: int) ->
 
 
 class _Node:
-    """A partial piece in :func:`guided_beam_search`, with the running facts its score
-    estimate needs (pitch counts, skips, peak, narrow-range penalty so far)."""
+    """A partial piece in :func:`guided_beam_search`: its parent and last action, the running
+    facts its score estimate needs (pitch counts, skips, peak, narrow-range penalty so far,
+    the last notes), and its state, made only when the node survives pruning."""
 
-    __slots__ = ("state", "actions", "reward", "counts", "clogc", "n_notes", "skips", "peak",
-                 "repeats", "narrow", "estimate")
+    __slots__ = ("parent", "action", "state", "time", "reward", "counts", "clogc", "n_notes",
+                 "skips", "peak", "repeats", "narrow", "tail", "estimate")
+
+    def actions(self) -> list[int]:
+        node, actions = self, []
+        while node.parent is not None:
+            actions.append(node.action)
+            node = node.parent
+        return actions[::-1]
+
+    def make_state(self) -> CounterpointState:
+        if self.state is None:
+            self.state = self.parent.state.copy()
+            self.state.add(_MOVES[self.action], _DURATIONS[self.action])
+        return self.state
+
+
+_MOVES, _DURATIONS = ACTION_MOVES.tolist(), ACTION_DURATIONS.tolist()
 
 
 def _score_params(env: CounterpointEnv) -> tuple[dict, dict]:
@@ -223,12 +240,18 @@ def guided_beam_search(env: gym.Env, *, seed: int = 0, beam_width: int = 1000,
     (float, list of int)
         The best finished piece's return (as ``env.step`` would sum it) and actions
         (``(-inf, [])`` if none finished).
+
+    Raises
+    ------
+    ConfigError
+        If ``beam_width`` is not a whole number of at least 1 or ``noise`` is negative.
     """
     import math
 
     env = _env(env)
     setup = env.setup
-    if not isinstance(beam_width, int | np.integer) or beam_width < 1:
+    if isinstance(beam_width, bool) or not isinstance(beam_width, int | np.integer) \
+            or beam_width < 1:
         raise ConfigError(f"beam_width must be a whole number of at least 1, got "
                           f"{beam_width!r}")
     if not noise >= 0:
@@ -249,47 +272,53 @@ def guided_beam_search(env: gym.Env, *, seed: int = 0, beam_width: int = 1000,
     # best reward still reachable with k skips made so far
     best_skips = [max([float(skip_rewards.get(j, 0.0)) for j in range(k, max_skips + 1)])
                   for k in range(max_skips + 1)]
+    # narrow-range penalty of a window of each width
+    narrow_of = [max([v for k, v in narrow_pen.items() if k >= w], default=0.0)
+                 for w in range(2 * 7 * 11)]
     low, high = setup.lowest_position, setup.highest_position
     log_pitches = math.log(high - low + 1)
-    total = setup.total_eighths
-    moves, durations = ACTION_MOVES.tolist(), ACTION_DURATIONS.tolist()
-    xlogx = [0.0] + [k * math.log(k) for k in range(1, 256)]
+    total, final_bar = setup.total_eighths, setup.final_bar_eighth
+    keep_tail = max(narrow_size, 8)
+    xlogx = [0.0] + [k * math.log(k) for k in range(1, 512)]
     counters = {"expanded": 0, "children": 0, "evaluations": 0}
 
     root = _Node()
-    root.state, root.actions, root.reward = CounterpointState(setup), (), 0.0
+    root.parent, root.action, root.state = None, -1, CounterpointState(setup)
+    root.time, root.reward = root.state.time, 0.0
     counts = [0] * (high - low + 1)
     counts[setup.start_position - low] = 1
     root.counts, root.clogc, root.n_notes = tuple(counts), 0.0, 1
     root.skips, root.peak, root.repeats, root.narrow, root.estimate = (
         0, setup.start_position, 0, 0.0, 0.0)
-    groups: dict[int, list[_Node]] = {root.state.time: [root]}
+    root.tail = (setup.start_position,)
+    groups: dict[int, list[_Node]] = {root.time: [root]}
     best: tuple[float, list[int]] = (-np.inf, [])
     while groups:
-        time = min(groups)
-        nodes = _prune(groups.pop(time), beam_width, noise, rng)
+        nodes = _prune(groups.pop(min(groups)), beam_width, noise, rng)
         for node in nodes:
-            counters["expanded"] += 1
             state = node.state
+            allowed = np.flatnonzero(env.oracle.mask(state)).tolist()
+            if not allowed:
+                continue  # a dead end (only when lookahead is off or gave up)
+            counters["expanded"] += 1
             step_rewards = env.oracle.check(state)[1]
-            for action in np.flatnonzero(env.oracle.mask(state)).tolist():
+            last, time = state.positions[-1], state.time
+            for action in allowed:
                 counters["children"] += 1
-                child_state = state.copy()
-                child_state.add(moves[action], durations[action])
-                reward = node.reward + float(step_rewards[action])
-                actions = (*node.actions, action)
-                if child_state.finished:
+                move = _MOVES[action]
+                child = _Node()
+                child.parent, child.action, child.state = node, action, None
+                child.time = time + _DURATIONS[action]
+                child.reward = reward = node.reward + float(step_rewards[action])
+                if child.time >= final_bar:  # the end note follows: score the piece
                     counters["evaluations"] += 1
-                    reward += score_piece(child_state, coefs=env.scoring_coefs,
+                    finished = child.make_state()
+                    reward += score_piece(finished, coefs=env.scoring_coefs,
                                           params=env.scoring_fn_params)["total"]
                     if reward > best[0]:
-                        best = (reward, list(actions))
+                        best = (reward, child.actions())
                     continue
-                if not env.oracle.mask(child_state).any():
-                    continue  # a dead end (only when lookahead is off or gave up)
-                child = _Node()
-                child.state, child.actions, child.reward = child_state, actions, reward
-                position = child_state.positions[-1]
+                position = last + move
                 index = position - low
                 counts = list(node.counts)
                 old = counts[index]
@@ -297,54 +326,59 @@ def guided_beam_search(env: gym.Env, *, seed: int = 0, beam_width: int = 1000,
                 child.counts = tuple(counts)
                 child.clogc = node.clogc - xlogx[old] + xlogx[old + 1]
                 child.n_notes = n = node.n_notes + 1
-                child.skips = node.skips + (abs(moves[action]) > 1)
+                child.skips = node.skips + (move > 1 or move < -1)
                 if position > node.peak:
                     child.peak, child.repeats = position, 0
                 else:
                     child.peak = node.peak
                     child.repeats = node.repeats + (position == node.peak)
+                child.tail = tail = (*node.tail[1 - keep_tail:], position)
                 narrow = node.narrow
                 if n >= narrow_size:
-                    window = child_state.positions[-narrow_size:]
-                    width = max(window) - min(window)
-                    applicable = [v for k, v in narrow_pen.items() if k >= width]
-                    narrow -= max(applicable) if applicable else 0.0
+                    window = tail[-narrow_size:]
+                    narrow -= narrow_of[max(window) - min(window)]
                 child.narrow = narrow
-                progress = child_state.time / total
+                progress = child.time / total
                 entropy = (math.log(n) - child.clogc / n) / log_pitches
                 climax = (1.0 - dup_pen * child.repeats
                           - shortage_pen * (high - child.peak) * progress)
-                skips = best_skips[min(child.skips, max_skips)]
                 child.estimate = (reward + c_ent * entropy + c_narrow * narrow
-                                  + c_climax * climax + c_skips * skips)
-                groups.setdefault(child_state.time, []).append(child)
+                                  + c_climax * climax
+                                  + c_skips * best_skips[min(child.skips, max_skips)])
+                groups.setdefault(child.time, []).append(child)
     if stats is not None:
         stats.update(counters)
     return best
 
 
 def _prune(nodes: list, beam_width: int, noise: float, rng: np.random.Generator) -> list:
-    """Merge equivalent partial pieces, then keep ``beam_width``, spread over skip counts."""
-    merged: dict[tuple, _Node] = {}
-    for node in nodes:
-        key = (node.state.signature(), node.counts, node.skips, node.peak, node.repeats,
-               tuple(node.state.positions[-8:]))
-        old = merged.get(key)
-        if old is None or node.estimate > old.estimate:
-            merged[key] = node
-    nodes = list(merged.values())
-    if len(nodes) <= beam_width:
+    """The best ``beam_width`` nodes, spread over skip counts, equivalent ones merged (the
+    best of them kept); only the nodes looked at get their states made."""
+    if len(nodes) == 1:
+        nodes[0].make_state()
         return nodes
     keys = np.array([node.estimate for node in nodes]) + noise * rng.random(len(nodes))
-    order = np.argsort(-keys, kind="stable")
+    order = np.argsort(-keys, kind="stable").tolist()
     share = max(1, beam_width // 4)
+    seen: set = set()
     taken, per_skips, rest = [], {}, []
-    for i in order.tolist():
-        skips = nodes[i].skips
-        if per_skips.get(skips, 0) < share:
-            per_skips[skips] = per_skips.get(skips, 0) + 1
-            taken.append(i)
+
+    def take(node: _Node) -> None:
+        key = (node.make_state().signature(), node.counts, node.skips, node.peak,
+               node.repeats, node.tail)
+        if key not in seen:
+            seen.add(key)
+            taken.append(node)
+            per_skips[node.skips] = per_skips.get(node.skips, 0) + 1
+
+    for i in order:
+        node = nodes[i]
+        if per_skips.get(node.skips, 0) < share and len(taken) < beam_width:
+            take(node)
         else:
-            rest.append(i)
-    taken.extend(rest[:max(0, beam_width - len(taken))])
-    return [nodes[i] for i in taken[:beam_width]]
+            rest.append(node)
+    for node in rest:
+        if len(taken) >= beam_width:
+            break
+        take(node)
+    return taken
