@@ -63,15 +63,23 @@ def env_loop(env, budget_s: float, batch: int = 1) -> tuple[float, float]:
     """(env steps per second, share of step time spent in rewards) with random actions."""
     core = env.unwrapped.core if hasattr(env, "unwrapped") else env.core
     reward_time = [0.0]
-    original = core.distances
+    depth = [0]  # clip_distances may call distances: count nested time once
+    originals = {name: getattr(core, name) for name in ("distances", "clip_distances")}
 
-    def timed(*args, **kwargs):
-        t = time.perf_counter()
-        out = original(*args, **kwargs)
-        reward_time[0] += time.perf_counter() - t
-        return out
+    def timing(original):
+        def timed(*args, **kwargs):
+            depth[0] += 1
+            t = time.perf_counter()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                depth[0] -= 1
+                if depth[0] == 0:
+                    reward_time[0] += time.perf_counter() - t
+        return timed
 
-    core.distances = timed
+    for name, original in originals.items():
+        setattr(core, name, timing(original))
     env.action_space.seed(0)
     env.reset(seed=0)
     env.step(env.action_space.sample())  # warm-up (numba caches, target features)
@@ -84,7 +92,8 @@ def env_loop(env, budget_s: float, batch: int = 1) -> tuple[float, float]:
         if batch == 1 and (terminated or truncated):
             env.reset()
     elapsed = time.perf_counter() - t0
-    core.distances = original
+    for name in originals:
+        delattr(core, name)  # back to the class's methods
     return steps / elapsed, reward_time[0] / elapsed
 
 

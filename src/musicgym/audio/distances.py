@@ -22,8 +22,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import numpy as np
+from numba import njit
 
-from musicgym.audio.features import EPS, log_mel, mfcc, stft_magnitude
+from musicgym.audio.features import EPS, log_mel, mfcc
 from musicgym.errors import RewardConfigError
 
 
@@ -45,11 +46,18 @@ class Distance:
     def __call__(self, audio: np.ndarray, prepared, *, cache: dict | None = None) -> np.ndarray:
         """Distances of a batch ``audio`` (B, n) to the prepared target: (B,) float32.
 
-        ``cache``: STFT results of this same audio, shared with other features (see
-        ``features.stft_magnitude``)."""
+        ``cache``: a dict that receives STFT magnitudes of this same audio by (n_fft, hop),
+        shared with other features (see ``features.stft_magnitude``); when it holds a
+        ``"keep"`` set of such keys, only those are stored."""
+        audio = np.asarray(audio, dtype=np.float32)
+        if not np.isfinite(audio).all():  # one cheap pass; copy only when needed
+            audio = np.nan_to_num(audio, nan=0.0, posinf=1e6, neginf=-1e6)
         with np.errstate(all="ignore"):
-            d = self.compute(np.nan_to_num(np.asarray(audio, dtype=np.float32), nan=0.0,
-                                           posinf=1e6, neginf=-1e6), prepared, cache)
+            d = self.compute(audio, prepared, cache)
+        return self.finish(d)
+
+    def finish(self, d) -> np.ndarray:
+        """Raw distances as float32 in ``[0, bound]``: NaN and +inf become ``bound``."""
         d = np.nan_to_num(np.asarray(d, dtype=np.float64), nan=self.bound, posinf=self.bound)
         return np.clip(d, 0.0, self.bound).astype(np.float32)
 
@@ -62,36 +70,306 @@ class MSE(Distance):
         return np.mean((audio.astype(np.float64) - target) ** 2, axis=-1)
 
 
+_FASTMATH = {"reassoc", "contract", "nsz", "arcp"}  # no nnan/ninf: NaN/inf must stay visible
+_LN2 = np.float32(np.log(2.0))
+try:  # scipy.fft's pocketfft binding: its r2c takes an output array (scipy.fft.rfft does not)
+    from scipy.fft._pocketfft.pypocketfft import r2c as _r2c
+except ImportError:  # pragma: no cover - other scipy layouts: allocate per call
+    _r2c = None
+_EPS32 = np.float32(EPS)
+
+
+@njit(cache=True, fastmath=_FASTMATH, boundscheck=False, error_model="numpy")
+def _ln(z, ibuf, ebuf, out):
+    """``out = ln z`` for float32 z > 0, vectorisable (NumPy's float32 log has no SIMD path on
+    AVX2 machines): the exponent from the float's bits, then ``ln m = 2 atanh s`` with
+    ``s = (m - 1) / (m + 1)``, |s| < 0.172, on the mantissa m in [sqrt(1/2), sqrt(2)):
+    float32 precision (tests/audio/test_mrstft_fast.py)."""
+    zi = z.view(np.int32)
+    mf = ibuf.view(np.float32)
+    for k in range(z.size):
+        b = zi[k]
+        big = np.int32((b & 0x7FFFFF) > 0x3504F3)  # mantissa > sqrt(2): use m / 2, e + 1
+        ebuf[k] = np.float32((b >> 23) - 127 + big)
+        ibuf[k] = (b & 0x7FFFFF) | (0x3F800000 - (big << 23))
+    for k in range(z.size):
+        m = mf[k]
+        s = (m - np.float32(1.0)) / (m + np.float32(1.0))
+        s2 = s * s
+        p = np.float32(1.0) + s2 * (np.float32(1.0 / 3.0) + s2 * (
+            np.float32(1.0 / 5.0) + s2 * (np.float32(1.0 / 7.0) + s2 * np.float32(1.0 / 9.0))))
+        out[k] = ebuf[k] * _LN2 + np.float32(2.0) * s * p
+
+
+@njit(cache=True, fastmath=_FASTMATH, boundscheck=False, error_model="numpy")
+def _frame_sums(spec, t_mag, t_log, t0, mags, keep, sums, out_rows, f_out):
+    """Per-frame sums of the MR-STFT terms for one resolution, in one pass over the spectra.
+
+    ``spec`` (R, F, K) complex64: ``rfft`` of R x F *unwindowed* frames. The periodic Hann
+    window is applied here, in the frequency domain, where it is exact:
+    ``Y[k] = X[k] / 2 - (X[k - 1] + X[k + 1]) / 4`` (``X[-k] = conj X[k]``). Spectrum
+    ``(r, f)`` is compared with target frame ``t0 + f`` (rows of ``t_mag`` and
+    ``t_log = ln(t_mag + EPS)``) and its results go to row ``out_rows[r]``, frame
+    ``f_out + f`` of ``sums`` (R', F', 2) float32: ``(sum_k (|Y| - T)^2,
+    sum_k |ln(|Y| + EPS) - ln(T + EPS)|)``, and of ``mags`` (``|Y|``) when ``keep``
+    (otherwise ``mags[0, 0]`` is scratch).
+    """
+    n_rows, n_frames, n_bins = spec.shape
+    v = spec.view(np.float32)
+    z = np.empty(n_bins, np.float32)
+    ibuf = np.empty(n_bins, np.int32)
+    ebuf = np.empty(n_bins, np.float32)
+    logs = np.empty(n_bins, np.float32)
+    half, quarter = np.float32(0.5), np.float32(0.25)
+    last = n_bins - 1
+    for r in range(n_rows):
+        row = out_rows[r]
+        for f in range(n_frames):
+            x = v[r, f]
+            m = mags[row, f_out + f] if keep else mags[0, 0]
+            re = half * (x[0] - x[2])
+            im = half * x[1]
+            m[0] = np.sqrt(re * re + im * im)
+            for k in range(1, last):
+                re = half * x[2 * k] - quarter * (x[2 * k - 2] + x[2 * k + 2])
+                im = half * x[2 * k + 1] - quarter * (x[2 * k - 1] + x[2 * k + 3])
+                m[k] = np.sqrt(re * re + im * im)
+            re = half * (x[2 * last] - x[2 * last - 2])
+            im = half * x[2 * last + 1]
+            m[last] = np.sqrt(re * re + im * im)
+            t = t_mag[t0 + f]
+            sq = np.float32(0.0)
+            for k in range(n_bins):
+                d = m[k] - t[k]
+                sq += d * d
+                z[k] = m[k] + _EPS32
+            _ln(z, ibuf, ebuf, logs)
+            tl = t_log[t0 + f]
+            la = np.float32(0.0)
+            for k in range(n_bins):
+                la += abs(logs[k] - tl[k])
+            sums[row, f_out + f, 0] = sq
+            sums[row, f_out + f, 1] = la
+
+
+@njit(cache=True, fastmath=_FASTMATH, boundscheck=False, error_model="numpy")
+def _log_eps(mag, out):
+    """``out = ln(mag + EPS)`` with :func:`_frame_sums`' logarithm (targets use the same)."""
+    z = mag.reshape(-1) + _EPS32
+    _ln(z, np.empty(z.size, np.int32), np.empty(z.size, np.float32), out.reshape(-1))
+
+
+@njit(cache=True, boundscheck=False)
+def _sound_spans(audio, out):
+    """``out[r] = (first, last + 1)`` of row r's non-zero samples (``(0, 0)``: all zero)."""
+    n_rows, n = audio.shape
+    for r in range(n_rows):
+        lo = 0
+        while lo < n and audio[r, lo] == 0:
+            lo += 1
+        hi = n
+        while hi > lo and audio[r, hi - 1] == 0:
+            hi -= 1
+        out[r, 0] = lo if hi > lo else 0
+        out[r, 1] = hi if hi > lo else 0
+
+
+def _spectra(padded: np.ndarray, n_fft: int, hop: int, first: int, count: int,
+             out: np.ndarray | None = None) -> np.ndarray:
+    """``rfft`` of unwindowed frames ``first .. first + count - 1`` of (R, m) audio, read in
+    place through a strided view (pocketfft copies each frame into its own buffer anyway);
+    into ``out`` when given (fresh multi-megabyte arrays cost page faults)."""
+    view = np.lib.stride_tricks.sliding_window_view(padded, n_fft, axis=-1)
+    view = view[:, first * hop:(first + count - 1) * hop + 1:hop]
+    if _r2c is None or out is None:
+        import scipy.fft
+
+        return scipy.fft.rfft(view, axis=-1)
+    return _r2c(view, (2,), True, 0, out, 1)
+
+
+class _Resolution:
+    """One STFT resolution of a prepared target: sizes, magnitudes ``mag`` (F, K), their
+    logs ``ln(mag + EPS)``, Frobenius norm, and ``silent`` (F, 2): the per-frame sums of an
+    all-zero frame against each target frame."""
+
+    __slots__ = ("n_fft", "hop", "n_frames", "n_bins", "mag", "log", "norm", "silent")
+
+    def __init__(self, n_fft: int, hop: int, padded: np.ndarray) -> None:
+        self.n_fft, self.hop = n_fft, hop
+        self.n_frames = (padded.shape[-1] - n_fft) // hop + 1
+        self.n_bins = n_fft // 2 + 1
+        shape = (1, self.n_frames, self.n_bins)
+        zeros = np.zeros(shape[1:], np.float32)
+        mags = np.empty(shape, np.float32)
+        one = np.zeros(1, np.int64)
+        _frame_sums(_spectra(padded, n_fft, hop, 0, self.n_frames), zeros, zeros, 0, mags,
+                    True, np.empty((1, self.n_frames, 2), np.float32), one, 0)
+        self.mag = mags[0]
+        self.log = np.empty_like(self.mag)
+        _log_eps(self.mag, self.log)
+        self.norm = float(np.sqrt(np.sum(self.mag.astype(np.float64) ** 2))) + EPS
+        # the same kernel on silence: skipping silent frames gives bit-identical sums
+        silent = np.empty((1, self.n_frames, 2), np.float32)
+        _frame_sums(np.zeros(shape, np.complex64), self.mag, self.log, 0,
+                    np.empty((1, 1, self.n_bins), np.float32), False, silent, one, 0)
+        self.silent = silent[0]
+
+
+class MRSTFTTarget:
+    """A target prepared for :class:`MultiResolutionSTFT`: its length and one
+    :class:`_Resolution` per FFT size."""
+
+    def __init__(self, length: int, resolutions: list[_Resolution], padded: int) -> None:
+        self.length = length
+        self.resolutions = resolutions
+        self.padded = padded  # every frame of every resolution fits in this many samples
+
+
+def _n_frames(n: int, n_fft: int, hop: int) -> int:
+    return 1 + max(0, -(-(n - n_fft) // hop))  # as features.frames
+
+
 class MultiResolutionSTFT(Distance):
+    """Mean over FFT sizes 2048/1024/512 (hop n/2, periodic Hann) of spectral convergence
+    ``||T - X||_F / ||T||_F`` (capped at 10) plus mean ``|ln(X + 1e-5) - ln(T + 1e-5)|``.
+
+    The definition is that of ``features.stft_magnitude`` frames; the computation (equal to
+    it to float32 precision, tests/audio/test_mrstft_fast.py) is: one real FFT per frame of
+    the *unwindowed* audio, read in place; the Hann window applied in the frequency domain
+    (exact for a periodic Hann); magnitudes, squared differences and a vectorised log fused
+    in one compiled pass that keeps per-frame sums (:func:`_frame_sums`); frames of exact
+    silence before a row's first or after its last non-zero sample are not transformed:
+    their sums are the target's precomputed ``silent`` sums, which the same kernel gave
+    for a zero frame. Per-frame sums also let a clip that is written segment by segment be
+    rescored frame by frame (:meth:`frame_sums`, :meth:`from_frame_sums`).
+
+    Work buffers are kept between calls: use one instance per thread.
+    """
+
     name = "mrstft"
     bound = 50.0
     FFT_SIZES = (2048, 1024, 512)
+    CHUNK = 8  # rows per FFT + reduction pass (a chunk's spectra stay in cache)
 
     def prepare(self, target):
-        target = np.asarray(target, dtype=np.float32)
-        out = []
-        for n in self.FFT_SIZES:
-            mag = stft_magnitude(target, n_fft=n, hop=n // 2)
-            norm = float(np.sqrt(np.sum(mag.astype(np.float64) ** 2))) + EPS
-            out.append((mag, np.log(mag + EPS), norm))
-        return out
+        target = np.asarray(target, dtype=np.float32).reshape(-1)
+        n = target.size
+        sizes = [(n_fft, n_fft // 2, _n_frames(n, n_fft, n_fft // 2)) for n_fft in self.FFT_SIZES]
+        padded_len = max((f - 1) * h + n_fft for n_fft, h, f in sizes)
+        resolutions = []
+        for n_fft, hop, n_frames in sizes:
+            padded = np.zeros((1, (n_frames - 1) * hop + n_fft), np.float32)
+            padded[0, :n] = target[:padded.shape[1]]
+            resolutions.append(_Resolution(n_fft, hop, padded))
+        return MRSTFTTarget(n, resolutions, padded_len)
+
+    def _buffer(self, key: tuple, dtype, zero: bool = False) -> np.ndarray:
+        """A work array of shape ``key[1:]`` kept between calls (one per shape)."""
+        work = self.__dict__.setdefault("_work", {})
+        if key not in work:
+            if len(work) > 64:
+                work.clear()
+            work[key] = (np.zeros if zero else np.empty)(key[1:], dtype)
+        return work[key]
+
+    def _sums(self, padded: np.ndarray, res: _Resolution, first: int, count: int, keep: bool,
+              out_rows: np.ndarray, spans: np.ndarray | None = None):
+        """Per-frame sums (R, count, 2) of frames ``0 .. count - 1`` of (R, m) ``padded``
+        audio, which are target frames ``first ..``; row r's results go to row
+        ``out_rows[r]``. ``spans`` (R, 2): each row's non-zero samples (frames outside are
+        silent). With ``keep``, also the magnitudes (R, count, K)."""
+        rows = padded.shape[0]
+        sums = np.empty((rows, count, 2), np.float32)
+        mags = np.zeros((rows, count, res.n_bins), np.float32) if keep else \
+            self._buffer(("scratch", 1, 1, res.n_bins), np.float32)
+        n_fft, hop = res.n_fft, res.hop
+        for lo in range(0, rows, self.CHUNK):
+            hi = min(rows, lo + self.CHUNK)
+            f0, f1 = 0, count
+            if spans is not None:
+                s_lo, s_hi = int(spans[lo:hi, 0].min()), int(spans[lo:hi, 1].max())
+                if s_hi <= s_lo:
+                    f0 = f1 = 0
+                else:  # the frames that overlap [s_lo, s_hi)
+                    f0 = max(0, (s_lo - n_fft) // hop + 1)
+                    f1 = min(count, (s_hi - 1) // hop + 1)
+            dest = out_rows[lo:hi]
+            if f1 > f0:
+                out = self._buffer(("spec", hi - lo, f1 - f0, res.n_bins), np.complex64)
+                _frame_sums(_spectra(padded[lo:hi], n_fft, hop, f0, f1 - f0, out), res.mag,
+                            res.log, first + f0, mags, keep, sums, dest, f0)
+            if f0 > 0:
+                sums[dest, :f0] = res.silent[first:first + f0]
+            if f1 < count:
+                sums[dest, f1:] = res.silent[first + f1:first + count]
+        return sums, (mags if keep else None)
+
+    @staticmethod
+    def _combine(totals: np.ndarray, res: _Resolution) -> np.ndarray:
+        """Spectral convergence plus mean log difference from (R, 2) float64 sums over all
+        frames of one resolution."""
+        sc = np.minimum(np.sqrt(np.maximum(totals[:, 0], 0.0)) / res.norm, 10.0)
+        return sc + totals[:, 1] / (res.n_frames * res.n_bins)
 
     def compute(self, audio, prepared, cache):
-        total = np.zeros(audio.shape[0])
-        for n_fft, (t, log_t, norm) in zip(self.FFT_SIZES, prepared, strict=True):
-            x = stft_magnitude(audio, n_fft=n_fft, hop=n_fft // 2, cache=cache)
-            flat = x.reshape(x.shape[0], -1)
-            # ||X - T||^2 = ||X||^2 - 2 <X, T> + ||T||^2, without a temporary the size of X
-            sq = np.einsum("ij,ij->i", flat, flat, dtype=np.float64) \
-                - 2.0 * np.einsum("ij,j->i", flat, t.reshape(-1), dtype=np.float64) \
-                + (norm - EPS) ** 2
-            sc = np.minimum(np.sqrt(np.maximum(sq, 0.0)) / norm, 10.0)
-            work = np.add(x, EPS)  # in place from here on: these arrays are the big ones
-            np.log(work, out=work)
-            work -= log_t
-            np.abs(work, out=work)
-            total += sc + work.mean(axis=(-2, -1), dtype=np.float64)
-        return total / len(self.FFT_SIZES)
+        n = audio.shape[-1]
+        if n != prepared.length:
+            raise ValueError(f"mrstft: audio has {n} samples but the prepared target has "
+                             f"{prepared.length}; prepare a target of the same length")
+        audio = audio.reshape(-1, n)
+        rows = audio.shape[0]
+        spans = np.empty((rows, 2), np.int64)
+        _sound_spans(audio, spans)
+        # rows sorted by where their sound ends, so that each chunk's silent frames line up
+        order = np.lexsort((spans[:, 0], spans[:, 1]))
+        padded = self._buffer(("pad", rows, prepared.padded), np.float32, zero=True)
+        padded[:, :n] = audio[order]
+        wanted = None if cache is None else cache.get("keep")
+        total = np.zeros(rows)
+        for res in prepared.resolutions:
+            key = (res.n_fft, res.hop)
+            keep = cache is not None and (wanted is None or key in wanted)
+            sums, mags = self._sums(padded, res, 0, res.n_frames, keep, order, spans[order])
+            if keep:
+                cache[key] = mags
+            total += self._combine(sums.sum(axis=1, dtype=np.float64), res)
+        return total / len(prepared.resolutions)
+
+    # -- running distance of a clip that is written segment by segment ------------------------
+    def frame_sums(self, clips: np.ndarray, prepared: MRSTFTTarget, start: int = 0,
+                   stop: int | None = None) -> list[tuple[int, np.ndarray]]:
+        """Per-frame sums of the frames that overlap samples ``[start, stop)`` of (R, n)
+        ``clips``: one ``(first frame, (R, frames, 2) float32)`` per resolution. Keep a
+        (R, n_frames, 2) array per resolution and :meth:`from_frame_sums` gives the
+        distance; after writing new samples, recompute only the frames they touch."""
+        clips = np.asarray(clips, dtype=np.float32)
+        stop = prepared.length if stop is None else stop
+        if clips.ndim != 2 or clips.shape[1] != prepared.length or not 0 <= start < stop \
+                or stop > prepared.length:
+            raise ValueError(f"mrstft.frame_sums: need (rows, {prepared.length}) clips and "
+                             f"0 <= start < stop <= {prepared.length}, got shape "
+                             f"{clips.shape} and [{start}, {stop})")
+        out = []
+        identity = np.arange(clips.shape[0])
+        for res in prepared.resolutions:
+            first = max(0, (start - res.n_fft) // res.hop + 1)  # frame f: [f hop, f hop + n_fft)
+            last = min(res.n_frames - 1, (stop - 1) // res.hop)
+            lo, hi = first * res.hop, last * res.hop + res.n_fft
+            window = np.zeros((clips.shape[0], hi - lo), np.float32)
+            avail = min(hi, prepared.length) - lo
+            window[:, :avail] = clips[:, lo:lo + avail]
+            sums, _ = self._sums(window, res, first, last - first + 1, False, identity)
+            out.append((first, sums))
+        return out
+
+    def from_frame_sums(self, sums: list[np.ndarray], prepared: MRSTFTTarget) -> np.ndarray:
+        """(R,) float64 distances from full per-frame sums, (R, n_frames, 2) per resolution
+        (raw: :meth:`Distance.finish` maps them to float32 in ``[0, bound]``)."""
+        total = 0.0
+        for s, res in zip(sums, prepared.resolutions, strict=True):
+            total = total + self._combine(s.sum(axis=1, dtype=np.float64), res)
+        return total / len(prepared.resolutions)
 
 
 class LogMel(Distance):

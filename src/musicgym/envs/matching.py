@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from gymnasium import spaces
 
-from musicgym.audio.distances import Distance, make_distance
+from musicgym.audio.distances import Distance, MultiResolutionSTFT, make_distance
 from musicgym.audio.features import log_mel, pool_frames
 from musicgym.envs.spaces import ParameterMap
 from musicgym.errors import TargetError
@@ -175,6 +175,10 @@ class MatchCore:
             self._prepared[key] = self.distance.prepare(span)
         return self._prepared[key]
 
+    def new_cache(self) -> dict:
+        """An STFT cache for a step: only the observation's STFT is worth keeping."""
+        return {"keep": {(1024, 512)}} if self.observation != "audio" else {"keep": set()}
+
     def distances(self, audio: np.ndarray, targets: np.ndarray, segment: int,
                   cache: dict | None = None) -> np.ndarray:
         """Distances of (B, n) audio to each row's target span (rows grouped by target;
@@ -187,6 +191,54 @@ class MatchCore:
                                       cache=cache if len(groups) == 1 else None)
         return out
 
+    # -- the running distance of the whole clip ----------------------------------------------
+    @property
+    def incremental(self) -> bool:
+        """Whether the running clip distance is updated frame by frame (``mrstft``)."""
+        return isinstance(self.distance, MultiResolutionSTFT)
+
+    def new_running(self, n_rows: int) -> list[np.ndarray] | None:
+        """Per-frame sums of the running clip distance for ``n_rows`` clips (``None`` when
+        the reward has no incremental form). Rows start from silence at their step 0."""
+        if not self.incremental:
+            return None
+        prepared = self.prepared(0, -1)
+        return [np.zeros((n_rows, r.n_frames, 2), np.float32) for r in prepared.resolutions]
+
+    def _silent_sums(self, target: int) -> list[np.ndarray]:
+        key = (target, "silent")
+        if key not in self._prepared:
+            self._prepared[key] = [s for _, s in self.distance.frame_sums(
+                np.zeros((1, self.clip_len), np.float32), self.prepared(target, -1))]
+        return self._prepared[key]
+
+    def clip_distances(self, clips: np.ndarray, targets: np.ndarray, rows: np.ndarray, k: int,
+                       running: list[np.ndarray] | None = None,
+                       cache: dict | None = None) -> np.ndarray:
+        """Distances of the rows' whole clips, just after segment ``k`` was written.
+
+        With ``running`` (from :meth:`new_running`), only the frames that overlap segment
+        ``k`` are recomputed: the others kept their sums from earlier steps (or from silence,
+        for the frames after the segment), so the result equals the from-scratch distance;
+        otherwise (other rewards) the clips are scored from scratch (``cache`` receives their
+        STFTs)."""
+        if running is None:
+            return self.distances(clips[rows], targets[rows], -1, cache)
+        out = np.empty(len(rows), dtype=np.float32)
+        for t in np.unique(targets[rows]):
+            sel = rows[targets[rows] == t]
+            prepared = self.prepared(int(t), -1)
+            if k == 0:  # a new episode: every frame is silent but the first segment's
+                for state, silent in zip(running, self._silent_sums(int(t)), strict=True):
+                    state[sel] = silent
+            touched = self.distance.frame_sums(clips[sel], prepared, k * self.seg,
+                                               (k + 1) * self.seg)
+            for state, (first, sums) in zip(running, touched, strict=True):
+                state[sel, first:first + sums.shape[1]] = sums
+            out[np.nonzero(targets[rows] == t)[0]] = self.distance.finish(
+                self.distance.from_frame_sums([state[sel] for state in running], prepared))
+        return out
+
     # -- stepping ----------------------------------------------------------------------------
     def render_segments(self, actions, batch: int) -> tuple[np.ndarray, np.ndarray]:
         """(parameters (B, P), left-channel segments (B, seg)) for a batch of actions."""
@@ -195,23 +247,25 @@ class MatchCore:
         return params, np.ascontiguousarray(audio[:, 0, :])
 
     def step(self, clips: np.ndarray, steps: np.ndarray, targets: np.ndarray, actions,
-             rows: np.ndarray) -> dict:
+             rows: np.ndarray, running: list[np.ndarray] | None = None) -> dict:
         """Advance ``rows`` (all at the same step) in place; return rewards and diagnostics.
 
-        ``out["stft_cache"]`` holds the STFTs of the rows' clips when the segment is the whole
-        clip (one-step tasks), for the observation to reuse."""
+        ``running``: the rows' running-distance state (:meth:`new_running`), updated in place;
+        without it the clip distance is computed from scratch. ``out["stft_cache"]`` holds the
+        observation's STFT of the rows' clips when the segment is the whole clip (one-step
+        tasks), for the observation to reuse."""
         k = int(steps[rows[0]])
         params, seg = self.render_segments(actions, len(rows))
         seg = np.nan_to_num(seg, nan=0.0, posinf=AUDIO_BOUND, neginf=-AUDIO_BOUND)
         clips[rows, k * self.seg:(k + 1) * self.seg] = seg
         steps[rows] += 1
-        cache: dict = {}
+        cache = self.new_cache() if self.total_step == 1 else None
         reward = -self.distances(seg, targets[rows], k, cache)
         if self.total_step == 1:
             # the segment is the whole clip: the running distance is the step's distance
             clip_distance = -reward
         else:
-            cache = {}
-            clip_distance = self.distances(clips[rows], targets[rows], -1, cache)
+            cache = self.new_cache()
+            clip_distance = self.clip_distances(clips, targets, rows, k, running, cache)
         return {"reward": reward.astype(np.float32), "params": params,
                 "clip_distance": clip_distance, "stft_cache": cache}

@@ -106,6 +106,7 @@ class SynthMatchEnv(gym.Env):
         self.clip = np.zeros((1, self.core.clip_len), dtype=np.float32)
         self.steps = np.zeros(1, dtype=np.int64)
         self.target = np.zeros(1, dtype=np.int64)
+        self.running = self.core.new_running(1)  # per-frame sums of the running clip distance
 
     def _get_obs(self, cache: dict | None = None) -> np.ndarray:
         return self.core.observe(self.clip, self.steps, self.target, cache)[0]
@@ -126,7 +127,8 @@ class SynthMatchEnv(gym.Env):
             raise RuntimeError("the episode has ended: call reset() before step()")
         batched = {k: np.asarray(v)[None] for k, v in action.items()} \
             if isinstance(action, dict) else np.asarray(action)[None]
-        out = self.core.step(self.clip, self.steps, self.target, batched, np.array([0]))
+        out = self.core.step(self.clip, self.steps, self.target, batched, np.array([0]),
+                             self.running)
         terminated = bool(self.steps[0] >= self.core.total_step)
         info = {"clip_distance": float(out["clip_distance"][0]),
                 "params": dict(zip(self.core.patch.params, out["params"][0].tolist(),

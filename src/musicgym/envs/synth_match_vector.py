@@ -38,6 +38,7 @@ class SynthMatchVectorEnv(VectorEnv):
         self.steps = np.zeros(self.num_envs, dtype=np.int64)
         self.targets = np.zeros(self.num_envs, dtype=np.int64)
         self._needs_reset = np.zeros(self.num_envs, dtype=bool)
+        self.running = self.core.new_running(self.num_envs)  # running clip distance state
 
     def _reset_rows(self, rows: np.ndarray) -> None:
         self.clips[rows] = 0.0
@@ -73,7 +74,7 @@ class SynthMatchVectorEnv(VectorEnv):
         for k in groups:
             rows = active[self.steps[active] == k]
             out = self.core.step(self.clips, self.steps, self.targets,
-                                 self._rows_of(actions, rows), rows)
+                                 self._rows_of(actions, rows), rows, self.running)
             rewards[rows] = out["reward"]
             clip_distance[rows] = out["clip_distance"]
             if len(rows) == self.num_envs:
