@@ -1,0 +1,174 @@
+"""The fast MR-STFT reward equals its straightforward definition, and the envs' running clip
+distance equals a from-scratch computation."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import scipy.fft
+
+import musicgym  # noqa: F401  (registers the envs)
+from musicgym.audio.distances import MultiResolutionSTFT, _ln, _sound_spans, make_distance
+from musicgym.audio.features import EPS, frames, stft_magnitude
+
+
+def straightforward(audio: np.ndarray, target: np.ndarray, magnitude) -> np.ndarray:
+    """The documented definition, term by term, in float64 on ``magnitude(audio, n_fft)``."""
+    total = np.zeros(audio.shape[0])
+    for n in (2048, 1024, 512):
+        x = magnitude(audio, n).astype(np.float64)
+        t = magnitude(target, n).astype(np.float64)
+        sc = np.sqrt(((x - t) ** 2).sum(axis=(-2, -1))) / (np.sqrt((t ** 2).sum()) + EPS)
+        total += np.minimum(sc, 10.0) + np.abs(np.log(x + EPS) - np.log(t + EPS)).mean(
+            axis=(-2, -1))
+    return total / 3
+
+
+def float32_stft(audio, n):
+    return stft_magnitude(audio, n_fft=n, hop=n // 2)
+
+
+def float64_stft(audio, n):
+    window = np.hanning(n + 1)[:-1]
+    x = frames(audio, n_fft=n, hop=n // 2).astype(np.float64) * window
+    return np.abs(scipy.fft.rfft(x, axis=-1))
+
+
+@pytest.mark.parametrize("n", [22050, 1500, 300, 4097])
+def test_equals_the_definition_on_random_signals(n):
+    rng = np.random.default_rng(n)
+    target = (rng.standard_normal(n) * np.exp(-np.arange(n) / 3000)).astype(np.float32)
+    audio = (rng.standard_normal((11, n)) * rng.uniform(0.01, 3, (11, 1))).astype(np.float32)
+    audio[1] = target
+    audio[2, : n // 3] = 0.0  # leading silence
+    audio[3, n // 2:] = 0.0  # trailing silence (its frames are skipped, not transformed)
+    audio[4] = 0.0
+    audio[5, : n // 4] = 0.0
+    audio[5, -n // 4:] = 0.0
+    d = make_distance("mrstft")
+    got = d(audio, d.prepare(target))
+    want = straightforward(audio, target, float64_stft)
+    np.testing.assert_allclose(got, want, rtol=2e-5, atol=2e-5)
+    assert got[1] == 0.0  # the same computation on the same samples
+
+
+def test_vectorised_log_matches_numpy():
+    rng = np.random.default_rng(0)
+    z = (10.0 ** rng.uniform(-5.1, 8, 200_000)).astype(np.float32)
+    z[:4] = [EPS, 1.0, np.sqrt(2.0), 0.70710677]
+    out = np.empty_like(z)
+    _ln(z, np.empty(z.size, np.int32), np.empty(z.size, np.float32), out)
+    exact = np.log(z.astype(np.float64))
+    # within 2 float32 ulps of ln z's magnitude (NumPy's own float32 log: about 1)
+    ulp = np.spacing(np.abs(exact).astype(np.float32)).astype(np.float64)
+    assert (np.abs(out - exact) <= 2 * np.maximum(ulp, 6e-8)).all()
+
+
+def test_skipping_silent_frames_changes_nothing():
+    rng = np.random.default_rng(1)
+    n = 22050
+    target = rng.standard_normal(n).astype(np.float32)
+    audio = rng.standard_normal((10, n)).astype(np.float32)
+    for i, cut in enumerate(np.linspace(0, n, 10).astype(int)):
+        audio[i, cut:] = 0.0  # a silent tail of every length, from all to none
+    d = MultiResolutionSTFT()
+    prepared = d.prepare(target)
+    rows = np.arange(10)
+    spans = np.empty((10, 2), np.int64)
+    _sound_spans(audio, spans)
+    padded = np.zeros((10, prepared.padded), np.float32)
+    padded[:, :n] = audio
+    for res in prepared.resolutions:
+        every, _ = d._sums(padded, res, 0, res.n_frames, False, rows)
+        skipped, _ = d._sums(padded, res, 0, res.n_frames, False, rows, spans)
+        np.testing.assert_array_equal(skipped, every)
+    assert (spans[:, 1] < n).sum() == 9 and spans[0].tolist() == [0, 0]
+
+
+def test_cache_keeps_the_requested_stfts_equal_to_stft_magnitude():
+    rng = np.random.default_rng(2)
+    audio = rng.standard_normal((3, 8000)).astype(np.float32)
+    audio[2, 4000:] = 0.0
+    d = make_distance("mrstft")
+    prepared = d.prepare(audio[0])
+    cache = {"keep": {(1024, 512)}}
+    d(audio, prepared, cache=cache)
+    assert set(cache) == {"keep", (1024, 512)}
+    np.testing.assert_allclose(cache[(1024, 512)], stft_magnitude(audio, n_fft=1024, hop=512),
+                               rtol=1e-4, atol=2e-4)
+    everything = {}
+    d(audio, prepared, cache=everything)
+    assert set(everything) == {(2048, 1024), (1024, 512), (512, 256)}
+
+
+@pytest.mark.parametrize("env_id", ["musicgym/Kick-v0", "musicgym/FMTone-v0"])
+def test_env_rewards_are_as_accurate_as_the_straightforward_float32_path(env_id):
+    venv = gym.make_vec(env_id, num_envs=12)
+    venv.action_space.seed(0)
+    venv.reset(seed=0)
+    obs, rewards, *_ = venv.step(venv.action_space.sample())
+    clips, target = venv.clips, venv.core.target_clips[0]
+    exact = straightforward(clips, target, float64_stft)
+    plain = straightforward(clips, target, float32_stft)  # the reward before the fast path
+    # near-silent bins make the log term sensitive to float32 rounding in any FFT: the fast
+    # path must be as close to float64 as the plain float32 computation is
+    np.testing.assert_allclose(-rewards, plain, rtol=1e-3)
+    assert np.abs(-rewards - exact).max() <= 1.25 * np.abs(plain - exact).max() + 1e-6
+    # the observation reused the reward's STFT: it equals one computed on its own
+    fresh = venv.core._features(clips)
+    np.testing.assert_allclose(obs[:, :-1], fresh, atol=1e-3)
+
+
+def test_running_distance_equals_a_from_scratch_computation():
+    env = gym.make("musicgym/BassLine-v0")
+    env.action_space.seed(4)
+    core = env.unwrapped.core
+    assert core.incremental
+    for episode in range(2):
+        env.reset(seed=episode)
+        for _ in range(core.total_step):
+            *_, info = env.step(env.action_space.sample())
+            clip = env.unwrapped.clip_audio
+            scratch = core.distance(clip[None], core.prepared(0, -1))[0]
+            assert info["clip_distance"] == pytest.approx(float(scratch), rel=1e-6, abs=1e-6)
+    exact = straightforward(clip[None], core.target_clips[0], float64_stft)[0]
+    plain = straightforward(clip[None], core.target_clips[0], float32_stft)[0]
+    assert abs(info["clip_distance"] - exact) <= 1.25 * abs(plain - exact) + 1e-6
+
+
+def test_vector_running_distance_equals_from_scratch_across_autoresets():
+    venv = gym.make_vec("musicgym/BassLine-v0", num_envs=5, total_step=4, step_len=0.25)
+    venv.action_space.seed(1)
+    venv.reset(seed=1)
+    core = venv.core
+    checked = 0
+    for _ in range(11):  # two episodes, the autoreset steps between them and a third begun
+        *_, info = venv.step(venv.action_space.sample())
+        stepped = info["_clip_distance"]
+        if stepped.any():
+            scratch = core.distance(venv.clips[stepped], core.prepared(0, -1))
+            np.testing.assert_allclose(info["clip_distance"][stepped], scratch, rtol=1e-6,
+                                       atol=1e-6)
+            checked += int(stepped.sum())
+    assert checked == 5 * 9
+
+
+def test_other_rewards_keep_the_from_scratch_clip_distance():
+    env = gym.make("musicgym/BassLine-v0", reward="logmel")
+    core = env.unwrapped.core
+    assert not core.incremental and env.unwrapped.running is None
+    env.reset(seed=0)
+    *_, info = env.step(env.action_space.sample())
+    clip = env.unwrapped.clip_audio
+    assert info["clip_distance"] == pytest.approx(
+        float(core.distance(clip[None], core.prepared(0, -1))[0]), rel=1e-6)
+
+
+def test_bad_lengths_and_spans_raise():
+    d = MultiResolutionSTFT()
+    prepared = d.prepare(np.ones(4000, np.float32))
+    with pytest.raises(ValueError, match="4000"):
+        d(np.ones((2, 3000), np.float32), prepared)
+    with pytest.raises(ValueError, match="start < stop"):
+        d.frame_sums(np.ones((2, 4000), np.float32), prepared, 100, 50)
