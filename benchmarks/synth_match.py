@@ -10,8 +10,13 @@ with random actions:
 3. musicgym's env with the NumPy backend, B = 1;
 4. musicgym's native vector env, B = 64 (one engine call for the 64 envs).
 
-Steps per second are env steps (a vector step of B envs counts B). The reward share is the time
-spent computing rewards (segment + running clip distance) over the step time, in (4).
+Steps per second are env transitions: each rendered and rewarded segment counts one. A vector
+step counts the envs that stepped in it, not B: with Gymnasium's NEXT_STEP autoreset, the call
+after an episode ends only resets that env (no render, reward 0), so with Kick-v0's one-step
+episodes every other vector call is such a reset (counting them as B steps, as this benchmark
+did before 2026-12-02, doubled the vector figure; the JSON keeps that count as
+``calls_steps_per_s``). The reward share is the time spent computing rewards (segment + running
+clip distance: ``MatchCore.distances`` and ``clip_distances``) over the loop's time.
 Goals (issue 3): (4) >= 30x (1); rewards <= half of a step's time.
 
     python benchmarks/synth_match.py [--seconds 20]
@@ -59,8 +64,9 @@ def raveforce_loop(budget_s: float) -> float:
     return steps / (time.perf_counter() - t0)
 
 
-def env_loop(env, budget_s: float, batch: int = 1) -> tuple[float, float]:
-    """(env steps per second, share of step time spent in rewards) with random actions."""
+def env_loop(env, budget_s: float, batch: int = 1) -> tuple[float, float, float]:
+    """(env transitions per second, share of the time spent in rewards, vector calls x B per
+    second) with random actions."""
     core = env.unwrapped.core if hasattr(env, "unwrapped") else env.core
     reward_time = [0.0]
     depth = [0]  # clip_distances may call distances: count nested time once
@@ -85,16 +91,20 @@ def env_loop(env, budget_s: float, batch: int = 1) -> tuple[float, float]:
     env.step(env.action_space.sample())  # warm-up (numba caches, target features)
     env.reset(seed=0)
     reward_time[0] = 0.0
-    steps, t0 = 0, time.perf_counter()
+    steps, calls, t0 = 0, 0, time.perf_counter()
     while time.perf_counter() - t0 < budget_s:
-        _, _, terminated, truncated, _ = env.step(env.action_space.sample())
-        steps += batch
-        if batch == 1 and (terminated or truncated):
-            env.reset()
+        _, _, terminated, truncated, info = env.step(env.action_space.sample())
+        calls += batch
+        if batch == 1:
+            steps += 1
+            if terminated or truncated:
+                env.reset()
+        else:  # the envs that rendered a segment (the others were autoresetting)
+            steps += int(np.count_nonzero(info["_clip_distance"]))
     elapsed = time.perf_counter() - t0
     for name in originals:
         delattr(core, name)  # back to the class's methods
-    return steps / elapsed, reward_time[0] / elapsed
+    return steps / elapsed, reward_time[0] / elapsed, calls / elapsed
 
 
 def main() -> None:
@@ -103,7 +113,7 @@ def main() -> None:
     ap.add_argument("--json", default=str(Path(__file__).parent / "results" / "synth_match.json"))
     args = ap.parse_args()
     rows = []
-    print("Kick-v0 (0.5 s target), random actions, env steps per second:")
+    print("Kick-v0 (0.5 s target), random actions, env transitions per second:")
     rf = raveforce_loop(args.seconds)
     rows.append({"contender": "RaveForce-style loop (real engine, struct.unpack, raw MSE)",
                  "steps_per_s": rf, "reward_share": None})
@@ -113,9 +123,11 @@ def main() -> None:
         ("musicgym env, NumPy backend, B=1", gym.make("musicgym/Kick-v0"), 1),
         ("musicgym vector env, B=64", gym.make_vec("musicgym/Kick-v0", num_envs=64), 64),
     ]:
-        sps, share = env_loop(env, args.seconds, batch)
-        rows.append({"contender": label, "steps_per_s": sps, "reward_share": share})
-        print(f"  {label:32s} {sps:9.1f}   rewards {share:5.1%} of step time", flush=True)
+        sps, share, calls = env_loop(env, args.seconds, batch)
+        rows.append({"contender": label, "steps_per_s": sps, "reward_share": share,
+                     "calls_steps_per_s": calls})
+        extra = f"   (calls x B: {calls:.1f}/s)" if batch > 1 else ""
+        print(f"  {label:32s} {sps:9.1f}   rewards {share:5.1%} of step time{extra}", flush=True)
     print("\n| contender | env steps / s | vs RaveForce loop | reward share of step |")
     print("|---|---|---|---|")
     for r in rows:
