@@ -234,3 +234,21 @@ def test_set_realtime_says_what_it_did(monkeypatch):
     assert "refused" in words and "Operation not permitted" in words and "ulimit -r" in words
     monkeypatch.setattr(os, "sched_setscheduler", lambda pid, policy, param: None)
     assert set_realtime(7) == "real-time scheduling (SCHED_FIFO, priority 7)"
+
+
+def test_cli_realtime_flag_reports_what_the_os_allowed(monkeypatch, capsys):
+    from musicgym.cli import main
+
+    if not hasattr(os, "sched_setscheduler"):
+        pytest.skip("no sched_setscheduler on this OS")
+
+    def refuse(pid, policy, param):   # never make the test process itself real-time
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "sched_setscheduler", refuse)
+    rc = main(["live", "improvise", "--synth", "sine", "--features", "pitch", "--subdiv", "3",
+               "--port", "0", "--seconds", "0", "--realtime"])
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert "--realtime: real-time scheduling refused (Operation not permitted)" in out
+    assert '"packets": 0' in out
