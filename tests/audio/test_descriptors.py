@@ -200,3 +200,16 @@ def test_mfcc_and_chroma_match_librosa_built_the_flucoma_way():
     expected = librosa.feature.chroma_stft(S=mag**2, sr=SR, norm=None, octwidth=None,
                                            base_c=False, tuning=0.0)
     np.testing.assert_allclose(d.chroma(y, sr=SR), expected.T, rtol=1e-6, atol=1e-9)
+
+
+@pytest.mark.parametrize(("n", "frame_length", "hop", "center"), [
+    (2048, 1024, 1024, False), (2100, 512, 512, False), (3000, 1024, 1024, True),
+    (2048, 1024, 512, False), (1500, 256, 100, True)])
+def test_frame_cuts_the_signal_as_sliding_windows_do(n, frame_length, hop, center):
+    y = np.random.default_rng(0).standard_normal((2, n))
+    frames = d.frame(y, frame_length=frame_length, hop_length=hop, center=center)
+    padded = np.pad(y, ((0, 0), (frame_length // 2,) * 2)) if center else y
+    count = 1 + (padded.shape[1] - frame_length) // hop
+    want = np.stack([padded[:, i * hop:i * hop + frame_length] for i in range(count)], axis=1)
+    np.testing.assert_array_equal(frames, want)
+    assert not frames.flags.writeable
