@@ -84,6 +84,9 @@ def test_skipping_silent_frames_changes_nothing():
         skipped, _ = d._sums(padded, res, 0, res.n_frames, False, rows, spans)
         np.testing.assert_array_equal(skipped, every)
     assert (spans[:, 1] < n).sum() == 9 and spans[0].tolist() == [0, 0]
+    dense = MultiResolutionSTFT()
+    dense.SKIP_SILENCE = False
+    np.testing.assert_array_equal(d(audio, prepared), dense(audio, prepared))
 
 
 def test_cache_keeps_the_requested_stfts_equal_to_stft_magnitude():

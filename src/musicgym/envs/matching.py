@@ -183,6 +183,8 @@ class MatchCore:
                   cache: dict | None = None) -> np.ndarray:
         """Distances of (B, n) audio to each row's target span (rows grouped by target;
         ``cache`` holds STFTs of ``audio`` and is only used when all rows share a target)."""
+        if len(self.targets) == 1 or (targets == targets[0]).all():  # one target: no copies
+            return self.distance(audio, self.prepared(int(targets[0]), segment), cache=cache)
         out = np.empty(audio.shape[0], dtype=np.float32)
         groups = np.unique(targets)
         for t in groups:
