@@ -77,6 +77,8 @@ try:  # scipy.fft's pocketfft binding: its r2c takes an output array (scipy.fft.
 except ImportError:  # pragma: no cover - other scipy layouts: allocate per call
     _r2c = None
 _EPS32 = np.float32(EPS)
+_I32 = np.int32
+_SQRT2 = np.float32(np.sqrt(2.0))
 
 
 @njit(cache=True, fastmath=_FASTMATH, boundscheck=False, error_model="numpy")
@@ -87,18 +89,21 @@ def _ln(z, ibuf, ebuf, out):
     float32 precision (tests/audio/test_mrstft_fast.py)."""
     zi = z.view(np.int32)
     mf = ibuf.view(np.float32)
+    mant, one = _I32(0x7FFFFF), _I32(0x3F800000)
     for k in range(z.size):
         b = zi[k]
-        big = np.int32((b & 0x7FFFFF) > 0x3504F3)  # mantissa > sqrt(2): use m / 2, e + 1
-        ebuf[k] = np.float32((b >> 23) - 127 + big)
-        ibuf[k] = (b & 0x7FFFFF) | (0x3F800000 - (big << 23))
+        ebuf[k] = np.float32(b >> 23)  # biased exponent (z > 0: no sign bit)
+        ibuf[k] = (b & mant) | one  # the mantissa as a float in [1, 2)
     for k in range(z.size):
         m = mf[k]
+        big = m > _SQRT2  # use m / 2 in [sqrt(1/2), 1) and exponent + 1
+        m = m * np.float32(0.5) if big else m
+        e = ebuf[k] - np.float32(127.0) + (np.float32(1.0) if big else np.float32(0.0))
         s = (m - np.float32(1.0)) / (m + np.float32(1.0))
         s2 = s * s
         p = np.float32(1.0) + s2 * (np.float32(1.0 / 3.0) + s2 * (
             np.float32(1.0 / 5.0) + s2 * (np.float32(1.0 / 7.0) + s2 * np.float32(1.0 / 9.0))))
-        out[k] = ebuf[k] * _LN2 + np.float32(2.0) * s * p
+        out[k] = e * _LN2 + np.float32(2.0) * s * p
 
 
 @njit(cache=True, fastmath=_FASTMATH, boundscheck=False, error_model="numpy")
