@@ -17,8 +17,10 @@ from musicgym.follow.train import (  # noqa: E402
     AgentPolicy,
     TrainConfig,
     agent_runs,
+    build_model,
     load_agent,
     make_agent_env,
+    make_train_env,
     train,
 )
 
@@ -47,6 +49,22 @@ def test_tiny_training_saves_a_model_that_loads_and_acts(tiny_run):
         assert np.isfinite(reward) and not terminated
     # 28 + memory (4 gaps + flag) + the tempo model's action
     assert obs.shape == env.observation_space.shape and obs.shape[0] == 34
+
+
+def test_an_untrained_zero_init_agent_plays_as_its_tempo_model():
+    config = TrainConfig(**TINY)
+    venv = make_train_env(config)
+    policy = AgentPolicy(build_model(config, venv))
+    obs = venv.reset()[0]
+    for _ in range(3):
+        action = policy.act(obs)
+        assert np.array_equal(action, np.zeros(1, np.float32))
+        obs = venv.step(action[None, :])[0][0]
+    assert not np.array_equal(
+        AgentPolicy(build_model(TrainConfig(**TINY, zero_init=False), venv)).act(obs),
+        np.zeros(1, np.float32),
+    )
+    venv.close()
 
 
 class _Silent:

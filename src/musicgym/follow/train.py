@@ -57,7 +57,8 @@ class TrainConfig:
     # "+rehearsal" bends the model by the earlier takes' tempo curves, "+timing" plays to the
     # next solo onset as the earlier takes time it (both need memory below)
     residual_on: str | None = "kalman+timing"
-    residual_scale: float = 0.3  # the agent's action in [-1, 1] moves the model's by this
+    residual_scale: float = 0.1  # the agent's action in [-1, 1] moves the model's by this
+    zero_init: bool = True  # the policy's mean action starts at exactly 0 (plays as the model)
     # the env (see AccompanyEnv); the same settings are used to evaluate
     env_kwargs: dict[str, Any] = field(
         default_factory=lambda: {
@@ -181,37 +182,13 @@ def make_train_env(config: TrainConfig):
     return venv
 
 
-def train(config: TrainConfig, run_dir: str | Path, *, progress: bool = False) -> Path:
-    """Train RecurrentPPO on Accompany-v0 and save the run in ``run_dir``.
-
-    Parameters
-    ----------
-    config : TrainConfig
-        Hyperparameters and env settings.
-    run_dir : str or pathlib.Path
-        Folder for ``model.zip`` and ``config.json`` (created; replaced) and ``tb/`` (each run
-        adds a numbered log folder).
-    progress : bool, keyword-only
-        Show SB3's progress bar.
-
-    Returns
-    -------
-    pathlib.Path
-        ``run_dir``.
-    """
+def build_model(config: TrainConfig, venv, *, tensorboard_log: str | None = None):
+    """The untrained RecurrentPPO of ``config`` on ``venv``; with ``zero_init`` its action
+    head is zeroed, so that its mean action is exactly 0: a residual agent starts by playing
+    as its tempo model."""
     RecurrentPPO = _recurrent_ppo()
     import torch
 
-    torch.set_num_threads(config.torch_threads)
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    venv = make_train_env(config)
-    try:
-        import tensorboard  # noqa: F401
-
-        tensorboard_log = str(run_dir / "tb")
-    except ImportError:  # logs are optional; the model is not
-        tensorboard_log = None
     model = RecurrentPPO(
         "MlpLstmPolicy",
         venv,
@@ -233,6 +210,45 @@ def train(config: TrainConfig, run_dir: str | Path, *, progress: bool = False) -
         device="cpu",
         verbose=0,
     )
+    if config.zero_init:
+        with torch.no_grad():
+            model.policy.action_net.weight.zero_()
+            model.policy.action_net.bias.zero_()
+    return model
+
+
+def train(config: TrainConfig, run_dir: str | Path, *, progress: bool = False) -> Path:
+    """Train RecurrentPPO on Accompany-v0 and save the run in ``run_dir``.
+
+    Parameters
+    ----------
+    config : TrainConfig
+        Hyperparameters and env settings.
+    run_dir : str or pathlib.Path
+        Folder for ``model.zip`` and ``config.json`` (created; replaced) and ``tb/`` (each run
+        adds a numbered log folder).
+    progress : bool, keyword-only
+        Show SB3's progress bar.
+
+    Returns
+    -------
+    pathlib.Path
+        ``run_dir``.
+    """
+    _recurrent_ppo()  # fail early without the 'train' extra
+    import torch
+
+    torch.set_num_threads(config.torch_threads)
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    venv = make_train_env(config)
+    try:
+        import tensorboard  # noqa: F401
+
+        tensorboard_log = str(run_dir / "tb")
+    except ImportError:  # logs are optional; the model is not
+        tensorboard_log = None
+    model = build_model(config, venv, tensorboard_log=tensorboard_log)
     start = time.perf_counter()
     model.learn(total_timesteps=config.total_timesteps, tb_log_name="recurrent_ppo",
                 progress_bar=progress)
