@@ -270,14 +270,15 @@ class MultiResolutionSTFT(Distance):
             resolutions.append(_Resolution(n_fft, hop, padded))
         return MRSTFTTarget(n, resolutions, padded_len)
 
-    def _buffer(self, key: tuple, dtype, zero: bool = False) -> np.ndarray:
-        """A work array of shape ``key[1:]`` kept between calls (one per shape)."""
-        work = self.__dict__.setdefault("_work", {})
-        if key not in work:
-            if len(work) > 64:
-                work.clear()
-            work[key] = (np.zeros if zero else np.empty)(key[1:], dtype)
-        return work[key]
+    def _work(self, name: str, shape: tuple, dtype) -> np.ndarray:
+        """An uninitialised work array of ``shape``: a view of one buffer per ``name`` kept
+        between calls and grown when needed (fresh multi-megabyte arrays cost page faults)."""
+        size = int(np.prod(shape))
+        buffers = self.__dict__.setdefault("_buffers", {})
+        flat = buffers.get(name)
+        if flat is None or flat.size < size:
+            flat = buffers[name] = np.empty(size, dtype)
+        return flat[:size].reshape(shape)
 
     def _sums(self, padded: np.ndarray, res: _Resolution, first: int, count: int, keep: bool,
               out_rows: np.ndarray, spans: np.ndarray | None = None):
@@ -288,7 +289,7 @@ class MultiResolutionSTFT(Distance):
         rows = padded.shape[0]
         sums = np.empty((rows, count, 2), np.float32)
         mags = np.zeros((rows, count, res.n_bins), np.float32) if keep else \
-            self._buffer(("scratch", 1, 1, res.n_bins), np.float32)
+            self._work("scratch", (1, 1, res.n_bins), np.float32)
         n_fft, hop = res.n_fft, res.hop
         for lo in range(0, rows, self.CHUNK):
             hi = min(rows, lo + self.CHUNK)
@@ -302,7 +303,7 @@ class MultiResolutionSTFT(Distance):
                     f1 = min(count, (s_hi - 1) // hop + 1)
             dest = out_rows[lo:hi]
             if f1 > f0:
-                out = self._buffer(("spec", hi - lo, f1 - f0, res.n_bins), np.complex64)
+                out = self._work("spec", (hi - lo, f1 - f0, res.n_bins), np.complex64)
                 _frame_sums(_spectra(padded[lo:hi], n_fft, hop, f0, f1 - f0, out), res.mag,
                             res.log, first + f0, mags, keep, sums, dest, f0)
             if f0 > 0:
@@ -332,9 +333,10 @@ class MultiResolutionSTFT(Distance):
             spans[:] = (0, n)
         # rows sorted by where their sound ends, so that each chunk's silent frames line up
         order = np.lexsort((spans[:, 0], spans[:, 1]))
-        padded = self._buffer(("pad", rows, prepared.padded), np.float32, zero=True)
+        padded = self._work("pad", (rows, prepared.padded), np.float32)
         for i, row in enumerate(order):  # row by row: no (rows, n) temporary
             padded[i, :n] = audio[row]
+        padded[:, n:] = 0.0
         wanted = None if cache is None else cache.get("keep")
         total = np.zeros(rows)
         for res in prepared.resolutions:
