@@ -120,34 +120,34 @@ def _frame_sums(spec, t_mag, t_log, t0, mags, keep, sums, out_rows, f_out):
     (otherwise ``mags[0, 0]`` is scratch).
     """
     n_rows, n_frames, n_bins = spec.shape
-    v = spec.view(np.float32)
+    v = spec.view(np.float32)  # (re, im) pairs: the window is the same stencil on both
+    w = np.empty(2 * n_bins, np.float32)
     z = np.empty(n_bins, np.float32)
     ibuf = np.empty(n_bins, np.int32)
     ebuf = np.empty(n_bins, np.float32)
     logs = np.empty(n_bins, np.float32)
     half, quarter = np.float32(0.5), np.float32(0.25)
-    last = n_bins - 1
+    n_floats, last = 2 * n_bins, n_bins - 1
     for r in range(n_rows):
         row = out_rows[r]
         for f in range(n_frames):
             x = v[r, f]
             m = mags[row, f_out + f] if keep else mags[0, 0]
-            re = half * (x[0] - x[2])
-            im = half * x[1]
-            m[0] = np.sqrt(re * re + im * im)
-            for k in range(1, last):
-                re = half * x[2 * k] - quarter * (x[2 * k - 2] + x[2 * k + 2])
-                im = half * x[2 * k + 1] - quarter * (x[2 * k - 1] + x[2 * k + 3])
-                m[k] = np.sqrt(re * re + im * im)
-            re = half * (x[2 * last] - x[2 * last - 2])
-            im = half * x[2 * last + 1]
-            m[last] = np.sqrt(re * re + im * im)
+            for j in range(2, n_floats - 2):  # squared windowed re and im, in one stencil
+                y = half * x[j] - quarter * (x[j - 2] + x[j + 2])
+                w[j] = y * y
+            re, im = half * (x[0] - x[2]), half * x[1]  # X[-1] = conj X[1]
+            w[0], w[1] = re * re, im * im
+            re, im = half * (x[2 * last] - x[2 * last - 2]), half * x[2 * last + 1]
+            w[n_floats - 2], w[n_floats - 1] = re * re, im * im
             t = t_mag[t0 + f]
             sq = np.float32(0.0)
             for k in range(n_bins):
-                d = m[k] - t[k]
+                y = np.sqrt(w[2 * k] + w[2 * k + 1])
+                m[k] = y
+                d = y - t[k]
                 sq += d * d
-                z[k] = m[k] + _EPS32
+                z[k] = y + _EPS32
             _ln(z, ibuf, ebuf, logs)
             tl = t_log[t0 + f]
             la = np.float32(0.0)
