@@ -54,7 +54,9 @@ class SynthMatchEnv(gym.Env):
     convergence, bound 50), ``"mse"`` (RaveForce's, bound 100), ``"logmel"`` (bound 20),
     ``"mfcc"`` (spiegelib's 13-MFCC mean absolute error, bound 1000), or weights such as
     ``{"mrstft": 1.0, "mfcc": 0.01}``. ``info["clip_distance"]`` is the running distance of the
-    whole clip so far to the whole target. NaN or inf never reach a reward or an observation.
+    whole clip so far to the whole target (with ``"mrstft"``, kept as per-frame sums: a step
+    recomputes only the frames its segment touches; equal to scoring the clip from scratch).
+    NaN or inf never reach a reward or an observation.
 
     ## Starting State
 
