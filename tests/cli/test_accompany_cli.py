@@ -36,6 +36,22 @@ def test_file_mode_accompanies_a_real_take(tmp_path, capsys):
     assert 800 < counts[1] < 1200  # the secondo part from the solo's first onset on
 
 
+@needs_duets
+def test_file_mode_plays_to_the_rehearsed_timing(tmp_path, capsys):
+    out = tmp_path / "take6.mid"
+    code = main(["live", "accompany", "--score", str(SCORE), *PARTS, "--tempo-model", "kalman",
+                 "--rehearsal", PRIMO.format(4), "--rehearsal", PRIMO.format(5),
+                 "--reference", PRIMO.format(1), "--replay", PRIMO.format(6),
+                 "--speed", "0", "--bpm", "140", "-o", str(out)])
+    assert code == 0 and "re-synchronisations" in capsys.readouterr().out
+    assert sum(m.type == "note_on" for m in mido.MidiFile(out).tracks[1]) > 800
+    base = ["live", "accompany", "--score", str(SCORE), *PARTS, "--replay", PRIMO.format(6)]
+    assert main([*base, "--tempo-model", "kalman", "--rehearsal", str(out)]) == 1
+    assert "a rehearsal must be a .match file" in capsys.readouterr().err
+    assert main([*base, "--model", str(tmp_path), "--rehearsal", PRIMO.format(5)]) == 1
+    assert "--rehearsal works with --tempo-model only" in capsys.readouterr().err
+
+
 def test_live_errors_are_one_line_and_exit_1(tmp_path, capsys):
     base = ["live", "accompany", "--score", str(SCORE), "--tempo-model", "kalman"]
     assert main([*base, "--part", "melody=1", "--replay", "x.match"]) == 1

@@ -30,6 +30,10 @@ def add_parser(subparsers) -> None:
     p.add_argument("--reference", metavar="FILE",
                    help="a performance of the solo part (.match or MIDI) to follow against "
                         "(default: the solo part played at --bpm)")
+    p.add_argument("--rehearsal", action="append", default=[], metavar="FILE",
+                   help="an earlier take of the solo part (.match; repeat for several): the "
+                        "tempo model then plays to the next solo onset as these takes time it "
+                        "(kalman+timing); with --tempo-model only")
     p.add_argument("--bpm", type=float, default=120.0,
                    help="expected tempo in score beats a minute (default 120)")
     p.add_argument("--replay", metavar="FILE",
@@ -74,24 +78,34 @@ def _parts(items: list[str]) -> dict[str, int | str]:
 def build_accompanist(args: argparse.Namespace):
     """The :class:`~musicgym.live.accompany.LiveAccompanist` the arguments describe."""
     from musicgym.follow.followers import OLTWFollower
-    from musicgym.follow.tempo import make_tempo_model
+    from musicgym.follow.tempo import RehearsedTiming, make_tempo_model
     from musicgym.live.accompany import (
         AgentController,
         LiveAccompanist,
         TempoModelController,
         read_performance,
+        rehearsal_curves,
     )
     from musicgym.music.score import read_score
 
     if not args.bpm > 0:
         raise AccompanyConfigError(f"--bpm must be > 0, got {args.bpm!r}")
     parts = _parts(args.part)
+    rehearsals = getattr(args, "rehearsal", [])
+    if args.model and rehearsals:
+        raise AccompanyConfigError(
+            "--rehearsal works with --tempo-model only: a trained agent has no memory of "
+            "earlier takes live yet"
+        )
     if args.model:  # models and files first: a bad one fails before the slow score parse
         from musicgym.follow.train import load_agent
 
         controller = AgentController(*load_agent(args.model))
     else:
-        controller = TempoModelController(make_tempo_model(args.tempo_model))
+        model = make_tempo_model(args.tempo_model)
+        if rehearsals:
+            model = RehearsedTiming(model, rehearsal_curves(rehearsals))
+        controller = TempoModelController(model)
     reference = read_performance(args.reference) if args.reference else None
     solo = read_score(args.score, part=parts["solo"], bpm=args.bpm)
     accompaniment = read_score(args.score, part=parts["accompaniment"], bpm=args.bpm)

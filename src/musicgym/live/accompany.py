@@ -335,6 +335,30 @@ def replay(
     return events + accompanist.finish()
 
 
+def rehearsal_curves(paths: list[str | Path]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The soloist's tempo curves (score beats, seconds) in earlier takes, from match files of
+    the solo part, for :class:`~musicgym.follow.tempo.RehearsedTiming` live.
+
+    Raises
+    ------
+    ScoreFileError
+        When a file is missing or is not a ``.match`` file (its notes need score positions).
+    """
+    from musicgym.follow.duets import tempo_curve
+
+    curves = []
+    for path in map(Path, paths):
+        if not path.is_file():
+            raise ScoreFileError(f"rehearsal file {str(path)!r} does not exist")
+        if path.suffix.lower() != ".match":
+            raise ScoreFileError(
+                f"{str(path)!r}: a rehearsal must be a .match file of the solo part (its notes "
+                "need score positions)"
+            )
+        curves.append(tempo_curve(read_match(path).score))
+    return curves
+
+
 def read_performance(path: str | Path) -> np.ndarray:
     """A recorded performance: a match file's performed notes, or a MIDI file's notes in
     seconds (all tracks, tempo changes applied).
