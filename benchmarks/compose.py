@@ -134,6 +134,22 @@ def judge(env: CounterpointEnv, composer, seeds: list[int], *, budget: bool = Fa
             "distinct_pieces": len({tuple(r.get("actions", ())) for r in rows})}
 
 
+def _budget(method: dict) -> str:
+    """The mean search budget per piece, in words."""
+    pieces = method["pieces"]
+
+    def mean(key: str) -> float:
+        return float(np.mean([p.get(key, 0) for p in pieces]))
+
+    if pieces and "rollouts" in pieces[0]:
+        return (f"{mean('rollouts'):.0f} random rollouts, {mean('evaluations'):.0f} pieces "
+                "scored")
+    if pieces and "children" in pieces[0]:
+        return (f"{mean('expanded'):.0f} partial pieces extended, {mean('children'):.0f} "
+                f"notes tried, {mean('evaluations'):.0f} pieces scored")
+    return "one sampled piece"
+
+
 def rl_musician(python: str | None) -> dict:
     """RL-Musician 0.4.6's env speed, run in its own venv (or why it could not be run)."""
     if not python:
@@ -172,6 +188,8 @@ def main() -> int:
     parser.add_argument("--beam-pieces", type=int, default=5)
     parser.add_argument("--guided-pieces", type=int, default=5)
     parser.add_argument("--guided-width", type=int, default=1000)
+    parser.add_argument("--guided-noise", type=float, nargs="+", default=[0.02, 0.1],
+                        help="one guided-beam row per value (seeded tie-break noise)")
     parser.add_argument("--random-pieces", type=int, default=20)
     parser.add_argument("--ppo-steps", type=int, default=20_000)
     parser.add_argument("--ppo-pieces", type=int, default=10)
@@ -198,12 +216,15 @@ def main() -> int:
     print("random pieces...", flush=True)
     methods = {"random": judge(env, lambda s: random_search(env, seed=s),
                                list(range(args.random_pieces)))}
-    print(f"score-guided beam search (width {args.guided_width})...", flush=True)
-    # each search piece gets a fresh env: its rule caches start empty, as for a new exercise
-    methods[f"guided beam (width {args.guided_width})"] = judge(
-        env, lambda s, stats: guided_beam_search(CounterpointEnv(), seed=s,
-                                                 beam_width=args.guided_width, stats=stats),
-        list(range(args.guided_pieces)), budget=True)
+    for noise in args.guided_noise:
+        name = f"guided beam (width {args.guided_width}, noise {noise:g})"
+        print(f"{name}...", flush=True)
+        # each search piece gets a fresh env: its rule caches start empty, as for a new exercise
+        methods[name] = judge(
+            env, lambda s, stats, noise=noise: guided_beam_search(
+                CounterpointEnv(), seed=s, beam_width=args.guided_width, noise=noise,
+                stats=stats),
+            list(range(args.guided_pieces)), budget=True)
     print("beam search at RL-Musician's default budget...", flush=True)
     methods["beam (RL-Musician default budget)"] = judge(
         env, lambda s, stats: beam_search(CounterpointEnv(), seed=s, stats=stats),
@@ -219,14 +240,16 @@ def main() -> int:
     methods[f"masked PPO ({args.ppo_steps} steps)"]["train_seconds"] = train_s
 
     print_speed(speed, eval_ms, peer)
-    print("\n| method | pieces | finished | mean total | best | hard viol. | parallel "
-          "perfects | s/piece (max) |\n|---|---|---|---|---|---|---|---|")
+    print("\n| method | pieces (distinct) | finished | mean total | best | hard viol. | "
+          "parallel perfects | s/piece (max) | budget/piece (mean) |\n"
+          "|---|---|---|---|---|---|---|---|---|")
     for name, m in methods.items():
         mean = f"{m['mean_total']:.3f}" if m["mean_total"] is not None else "-"
         best = f"{m['best_total']:.3f}" if m["best_total"] is not None else "-"
-        print(f"| {name} | {m['n']} | {m['finished']} | {mean} | {best} | "
+        print(f"| {name} | {m['n']} ({m['distinct_pieces']}) | {m['finished']} | {mean} | "
+              f"{best} | "
               f"{m['hard_violations']} | {m['parallel_perfects']} | "
-              f"{m['seconds_per_piece']:.2f} ({m['max_seconds']:.2f}) |")
+              f"{m['seconds_per_piece']:.2f} ({m['max_seconds']:.2f}) | {_budget(m)} |")
     if "train_seconds" in methods[f"masked PPO ({args.ppo_steps} steps)"]:
         print(f"(PPO training took {train_s:.1f} s, not counted per piece)")
     RESULTS.write_text(json.dumps({
