@@ -91,5 +91,5 @@ def test_evaluate_accompany_reports_every_model_beside_the_human(tmp_path, capsy
     kalman = rows[4]
     # measured: 74.9 % within 50 ms, 91.8 % within 100 ms (oracle follower, re-synchronising)
     assert 0.7 < kalman["within_50_ms"] < human["within_50_ms"]
-    assert main(["evaluate-accompany", "--followers", "hmm"]) == 1
+    assert main(["evaluate-accompany", "--followers", "dtw"]) == 1
     assert "followers must be among" in capsys.readouterr().err

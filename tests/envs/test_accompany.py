@@ -87,9 +87,21 @@ def test_memory_uses_earlier_takes_only():
     assert obs[-1] == 0.0  # nothing came before take 1: no memory, and never take 1 itself
 
 
+def test_the_hmm_follower_drives_a_simulated_episode():
+    env = gym.make("musicgym/Accompany-v0", follower="hmm", sources=("simulated",),
+                   episode_reports=16)
+    obs, _ = env.reset(seed=3)
+    steps, done = 0, False
+    while not done:
+        obs, reward, done, _, info = env.step(np.zeros(1, dtype=np.float32))
+        assert np.isfinite(reward) and env.observation_space.contains(obs)
+        steps += 1
+    assert steps == 16  # one step per report of the segment
+
+
 def test_bad_arguments_are_named():
-    with pytest.raises(AccompanyConfigError, match="unknown follower 'hmm'"):
-        gym.make("musicgym/Accompany-v0", follower="hmm", sources=("simulated",))
+    with pytest.raises(AccompanyConfigError, match="unknown follower 'dtw'"):
+        gym.make("musicgym/Accompany-v0", follower="dtw", sources=("simulated",))
     with pytest.raises(AccompanyConfigError, match="resync_s must be > 0"):
         gym.make("musicgym/Accompany-v0", resync_s=-1.0, sources=("simulated",))
     with pytest.raises(AccompanyConfigError, match="unknown split 'dev'"):

@@ -57,8 +57,8 @@ def add_parser(subparsers) -> None:
                     "jitter, beside the human secondo.")
     e.add_argument("run", nargs="?", metavar="RUN_DIR", help="a trained agent's run folder")
     e.add_argument("--json", metavar="FILE", help="also write the results as JSON")
-    e.add_argument("--followers", nargs="+", default=["oracle", "oltw"],
-                   help="oracle and/or oltw (default both)")
+    e.add_argument("--followers", nargs="+", default=["oracle", "oltw", "hmm"],
+                   help="among oracle, oltw and hmm (default all three)")
     e.add_argument("--duets-dir", help="folder of the real duets (default: shared/data/duets)")
     e.set_defaults(func=run_evaluate)
 

@@ -108,7 +108,8 @@ class AccompanyEnv(gym.Env):
         "musicgym/Accompany-v0",
         split="train",            # "train": takes 1-5 + train pieces; "test": takes 6-7 + others
         sources=("real", "simulated"),
-        follower="oracle",        # "oracle", "noisy_oracle" or "oltw" (MIDI on-line time warping)
+        follower="oracle",        # "oracle", "noisy_oracle", "oltw" (MIDI on-line time warping)
+                                  # or "hmm" (note-level hidden Markov model)
         episode_reports=64,       # reports per episode; None plays whole takes
         memory=False,             # add what earlier takes of the piece did at the coming onsets
         max_log_ratio=0.5, tempo_penalty=0.1, huber_delta_ms=25.0,
@@ -208,7 +209,8 @@ class AccompanyEnv(gym.Env):
         solo = simulate_performance(piece.solo, seed=int(seeds[0]), expression=expression)
         follower = corpus.make_follower(
             self.follower_name,
-            reference=corpus.plain_rendition(piece) if self.follower_name == "oltw" else None,
+            reference=(corpus.plain_rendition(piece)
+                       if self.follower_name in ("oltw", "hmm") else None),
             seed=int(seeds[1]),
         )
         episode = make_episode(solo, piece.accompaniment, follower=follower, piece=piece.name)

@@ -17,6 +17,7 @@ from musicgym.errors import AccompanyConfigError
 from musicgym.follow.duets import BRAHMS, DuetTake, default_duets_dir, load_duet
 from musicgym.follow.followers import (
     Follower,
+    HMMFollower,
     NoisyOracleFollower,
     OLTWFollower,
     OracleFollower,
@@ -29,7 +30,7 @@ TEST_TAKES = (6, 7)
 TRAIN_CHORALES = ("bach/bwv66.6", "bach/bwv269", "bach/bwv347", "bach/bwv153.1")
 TEST_CHORALES = ("bach/bwv84.5", "bach/bwv26.6")
 SPLITS = ("train", "test")
-FOLLOWERS = ("oracle", "noisy_oracle", "oltw")
+FOLLOWERS = ("oracle", "noisy_oracle", "oltw", "hmm")
 
 
 @dataclass(frozen=True)
@@ -115,15 +116,16 @@ def plain_rendition(piece: Piece) -> np.ndarray:
 
 
 def make_follower(name: str, *, reference: np.ndarray | None, seed: int | None = 0) -> Follower:
-    """A follower by name; OLTW needs a reference performance (never the take it follows)."""
+    """A follower by name; OLTW and HMM need a reference performance (never the take they
+    follow)."""
     if name == "oracle":
         return OracleFollower()
     if name == "noisy_oracle":
         return NoisyOracleFollower(seed=seed)
-    if name == "oltw":
+    if name in ("oltw", "hmm"):
         if reference is None:
-            raise AccompanyConfigError("the oltw follower needs a reference performance")
-        return OLTWFollower(reference)
+            raise AccompanyConfigError(f"the {name} follower needs a reference performance")
+        return OLTWFollower(reference) if name == "oltw" else HMMFollower(reference)
     raise AccompanyConfigError(f"unknown follower {name!r}; choose one of {FOLLOWERS}")
 
 

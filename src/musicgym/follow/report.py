@@ -1,9 +1,10 @@
 """The accompaniment report: every accompanist on the held-out Brahms takes, beside the human.
 
-:func:`evaluate_accompanists` plays each held-out take with each follower (the oracle and the
-MIDI OLTW) and each accompanist (every tempo model with re-synchronisation, the Kalman model
-without it, the Kalman model bent by the earlier takes' tempo curves, the earlier takes'
-timing scaled to the soloist's present speed (:class:`~musicgym.follow.tempo.RehearsedTiming`),
+:func:`evaluate_accompanists` plays each held-out take with each follower (the oracle, the
+MIDI OLTW and the MIDI HMM) and each accompanist (every tempo model with re-synchronisation,
+the Kalman model without it, the Kalman model bent by the earlier takes' tempo curves, the
+earlier takes' timing scaled to the soloist's present speed
+(:class:`~musicgym.follow.tempo.RehearsedTiming`),
 and a trained agent where a run folder is given), and pools the figures of
 :mod:`musicgym.follow.evaluate`: the share of shared onsets within 50/100/250 ms of the soloist,
 mean and median |asynchrony|, tempo jitter; the human secondo of the same takes is the ceiling.
@@ -19,7 +20,7 @@ import numpy as np
 
 from musicgym.errors import AccompanyConfigError
 from musicgym.follow.accompanist import RESYNC_S, AccompanistRun, make_episode
-from musicgym.follow.corpus import TEST_TAKES, brahms_takes, reference_take
+from musicgym.follow.corpus import TEST_TAKES, brahms_takes, make_follower, reference_take
 from musicgym.follow.duets import tempo_curve
 from musicgym.follow.evaluate import (
     evaluate_tempo_model,
@@ -27,12 +28,7 @@ from musicgym.follow.evaluate import (
     pool_runs,
     run_tempo_model,
 )
-from musicgym.follow.followers import (
-    OLTWFollower,
-    OracleFollower,
-    follower_accuracy,
-    follower_errors_ms,
-)
+from musicgym.follow.followers import follower_accuracy, follower_errors_ms
 from musicgym.follow.tempo import (
     TEMPO_MODELS,
     RehearsedTempo,
@@ -40,7 +36,7 @@ from musicgym.follow.tempo import (
     make_tempo_model,
 )
 
-FOLLOWERS = ("oracle", "oltw")
+FOLLOWERS = ("oracle", "oltw", "hmm")
 
 
 def evaluate_accompanists(
@@ -60,7 +56,7 @@ def evaluate_accompanists(
     takes : tuple of int, keyword-only
         Takes to play (default: the test takes 6 and 7; only test takes are allowed).
     followers : tuple of str, keyword-only
-        ``"oracle"`` and/or ``"oltw"``.
+        Among ``"oracle"``, ``"oltw"`` and ``"hmm"``.
     duets_dir : str, pathlib.Path or None, keyword-only
         Folder of the real duets (default: ``$MUSICGYM_DUETS_DIR`` or ``../shared/data/duets``).
 
@@ -85,8 +81,8 @@ def evaluate_accompanists(
     for name in followers:
         episodes, errors, dated = [], [], []
         for t in held_out:
-            follower = (OracleFollower() if name == "oracle"
-                        else OLTWFollower(reference_take(all_takes, t.take).solo.performed))
+            reference = reference_take(all_takes, t.take).solo.performed
+            follower = make_follower(name, reference=None if name == "oracle" else reference)
             episodes.append(make_episode(t.solo, t.accompaniment.score, follower=follower,
                                          accompaniment=t.accompaniment, piece=t.piece,
                                          take=t.take))
