@@ -123,7 +123,11 @@ def test_rl_musician_default_config_runs_and_its_fields_mean_the_same(tmp_path):
     ("piece:\n  counterpoint_specifications:\n    start_nte: G4\n",
      "unknown field 'piece.counterpoint_specifications.start_nte' (did you mean 'start_note'?)"),
     ("agent:\n  beam_width: five\n", "field 'agent.beam_width' must be int, got 'five'"),
-    ("agent:\n  method: dqn\n", "method must be one of beam, random, ppo"),
+    ("agent:\n  method: dqn\n", "method must be one of guided, beam, random, ppo"),
+    ("agent:\n  method: guided\n  n_trials: 3\n",
+     "agent.n_trials is a setting of method beam, but the method is guided"),
+    ("agent:\n  noise: -0.5\n", "agent.noise must be 0 or more, got -0.5"),
+    ("task: melody\nagent:\n  method: guided\n", "method guided is for task counterpoint"),
     ("piece: [1, 2\n", "line 2: not valid YAML (expected ',' or ']'"),
 ])
 def test_bad_config_is_one_line_naming_the_field(tmp_path, text, message):
@@ -278,3 +282,29 @@ def test_masked_ppo_composes_melodies(tmp_path):
     assert run.returncode == 0, run.stderr
     assert "trained in" in run.stdout and "wrote 2 piece(s)" in run.stdout
     assert_portable_names(tmp_path / "ppo")
+
+
+def test_guided_search_is_the_counterpoint_default_and_its_pieces_break_no_hard_rule(tmp_path):
+    out = tmp_path / "guided"
+    run = musicgym("compose", "--guided-width", 40, "--pieces", 2, "--no-wav", "-o", out)
+    assert run.returncode == 0, run.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["method"] == "guided"
+    report_path = tmp_path / "report.json"
+    judged = musicgym("evaluate-compose", out, "--json", report_path)
+    assert judged.returncode == 0, judged.stderr
+    report = json.loads(report_path.read_text())
+    assert report["mean"]["hard_violations"] == 0
+    # the written pieces score what the search said they would
+    returns = [p["return"] for p in summary["pieces"]]
+    assert [p["scores"]["total"] for p in report["pieces"]] == pytest.approx(returns)
+    # a random piece from the same env scores far lower on average than the guided search
+    assert min(returns) > 1.5
+
+
+def test_rl_musicians_beam_fields_keep_its_beam_search_as_the_default(tmp_path):
+    config = tmp_path / "c.yml"
+    config.write_text("agent:\n  n_trials: 1\n  beam_width: 1\n")
+    run = musicgym("compose", "-c", config, "--no-wav", "-o", tmp_path / "o")
+    assert run.returncode == 0, run.stderr
+    assert json.loads((tmp_path / "o" / "summary.json").read_text())["method"] == "beam"

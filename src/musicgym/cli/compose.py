@@ -32,15 +32,21 @@ def add_parser(subparsers) -> None:
     p.add_argument("--pieces", type=int, help="number of pieces (default 1)")
     p.add_argument("--seed", type=int, help="random seed (default 0); piece i uses seed+i")
     p.add_argument("--method", choices=METHODS,
-                   help="beam: RL-Musician's Monte Carlo beam search (default; melody: beam "
-                        "search on the step rewards); random: uniformly random allowed notes; "
-                        "ppo: train MaskablePPO, then compose")
+                   help="guided: beam search guided by an estimate of RL-Musician's score "
+                        "(counterpoint's default); beam: RL-Musician's Monte Carlo beam search "
+                        "(melody's default: beam search on the step rewards); random: uniformly "
+                        "random allowed notes; ppo: train MaskablePPO, then compose")
     p.add_argument("-o", "--outdir", help="output folder (default: the config's "
                                           "rendering_params.dir, else outputs)")
     p.add_argument("--n-trials", type=int, help="beam search: rollouts per prefix (default: "
                                                 "estimated per prefix, as RL-Musician does)")
     p.add_argument("--beam-width", type=int, help="beam search: prefixes kept (default 5; "
                                                   f"melody: {MELODY_BEAM_WIDTH})")
+    p.add_argument("--guided-width", type=int,
+                   help="guided: partial pieces kept per eighth (default 1000)")
+    p.add_argument("--noise", type=float,
+                   help="guided: scale of the seeded random tie-breaks (default 0.02; 0.1 gives "
+                        "more varied pieces at a slightly lower score)")
     p.add_argument("--ppo-timesteps", type=int,
                    help="ppo: training budget in env steps (default 20000)")
     p.add_argument("--no-wav", action="store_true", help="skip the WAV files")
@@ -61,15 +67,18 @@ def add_parser(subparsers) -> None:
 
 def _settings(args: argparse.Namespace) -> ComposeConfig:
     config = load_config(args.config, task=args.task)
+    if config.method_is_default:
+        config.method = None  # chosen again once the flags below are in
     for attr, name in (("pieces", "n_pieces"), ("seed", "seed"), ("method", "method"),
                        ("outdir", "outdir")):
         if getattr(args, attr) is not None:
             setattr(config, name, getattr(args, attr))
-    for attr in ("n_trials", "beam_width", "ppo_timesteps"):
+    for attr in ("n_trials", "beam_width", "guided_width", "noise", "ppo_timesteps"):
         if getattr(args, attr) is not None:
             config.agent[attr] = getattr(args, attr)
     if args.config is None or any(getattr(args, a) is not None for a in ("task",
-            "pieces", "seed", "method", "n_trials", "beam_width", "ppo_timesteps")):
+            "pieces", "seed", "method", "n_trials", "beam_width", "guided_width", "noise",
+            "ppo_timesteps")):
         config.source = "command line" if args.config is None else f"{args.config} + flags"
     return validate(config)
 
@@ -148,7 +157,7 @@ def run_compose(args: argparse.Namespace) -> int:
 
 def _composer(config: ComposeConfig, env):
     """A function seed -> (return, actions) for the configured method."""
-    from musicgym.compose.search import beam_search, random_search
+    from musicgym.compose.search import beam_search, guided_beam_search, random_search
 
     agent = config.agent
     if config.task == "melody" and config.method != "ppo":
@@ -162,6 +171,11 @@ def _composer(config: ComposeConfig, env):
         return lambda seed: beam_melody(env, seed=seed, **kwargs)
     if config.method == "random":
         return lambda seed: random_search(env, seed=seed)
+    if config.method == "guided":
+        kwargs = {"beam_width": agent.get("guided_width", 1000)}
+        if "noise" in agent:
+            kwargs["noise"] = agent["noise"]
+        return lambda seed: guided_beam_search(env, seed=seed, **kwargs)
     if config.method == "beam":
         keys = ("beam_width", "n_records_to_keep", "n_trials", "n_trials_estimation_depth",
                 "n_trials_estimation_width", "n_trials_factor")

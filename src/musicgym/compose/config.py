@@ -4,8 +4,10 @@ The layout is RL-Musician's (``piece``, ``environment``, ``agent``), so its
 ``configs/default_config.yml`` runs unchanged; its fields keep their meaning (``scale_type`` is
 the mode, ``measure_in_seconds`` sets the tempo, ``rendering_params.dir`` the output folder).
 musicgym adds a few: ``piece.mode``, ``piece.species``, ``piece.tuning``, ``piece.bpm``,
-``environment.lookahead``, ``agent.method``, ``agent.n_trials``, ``agent.ppo_timesteps``,
-``agent.seed`` and ``agent.n_pieces``. Fields of RL-Musician that mean nothing here (its
+``environment.lookahead``, ``agent.method`` (``guided``, the default: a beam search guided by
+an estimate of RL-Musician's score; ``beam``: RL-Musician's own Monte Carlo beam search;
+``random``; ``ppo``), ``agent.guided_width``, ``agent.noise``, ``agent.n_trials``,
+``agent.ppo_timesteps``, ``agent.seed`` and ``agent.n_pieces``. Fields of RL-Musician that mean nothing here (its
 ``sinethesizer`` synth settings, ``paralleling_params``) are accepted and ignored. Any other
 field is an error that names it and the fields allowed there.
 
@@ -56,9 +58,14 @@ SCHEMA: dict[str, Any] = {
     "agent": {"method": str, "seed": int, "n_pieces": int, "beam_width": int,
               "n_records_to_keep": int, "n_trials": int, "n_trials_estimation_depth": int,
               "n_trials_estimation_width": int, "n_trials_factor": (int, float),
-              "ppo_timesteps": int, "temperature": (int, float), "paralleling_params": IGNORED},
+              "ppo_timesteps": int, "temperature": (int, float), "guided_width": int,
+              "noise": (int, float), "paralleling_params": IGNORED},
 }
-METHODS = ("beam", "random", "ppo")
+METHODS = ("guided", "beam", "random", "ppo")
+# agent fields that belong to one search method only
+BEAM_FIELDS = ("n_records_to_keep", "n_trials", "n_trials_estimation_depth",
+               "n_trials_estimation_width", "n_trials_factor")
+GUIDED_FIELDS = ("guided_width", "noise")
 TASKS = ("counterpoint", "melody")
 # fields that mean something for one task only (refused, by name, for the other)
 COUNTERPOINT_ONLY = ("piece.species", "piece.cantus_firmus", "piece.counterpoint_specifications",
@@ -66,7 +73,7 @@ COUNTERPOINT_ONLY = ("piece.species", "piece.cantus_firmus", "piece.counterpoint
                      "piece.rendering_params.midi.counterpoint_instrument", "environment",
                      "agent.n_records_to_keep", "agent.n_trials",
                      "agent.n_trials_estimation_depth", "agent.n_trials_estimation_width",
-                     "agent.n_trials_factor")
+                     "agent.n_trials_factor", "agent.guided_width", "agent.noise")
 MELODY_ONLY = ("piece.melody", "piece.rendering_params.midi.melody_instrument",
                "agent.temperature")
 MELODY_PROGRAM = 73  # General MIDI flute
@@ -86,7 +93,8 @@ class ComposeConfig:
     env_kwargs: dict[str, Any] = field(default_factory=lambda: {"cantus_firmus": "rl_musician"})
     tuning: dict[str, Any] = field(default_factory=lambda: {"kind": "12tet"})
     bpm: float = 120.0
-    method: str = "beam"
+    method: str | None = None  # None: chosen by validate() (see default_method)
+    method_is_default: bool = False
     n_pieces: int = 1
     seed: int = 0
     outdir: str = "outputs"
@@ -242,7 +250,7 @@ def parse_config(data: dict[str, Any], *, source: str = "<config>",
     if "velocity" in midi:
         config.velocities = (midi["velocity"], midi["velocity"])
     config.outdir = rendering.get("dir", config.outdir)
-    config.method = agent.pop("method", config.method)
+    config.method = agent.pop("method", None)
     config.seed = agent.pop("seed", config.seed)
     config.n_pieces = agent.pop("n_pieces", config.n_pieces)
     agent.pop("paralleling_params", None)
@@ -301,11 +309,20 @@ def _parse_melody(data: dict[str, Any], source: str, ignored: list[str]) -> Comp
     config.programs = (midi.get("melody_instrument", MELODY_PROGRAM),)
     config.velocities = (midi.get("velocity", MELODY_VELOCITY),)
     config.outdir = rendering.get("dir", config.outdir)
-    config.method = agent.pop("method", config.method)
+    config.method = agent.pop("method", None)
     config.seed = agent.pop("seed", config.seed)
     config.n_pieces = agent.pop("n_pieces", config.n_pieces)
     config.agent = agent
     return validate(config)
+
+
+def default_method(config: ComposeConfig) -> str:
+    """The method when none is named: ``beam`` for a melody; for a counterpoint ``guided``,
+    or ``beam`` when the config sets RL-Musician's beam-search fields (its own config then runs
+    its own search)."""
+    if config.task == "melody":
+        return "beam"
+    return "beam" if any(name in config.agent for name in BEAM_FIELDS) else "guided"
 
 
 def _positive(value: float, name: str, source: str) -> float:
@@ -322,9 +339,22 @@ def validate(config: ComposeConfig) -> ComposeConfig:
     ConfigError
         Naming the bad setting.
     """
+    if config.method is None:
+        config.method = default_method(config)
+        config.method_is_default = True
     if config.method not in METHODS:
         raise ConfigError(f"{config.source}: method must be one of {', '.join(METHODS)}, "
                           f"got {config.method!r}")
+    if config.task == "melody" and config.method == "guided":
+        raise ConfigError(f"{config.source}: method guided is for task counterpoint; a "
+                          "melody's search is method beam (on the env's step rewards)")
+    for fields, method in ((BEAM_FIELDS, "beam"), (GUIDED_FIELDS, "guided")):
+        given = [name for name in fields if name in config.agent]
+        if (given and config.task == "counterpoint"
+                and config.method in ("beam", "guided") and config.method != method):
+            raise ConfigError(f"{config.source}: agent.{given[0]} is a setting of method "
+                              f"{method}, but the method is {config.method}; remove it or use "
+                              f"method {method}")
     if config.n_pieces < 1:
         raise ConfigError(f"{config.source}: the number of pieces must be at least 1, "
                           f"got {config.n_pieces}")
@@ -333,9 +363,9 @@ def validate(config: ComposeConfig) -> ComposeConfig:
             raise ConfigError(f"{config.source}: agent.{name} (--{name.replace('_', '-')}) is "
                               "for task counterpoint; a melody's search takes beam_width, "
                               "temperature and ppo_timesteps")
-        if name == "temperature":
+        if name in ("temperature", "noise"):
             if not value >= 0:
-                raise ConfigError(f"{config.source}: agent.temperature must be 0 or more, "
+                raise ConfigError(f"{config.source}: agent.{name} must be 0 or more, "
                                   f"got {value!r}")
             continue
         if not (value > 0 if name == "n_trials_factor" else value >= 1):
