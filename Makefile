@@ -35,11 +35,20 @@ demo: setup
 test: setup
 	$(PY) -m pytest -n 2 $(PYTEST_ARGS) tests
 
-bench: setup
-	$(PY) benchmarks/run_all.py
+# RL-Musician 0.4.6, the composition benchmark's peer, in a venv of its own (its env needs
+# setuptools < 81 for pkg_resources); if it cannot install, its columns say "not run".
+RLM_VENV := .venv-rlm
+
+$(RLM_VENV)/.installed:
+	$(PYTHON) -m venv $(RLM_VENV)
+	$(RLM_VENV)/bin/python -m pip install --quiet rl-musician==0.4.6 'setuptools<81' \
+		&& touch $@ || echo "warning: rl-musician==0.4.6 did not install; its columns will say 'not run'"
+
+bench: setup $(RLM_VENV)/.installed
+	MUSICGYM_RLM_PYTHON=$(CURDIR)/$(RLM_VENV)/bin/python $(PY) benchmarks/run_all.py
 
 lint: setup
 	$(VENV)/bin/ruff check src tests benchmarks examples
 
 clean:
-	rm -rf $(VENV) out build *.egg-info
+	rm -rf $(VENV) $(RLM_VENV) out build *.egg-info
