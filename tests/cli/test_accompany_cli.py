@@ -93,3 +93,24 @@ def test_evaluate_accompany_reports_every_model_beside_the_human(tmp_path, capsy
     assert 0.7 < kalman["within_50_ms"] < human["within_50_ms"]
     assert main(["evaluate-accompany", "--followers", "dtw"]) == 1
     assert "followers must be among" in capsys.readouterr().err
+
+
+@needs_duets
+def test_file_mode_follows_with_the_hmm_follower_too(tmp_path, capsys):
+    out = {}
+    for follower in ("oltw", "hmm"):
+        out[follower] = tmp_path / f"take6_{follower}.mid"
+        code = main(["live", "accompany", "--score", str(SCORE), *PARTS, "--tempo-model",
+                     "kalman", "--follower", follower, "--reference", PRIMO.format(1),
+                     "--replay", PRIMO.format(6), "--speed", "0", "--bpm", "140",
+                     "-o", str(out[follower])])
+        assert code == 0 and "re-synchronisations" in capsys.readouterr().out
+    played = {f: [m for m in mido.MidiFile(p).tracks[1] if m.type == "note_on"]
+              for f, p in out.items()}
+    assert 800 < len(played["hmm"]) < 1200
+    # the two followers drive different timings (the accompaniment really follows the follower)
+    assert [m.time for m in played["hmm"]] != [m.time for m in played["oltw"]]
+    with pytest.raises(SystemExit) as exc:  # argparse's own usage error, exit status 2
+        main(["live", "accompany", "--score", str(SCORE), *PARTS, "--tempo-model", "kalman",
+              "--follower", "dtw", "--replay", PRIMO.format(6)])
+    assert exc.value.code == 2 and "invalid choice: 'dtw'" in capsys.readouterr().err

@@ -30,6 +30,9 @@ def add_parser(subparsers) -> None:
     p.add_argument("--reference", metavar="FILE",
                    help="a performance of the solo part (.match or MIDI) to follow against "
                         "(default: the solo part played at --bpm)")
+    p.add_argument("--follower", choices=("oltw", "hmm"), default="oltw",
+                   help="score follower: oltw (on-line time warping, default) or hmm (a "
+                        "note-level hidden Markov model; reports at the attack)")
     p.add_argument("--rehearsal", action="append", default=[], metavar="FILE",
                    help="an earlier take of the solo part (.match; repeat for several): the "
                         "tempo model then plays to the next solo onset as these takes time it "
@@ -77,7 +80,7 @@ def _parts(items: list[str]) -> dict[str, int | str]:
 
 def build_accompanist(args: argparse.Namespace):
     """The :class:`~musicgym.live.accompany.LiveAccompanist` the arguments describe."""
-    from musicgym.follow.followers import OLTWFollower
+    from musicgym.follow.followers import HMMFollower, OLTWFollower
     from musicgym.follow.tempo import RehearsedTiming, make_tempo_model
     from musicgym.live.accompany import (
         AgentController,
@@ -110,7 +113,8 @@ def build_accompanist(args: argparse.Namespace):
     solo = read_score(args.score, part=parts["solo"], bpm=args.bpm)
     accompaniment = read_score(args.score, part=parts["accompaniment"], bpm=args.bpm)
     reference = solo if reference is None else reference
-    return LiveAccompanist(solo, accompaniment, OLTWFollower(reference), controller,
+    follower_class = HMMFollower if getattr(args, "follower", "oltw") == "hmm" else OLTWFollower
+    return LiveAccompanist(solo, accompaniment, follower_class(reference), controller,
                            beat_period_s=60.0 / args.bpm)
 
 

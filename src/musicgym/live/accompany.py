@@ -157,7 +157,7 @@ class LiveAccompanist:
     solo_score, accompaniment_score : numpy.ndarray
         Score note arrays (``onset_beat``, ``duration_beat``, ``pitch``, ``velocity``; bar
         columns where the score has them).
-    follower : OLTWFollower
+    follower : OLTWFollower or HMMFollower
         Follows the soloist; its frame length is the engine's.
     controller : TempoModelController or AgentController
         Chooses the beat period at each report.
