@@ -7,9 +7,9 @@ musicgym adds a few: ``piece.mode``, ``piece.species``, ``piece.tuning``, ``piec
 ``environment.lookahead``, ``agent.method`` (``guided``, the default: a beam search guided by
 an estimate of RL-Musician's score; ``beam``: RL-Musician's own Monte Carlo beam search;
 ``random``; ``ppo``), ``agent.guided_width``, ``agent.noise``, ``agent.n_trials``,
-``agent.ppo_timesteps``, ``agent.seed`` and ``agent.n_pieces``. Fields of RL-Musician that mean nothing here (its
-``sinethesizer`` synth settings, ``paralleling_params``) are accepted and ignored. Any other
-field is an error that names it and the fields allowed there.
+``agent.ppo_timesteps``, ``agent.seed`` and ``agent.n_pieces``. Fields of RL-Musician that
+mean nothing here (its ``sinethesizer`` synth settings, ``paralleling_params``) are accepted
+and ignored. Any other field is an error that names it and the fields allowed there.
 
 ``task: melody`` (top level, or ``musicgym compose --task melody``) composes a free melody on
 ``musicgym/Melody-v0`` instead: ``piece.tonic``, ``piece.mode``, ``piece.bpm``,
@@ -233,30 +233,14 @@ def parse_config(data: dict[str, Any], *, source: str = "<config>",
         if ours in env_section:
             env_kwargs[ours] = env_section[ours]
     config = ComposeConfig(env_kwargs=env_kwargs, ignored=ignored, source=source)
-    if "tuning" in piece:
-        config.tuning = dict(piece["tuning"])
-    if "bpm" in piece and "measure_in_seconds" in rendering:
-        raise ConfigError(f"{source}: give piece.bpm or rendering_params.measure_in_seconds, "
-                          "not both")
-    if "measure_in_seconds" in rendering:
-        # a 4/4 bar of measure_in_seconds: 4 quarters per bar
-        config.bpm = 240.0 / _positive(rendering["measure_in_seconds"],
-                                       "piece.rendering_params.measure_in_seconds", source)
-    elif "bpm" in piece:
-        config.bpm = _positive(piece["bpm"], "piece.bpm", source)
     midi = rendering.get("midi", {})
     config.programs = (midi.get("cantus_firmus_instrument", config.programs[0]),
                        midi.get("counterpoint_instrument", config.programs[1]))
     if "velocity" in midi:
         config.velocities = (midi["velocity"], midi["velocity"])
-    config.outdir = rendering.get("dir", config.outdir)
-    config.method = agent.pop("method", None)
-    config.seed = agent.pop("seed", config.seed)
-    config.n_pieces = agent.pop("n_pieces", config.n_pieces)
     agent.pop("paralleling_params", None)
-    config.agent = agent
-    validate(config)
-    return config
+    # a 4/4 bar of measure_in_seconds: 4 quarters per bar
+    return _common(config, piece, agent, quarters_per_bar=4.0)
 
 
 def _parse_melody(data: dict[str, Any], source: str, ignored: list[str]) -> ComposeConfig:
@@ -293,21 +277,29 @@ def _parse_melody(data: dict[str, Any], source: str, ignored: list[str]) -> Comp
     config = ComposeConfig(task="melody", env_kwargs=env_kwargs, ignored=ignored,
                            source=source, programs=(MELODY_PROGRAM,),
                            velocities=(MELODY_VELOCITY,))
+    midi = rendering.get("midi", {})
+    config.programs = (midi.get("melody_instrument", MELODY_PROGRAM),)
+    config.velocities = (midi.get("velocity", MELODY_VELOCITY),)
+    # a bar of steps_per_bar eighth notes lasts measure_in_seconds
+    return _common(config, piece, agent,
+                   quarters_per_bar=env_kwargs.get("steps_per_bar", 8) / 2.0)
+
+
+def _common(config: ComposeConfig, piece: dict[str, Any], agent: dict[str, Any], *,
+            quarters_per_bar: float) -> ComposeConfig:
+    """The fields both tasks read alike: tuning, tempo, output folder, method, seed, count."""
+    source = config.source
+    rendering = piece.get("rendering_params", {})
     if "tuning" in piece:
         config.tuning = dict(piece["tuning"])
     if "bpm" in piece and "measure_in_seconds" in rendering:
         raise ConfigError(f"{source}: give piece.bpm or rendering_params.measure_in_seconds, "
                           "not both")
     if "measure_in_seconds" in rendering:
-        # a bar of steps_per_bar eighth notes lasts measure_in_seconds
-        eighths = env_kwargs.get("steps_per_bar", 8)
-        config.bpm = 30.0 * eighths / _positive(
+        config.bpm = 60.0 * quarters_per_bar / _positive(
             rendering["measure_in_seconds"], "piece.rendering_params.measure_in_seconds", source)
     elif "bpm" in piece:
         config.bpm = _positive(piece["bpm"], "piece.bpm", source)
-    midi = rendering.get("midi", {})
-    config.programs = (midi.get("melody_instrument", MELODY_PROGRAM),)
-    config.velocities = (midi.get("velocity", MELODY_VELOCITY),)
     config.outdir = rendering.get("dir", config.outdir)
     config.method = agent.pop("method", None)
     config.seed = agent.pop("seed", config.seed)
