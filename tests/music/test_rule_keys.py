@@ -16,6 +16,11 @@ def test_static_and_key_together_are_refused():
                       key=lambda state: ())
 
 
+def test_key_only_without_a_key_is_refused():
+    with pytest.raises(RuleError, match="key_only=True needs a key"):
+        register_rule("key_only_without_key", task="counterpoint", key_only=True)
+
+
 def test_every_builtin_counterpoint_rule_is_static_or_keyed():
     # a rule with neither would be judged afresh for every new state (the slow path)
     plain = [r.name for r in RULES.values()

@@ -30,16 +30,19 @@ _RLM = {"task": "counterpoint", "source": "rl-musician"}
 _OURS = {"task": "counterpoint", "source": "musicgym"}
 # ``static=True`` rules read only the exercise, the time and the last note: their verdicts are
 # cached by (last note, time) and shared by every state that reaches it. ``key=f`` rules read
-# only ``f(state)`` besides: their verdicts are cached by (last note, time, f(state)). The keys
-# cover the look-backs the caches accept (lookahead._LOOKBACK_PARAMS: 2 moves).
+# only ``f(state)`` besides: their verdicts are cached by (last note, time, f(state)), or by
+# f(state) alone for ``key_only=True`` rules, which read neither the last note nor the time.
+# The keys cover the look-backs the caches accept (lookahead._LOOKBACK_PARAMS: 2 moves).
+# Static rules are branch-free: lookahead.StaticTable runs them on a batch of (last note,
+# time) rows at once.
 
 
 def _zero_moves(state: CounterpointState) -> tuple[bool, ...]:
-    return tuple(m == 0 for m in state.moves[-2:])
+    return tuple([m == 0 for m in state.moves[-2:]])
 
 
 def _step_moves(state: CounterpointState) -> tuple[bool, ...]:
-    return tuple(abs(m) <= 1 for m in state.moves[-2:])
+    return tuple([-1 <= m <= 1 for m in state.moves[-2:]])
 
 
 def _bar_ago(state: CounterpointState) -> int:
@@ -58,7 +61,8 @@ def _prefix_table(patterns: tuple[tuple[int, ...], ...]) -> frozenset[tuple[int,
 # rhythm
 
 
-@register_rule("rhythmic_pattern_validity", **_RLM, key=lambda state: state.bar_durations)
+@register_rule("rhythmic_pattern_validity", **_RLM, key=lambda state: state.bar_durations,
+               key_only=True)
 def rhythmic_pattern_validity(state: CounterpointState, cand: Candidates,
                               patterns: tuple | None = None) -> np.ndarray:
     """The bar must divide into one of the species' patterns (RL-Musician's 9 for species 5)."""
@@ -81,15 +85,14 @@ def _rhythm_ok(patterns: tuple[tuple[int, ...], ...], bar_durations: tuple[int, 
 
 
 @register_rule("rearticulation_stability", **_RLM, static=True)
-def rearticulation_stability(state: CounterpointState, cand: Candidates) -> np.ndarray | bool:
+def rearticulation_stability(state: CounterpointState, cand: Candidates) -> np.ndarray:
     """Only degrees 1, 3 and 5 may be repeated."""
-    if state.setup.scale.degree(state.positions[-1]) in (1, 3, 5):
-        return True
-    return cand.move != 0
+    degree = state.setup.scale.degree(state.positions[-1])
+    return (degree == 1) | (degree == 3) | (degree == 5) | (cand.move != 0)
 
 
 @register_rule("absence_of_stalled_pitches", **_RLM, key=lambda state: _zero_moves(state),
-               max_n_repetitions=2)
+               key_only=True, max_n_repetitions=2)
 def absence_of_stalled_pitches(state: CounterpointState, cand: Candidates,
                                max_n_repetitions: int = 2) -> np.ndarray | bool:
     """No pitch sounds more than ``max_n_repetitions`` times in a row."""
@@ -99,7 +102,8 @@ def absence_of_stalled_pitches(state: CounterpointState, cand: Candidates,
     return cand.move != 0
 
 
-@register_rule("absence_of_long_motion", **_RLM, key=lambda state: state.motion_start_midi,
+@register_rule("absence_of_long_motion", **_RLM,
+               key=lambda state: (state.positions[-1], state.motion_start_midi), key_only=True,
                max_distance_in_semitones=9)
 def absence_of_long_motion(state: CounterpointState, cand: Candidates,
                            max_distance_in_semitones: int = 9) -> np.ndarray:
@@ -108,7 +112,7 @@ def absence_of_long_motion(state: CounterpointState, cand: Candidates,
 
 
 @register_rule("absence_of_skip_series", **_RLM, key=lambda state: _step_moves(state),
-               max_n_skips=2)
+               key_only=True, max_n_skips=2)
 def absence_of_skip_series(state: CounterpointState, cand: Candidates,
                            max_n_skips: int = 2) -> np.ndarray | bool:
     """At most ``max_n_skips`` skips (moves of more than one scale step) in a row."""
@@ -121,7 +125,7 @@ def absence_of_skip_series(state: CounterpointState, cand: Candidates,
 
 
 @register_rule("turn_after_skip", **_RLM, key=lambda state: tuple(state.moves[-1:]),
-               min_n_scale_degrees=3)
+               key_only=True, min_n_scale_degrees=3)
 def turn_after_skip(state: CounterpointState, cand: Candidates,
                     min_n_scale_degrees: int = 3) -> np.ndarray | bool:
     """After a skip of ``min_n_scale_degrees`` or more, a step in the opposite direction."""
@@ -130,7 +134,8 @@ def turn_after_skip(state: CounterpointState, cand: Candidates,
     return cand.move == -np.sign(state.moves[-1])
 
 
-@register_rule("VI_VII_resolution", **_RLM, key=lambda state: tuple(state.positions[-2:]))
+@register_rule("VI_VII_resolution", **_RLM, key=lambda state: tuple(state.positions[-2:]),
+               key_only=True)
 def vi_vii_resolution(state: CounterpointState, cand: Candidates) -> np.ndarray | bool:
     """6 -> 7 must go on to 1, and 7 -> 6 must go on to 5."""
     if len(state.positions) < 2:
@@ -160,11 +165,9 @@ def step_motion_to_end(state: CounterpointState, cand: Candidates,
 
 
 @register_rule("consonance_on_strong_beat", **_RLM, static=True)
-def consonance_on_strong_beat(state: CounterpointState, cand: Candidates) -> np.ndarray | bool:
+def consonance_on_strong_beat(state: CounterpointState, cand: Candidates) -> np.ndarray:
     """A note starting on beat 1 or 3 is consonant with the cantus."""
-    if cand.start % 4 != 0:
-        return True
-    return is_consonant(cand.midi - cand.cf_start_midi)
+    return (cand.start % 4 != 0) | is_consonant(cand.midi - cand.cf_start_midi)
 
 
 @register_rule("step_motion_to_dissonance", **_RLM, static=True)
@@ -173,7 +176,8 @@ def step_motion_to_dissonance(state: CounterpointState, cand: Candidates) -> np.
     return is_consonant(cand.midi - cand.cf_start_midi) | (np.abs(cand.move) == 1)
 
 
-@register_rule("step_motion_from_dissonance", **_RLM, key=lambda state: state.last_consonant)
+@register_rule("step_motion_from_dissonance", **_RLM, key=lambda state: state.last_consonant,
+               key_only=True)
 def step_motion_from_dissonance(state: CounterpointState, cand: Candidates) -> np.ndarray | bool:
     """A dissonance is left by step."""
     if state.last_consonant:
@@ -272,21 +276,20 @@ def absence_of_hidden_perfects(state: CounterpointState, cand: Candidates,
     """No perfect interval reached by similar motion (direct fifths and octaves), unless the
     upper voice moves by step (``allow_upper_voice_step``)."""
     setup = state.setup
-    bad = np.zeros(len(cand.move), dtype=bool)
     above = setup.counterpoint_above
-    if cand.start % EIGHTHS_PER_BAR == 0:
-        bar = cand.start // EIGHTHS_PER_BAR
-        cf_move = int(setup.cantus_positions[bar] - setup.cantus_positions[bar - 1])
-        upper_step = ((np.abs(cand.move) == 1) if above
-                      else np.full(len(cand.move), abs(cf_move) == 1))
-        bad |= _hidden(cand.midi - cand.cf_start_midi, cand.move, cf_move,
-                       upper_step & allow_upper_voice_step)
+    # branch-free, so that it also judges a batch of (last note, time) rows at once
+    # (``start`` of shape (n, 1)); a note starts at eighth 8 or later, so ``bar - 1 >= 0``
+    bar = cand.start // EIGHTHS_PER_BAR
+    cf_move = setup.cantus_positions[bar] - setup.cantus_positions[bar - 1]
+    upper_step = (np.abs(cand.move) == 1) if above else (np.abs(cf_move) == 1)
+    bad = (cand.start % EIGHTHS_PER_BAR == 0) & _hidden(
+        cand.midi - cand.cf_start_midi, cand.move, cf_move, upper_step & allow_upper_voice_step)
     last, end_midi, _, cf_final = _final_step(state, cand)
     end_move = setup.end_position - cand.position
     cf_move = int(setup.cantus_positions[-1] - setup.cantus_positions[-2])
-    upper_step = (np.abs(end_move) == 1) if above else np.full(len(cand.move), abs(cf_move) == 1)
-    bad |= last & _hidden(end_midi - cf_final, end_move, cf_move,
-                          upper_step & allow_upper_voice_step)
+    upper_step = (np.abs(end_move) == 1) if above else np.bool_(abs(cf_move) == 1)
+    bad = bad | (last & _hidden(end_midi - cf_final, end_move, cf_move,
+                                upper_step & allow_upper_voice_step))
     return ~bad
 
 

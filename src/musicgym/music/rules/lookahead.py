@@ -4,9 +4,18 @@ RL-Musician offers every note its rules allow, and a random policy then walks in
 (a state where no note is allowed) in about 99 % of episodes. :class:`CounterpointOracle`
 removes those notes too: a note is offered only if some way to finish the piece exists after
 it. It finds out by a depth-first search over the piece's states, memoised by
-:meth:`~musicgym.music.rules.species.CounterpointState.signature`, so each state is judged once
-per exercise and later episodes mostly read a dictionary. A search larger than ``node_budget``
-states gives up and keeps the note (the environment then truncates the rare dead end).
+:meth:`~musicgym.music.rules.species.CounterpointState.future_key` (everything the rules can
+read from a state and the states after it), so each state is judged once per exercise and later
+episodes mostly read a dictionary. The search walks forward and back on one copy of the state
+(``push``/``pop``), and judges the states it visits by their rule mask alone. A search larger
+than ``node_budget`` states gives up and keeps the note (the environment then truncates the
+rare dead end).
+
+On a fresh exercise most of the time goes to states never judged before. Three things keep
+that cheap: the static rules' verdicts for every (last note, time) of the exercise are computed
+at once, vectorised, when the first state is judged (:class:`StaticTable`); rules registered
+``key_only`` are cached by their key alone, across last notes and times; and the keyed rules'
+verdicts are shared by every state with the same last note, time and key.
 
 Caching is only sound for rules that read nothing beyond the signature; the built-in ones do
 (with their parameters looking back at most 2 moves). Rule sets with user functions or longer
@@ -19,7 +28,14 @@ import numpy as np
 
 from musicgym.music.rules.registry import RULES
 from musicgym.music.rules.ruleset import RuleSet
-from musicgym.music.rules.species import ACTION_DURATIONS, ACTION_MOVES, CounterpointState
+from musicgym.music.rules.species import (
+    ACTION_DURATIONS,
+    ACTION_MOVES,
+    EIGHTHS_PER_BAR,
+    Candidates,
+    CounterpointSetup,
+    CounterpointState,
+)
 
 _LOOKBACK_PARAMS = {"max_n_repetitions": 3, "max_n_skips": 2}
 # actions in the order the dead-end search tries them (smallest moves first), and plain-int
@@ -68,6 +84,9 @@ class CounterpointOracle:
         self._feasible: dict[tuple, bool] = {}
         self._safe: dict[tuple, np.ndarray] = {}
         self._statics: dict[tuple, tuple] = {}
+        self._masks: dict[tuple, tuple[np.ndarray, list[int]]] = {}
+        self._shared: dict[tuple, tuple] = {}  # verdicts of key_only rules, by key
+        self._table: StaticTable | bool | None = None  # built at the first state judged
         self._nodes = 0
 
     def check(self, state: CounterpointState) -> tuple[np.ndarray, np.ndarray, dict]:
@@ -81,44 +100,73 @@ class CounterpointOracle:
             if len(self._verdicts) > self.max_cache_size:
                 self._verdicts.clear()
                 self._statics.clear()
-            verdict = self.ruleset.check(state, *self._static(state))
+            verdict = self.ruleset.check(state, *self._static(state), self._shared)
             self._verdicts[key] = verdict
         return verdict
 
     def _static(self, state: CounterpointState) -> tuple:
         """The state's candidates, frame mask and static rules' verdicts, and the cache of
         keyed rules' verdicts, shared by every state with the same last note and time (see
-        :meth:`RuleSet.check_static` and :meth:`RuleSet.check`)."""
+        :meth:`RuleSet.check_static` and :meth:`RuleSet.check`). With cached rules, the
+        static verdicts of every (last note, time) of the exercise are computed at the first
+        call, all at once (:class:`StaticTable`)."""
         key = (state.positions[-1], state.time)
         entry = self._statics.get(key)
         if entry is None:
-            cand, base = state.candidates(), state.frame_mask()
-            entry = (cand, base, self.ruleset.check_static(state, cand, base), {})
+            if self._table is None:
+                self._table = (StaticTable(self.ruleset, state.setup)
+                               if self.cached and StaticTable.supports(self.ruleset) else False)
+            entry = self._table.entry(*key) if self._table else None
+            if entry is None:
+                cand, base = state.candidates(), state.frame_mask()
+                entry = (cand, base, self.ruleset.check_static(state, cand, base), {})
             self._statics[key] = entry
         return entry
+
+    def rule_mask(self, state: CounterpointState) -> np.ndarray:
+        """The rule mask of :meth:`check` alone (cheaper: no rewards or outputs are built)."""
+        return self._rule_mask(state)[0]
+
+    def _rule_mask(self, state: CounterpointState) -> tuple[np.ndarray, list[int]]:
+        """The rule mask and the allowed actions, smallest moves first, cached by signature."""
+        if not self.cached:
+            mask = self.check(state)[0]
+            return mask, _SMALL_MOVES_FIRST[mask[_SMALL_MOVES_FIRST]].tolist()
+        key = state.signature()
+        found = self._masks.get(key)
+        if found is None:
+            if len(self._masks) > self.max_cache_size:
+                self._masks.clear()
+                self._statics.clear()
+            verdict = self._verdicts.get(key)
+            if verdict is not None:
+                mask = verdict[0]
+            else:
+                cand, _, static, keyed = self._static(state)
+                mask = self.ruleset.check_mask(state, cand, static[0], keyed, self._shared)
+            found = self._masks[key] = (
+                mask, _SMALL_MOVES_FIRST[mask[_SMALL_MOVES_FIRST]].tolist())
+        return found
 
     def mask(self, state: CounterpointState) -> np.ndarray:
         """Candidates allowed by the rules and, with lookahead, not leading to a dead end."""
         rule_mask = self.check(state)[0]
         if not self.lookahead:
             return rule_mask
-        key = state.signature()
+        key = state.future_key()
         safe = self._safe.get(key)
         if safe is None:
             if len(self._safe) > self.max_cache_size:
                 self._safe.clear()
                 self._feasible.clear()
             safe = rule_mask.copy()
+            work = state.copy()  # the search walks forward and back on this one copy
             for action in np.flatnonzero(rule_mask).tolist():
-                safe[action] = self._query(self._child(state, action))
+                record = work.push(_MOVES[action], _DURATIONS[action])
+                safe[action] = self._query(work)
+                work.pop(record)
             self._safe[key] = safe
         return safe
-
-    @staticmethod
-    def _child(state: CounterpointState, action: int) -> CounterpointState:
-        child = state.copy()
-        child.add(_MOVES[action], _DURATIONS[action])
-        return child
 
     def _query(self, state: CounterpointState) -> bool:
         self._nodes = 0
@@ -128,21 +176,99 @@ class CounterpointOracle:
             return True
 
     def _can_finish(self, state: CounterpointState) -> bool:
+        """Whether the piece can be finished from ``state`` (left as it was found)."""
         if state.finished:
             return True
-        key = state.signature()
+        key = state.future_key()
         known = self._feasible.get(key)
         if known is not None:
             return known
         self._nodes += 1
         if self._nodes > self.node_budget:
             raise _BudgetExceeded
-        rule_mask = self.check(state)[0]
         # small moves first: they finish pieces most often, so feasible states resolve fast
         result = False
-        for action in _SMALL_MOVES_FIRST[rule_mask[_SMALL_MOVES_FIRST]].tolist():
-            if self._can_finish(self._child(state, action)):
+        for action in self._rule_mask(state)[1]:
+            record = state.push(_MOVES[action], _DURATIONS[action])
+            try:
+                found = self._can_finish(state)
+            finally:
+                state.pop(record)
+            if found:
                 result = True
                 break
         self._feasible[key] = result
         return result
+
+
+class _Rows:
+    """Stands for a batch of states in :class:`StaticTable`: the last note of each row, as an
+    (n, 1) column (all that static rules read of a state besides the exercise)."""
+
+    def __init__(self, setup: CounterpointSetup, positions: np.ndarray) -> None:
+        self.setup = setup
+        self.positions = [positions]
+        self.midis = [setup.position_midi[positions]]
+
+
+class StaticTable:
+    """The verdicts of the static rules (and the frame mask) for every (last note, time) of
+    one exercise, computed at once: the rule functions run on candidates of shape (n, 60),
+    one row per last note in the range and eighth from the second bar to the last, so each
+    rule costs a few NumPy operations for the whole exercise instead of one call per
+    (last note, time) met.
+
+    Only the built-in counterpoint rules are judged this way (they are written branch-free
+    for it); :meth:`supports` says whether a rule set's static rules all are.
+    """
+
+    def __init__(self, ruleset: RuleSet, setup: CounterpointSetup) -> None:
+        low, high = setup.lowest_position, setup.highest_position
+        times = np.arange(EIGHTHS_PER_BAR, setup.final_bar_eighth)
+        positions, starts = (a.reshape(-1, 1) for a in np.meshgrid(
+            np.arange(low, high + 1), times, indexing="ij"))
+        self.setup, self._low, self._times = setup, low, len(times)
+        cand = object.__new__(Candidates)
+        cand.move, cand.duration = ACTION_MOVES, ACTION_DURATIONS
+        cand.position = positions + ACTION_MOVES
+        cand.midi = setup.position_midi[np.clip(cand.position, 0, len(setup.position_midi) - 1)]
+        cand.start = starts
+        cand.end = starts + ACTION_DURATIONS
+        cand.cf_start_midi = setup.cantus_midi[starts // EIGHTHS_PER_BAR]
+        last_bar = np.minimum((cand.end - 1) // EIGHTHS_PER_BAR, setup.n_bars - 1)
+        cand.cf_end_midi = setup.cantus_midi[last_bar]
+        base = ((cand.position >= low) & (cand.position <= high)
+                & (np.abs(cand.move) <= setup.max_skip_degrees)
+                & (cand.end <= setup.final_bar_eighth))
+        self._cand, self._base = cand, base
+        self._mask, self._outputs, self._terms = ruleset.check_static(
+            _Rows(setup, positions), cand, base)
+
+    @staticmethod
+    def supports(ruleset: RuleSet) -> bool:
+        """Whether every static rule of ``ruleset`` is a built-in counterpoint rule."""
+        return all(rule.fn.__module__ == __name__.rsplit(".", 1)[0] + ".counterpoint"
+                   for rule, _ in ruleset.rules.values() if rule.static)
+
+    def entry(self, position: int, time: int) -> tuple | None:
+        """What :meth:`CounterpointOracle._static` keeps for one (last note, time), or None
+        outside the table."""
+        row = (position - self._low) * self._times + time - EIGHTHS_PER_BAR
+        if not (0 <= position - self._low and 0 <= time - EIGHTHS_PER_BAR < self._times
+                and row < len(self._base)):
+            return None
+        full, setup = self._cand, self.setup
+        cand = object.__new__(Candidates)
+        cand.move, cand.duration = full.move, full.duration
+        cand.position, cand.midi = full.position[row], full.midi[row]
+        cand.start, cand.end = time, full.end[row]
+        cand.cf_start_midi = int(setup.cantus_midi[time // EIGHTHS_PER_BAR])
+        cand.cf_end_midi = full.cf_end_midi[row]
+        outputs = {name: _row(out, row) for name, out in self._outputs.items()}
+        terms = {name: _row(term, row) for name, term in self._terms.items()}
+        return cand, self._base[row], (self._mask[row], outputs, terms), {}
+
+
+def _row(value, row: int):
+    """One row of a batched rule output (a scalar output holds for every row)."""
+    return value[row] if np.ndim(value) == 2 else value

@@ -40,6 +40,7 @@ class Rule:
     source: str = ""
     static: bool = False
     key: Callable[[Any], Any] | None = None
+    key_only: bool = False
 
     def bind(self, params: dict[str, Any] | None = None) -> Callable[..., Any]:
         """The function with its parameters fixed (defaults updated by ``params``).
@@ -73,7 +74,8 @@ SCORES: dict[str, Rule] = {}
 
 
 def register_rule(name: str, *, task: str, source: str = "", static: bool = False,
-                  key: Callable[[Any], Any] | None = None, **defaults: Any):
+                  key: Callable[[Any], Any] | None = None, key_only: bool = False,
+                  **defaults: Any):
     """Decorator that registers a rule function under ``name`` for ``task``.
 
     ``task`` is ``"counterpoint"`` or ``"melody"``; ``source`` says where the rule comes from
@@ -82,13 +84,18 @@ def register_rule(name: str, *, task: str, source: str = "", static: bool = Fals
     time and the last note (all in ``cand``), so its verdicts can be reused across states.
     ``key=f`` promises that it reads, beyond those, only ``f(state)`` (a hashable value), for
     any parameters the env's caches accept: its verdicts are then reused across states with the
-    same last note, time and ``f(state)``.
+    same last note, time and ``f(state)``. ``key_only=True`` (with ``key``) promises more: the
+    rule reads nothing but ``f(state)``, the exercise and the candidates' moves and durations
+    (not the last note nor the time), so its verdicts are shared by every state with the same
+    ``f(state)``.
     """
     if static and key is not None:
         raise RuleError(f"rule {name!r}: give static=True or key=..., not both")
+    if key_only and key is None:
+        raise RuleError(f"rule {name!r}: key_only=True needs a key=...")
 
     def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
-        RULES[name] = Rule(name, fn, task, dict(defaults), source, static, key)
+        RULES[name] = Rule(name, fn, task, dict(defaults), source, static, key, key_only)
         return fn
 
     return decorate

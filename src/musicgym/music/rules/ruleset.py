@@ -66,12 +66,12 @@ class RuleSet:
             self.rules[rule.name] = (rule, {**rule.defaults, **params.get(rule.name, {})})
             self.penalty_rules[rule.name] = (rule.bind(params.pop(rule.name, None)), float(weight))
         # (mask rules, penalty rules) registered static (True) and the others (False), each
-        # with its registered key function (or None)
-        key = {n: self.rules[n][0].key for n in self.rules}
+        # with its registered key function (or None) and whether the key alone decides
+        key = {n: (self.rules[n][0].key, self.rules[n][0].key_only) for n in self.rules}
         self._split = {static: (
-            [(n, fn, key[n]) for n, fn in self.mask_rules.items()
+            [(n, fn, *key[n]) for n, fn in self.mask_rules.items()
              if self.rules[n][0].static == static],
-            [(n, fn, w, key[n]) for n, (fn, w) in self.penalty_rules.items()
+            [(n, fn, w, *key[n]) for n, (fn, w) in self.penalty_rules.items()
              if self.rules[n][0].static == static]) for static in (True, False)}
         if params:
             raise RuleError(
@@ -85,7 +85,7 @@ class RuleSet:
 
     def check(self, state: Any, cand: Any, base_mask: np.ndarray,
               static: tuple | None = None, keyed: dict | None = None,
-              ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+              shared: dict | None = None) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
         """Judge all candidates.
 
         ``static``, if given, is :meth:`check_static`'s result for the same candidates and
@@ -94,6 +94,9 @@ class RuleSet:
         outputs of the rules registered with a ``key``: a rule's output is looked up there by
         (name, ``key(state)``) and stored on a miss. Give it only for built-in rules whose
         keys cover their parameters (see ``musicgym.music.rules.lookahead.cacheable``).
+        ``shared``, if given, is the same kind of cache for the rules registered
+        ``key_only``, shared by every state of the exercise (``keyed`` serves if it is not
+        given).
 
         Returns
         -------
@@ -110,11 +113,34 @@ class RuleSet:
         mask = mask.copy()
         outputs = dict(static_outputs)
         terms = dict(static_terms)
-        self._judge(False, state, cand, mask, outputs, terms, keyed)
+        self._judge(False, state, cand, mask, outputs, terms, keyed,
+                    keyed if shared is None else shared)
         reward = np.zeros(len(base_mask))
         for name in self.penalty_rules:
             reward += terms[name]
         return mask, reward, {name: outputs[name] for name in self.names}
+
+    def check_mask(self, state: Any, cand: Any, static_mask: np.ndarray,
+                   keyed: dict, shared: dict) -> np.ndarray:
+        """Only the mask of :meth:`check` (no rewards, no outputs), for a caller that needs
+        nothing else, such as a dead-end search. ``static_mask`` is :meth:`check_static`'s
+        mask, ``keyed`` and ``shared`` the caches of keyed rules' outputs given to
+        :meth:`check`."""
+        mask = static_mask.copy()
+        for name, fn, key, key_only in self._split[False][0]:
+            if key is not None:
+                cache = shared if key_only else keyed
+                cache_key = (name, key(state))
+                found = cache.get(cache_key)
+                if found is None:
+                    out = fn(state, cand)
+                    found = cache[cache_key] = (out, _allowed(out))
+                allowed = found[1]
+            else:
+                allowed = _allowed(fn(state, cand))
+            if allowed is not None:
+                mask &= allowed
+        return mask
 
     def check_static(self, state: Any, cand: Any, base_mask: np.ndarray) -> tuple[
             np.ndarray, dict[str, Any], dict[str, np.ndarray]]:
@@ -130,15 +156,16 @@ class RuleSet:
 
     def _judge(self, static: bool, state: Any, cand: Any, mask: np.ndarray,
                outputs: dict[str, Any], terms: dict[str, np.ndarray],
-               keyed: dict | None = None) -> None:
+               keyed: dict | None = None, shared: dict | None = None) -> None:
         masks, penalties = self._split[static]
-        for name, fn, key in masks:
+        for name, fn, key, key_only in masks:
             if keyed is not None and key is not None:
+                cache = shared if key_only else keyed
                 cache_key = (name, key(state))
-                allowed = keyed.get(cache_key)
+                allowed = cache.get(cache_key)
                 if allowed is None:
                     out = fn(state, cand)
-                    allowed = keyed[cache_key] = (out, _allowed(out))
+                    allowed = cache[cache_key] = (out, _allowed(out))
                 outputs[name] = allowed[0]
                 if allowed[1] is not None:
                     mask &= allowed[1]
@@ -148,13 +175,14 @@ class RuleSet:
             allowed = _allowed(out)
             if allowed is not None:
                 mask &= allowed
-        for name, fn, weight, key in penalties:
+        for name, fn, weight, key, key_only in penalties:
             if keyed is not None and key is not None:
+                cache = shared if key_only else keyed
                 cache_key = (name, key(state))
-                found = keyed.get(cache_key)
+                found = cache.get(cache_key)
                 if found is None:
                     out = fn(state, cand)
-                    found = keyed[cache_key] = (out, _term(out, weight))
+                    found = cache[cache_key] = (out, _term(out, weight))
                 outputs[name], terms[name] = found
                 continue
             out = fn(state, cand)

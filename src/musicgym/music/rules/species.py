@@ -284,6 +284,38 @@ class CounterpointState:
                 self.last_consonant, self.durations[-1] == EIGHTHS_PER_BAR,
                 int(self.midi_at_eighth[time - EIGHTHS_PER_BAR]) if on_downbeat else -2)
 
+    def future_key(self) -> tuple:
+        """Everything the rules can read from this state and every state after it, as a
+        hashable key: two states with equal keys can be finished in the same ways. It is the
+        :meth:`signature` plus, between downbeats, the counterpoint key sounding at the start
+        of the bar (the next downbeat's parallel-perfects rule reads it, and it can lie further
+        back than the signature's last three notes)."""
+        time = self.time
+        into_bar = time % EIGHTHS_PER_BAR
+        if into_bar:
+            return (*self.signature(), int(self.midi_at_eighth[time - into_bar]))
+        return self.signature()
+
+    def push(self, move: int, duration_eighths: int) -> tuple:
+        """:meth:`add` a note, returning what :meth:`pop` needs to take it back (no copy of
+        the state is made: a search walks forward and back on one state)."""
+        record = (self.time, self.bar_durations, self.motion_start_midi, self.last_consonant,
+                  self._candidates, self._signature)
+        self.add(move, duration_eighths)
+        return record
+
+    def pop(self, record: tuple) -> None:
+        """Take back the note of the :meth:`push` that returned ``record`` (the last one)."""
+        (time, self.bar_durations, self.motion_start_midi, self.last_consonant,
+         self._candidates, self._signature) = record
+        n = 2 if self.finished else 1  # a finishing note brought the end note with it
+        self.finished = False
+        for values in (self.positions, self.midis, self.starts, self.durations, self.moves):
+            del values[-n:]
+        # notes are written in time order, so everything from ``time`` on was unwritten
+        self.midi_at_eighth[time:] = -1
+        self.time = time
+
     def candidates(self) -> Candidates:
         """The candidate next notes (computed once per state)."""
         if self._candidates is None:
