@@ -38,9 +38,11 @@ from musicgym.music.rules.species import (
 )
 
 _LOOKBACK_PARAMS = {"max_n_repetitions": 3, "max_n_skips": 2}
-# actions in the order the dead-end search tries them (smallest moves first), and plain-int
-# look-ups of each action's move and duration
-_SMALL_MOVES_FIRST = np.argsort(np.abs(ACTION_MOVES), kind="stable")
+# actions in the order the dead-end search tries them (the longest notes first, which leave
+# the fewest notes to write, then the smallest moves, which finish pieces most often; the
+# answer does not depend on the order, only the search's length), and plain-int look-ups of
+# each action's move and duration
+_SEARCH_ORDER = np.lexsort((np.abs(ACTION_MOVES), -ACTION_DURATIONS))
 _MOVES, _DURATIONS = ACTION_MOVES.tolist(), ACTION_DURATIONS.tolist()
 
 
@@ -128,10 +130,10 @@ class CounterpointOracle:
         return self._rule_mask(state)[0]
 
     def _rule_mask(self, state: CounterpointState) -> tuple[np.ndarray, list[int]]:
-        """The rule mask and the allowed actions, smallest moves first, cached by signature."""
+        """The rule mask and the allowed actions in search order, cached by signature."""
         if not self.cached:
             mask = self.check(state)[0]
-            return mask, _SMALL_MOVES_FIRST[mask[_SMALL_MOVES_FIRST]].tolist()
+            return mask, _SEARCH_ORDER[mask[_SEARCH_ORDER]].tolist()
         key = state.signature()
         found = self._masks.get(key)
         if found is None:
@@ -145,7 +147,7 @@ class CounterpointOracle:
                 cand, _, static, keyed = self._static(state)
                 mask = self.ruleset.check_mask(state, cand, static[0], keyed, self._shared)
             found = self._masks[key] = (
-                mask, _SMALL_MOVES_FIRST[mask[_SMALL_MOVES_FIRST]].tolist())
+                mask, _SEARCH_ORDER[mask[_SEARCH_ORDER]].tolist())
         return found
 
     def mask(self, state: CounterpointState) -> np.ndarray:
@@ -186,7 +188,6 @@ class CounterpointOracle:
         self._nodes += 1
         if self._nodes > self.node_budget:
             raise _BudgetExceeded
-        # small moves first: they finish pieces most often, so feasible states resolve fast
         result = False
         for action in self._rule_mask(state)[1]:
             record = state.push(_MOVES[action], _DURATIONS[action])
