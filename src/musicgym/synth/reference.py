@@ -13,6 +13,7 @@ The package is installed by ``make setup`` (``npm install --prefix DIR glicol@0.
 
 from __future__ import annotations
 
+import atexit
 import os
 import re
 from functools import lru_cache
@@ -58,6 +59,11 @@ def _compiled_module(path: str):
 
     engine = wasmtime.Engine()
     return engine, wasmtime.Module.from_file(engine, path)
+
+
+# free the compiled engine before the interpreter tears down wasmtime's ctypes bindings (else
+# its finalisers print "Exception ignored ... 'NoneType' object is not callable" at exit)
+atexit.register(_compiled_module.cache_clear)
 
 
 def _load_module():
