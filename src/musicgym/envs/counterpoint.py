@@ -227,11 +227,13 @@ class CounterpointEnv(gym.Env):
             info["invalid_action"] = True
             return self._get_obs(), self.invalid_action_penalty, False, truncated, info
 
-        _, penalty, outputs = self.oracle.check(self.state)
-        reward = float(penalty[action])
-        for name in self.ruleset.penalty_rules:
-            if rule_reward(outputs[name], action) < 0:
-                self._violations[name] += 1
+        reward = 0.0  # every rule a mask: nothing to judge beyond the mask
+        if self.ruleset.penalty_rules:
+            _, penalty, outputs = self.oracle.check(self.state)
+            reward = float(penalty[action])
+            for name in self.ruleset.penalty_rules:
+                if rule_reward(outputs[name], action) < 0:
+                    self._violations[name] += 1
         n_before = len(self.state.positions)
         self.state.add(int(ACTION_MOVES[action]), int(ACTION_DURATIONS[action]))
         for index in range(n_before, len(self.state.positions)):

@@ -308,9 +308,11 @@ def absence_of_augmented_diminished_intervals(state: CounterpointState,
     semitones = cand.midi - state.midis[-1]
     bad = is_augmented(cand.move, semitones) | is_diminished(cand.move, semitones)
     last, end_midi, _, _ = _final_step(state, cand)
-    end_move = state.setup.end_position - cand.position
-    bad |= last & (is_augmented(end_move, end_midi - cand.midi)
-                   | is_diminished(end_move, end_midi - cand.midi))
+    if last.any():  # into the end note: judged only where a candidate reaches it
+        end_move = np.broadcast_to(state.setup.end_position - cand.position, last.shape)[last]
+        to_end = end_midi - np.broadcast_to(cand.midi, last.shape)[last]
+        bad = np.array(np.broadcast_to(bad, last.shape))
+        bad[last] |= is_augmented(end_move, to_end) | is_diminished(end_move, to_end)
     return ~bad
 
 

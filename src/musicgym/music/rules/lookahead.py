@@ -152,7 +152,7 @@ class CounterpointOracle:
 
     def mask(self, state: CounterpointState) -> np.ndarray:
         """Candidates allowed by the rules and, with lookahead, not leading to a dead end."""
-        rule_mask = self.check(state)[0]
+        rule_mask = self._rule_mask(state)[0]
         if not self.lookahead:
             return rule_mask
         key = state.future_key()
