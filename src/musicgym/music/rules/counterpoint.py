@@ -186,7 +186,8 @@ def step_motion_from_dissonance(state: CounterpointState, cand: Candidates) -> n
 
 
 @register_rule("resolution_of_suspended_dissonance", **_RLM,
-               key=lambda state: (state.durations[-1], state.last_consonant))
+               key=lambda state: (state.durations[-1] == EIGHTHS_PER_BAR
+                                  and not state.last_consonant))
 def resolution_of_suspended_dissonance(state: CounterpointState,
                                        cand: Candidates) -> np.ndarray | bool:
     """A dissonant tied note resolves down by step to a consonance."""

@@ -24,6 +24,8 @@ look-backs are evaluated afresh at every step, without lookahead.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 
 from musicgym.music.rules.registry import RULES
@@ -265,11 +267,25 @@ class StaticTable:
         cand.start, cand.end = time, full.end[row]
         cand.cf_start_midi = int(setup.cantus_midi[time // EIGHTHS_PER_BAR])
         cand.cf_end_midi = full.cf_end_midi[row]
-        outputs = {name: _row(out, row) for name, out in self._outputs.items()}
-        terms = {name: _row(term, row) for name, term in self._terms.items()}
-        return cand, self._base[row], (self._mask[row], outputs, terms), {}
+        return (cand, self._base[row],
+                (self._mask[row], _RowView(self._outputs, row), _RowView(self._terms, row)), {})
 
 
-def _row(value, row: int):
-    """One row of a batched rule output (a scalar output holds for every row)."""
-    return value[row] if np.ndim(value) == 2 else value
+class _RowView(Mapping):
+    """One row of :class:`StaticTable`'s outputs (or penalty terms) by rule name, read only
+    when asked for (a search that needs only the mask never builds it)."""
+
+    __slots__ = ("_table", "_row")
+
+    def __init__(self, table: dict, row: int) -> None:
+        self._table, self._row = table, row
+
+    def __getitem__(self, name: str):
+        value = self._table[name]
+        return value[self._row] if np.ndim(value) == 2 else value  # scalar: true of every row
+
+    def __iter__(self):
+        return iter(self._table)
+
+    def __len__(self) -> int:
+        return len(self._table)
