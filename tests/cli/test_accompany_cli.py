@@ -52,13 +52,18 @@ def test_file_mode_plays_to_the_rehearsed_timing(tmp_path, capsys):
     assert "--rehearsal works with --tempo-model only" in capsys.readouterr().err
 
 
-def test_live_errors_are_one_line_and_exit_1(tmp_path, capsys):
+def test_live_errors_are_one_line_and_exit_1(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("JACK_DEFAULT_SERVER", "musicgym-no-such-server")
     base = ["live", "accompany", "--score", str(SCORE), "--tempo-model", "kalman"]
     assert main([*base, "--part", "melody=1", "--replay", "x.match"]) == 1
     assert "--part expects solo=PART or accompaniment=PART" in capsys.readouterr().err
     assert main(base) == 1  # no --replay: MIDI ports, which this machine may lack
     err = capsys.readouterr().err
     assert "no MIDI input port" in err or "--replay PERFORMANCE" in err or "MIDI" in err
+    assert main([*base, "--midi-api", "jack", "--virtual"]) == 1  # no JACK server of that name
+    err = capsys.readouterr().err
+    assert "no JACK server running: start one with `jackd -d dummy" in err or "jack MIDI API" in err
+    assert len(err.strip().splitlines()) == 1  # libjack's own lines silenced
     assert main(["live", "accompany", "--score", str(SCORE), "--model", str(tmp_path),
                  "--replay", "x.match"]) == 1
     assert "not a trained accompanist run" in capsys.readouterr().err

@@ -18,6 +18,7 @@ from musicgym.live.accompany import (
     LiveAccompanist,
     MidiPortError,
     TempoModelController,
+    midi_backend,
     open_ports,
     performance_messages,
     played_notes,
@@ -142,10 +143,47 @@ def test_bad_input_is_named(takes, tmp_path):
         rehearsal_curves([tmp_path / "missing.match"])
 
 
+def test_playing_ahead_plays_the_same_notes_at_the_same_times(takes):
+    # play_ports sends the next frame's notes at their own times (play_ahead): they must be
+    # the notes feed() would have returned a frame later, at the same times
+    performed = takes[5].solo.performed
+    messages = performance_messages(performed[performed["onset_sec"] < 20.0])
+    by_frame, ahead = _accompanist(takes), _accompanist(takes)
+    frames = [FrameBuilder(), FrameBuilder()]
+    late, early, i = [], [], 0
+    for n in range(1, int(21.0 / by_frame.frame_s)):
+        now = n * by_frame.frame_s
+        while i < len(messages) and messages[i][0] < now:
+            _, pitch, velocity = messages[i]
+            for f in frames:
+                f.note_on(pitch) if velocity else f.note_off(pitch)
+            i += 1
+        late += by_frame.feed(frames[0].next_frame(), now)
+        early += ahead.feed(frames[1].next_frame(), now)
+        batch = ahead.play_ahead((n + 1) * by_frame.frame_s)
+        assert all(now < e.time_s <= (n + 1) * by_frame.frame_s for e in batch)
+        early += batch
+    assert len(late) > 100
+    assert early[: len(late)] == late  # the same events, in order; up to a frame more ahead
+    assert not [e for e in early[len(late):] if e.time_s <= now]
+
+
 def test_ports_open_or_say_why():
     # this machine may have no MIDI system; either way the error names the port or the backend
-    with pytest.raises(MidiPortError, match="no MIDI input port 'no such port'|--replay"):
+    with pytest.raises(MidiPortError, match="no MIDI input port 'no such port'|--replay|JACK"):
         open_ports("no such port", None)
+
+
+def test_a_missing_midi_api_or_server_says_what_to_do(monkeypatch):
+    pytest.importorskip("rtmidi")
+    monkeypatch.setenv("JACK_DEFAULT_SERVER", "musicgym-no-such-server")  # none runs so
+    with pytest.raises(MidiPortError, match=r"no JACK server running: start one with `jackd "
+                                            r"-d dummy|built without the jack MIDI API"):
+        open_ports(None, None, virtual=True, api="jack")
+    with pytest.raises(MidiPortError, match="unknown MIDI API 'beos': choose one of alsa, jack"):
+        open_ports(None, None, api="beos")
+    monkeypatch.setenv("MIDO_BACKEND", "mido.backends.rtmidi/UNIX_JACK")  # mido's own variable
+    assert midi_backend().api == "UNIX_JACK" and midi_backend("alsa").api == "LINUX_ALSA"
 
 
 def test_a_trained_agent_accompanies_live(takes, tmp_path):

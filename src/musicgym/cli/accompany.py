@@ -10,6 +10,8 @@ from pathlib import Path
 from musicgym.cli.live import live_modes
 from musicgym.errors import AccompanyConfigError
 
+MIDI_APIS = ("alsa", "jack", "coremidi", "winmm")  # as musicgym.live.accompany.MIDI_APIS
+
 
 def add_parser(subparsers) -> None:
     p = live_modes(subparsers).add_parser(
@@ -48,7 +50,13 @@ def add_parser(subparsers) -> None:
     p.add_argument("--input", metavar="PORT", help="MIDI input port (default: the first)")
     p.add_argument("--output-port", metavar="PORT", help="MIDI output port (default: the first)")
     p.add_argument("--virtual", action="store_true",
-                   help="open virtual ports instead (where the MIDI system allows)")
+                   help="open virtual ports instead (where the MIDI system allows: ALSA, "
+                        "JACK, CoreMIDI), named by --input and --output-port (default "
+                        "'musicgym soloist' and 'musicgym accompanist')")
+    p.add_argument("--midi-api", choices=tuple(MIDI_APIS), metavar="API",
+                   help="MIDI system for the ports: alsa, jack (a running JACK server, "
+                        "e.g. `jackd -d dummy`), coremidi or winmm, through python-rtmidi "
+                        "(default: mido's default backend, or the MIDO_BACKEND variable)")
     p.add_argument("--seconds", type=float, help="stop live play after this long")
     p.set_defaults(func=run_live_accompany)
 
@@ -129,7 +137,8 @@ def run_live_accompany(args: argparse.Namespace) -> int:
     )
 
     if not args.replay:  # fail fast, before the score is read, where no MIDI system exists
-        input_port, output_port = open_ports(args.input, args.output_port, virtual=args.virtual)
+        input_port, output_port = open_ports(args.input, args.output_port,
+                                             virtual=args.virtual, api=args.midi_api)
     accompanist = build_accompanist(args)
     if args.replay:
         performed = read_performance(args.replay)
