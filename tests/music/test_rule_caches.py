@@ -58,9 +58,12 @@ def test_cached_verdicts_equal_fresh_ones(kwargs):
         done = False
         while not done:
             state = env.state
+            # the mask alone (as the dead-end search reads it), judged before the full check
+            rule_mask = env.oracle.rule_mask(state)
             mask, reward, outputs = env.oracle.check(state)
             ref_mask, ref_reward, ref_outputs = _reference(env.ruleset, state)
             np.testing.assert_array_equal(mask, ref_mask)
+            np.testing.assert_array_equal(rule_mask, ref_mask)
             np.testing.assert_array_equal(reward, ref_reward)  # bit for bit, same sum order
             _same_outputs(outputs, ref_outputs)
             # the lookahead mask of a fresh oracle (empty caches) is the same
