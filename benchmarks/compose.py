@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import subprocess
 import time
@@ -204,7 +205,9 @@ def main() -> int:
     parser.add_argument("--random-pieces", type=int, default=20)
     parser.add_argument("--ppo-steps", type=int, default=20_000)
     parser.add_argument("--ppo-pieces", type=int, default=10)
-    parser.add_argument("--rl-musician-python", default=None)
+    parser.add_argument("--rl-musician-python", default=os.environ.get("MUSICGYM_RLM_PYTHON"),
+                        help="python of a venv with rl-musician==0.4.6 (default: "
+                             "$MUSICGYM_RLM_PYTHON, which `make bench` sets)")
     parser.add_argument("--speed-only", action="store_true",
                         help="only env speed and evaluation time, written to "
                              f"{SPEED_RESULTS.name}")
