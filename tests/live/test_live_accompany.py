@@ -144,11 +144,13 @@ def test_bad_input_is_named(takes, tmp_path):
 
 
 def test_playing_ahead_plays_the_same_notes_at_the_same_times(takes):
-    # play_ports sends the next frame's notes at their own times (play_ahead): they must be
-    # the notes feed() would have returned a frame later, at the same times
+    # play_ports warms the follower up, then sends the next frame's notes at their own times
+    # (play_ahead): they must be the notes feed() would have returned a frame later, at the
+    # same times
     performed = takes[5].solo.performed
     messages = performance_messages(performed[performed["onset_sec"] < 20.0])
     by_frame, ahead = _accompanist(takes), _accompanist(takes)
+    ahead.warm_up()  # as play_ports does first: it must leave the follower as it was
     frames = [FrameBuilder(), FrameBuilder()]
     late, early, i = [], [], 0
     for n in range(1, int(21.0 / by_frame.frame_s)):

@@ -149,6 +149,7 @@ def run_live_accompany(args: argparse.Namespace) -> int:
               f"{len(performed)} solo notes; {len(accompanist.report_beat)} solo onsets "
               f"followed, {accompanist.resyncs} re-synchronisations")
         return 0
+    accompanist.warm_up()  # before saying so: listening from the first note on
     print(f"listening on {input_port.name!r}, playing to {output_port.name!r} (Ctrl-C stops)",
           file=sys.stderr)
     with input_port, output_port:

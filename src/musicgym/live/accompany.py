@@ -15,10 +15,12 @@ the soloist's first reported onset (the soloist's first note is its cue), at ``b
 from __future__ import annotations
 
 import contextlib
+import copy
 import heapq
 import os
 import sys
 import time
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -220,6 +222,18 @@ class LiveAccompanist:
         if beat is not None:
             self._hear(now_s, beat)
         return events + self._due_offs(now_s)
+
+    def warm_up(self) -> None:
+        """Run a copy of the follower on one frame with a note, so that the first real onset
+        does not pay for compiling its code (numba: about 0.5 s from the cache, seconds
+        without), which live would hold up the input and the accompaniment. Once is enough;
+        the follower itself is left as it was."""
+        if getattr(self, "_warm", False):
+            return
+        frame = np.zeros(N_KEYS, dtype=np.float32)
+        frame[60] = SUSTAIN_WEIGHT + ONSET_DECAY[0]
+        copy.deepcopy(self.follower).report(frame)
+        self._warm = True
 
     def play_ahead(self, until_s: float) -> list[NoteEvent]:
         """The events due by ``until_s`` (up to the next frame's end), ahead of time.
@@ -595,15 +609,25 @@ def play_ports(accompanist: LiveAccompanist, input_port, output_port, *,
                seconds: float | None = None) -> list[NoteEvent]:
     """Accompany what arrives on ``input_port`` in real time, playing to ``output_port``.
 
-    Input is read at each frame's end; the accompaniment up to the next frame's end is known
-    then (:meth:`LiveAccompanist.play_ahead`), and each event is sent at its own time within
-    the frame rather than late at its end. Runs until ``seconds`` have passed (None: until
+    Each input message is dated when it arrives (in the MIDI system's thread, where the port
+    takes a callback) and goes into the frame of that time, so a moment's delay here (the
+    machine busy) delays the frames but does not squeeze their notes together. The frames are
+    heard at their ends; the accompaniment up to the next frame's end is known then
+    (:meth:`LiveAccompanist.play_ahead`), and each event is sent at its own time within the
+    frame rather than late at its end. Runs until ``seconds`` have passed (None: until
     interrupted); returns what was played, times from the start.
     """
     import mido
 
+    accompanist.warm_up()
     frames, played = FrameBuilder(), []
     frame_s = accompanist.frame_s
+    arrived: deque[tuple[float, object]] = deque()  # (perf_counter time, message)
+    # rtmidi and portmidi ports call back from their own thread: dated as they arrive; other
+    # ports are read at each frame's end
+    callback = isinstance(getattr(type(input_port), "callback", None), property)
+    if callback:
+        input_port.callback = lambda message: arrived.append((time.perf_counter(), message))
     start = time.perf_counter()
 
     def send(events: list[NoteEvent]) -> None:
@@ -619,7 +643,10 @@ def play_ports(accompanist: LiveAccompanist, input_port, output_port, *,
             n += 1
             now = n * frame_s
             time.sleep(max(start + now - time.perf_counter(), 0.0))
-            for message in input_port.iter_pending():
+            if not callback:
+                arrived.extend((time.perf_counter(), m) for m in input_port.iter_pending())
+            while arrived and (not callback or arrived[0][0] < start + now):
+                message = arrived.popleft()[1]
                 if message.type == "note_on" and message.velocity > 0:
                     frames.note_on(message.note)
                 elif message.type in ("note_on", "note_off"):
@@ -627,6 +654,8 @@ def play_ports(accompanist: LiveAccompanist, input_port, output_port, *,
             send(accompanist.feed(frames.next_frame(), now))
             send(accompanist.play_ahead((n + 1) * frame_s))  # the next frame's end, exactly
     finally:
+        if callback:
+            input_port.callback = None
         for event in accompanist.finish():
             output_port.send(mido.Message("note_off", note=event.pitch, velocity=0))
     return played
