@@ -95,7 +95,7 @@ def test_the_accompanist_follows_a_real_take_over_jack(jack_server):
 
     from musicgym.music.score import read_score
 
-    performed = read_performance(PRIMO.format(6))
+    performed = np.sort(read_performance(PRIMO.format(6)), order=["onset_sec", "pitch"])
     performed = performed[performed["onset_sec"] < performed["onset_sec"][0] + SOLO_S]
     messages = performance_messages(performed)
     accompanist = subprocess.Popen(
@@ -163,7 +163,7 @@ def test_the_accompanist_follows_a_real_take_over_jack(jack_server):
         j += 1
     matched = np.array(matched)
     assert expected["onset_beat"][matched[0]] > 0  # it joins after the solo's first note
-    # few skipped (by a re-synchronisation's jump ahead): measured 0 and 5 of 185 and 147
+    # few skipped (by a re-synchronisation's jump ahead): measured 5-6 of 147 in 3 runs
     assert len(matched) / (matched[-1] - matched[0] + 1) > 0.9, (out, err, matched)
 
     # their onsets follow the soloist: the first note of each shared onset against the solo's
@@ -172,8 +172,9 @@ def test_the_accompanist_follows_a_real_take_over_jack(jack_server):
     solo_beat, solo_first = np.unique(performed["onset_beat"], return_index=True)
     shared, i_acc, i_solo = np.intersect1d(acc_beat, solo_beat, return_indices=True)
     asynchrony_ms = 1000.0 * (times[first][i_acc] - sent_at[solo_first][i_solo])
-    # measured (15 s, 34 shared onsets): median |asynchrony| 22 ms, 74 % within 50 ms, 94 %
-    # within 100 ms, mean -2 ms; replaying the same 15 s from the file: 18 ms, 79 %, 94 %
+    # measured (3 runs, 34 shared onsets): median |asynchrony| 22-28 ms, 68-76 % within 50 ms,
+    # 94 % within 100 ms, mean -2 to -3 ms; replaying the same 15 s from the file: 18 ms, 79 %,
+    # 94 %
     assert len(shared) > 25, (out, err, len(pitches), shared, asynchrony_ms.round())
     assert np.median(np.abs(asynchrony_ms)) < 60, asynchrony_ms.round()
     assert abs(np.mean(asynchrony_ms)) < 40, asynchrony_ms.round()  # neither late nor early
