@@ -129,13 +129,8 @@ class RuleSet:
         mask = static_mask.copy()
         for name, fn, key, key_only in self._split[False][0]:
             if key is not None:
-                cache = shared if key_only else keyed
-                cache_key = (name, key(state))
-                found = cache.get(cache_key)
-                if found is None:
-                    out = fn(state, cand)
-                    found = cache[cache_key] = (out, _allowed(out))
-                allowed = found[1]
+                allowed = _cached(shared if key_only else keyed, name, key, fn, state, cand,
+                                  _allowed)[1]
             else:
                 allowed = _allowed(fn(state, cand))
             if allowed is not None:
@@ -160,12 +155,8 @@ class RuleSet:
         masks, penalties = self._split[static]
         for name, fn, key, key_only in masks:
             if keyed is not None and key is not None:
-                cache = shared if key_only else keyed
-                cache_key = (name, key(state))
-                allowed = cache.get(cache_key)
-                if allowed is None:
-                    out = fn(state, cand)
-                    allowed = cache[cache_key] = (out, _allowed(out))
+                allowed = _cached(shared if key_only else keyed, name, key, fn, state, cand,
+                                  _allowed)
                 outputs[name] = allowed[0]
                 if allowed[1] is not None:
                     mask &= allowed[1]
@@ -177,17 +168,24 @@ class RuleSet:
                 mask &= allowed
         for name, fn, weight, key, key_only in penalties:
             if keyed is not None and key is not None:
-                cache = shared if key_only else keyed
-                cache_key = (name, key(state))
-                found = cache.get(cache_key)
-                if found is None:
-                    out = fn(state, cand)
-                    found = cache[cache_key] = (out, _term(out, weight))
-                outputs[name], terms[name] = found
+                outputs[name], terms[name] = _cached(shared if key_only else keyed, name, key,
+                                                     fn, state, cand, _term, weight)
                 continue
             out = fn(state, cand)
             outputs[name] = out
             terms[name] = _term(out, weight)
+
+
+def _cached(cache: dict, name: str, key: Any, fn: Any, state: Any, cand: Any, derive: Any,
+            *derive_args: Any) -> tuple[Any, Any]:
+    """A keyed rule's (raw output, ``derive(output, *derive_args)``), from ``cache`` under
+    ``(name, key(state))``, computed and stored there the first time."""
+    cache_key = (name, key(state))
+    found = cache.get(cache_key)
+    if found is None:
+        out = fn(state, cand)
+        found = cache[cache_key] = (out, derive(out, *derive_args))
+    return found
 
 
 def _allowed(out: Any) -> np.ndarray | None:
