@@ -362,16 +362,7 @@ class OLTWFollower(Follower):
     def follow(self, performed: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Run the whole performance through :meth:`report`, frame by frame; a report is made
         when its frame is complete and dated as :meth:`report` says."""
-        self.reset()
-        report_sec, report_beat, onset_sec = [], [], []
-        for i, frame in enumerate(piano_roll(performed, self.frame_s)):
-            beat = self.report(frame)
-            if beat is not None:
-                report_sec.append((i + 1) * self.frame_s)
-                report_beat.append(beat)
-                onset_sec.append(self.reported_onset_s)
-        onset = np.minimum(np.maximum.accumulate(np.asarray(onset_sec)), report_sec)
-        return np.asarray(report_sec), np.asarray(report_beat), onset
+        return _follow_frames(self, performed)
 
 
 class HMMFollower(Follower):
@@ -490,15 +481,24 @@ class HMMFollower(Follower):
     def follow(self, performed: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Run the whole performance through :meth:`report`, frame by frame (a report is made
         when its frame is complete)."""
-        self.reset()
-        report_sec, report_beat, onset_sec = [], [], []
-        for i, frame in enumerate(piano_roll(performed, self.frame_s)):
-            beat = self.report(frame)
-            if beat is not None:
-                report_sec.append((i + 1) * self.frame_s)
-                report_beat.append(beat)
-                onset_sec.append(self.reported_onset_s)
-        return np.asarray(report_sec), np.asarray(report_beat), np.asarray(onset_sec)
+        return _follow_frames(self, performed)
+
+
+def _follow_frames(follower, performed: np.ndarray) -> tuple[np.ndarray, np.ndarray,
+                                                             np.ndarray]:
+    """A frame-by-frame follower's ``follow``: reset it, feed it the performance's
+    :func:`piano_roll`, and collect each report (made when its frame is complete, dated by
+    ``reported_onset_s``; the dates kept non-decreasing and no later than their reports)."""
+    follower.reset()
+    report_sec, report_beat, onset_sec = [], [], []
+    for i, frame in enumerate(piano_roll(performed, follower.frame_s)):
+        beat = follower.report(frame)
+        if beat is not None:
+            report_sec.append((i + 1) * follower.frame_s)
+            report_beat.append(beat)
+            onset_sec.append(follower.reported_onset_s)
+    onset = np.minimum(np.maximum.accumulate(np.asarray(onset_sec)), report_sec)
+    return np.asarray(report_sec), np.asarray(report_beat), onset
 
 
 def follower_errors_ms(
