@@ -5,20 +5,11 @@ from musicgym.envs.counterpoint import CounterpointEnv
 from musicgym.errors import ConfigError
 
 
-def _replay(env, actions):
-    env.reset()
-    total = 0.0
-    for action in actions:
-        _, reward, terminated, truncated, info = env.step(action)
-        total += reward
-    return total, terminated, info
-
-
-def test_guided_beam_search_is_seeded_replays_and_beats_random_pieces():
+def test_guided_beam_search_is_seeded_replays_and_beats_random_pieces(replay):
     env = CounterpointEnv()
     stats = {}
     reward, actions = guided_beam_search(env, seed=1, beam_width=20, stats=stats)
-    replayed, terminated, info = _replay(env, actions)
+    replayed, terminated, info = replay(env, actions)
     assert terminated and replayed == pytest.approx(reward) == info["scores"]["total"]
     assert all(v == 0 for v in info["rule_violations"].values())
     assert stats["evaluations"] > 0 and stats["children"] >= stats["expanded"] > 0
@@ -27,12 +18,12 @@ def test_guided_beam_search_is_seeded_replays_and_beats_random_pieces():
     assert reward > max(randoms)
 
 
-def test_guided_beam_search_reads_the_env_score_weights():
+def test_guided_beam_search_reads_the_env_score_weights(replay):
     # with only the skip count scored, the best piece makes exactly 3 skips (reward 1.0)
     env = CounterpointEnv(scoring_coefs={"number_of_skips": 1.0})
     reward, actions = guided_beam_search(env, seed=0, beam_width=10)
     assert reward == pytest.approx(1.0)
-    _, _, info = _replay(env, actions)
+    _, _, info = replay(env, actions)
     assert set(info["scores"]) == {"number_of_skips", "total"}
 
 
