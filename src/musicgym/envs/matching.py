@@ -23,6 +23,7 @@ from musicgym.synth import Patch
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".aif", ".aiff", ".mp3")
 OBSERVATIONS = ("features", "audio", "goal")
 FEATURE_LOW, FEATURE_HIGH = -5.0, 8.0  # log10 mel power, clipped
+OBS_STFT = (1024, 512)  # the observation's log-mel STFT: (FFT size, hop)
 AUDIO_BOUND = 10.0  # Glicol has no limiter: observations clip the waveform to +-10
 
 
@@ -141,8 +142,8 @@ class MatchCore:
         return spaces.Box(FEATURE_LOW, FEATURE_HIGH, shape=(n,), dtype=np.float32)
 
     def _features(self, clips: np.ndarray, cache: dict | None = None) -> np.ndarray:
-        mel = log_mel(clips, sr=self.sr, n_fft=1024, hop=512, n_mels=self.obs_mels,
-                      cache=cache)
+        mel = log_mel(clips, sr=self.sr, n_fft=OBS_STFT[0], hop=OBS_STFT[1],
+                      n_mels=self.obs_mels, cache=cache)
         pooled = pool_frames(mel, self.obs_frames).reshape(clips.shape[0], -1)
         return np.clip(np.nan_to_num(pooled, nan=FEATURE_LOW), FEATURE_LOW, FEATURE_HIGH)
 
@@ -177,7 +178,7 @@ class MatchCore:
 
     def new_cache(self) -> dict:
         """An STFT cache for a step: only the observation's STFT is worth keeping."""
-        return {"keep": {(1024, 512)}} if self.observation != "audio" else {"keep": set()}
+        return {"keep": {OBS_STFT}} if self.observation != "audio" else {"keep": set()}
 
     def distances(self, audio: np.ndarray, targets: np.ndarray, segment: int,
                   cache: dict | None = None) -> np.ndarray:
