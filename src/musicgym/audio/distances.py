@@ -24,7 +24,7 @@ from collections.abc import Mapping
 import numpy as np
 from numba import njit
 
-from musicgym.audio.features import EPS, log_mel, mfcc
+from musicgym.audio.features import EPS, log_mel, mfcc, n_frames
 from musicgym.errors import RewardConfigError
 
 
@@ -231,10 +231,6 @@ class MRSTFTTarget:
         self.padded = padded  # every frame of every resolution fits in this many samples
 
 
-def _n_frames(n: int, n_fft: int, hop: int) -> int:
-    return 1 + max(0, -(-(n - n_fft) // hop))  # as features.frames
-
-
 class MultiResolutionSTFT(Distance):
     """Mean over FFT sizes 2048/1024/512 (hop n/2, periodic Hann) of spectral convergence
     ``||T - X||_F / ||T||_F`` (capped at 10) plus mean ``|ln(X + 1e-5) - ln(T + 1e-5)|``.
@@ -261,11 +257,11 @@ class MultiResolutionSTFT(Distance):
     def prepare(self, target):
         target = np.asarray(target, dtype=np.float32).reshape(-1)
         n = target.size
-        sizes = [(n_fft, n_fft // 2, _n_frames(n, n_fft, n_fft // 2)) for n_fft in self.FFT_SIZES]
+        sizes = [(n_fft, n_fft // 2, n_frames(n, n_fft, n_fft // 2)) for n_fft in self.FFT_SIZES]
         padded_len = max((f - 1) * h + n_fft for n_fft, h, f in sizes)
         resolutions = []
-        for n_fft, hop, n_frames in sizes:
-            padded = np.zeros((1, (n_frames - 1) * hop + n_fft), np.float32)
+        for n_fft, hop, count in sizes:
+            padded = np.zeros((1, (count - 1) * hop + n_fft), np.float32)
             padded[0, :n] = target[:padded.shape[1]]
             resolutions.append(_Resolution(n_fft, hop, padded))
         return MRSTFTTarget(n, resolutions, padded_len)

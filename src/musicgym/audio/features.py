@@ -20,19 +20,25 @@ def _window(n_fft: int) -> np.ndarray:
     return np.hanning(n_fft + 1)[:-1].astype(np.float32)
 
 
+def n_frames(n: int, n_fft: int, hop: int) -> int:
+    """How many frames :func:`frames` cuts ``n`` samples into:
+    ``1 + ceil(max(n - n_fft, 0) / hop)``."""
+    return 1 + max(0, -(-(n - n_fft) // hop))
+
+
 def frames(audio: np.ndarray, *, n_fft: int, hop: int) -> np.ndarray:
     """Frame ``audio`` (..., n) into (..., n_frames, n_fft), zero-padded so that every sample
     falls in a frame (``n_frames = 1 + ceil(max(n - n_fft, 0) / hop)``)."""
     audio = np.asarray(audio, dtype=np.float32)
     n = audio.shape[-1]
-    n_frames = 1 + max(0, -(-(n - n_fft) // hop))
-    total = (n_frames - 1) * hop + n_fft
+    count = n_frames(n, n_fft, hop)
+    total = (count - 1) * hop + n_fft
     if total > n:
         padded = np.zeros(audio.shape[:-1] + (total,), dtype=np.float32)
         padded[..., :n] = audio
         audio = padded
     view = np.lib.stride_tricks.sliding_window_view(audio, n_fft, axis=-1)
-    return view[..., ::hop, :][..., :n_frames, :]
+    return view[..., ::hop, :][..., :count, :]
 
 
 def stft_magnitude(audio: np.ndarray, *, n_fft: int = 1024, hop: int | None = None,
