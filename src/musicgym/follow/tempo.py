@@ -262,13 +262,8 @@ class RehearsedTempo:
         return float(min(max(wanted * ahead / before, MIN_BEAT_PERIOD_S), MAX_BEAT_PERIOD_S))
 
     def _period(self, from_beat: float, to_beat: float) -> float:
-        periods = [
-            (np.interp(to_beat, beat, sec) - np.interp(from_beat, beat, sec))
-            / (to_beat - from_beat)
-            for beat, sec in self.curves
-            if beat[0] <= from_beat and to_beat <= beat[-1]
-        ]
-        return float(np.median(periods)) if periods else float("nan")
+        """The takes' median beat period over [from_beat, to_beat] (NaN: none covers it)."""
+        return _median_duration(self.curves, from_beat, to_beat) / (to_beat - from_beat)
 
 
 class RehearsedTiming:
