@@ -21,9 +21,10 @@ def add_parser(subparsers) -> None:
                         "masked PPO)",
         description="Compose counterpoints on musicgym/Counterpoint-v0 (or, with --task "
                     "melody, melodies on musicgym/Melody-v0) and write, per piece, MIDI, a "
-                    "notes TSV, MusicXML, LilyPond, a 16-bit WAV and a piano-roll PNG in the "
-                    "chosen tuning, plus summary.json. Without -c: RL-Musician's default "
-                    "piece, or Melody-v0's defaults (C major, 4 bars).")
+                    "notes TSV, MusicXML, LilyPond, a 16-bit WAV, a piano-roll PNG and "
+                    "piece.json in the chosen tuning into DIR/piece_NNN/, plus "
+                    "DIR/summary.json. Without -c: RL-Musician's default piece, or "
+                    "Melody-v0's defaults (C major, 4 bars).")
     p.add_argument("-c", "--config", help="YAML or JSON config (RL-Musician's layout and "
                                           "field names are accepted)")
     p.add_argument("--task", choices=TASKS,
@@ -36,8 +37,9 @@ def add_parser(subparsers) -> None:
                         "(counterpoint's default); beam: RL-Musician's Monte Carlo beam search "
                         "(melody's default: beam search on the step rewards); random: uniformly "
                         "random allowed notes; ppo: train MaskablePPO, then compose")
-    p.add_argument("-o", "--outdir", help="output folder (default: the config's "
-                                          "rendering_params.dir, else outputs)")
+    p.add_argument("-o", "--output", dest="outdir", metavar="DIR",
+                   help="output folder, one sub-folder per piece (default: the config's "
+                        "rendering_params.dir, else outputs)")
     p.add_argument("--n-trials", type=int, help="beam search: rollouts per prefix (default: "
                                                 "estimated per prefix, as RL-Musician does)")
     p.add_argument("--beam-width", type=int, help="beam search: prefixes kept (default 5; "
