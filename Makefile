@@ -49,6 +49,7 @@ bench: setup $(RLM_VENV)/.installed
 
 lint: setup
 	$(VENV)/bin/ruff check src tests benchmarks examples
+	$(VENV)/bin/lint-imports --no-logo --no-cache
 
 clean:
 	rm -rf $(VENV) $(RLM_VENV) out build *.egg-info

@@ -30,20 +30,21 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--target", default=None, help="an audio file to match (default: built-in)")
     p.add_argument("--steps", type=int, default=20_000, help="total env steps")
     p.add_argument("--num-envs", type=int, default=64, help="envs rendered per engine call")
-    p.add_argument("--learning-rate", type=float, default=3e-3)
+    p.add_argument("--learning-rate", type=float, default=3e-3, help="Adam's step size")
     p.add_argument("--n-steps", type=int, default=8, help="rollout length per env")
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--n-epochs", type=int, default=10)
-    p.add_argument("--gamma", type=float, default=0.99)
-    p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--out", default="runs/examples", help="TensorBoard logs and WAVs go here")
+    p.add_argument("--batch-size", type=int, default=128, help="minibatch size of an update")
+    p.add_argument("--n-epochs", type=int, default=10, help="passes over each rollout")
+    p.add_argument("--gamma", type=float, default=0.99, help="discount factor")
+    p.add_argument("--seed", type=int, default=1, help="seeds the envs and the policy")
+    p.add_argument("-o", "--output", default="runs/examples", metavar="DIR",
+                   help="output folder: a run folder of TensorBoard logs and WAVs per run")
     return p.parse_args()
 
 
 def main() -> None:
     args = parse_args()
     torch.set_num_threads(1)  # SB3's advice on CPU; the envs use the other core
-    run = Path(args.out) / f"{args.env_id.split('/')[-1]}-{int(time.time())}"
+    run = Path(args.output) / f"{args.env_id.split('/')[-1]}-{int(time.time())}"
     env_kwargs = {"target": args.target} if args.target else {}
 
     # the env: one engine call renders all num_envs candidates
@@ -68,7 +69,7 @@ def main() -> None:
     write_wav(run / "target.wav", core.target_clips[0], core.sr)
     write_wav(run / "agent.wav", env.unwrapped.clip_audio, core.sr)
     print(f"distance to the target: {info['clip_distance']:.4f}; parameters: {info['params']}")
-    print(f"listen: {run}/target.wav and {run}/agent.wav; logs: tensorboard --logdir {args.out}")
+    print(f"listen: {run}/target.wav and {run}/agent.wav; logs: tensorboard --logdir {args.output}")
     np.save(run / "params.npy", np.array(list(info["params"].values())))
 
 

@@ -60,3 +60,11 @@ def test_analyze_skips_unreadable_files_and_fails_when_none_is_readable(tmp_path
     write_wav(corpus / "take.wav", 0.3 * np.sin(2 * np.pi * 330 * t), 44100)
     assert main(["analyze", str(corpus), "-o", str(out), "--format", "csv"]) == 0
     assert [p.name for p in out.iterdir()] == ["take.csv"]
+
+
+def test_live_improvise_refuses_a_wav_file_that_is_not_wav_before_serving(tmp_path, capsys):
+    assert main(["live", "improvise", "--wav", str(tmp_path / "played.mp3"),
+                 "--max-packets", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("musicgym live improvise: error: --wav") and err.count("\n") == 1
+    assert not list(tmp_path.iterdir())

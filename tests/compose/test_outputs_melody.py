@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from musicgym.compose.melody import evaluate_melody, piece_from_melody
 from musicgym.compose.outputs import write_piece
 from musicgym.compose.piece import piece_from_json
-from musicgym.envs.melody import MelodyEnv, evaluate_melody, piece_from_melody
+from musicgym.envs.melody import MelodyEnv
 from musicgym.music.tunings import just_intonation
 
 HOLD, REST = 0, 1

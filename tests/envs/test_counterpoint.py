@@ -7,7 +7,7 @@ from gymnasium.utils.env_checker import check_env
 
 import musicgym  # noqa: F401  (registers the ids)
 from musicgym.envs.counterpoint import CounterpointEnv
-from musicgym.errors import CantusFirmusError, InvalidActionError
+from musicgym.errors import CantusFirmusError, InvalidActionError, RuleError
 from musicgym.music.rules.species import CANTUS_FIRMI, EIGHTHS_PER_BAR, encode_action
 
 
@@ -138,3 +138,9 @@ def test_bad_set_up_raises_specific_errors():
         CounterpointEnv(cantus_firmus="fux_phrygian", species=2).reset()
     with pytest.raises(InvalidActionError, match="invalid_action must be"):
         CounterpointEnv(invalid_action="ignore")
+    # bad rules are a rule error, not the cantus firmus's
+    for rules in ("textbook", 3):
+        with pytest.raises(RuleError, match="rules must be 'strict', 'rl_musician' or a list"):
+            CounterpointEnv(rules=rules)
+    with pytest.raises(RuleError, match="unknown counterpoint rule 'nope'"):
+        CounterpointEnv(rules=["nope"])

@@ -62,11 +62,10 @@ def test_evaluation_needs_a_corpus_and_known_methods(oneshots_dir):
 
 
 def test_cli_evaluate_improvise_writes_its_report(oneshots_dir, tmp_path, capsys):
-    out = tmp_path / "eval.json"
     rc = main(["evaluate-improvise", "--synth", "sine", "--features", *FEATURES,
-               "--corpus", str(oneshots_dir), "--methods", "oracle", "hold", "-o", str(out)])
+               "--corpus", str(oneshots_dir), "--methods", "oracle", "hold", "-o", str(tmp_path)])
     assert rc == 0
-    report = json.loads(out.read_text())
+    report = json.loads((tmp_path / "evaluation.json").read_text())
     assert set(report["methods"]) == {"oracle", "hold"}
     assert "oracle" in capsys.readouterr().out
 
@@ -96,11 +95,10 @@ def test_example_config_trains_through_the_cli_and_is_evaluated_beside_the_basel
                  "--no-progress"]) == 0
     (run,) = (tmp_path / "runs").iterdir()
     assert (run / "model.zip").is_file()
-    out = tmp_path / "eval.json"
     capsys.readouterr()
     assert main(["evaluate-improvise", "--model", str(run), "--subdiv", "6",
-                 "-o", str(out)]) == 0
-    report = json.loads(out.read_text())
+                 "-o", str(tmp_path)]) == 0
+    report = json.loads((tmp_path / "evaluation.json").read_text())
     assert list(report["methods"]) == ["agent", "oracle", "random", "hold"]
     assert report["tracks"] and report["reward_features"] == ["loudness-amp", "pitch",
                                                                "pitch-confidence"]

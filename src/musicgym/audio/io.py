@@ -1,4 +1,4 @@
-"""Audio files: read any format soundfile reads, write WAV atomically.
+"""Audio files: read any format soundfile reads; write WAV, FLAC or OGG atomically.
 
 Audio arrays in musicgym are float32, shaped (channels, n) (one clip) or (B, channels, n).
 """
@@ -6,7 +6,7 @@ Audio arrays in musicgym are float32, shaped (channels, n) (one clip) or (B, cha
 from __future__ import annotations
 
 import os
-import tempfile
+import secrets
 from pathlib import Path
 
 import numpy as np
@@ -55,9 +55,17 @@ def resample(audio: np.ndarray, sr_from: int, sr_to: int) -> np.ndarray:
     return resample_poly(audio, sr_to // g, sr_from // g, axis=-1).astype(np.float32)
 
 
+# what write_audio writes, by file suffix: (soundfile format, subtype); FLAC and OGG are
+# clipped to [-1, 1], a float WAV keeps the engine's float32 as it is
+AUDIO_FORMATS = {".wav": ("WAV", "FLOAT"), ".flac": ("FLAC", "PCM_24"),
+                 ".ogg": ("OGG", "VORBIS")}
+
+
 def write_wav(path: str | os.PathLike, audio: np.ndarray, sr: int, *,
               subtype: str = "FLOAT") -> Path:
     """Write (channels, n) or (n,) audio to a WAV file atomically (never a half-written file).
+
+    The file gets the permissions of any new file (0666 less the umask), as ``open`` gives.
 
     Parameters
     ----------
@@ -70,22 +78,45 @@ def write_wav(path: str | os.PathLike, audio: np.ndarray, sr: int, *,
         soundfile subtype: ``"FLOAT"`` (default, lossless for the engine's float32) or
         ``"PCM_16"`` (clipped to [-1, 1]).
     """
+    return _write_atomically(Path(path), audio, sr, "WAV", subtype)
+
+
+def write_audio(path: str | os.PathLike, audio: np.ndarray, sr: int) -> Path:
+    """Write audio in the format its suffix names (:data:`AUDIO_FORMATS`), atomically.
+
+    ``.wav``: 32-bit float; ``.flac``: 24-bit, clipped to [-1, 1]; ``.ogg``: Vorbis.
+
+    Raises
+    ------
+    AudioFileError
+        If the suffix names no format in :data:`AUDIO_FORMATS` (e.g. ``.mp3``), or the file
+        cannot be written.
+    """
+    path = Path(path)
+    if path.suffix.lower() not in AUDIO_FORMATS:
+        raise AudioFileError(f"cannot write {str(path)!r}: musicgym writes audio as "
+                             f"{', '.join(AUDIO_FORMATS)}, not {path.suffix or 'no suffix'!r}")
+    return _write_atomically(path, audio, sr, *AUDIO_FORMATS[path.suffix.lower()])
+
+
+def _write_atomically(path: Path, audio: np.ndarray, sr: int, file_format: str,
+                      subtype: str) -> Path:
     import soundfile as sf
 
-    path = Path(path)
     audio = np.atleast_2d(np.asarray(audio, dtype=np.float32))
     if audio.ndim != 2:
         raise AudioFileError(f"expected audio of shape (channels, n) to write {path}, "
                              f"got {audio.shape}")
-    if subtype.startswith("PCM"):
+    if subtype != "FLOAT":
         audio = np.clip(audio, -1.0, 1.0)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".wav", dir=path.parent)
-    os.close(fd)
+    # a new file made by open() gets the user's umask (tempfile.mkstemp's would be 0600)
+    tmp = path.with_name(f".partial-{secrets.token_hex(4)}-{path.name}")
     try:
-        sf.write(tmp, audio.T, int(sr), subtype=subtype, format="WAV")
+        with open(tmp, "xb") as file:
+            sf.write(file, audio.T, int(sr), subtype=subtype, format=file_format)
         os.replace(tmp, path)
     except Exception as exc:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise AudioFileError(f"cannot write {path}: {exc}") from exc
     return path

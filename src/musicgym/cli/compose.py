@@ -21,9 +21,10 @@ def add_parser(subparsers) -> None:
                         "masked PPO)",
         description="Compose counterpoints on musicgym/Counterpoint-v0 (or, with --task "
                     "melody, melodies on musicgym/Melody-v0) and write, per piece, MIDI, a "
-                    "notes TSV, MusicXML, LilyPond, a 16-bit WAV and a piano-roll PNG in the "
-                    "chosen tuning, plus summary.json. Without -c: RL-Musician's default "
-                    "piece, or Melody-v0's defaults (C major, 4 bars).")
+                    "notes TSV, MusicXML, LilyPond, a 16-bit WAV, a piano-roll PNG and "
+                    "piece.json in the chosen tuning into DIR/piece_NNN/, plus "
+                    "DIR/summary.json. Without -c: RL-Musician's default piece, or "
+                    "Melody-v0's defaults (C major, 4 bars).")
     p.add_argument("-c", "--config", help="YAML or JSON config (RL-Musician's layout and "
                                           "field names are accepted)")
     p.add_argument("--task", choices=TASKS,
@@ -36,8 +37,9 @@ def add_parser(subparsers) -> None:
                         "(counterpoint's default); beam: RL-Musician's Monte Carlo beam search "
                         "(melody's default: beam search on the step rewards); random: uniformly "
                         "random allowed notes; ppo: train MaskablePPO, then compose")
-    p.add_argument("-o", "--outdir", help="output folder (default: the config's "
-                                          "rendering_params.dir, else outputs)")
+    p.add_argument("-o", "--output", dest="outdir", metavar="DIR",
+                   help="output folder, one sub-folder per piece (default: the config's "
+                        "rendering_params.dir, else outputs)")
     p.add_argument("--n-trials", type=int, help="beam search: rollouts per prefix (default: "
                                                 "estimated per prefix, as RL-Musician does)")
     p.add_argument("--beam-width", type=int, help="beam search: prefixes kept (default 5; "
@@ -88,9 +90,9 @@ def run_compose(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     import musicgym.envs  # noqa: F401  (registers the env ids)
+    from musicgym.compose.melody import piece_from_melody
     from musicgym.compose.outputs import check_writable, write_piece
     from musicgym.compose.piece import piece_from_counterpoint
-    from musicgym.envs.melody import piece_from_melody
     from musicgym.music.tunings import make_tuning
 
     config = _settings(args)
@@ -161,7 +163,7 @@ def _composer(config: ComposeConfig, env):
 
     agent = config.agent
     if config.task == "melody" and config.method != "ppo":
-        from musicgym.envs.melody import beam_melody, random_melody
+        from musicgym.compose.melody import beam_melody, random_melody
 
         if config.method == "random":
             return lambda seed: random_melody(env, seed=seed)
@@ -208,60 +210,15 @@ def _jsonable(kwargs: dict) -> dict:
             for k, v in kwargs.items()}
 
 
-def _is_melody_folder(folder: Path) -> bool:
-    """Whether the pieces under ``folder`` are melodies (all) or counterpoints (all)."""
-    paths = sorted(folder.rglob("piece.json")) if folder.is_dir() else []
-    kinds = set()
-    for path in paths:
-        try:
-            exercise = json.loads(path.read_text(encoding="utf-8")).get("exercise", {})
-        except (OSError, ValueError, AttributeError):
-            return False  # evaluate_folder reports the unreadable file
-        kinds.add(isinstance(exercise, dict) and exercise.get("task") == "melody")
-    if len(kinds) > 1:
-        raise ScoreFileError(f"{str(folder)!r} mixes melodies and counterpoints; judge each "
-                             "kind in its own folder")
-    return kinds == {True}
-
-
-def evaluate_melody_folder(folder: Path) -> dict:
-    """Judge every melody ``piece.json`` under ``folder``: per piece and the mean."""
-    from musicgym.compose.piece import piece_from_json
-    from musicgym.envs.melody import evaluate_melody
-
-    pieces = []
-    for path in sorted(folder.rglob("piece.json")):
-        try:
-            result = evaluate_melody(piece_from_json(path))
-        except ScoreFileError as exc:
-            raise ScoreFileError(f"{path}: {exc}") from None
-        pieces.append({"piece": str(path.parent.relative_to(folder)), **result})
-    mean = {k: float(sum(p[k] for p in pieces) / len(pieces))
-            for k in ("total", "out_of_key", "mask_violations")}
-    return {"pieces": pieces, "mean": mean}
-
-
-def format_melody_report(report: dict) -> str:
-    """One line per melody (its return under RL Tuner's nine rules and the largest rule
-    shares), then the mean."""
-    lines = [f"{'piece':<24} {'total':>8} {'out of key':>10} {'masked':>6}  largest rule terms"]
-    for p in report["pieces"]:
-        terms = sorted(p["rule_rewards"].items(), key=lambda kv: -abs(kv[1]))[:3]
-        lines.append(f"{p['piece'][:24]:<24} {p['total']:8.2f} {p['out_of_key']:10d} "
-                     f"{p['mask_violations']:6d}  "
-                     + ", ".join(f"{k.removeprefix('rl_tuner_')} {v:+.1f}" for k, v in terms))
-    m = report["mean"]
-    lines.append(f"{'mean of ' + str(len(report['pieces'])):<24} {m['total']:8.2f} "
-                 f"{m['out_of_key']:10.2f} {m['mask_violations']:6.2f}")
-    lines.append("(total: return under RL Tuner's nine rules, weight 1 each, no masks; "
-                 "masked: notes the piece's own hard masks forbid)")
-    return "\n".join(lines)
-
-
 def _print_evaluation(folder: Path, json_path: str | None) -> dict:
     from musicgym.compose.evaluate import evaluate_folder, format_report
+    from musicgym.compose.melody import (
+        evaluate_melody_folder,
+        format_melody_report,
+        is_melody_folder,
+    )
 
-    if _is_melody_folder(folder):
+    if is_melody_folder(folder):
         report = evaluate_melody_folder(folder)
         print(format_melody_report(report))
     else:

@@ -39,7 +39,8 @@ def add_parser(subparsers) -> None:
                    help="2-D projection of the table (tsne needs scikit-learn)")
     p.add_argument("--color-by", default="specshape-centroid",
                    help="descriptor that colours the map (default specshape-centroid)")
-    p.add_argument("--batch-size", type=int, default=512, help="grid points per engine call")
+    p.add_argument("--batch-size", type=int, default=512,
+                   help="grid points per engine call (default 512)")
     p.set_defaults(func=run_lookup)
 
     a = subparsers.add_parser(
@@ -57,7 +58,8 @@ def add_parser(subparsers) -> None:
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("-o", "--output", default="out/improvise", help="output folder")
+    p.add_argument("-o", "--output", default="out/improvise", metavar="DIR",
+                   help="output folder (default out/improvise)")
     p.add_argument("--features", nargs="+", default=["all"],
                    help="descriptor names or groups (loudness specshape mfcc chroma pitch all)")
     p.add_argument("--format", choices=["csv", "parquet"], default=None,
@@ -265,9 +267,11 @@ def _add_live(subparsers) -> None:
     p.add_argument("--reply-port", type=int, default=6667,
                    help="UDP port replies go to (default 6667, the Pd patch's); 0 answers each "
                         "message's sender")
-    p.add_argument("--seconds", type=float, help="stop after this long")
+    p.add_argument("--seconds", type=float, help="stop after this many seconds")
     p.add_argument("--max-packets", type=int, help="stop after this many packets")
-    p.add_argument("--wav", help="on exit, write what the synth played (one decision per hop)")
+    p.add_argument("--wav", metavar="FILE.wav",
+                   help="on exit, write what the synth played to this WAV file (one decision "
+                        "per hop)")
     p.add_argument("--hop", type=int, default=512,
                    help="samples between decisions in the --wav rendering (default 512)")
     p.add_argument("--realtime", action="store_true",
@@ -286,12 +290,16 @@ def _add_evaluate(subparsers) -> None:
     _agent_options(p)
     p.add_argument("--holdout", type=float, help="held-out fraction of the corpus (default: the "
                                                  "run's, or 0.2)")
-    p.add_argument("--methods", nargs="+", help="among agent oracle random hold (default: all)")
+    p.add_argument("--methods", nargs="+",
+                   help="among agent oracle random hold (default: all of them; agent only "
+                        "with --model)")
     p.add_argument("--match-rmse", type=float, default=0.2,
                    help="the reward's RMSE that counts as a match (default 0.2)")
-    p.add_argument("--seed", type=int, default=0, help="seeds start states and random moves")
-    p.add_argument("-o", "--output", default="out/improvise/evaluation.json",
-                   help="report file (JSON)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seeds start states and random moves (default 0)")
+    p.add_argument("-o", "--output", default="out/improvise", metavar="DIR",
+                   help="output folder: the report is DIR/evaluation.json (default "
+                        "out/improvise)")
     p.set_defaults(func=run_evaluate_improvise)
 
 
@@ -344,6 +352,11 @@ def run_live_improvise(args: argparse.Namespace) -> int:
         make_core,
     )
 
+    if args.wav and Path(args.wav).suffix.lower() != ".wav":
+        from musicgym.cli import refuse
+
+        return refuse(args, f"--wav {args.wav}: the synth's playing is written as WAV; give a "
+                            "file ending in .wav")
     env_kwargs, model = agent_setup(args)
     if model is not None:   # one small forward pass per message: more threads only add latency
         import torch
@@ -385,7 +398,7 @@ def run_evaluate_improvise(args: argparse.Namespace) -> int:
                                   listen=args.listen, match_rmse=args.match_rmse,
                                   seed=args.seed, subdiv=args.subdiv)
     print(format_report(report))
-    out = Path(args.output)
+    out = Path(args.output) / "evaluation.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(".partial-" + out.name)
     tmp.write_text(json.dumps(report, indent=2) + "\n")

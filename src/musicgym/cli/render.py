@@ -13,16 +13,25 @@ from musicgym.errors import ParameterError
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
-        "render", help="render a Glicol patch to a WAV file",
-        description="Render Glicol code to a 32-bit float WAV file. Holes {name} or {} in the "
-                    "code are set with --param (positional holes are named 0, 1, ...).")
+        "render", help="render a Glicol patch to an audio file",
+        description="Render Glicol code to DIR/<patch name>.wav (32-bit float), or with --file "
+                    "to exactly that file in the format of its suffix. Holes {name} or {} in "
+                    "the code are set with --param (positional holes are named 0, 1, ...).")
     p.add_argument("patch", help="a .glicol file, or - to read the code from standard input")
-    p.add_argument("-o", "--output", required=True, help="output WAV path")
-    p.add_argument("--seconds", type=float, required=True, help="duration to render")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("-o", "--output", default="out", metavar="DIR",
+                       help="output folder: the WAV is DIR/<patch file name>.wav, "
+                            "DIR/patch.wav for standard input (default out)")
+    where.add_argument("--file", metavar="PATH",
+                       help="write exactly this file instead, in the format its suffix names: "
+                            ".wav (32-bit float), .flac (24-bit, clipped to [-1, 1]) or .ogg "
+                            "(Vorbis); another suffix is refused")
+    p.add_argument("--seconds", type=float, required=True, help="duration to render in seconds")
     p.add_argument("--backend", choices=["numpy", "glicol"], default="numpy",
                    help="numpy: musicgym's engine (default); glicol: the real Glicol engine")
     p.add_argument("--sr", type=int, default=44100, help="sample rate in Hz (default 44100)")
-    p.add_argument("--bpm", type=float, default=120.0, help="tempo (default 120)")
+    p.add_argument("--bpm", type=float, default=120.0, help="tempo in beats per minute "
+                                                            "(default 120)")
     p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                    help="value of a template hole (repeat for each hole)")
     p.add_argument("--sample", action="append", default=[], metavar="NAME=FILE",
@@ -31,11 +40,18 @@ def add_parser(subparsers) -> None:
                    help="numpy backend only: textbook biquads instead of the engine's")
     p.set_defaults(func=run_render)
 
-    n = subparsers.add_parser("nodes", help="list the Glicol nodes musicgym runs")
+    n = subparsers.add_parser(
+        "nodes", help="list the Glicol nodes musicgym runs",
+        description="List the nodes the NumPy backend runs (each with its arguments and one "
+                    "line of doc), those only the real engine runs, and those it crashes on.")
     n.set_defaults(func=run_nodes)
 
-    d = subparsers.add_parser("examples", help="render the built-in example patches to WAV")
-    d.add_argument("-o", "--output", default="out/examples", help="folder (default out/examples)")
+    d = subparsers.add_parser(
+        "examples", help="render the built-in example patches to WAV",
+        description="Render each built-in example patch for 4 s with musicgym's engine: "
+                    "DIR/<name>.wav and its code as DIR/<name>.glicol.")
+    d.add_argument("-o", "--output", default="out/examples", metavar="DIR",
+                   help="output folder (default out/examples)")
     d.set_defaults(func=run_examples)
 
 
@@ -63,9 +79,18 @@ def _read_code(source: str) -> str:
 
 
 def run_render(args: argparse.Namespace) -> int:
-    from musicgym.audio.io import write_wav
+    from musicgym.audio.io import AUDIO_FORMATS, write_audio
+    from musicgym.cli import refuse
     from musicgym.synth import Patch
 
+    if args.file is not None:
+        out = Path(args.file)
+        if out.suffix.lower() not in AUDIO_FORMATS:
+            return refuse(args, f"--file {args.file}: cannot write {out.suffix or 'no suffix'!r}"
+                                f" audio; give a file ending in {', '.join(AUDIO_FORMATS)}")
+    else:
+        stem = "patch" if args.patch == "-" else Path(args.patch).stem
+        out = Path(args.output) / f"{stem}.wav"
     code = _read_code(args.patch)
     patch = Patch(code, sr=args.sr, bpm=args.bpm, backend=args.backend,
                   samples=_pairs(args.sample, "sample"), compat=not args.fix_bugs)
@@ -85,13 +110,14 @@ def run_render(args: argparse.Namespace) -> int:
     audio = patch.render(row if patch.params else None, seconds=args.seconds,
                          progress=args.seconds > 30)[0]
     elapsed = time.perf_counter() - t0
-    out = write_wav(args.output, audio, patch.sr)
+    out = write_audio(out, audio, patch.sr)
     peak = float(np.max(np.abs(audio))) if audio.size else 0.0
     print(f"wrote {out} ({args.seconds:g} s, {patch.sr} Hz, peak {peak:.3f}, "
           f"rendered in {elapsed:.2f} s with the {args.backend} backend)")
     if peak > 1.0:
-        print("note: the peak is over 1.0 (Glicol has no limiter); the WAV is 32-bit float, "
-              "so nothing is clipped")
+        kept = "the WAV is 32-bit float, so nothing is clipped" \
+            if out.suffix.lower() == ".wav" else f"the {out.suffix} file is clipped to [-1, 1]"
+        print(f"note: the peak is over 1.0 (Glicol has no limiter); {kept}")
     return 0
 
 

@@ -9,7 +9,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from musicgym.errors import CantusFirmusError, InvalidActionError
+from musicgym.errors import CantusFirmusError, InvalidActionError, RuleError
 from musicgym.music.rules import RL_MUSICIAN_RULES, STRICT_RULES, RuleSet, rule_reward, score_piece
 from musicgym.music.rules.lookahead import CounterpointOracle
 from musicgym.music.rules.species import (
@@ -153,8 +153,8 @@ class CounterpointEnv(gym.Env):
                                   max_skip_degrees=max_skip_degrees)
         penalties = dict(penalties or {})
         masks = RULE_PRESETS[rules] if isinstance(rules, str) and rules in RULE_PRESETS else rules
-        if isinstance(masks, str):
-            raise CantusFirmusError(
+        if isinstance(masks, str) or not isinstance(masks, Iterable):
+            raise RuleError(
                 f"rules must be 'strict', 'rl_musician' or a list of rules, got {rules!r}")
         masks = [r for r in masks if r not in penalties]
         self.ruleset = RuleSet("counterpoint", masks=masks, penalties=penalties,

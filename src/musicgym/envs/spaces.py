@@ -224,14 +224,3 @@ class ParameterMap:
             if m.kind == "rel":
                 out[:, i] = np.asarray(m.fn(out[:, m.index]), dtype=np.float64).reshape(batch)
         return out
-
-    def physical_bounds(self) -> tuple[np.ndarray, np.ndarray]:
-        """Per-hole (low, high) of the physical values the agent can reach (rel: NaN)."""
-        lo = np.full(len(self.mappings), np.nan)
-        hi = np.full(len(self.mappings), np.nan)
-        for i, m in enumerate(self.mappings):
-            if m.kind in ("lin", "exp"):
-                lo[i], hi[i] = m.lo, m.hi
-            elif m.kind == "choose":
-                lo[i], hi[i] = min(m.choices), max(m.choices)
-        return lo, hi

@@ -15,8 +15,6 @@ position by the soloist's next expected onset.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from musicgym.errors import AccompanyConfigError
@@ -368,8 +366,3 @@ def make_tempo_model(name: str, **options) -> TempoModel:
             f"unknown tempo model {name!r}; choose one of {sorted(TEMPO_MODELS)}"
         )
     return TEMPO_MODELS[name](**options)
-
-
-def log_ratio(new_beat_period_s: float, beat_period_s: float) -> float:
-    """Natural log of a beat-period change (the env's action before scaling)."""
-    return math.log(new_beat_period_s / beat_period_s)

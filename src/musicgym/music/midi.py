@@ -13,7 +13,7 @@ This module writes files; reading MIDI scores is ``musicgym.music.score``.
 from __future__ import annotations
 
 import os
-import tempfile
+import secrets
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -183,17 +183,15 @@ def write_midi(
 
 
 def _save_atomically(midi, path: Path) -> Path:
+    # a new file made by open() gets the user's umask (tempfile.mkstemp's would be 0600)
+    tmp = path.with_name(f".partial-{secrets.token_hex(4)}-{path.name}")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(suffix=".mid", dir=path.parent)
-        os.close(fd)
-    except OSError as exc:
-        raise ScoreFileError(f"cannot write MIDI file {str(path)!r}: {exc.strerror}; choose a "
-                             "folder you can write to") from None
-    try:
-        midi.save(tmp)
+        with open(tmp, "xb") as file:
+            midi.save(file=file)
         os.replace(tmp, path)
     except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
-        raise ScoreFileError(f"cannot write MIDI file {str(path)!r}: {exc.strerror}") from None
+        tmp.unlink(missing_ok=True)
+        raise ScoreFileError(f"cannot write MIDI file {str(path)!r}: {exc.strerror}; choose a "
+                             "folder you can write to") from None
     return path

@@ -25,7 +25,6 @@ class Number:
     """A numeric literal; ``text`` is the literal as written."""
 
     value: float
-    is_int: bool
     text: str
     pos: Pos
 

@@ -332,14 +332,14 @@ class _Parser:
         im = _INT.match(self.src, self.i)
         if fm and not integer_only:
             self.i = fm.end()
-            return Number(float(fm.group(0)), False, fm.group(0), self.pos(start))
+            return Number(float(fm.group(0)), fm.group(0), self.pos(start))
         if im and not (self.peek_at(im.end()) == "."):
             if self.peek_at(im.end()).isalpha() or self.peek_at(im.end()) == "_":
                 hint = "exponents need a decimal point: write 1.0e3, not 1e3" \
                     if self.peek_at(im.end()) in "eE" else None
                 raise self.error(f"{self.describe_here()} is not a number", suggestion=hint)
             self.i = im.end()
-            return Number(float(im.group(0)), True, im.group(0), self.pos(start))
+            return Number(float(im.group(0)), im.group(0), self.pos(start))
         if integer_only:
             raise self.error(f"expected an integer, found {self.describe_here()}",
                              cls=ArgumentError)
@@ -407,7 +407,7 @@ class _Parser:
                         raise self.error("seq notes are integer MIDI numbers", m.end(),
                                          cls=ArgumentError)
                     self.i = m.end()
-                    elems.append(Number(float(m.group(0)), True, m.group(0), p))
+                    elems.append(Number(float(m.group(0)), m.group(0), p))
                 else:
                     break
             if not elems:

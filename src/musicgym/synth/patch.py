@@ -31,7 +31,7 @@ from musicgym.errors import (
 )
 from musicgym.synth import ast
 from musicgym.synth.graph import Graph, Runner
-from musicgym.synth.nodes.base import F32, Context
+from musicgym.synth.nodes.base import F32, Context, resolve
 from musicgym.synth.parse import parse
 
 BACKENDS = ("numpy", "glicol")
@@ -294,17 +294,6 @@ def glicol_float(value: float) -> str:
     """A float as a Glicol literal: digits, a point, more digits, never an exponent."""
     text = np.format_float_positional(float(value), unique=True, trim="0")
     return text if "." in text else text + ".0"
-
-
-def resolve(arg, ctx: Context):
-    """A syntax-tree argument as a node receives it (see ``nodes.base.Node``)."""
-    if isinstance(arg, ast.Number):
-        return np.full(ctx.batch, arg.value)
-    if isinstance(arg, ast.Hole):
-        return np.ascontiguousarray(ctx.params[:, arg.index])
-    if isinstance(arg, ast.Ref):
-        return None
-    return arg
 
 
 def render(code: str, *, seconds: float, sr: int = 44100, bpm: float = 120.0,

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from musicgym.synth import ast
+
 BLOCK = 128
 F32 = np.float32
 
@@ -34,6 +36,19 @@ class Context:
     samples: dict[str, tuple[np.ndarray, int]] = field(default_factory=dict)
     # the render's parameter matrix (B, P), for nodes whose structured arguments hold holes
     params: np.ndarray | None = None
+
+
+def resolve(arg, ctx: Context):
+    """A syntax-tree argument as a node receives it (see :class:`Node`): a number or a hole
+    as one value per batch row, shape ``(B,)``; ``None`` for a ``~ref``; anything else (a
+    pattern, notes, points, a sample name) as parsed."""
+    if isinstance(arg, ast.Number):
+        return np.full(ctx.batch, arg.value)
+    if isinstance(arg, ast.Hole):
+        return np.ascontiguousarray(ctx.params[:, arg.index])
+    if isinstance(arg, ast.Ref):
+        return None
+    return arg
 
 
 class Node:

@@ -16,7 +16,15 @@ import numpy as np
 from numba import njit
 
 from musicgym.synth import ast
-from musicgym.synth.nodes.base import BLOCK, F32, Node, column, left_only_buffer, mono
+from musicgym.synth.nodes.base import (
+    BLOCK,
+    F32,
+    Node,
+    column,
+    left_only_buffer,
+    mono,
+    resolve,
+)
 from musicgym.synth.nodes.libm import cosf, sinf
 
 _TWO_PI = F32(2.0 * math.pi)
@@ -101,8 +109,6 @@ class _Biquad(Node):
             self.cutoff = column(self.args[0], B, F32)
 
     def _setup_pattern(self) -> None:
-        from musicgym.synth.patch import resolve
-
         ctx = self.ctx
         sr = F32(ctx.sr)
         cycle = F32(60.0) / F32(ctx.bpm) * F32(4.0)

@@ -15,7 +15,7 @@ import numpy as np
 
 from musicgym.errors import UnsupportedNodeError
 from musicgym.synth import ast
-from musicgym.synth.nodes.base import F32, Context
+from musicgym.synth.nodes.base import F32, Context, resolve
 
 
 def bar_seconds(bpm: float) -> np.float32:
@@ -43,8 +43,6 @@ class PatternClock:
     """
 
     def __init__(self, pattern: ast.Pattern, ctx: Context, before_first: float = 0.0) -> None:
-        from musicgym.synth.patch import resolve
-
         self.ctx = ctx
         span = pattern.span
         if span is None:

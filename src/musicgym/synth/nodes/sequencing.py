@@ -29,7 +29,7 @@ from numba import njit
 
 from musicgym.errors import EngineTrapError, UnsupportedNodeError
 from musicgym.synth import ast
-from musicgym.synth.nodes.base import BLOCK, F32, Node, column, mono
+from musicgym.synth.nodes.base import BLOCK, F32, Node, column, mono, resolve
 from musicgym.synth.nodes.patterns import bar_seconds
 
 # kinds of seq events
@@ -95,8 +95,6 @@ class Seq(Node):
     channels = 2
 
     def setup(self) -> None:
-        from musicgym.synth.patch import resolve
-
         notes: ast.SeqNotes = self.args[0]
         B = self.ctx.batch
         C = F32(len(notes.compounds))
@@ -290,8 +288,6 @@ class Points(Node):
     channels = 1
 
     def setup(self) -> None:
-        from musicgym.synth.patch import resolve
-
         spec: ast.Points = self.args[0]
         compat = self.ctx.compat
         span = spec.span if spec.span is not None else (-1.0 if compat else 1.0)

@@ -15,6 +15,7 @@ from numba import njit
 from musicgym.synth import ast
 from musicgym.synth.nodes.base import F32, Node, column, mono
 from musicgym.synth.nodes.libm import sin_turn, sinf
+from musicgym.synth.nodes.patterns import PatternClock
 
 SIN, SAW, SQU, TRI = 0, 1, 2, 3
 _TWO_PI = F32(2.0 * math.pi)
@@ -208,8 +209,6 @@ class Sig(Node):
     channels = 1
 
     def setup(self) -> None:
-        from musicgym.synth.nodes.patterns import PatternClock
-
         arg = self.args[0]
         self.pattern = PatternClock(arg, self.ctx) if isinstance(arg, ast.Pattern) else None
         if self.pattern is None and arg is not None:
