@@ -245,3 +245,14 @@ def test_rl_impro_settings_file_is_accepted(tmp_path):
 def test_bad_settings_raise_improvise_config_error(kwargs, match):
     with pytest.raises(ImproviseConfigError, match=match):
         ImproviseEnv(**{**SINE, "mode": "lookup", "subdiv": 3, **kwargs})
+
+
+def test_write_table_honours_the_umask(tmp_path):
+    import os
+
+    old = os.umask(0o027)
+    try:
+        path = write_table(tmp_path / "t.csv", {"a": np.arange(3.0)})
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == 0o640

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import csv
 import os
-import tempfile
+import secrets
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -183,8 +183,9 @@ def write_table(path: str | os.PathLike, columns: dict[str, np.ndarray]) -> Path
     """Write columns as Parquet (``.parquet``, needs pyarrow) or CSV, atomically."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=path.suffix, dir=path.parent, prefix=".partial-")
-    os.close(fd)
+    tmp = path.with_name(f".partial-{secrets.token_hex(4)}-{path.name}")
+    # made with open() so the table gets the user's umask (mkstemp made it owner-only)
+    open(tmp, "xb").close()
     try:
         if path.suffix == ".parquet":
             try:
@@ -200,7 +201,6 @@ def write_table(path: str | os.PathLike, columns: dict[str, np.ndarray]) -> Path
                 writer.writerow(columns)
                 writer.writerows(zip(*[np.asarray(v).tolist() for v in columns.values()],
                                      strict=True))
-        os.chmod(tmp, 0o644)   # mkstemp makes owner-only files; a table is for sharing
         os.replace(tmp, path)
     finally:
         Path(tmp).unlink(missing_ok=True)
