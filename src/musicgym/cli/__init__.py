@@ -10,7 +10,7 @@ import argparse
 import importlib
 import sys
 
-from musicgym.errors import MusicgymError
+from musicgym.errors import MusicgymError, UsageError
 
 # subcommand modules, in the order `musicgym --help` lists them
 SUBCOMMANDS = [
@@ -43,7 +43,8 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except MusicgymError as exc:
         print(f"musicgym {args.command}: error: {exc}", file=sys.stderr)
-        return 1
+        # a usage error exits as argparse does for a bad option
+        return 2 if isinstance(exc, UsageError) else 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -17,24 +17,8 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 
-from musicgym.errors import ConfigError
 from musicgym.train.config import TrainConfig
-
-
-def load_run(run_dir: str | Path):
-    """(config, model) of a run folder made by ``musicgym train``."""
-    from musicgym.train.runner import algo_class
-
-    run_dir = Path(run_dir)
-    cfg_path = run_dir / "config.yaml"
-    model_path = run_dir / "model.zip"
-    if not model_path.is_file():
-        model_path = run_dir / "checkpoint.zip"
-    if not cfg_path.is_file() or not model_path.is_file():
-        raise ConfigError(f"{run_dir} is not a finished musicgym run (it needs config.yaml and "
-                          "model.zip or checkpoint.zip)")
-    config = TrainConfig.load(cfg_path)
-    return config, algo_class(config.algo).load(model_path, device=config.device)
+from musicgym.train.runfiles import load_run
 
 
 def run_episodes(model, config: TrainConfig, episodes: int, seed: int = 20_000, *,
@@ -43,7 +27,7 @@ def run_episodes(model, config: TrainConfig, episodes: int, seed: int = 20_000, 
     clip distance and (``keep_audio``) the clip and its target."""
     import musicgym  # noqa: F401
 
-    env = gym.make(config.env_id, **config.env_kwargs)
+    env = gym.make(config.env_id, **config.eval_kwargs)
     out = []
     for ep in range(episodes):
         obs, info = env.reset(seed=seed + ep)

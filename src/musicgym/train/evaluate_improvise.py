@@ -22,8 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from musicgym.errors import ImproviseConfigError
-from musicgym.live.improviser import (
+from musicgym.envs.improvise_play import (
     HoldStill,
     Improviser,
     NearestNeighbour,
@@ -31,6 +30,7 @@ from musicgym.live.improviser import (
     RandomMoves,
     make_core,
 )
+from musicgym.errors import ImproviseConfigError
 
 METHODS = ("agent", "oracle", "random", "hold")
 
