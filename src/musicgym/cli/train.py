@@ -129,11 +129,10 @@ def run_evaluate(args: argparse.Namespace) -> int:
     metrics = evaluate_run(args.run_dir, args.episodes, output=args.output)
     width = max(len(k) for k in metrics)
     for key, value in metrics.items():
-        if isinstance(value, (dict, list)):
-            continue
         shown = f"{value:.4f}" if isinstance(value, float) else str(value)
         print(f"{key:<{width}}  {shown}")
-    print(f"wrote {metrics['output']}/ (metrics.json, curve.png and the family's files)")
+    out = args.output or f"{args.run_dir}/eval"
+    print(f"wrote {out}/ (metrics.json, curve.png and the family's files)")
     return 0
 
 

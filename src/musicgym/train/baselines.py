@@ -22,7 +22,7 @@ def _vector_env(env_id: str, batch: int, env_kwargs: dict, budget: int = 1):
 
     if not isinstance(budget, int) or budget < 1:
         raise UsageError(f"budget: must be a positive integer, got {budget!r}")
-    family, defaults = family_defaults(env_id)
+    family, _ = family_defaults(env_id)
     if family != "sound" or env_spec(env_id).vector_entry_point is None:
         sound = family_defaults("musicgym/Kick-v0")[1]["env_ids"]
         raise UsageError(f"baselines search the synth parameters of a sound-matching env; "

@@ -21,6 +21,7 @@ import hashlib
 import json
 import os
 import time
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -209,8 +210,10 @@ def load_model(path: Path, config: TrainConfig, env, *, meta: dict | None = None
         raise ConfigError(f"{path}: holds pickled {foreign}, which musicgym does not load "
                           "(unpickling data from a run folder could run any code)")
     try:
-        template = cls(config.policy, env, device=config.device, _init_setup_model=False,
-                       **config.algo_kwargs)
+        with warnings.catch_warnings():  # its batch-size advice is for training, not here
+            warnings.simplefilter("ignore")
+            template = cls(config.policy, env, device=config.device, _init_setup_model=False,
+                           **config.algo_kwargs)
         custom = {k: _REBUILT[k](template) for k in pickled}
         model = cls.load(path, env=env, device=config.device, custom_objects=custom)
     except (ValueError, KeyError, RuntimeError, TypeError, AssertionError) as exc:
