@@ -191,19 +191,24 @@ def test_killed_at_random_moments_the_run_resumes_to_its_budget(tmp_path):
     config.write_text(yaml.safe_dump({**KICK, "steps": 2048, "checkpoint_every": 32,
                                       "algo_kwargs": {"n_steps": 8, "batch_size": 32,
                                                       "n_epochs": 1}}))
-    proc = _train_process(tmp_path, "--config", str(config), "--runs", "runs")
+    runs = tmp_path / "runs"
+    fresh = ("--config", str(config), "--runs", "runs")
+    proc = _train_process(tmp_path, *fresh)
     kills = 0
     while proc.poll() is None and kills < 5:
-        time.sleep(rng.uniform(1.5, 5.0))  # start-up, training and checkpoint writes alike
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGKILL)
-            proc.wait()
-            kills += 1
-            (run,) = (tmp_path / "runs").iterdir()
-            if not any((run / n).is_file() for n in ("checkpoint.zip", "checkpoint_prev.zip")):
-                proc = _train_process(tmp_path, "--config", str(config), "--runs", "runs")
-                shutil.rmtree(run)  # killed before its first checkpoint: start again
-                continue
+        time.sleep(rng.uniform(2.0, 6.0))  # start-up, training and checkpoint writes alike
+        if proc.poll() is not None:
+            break
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        kills += 1
+        run = next(runs.iterdir(), None) if runs.is_dir() else None
+        if run is None or not any((run / n).is_file() for n in ("checkpoint.zip",
+                                                                "checkpoint_prev.zip")):
+            if run is not None:  # killed before its first checkpoint: nothing to resume
+                shutil.rmtree(run)
+            proc = _train_process(tmp_path, *fresh)
+        else:
             proc = _train_process(tmp_path, "--resume", str(run))
     assert proc.wait(timeout=600) == 0, proc.stderr.read().decode()
     (run,) = (tmp_path / "runs").iterdir()
