@@ -25,7 +25,7 @@ import numpy as np
 
 from musicgym.compose.evaluate import evaluate_piece
 from musicgym.compose.piece import piece_from_counterpoint
-from musicgym.compose.ppo import compose_with_policy, train_ppo
+from musicgym.compose.ppo import compose_with_policy
 from musicgym.compose.search import beam_search, guided_beam_search, random_search
 from musicgym.envs.counterpoint import CounterpointEnv
 from musicgym.music.rules import score_piece
@@ -195,6 +195,20 @@ def print_speed(speed: dict, eval_ms: float, peer: dict) -> None:
         print(f"| RL-Musician 0.4.6 | {peer['status']} |")
 
 
+def train_counterpoint_ppo(env, steps: int):
+    """MaskablePPO trained by musicgym's runner with the composition defaults (a temporary run)."""
+    import tempfile
+
+    from musicgym.train.config import resolve
+    from musicgym.train.runfiles import load_run
+    from musicgym.train.runner import train
+
+    with tempfile.TemporaryDirectory() as runs:
+        config = resolve({"env_id": "musicgym/Counterpoint-v0", "steps": steps, "seed": 0,
+                          "eval_episodes": 1})
+        return load_run(train(config, runs_root=runs, progress=False), env=env)[1]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--beam-pieces", type=int, default=5)
@@ -246,7 +260,7 @@ def main() -> int:
     print(f"masked PPO ({args.ppo_steps} training steps)...", flush=True)
     t0 = time.perf_counter()
     ppo_env = CounterpointEnv()
-    model = train_ppo(ppo_env, timesteps=args.ppo_steps, seed=0)
+    model = train_counterpoint_ppo(ppo_env, args.ppo_steps)
     train_s = time.perf_counter() - t0
     methods[f"masked PPO ({args.ppo_steps} steps)"] = judge(
         ppo_env, lambda s: compose_with_policy(model, ppo_env, seed=s),

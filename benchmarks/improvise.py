@@ -76,13 +76,13 @@ def _live_server(controller: str, messages: int, realtime: bool, conn) -> None:
     """The server's side of :func:`time_live`, in its own process as ``musicgym live
     improvise`` would be: builds the improviser, reports its port and normalisation, serves
     ``messages`` packets, returns its per-message latencies."""
-    from musicgym.live.improvise import ImproviseServer, set_realtime
-    from musicgym.live.improviser import (
+    from musicgym.envs.improvise_play import (
         Improviser,
         NearestNeighbour,
         PolicyController,
         make_core,
     )
+    from musicgym.live.improvise import ImproviseServer, set_realtime
 
     core = make_core({"synth": SYNTH, "features_keep": FEATURES, "mode": "lookup",
                       "subdiv": SUBDIV})

@@ -135,6 +135,11 @@ class ConfigError(MusicgymError, ValueError):
     """A bad field in a configuration file (the message names the field and the fix)."""
 
 
+class UsageError(ConfigError):
+    """A command or configuration that cannot work, refused before any work starts or any file
+    is written (the CLI exits with code 2, as for a bad option)."""
+
+
 class RewardConfigError(MusicgymError, ValueError):
     """An unknown reward name or a bad reward weight."""
 

@@ -19,6 +19,12 @@ from pythonosc.osc_message import OscMessage  # noqa: E402
 from pythonosc.osc_message_builder import OscMessageBuilder  # noqa: E402
 
 from musicgym.cli import main  # noqa: E402
+from musicgym.envs.improvise_play import (  # noqa: E402
+    Improviser,
+    NearestNeighbour,
+    PolicyController,
+    make_core,
+)
 from musicgym.errors import ImproviseConfigError  # noqa: E402
 from musicgym.live import improvise as live  # noqa: E402
 from musicgym.live.improvise import (  # noqa: E402
@@ -26,12 +32,6 @@ from musicgym.live.improvise import (  # noqa: E402
     MalformedMessageError,
     OscPortError,
     read_message,
-)
-from musicgym.live.improviser import (  # noqa: E402
-    Improviser,
-    NearestNeighbour,
-    PolicyController,
-    make_core,
 )
 
 SR = 44100

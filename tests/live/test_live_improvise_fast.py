@@ -20,19 +20,19 @@ from pythonosc.osc_message_builder import OscMessageBuilder  # noqa: E402
 from pythonosc.osc_packet import OscPacket  # noqa: E402
 
 from musicgym.envs.improvise_data import analyze_window  # noqa: E402
+from musicgym.envs.improvise_play import (  # noqa: E402
+    Improviser,
+    NearestNeighbour,
+    NumpyPolicy,
+    PolicyController,
+    make_core,
+)
 from musicgym.live import improvise as live  # noqa: E402
 from musicgym.live.improvise import (  # noqa: E402
     ImproviseServer,
     osc_message,
     parse_packet,
     set_realtime,
-)
-from musicgym.live.improviser import (  # noqa: E402
-    Improviser,
-    NearestNeighbour,
-    NumpyPolicy,
-    PolicyController,
-    make_core,
 )
 
 SINE = {"synth": "sine", "features_keep": ["loudness-dB", "pitch"],

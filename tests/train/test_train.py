@@ -82,7 +82,7 @@ def test_config_file_and_bad_algo_kwargs(tmp_path):
 
 
 def test_resume_without_checkpoint_is_refused(tmp_path):
-    with pytest.raises(ConfigError, match="no checkpoint.zip"):
+    with pytest.raises(ConfigError, match="no config.yaml"):
         train(None, resume=tmp_path, progress=False)
 
 
@@ -101,10 +101,9 @@ def test_cli_train_evaluate_baseline(tmp_path, capsys):
     run = next(tmp_path.iterdir())
     assert main(["evaluate", str(run), "--episodes", "1"]) == 0
     assert "mean_clip_distance" in capsys.readouterr().out
-    out = tmp_path / "baseline.json"
     assert main(["baseline", "musicgym/Kick-v0", "--method", "random", "--budget", "16",
-                 "-o", str(out)]) == 0
-    assert json.loads(out.read_text())["evaluations"] == 16
+                 "-o", str(tmp_path / "base")]) == 0
+    assert json.loads((tmp_path / "base" / "random.json").read_text())["evaluations"] == 16
     assert main(["train", "--backend", "rllib", "musicgym/Kick-v0", "--num-env-runners",
                  "-1"]) == 1
 

@@ -18,7 +18,7 @@ import os
 import sys
 from importlib.metadata import PackageNotFoundError, version
 
-from musicgym.errors import MusicgymError
+from musicgym.errors import MusicgymError, UsageError
 
 # subcommand modules, in the order `musicgym --help` lists them
 SUBCOMMANDS = [
@@ -85,7 +85,8 @@ def _run(argv: list[str] | None) -> int:
         return status
     except MusicgymError as exc:
         print(f"musicgym {args.command}: error: {exc}", file=sys.stderr)
-        return 1
+        # a usage error exits as argparse does for a bad option
+        return 2 if isinstance(exc, UsageError) else 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

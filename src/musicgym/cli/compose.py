@@ -4,7 +4,6 @@ evaluate-compose`` (judge a folder of them)."""
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import time
 from pathlib import Path
@@ -183,15 +182,21 @@ def _composer(config: ComposeConfig, env):
                 "n_trials_estimation_width", "n_trials_factor")
         kwargs = {k: agent[k] for k in keys if k in agent}
         return lambda seed: beam_search(env, seed=seed, **kwargs)
-    from musicgym.compose.ppo import compose_with_policy, train_ppo
+    from musicgym.compose.ppo import compose_with_policy
+    from musicgym.train.config import resolve
+    from musicgym.train.runfiles import load_run
+    from musicgym.train.runner import train
 
-    timesteps = agent.get("ppo_timesteps", 20_000)
-    print(f"training MaskablePPO for {timesteps} steps...", flush=True)
+    env_id = "musicgym/Melody-v0" if config.task == "melody" else "musicgym/Counterpoint-v0"
+    train_config = resolve({"env_id": env_id, "steps": agent.get("ppo_timesteps", 20_000),
+                            "seed": config.seed, "env_kwargs": dict(config.env_kwargs),
+                            "eval_episodes": 1})
+    print(f"training MaskablePPO for {train_config.steps} steps...", flush=True)
     t0 = time.perf_counter()
-    # SB3's progress bar needs rich (its "extra"); without it, train silently
-    progress = timesteps >= 5000 and importlib.util.find_spec("rich") is not None
-    model = train_ppo(env, timesteps=timesteps, seed=config.seed, progress=progress)
-    print(f"trained in {time.perf_counter() - t0:.1f} s")
+    run_dir = train(train_config, runs_root=Path(config.outdir) / "runs",
+                    progress=train_config.steps >= 5000)
+    _, model = load_run(run_dir, env=env)
+    print(f"trained in {time.perf_counter() - t0:.1f} s (the run: {run_dir})")
     return lambda seed: compose_with_policy(model, env, seed=seed)
 
 

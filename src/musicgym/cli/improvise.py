@@ -338,18 +338,18 @@ def _check_synth(args: argparse.Namespace, played: str) -> None:
 
 
 def run_live_improvise(args: argparse.Namespace) -> int:
+    from musicgym.envs.improvise_play import (
+        Improviser,
+        NearestNeighbour,
+        PolicyController,
+        make_core,
+    )
     from musicgym.live.improvise import (
         AUDIO,
         DESCRIPTORS,
         RLIMPRO,
         ImproviseServer,
         set_realtime,
-    )
-    from musicgym.live.improviser import (
-        Improviser,
-        NearestNeighbour,
-        PolicyController,
-        make_core,
     )
 
     if args.wav and Path(args.wav).suffix.lower() != ".wav":

@@ -5,24 +5,32 @@ from __future__ import annotations
 import argparse
 import json
 
-from musicgym.errors import ConfigError
+from musicgym.errors import ConfigError, OutputError, UsageError
+from musicgym.train.config import ALGOS
 
 
 def add_parser(subparsers) -> None:
     t = subparsers.add_parser(
-        "train", help="train an agent (Stable-Baselines3) on a registered env",
-        description="Train on ENV_ID; writes runs/<timestamp>-<ALGO>/ (model, config, "
-                    "TensorBoard logs, evaluations, atomic checkpoints).")
+        "train", help="train an agent (Stable-Baselines3) on any registered env",
+        description="Train on ENV_ID with its family's defaults (train/defaults/*.yaml), your "
+                    "--config and flags over them; writes runs/<timestamp>-<ALGO>/ (model, "
+                    "resolved config, TensorBoard and CSV logs, evaluations, atomic "
+                    "checkpoints). Exit code 2: the run cannot work (nothing written).")
     t.add_argument("env_id", nargs="?", help="e.g. musicgym/Kick-v0 (or give --config/--resume)")
-    t.add_argument("--algo", choices=["ppo", "a2c", "sac", "td3", "dqn", "maskable_ppo",
-                                      "recurrent_ppo"])
-    t.add_argument("--steps", type=int, help="environment steps (default 20000)")
-    t.add_argument("--n-envs", type=int, help="parallel envs (default 16)")
-    t.add_argument("--seed", type=int)
+    t.add_argument("--algo", choices=list(ALGOS),
+                   help="algorithm (default: the env family's; it must fit the env's action "
+                        "space, maskable_ppo needs action masks)")
+    t.add_argument("--steps", type=int, help="environment steps to train; rollouts are sized "
+                                             "to it (default: the family's)")
+    t.add_argument("--n-envs", type=int, help="parallel envs (default: the family's)")
+    t.add_argument("--seed", type=int, help="seeds envs, algorithm and evaluation (default 0)")
     t.add_argument("--config", help="YAML/JSON file with any TrainConfig field")
-    t.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its checkpoint")
-    t.add_argument("--eval-every", type=int, help="evaluate every N steps")
-    t.add_argument("--checkpoint-every", type=int, help="checkpoint every N steps")
+    t.add_argument("--resume", metavar="RUN", help="continue a run from its last good "
+                                                   "checkpoint (--steps N extends it to N)")
+    t.add_argument("--eval-every", type=int, help="evaluate (and checkpoint) every N steps "
+                                                  "(default 0: at the end)")
+    t.add_argument("--checkpoint-every", type=int,
+                   help="checkpoint every N steps (default: a tenth of the budget)")
     t.add_argument("--runs", default="runs", help="folder for new runs (default runs/)")
     t.add_argument("--backend", choices=["sb3", "rllib"], default="sb3",
                    help="sb3: Stable-Baselines3 on this machine (default); rllib: Ray RLlib's "
@@ -31,32 +39,40 @@ def add_parser(subparsers) -> None:
                    help="rllib: sampling processes, one CPU each (default 2; 0: in the driver)")
     t.add_argument("--address", help="rllib: an existing Ray cluster, e.g. ray://HOST:10001 "
                                      "(default: RAY_ADDRESS if set, else a local Ray)")
-    t.add_argument("--no-progress", action="store_true")
+    t.add_argument("--no-progress", action="store_true", help="no progress bar")
     t.set_defaults(func=run_train)
 
-    e = subparsers.add_parser("evaluate", help="evaluate a training run")
-    e.add_argument("run_dir")
-    e.add_argument("--episodes", type=int, default=8)
+    e = subparsers.add_parser(
+        "evaluate", help="evaluate a training run of any env family",
+        description="Play the run's agent and write what to look at or listen to into "
+                    "RUN/eval/ (or -o): metrics.json and curve.png always; sound matching: "
+                    "target/agent WAVs and a spectrogram comparison; composition: the piece "
+                    "as MIDI, MusicXML, WAV and piano roll; improvisation: the synth's WAV and "
+                    "descriptor traces; accompaniment: a two-track MIDI and an asynchrony plot.")
+    e.add_argument("run_dir", metavar="RUN", help="a run folder made by musicgym train")
+    e.add_argument("--episodes", type=int, default=8, help="episodes for the metrics (default 8)")
+    e.add_argument("-o", "--output", help="output folder (default RUN/eval)")
     e.set_defaults(func=run_evaluate)
 
     b = subparsers.add_parser("baseline", help="random search or CMA-ES on a sound-matching env")
-    b.add_argument("env_id")
-    b.add_argument("--method", choices=["random", "cmaes"], default="cmaes")
+    b.add_argument("env_id", help="a sound-matching env, e.g. musicgym/Kick-v0")
+    b.add_argument("--method", choices=["random", "cmaes"], default="cmaes",
+                   help="search method (default cmaes)")
     b.add_argument("--budget", type=int, default=1000, help="synthesiser evaluations (episodes)")
-    b.add_argument("--seed", type=int, default=0)
-    b.add_argument("-o", "--output", help="write the result as JSON here")
+    b.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    b.add_argument("-o", "--output", help="output folder: writes METHOD.json there")
     b.set_defaults(func=run_baseline)
 
     d = subparsers.add_parser("demo", help="the main job on its built-in default: train on the "
                                            "kick preset, compare with baselines, write out/demo/")
-    d.add_argument("-o", "--output", default="out/demo")
+    d.add_argument("-o", "--output", default="out/demo", help="output folder (default out/demo)")
     d.add_argument("--steps", type=int, default=None, help="training steps (default: a budget "
                                                            "that fits about 2 minutes here)")
     d.set_defaults(func=run_demo)
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from musicgym.train.config import TrainConfig
+    from musicgym.train.config import TrainConfig, read_config_file, resolve
     from musicgym.train.runner import train
 
     overrides = {"env_id": args.env_id, "algo": args.algo, "steps": args.steps,
@@ -66,16 +82,19 @@ def run_train(args: argparse.Namespace) -> int:
     if args.backend == "rllib":
         return _run_train_rllib(args, given)
     if args.resume:
-        config = TrainConfig(**{k: v for k, v in given.items() if k == "steps"}) \
-            if "steps" in given else None
+        if set(given) - {"steps"}:
+            raise UsageError(f"--resume continues a run with its own config; only --steps may "
+                             f"change (given: {', '.join(sorted(set(given) - {'steps'}))})")
+        config = TrainConfig(steps=given["steps"]) if "steps" in given else None
         run_dir = train(config, resume=args.resume, progress=not args.no_progress)
     else:
         if args.config:
-            config = TrainConfig.load(args.config, **given)
+            fields = {**read_config_file(args.config), **given}
+            config = resolve(fields, source=f"{args.config} + flags")
         elif args.env_id:
-            config = TrainConfig(**given)
+            config = resolve(given)
         else:
-            raise ConfigError("give an ENV_ID, --config FILE or --resume RUN_DIR")
+            raise UsageError("give an ENV_ID, --config FILE or --resume RUN")
         run_dir = train(config, runs_root=args.runs, progress=not args.no_progress)
     print(f"run written to {run_dir}/ (model.zip, config.yaml, evaluations.json, tensorboard/)")
     print(f"evaluate it with: musicgym evaluate {run_dir}")
@@ -105,16 +124,21 @@ def _run_train_rllib(args: argparse.Namespace, given: dict) -> int:
 def run_evaluate(args: argparse.Namespace) -> int:
     from musicgym.train.evaluate import evaluate_run
 
-    metrics = evaluate_run(args.run_dir, args.episodes)
+    if args.episodes < 1:
+        raise UsageError(f"--episodes: must be a positive integer, got {args.episodes}")
+    metrics = evaluate_run(args.run_dir, args.episodes, output=args.output)
     width = max(len(k) for k in metrics)
     for key, value in metrics.items():
         shown = f"{value:.4f}" if isinstance(value, float) else str(value)
         print(f"{key:<{width}}  {shown}")
-    print(f"wrote {args.run_dir}/eval/ (metrics.json and, for sound tasks, WAVs and PNGs)")
+    out = args.output or f"{args.run_dir}/eval"
+    print(f"wrote {out}/ (metrics.json, curve.png and the family's files)")
     return 0
 
 
 def run_baseline(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from musicgym.train.baselines import cmaes, random_search
 
     search = cmaes if args.method == "cmaes" else random_search
@@ -123,9 +147,13 @@ def run_baseline(args: argparse.Namespace) -> int:
           f"after {result['evaluations']} evaluations ({result['seconds']:.1f} s)")
     print(f"best parameters per step: {result['best_params']}")
     if args.output:
-        with open(args.output, "w", encoding="utf-8") as fh:
-            json.dump(result, fh, indent=2)
-        print(f"wrote {args.output}")
+        out = Path(args.output) / f"{args.method}.json"
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(json.dumps(result, indent=2), encoding="utf-8")
+        except OSError as exc:
+            raise OutputError(f"-o {args.output}: cannot write {out.name} there: {exc}") from None
+        print(f"wrote {out}")
     return 0
 
 

@@ -46,8 +46,8 @@ from functools import lru_cache
 import numpy as np
 
 from musicgym.audio.descriptors import ALIASES, FEATURE_NAMES
+from musicgym.envs.improvise_play import Improviser
 from musicgym.errors import ImproviseConfigError, MusicgymError
-from musicgym.live.improviser import Improviser
 
 DESCRIPTORS = "/musicgym/descriptors"
 AUDIO = "/musicgym/audio"

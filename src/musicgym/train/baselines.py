@@ -13,12 +13,20 @@ import time
 import gymnasium as gym
 import numpy as np
 
-from musicgym.errors import ConfigError
+from musicgym.errors import ConfigError, UsageError
 
 
-def _vector_env(env_id: str, batch: int, env_kwargs: dict):
-    import musicgym  # noqa: F401
+def _vector_env(env_id: str, batch: int, env_kwargs: dict, budget: int = 1):
+    from musicgym.train.config import family_defaults
+    from musicgym.train.runner import env_spec
 
+    if not isinstance(budget, int) or budget < 1:
+        raise UsageError(f"budget: must be a positive integer, got {budget!r}")
+    family, _ = family_defaults(env_id)
+    if family != "sound" or env_spec(env_id).vector_entry_point is None:
+        sound = family_defaults("musicgym/Kick-v0")[1]["env_ids"]
+        raise UsageError(f"baselines search the synth parameters of a sound-matching env; "
+                         f"{env_id} is not one: choose one of {', '.join(sound)}")
     venv = gym.make_vec(env_id, num_envs=batch, vectorization_mode="vector_entry_point",
                         **env_kwargs)
     if not hasattr(venv, "core") or not isinstance(venv.single_action_space, gym.spaces.Box):
@@ -47,7 +55,7 @@ def evaluate_candidates(venv, candidates: np.ndarray, target: int = 0) -> np.nda
 def random_search(env_id: str, budget: int, *, seed: int = 0, env_kwargs: dict | None = None,
                   batch: int = 64, target: int = 0) -> dict:
     """Best of ``budget`` uniformly random candidates."""
-    venv = _vector_env(env_id, batch, env_kwargs or {})
+    venv = _vector_env(env_id, batch, env_kwargs or {}, budget)
     core = venv.core
     dim = venv.single_action_space.shape[0]
     rng = np.random.default_rng(seed)
@@ -63,7 +71,7 @@ def cmaes(env_id: str, budget: int, *, seed: int = 0, env_kwargs: dict | None = 
     """CMA-ES (the ``cma`` package) in [-1, 1]^(total_step x dim) for ``budget`` evaluations."""
     import cma
 
-    venv = _vector_env(env_id, max(batch, popsize), env_kwargs or {})
+    venv = _vector_env(env_id, max(batch, popsize), env_kwargs or {}, budget)
     core = venv.core
     dim = venv.single_action_space.shape[0]
     shape = (core.total_step, dim)

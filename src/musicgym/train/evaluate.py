@@ -1,12 +1,20 @@
-"""Evaluate a training run: metrics as JSON and a table; for sound tasks, sounds and pictures.
+"""Evaluate a training run of any family: metrics as JSON, and what to look at or listen to.
 
-``evaluate_run(run_dir, episodes)`` writes ``run_dir/eval/``:
+``evaluate_run(run_dir, episodes)`` writes ``run_dir/eval/`` (or ``output``):
 
-* ``metrics.json``: mean/std/min/max episode return, and for sound matching the clip distance
-  (the env's reward distance), the MR-STFT distance and the 13-MFCC mean absolute error;
-* for sound matching: ``target.wav``, ``agent_best.wav`` (the best episode), ``agent_final.wav``
-  (the last), ``comparison.png`` (target / agent / difference spectrograms) and ``curve.png``
-  (the learning curve from the run's ``evaluations.json``).
+* always ``metrics.json`` (mean/std/min/max episode return and the family's measures) and
+  ``curve.png`` (the learning curve from the run's ``evaluations.json``);
+* sound matching: the clip distance (the env's reward distance), the MR-STFT distance and the
+  13-MFCC mean absolute error; ``target.wav``, ``agent_best.wav`` (the best episode),
+  ``agent_final.wav`` (the last) and ``comparison.png`` (target / agent / difference
+  spectrograms);
+* composition: ``piece/`` (MIDI, MusicXML, WAV, piano roll...: :mod:`.evaluate_compose`);
+* improvisation: ``agent.wav`` and ``descriptors.png`` on a corpus track
+  (:func:`.evaluate_improvise.write_agent_take`);
+* accompaniment: ``duet.mid`` and ``asynchrony.png`` (:mod:`.evaluate_accompany`).
+
+The family is the defaults file that lists the run's env (``train/defaults/*.yaml``); an env
+no file lists gets the returns and the curve.
 """
 
 from __future__ import annotations
@@ -17,24 +25,9 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 
-from musicgym.errors import ConfigError
-from musicgym.train.config import TrainConfig
-
-
-def load_run(run_dir: str | Path):
-    """(config, model) of a run folder made by ``musicgym train``."""
-    from musicgym.train.runner import algo_class
-
-    run_dir = Path(run_dir)
-    cfg_path = run_dir / "config.yaml"
-    model_path = run_dir / "model.zip"
-    if not model_path.is_file():
-        model_path = run_dir / "checkpoint.zip"
-    if not cfg_path.is_file() or not model_path.is_file():
-        raise ConfigError(f"{run_dir} is not a finished musicgym run (it needs config.yaml and "
-                          "model.zip or checkpoint.zip)")
-    config = TrainConfig.load(cfg_path)
-    return config, algo_class(config.algo).load(model_path, device=config.device)
+from musicgym.errors import OutputError
+from musicgym.train.config import TrainConfig, family_defaults
+from musicgym.train.runfiles import load_run
 
 
 def run_episodes(model, config: TrainConfig, episodes: int, seed: int = 20_000, *,
@@ -43,7 +36,7 @@ def run_episodes(model, config: TrainConfig, episodes: int, seed: int = 20_000, 
     clip distance and (``keep_audio``) the clip and its target."""
     import musicgym  # noqa: F401
 
-    env = gym.make(config.env_id, **config.env_kwargs)
+    env = gym.make(config.env_id, **config.eval_kwargs)
     out = []
     for ep in range(episodes):
         obs, info = env.reset(seed=seed + ep)
@@ -85,17 +78,65 @@ def sound_metrics(clip: np.ndarray, target: np.ndarray, sr: int) -> dict[str, fl
     return out
 
 
-def evaluate_run(run_dir: str | Path, episodes: int = 8, *, plots: bool = True) -> dict:
-    """Evaluate a run and write ``run_dir/eval/`` (see the module docstring)."""
+def evaluate_run(run_dir: str | Path, episodes: int = 8, *, output: str | Path | None = None,
+                 plots: bool = True) -> dict:
+    """Evaluate a run of any family and write its files (see the module docstring).
+
+    Parameters
+    ----------
+    run_dir : path
+        A folder made by ``musicgym train`` (loaded without unpickling: see
+        :func:`musicgym.train.runfiles.load_run`).
+    episodes : int
+        Deterministic evaluation episodes (seeds 20000, 20001...).
+    output : path, keyword-only
+        The folder written (default ``run_dir/eval``).
+    plots : bool, keyword-only
+        Draw the PNGs.
+
+    Returns
+    -------
+    dict
+        The metrics, as written to ``metrics.json``.
+    """
     run_dir = Path(run_dir)
     config, model = load_run(run_dir)
+    out_dir = Path(output) if output is not None else run_dir / "eval"
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"{out_dir}: cannot create the evaluation folder: {exc}") from None
+    family, _ = family_defaults(config.env_id)
+    metrics = {"env_id": config.env_id, "algo": config.algo, "family": family,
+               "episodes": episodes}
+    if family == "compose":
+        from musicgym.train.evaluate_compose import evaluate_composition
+
+        metrics.update(evaluate_composition(model, config, episodes, out_dir))
+    elif family == "accompany":
+        from musicgym.train.evaluate_accompany import evaluate_accompaniment
+
+        metrics.update(evaluate_accompaniment(model, config, episodes, out_dir))
+    else:
+        metrics.update(_episodes_metrics(model, config, episodes, out_dir, plots))
+        if family == "improvise":
+            from musicgym.train.evaluate_improvise import write_agent_take
+
+            metrics.update(write_agent_take(model, config.eval_kwargs, out_dir))
+    if plots and (run_dir / "evaluations.json").is_file():
+        curve_png(out_dir / "curve.png", json.loads((run_dir / "evaluations.json").read_text()),
+                  title=f"{config.algo} on {config.env_id}")
+    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    return metrics
+
+
+def _episodes_metrics(model, config: TrainConfig, episodes: int, out_dir: Path,
+                      plots: bool) -> dict:
+    """Returns of deterministic episodes; for sound matching, the sounds and their distances."""
     records = run_episodes(model, config, episodes)
     returns = np.array([r["return"] for r in records])
-    metrics = {"env_id": config.env_id, "algo": config.algo, "episodes": episodes,
-               "mean_return": float(returns.mean()), "std_return": float(returns.std()),
+    metrics = {"mean_return": float(returns.mean()), "std_return": float(returns.std()),
                "min_return": float(returns.min()), "max_return": float(returns.max())}
-    out_dir = run_dir / "eval"
-    out_dir.mkdir(exist_ok=True)
     if "clip" in records[0]:  # a sound-matching env
         from musicgym.audio.io import write_wav
 
@@ -110,10 +151,6 @@ def evaluate_run(run_dir: str | Path, episodes: int = 8, *, plots: bool = True) 
         write_wav(out_dir / "agent_final.wav", records[-1]["clip"], sr)
         if plots:
             comparison_png(out_dir / "comparison.png", best["target"], best["clip"], sr)
-    if plots and (run_dir / "evaluations.json").is_file():
-        curve_png(out_dir / "curve.png", json.loads((run_dir / "evaluations.json").read_text()),
-                  title=f"{config.algo} on {config.env_id}")
-    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
     return metrics
 
 

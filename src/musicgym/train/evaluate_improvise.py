@@ -22,8 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from musicgym.errors import ImproviseConfigError
-from musicgym.live.improviser import (
+from musicgym.envs.improvise_play import (
     HoldStill,
     Improviser,
     NearestNeighbour,
@@ -31,6 +30,7 @@ from musicgym.live.improviser import (
     RandomMoves,
     make_core,
 )
+from musicgym.errors import ImproviseConfigError
 
 METHODS = ("agent", "oracle", "random", "hold")
 
@@ -154,3 +154,57 @@ def format_report(report: dict) -> str:
                      f"{m['matched_tracks']:>4}/{m['n_tracks']:<3} {m['matched_frames']:>7.1%} "
                      + " ".join(f"{m['mae'][f]:>18.4g}" for f in features))
     return "\n".join(lines)
+
+
+def write_agent_take(model, env_kwargs: dict[str, Any], out_dir, *, hop_length: int = 512
+                     ) -> dict:
+    """``musicgym evaluate`` for an improvisation run: the agent following one corpus track.
+
+    Plays the first track of the evaluation split (``env_kwargs["split"]``, default the
+    training one) with the trained policy and writes ``agent.wav`` (the synth as it played)
+    and ``descriptors.png`` (musician vs agent, one panel per descriptor, own units). Without a
+    corpus there is no musician to follow: nothing is written.
+
+    Returns
+    -------
+    dict
+        ``{"track", "rmse"}`` (the reward's error over the track), or ``{}`` without a corpus.
+    """
+    from pathlib import Path
+
+    if env_kwargs.get("corpus") is None:
+        return {}
+    core = make_core({**env_kwargs, "training_mode": "corpus"})
+    track, frames_z = core.tracks[0], core.tracks_z[0]
+    if len(frames_z) < 2:
+        return {}
+    improviser = Improviser(core, PolicyController(model, core), hop_length=hop_length)
+    heard = play_track(improviser, frames_z)
+    out_dir = Path(out_dir)
+    improviser.write_wav(out_dir / "agent.wav")
+    _traces_png(out_dir / "descriptors.png", core.features, track.features[1:], heard,
+                hop_length / core.sr, track.name)
+    score = _score(core, heard, track.features[1:], track.name, hop_length)
+    return {"track": track.name, "rmse": float(score["rmse_per_frame"].mean())}
+
+
+def _traces_png(path, features, musician: np.ndarray, agent: np.ndarray, hop_s: float,
+                name: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    t = np.arange(len(agent)) * hop_s
+    fig, axes = plt.subplots(len(features), 1, figsize=(8, 2.2 * len(features)), sharex=True,
+                             squeeze=False)
+    for k, (ax, feature) in enumerate(zip(axes[:, 0], features, strict=True)):
+        ax.plot(t, musician[:, k], label="musician")
+        ax.plot(t, agent[:, k], label="agent")
+        ax.set_ylabel(feature)
+    axes[0, 0].set_title(f"descriptors: musician vs agent ({name})")
+    axes[0, 0].legend()
+    axes[-1, 0].set_xlabel("time (s)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

@@ -2,31 +2,45 @@
 
 ``train(config)`` writes ``runs/<timestamp>-<ALGO>/``:
 
-* ``config.yaml``: the resolved configuration (what ``--resume`` reads back);
-* ``tensorboard/``: SB3's logs (``rollout/ep_rew_mean``, ``eval/mean_reward``...);
+* ``config.yaml``: the resolved configuration, with the step budget actually trained (what
+  ``--resume`` and ``musicgym evaluate`` read back);
+* ``tensorboard/`` and ``progress.csv``: SB3's logs (``rollout/ep_rew_mean``,
+  ``eval/mean_reward``...), appended to on resume;
 * ``evaluations.json``: periodic evaluations (steps, mean and std of the episode return);
-* ``checkpoint.zip`` (+ ``replay_buffer.pkl`` for off-policy algorithms): written atomically
-  (a temporary file renamed over the old one), so a kill at any moment leaves the last good one;
+* ``checkpoint.zip`` and ``checkpoint_prev.zip`` (+ ``replay_buffer-<steps>.npz`` for
+  off-policy algorithms): every ``checkpoint_every`` steps (a tenth of the budget by default)
+  and at each evaluation, atomically (see :mod:`musicgym.train.runfiles`), so a kill at any
+  moment leaves the last good one;
 * ``model.zip``: the final model.
 
-Native vector envs (musicgym's, registered with a ``vector_entry_point``) go through
-:class:`~musicgym.train.sb3.SB3VecEnv`: all parallel envs render in one engine call. Other envs
-go through SB3's own ``DummyVecEnv``.
+Every env of musicgym trains here; the family defaults (``train/defaults/*.yaml``) choose the
+algorithm: PPO on the sound-matching and improvisation envs' native vector envs (all parallel
+envs in one engine call), MaskablePPO on the composition envs (their action masks), RecurrentPPO
+on the accompaniment. Envs without a native vector env run in SB3's ``DummyVecEnv``.
+
+Before anything is written, the run is checked: an algorithm that does not fit the env's spaces
+(or needs masks the env lacks) is refused with a :class:`~musicgym.errors.UsageError`.
 """
 
 from __future__ import annotations
 
 import importlib
 import json
-import os
-import time
 from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
 
-from musicgym.errors import ConfigError
-from musicgym.train.config import TrainConfig
+from musicgym.errors import ConfigError, UsageError
+from musicgym.train.config import ON_POLICY, TrainConfig, plan_budget
+from musicgym.train.runfiles import (
+    last_good_checkpoint,
+    load_model,
+    new_run_dir,
+    read_run_config,
+    save_checkpoint,
+    write_atomically,
+)
 
 ALGO_CLASSES = {
     "ppo": ("stable_baselines3", "PPO"), "a2c": ("stable_baselines3", "A2C"),
@@ -34,7 +48,12 @@ ALGO_CLASSES = {
     "dqn": ("stable_baselines3", "DQN"), "maskable_ppo": ("sb3_contrib", "MaskablePPO"),
     "recurrent_ppo": ("sb3_contrib", "RecurrentPPO"),
 }
-OFF_POLICY = ("sac", "td3", "dqn")
+# the action spaces each algorithm can act in (SB3's own support table)
+_ANY = (gym.spaces.Box, gym.spaces.Discrete, gym.spaces.MultiDiscrete, gym.spaces.MultiBinary)
+ACTION_SPACES = {"ppo": _ANY, "a2c": _ANY, "recurrent_ppo": _ANY,
+                 "sac": (gym.spaces.Box,), "td3": (gym.spaces.Box,), "dqn": (gym.spaces.Discrete,),
+                 "maskable_ppo": (gym.spaces.Discrete, gym.spaces.MultiDiscrete,
+                                  gym.spaces.MultiBinary)}
 
 
 def algo_class(name: str):
@@ -46,15 +65,46 @@ def algo_class(name: str):
                           "'train' extra (make setup does)") from exc
 
 
-def make_train_env(config: TrainConfig):
-    """The SB3 VecEnv for a config: native vector env when the id has one, else DummyVecEnv."""
+def env_spec(env_id: str) -> gym.envs.registration.EnvSpec:
+    """The registered spec of ``env_id`` (:class:`UsageError` naming musicgym's ids if none)."""
     import musicgym  # noqa: F401  (registers the ids)
 
     try:
-        spec = gym.spec(config.env_id)
-    except gym.error.Error as exc:
-        raise ConfigError(f"env_id: {exc}") from exc
-    if spec.vector_entry_point is not None and config.algo != "maskable_ppo":
+        return gym.spec(env_id)
+    except gym.error.Error:
+        ids = sorted(k for k in gym.registry if k.startswith("musicgym/"))
+        raise UsageError(f"env_id: {env_id!r} is not registered; musicgym's envs: "
+                         f"{', '.join(ids)}") from None
+
+
+def has_action_masks(env_id: str) -> bool:
+    """Whether the env of ``env_id`` offers ``action_masks()`` (MaskablePPO's contract)."""
+    from gymnasium.envs.registration import load_env_creator
+
+    entry = env_spec(env_id).entry_point
+    creator = load_env_creator(entry) if isinstance(entry, str) else entry
+    return callable(getattr(creator, "action_masks", None))
+
+
+def check_fits(config: TrainConfig, action_space: gym.Space) -> None:
+    """Raise :class:`UsageError` if ``config.algo`` cannot act in ``action_space``."""
+    fits = [a for a, kinds in ACTION_SPACES.items() if isinstance(action_space, kinds)]
+    masks = has_action_masks(config.env_id)
+    if not masks and "maskable_ppo" in fits:
+        fits.remove("maskable_ppo")
+    if config.algo not in fits:
+        why = "it has no action masks" if config.algo == "maskable_ppo" and \
+            isinstance(action_space, ACTION_SPACES["maskable_ppo"]) else \
+            f"its action space is {action_space}"
+        raise UsageError(f"algo {config.algo} does not fit {config.env_id}: {why}; choose one "
+                         f"of {', '.join(fits)}")
+
+
+def make_train_env(config: TrainConfig):
+    """The SB3 VecEnv for a config: the env's native vector env when it has one, else a
+    ``DummyVecEnv`` of single envs with episode statistics (``Monitor``)."""
+    spec = env_spec(config.env_id)
+    if spec.vector_entry_point is not None:
         venv = gym.make_vec(config.env_id, num_envs=config.n_envs,
                             vectorization_mode="vector_entry_point", **config.env_kwargs)
         if hasattr(venv, "_reset_rows"):
@@ -64,43 +114,24 @@ def make_train_env(config: TrainConfig):
             env.seed(config.seed)
             return env
         venv.close()
-    from stable_baselines3.common.env_util import make_vec_env
+    from stable_baselines3.common.monitor import Monitor
+    from stable_baselines3.common.vec_env import DummyVecEnv
 
-    return make_vec_env(config.env_id, n_envs=config.n_envs, seed=config.seed,
-                        env_kwargs=config.env_kwargs)
+    def factory(rank: int):
+        def make():
+            env = Monitor(gym.make(config.env_id, **config.env_kwargs))
+            env.reset(seed=config.seed + rank)
+            return env
+        return make
 
-
-def new_run_dir(root: str | Path, algo: str) -> Path:
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    path = Path(root) / f"{stamp}-{algo.upper()}"
-    k = 1
-    while path.exists():
-        k += 1
-        path = Path(root) / f"{stamp}-{algo.upper()}-{k}"
-    path.mkdir(parents=True)
-    return path
-
-
-def save_atomically(model, run_dir: Path, name: str = "checkpoint") -> Path:
-    """Save ``model`` to ``run_dir/name.zip`` through a temporary file and a rename."""
-    final = run_dir / f"{name}.zip"
-    tmp = run_dir / f".{name}.tmp.zip"
-    model.save(tmp)
-    os.replace(tmp, final)
-    if hasattr(model, "save_replay_buffer") and getattr(model, "replay_buffer", None) is not None:
-        tmp_rb = run_dir / f".{name}_replay_buffer.tmp.pkl"
-        model.save_replay_buffer(tmp_rb)
-        os.replace(tmp_rb, run_dir / f"{name}_replay_buffer.pkl")
-    meta = {"num_timesteps": int(model.num_timesteps), "time": time.time()}
-    tmp_meta = run_dir / f".{name}.tmp.json"
-    tmp_meta.write_text(json.dumps(meta))
-    os.replace(tmp_meta, run_dir / f"{name}.json")
-    return final
+    env = DummyVecEnv([factory(i) for i in range(config.n_envs)])
+    env.seed(config.seed)
+    return env
 
 
 def evaluate_policy_returns(model, config: TrainConfig, episodes: int,
                             seed: int) -> dict[str, float]:
-    """Mean and std of deterministic episode returns on a fresh single env."""
+    """Mean and std of deterministic episode returns on a fresh evaluation env."""
     from musicgym.train.evaluate import run_episodes
 
     records = run_episodes(model, config, episodes, seed=seed, keep_audio=False)
@@ -111,21 +142,25 @@ def evaluate_policy_returns(model, config: TrainConfig, episodes: int,
     return out
 
 
-def _callbacks(config: TrainConfig, run_dir: Path, progress: bool):
+def _callbacks(config: TrainConfig, run_dir: Path, progress: bool, start: int):
     from stable_baselines3.common.callbacks import BaseCallback
 
     class RunCallback(BaseCallback):
-        """Progress bar, periodic evaluations and atomic checkpoints."""
+        """Progress bar, periodic evaluations and atomic checkpoints.
+
+        Evaluations and checkpoints happen when a rollout starts: the policy has just learnt
+        from the previous one, so a checkpoint's step count is the steps its policy learnt
+        from, and a resumed on-policy run still ends on a whole rollout.
+        """
 
         def __init__(self) -> None:
             super().__init__()
             self.bar = None
-            self.last_eval = self.last_ckpt = 0
-            self.latest = None
-            self.evaluations = _read_evaluations(run_dir)
+            self.last_eval = self.last_ckpt = start
+            # a kill after an evaluation and before its checkpoint leaves a later entry
+            self.evaluations = [e for e in _read_evaluations(run_dir) if e["steps"] <= start]
 
         def _on_training_start(self) -> None:
-            self.last_eval = self.last_ckpt = self.model.num_timesteps
             if progress:
                 from tqdm.auto import tqdm
 
@@ -134,15 +169,20 @@ def _callbacks(config: TrainConfig, run_dir: Path, progress: bool):
                                 unit_scale=True, dynamic_ncols=True)
 
         def _on_step(self) -> bool:
-            n = self.model.num_timesteps
             if self.bar is not None:
-                self.bar.update(n - self.bar.n)
+                self.bar.update(self.model.num_timesteps - self.bar.n)
+            return True
+
+        def _on_rollout_start(self) -> None:
+            n = self.model.num_timesteps
             if config.eval_every and n - self.last_eval >= config.eval_every:
                 self.evaluate()
-            if config.checkpoint_every and n - self.last_ckpt >= config.checkpoint_every:
-                save_atomically(self.model, run_dir)
-                self.last_ckpt = n
-            return True
+            elif config.checkpoint_every and n - self.last_ckpt >= config.checkpoint_every:
+                self.checkpoint()
+
+        def checkpoint(self) -> None:
+            save_checkpoint(self.model, run_dir, config)
+            self.last_ckpt = self.model.num_timesteps
 
         def evaluate(self) -> None:
             n = self.model.num_timesteps
@@ -150,17 +190,18 @@ def _callbacks(config: TrainConfig, run_dir: Path, progress: bool):
                                              seed=10_000 + config.seed)
             result["steps"] = int(n)
             self.evaluations.append(result)
-            _write_json(run_dir / "evaluations.json", self.evaluations)
+            write_atomically(run_dir / "evaluations.json", json.dumps(self.evaluations, indent=2))
             self.logger.record("eval/mean_reward", result["mean_return"])
             if "mean_clip_distance" in result:
                 self.logger.record("eval/clip_distance", result["mean_clip_distance"])
-            self.latest = result["mean_return"]
             self.last_eval = n
             if self.bar is not None:
-                self.bar.set_postfix(eval=f"{self.latest:.3f}")
+                self.bar.set_postfix(eval=f"{result['mean_return']:.3f}")
+            self.checkpoint()
 
         def _on_training_end(self) -> None:
             if self.bar is not None:
+                self.bar.update(self.model.num_timesteps - self.bar.n)
                 self.bar.close()
 
     return RunCallback()
@@ -168,31 +209,50 @@ def _callbacks(config: TrainConfig, run_dir: Path, progress: bool):
 
 def _read_evaluations(run_dir: Path) -> list:
     path = run_dir / "evaluations.json"
-    return json.loads(path.read_text()) if path.is_file() else []
+    try:
+        data = json.loads(path.read_text()) if path.is_file() else []
+    except ValueError as exc:
+        raise ConfigError(f"{path}: not JSON: {exc}") from None
+    return [e for e in data if isinstance(e, dict) and isinstance(e.get("steps"), int)]
 
 
-def _write_json(path: Path, data) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=2))
-    os.replace(tmp, path)
+def _resume_steps(config: TrainConfig, done: int, wanted: int | None) -> str | None:
+    """Extend a resumed run's budget to ``wanted`` in whole rollouts of its own size."""
+    if wanted is None or wanted <= config.steps:
+        return None
+    chunk = config.n_envs * (config.algo_kwargs.get("n_steps", 1)
+                             if config.algo in ON_POLICY else 1)
+    real = done + -(-(wanted - done) // chunk) * chunk
+    config.steps = real
+    return None if real == wanted else f"steps {wanted} -> {real}: whole rollouts of {chunk}"
 
 
-def train(config: TrainConfig, *, runs_root: str | Path = "runs", progress: bool = True,
+def train(config: TrainConfig | None, *, runs_root: str | Path = "runs", progress: bool = True,
           resume: str | Path | None = None) -> Path:
     """Train (or resume) a run; return its folder.
 
     Parameters
     ----------
-    config : TrainConfig
-        What to train (ignored when resuming: the run's own config.yaml is used, with its
-        ``steps`` replaced by ``config.steps`` if larger).
+    config : TrainConfig or None
+        What to train, as is (:func:`musicgym.train.config.resolve` adds the env family's
+        defaults); its rollouts are sized to ``steps`` (:func:`~musicgym.train.config.plan_budget`,
+        which prints one line if the budget changes). When resuming, only its ``steps`` is
+        read: a larger budget than the run's extends it.
     runs_root : path, keyword-only
         Where new run folders go (default ``runs``).
     progress : bool, keyword-only
         Show a progress bar (steps, speed, latest evaluation).
     resume : path, keyword-only
-        A run folder with a ``checkpoint.zip``: continue it with its step count, optimiser
+        A run folder: continue from its last good checkpoint with its step count, optimiser
         state and (off-policy) replay buffer.
+
+    Raises
+    ------
+    UsageError
+        The algorithm does not fit the env, or a field is out of range: nothing is written.
+    ConfigError
+        Other bad settings (unknown algorithm keywords...), or a run folder that cannot be
+        resumed.
     """
     import torch
     import yaml
@@ -201,46 +261,72 @@ def train(config: TrainConfig, *, runs_root: str | Path = "runs", progress: bool
     torch.set_num_threads(1)
     if resume is not None:
         run_dir = Path(resume)
-        ckpt = run_dir / "checkpoint.zip"
-        if not ckpt.is_file():
-            raise ConfigError(f"--resume {run_dir}: no checkpoint.zip there (was the run started "
-                              "by musicgym train?)")
-        saved = TrainConfig.load(run_dir / "config.yaml")
-        saved.steps = max(saved.steps, config.steps) if config is not None else saved.steps
+        saved = read_run_config(run_dir)
+        found = last_good_checkpoint(run_dir, saved.algo)
+        if found is None:
+            raise ConfigError(f"--resume {run_dir}: no checkpoint there reads back whole (was "
+                              "the run started by musicgym train?)")
+        note = _resume_steps(saved, found[1]["num_timesteps"],
+                             config.steps if config is not None else None)
         config = saved
     else:
-        run_dir = new_run_dir(runs_root, config.algo)
-    (run_dir / "config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+        config = TrainConfig.from_dict(config.to_dict())
+        note = plan_budget(config)
+    if note:
+        print(note)
     env = make_train_env(config)
-    cls = algo_class(config.algo)
-    if resume is not None:
-        model = cls.load(run_dir / "checkpoint.zip", env=env, device=config.device)
-        rb = run_dir / "checkpoint_replay_buffer.pkl"
-        if config.algo in OFF_POLICY and rb.is_file():
-            model.load_replay_buffer(rb)
+    try:
+        check_fits(config, env.action_space)
+        if resume is not None:
+            model = load_model(found[0], config, env, meta=found[1])
+        else:
+            try:
+                model = algo_class(config.algo)(config.policy, env, seed=config.seed,
+                                                device=config.device, verbose=0,
+                                                **config.algo_kwargs)
+            except (TypeError, ValueError, AssertionError) as exc:
+                raise ConfigError(f"algo_kwargs: {exc}") from exc
+            run_dir = new_run_dir(runs_root, config.algo)
+        write_atomically(run_dir / "config.yaml", yaml.safe_dump(config.to_dict(),
+                                                                 sort_keys=False))
         model.set_logger(_logger(run_dir))
-    else:
-        try:
-            model = cls(config.policy, env, seed=config.seed, device=config.device, verbose=0,
-                        **config.algo_kwargs)
-        except TypeError as exc:
-            raise ConfigError(f"algo_kwargs: {exc}") from exc
-        model.set_logger(_logger(run_dir))
-    callback = _callbacks(config, run_dir, progress)
-    remaining = config.steps - model.num_timesteps
-    if remaining > 0:
-        model.learn(total_timesteps=remaining, callback=callback,
-                    reset_num_timesteps=resume is None)
-    else:
-        callback.init_callback(model)
-    callback.evaluate()
-    save_atomically(model, run_dir)
-    save_atomically(model, run_dir, "model")
-    env.close()
+        start = int(model.num_timesteps)
+        callback = _callbacks(config, run_dir, progress, start)
+        if config.steps > start:
+            model.learn(total_timesteps=config.steps - start, callback=callback,
+                        reset_num_timesteps=resume is None)
+        else:
+            callback.init_callback(model)
+        callback.evaluate()
+        save_checkpoint(model, run_dir, config, "model")
+    finally:
+        env.close()
     return run_dir
 
 
 def _logger(run_dir: Path):
-    from stable_baselines3.common.logger import configure
+    """TensorBoard and ``progress.csv``, the CSV appended to (a resumed run keeps its rows)."""
+    from stable_baselines3.common.logger import CSVOutputFormat, Logger, TensorBoardOutputFormat
 
-    return configure(str(run_dir / "tensorboard"), ["tensorboard", "csv"])
+    class AppendingCSV(CSVOutputFormat):
+        """SB3's CSV log, continued where an earlier process left it."""
+
+        def __init__(self, filename: Path) -> None:
+            if not filename.is_file() or filename.stat().st_size == 0:
+                super().__init__(str(filename))
+                return
+            self.file = open(filename, "r+")  # noqa: SIM115  (the logger closes it)
+            lines = self.file.read().splitlines(keepends=True)
+            if not lines[-1].endswith("\n"):  # a row cut by a kill
+                lines.pop()
+                self.file.seek(0)
+                self.file.writelines(lines)
+                self.file.truncate()
+            self.keys = lines[0].rstrip("\n").split(",") if lines else []
+            self.separator, self.quotechar = ",", '"'
+            self.file.seek(0, 2)
+
+    folder = run_dir / "tensorboard"
+    folder.mkdir(exist_ok=True)
+    return Logger(str(folder), [TensorBoardOutputFormat(str(folder)),
+                                AppendingCSV(folder / "progress.csv")])

@@ -12,7 +12,9 @@ lookup table). Controllers:
 - :class:`HoldStill` and :class:`RandomMoves`: the evaluation's other baselines.
 
 It knows nothing of OSC (``musicgym.live.improvise`` does) nor of corpora
-(``musicgym.train.evaluate_improvise`` drives it from held-out tracks).
+(``musicgym.train.evaluate_improvise`` drives it from held-out tracks). It lives with the env,
+below both, so that live play and the evaluations share it (train and live never import each
+other).
 """
 
 from __future__ import annotations
