@@ -54,7 +54,11 @@ def add_parser(subparsers) -> None:
     e.add_argument("-o", "--output", help="output folder (default RUN/eval)")
     e.set_defaults(func=run_evaluate)
 
-    b = subparsers.add_parser("baseline", help="random search or CMA-ES on a sound-matching env")
+    b = subparsers.add_parser(
+        "baseline", help="random search or CMA-ES on a sound-matching env",
+        description="Search the env's action space for the settings closest to its target, "
+                    "with no learning: BUDGET whole episodes rendered in batches; prints the "
+                    "best clip distance and settings (-o DIR writes DIR/METHOD.json).")
     b.add_argument("env_id", help="a sound-matching env, e.g. musicgym/Kick-v0")
     b.add_argument("--method", choices=["random", "cmaes"], default="cmaes",
                    help="search method (default cmaes)")
@@ -64,7 +68,11 @@ def add_parser(subparsers) -> None:
     b.set_defaults(func=run_baseline)
 
     d = subparsers.add_parser("demo", help="the main job on its built-in default: train on the "
-                                           "kick preset, compare with baselines, write out/demo/")
+                                           "kick preset, compare with baselines, write out/demo/",
+                              description="Train PPO on musicgym/Kick-v0, compare it with random "
+                                          "search and CMA-ES at the same number of synthesiser "
+                                          "evaluations, and write sounds, pictures and a summary "
+                                          "to the output folder (a few minutes on 2 cores).")
     d.add_argument("-o", "--output", default="out/demo", help="output folder (default out/demo)")
     d.add_argument("--steps", type=int, default=None, help="training steps (default: a budget "
                                                            "that fits about 2 minutes here)")
