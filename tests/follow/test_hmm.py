@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from musicgym.errors import AccompanyConfigError
-from musicgym.follow.corpus import make_follower
+from musicgym.follow.followers import make_follower
 from musicgym.follow.followers import (
     HMMFollower,
     OLTWFollower,

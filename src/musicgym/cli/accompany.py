@@ -112,18 +112,21 @@ def load_accompanist_run(run_dir: str):
         When ``run_dir`` is not a finished run, or was trained on another env.
     """
     from musicgym.errors import ConfigError
+    from musicgym.train.config import TrainConfig
     from musicgym.train.evaluate import load_run
 
     try:
+        # the env first: a run of another family is named before its model is read
+        env_id = TrainConfig.load(Path(run_dir) / "config.yaml").env_id
+        if env_id != ENV_ID:
+            raise AccompanyConfigError(
+                f"{run_dir!r} was trained on {env_id}, not {ENV_ID}: not an accompanist")
         config, model = load_run(run_dir)
     except ConfigError as exc:
         raise AccompanyConfigError(
             f"{run_dir!r} is not a trained accompanist run ({exc}); train one with "
             f"`musicgym train {ENV_ID}`"
         ) from exc
-    if config.env_id != ENV_ID:
-        raise AccompanyConfigError(
-            f"{run_dir!r} was trained on {config.env_id}, not {ENV_ID}: not an accompanist")
     return dict(config.env_kwargs), model
 
 
