@@ -121,6 +121,7 @@ def test_file_mode_follows_with_the_hmm_follower_too(tmp_path, capsys):
     assert exc.value.code == 2 and "invalid choice: 'dtw'" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # about 25 s: a tiny training run, the oracle rows, a whole take replayed
 @needs_duets
 def test_a_run_of_the_runner_is_evaluated_and_plays_live(tmp_path, capsys):
     pytest.importorskip("sb3_contrib")

@@ -44,7 +44,7 @@ def add_parser(subparsers) -> None:
     online = follower_names(online=True)
     p.add_argument("--follower", choices=online,
                    help=f"score follower ({_followers_help(online)}); default: the one a "
-                        "--model run was trained behind, else oltw")
+                        f"--model run was trained behind, else {online[0]}")
     p.add_argument("--rehearsal", action="append", default=[], metavar="FILE",
                    help="an earlier take of the solo part (.match; repeat for several): a "
                         "--tempo-model then plays to the next solo onset as these takes time it "
@@ -165,7 +165,8 @@ def build_accompanist(args: argparse.Namespace):
     accompaniment = read_score(args.score, part=parts["accompaniment"], bpm=args.bpm)
     reference = solo if reference is None else reference
     return LiveAccompanist(solo, accompaniment,
-                           make_follower(follower or "oltw", reference=reference), controller,
+                           make_follower(follower or follower_names(online=True)[0],
+                                         reference=reference), controller,
                            beat_period_s=60.0 / args.bpm)
 
 
