@@ -19,8 +19,10 @@ needs_duets = pytest.mark.skipif(
 )
 
 
-def test_check_env_simulated():
-    env = gym.make("musicgym/Accompany-v0", sources=("simulated",), memory=True)
+@pytest.mark.parametrize("residual_on", [None, "kalman+timing"])
+def test_check_env_simulated(residual_on):
+    env = gym.make("musicgym/Accompany-v0", sources=("simulated",), memory=True,
+                   residual_on=residual_on)
     check_env(env.unwrapped)
 
 
