@@ -5,11 +5,12 @@ model: the share of shared onsets within 50/100/250 ms of the soloist, mean and 
 |asynchrony|, and tempo jitter, beside the human secondo of the same takes
 (:func:`musicgym.follow.report.evaluate_accompanists`). Every accompanist re-synchronises
 (jumps to the soloist when more than ``RESYNC_S`` apart); the Kalman model is also run
-without it. With ``--train`` a RecurrentPPO agent is trained first
-(:class:`musicgym.follow.train.TrainConfig` defaults, a few minutes on 2 cores) and gets its
-rows; ``--run RUN_DIR`` evaluates an agent trained before. Then where the misses of
-kalman+timing come from, follower accuracy, and the time per OLTW and HMM update (one frame
-in, a report out if any, dated; median of 5 runs over 2,000 frames).
+without it. With ``--train`` a RecurrentPPO agent is trained first through the one runner
+(``musicgym.train.runner.train`` with ``src/musicgym/train/defaults/accompany.yaml``, a few
+minutes on 2 cores; ``--steps`` overrides its budget) and gets its rows; ``--run RUN_DIR``
+evaluates an agent trained before (any ``musicgym train musicgym/Accompany-v0`` run). Then
+where the misses of kalman+timing come from, follower accuracy, and the time per OLTW and HMM
+update (one frame in, a report out if any, dated; median of 5 runs over 2,000 frames).
 Prints a table and writes benchmarks/results/accompany.json.
 Run: ``.venv/bin/python benchmarks/accompany.py --train``.
 """
@@ -23,13 +24,27 @@ import time
 from pathlib import Path
 
 import numpy as np
+import yaml
 
 from musicgym.follow.corpus import brahms_takes
 from musicgym.follow.followers import HMMFollower, OLTWFollower, piano_roll
 from musicgym.follow.report import evaluate_accompanists, format_table
 
 RESULTS = Path(__file__).parent / "results"
-AGENT_RUN = Path(__file__).parents[1] / "runs" / "accompany_agent"  # runs/ is not versioned
+RUNS = Path(__file__).parents[1] / "runs" / "accompany"  # runs/ is not versioned
+DEFAULTS = Path(__file__).parents[1] / "src" / "musicgym" / "train" / "defaults" / "accompany.yaml"
+
+
+def train_config(steps: int | None = None):
+    """The runner's TrainConfig for the accompanist, from the family's defaults file."""
+    from musicgym.train.config import TrainConfig
+
+    defaults = yaml.safe_load(DEFAULTS.read_text())
+    algo = defaults["algo"]
+    return TrainConfig(env_id=defaults["env_ids"][0], algo=algo,
+                       steps=steps or defaults["steps"], n_envs=defaults["n_envs"],
+                       env_kwargs=defaults["env_kwargs"],
+                       algo_kwargs=defaults["algo_kwargs"][algo])
 
 
 def update_time_ms(takes, follower_class=OLTWFollower) -> float:
@@ -50,17 +65,24 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--train", action="store_true", help="train an agent first")
     parser.add_argument("--run", help="evaluate this trained agent's run folder")
+    parser.add_argument("--steps", type=int, help="--train: env steps (default: the defaults')")
     args = parser.parse_args()
     run_dir = args.run
     train_seconds = None
     if args.train:
-        from musicgym.follow.train import TrainConfig, train
+        from musicgym.train.runner import train
 
-        run_dir = AGENT_RUN
         start = time.perf_counter()
-        train(TrainConfig(), run_dir)
+        run_dir = train(train_config(args.steps), runs_root=RUNS, progress=True)
         train_seconds = time.perf_counter() - start
-    results = evaluate_accompanists(run_dir)
+    policy = env_kwargs = None
+    if run_dir is not None:
+        from musicgym.train.evaluate import load_run
+
+        config, policy = load_run(run_dir)
+        env_kwargs = config.env_kwargs
+    results = evaluate_accompanists(policy, env_kwargs=env_kwargs)
+    results["run"] = None if run_dir is None else str(run_dir)
     results["train_seconds"] = train_seconds
     takes = brahms_takes()
     results["oltw_update_ms"] = update_time_ms(takes)

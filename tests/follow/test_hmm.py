@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 
 from musicgym.errors import AccompanyConfigError
-from musicgym.follow.corpus import make_follower
 from musicgym.follow.followers import (
     HMMFollower,
     OLTWFollower,
     follower_accuracy,
     follower_errors_ms,
+    make_follower,
 )
 
 

@@ -9,8 +9,16 @@ from pathlib import Path
 
 from musicgym.cli.live import live_modes
 from musicgym.errors import AccompanyConfigError
+from musicgym.follow.followers import FOLLOWERS, follower_names
+
+EVALUATED_FOLLOWERS = follower_names(evaluated=True)  # as musicgym.follow.report.FOLLOWERS
 
 MIDI_APIS = ("alsa", "jack", "coremidi", "winmm")  # as musicgym.live.accompany.MIDI_APIS
+ENV_ID = "musicgym/Accompany-v0"
+
+
+def _followers_help(names: tuple[str, ...]) -> str:
+    return "; ".join(f"{n}: {FOLLOWERS[n].summary}" for n in names)
 
 
 def add_parser(subparsers) -> None:
@@ -26,19 +34,22 @@ def add_parser(subparsers) -> None:
                    help="solo=PART and accompaniment=PART: part index, id or name "
                         "(default solo=0, accompaniment=1)")
     who = p.add_mutually_exclusive_group(required=True)
-    who.add_argument("--model", metavar="RUN", help="a trained agent's run folder")
+    who.add_argument("--model", metavar="RUN",
+                     help="a trained agent's run folder (musicgym train musicgym/Accompany-v0)")
     who.add_argument("--tempo-model", metavar="NAME",
                      help="fixed, reactive, moving_average, linear_sync or kalman")
     p.add_argument("--reference", metavar="FILE",
                    help="a performance of the solo part (.match or MIDI) to follow against "
                         "(default: the solo part played at --bpm)")
-    p.add_argument("--follower", choices=("oltw", "hmm"), default="oltw",
-                   help="score follower: oltw (on-line time warping, default) or hmm (a "
-                        "note-level hidden Markov model; reports at the attack)")
+    online = follower_names(online=True)
+    p.add_argument("--follower", choices=online,
+                   help=f"score follower ({_followers_help(online)}); default: the one a "
+                        f"--model run was trained behind, else {online[0]}")
     p.add_argument("--rehearsal", action="append", default=[], metavar="FILE",
-                   help="an earlier take of the solo part (.match; repeat for several): the "
-                        "tempo model then plays to the next solo onset as these takes time it "
-                        "(kalman+timing); with --tempo-model only")
+                   help="an earlier take of the solo part (.match; repeat for several): a "
+                        "--tempo-model then plays to the next solo onset as these takes time it "
+                        "(kalman+timing); a --model run's memory features and "
+                        "'+timing'/'+rehearsal' base read them")
     p.add_argument("--bpm", type=float, default=120.0,
                    help="expected tempo in score beats a minute (default 120)")
     p.add_argument("--replay", metavar="FILE",
@@ -62,15 +73,21 @@ def add_parser(subparsers) -> None:
 
     e = subparsers.add_parser(
         "evaluate-accompany", help="accompanists on the held-out Brahms takes (table + JSON)",
-        description="Play the held-out Brahms duet takes with every tempo model (and a trained "
-                    "agent) behind the oracle and the OLTW follower; print the share of shared "
+        description="Play the held-out Brahms duet takes (6 and 7) with every tempo model (and "
+                    "a trained agent, --model) behind each follower; print the share of shared "
                     "onsets within 50/100/250 ms, mean and median |asynchrony| and tempo "
                     "jitter, beside the human secondo.")
-    e.add_argument("run", nargs="?", metavar="RUN_DIR", help="a trained agent's run folder")
+    e.add_argument("--model", metavar="RUN",
+                   help="a trained agent's run folder (musicgym train musicgym/Accompany-v0); "
+                        "played with the env settings it was trained with")
     e.add_argument("--json", metavar="FILE", help="also write the results as JSON")
-    e.add_argument("--followers", nargs="+", default=["oracle", "oltw", "hmm"],
-                   help="among oracle, oltw and hmm (default all three)")
-    e.add_argument("--duets-dir", help="folder of the real duets (default: shared/data/duets)")
+    e.add_argument("--followers", nargs="+", default=list(EVALUATED_FOLLOWERS),
+                   metavar="FOLLOWER",
+                   help=f"among {', '.join(follower_names())} (default: "
+                        f"{' '.join(EVALUATED_FOLLOWERS)})")
+    e.add_argument("--duets-dir",
+                   help="folder of the real duets (default: $MUSICGYM_DUETS_DIR, else "
+                        "../shared/data/duets beside the repository)")
     e.set_defaults(func=run_evaluate)
 
 
@@ -86,14 +103,41 @@ def _parts(items: list[str]) -> dict[str, int | str]:
     return parts
 
 
+def load_accompanist_run(run_dir: str):
+    """``(env_kwargs, model)`` of an Accompany-v0 run made by ``musicgym train``.
+
+    Raises
+    ------
+    AccompanyConfigError
+        When ``run_dir`` is not a finished run, or was trained on another env.
+    """
+    from musicgym.errors import ConfigError
+    from musicgym.train.config import TrainConfig
+    from musicgym.train.evaluate import load_run
+
+    try:
+        # the env first: a run of another family is named before its model is read
+        env_id = TrainConfig.load(Path(run_dir) / "config.yaml").env_id
+        if env_id != ENV_ID:
+            raise AccompanyConfigError(
+                f"{run_dir!r} was trained on {env_id}, not {ENV_ID}: not an accompanist")
+        config, model = load_run(run_dir)
+    except ConfigError as exc:
+        raise AccompanyConfigError(
+            f"{run_dir!r} is not a trained accompanist run ({exc}); train one with "
+            f"`musicgym train {ENV_ID}`"
+        ) from exc
+    return dict(config.env_kwargs), model
+
+
 def build_accompanist(args: argparse.Namespace):
     """The :class:`~musicgym.live.accompany.LiveAccompanist` the arguments describe."""
-    from musicgym.follow.followers import HMMFollower, OLTWFollower
+    from musicgym.follow.followers import make_follower
     from musicgym.follow.tempo import RehearsedTiming, make_tempo_model
     from musicgym.live.accompany import (
-        AgentController,
         LiveAccompanist,
         TempoModelController,
+        agent_controller,
         read_performance,
         rehearsal_curves,
     )
@@ -102,27 +146,27 @@ def build_accompanist(args: argparse.Namespace):
     if not args.bpm > 0:
         raise AccompanyConfigError(f"--bpm must be > 0, got {args.bpm!r}")
     parts = _parts(args.part)
-    rehearsals = getattr(args, "rehearsal", [])
-    if args.model and rehearsals:
-        raise AccompanyConfigError(
-            "--rehearsal works with --tempo-model only: a trained agent has no memory of "
-            "earlier takes live yet"
-        )
-    if args.model:  # models and files first: a bad one fails before the slow score parse
-        from musicgym.follow.train import load_agent
-
-        controller = AgentController(*load_agent(args.model))
+    # models and files first: a bad one fails before the slow score parse
+    rehearsals = rehearsal_curves(getattr(args, "rehearsal", []))
+    follower = getattr(args, "follower", None)
+    if args.model:
+        env_kwargs, model = load_accompanist_run(args.model)
+        controller = agent_controller(model, env_kwargs, rehearsals)
+        trained_behind = env_kwargs.get("follower")
+        if follower is None and trained_behind in follower_names(online=True):
+            follower = trained_behind
     else:
         model = make_tempo_model(args.tempo_model)
         if rehearsals:
-            model = RehearsedTiming(model, rehearsal_curves(rehearsals))
+            model = RehearsedTiming(model, rehearsals)
         controller = TempoModelController(model)
     reference = read_performance(args.reference) if args.reference else None
     solo = read_score(args.score, part=parts["solo"], bpm=args.bpm)
     accompaniment = read_score(args.score, part=parts["accompaniment"], bpm=args.bpm)
     reference = solo if reference is None else reference
-    follower_class = HMMFollower if getattr(args, "follower", "oltw") == "hmm" else OLTWFollower
-    return LiveAccompanist(solo, accompaniment, follower_class(reference), controller,
+    return LiveAccompanist(solo, accompaniment,
+                           make_follower(follower or follower_names(online=True)[0],
+                                         reference=reference), controller,
                            beat_period_s=60.0 / args.bpm)
 
 
@@ -161,8 +205,11 @@ def run_live_accompany(args: argparse.Namespace) -> int:
 def run_evaluate(args: argparse.Namespace) -> int:
     from musicgym.follow.report import evaluate_accompanists, format_table
 
-    results = evaluate_accompanists(args.run, followers=tuple(args.followers),
-                                    duets_dir=args.duets_dir)
+    policy, env_kwargs = None, None
+    if args.model:
+        env_kwargs, policy = load_accompanist_run(args.model)
+    results = evaluate_accompanists(policy, env_kwargs=env_kwargs,
+                                    followers=tuple(args.followers), duets_dir=args.duets_dir)
     print(format_table(results))
     if args.json:
         path = Path(args.json)

@@ -10,13 +10,29 @@ from gymnasium import spaces
 
 from musicgym.errors import AccompanyConfigError
 from musicgym.follow import corpus
-from musicgym.follow.accompanist import RESYNC_S, AccompanistRun, Episode, make_episode
+from musicgym.follow.accompanist import (
+    RESYNC_S,
+    AccompanistRun,
+    AgentController,
+    Episode,
+    action_beat_period,
+    make_episode,
+)
+from musicgym.follow.corpus import MAX_MEMORY_TAKES
 from musicgym.follow.duets import tempo_curve
+from musicgym.follow.followers import FOLLOWERS, check_follower, make_follower
+from musicgym.follow.observation import (  # noqa: F401  (public here since v0)
+    accompany_observation,
+    observation_bounds,
+    run_observation,
+)
 from musicgym.follow.simulate import simulate_performance
-from musicgym.follow.tempo import MAX_BEAT_PERIOD_S, MIN_BEAT_PERIOD_S
+from musicgym.follow.tempo import build_tempo_model, split_tempo_model_name
 
 MAX_ASYNCHRONY_MS = 2000.0
-MAX_MEMORY_TAKES = 5
+MAX_SHARED_PER_STEP = 16
+"""Length of ``info["shared_beat"]`` and ``info["asynchrony_ms"]`` (the first
+``info["n_shared"]`` places hold values, zeros after)."""
 
 
 def huber_ms(asynchrony_ms: np.ndarray, delta_ms: float) -> np.ndarray:
@@ -47,12 +63,15 @@ class AccompanyEnv(gym.Env):
     |-----|--------|-----|-----|
     | 0 | change of log beat period / ``max_log_ratio`` (new = old * exp(a * max)) | -1 | 1 |
 
-    The beat period is also kept within [0.1, 3] s.
+    The beat period is also kept within [0.1, 3] s. With ``residual_on`` (a tempo-model name)
+    the agent corrects that model instead of acting alone: the action played is
+    ``clip(b + residual_scale * a, -1, 1)``, where ``b`` is the action with which the model
+    would play this step (last entry of the observation); ``a = 0`` plays exactly as the model.
 
     ## Observation Space
 
-    ``Box(low, high, (2 * history + 2 * lookahead + 8 [+ lookahead + 1 with memory],), float32)``,
-    with H = ``history`` and L = ``lookahead``:
+    ``Box(low, high, (2 * history + 2 * lookahead + 8 [+ lookahead + 1 with memory]
+    [+ 1 with residual_on],), float32)``, with H = ``history`` and L = ``lookahead``:
 
     | Index | Observation | Min | Max |
     |-------|-------------|-----|-----|
@@ -69,6 +88,7 @@ class AccompanyEnv(gym.Env):
     | 2H+7+2L | share of the episode played | 0 | 1 |
     | memory: +L | log(earlier takes' median beat period over each next gap / own) | -2 | 2 |
     | memory: +1 | 1 if earlier takes of this piece exist, else 0 | 0 | 1 |
+    | residual_on: last | the tempo model's action ``b`` at this step | -1 | 1 |
 
     Intervals are between the follower's onset estimates; "solo position now" is the reported
     onset plus what the soloist played between that onset and the report, at the own tempo.
@@ -83,7 +103,12 @@ class AccompanyEnv(gym.Env):
     the accompanist played during the step, and ``huber(x) = x^2 / (2 delta)`` for
     ``|x| <= delta``, ``|x| - delta / 2`` beyond (``delta = huber_delta_ms``). Range:
     ``[-2 n_j - tempo_penalty * max_log_ratio, 0]`` with n_j the shared onsets in the step
-    (usually 0 to 2). ``info["asynchrony_ms"]`` holds the a_j.
+    (usually 0 to 2).
+
+    ``info`` has a fixed shape at every step (so ``gymnasium.make_vec`` can stack it):
+    ``asynchrony_ms`` and ``shared_beat`` hold the a_j and their score onsets in the first
+    ``n_shared`` of ``MAX_SHARED_PER_STEP`` (16) places, 0 after (the reward counts them all);
+    also ``performance`` (name), ``take``, ``report``, ``beat_period_s``, ``resyncs``.
 
     ## Starting State
 
@@ -108,13 +133,17 @@ class AccompanyEnv(gym.Env):
         "musicgym/Accompany-v0",
         split="train",            # "train": takes 1-5 + train pieces; "test": takes 6-7 + others
         sources=("real", "simulated"),
-        follower="oracle",        # "oracle", "noisy_oracle", "oltw" (MIDI on-line time warping)
-                                  # or "hmm" (note-level hidden Markov model)
+        follower="oracle",        # a name of musicgym.follow.followers.FOLLOWERS: "oracle",
+                                  # "noisy_oracle", "oltw" (MIDI on-line time warping) or
+                                  # "hmm" (note-level hidden Markov model)
         episode_reports=64,       # reports per episode; None plays whole takes
         memory=False,             # add what earlier takes of the piece did at the coming onsets
         max_log_ratio=0.5, tempo_penalty=0.1, huber_delta_ms=25.0,
         history=6, lookahead=4, p_real=0.5, duets_dir=None,
         resync_s=0.2,             # jump to the soloist beyond this distance; None: never
+        residual_on=None,         # a tempo model the agent corrects ("kalman", "kalman+timing":
+                                  # "+rehearsal"/"+timing" need memory=True); None: acts alone
+        residual_scale=0.1,       # the agent's action moves the model's by at most this
     )
     obs, info = env.reset(seed=0, options={"take": 6, "start": 0})  # options are optional
     ```
@@ -124,7 +153,9 @@ class AccompanyEnv(gym.Env):
 
     ## Version History
 
-    * v0: Initial version; re-synchronisation (``resync_s``, default 0.2 s) added within v0.
+    * v0: Initial version; re-synchronisation (``resync_s``, default 0.2 s), residual control
+      (``residual_on``, ``residual_scale``) and fixed-shape infos (``n_shared``, zero-padded
+      ``asynchrony_ms``) added within v0.
     """
 
     metadata = {"render_modes": []}
@@ -145,6 +176,8 @@ class AccompanyEnv(gym.Env):
         p_real: float = 0.5,
         duets_dir=None,
         resync_s: float | None = RESYNC_S,
+        residual_on: str | None = None,
+        residual_scale: float = 0.1,
     ) -> None:
         self.split = corpus.check_split(split)
         sources = tuple(sources)
@@ -152,10 +185,7 @@ class AccompanyEnv(gym.Env):
             raise AccompanyConfigError(
                 f"sources must be a non-empty subset of ('real', 'simulated'), got {sources!r}"
             )
-        if follower not in corpus.FOLLOWERS:
-            raise AccompanyConfigError(
-                f"unknown follower {follower!r}; choose one of {corpus.FOLLOWERS}"
-            )
+        check_follower(follower)
         if episode_reports is not None and episode_reports < 3:
             raise AccompanyConfigError("episode_reports must be >= 3 (or None for whole takes)")
         if resync_s is not None and not resync_s > 0:
@@ -166,6 +196,16 @@ class AccompanyEnv(gym.Env):
             raise AccompanyConfigError(
                 "need max_log_ratio > 0, history >= 1, lookahead >= 1 and 0 <= p_real <= 1"
             )
+        if residual_on is not None:
+            _, suffix = split_tempo_model_name(residual_on)
+            if suffix and not memory:
+                raise AccompanyConfigError(
+                    f"residual_on {residual_on!r}: a '+{suffix}' model needs memory=True (the "
+                    "earlier takes it plays by)"
+                )
+            if not residual_scale > 0:
+                raise AccompanyConfigError(f"residual_scale must be > 0, got {residual_scale!r}")
+        self.residual_on, self.residual_scale = residual_on, residual_scale
         self.sources, self.follower_name = sources, follower
         self.episode_reports, self.memory = episode_reports, memory
         self.resync_s = resync_s
@@ -182,19 +222,20 @@ class AccompanyEnv(gym.Env):
 
         self.action_space = spaces.Box(-1.0, 1.0, shape=(1,), dtype=np.float32)
         low, high = observation_bounds(history, lookahead, memory=memory)
-        self.observation_space = spaces.Box(low, high, dtype=np.float32)
+        if residual_on is not None:
+            low, high = np.append(low, -1.0), np.append(high, 1.0)
+        self.observation_space = spaces.Box(low.astype(np.float32), high.astype(np.float32),
+                                            dtype=np.float32)
         self.run: AccompanistRun | None = None
+        self.controller: AgentController | None = None
         self._memory_curves: list[tuple[np.ndarray, np.ndarray]] = []
-        self._count_in_s = 0.5
 
     # ----- episodes
     def _real_episode(self, take_number: int) -> Episode:
         if take_number not in self._episodes:
             take = next(t for t in self._all_takes if t.take == take_number)
             reference = corpus.reference_take(self._all_takes, take_number).solo.performed
-            follower = corpus.make_follower(
-                self.follower_name, reference=reference, seed=take_number
-            )
+            follower = make_follower(self.follower_name, reference=reference, seed=take_number)
             self._episodes[take_number] = make_episode(
                 take.solo, take.accompaniment.score, follower=follower,
                 accompaniment=take.accompaniment, piece=take.piece, take=take.take,
@@ -207,10 +248,10 @@ class AccompanyEnv(gym.Env):
         expression = corpus.random_expression(piece, rng)
         seeds = rng.integers(2**31, size=MAX_MEMORY_TAKES + 2)
         solo = simulate_performance(piece.solo, seed=int(seeds[0]), expression=expression)
-        follower = corpus.make_follower(
+        follower = make_follower(
             self.follower_name,
             reference=(corpus.plain_rendition(piece)
-                       if self.follower_name in ("oltw", "hmm") else None),
+                       if FOLLOWERS[self.follower_name].needs_reference else None),
             seed=int(seeds[1]),
         )
         episode = make_episode(solo, piece.accompaniment, follower=follower, piece=piece.name)
@@ -246,8 +287,7 @@ class AccompanyEnv(gym.Env):
         return self._simulated_episode(piece)
 
     def _real_take_with_memory(self, take_number: int):
-        earlier = [t for t in self._all_takes if t.take < take_number]
-        curves = [tempo_curve(t.solo.score) for t in earlier[-MAX_MEMORY_TAKES:]]
+        curves = corpus.earlier_curves(self._all_takes, take_number)
         return self._real_episode(take_number), curves
 
     @property
@@ -273,7 +313,12 @@ class AccompanyEnv(gym.Env):
             episode, start, min(start + length, n_reports), max_log_ratio=self.max_log_ratio,
             resync_s=self.resync_s,
         )
-        self._count_in_s = self.run.beat_period_s
+        self.controller = None
+        if self.residual_on is not None:
+            base = build_tempo_model(self.residual_on, self._memory_curves)
+            self.controller = AgentController(base, scale=self.residual_scale)
+            self.controller.start(self.run)
+            self.controller.observe_base(self.run)
         return self._get_obs(), self._info(np.zeros(0), np.zeros(0))
 
     def step(self, action):
@@ -283,139 +328,41 @@ class AccompanyEnv(gym.Env):
         if action.shape != (1,) or not np.all(np.isfinite(action)):
             raise AccompanyConfigError(f"action must be one finite number, got {action!r}")
         old = self.run.beat_period_s
-        wanted = old * math.exp(float(np.clip(action[0], -1.0, 1.0)) * self.max_log_ratio)
+        if self.controller is None:
+            wanted = action_beat_period(self.run, float(action[0]))
+        else:
+            wanted = self.controller.mix(self.run, float(np.float32(action[0])))
         shared, asynchrony_ms = self.run.advance(wanted)
         change = abs(math.log(self.run.beat_period_s / old))
         reward = -float(huber_ms(asynchrony_ms, self.huber_delta_ms).sum()) / 1000.0
         reward -= self.tempo_penalty * change
         terminated = self.run.done
+        if self.controller is not None and not terminated:
+            self.controller.observe_base(self.run)
         obs = self._get_obs()
         return obs, reward, terminated, False, self._info(shared, asynchrony_ms)
 
     def _info(self, shared: np.ndarray, asynchrony_ms: np.ndarray) -> dict:
         run = self.run
+        n = min(len(shared), MAX_SHARED_PER_STEP)
+        # zeros, not NaN, after them: Gymnasium's env checker compares infos with NaN != NaN
+        padded_beat = np.zeros(MAX_SHARED_PER_STEP)
+        padded_ms = np.zeros(MAX_SHARED_PER_STEP)
+        padded_beat[:n], padded_ms[:n] = shared[:n], asynchrony_ms[:n]
         return {
             "performance": run.episode.name,  # not "episode": SB3's Monitor owns that key
             "take": run.episode.take,
             "report": run.k,
             "beat_period_s": run.beat_period_s,
-            "shared_beat": shared,
-            "asynchrony_ms": asynchrony_ms,
+            "n_shared": len(shared),
+            "shared_beat": padded_beat,
+            "asynchrony_ms": padded_ms,
             "resyncs": run.resyncs,
         }
 
     def _get_obs(self) -> np.ndarray:
-        run = self.run
-        k = min(run.k, len(run.episode.report_sec) - 1)
-        obs = accompany_observation(
-            run.episode, k, run.position_beat, run.beat_period_s,
-            count_in_s=self._count_in_s,
-            progress=(run.k - run.start) / max(run.stop - run.start, 1),
-            history=self.history, lookahead=self.lookahead,
-        )
-        if self.memory:
-            solo_beat = float(run.episode.report_beat[k])
-            gaps = _gaps_ahead(run.episode.solo_score_beat, solo_beat, self.lookahead)
-            memory = self._memory_features(solo_beat, gaps, run.beat_period_s)
-            obs = np.concatenate([obs, memory])
-        low, high = self.observation_space.low, self.observation_space.high
-        return np.clip(obs, low, high).astype(np.float32)
-
-    def _memory_features(self, solo_beat: float, gaps: np.ndarray, bp: float) -> np.ndarray:
-        if not self._memory_curves:
-            return np.zeros(self.lookahead + 1)
-        edges = solo_beat + np.concatenate([[0.0], np.cumsum(gaps)])
-        periods = []
-        for beat, sec in self._memory_curves:
-            times = np.interp(edges, beat, sec)
-            periods.append(np.diff(times) / np.maximum(np.diff(edges), 1e-6))
-        median = np.median(np.array(periods), axis=0)
-        valid = np.diff(edges) > 1e-6
-        feature = np.where(valid, np.log(np.maximum(median, 1e-3) / bp), 0.0)
-        return np.concatenate([feature, [1.0]])
-
-
-def observation_bounds(
-    history: int, lookahead: int, *, memory: bool = False
-) -> tuple[np.ndarray, np.ndarray]:
-    """Low and high bounds of Accompany-v0's observation (the class docstring's table)."""
-    h, n = history, lookahead
-    low = [-2.0] * h + [0.0] * h + [-4.0, -2.0, -2.0, MIN_BEAT_PERIOD_S]
-    high = [2.0] * h + [8.0] * h + [4.0, 2.0, 2.0, MAX_BEAT_PERIOD_S]
-    low += [0.0] * (2 * n) + [-1.0, -1.0, 0.0, 0.0]
-    high += [8.0] * (2 * n) + [1.0, 1.0, 1.0, 1.0]
-    if memory:
-        low += [-2.0] * n + [0.0]
-        high += [2.0] * n + [1.0]
-    return np.array(low, dtype=np.float32), np.array(high, dtype=np.float32)
-
-
-def accompany_observation(
-    episode: Episode,
-    k: int,
-    position_beat: float,
-    beat_period_s: float,
-    *,
-    count_in_s: float,
-    progress: float,
-    history: int,
-    lookahead: int,
-) -> np.ndarray:
-    """The observation of Accompany-v0 without memory features (unclipped, float64).
-
-    It reads the follower's reports up to ``k`` only, so a live accompanist that has heard
-    ``k + 1`` reports builds the same observation as the env (see the class docstring).
-
-    Parameters
-    ----------
-    episode : Episode
-        Reports (``report_sec``/``report_beat``, at least ``k + 1``), scores and bar lines.
-    k : int
-        Index of the latest report.
-    position_beat, beat_period_s : float
-        The accompanist's score position and beat period.
-    count_in_s : float, keyword-only
-        Beat period the accompanist started with.
-    progress : float, keyword-only
-        Share of the performance played, in [0, 1].
-    history, lookahead : int, keyword-only
-        H and L of the class docstring.
-
-    Returns
-    -------
-    numpy.ndarray, shape (2 * history + 2 * lookahead + 8,)
-    """
-    ep, bp = episode, beat_period_s
-    solo_beat = float(ep.report_beat[k])
-    lo = max(k - history, 0)
-    d_beat = np.diff(ep.report_beat[lo : k + 1])
-    d_sec = np.diff(ep.report_onset_sec[lo : k + 1])
-    ok = (d_beat > 1e-6) & (d_sec > 0)
-    ratios = np.zeros(history)
-    beats = np.zeros(history)
-    n = len(d_beat)
-    ratios[history - n :] = np.where(
-        ok, np.log(np.where(ok, d_sec, 1.0) / np.where(ok, d_beat, 1.0) / bp), 0.0
-    )
-    beats[history - n :] = d_beat
-    # the report comes after the onset: the soloist has played on since, at about own tempo
-    played_since = max(float(ep.report_sec[k] - ep.report_onset_sec[k]), 0.0) / bp
-    gap = solo_beat + played_since - position_beat
-    phase = ep.metrical_phase(solo_beat)
-    parts = [
-        ratios, beats,
-        [gap, gap * bp, math.log(bp / count_in_s), bp],
-        _gaps_ahead(ep.solo_score_beat, solo_beat, lookahead),
-        _gaps_ahead(ep.accompaniment_beat, position_beat, lookahead),
-        [math.sin(2 * math.pi * phase), math.cos(2 * math.pi * phase),
-         ep.metrical_phase(position_beat), progress],
-    ]
-    return np.concatenate([np.asarray(p, dtype=np.float64) for p in parts])
-
-
-def _gaps_ahead(onset_beat: np.ndarray, beat: float, count: int) -> np.ndarray:
-    """Score distances from ``beat`` to the next ``count`` onsets (0 past the end)."""
-    i = int(np.searchsorted(onset_beat, beat + 1e-6, side="right"))
-    ahead = onset_beat[i : i + count]
-    gaps = np.diff(np.concatenate([[beat], ahead]))
-    return np.pad(gaps, (0, count - len(gaps)))
+        obs = run_observation(self.run, history=self.history, lookahead=self.lookahead,
+                              memory=self.memory, curves=self._memory_curves)
+        if self.controller is not None:
+            obs = self.controller.observation(obs)
+        return obs

@@ -14,14 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from musicgym.errors import AccompanyConfigError
-from musicgym.follow.duets import BRAHMS, DuetTake, default_duets_dir, load_duet
-from musicgym.follow.followers import (
-    Follower,
-    HMMFollower,
-    NoisyOracleFollower,
-    OLTWFollower,
-    OracleFollower,
-)
+from musicgym.follow.duets import BRAHMS, DuetTake, default_duets_dir, load_duet, tempo_curve
 from musicgym.follow.simulate import Expression, simulate_performance
 from musicgym.music.score import read_music21
 
@@ -30,7 +23,7 @@ TEST_TAKES = (6, 7)
 TRAIN_CHORALES = ("bach/bwv66.6", "bach/bwv269", "bach/bwv347", "bach/bwv153.1")
 TEST_CHORALES = ("bach/bwv84.5", "bach/bwv26.6")
 SPLITS = ("train", "test")
-FOLLOWERS = ("oracle", "noisy_oracle", "oltw", "hmm")
+MAX_MEMORY_TAKES = 5  # earlier takes an episode remembers (the env's ``memory``)
 
 
 @dataclass(frozen=True)
@@ -115,23 +108,20 @@ def plain_rendition(piece: Piece) -> np.ndarray:
     return simulate_performance(piece.solo, seed=0, expression=flat).performed
 
 
-def make_follower(name: str, *, reference: np.ndarray | None, seed: int | None = 0) -> Follower:
-    """A follower by name; OLTW and HMM need a reference performance (never the take they
-    follow)."""
-    if name == "oracle":
-        return OracleFollower()
-    if name == "noisy_oracle":
-        return NoisyOracleFollower(seed=seed)
-    if name in ("oltw", "hmm"):
-        if reference is None:
-            raise AccompanyConfigError(f"the {name} follower needs a reference performance")
-        return OLTWFollower(reference) if name == "oltw" else HMMFollower(reference)
-    raise AccompanyConfigError(f"unknown follower {name!r}; choose one of {FOLLOWERS}")
-
-
 def reference_take(takes: list[DuetTake], take: int) -> DuetTake:
     """The take an OLTW follows take ``take`` against: the first training take other than it."""
     for candidate in takes:
         if candidate.take in TRAIN_TAKES and candidate.take != take:
             return candidate
     raise AccompanyConfigError(f"no reference take other than take {take}")
+
+
+def earlier_curves(
+    takes: list[DuetTake], take: int, *, limit: int | None = MAX_MEMORY_TAKES
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The soloist's tempo curves (beats, seconds) in the takes before ``take`` (the last
+    ``limit`` of them; None: all): rehearsals, never the take itself."""
+    earlier = [t for t in takes if t.take < take]
+    if limit is not None:
+        earlier = earlier[-limit:] if limit > 0 else []
+    return [tempo_curve(t.solo.score) for t in earlier]

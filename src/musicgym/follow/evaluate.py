@@ -12,7 +12,14 @@ from collections.abc import Callable
 
 import numpy as np
 
-from musicgym.follow.accompanist import RESYNC_S, AccompanistRun, Episode
+from musicgym.follow.accompanist import (
+    RESYNC_S,
+    AccompanistRun,
+    Episode,
+    TempoModelController,
+    beat_period_action,
+    run_controller,
+)
 from musicgym.follow.tempo import TempoModel
 
 THRESHOLDS_MS = (50, 100, 250)
@@ -73,23 +80,7 @@ def run_tempo_model(
     """
     stop = len(episode.report_sec) if stop is None else stop
     run = AccompanistRun(episode, start, stop, max_log_ratio=max_log_ratio, resync_s=resync_s)
-    model.reset(time_s=float(episode.report_onset_sec[start]), solo_beat=run.position_beat,
-                beat_period_s=run.beat_period_s)
-    while not run.done:
-        run.advance(_wanted_beat_period(model, run))
-    return run
-
-
-def _wanted_beat_period(model: TempoModel, run: AccompanistRun) -> float:
-    solo_beat = float(run.episode.report_beat[run.k])
-    return model.update(
-        time_s=float(run.episode.report_onset_sec[run.k]),
-        now_s=run.time_s,
-        solo_beat=solo_beat,
-        accompanist_beat=run.position_beat,
-        beat_period_s=run.beat_period_s,
-        horizon_beats=run.horizon_beats(solo_beat),
-    )
+    return run_controller(run, TempoModelController(model))
 
 
 def run_metrics(run: AccompanistRun) -> dict[str, float]:
@@ -153,6 +144,5 @@ def tempo_model_action(model: TempoModel, run: AccompanistRun) -> np.ndarray:
 
     Call ``model.reset(...)`` with the run's start (time, position, beat period) first.
     """
-    wanted = _wanted_beat_period(model, run)
-    scaled = np.log(wanted / run.beat_period_s) / run.max_log_ratio
-    return np.array([np.clip(scaled, -1.0, 1.0)], dtype=np.float32)
+    wanted = TempoModelController(model).decide(run)
+    return np.array([beat_period_action(run, wanted)], dtype=np.float32)

@@ -17,11 +17,19 @@ accompanist acts on these reports. Four followers are here:
   recovery when the soloist goes quiet;
 - :class:`HMMFollower`: a note-level hidden Markov model over the reference's onsets (keys
   and inter-onset intervals), reporting at the attack itself.
+
+The two frame-by-frame followers (OLTW, HMM) are also :class:`OnlineFollower` s: the live
+accompanist feeds them one input frame at a time. :data:`FOLLOWERS` is the registry: every
+follower by name, made by :func:`make_follower`; the env's argument check, the evaluation, the
+live command's choices and the docs read it (adding a follower is adding it there).
 """
 
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
 import numba
 import numpy as np
@@ -43,6 +51,32 @@ def _time_map(performed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     # keep the map monotone: drop onsets played before an earlier score onset
     keep = sec >= np.maximum.accumulate(sec)
     return beat[keep], sec[keep]
+
+
+@runtime_checkable
+class OnlineFollower(Protocol):
+    """A follower fed one input frame at a time, as live (OLTW, HMM).
+
+    Attributes
+    ----------
+    name : str
+    frame_s : float
+        Length of the frames it takes (seconds).
+    reported_onset_s : float
+        After a report: when the follower reckons the reported onset was played (seconds
+        from its first frame).
+    """
+
+    name: str
+    frame_s: float
+    reported_onset_s: float
+
+    def reset(self) -> None:
+        """Start again before the first frame."""
+
+    def report(self, frame: np.ndarray) -> float | None:
+        """Hear one frame (:func:`piano_roll`'s features, shape (128,)); return the score onset
+        (beats) the soloist has just reached, or None."""
 
 
 class Follower:
@@ -543,3 +577,71 @@ def follower_accuracy(
     result["missed"] = float(np.mean(~reported))
     result["median_abs_ms"] = float(np.median(errors[reported])) if reported.any() else np.nan
     return result
+
+
+@dataclass(frozen=True)
+class FollowerSpec:
+    """A follower in the registry.
+
+    Attributes
+    ----------
+    make : callable
+        ``make(reference, seed) -> Follower``.
+    needs_reference : bool
+        Follows against a reference performance of the solo part (OLTW, HMM).
+    online : bool
+        An :class:`OnlineFollower` (frame by frame): usable live.
+    evaluated : bool
+        One of the followers the accompaniment report evaluates.
+    summary : str
+        One line for help texts.
+    """
+
+    make: Callable[[np.ndarray | None, int | None], Follower]
+    needs_reference: bool
+    online: bool
+    evaluated: bool
+    summary: str
+
+
+FOLLOWERS: dict[str, FollowerSpec] = {
+    "oracle": FollowerSpec(lambda ref, seed: OracleFollower(), False, False, True,
+                           "every onset when it was played (an upper bound)"),
+    "noisy_oracle": FollowerSpec(lambda ref, seed: NoisyOracleFollower(seed=seed), False, False,
+                                 False, "the oracle late, jittered, with lost reports"),
+    "oltw": FollowerSpec(lambda ref, seed: OLTWFollower(ref), True, True, True,
+                         "on-line time warping of MIDI against a reference performance"),
+    "hmm": FollowerSpec(lambda ref, seed: HMMFollower(ref), True, True, True,
+                        "note-level hidden Markov model; reports at the attack"),
+}
+"""Every follower by name (:func:`make_follower` makes one)."""
+
+
+def follower_names(*, online: bool = False, evaluated: bool = False) -> tuple[str, ...]:
+    """Registered follower names: all, or the online ones, or the evaluated ones."""
+    return tuple(name for name, spec in FOLLOWERS.items()
+                 if (spec.online or not online) and (spec.evaluated or not evaluated))
+
+
+def check_follower(name: str, *, online: bool = False) -> FollowerSpec:
+    """The registry entry of ``name``, or AccompanyConfigError naming the choices."""
+    choices = follower_names(online=online)
+    if name not in choices:
+        raise AccompanyConfigError(f"unknown follower {name!r}; choose one of {choices}")
+    return FOLLOWERS[name]
+
+
+def make_follower(name: str, *, reference: np.ndarray | None = None,
+                  seed: int | None = 0) -> Follower:
+    """A follower by name; those that need one get a reference performance of the solo part
+    (never the take they follow).
+
+    Raises
+    ------
+    AccompanyConfigError
+        For an unknown name, or a missing reference.
+    """
+    spec = check_follower(name)
+    if spec.needs_reference and reference is None:
+        raise AccompanyConfigError(f"the {name} follower needs a reference performance")
+    return spec.make(reference, seed)

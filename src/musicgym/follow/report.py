@@ -5,43 +5,65 @@ MIDI OLTW and the MIDI HMM) and each accompanist (every tempo model with re-sync
 the Kalman model without it, the Kalman model bent by the earlier takes' tempo curves, the
 earlier takes' timing scaled to the soloist's present speed
 (:class:`~musicgym.follow.tempo.RehearsedTiming`),
-and a trained agent where a run folder is given), and pools the figures of
+and a trained policy where one is given), and pools the figures of
 :mod:`musicgym.follow.evaluate`: the share of shared onsets within 50/100/250 ms of the soloist,
 mean and median |asynchrony|, tempo jitter; the human secondo of the same takes is the ceiling.
 :func:`format_table` prints it. ``musicgym evaluate-accompany`` and ``benchmarks/accompany.py``
-call these; the training issue's ``musicgym evaluate RUN_DIR`` can call them too.
+call these (they load a run with ``musicgym.train.evaluate.load_run`` and pass its model and
+env settings down: nothing here reads run folders).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from musicgym.errors import AccompanyConfigError
-from musicgym.follow.accompanist import RESYNC_S, AccompanistRun, make_episode
-from musicgym.follow.corpus import TEST_TAKES, brahms_takes, make_follower, reference_take
-from musicgym.follow.duets import tempo_curve
+from musicgym.follow.accompanist import (
+    RESYNC_S,
+    AccompanistRun,
+    AgentController,
+    Episode,
+    Policy,
+    make_episode,
+    run_controller,
+)
+from musicgym.follow.corpus import TEST_TAKES, brahms_takes, earlier_curves, reference_take
 from musicgym.follow.evaluate import (
     evaluate_tempo_model,
     human_metrics,
     pool_runs,
     run_tempo_model,
 )
-from musicgym.follow.followers import follower_accuracy, follower_errors_ms
+from musicgym.follow.followers import (
+    follower_accuracy,
+    follower_errors_ms,
+    follower_names,
+    make_follower,
+)
+from musicgym.follow.observation import run_observation
 from musicgym.follow.tempo import (
     TEMPO_MODELS,
     RehearsedTempo,
     RehearsedTiming,
+    build_tempo_model,
     make_tempo_model,
 )
 
-FOLLOWERS = ("oracle", "oltw", "hmm")
+FOLLOWERS = follower_names(evaluated=True)
+"""The followers evaluated by default (the registry's ``evaluated`` ones)."""
+
+AGENT_ENV_DEFAULTS = {"max_log_ratio": 0.5, "resync_s": RESYNC_S, "history": 6, "lookahead": 4,
+                      "memory": False, "residual_on": None, "residual_scale": 0.1}
+"""Accompany-v0's defaults for the settings an agent's evaluation reads from its env_kwargs."""
 
 
 def evaluate_accompanists(
-    run_dir: str | Path | None = None,
+    policy: Policy | None = None,
     *,
+    env_kwargs: dict[str, Any] | None = None,
     takes: tuple[int, ...] = TEST_TAKES,
     followers: tuple[str, ...] = FOLLOWERS,
     duets_dir: str | Path | None = None,
@@ -50,13 +72,17 @@ def evaluate_accompanists(
 
     Parameters
     ----------
-    run_dir : str, pathlib.Path or None
-        A trained agent's run folder (:func:`musicgym.follow.train.train`); None: tempo
-        models and the human only.
+    policy : Policy or None
+        A trained agent (anything with Stable-Baselines3's ``predict(obs, state,
+        episode_start, deterministic)``); None: tempo models and the human only.
+    env_kwargs : dict or None, keyword-only
+        The Accompany-v0 settings the policy was trained with (``residual_on``,
+        ``residual_scale``, ``memory``, ``history``...); the follower is each of
+        ``followers`` in turn.
     takes : tuple of int, keyword-only
         Takes to play (default: the test takes 6 and 7; only test takes are allowed).
     followers : tuple of str, keyword-only
-        Among ``"oracle"``, ``"oltw"`` and ``"hmm"``.
+        Registered followers (default: :data:`FOLLOWERS`).
     duets_dir : str, pathlib.Path or None, keyword-only
         Folder of the real duets (default: ``$MUSICGYM_DUETS_DIR`` or ``../shared/data/duets``).
 
@@ -66,23 +92,24 @@ def evaluate_accompanists(
         ``rows`` (follower, accompanist, resync_s and the figures), ``followers`` (each
         follower's accuracy), ``takes``.
     """
-    unknown = sorted(set(followers) - set(FOLLOWERS))
+    unknown = sorted(set(followers) - set(follower_names()))
     if unknown or not followers:
-        raise AccompanyConfigError(f"followers must be among {FOLLOWERS}, got {followers!r}")
+        raise AccompanyConfigError(
+            f"followers must be among {follower_names()}, got {followers!r}")
     if not takes or set(takes) - set(TEST_TAKES):
         raise AccompanyConfigError(
             f"evaluate on held-out takes only: choose among {TEST_TAKES}, got {takes!r}"
         )
     all_takes = brahms_takes(Path(duets_dir) if duets_dir else None)
     held_out = [t for t in all_takes if t.take in takes]
-    agent = _load(run_dir) if run_dir is not None else None
+    agent = None if policy is None else {**AGENT_ENV_DEFAULTS, **(env_kwargs or {})}
     results: dict = {"takes": list(takes), "rows": [], "followers": {}, "misses": {}}
     timed_runs: dict[str, list[AccompanistRun]] = {}
     for name in followers:
         episodes, errors, dated = [], [], []
         for t in held_out:
             reference = reference_take(all_takes, t.take).solo.performed
-            follower = make_follower(name, reference=None if name == "oracle" else reference)
+            follower = make_follower(name, reference=reference, seed=t.take)
             episodes.append(make_episode(t.solo, t.accompaniment.score, follower=follower,
                                          accompaniment=t.accompaniment, piece=t.piece,
                                          take=t.take))
@@ -113,13 +140,11 @@ def evaluate_accompanists(
                      **pool_runs(timed)})
         timed_runs[name] = timed
         if agent is not None:
-            from musicgym.follow.train import agent_runs
-
-            model, config = agent
-            row = pool_runs(agent_runs(model, config, takes, follower=name))
-            label = "agent" + (f" (on {config.residual_on})" if config.residual_on else "")
-            rows.append({"follower": name, "accompanist": label,
-                         "resync_s": config.env_kwargs.get("resync_s", RESYNC_S), **row})
+            runs = [agent_run(policy, ep, agent, earlier_curves(all_takes, ep.take))
+                    for ep in episodes]
+            label = "agent" + (f" (on {agent['residual_on']})" if agent["residual_on"] else "")
+            rows.append({"follower": name, "accompanist": label, "resync_s": agent["resync_s"],
+                         **pool_runs(runs)})
     if "oracle" in timed_runs:
         for name, runs in timed_runs.items():
             results["misses"][name] = {
@@ -182,14 +207,44 @@ def _asynchrony_by_onset(run: AccompanistRun) -> tuple[list[float], list[float]]
 
 
 def _earlier(all_takes, episode) -> list[tuple[np.ndarray, np.ndarray]]:
-    """The soloist's tempo curves in the takes before ``episode``'s (rehearsals, not it)."""
-    return [tempo_curve(t.solo.score) for t in all_takes if t.take < episode.take]
+    """The soloist's tempo curves in all the takes before ``episode``'s (rehearsals, not it)."""
+    return earlier_curves(all_takes, episode.take, limit=None)
 
 
-def _load(run_dir: str | Path):
-    from musicgym.follow.train import load_agent
+def agent_run(
+    policy: Policy, episode: Episode, env_kwargs: dict[str, Any],
+    curves: list[tuple[np.ndarray, np.ndarray]],
+) -> AccompanistRun:
+    """Let a policy accompany a whole episode as Accompany-v0 (with ``env_kwargs``) would show
+    it the episode: the same observation, the same residual mix, the same dynamics.
 
-    return load_agent(run_dir)
+    Parameters
+    ----------
+    policy : Policy
+    episode : Episode
+    env_kwargs : dict
+        Accompany-v0 settings (missing ones take the env's defaults).
+    curves : list of (numpy.ndarray, numpy.ndarray)
+        The earlier takes' solo tempo curves (the env's memory; ignored without ``memory``).
+
+    Returns
+    -------
+    AccompanistRun
+        Played through (feed it to :func:`musicgym.follow.evaluate.pool_runs`).
+    """
+    kw = {**AGENT_ENV_DEFAULTS, **env_kwargs}
+    curves = curves if kw["memory"] else []
+    run = AccompanistRun(episode, 0, len(episode.report_sec), max_log_ratio=kw["max_log_ratio"],
+                         resync_s=kw["resync_s"])
+    base = None if kw["residual_on"] is None else build_tempo_model(kw["residual_on"], curves)
+
+    def observe(accompanist) -> np.ndarray:
+        return run_observation(accompanist, history=kw["history"], lookahead=kw["lookahead"],
+                               memory=kw["memory"], curves=curves)
+
+    controller = AgentController(base, scale=kw["residual_scale"], policy=policy,
+                                 observe=observe)
+    return run_controller(run, controller)
 
 
 def format_table(results: dict) -> str:

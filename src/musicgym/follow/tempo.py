@@ -366,3 +366,39 @@ def make_tempo_model(name: str, **options) -> TempoModel:
             f"unknown tempo model {name!r}; choose one of {sorted(TEMPO_MODELS)}"
         )
     return TEMPO_MODELS[name](**options)
+
+
+MEMORY_MODELS = {"rehearsal": RehearsedTempo, "timing": RehearsedTiming}
+"""The suffixes of a tempo-model name that give it earlier takes (``kalman+timing``)."""
+
+
+def split_tempo_model_name(name: str) -> tuple[str, str]:
+    """``"kalman+timing"`` -> ``("kalman", "timing")``; ``"kalman"`` -> ``("kalman", "")``.
+
+    Raises
+    ------
+    AccompanyConfigError
+        For an unknown model or suffix.
+    """
+    base, _, suffix = str(name).partition("+")
+    if base not in TEMPO_MODELS:
+        raise AccompanyConfigError(
+            f"unknown tempo model {base!r}; choose one of {sorted(TEMPO_MODELS)}, optionally "
+            f"with a suffix {sorted('+' + m for m in MEMORY_MODELS)}"
+        )
+    if suffix and suffix not in MEMORY_MODELS:
+        raise AccompanyConfigError(
+            f"tempo model {name!r}: the suffixes are '+rehearsal' and '+timing'"
+        )
+    return base, suffix
+
+
+def build_tempo_model(
+    name: str, curves: list[tuple[np.ndarray, np.ndarray]] | None = None
+) -> TempoModel | RehearsedTempo | RehearsedTiming:
+    """A tempo model by name, suffix included: ``kalman+timing`` is
+    ``RehearsedTiming(KalmanTempo(), curves)``; with no earlier takes (``curves`` empty) a
+    suffixed model plays plain."""
+    base, suffix = split_tempo_model_name(name)
+    model = make_tempo_model(base)
+    return MEMORY_MODELS[suffix](model, curves) if suffix and curves else model
