@@ -83,7 +83,9 @@ class AccompanyEnv(gym.Env):
     the accompanist played during the step, and ``huber(x) = x^2 / (2 delta)`` for
     ``|x| <= delta``, ``|x| - delta / 2`` beyond (``delta = huber_delta_ms``). Range:
     ``[-2 n_j - tempo_penalty * max_log_ratio, 0]`` with n_j the shared onsets in the step
-    (usually 0 to 2). ``info["asynchrony_ms"]`` holds the a_j.
+    (usually 0 to 2). ``info["asynchrony_ms"]`` holds the a_j and ``info["shared_beat"]``
+    their score beats, as tuples of floats: a step has any number of them, and a tuple (unlike
+    an array whose length changes) batches in Gymnasium's vector envs.
 
     ## Starting State
 
@@ -299,8 +301,8 @@ class AccompanyEnv(gym.Env):
             "take": run.episode.take,
             "report": run.k,
             "beat_period_s": run.beat_period_s,
-            "shared_beat": shared,
-            "asynchrony_ms": asynchrony_ms,
+            "shared_beat": tuple(shared.tolist()),
+            "asynchrony_ms": tuple(asynchrony_ms.tolist()),
             "resyncs": run.resyncs,
         }
 

@@ -22,7 +22,6 @@ import os
 import time
 from pathlib import Path
 
-import gymnasium as gym
 import numpy as np
 
 from musicgym.errors import ConfigError
@@ -47,27 +46,14 @@ def algo_class(name: str):
 
 
 def make_train_env(config: TrainConfig):
-    """The SB3 VecEnv for a config: native vector env when the id has one, else DummyVecEnv."""
-    import musicgym  # noqa: F401  (registers the ids)
+    """The SB3 VecEnv for a config (:func:`~musicgym.train.sb3.make_sb3_vec_env`): the native
+    vector env when the id has one (Gymnasium's SyncVectorEnv for MaskablePPO, whose masks
+    come from the single envs), with episode statistics."""
+    from musicgym.train.sb3 import make_sb3_vec_env
 
-    try:
-        spec = gym.spec(config.env_id)
-    except gym.error.Error as exc:
-        raise ConfigError(f"env_id: {exc}") from exc
-    if spec.vector_entry_point is not None and config.algo != "maskable_ppo":
-        venv = gym.make_vec(config.env_id, num_envs=config.n_envs,
-                            vectorization_mode="vector_entry_point", **config.env_kwargs)
-        if hasattr(venv, "_reset_rows"):
-            from musicgym.train.sb3 import SB3VecEnv
-
-            env = SB3VecEnv(venv)
-            env.seed(config.seed)
-            return env
-        venv.close()
-    from stable_baselines3.common.env_util import make_vec_env
-
-    return make_vec_env(config.env_id, n_envs=config.n_envs, seed=config.seed,
-                        env_kwargs=config.env_kwargs)
+    mode = "sync" if config.algo == "maskable_ppo" else None
+    return make_sb3_vec_env(config.env_id, config.n_envs, seed=config.seed,
+                            env_kwargs=config.env_kwargs, vectorization_mode=mode)
 
 
 def new_run_dir(root: str | Path, algo: str) -> Path:
