@@ -70,8 +70,8 @@ def _rollout(venv, steps: int, seed: int = 0):
         yield rewards, terminated, truncated, info
 
 
-@pytest.mark.parametrize("mode", ["sync", "async"])
-@pytest.mark.parametrize("env_id", IDS)
+@pytest.mark.parametrize(("env_id", "mode"), [(i, m) for i in IDS for m in ("sync", "async")]
+                         + [(i, "vector_entry_point") for i in NATIVE])
 def test_make_vec_steps_with_infos_of_fixed_shapes(env_id, mode):
     venv = gym.make_vec(env_id, num_envs=2, vectorization_mode=mode, **KWARGS[env_id])
     try:
@@ -210,6 +210,8 @@ def test_kick_training_logs_the_episode_return(tmp_path):
 def test_adapter_refuses_next_step_and_resets_a_disabled_env_on_request():
     with pytest.raises(ConfigError, match="make_sb3_vec_env"):
         SB3VecEnv(gym.make_vec("musicgym/Kick-v0", num_envs=2))
+    with pytest.raises(ConfigError, match="episode statistics"):
+        SB3VecEnv(_make("musicgym/Melody-v0", AutoresetMode.DISABLED))
     native = SynthMatchVectorEnv(num_envs=2, autoreset_mode=AutoresetMode.DISABLED,
                                  **{**KWARGS["musicgym/SynthMatch-v0"], "total_step": 1})
     venv = SB3VecEnv(native)

@@ -106,15 +106,18 @@ class SB3VecEnv(VecEnv):
     ----------
     venv : gymnasium.vector.VectorEnv
         Resetting ended envs in the same step (``SAME_STEP``: their last observation in
-        ``info["final_obs"]``) or on request (``DISABLED``). ``NEXT_STEP`` is refused: its
-        reset comes a step late, after SB3 has already acted on the stale observation.
+        ``info["final_obs"]``) or on request (``DISABLED``, musicgym's native vector envs
+        only: Gymnasium's lose the episode statistics on a partial reset). ``NEXT_STEP`` is
+        refused: its reset comes a step late, after SB3 has already acted on the stale
+        observation.
         Wrapped in ``RecordEpisodeStatistics`` unless it already is, so SB3 gets
         ``info["episode"] = {"r", "l", "t"}`` at each episode's end.
 
     Raises
     ------
     ConfigError
-        A vector env in ``NEXT_STEP`` mode, or one that declares no autoreset mode.
+        A vector env in ``NEXT_STEP`` mode, one that declares no autoreset mode, or a
+        Gymnasium Sync/AsyncVectorEnv in ``DISABLED`` mode.
     """
 
     def __init__(self, venv: VectorEnv) -> None:
@@ -127,13 +130,21 @@ class SB3VecEnv(VecEnv):
                 "or pass autoreset_mode=AutoresetMode.SAME_STEP to gym.make_vec (musicgym's "
                 "native vector envs) or vector_kwargs={'autoreset_mode': "
                 "AutoresetMode.SAME_STEP} (vectorization_mode 'sync' or 'async')")
+        base = venv.unwrapped
+        # Gymnasium's Sync/Async vector envs reach their sub-envs through call/get_attr
+        self._per_env = callable(getattr(base, "call", None))
+        if mode == AutoresetMode.DISABLED and self._per_env:
+            # Gymnasium 1.4's Sync/AsyncVectorEnv take reset_mask out of the options, so
+            # RecordEpisodeStatistics above them restarts every env's counts at each partial
+            # reset: the episode returns SB3 logs would be wrong
+            raise ConfigError(f"{type(base).__name__} in AutoresetMode.DISABLED loses the "
+                              "episode statistics at each partial reset: make it with "
+                              "vector_kwargs={'autoreset_mode': AutoresetMode.SAME_STEP}")
         if not _records_episodes(venv):
             venv = RecordEpisodeStatistics(venv)
         self.venv = venv
         self.autoreset_mode = mode
-        self._base = venv.unwrapped
-        # Gymnasium's Sync/Async vector envs reach their sub-envs through call/get_attr
-        self._per_env = callable(getattr(self._base, "call", None))
+        self._base = base
         self._actions = None
         super().__init__(venv.num_envs, venv.single_observation_space, venv.single_action_space)
 
