@@ -243,6 +243,7 @@ class SB3VecEnv(VecEnv):
         if envs is not None:  # SyncVectorEnv: call only the envs asked for
             return [envs[i].get_wrapper_attr(method_name)(*method_args, **method_kwargs)
                     for i in rows]
+        # AsyncVectorEnv's call reaches every sub-env: the others' results are dropped
         results = self._base.call(method_name, *method_args, **method_kwargs)
         return [results[i] for i in rows]
 
