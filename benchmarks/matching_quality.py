@@ -55,13 +55,15 @@ def metrics(clip: np.ndarray, target_clip: np.ndarray) -> dict:
 
 def train_ppo(target, steps: int, seed: int, observation: str):
     import torch
+    from gymnasium.vector import AutoresetMode
     from stable_baselines3 import PPO
 
     from musicgym.envs.synth_match_vector import SynthMatchVectorEnv
     from musicgym.train.sb3 import SB3VecEnv
 
     torch.set_num_threads(1)
-    venv = SB3VecEnv(SynthMatchVectorEnv(num_envs=32, **env_kwargs(target, observation)))
+    venv = SB3VecEnv(SynthMatchVectorEnv(num_envs=32, autoreset_mode=AutoresetMode.SAME_STEP,
+                                         **env_kwargs(target, observation)))
     venv.seed(seed)
     model = PPO("MlpPolicy", venv, n_steps=8, batch_size=128, n_epochs=10,
                 learning_rate=3e-3, seed=seed, verbose=0)

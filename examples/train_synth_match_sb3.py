@@ -21,7 +21,7 @@ from stable_baselines3 import PPO
 
 import musicgym  # noqa: F401  (registers the env ids)
 from musicgym.audio.io import write_wav
-from musicgym.train.sb3 import SB3VecEnv
+from musicgym.train.sb3 import make_sb3_vec_env
 
 
 def parse_args() -> argparse.Namespace:
@@ -48,8 +48,7 @@ def main() -> None:
     env_kwargs = {"target": args.target} if args.target else {}
 
     # the env: one engine call renders all num_envs candidates
-    envs = SB3VecEnv(gym.make_vec(args.env_id, num_envs=args.num_envs, **env_kwargs))
-    envs.seed(args.seed)
+    envs = make_sb3_vec_env(args.env_id, args.num_envs, seed=args.seed, env_kwargs=env_kwargs)
 
     # the agent
     model = PPO("MlpPolicy", envs, learning_rate=args.learning_rate, n_steps=args.n_steps,

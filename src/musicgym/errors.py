@@ -131,6 +131,14 @@ class InvalidActionError(MusicgymError, ValueError):
     """An action an environment cannot take in its current state (the message says why)."""
 
 
+class RenderModeError(MusicgymError, TypeError):
+    """A ``render_mode`` the env does not have (the message lists those it has).
+
+    A ``TypeError`` too, as for an env that takes no ``render_mode`` at all: tools that try a
+    default mode first (Stable-Baselines3's ``make_vec_env`` asks for ``"rgb_array"``) then
+    make the env without one."""
+
+
 class ConfigError(MusicgymError, ValueError):
     """A bad field in a configuration file (the message names the field and the fix)."""
 

@@ -256,3 +256,21 @@ def test_write_table_honours_the_umask(tmp_path):
     finally:
         os.umask(old)
     assert path.stat().st_mode & 0o777 == 0o640
+
+
+def test_vector_env_refuses_a_batch_of_the_wrong_size_and_waits_when_disabled():
+    vec = ImproviseVectorEnv(3, mode="lookup", subdiv=5, max_episode_steps=1,
+                             autoreset_mode="disabled", **SINE)
+    assert vec.metadata["autoreset_mode"].name == "DISABLED"
+    vec.reset(seed=0)
+    with pytest.raises(InvalidActionError, match="batch of 3 rows"):
+        vec.step(np.array([0, 4]))
+    obs, _, _, truncated, infos = vec.step(np.array([0, 4, 8]))
+    assert truncated.all() and "final_obs" not in infos and infos["_rmse"].all()
+    with pytest.raises(InvalidActionError, match="reset_mask"):
+        vec.step(np.array([0, 4, 8]))
+    obs2, infos = vec.reset(options={"reset_mask": np.array([False, True, False])})
+    assert infos["_frame"].tolist() == [False, True, False]
+    np.testing.assert_array_equal(obs2[0], obs[0])
+    with pytest.raises(ImproviseConfigError, match="autoreset_mode"):
+        ImproviseVectorEnv(2, autoreset_mode="next_step", mode="lookup", subdiv=3, **SINE)

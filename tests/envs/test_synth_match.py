@@ -9,11 +9,12 @@ import gymnasium as gym
 import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
+from gymnasium.vector import AutoresetMode
 
 import musicgym
 from musicgym.envs.presets import KICK_CODE, PRESETS, kick_target
 from musicgym.envs.synth_match import SynthMatchEnv
-from musicgym.errors import ActionSpaceError, AudioFileError, TargetError
+from musicgym.errors import ActionSpaceError, AudioFileError, InvalidActionError, TargetError
 
 PRESET_IDS = [f"musicgym/{name}" for name in PRESETS]
 KICK_SPACE = [("exp", 0.0005, 0.05), ("exp", 0.05, 0.5), ("exp", 30.0, 300.0)]
@@ -70,7 +71,7 @@ def test_episode_is_a_sequencer_and_terminates():
         assert not clip[(k + 1) * core.seg:].any()  # nothing after it yet
         assert obs[-1] == pytest.approx((k + 1) / 16)
         assert terminated == (k == 15) and not truncated
-    with pytest.raises(RuntimeError, match="reset"):
+    with pytest.raises(InvalidActionError, match="reset"):
         env.step(env.action_space.sample())
 
 
@@ -192,7 +193,8 @@ def test_sb3_adapter_resets_immediately():
     pytest.importorskip("stable_baselines3")
     from musicgym.train.sb3 import SB3VecEnv
 
-    venv = SB3VecEnv(gym.make_vec("musicgym/Kick-v0", num_envs=3))
+    venv = SB3VecEnv(gym.make_vec("musicgym/Kick-v0", num_envs=3,
+                                  autoreset_mode=AutoresetMode.SAME_STEP))
     obs = venv.reset()
     venv.step_async(np.zeros((3, 3), dtype=np.float32))
     obs, rewards, dones, infos = venv.step_wait()
@@ -211,3 +213,58 @@ def test_reference_backend_gives_the_same_rewards(glicol):
     _, r1, *_ = numpy_env.step(action)
     _, r2, *_ = glicol_env.step(action)
     assert r1 == pytest.approx(r2, abs=1e-4)
+
+
+def test_a_list_of_files_is_several_targets_and_reset_picks_one(tmp_path):
+    from musicgym.audio.io import write_wav
+
+    for name, hz in (("a.wav", 60.0), ("b.wav", 200.0)):
+        write_wav(tmp_path / name, np.sin(2 * np.pi * hz * np.arange(4410) / 44100), 44100)
+    files = [str(tmp_path / "a.wav"), str(tmp_path / "b.wav")]
+    env = SynthMatchEnv(KICK_CODE, files, 1, 0.1, KICK_SPACE)
+    assert [name for name, _ in env.core.targets] == ["a.wav", "b.wav"]
+    assert env.reset(options={"target": "b.wav"})[1]["target_index"] == 1
+    assert env.reset(options={"target": 0})[1]["target"] == "a.wav"
+    with pytest.raises(TargetError, match="target=99"):
+        env.reset(options={"target": 99})
+    with pytest.raises(TargetError, match="not an audio file or an array"):
+        SynthMatchEnv(KICK_CODE, [["x", 1.0]], 1, 0.1, KICK_SPACE)
+
+
+@pytest.mark.parametrize(("kwargs", "match"), [
+    ({"total_step": 0}, "total_step"), ({"total_step": True}, "total_step"),
+    ({"total_step": 2.0}, "total_step"), ({"obs_mels": -1}, "obs_mels"),
+    ({"obs_frames": 0}, "obs_frames"), ({"num_envs": 0}, "num_envs"),
+    ({"autoreset_mode": "sometimes"}, "autoreset_mode"),
+])
+def test_bad_sizes_are_target_errors(kwargs, match):
+    with pytest.raises(TargetError, match=match):
+        gym.make_vec("musicgym/Kick-v0", **{"num_envs": 2, **kwargs})
+
+
+def test_vector_env_refuses_a_batch_of_the_wrong_size():
+    venv = gym.make_vec("musicgym/Kick-v0", num_envs=3)
+    venv.reset(seed=0)
+    with pytest.raises(ActionSpaceError, match="batch of 3 rows"):
+        venv.step(np.zeros((2, 3), dtype=np.float32))
+
+
+@pytest.mark.parametrize("mode", [AutoresetMode.SAME_STEP, AutoresetMode.DISABLED])
+def test_vector_env_autoreset_modes(mode):
+    venv = gym.make_vec("musicgym/BassLine-v0", num_envs=2, total_step=2,
+                        autoreset_mode=mode)
+    assert venv.metadata["autoreset_mode"] == mode
+    venv.reset(seed=0)
+    actions = np.zeros((2, 2), dtype=np.float32)
+    venv.step(actions)
+    obs, rewards, terminated, _, info = venv.step(actions)
+    assert terminated.all() and (rewards < 0).all()
+    if mode == AutoresetMode.SAME_STEP:
+        assert info["_final_obs"].all() and info["final_obs"][0][-1] == 1.0
+        assert (obs[:, -1] == 0).all()   # already reset: progress 0
+        return
+    assert (obs[:, -1] == 1).all()        # waits for a reset
+    with pytest.raises(InvalidActionError, match="reset_mask"):
+        venv.step(actions)
+    obs, info = venv.reset(options={"reset_mask": np.array([True, False])})
+    assert obs[0, -1] == 0 and obs[1, -1] == 1 and info["_target_index"].tolist() == [True, False]

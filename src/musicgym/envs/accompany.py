@@ -30,9 +30,6 @@ from musicgym.follow.simulate import simulate_performance
 from musicgym.follow.tempo import build_tempo_model, split_tempo_model_name
 
 MAX_ASYNCHRONY_MS = 2000.0
-MAX_SHARED_PER_STEP = 16
-"""Length of ``info["shared_beat"]`` and ``info["asynchrony_ms"]`` (the first
-``info["n_shared"]`` places hold values, zeros after)."""
 
 
 def huber_ms(asynchrony_ms: np.ndarray, delta_ms: float) -> np.ndarray:
@@ -103,12 +100,9 @@ class AccompanyEnv(gym.Env):
     the accompanist played during the step, and ``huber(x) = x^2 / (2 delta)`` for
     ``|x| <= delta``, ``|x| - delta / 2`` beyond (``delta = huber_delta_ms``). Range:
     ``[-2 n_j - tempo_penalty * max_log_ratio, 0]`` with n_j the shared onsets in the step
-    (usually 0 to 2).
-
-    ``info`` has a fixed shape at every step (so ``gymnasium.make_vec`` can stack it):
-    ``asynchrony_ms`` and ``shared_beat`` hold the a_j and their score onsets in the first
-    ``n_shared`` of ``MAX_SHARED_PER_STEP`` (16) places, 0 after (the reward counts them all);
-    also ``performance`` (name), ``take``, ``report``, ``beat_period_s``, ``resyncs``.
+    (usually 0 to 2). ``info["asynchrony_ms"]`` holds the a_j and ``info["shared_beat"]``
+    their score beats, as tuples of floats: a step has any number of them, and a tuple (unlike
+    an array whose length changes) batches in Gymnasium's vector envs.
 
     ## Starting State
 
@@ -154,8 +148,8 @@ class AccompanyEnv(gym.Env):
     ## Version History
 
     * v0: Initial version; re-synchronisation (``resync_s``, default 0.2 s), residual control
-      (``residual_on``, ``residual_scale``) and fixed-shape infos (``n_shared``, zero-padded
-      ``asynchrony_ms``) added within v0.
+      (``residual_on``, ``residual_scale``) and infos that batch in vector envs (``asynchrony_ms`` and ``shared_beat`` as tuples)
+      added within v0.
     """
 
     metadata = {"render_modes": []}
@@ -344,19 +338,13 @@ class AccompanyEnv(gym.Env):
 
     def _info(self, shared: np.ndarray, asynchrony_ms: np.ndarray) -> dict:
         run = self.run
-        n = min(len(shared), MAX_SHARED_PER_STEP)
-        # zeros, not NaN, after them: Gymnasium's env checker compares infos with NaN != NaN
-        padded_beat = np.zeros(MAX_SHARED_PER_STEP)
-        padded_ms = np.zeros(MAX_SHARED_PER_STEP)
-        padded_beat[:n], padded_ms[:n] = shared[:n], asynchrony_ms[:n]
         return {
             "performance": run.episode.name,  # not "episode": SB3's Monitor owns that key
             "take": run.episode.take,
             "report": run.k,
             "beat_period_s": run.beat_period_s,
-            "n_shared": len(shared),
-            "shared_beat": padded_beat,
-            "asynchrony_ms": padded_ms,
+            "shared_beat": tuple(shared.tolist()),
+            "asynchrony_ms": tuple(asynchrony_ms.tolist()),
             "resyncs": run.resyncs,
         }
 

@@ -9,7 +9,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from musicgym.errors import CantusFirmusError, InvalidActionError, RuleError
+from musicgym.errors import CantusFirmusError, InvalidActionError, RenderModeError, RuleError
 from musicgym.music.rules import RL_MUSICIAN_RULES, STRICT_RULES, RuleSet, rule_reward, score_piece
 from musicgym.music.rules.lookahead import CounterpointOracle
 from musicgym.music.rules.species import (
@@ -113,6 +113,8 @@ class CounterpointEnv(gym.Env):
     * ``reward_for_dead_end`` (-3.0), ``invalid_action`` (``"penalize"``: no-op and penalty,
       the default, or ``"raise"``: :class:`~musicgym.errors.InvalidActionError`),
       ``invalid_action_penalty`` (-1.0), ``lookahead`` (True), ``max_steps`` (256).
+    * ``render_mode``: None (default) or ``"ansi"`` (``render()`` returns both voices as note
+      names); any other raises :class:`~musicgym.errors.RenderModeError`.
 
     ## Version History
 
@@ -169,8 +171,9 @@ class CounterpointEnv(gym.Env):
         self.invalid_action_penalty = float(invalid_action_penalty)
         self.reward_for_dead_end = float(reward_for_dead_end)
         self.max_steps = int(max_steps)
-        if render_mode not in (None, "ansi"):
-            raise ValueError(f"render_mode must be None or 'ansi', got {render_mode!r}")
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise RenderModeError(f"Counterpoint-v0 renders only as text: render_mode must be "
+                                  f"None or 'ansi', got {render_mode!r}")
         self.render_mode = render_mode
 
         setup = self.setup

@@ -11,7 +11,8 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from musicgym.envs.improvise_core import Improvisers, settings_to_kwargs
-from musicgym.errors import ImproviseConfigError
+from musicgym.envs.vector import autoreset_mode_of, check_batch, reset_mask_of
+from musicgym.errors import ImproviseConfigError, InvalidActionError
 
 
 def _config(settings, kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -130,46 +131,78 @@ class ImproviseEnv(gym.Env):
 
 class ImproviseVectorEnv(VectorEnv):
     """B improvisation envs stepped together: one engine call renders (or one table lookup
-    reads) every env's sound. Same arguments as :class:`ImproviseEnv`, plus ``num_envs``.
+    reads) every env's sound. Same arguments as :class:`ImproviseEnv`, plus ``num_envs`` and
+    ``autoreset_mode``, declared in ``metadata["autoreset_mode"]``:
 
-    Ended envs reset in the same step (``autoreset_mode`` SAME_STEP): their last observation is
-    ``infos["final_obs"][i]`` (where ``infos["_final_obs"][i]``), as SB3's ``VecEnv`` expects.
+    * ``SAME_STEP`` (default): ended envs reset in the same step; their last observation is
+      ``infos["final_obs"][i]`` (where ``infos["_final_obs"][i]``) and the other infos are
+      those of the step that ended them, as Stable-Baselines3's ``VecEnv`` expects (through
+      ``musicgym.train.sb3.SB3VecEnv``).
+    * ``DISABLED``: ended envs wait for ``reset(options={"reset_mask": mask})``.
+
+    ``reset(options={"reset_mask": mask})`` restarts only the masked envs in either mode.
+    Every info key ``k`` comes with its mask ``_k``, as Gymnasium's vector envs give them;
+    ``gymnasium.wrappers.vector.RecordEpisodeStatistics`` gives the episode returns and
+    lengths.
     """
 
     metadata = {"autoreset_mode": AutoresetMode.SAME_STEP, "render_modes": []}
 
-    def __init__(self, num_envs: int = 1, *, settings=None, **kwargs: Any) -> None:
-        if not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
+    def __init__(self, num_envs: int = 1, *, settings=None,
+                 autoreset_mode: AutoresetMode | str = AutoresetMode.SAME_STEP,
+                 **kwargs: Any) -> None:
+        if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)) \
+                or num_envs < 1:
             raise ImproviseConfigError(f"num_envs must be a positive integer, got {num_envs!r}")
+        self.autoreset_mode = autoreset_mode_of(
+            autoreset_mode, (AutoresetMode.SAME_STEP, AutoresetMode.DISABLED),
+            ImproviseConfigError)
+        self.metadata = {**self.metadata, "autoreset_mode": self.autoreset_mode}
         self._core = Improvisers(int(num_envs), **_config(settings, kwargs))
         self.num_envs = int(num_envs)
         self.single_action_space, self.single_observation_space = self._core.spaces()
         self.action_space = batch_space(self.single_action_space, self.num_envs)
         self.observation_space = batch_space(self.single_observation_space, self.num_envs)
         self.features = self._core.features
+        self._ended = np.zeros(self.num_envs, dtype=bool)
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
+        """Reset every env, or those of ``options["reset_mask"]``; ``options["track"]`` picks
+        the corpus track as in :class:`ImproviseEnv`."""
         if seed is not None or self._np_random is None:
             self._np_random, self._np_random_seed = seeding.np_random(seed)
+        mask = reset_mask_of(options, self.num_envs, ImproviseConfigError)
         track = _check_track((options or {}).get("track"), self._core)
-        self._core.reset(np.ones(self.num_envs, dtype=bool), self._np_random, track)
-        return self._core.observations(), self._infos()
+        self._core.reset(mask, self._np_random, track)
+        self._ended[mask] = False
+        return self._core.observations(), self._infos(mask)
 
     def step(self, actions):
+        check_batch(actions, self.num_envs, InvalidActionError)
+        if self._ended.any():
+            raise InvalidActionError(
+                f"envs {np.flatnonzero(self._ended).tolist()} have ended and autoreset_mode is "
+                "DISABLED: reset them first with reset(options={'reset_mask': mask})")
         rewards, rmse, terminated, truncated = self._core.step(actions, self._np_random)
-        infos = self._infos()
-        infos["rmse"] = rmse
+        every = np.ones(self.num_envs, dtype=bool)
+        infos = self._infos(every)
+        infos["rmse"], infos["_rmse"] = rmse, every
         done = terminated | truncated
-        if done.any():
+        if done.any() and self.autoreset_mode == AutoresetMode.SAME_STEP:
             final = np.empty(self.num_envs, dtype=object)
             for i, obs in zip(np.flatnonzero(done), self._core.observations()[done], strict=True):
                 final[i] = obs
             infos["final_obs"], infos["_final_obs"] = final, done
             self._core.reset(done, self._np_random, None)
+        elif done.any():
+            self._ended |= done
         return (self._core.observations(), rewards.astype(np.float64), terminated, truncated,
                 infos)
 
-    def _infos(self) -> dict[str, Any]:
+    def _infos(self, rows: np.ndarray) -> dict[str, Any]:
+        """The infos of every env, each key masked by ``rows`` (the envs they are news of)."""
         core = self._core
-        return {"params": core.params.copy(), "target_params": core.target_params.copy(),
-                "episode_mode": core.episode_mode.copy(), "frame": core.frame.copy()}
+        values = {"params": core.params.copy(), "target_params": core.target_params.copy(),
+                  "episode_mode": core.episode_mode.copy(), "frame": core.frame.copy()}
+        masks = {f"_{key}": rows.copy() for key in values}
+        return {**values, **masks}

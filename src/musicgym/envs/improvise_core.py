@@ -234,6 +234,9 @@ class Improvisers:
             raise InvalidActionError(f"{self.action_type} actions must be integers, got dtype "
                                      f"{a.dtype}")
         if self.action_type == "ternary":
+            if a.size != b:
+                raise InvalidActionError(f"ternary actions must be {b} integers, one per env, "
+                                         f"got shape {a.shape}")
             a = a.reshape(b)
             if (a < 0).any() or (a >= 3 ** n).any():
                 raise InvalidActionError(f"ternary actions must be in [0, {3 ** n}), got {a}")

@@ -44,7 +44,11 @@ def load_targets(target, *, sr: int, max_seconds: float = 60.0) -> list[tuple[st
             audio, _ = read_audio(item, sr=sr)
             name = Path(item).name
         else:
-            audio = np.asarray(item, dtype=np.float32)
+            try:
+                audio = np.asarray(item, dtype=np.float32)
+            except (TypeError, ValueError) as exc:
+                raise TargetError(f"target {name!r} is not an audio file or an array of "
+                                  f"samples: {exc}") from exc
         audio = np.atleast_2d(audio)
         if audio.shape[0] > audio.shape[1]:
             audio = audio.T
@@ -63,7 +67,9 @@ def load_targets(target, *, sr: int, max_seconds: float = 60.0) -> list[tuple[st
         if not files:
             raise TargetError(f"no audio files ({', '.join(AUDIO_EXTENSIONS)}) in {target}")
         return [one(f, f.name) for f in files]
-    if isinstance(target, (list, tuple)) and target and not np.isscalar(target[0]):
+    if isinstance(target, (list, tuple)) and target and (
+            isinstance(target[0], (str, os.PathLike)) or not np.isscalar(target[0])):
+        # a list of files (or of arrays): several targets; a list of numbers is one waveform
         return [one(t, f"target[{i}]") for i, t in enumerate(target)]
     if isinstance(target, (str, os.PathLike, np.ndarray, list, tuple)):
         return [one(target, "target")]
@@ -95,8 +101,11 @@ class MatchCore:
                  samples: Mapping | None = None, flat_actions: bool = False,
                  clip_actions: bool = False, obs_frames: int = 32, obs_mels: int = 32,
                  max_target_seconds: float = 60.0) -> None:
-        if not isinstance(total_step, (int, np.integer)) or total_step < 1:
-            raise TargetError(f"total_step must be a positive integer, got {total_step!r}")
+        for name, value in (("total_step", total_step), ("obs_frames", obs_frames),
+                            ("obs_mels", obs_mels)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) \
+                    or value < 1:
+                raise TargetError(f"{name} must be a positive integer, got {value!r}")
         if observation not in OBSERVATIONS:
             raise TargetError(f"observation must be one of {OBSERVATIONS}, got {observation!r}")
         single_threaded_blas()

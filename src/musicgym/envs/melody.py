@@ -13,7 +13,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from musicgym.errors import InvalidActionError
+from musicgym.errors import InvalidActionError, RenderModeError
 from musicgym.music.rules import RuleSet, rule_reward
 from musicgym.music.rules.melody import RL_TUNER_RULES, MelodyState
 from musicgym.music.scales import Scale
@@ -78,7 +78,8 @@ class MelodyEnv(gym.Env):
 
     ``tonic`` ("C"), ``mode`` ("major"), ``lowest_midi`` (48, C3), ``n_pitches`` (36),
     ``n_steps`` (32), ``steps_per_bar`` (8), ``weights`` ({rule: weight}), ``masks`` (rules
-    used as hard masks instead), ``rule_params``, ``invalid_action`` ("penalize" or "raise").
+    used as hard masks instead), ``rule_params``, ``invalid_action`` ("penalize" or "raise"),
+    ``render_mode`` (None or "ansi"; any other raises ``RenderModeError``).
 
     ## Version History
 
@@ -125,6 +126,9 @@ class MelodyEnv(gym.Env):
         self.action_space = spaces.Discrete(self.n_actions)
         size = n_steps * self.n_actions + n_steps
         self.observation_space = spaces.Box(0.0, 1.0, (size,), dtype=np.float32)
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise RenderModeError(f"Melody-v0 renders only as text: render_mode must be None "
+                                  f"or 'ansi', got {render_mode!r}")
         self.render_mode = render_mode
         self.state = self.empty_state()
 

@@ -8,6 +8,7 @@ import gymnasium as gym
 import numpy as np
 
 from musicgym.envs.matching import MatchCore
+from musicgym.errors import InvalidActionError, TargetError
 
 
 class SynthMatchEnv(gym.Env):
@@ -60,11 +61,13 @@ class SynthMatchEnv(gym.Env):
 
     ## Starting State
 
-    An empty (silent) clip; the target is drawn with the env's seed when several are given.
+    An empty (silent) clip; the target is drawn with the env's seed when several are given,
+    or chosen with ``reset(options={"target": index or name})``.
 
     ## Episode End
 
-    Terminated after ``total_step`` steps; never truncated by the env itself.
+    Terminated after ``total_step`` steps; never truncated by the env itself. A step after the
+    end raises ``InvalidActionError`` (call ``reset``).
 
     ## Arguments
 
@@ -83,6 +86,9 @@ class SynthMatchEnv(gym.Env):
     ``action_space``, ``reward`` (alias ``criteria``), ``observation``, ``backend``
     (``"numpy"`` or ``"glicol"``), ``sr``, ``bpm``, ``samples``, ``flat_actions``,
     ``clip_actions``, ``obs_frames``, ``obs_mels``, ``max_target_seconds``.
+    ``gym.make_vec(...)`` builds the native ``SynthMatchVectorEnv`` (one engine call for all
+    envs), which also takes ``num_envs`` and ``autoreset_mode`` (Gymnasium's NEXT_STEP by
+    default; see ``musicgym.envs.synth_match_vector``).
 
     ## Version History
 
@@ -119,14 +125,25 @@ class SynthMatchEnv(gym.Env):
         self.steps[:] = 0
         n_targets = len(self.core.targets)
         wanted = (options or {}).get("target")
-        self.target[0] = int(wanted) if wanted is not None else \
+        self.target[0] = self._target_index(wanted) if wanted is not None else \
             int(self.np_random.integers(n_targets)) if n_targets > 1 else 0
         return self._get_obs(), {"target": self.core.targets[self.target[0]][0],
                                  "target_index": int(self.target[0])}
 
+    def _target_index(self, wanted) -> int:
+        """The index of reset option ``target``: an index or a target's name."""
+        names = [name for name, _ in self.core.targets]
+        if isinstance(wanted, str) and wanted in names:
+            return names.index(wanted)
+        if isinstance(wanted, (int, np.integer)) and not isinstance(wanted, bool) \
+                and 0 <= wanted < len(names):
+            return int(wanted)
+        raise TargetError(f"reset option target={wanted!r} is neither an index in "
+                          f"[0, {len(names)}) nor a target name; targets: {names}")
+
     def step(self, action):
         if self.steps[0] >= self.core.total_step:
-            raise RuntimeError("the episode has ended: call reset() before step()")
+            raise InvalidActionError("the episode has ended: call reset() before step()")
         batched = {k: np.asarray(v)[None] for k, v in action.items()} \
             if isinstance(action, dict) else np.asarray(action)[None]
         out = self.core.step(self.clip, self.steps, self.target, batched, np.array([0]),

@@ -1,9 +1,19 @@
 """The native vector version of ``musicgym/SynthMatch-v0``: B envs rendered in one engine call.
 
 ``gymnasium.make_vec("musicgym/SynthMatch-v0", num_envs=B, ...)`` returns this class (it is the
-registered ``vector_entry_point``). Semantics are Gymnasium's: batched spaces, and autoreset in
-``NEXT_STEP`` mode (the step after an env ends resets it, returning its first observation with
-reward 0). ``musicgym.train.sb3.SB3VecEnv`` adapts it to Stable-Baselines3's ``VecEnv``.
+registered ``vector_entry_point``; the presets ``Kick-v0``... too). Semantics are Gymnasium's:
+batched spaces, and the autoreset mode of the ``autoreset_mode`` argument, declared in
+``metadata["autoreset_mode"]``:
+
+* ``NEXT_STEP`` (default, Gymnasium's): the step after an env ends resets it, returning its
+  first observation with reward 0 (that row's action is ignored).
+* ``SAME_STEP``: an env that ends is reset in the same step; its last observation is
+  ``info["final_obs"][i]`` (where ``info["_final_obs"][i]``), the other infos are those of
+  the step that ended it. What ``musicgym.train.sb3.SB3VecEnv`` (Stable-Baselines3) wants.
+* ``DISABLED``: ended envs wait for ``reset(options={"reset_mask": mask})``.
+
+``reset(options={"reset_mask": mask})`` restarts only the masked rows in any mode.
+``gymnasium.wrappers.vector.RecordEpisodeStatistics`` gives the episode returns and lengths.
 """
 
 from __future__ import annotations
@@ -15,18 +25,27 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from musicgym.envs.matching import MatchCore
+from musicgym.envs.vector import autoreset_mode_of, check_batch, reset_mask_of
+from musicgym.errors import ActionSpaceError, InvalidActionError, TargetError
 
 
 class SynthMatchVectorEnv(VectorEnv):
     """B sound-matching envs in lockstep; see :class:`~musicgym.envs.synth_match.SynthMatchEnv`
-    for the task, spaces and rewards. Extra argument: ``num_envs``."""
+    for the task, spaces and rewards. Extra arguments: ``num_envs``, ``autoreset_mode`` (see
+    this module)."""
 
     metadata = {"render_modes": [], "autoreset_mode": AutoresetMode.NEXT_STEP}
 
     def __init__(self, code: str, target, total_step: int = 1, step_len: float | None = None,
-                 action_space: Sequence = (), *, num_envs: int = 1, **options) -> None:
-        if not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
-            raise ValueError(f"num_envs must be a positive integer, got {num_envs!r}")
+                 action_space: Sequence = (), *, num_envs: int = 1,
+                 autoreset_mode: AutoresetMode | str = AutoresetMode.NEXT_STEP,
+                 **options) -> None:
+        if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)) \
+                or num_envs < 1:
+            raise TargetError(f"num_envs must be a positive integer, got {num_envs!r}")
+        self.autoreset_mode = autoreset_mode_of(autoreset_mode, tuple(AutoresetMode),
+                                                TargetError)
+        self.metadata = {**self.metadata, "autoreset_mode": self.autoreset_mode}
         # options: SynthMatchEnv's keyword arguments (reward/criteria, observation, backend...)
         self.core = MatchCore(code, target, total_step, step_len, action_space, **options)
         self.num_envs = int(num_envs)
@@ -52,9 +71,11 @@ class SynthMatchVectorEnv(VectorEnv):
         return self.core.observe(self.clips, self.steps, self.targets, cache)
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
+        """Reset every row, or only those of ``options["reset_mask"]``."""
         super().reset(seed=seed)
-        self._reset_rows(np.arange(self.num_envs))
-        return self._obs(), {"target_index": self.targets.copy()}
+        mask = reset_mask_of(options, self.num_envs, TargetError)
+        self._reset_rows(np.flatnonzero(mask))
+        return self._obs(), {"target_index": self.targets.copy(), "_target_index": mask}
 
     def _rows_of(self, actions, rows: np.ndarray):
         if isinstance(actions, dict):
@@ -62,10 +83,15 @@ class SynthMatchVectorEnv(VectorEnv):
         return np.asarray(actions)[rows]
 
     def step(self, actions):
+        check_batch(actions, self.num_envs, ActionSpaceError)
         rewards = np.zeros(self.num_envs, dtype=np.float32)
         clip_distance = np.full(self.num_envs, np.nan, dtype=np.float32)
         resetting = np.nonzero(self._needs_reset)[0]
         if resetting.size:
+            if self.autoreset_mode == AutoresetMode.DISABLED:
+                raise InvalidActionError(
+                    f"envs {resetting.tolist()} have ended and autoreset_mode is DISABLED: "
+                    "reset them first with reset(options={'reset_mask': mask})")
             self._reset_rows(resetting)
         active = np.setdiff1d(np.arange(self.num_envs), resetting)
         cache = None
@@ -85,4 +111,20 @@ class SynthMatchVectorEnv(VectorEnv):
         info = {"clip_distance": clip_distance, "_clip_distance": ~np.isnan(clip_distance),
                 "target_index": self.targets.copy(),
                 "_target_index": np.ones(self.num_envs, dtype=bool)}
-        return self._obs(cache), rewards, terminated, np.zeros(self.num_envs, dtype=bool), info
+        obs = self._obs(cache)
+        if self.autoreset_mode == AutoresetMode.SAME_STEP and terminated.any():
+            obs = self._reset_same_step(obs, terminated, info)
+        return obs, rewards, terminated, np.zeros(self.num_envs, dtype=bool), info
+
+    def _reset_same_step(self, obs: np.ndarray, ended: np.ndarray, info: dict) -> np.ndarray:
+        """Keep the ended rows' last observations in ``info["final_obs"]``, reset those rows
+        and return the observations with their first ones."""
+        rows = np.flatnonzero(ended)
+        final = np.full(self.num_envs, None, dtype=object)
+        for i in rows:
+            final[i] = obs[i]
+        info["final_obs"], info["_final_obs"] = final, ended.copy()
+        self._reset_rows(rows)
+        obs = obs.copy()
+        obs[rows] = self.core.observe(self.clips[rows], self.steps[rows], self.targets[rows])
+        return obs

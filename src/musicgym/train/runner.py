@@ -16,7 +16,9 @@
 Every env of musicgym trains here; the family defaults (``train/defaults/*.yaml``) choose the
 algorithm: PPO on the sound-matching and improvisation envs' native vector envs (all parallel
 envs in one engine call), MaskablePPO on the composition envs (their action masks), RecurrentPPO
-on the accompaniment. Envs without a native vector env run in SB3's ``DummyVecEnv``.
+on the accompaniment. Envs without a native vector env run in Gymnasium's ``SyncVectorEnv``;
+either way SB3 sees them through :class:`~musicgym.train.sb3.SB3VecEnv` (Gymnasium's public
+vector contract: same-step autoreset, episode statistics, action masks).
 
 Before anything is written, the run is checked: an algorithm that does not fit the env's spaces
 (or needs masks the env lacks) is refused with a :class:`~musicgym.errors.UsageError`.
@@ -28,7 +30,6 @@ import importlib
 import json
 from pathlib import Path
 
-import gymnasium as gym
 import numpy as np
 
 from musicgym.errors import ConfigError, UsageError
@@ -101,32 +102,14 @@ def check_fits(config: TrainConfig, action_space: gym.Space) -> None:
 
 
 def make_train_env(config: TrainConfig):
-    """The SB3 VecEnv for a config: the env's native vector env when it has one, else a
-    ``DummyVecEnv`` of single envs with episode statistics (``Monitor``)."""
-    spec = env_spec(config.env_id)
-    if spec.vector_entry_point is not None:
-        venv = gym.make_vec(config.env_id, num_envs=config.n_envs,
-                            vectorization_mode="vector_entry_point", **config.env_kwargs)
-        if hasattr(venv, "_reset_rows"):
-            from musicgym.train.sb3 import SB3VecEnv
+    """The SB3 VecEnv for a config (:func:`~musicgym.train.sb3.make_sb3_vec_env`): the native
+    vector env when the id has one (Gymnasium's SyncVectorEnv for MaskablePPO, whose masks
+    come from the single envs), with episode statistics."""
+    from musicgym.train.sb3 import make_sb3_vec_env
 
-            env = SB3VecEnv(venv)
-            env.seed(config.seed)
-            return env
-        venv.close()
-    from stable_baselines3.common.monitor import Monitor
-    from stable_baselines3.common.vec_env import DummyVecEnv
-
-    def factory(rank: int):
-        def make():
-            env = Monitor(gym.make(config.env_id, **config.env_kwargs))
-            env.reset(seed=config.seed + rank)
-            return env
-        return make
-
-    env = DummyVecEnv([factory(i) for i in range(config.n_envs)])
-    env.seed(config.seed)
-    return env
+    mode = "sync" if config.algo == "maskable_ppo" else None
+    return make_sb3_vec_env(config.env_id, config.n_envs, seed=config.seed,
+                            env_kwargs=config.env_kwargs, vectorization_mode=mode)
 
 
 def evaluate_policy_returns(model, config: TrainConfig, episodes: int,
