@@ -148,8 +148,8 @@ class AccompanyEnv(gym.Env):
     ## Version History
 
     * v0: Initial version; re-synchronisation (``resync_s``, default 0.2 s), residual control
-      (``residual_on``, ``residual_scale``) and infos that batch in vector envs (``asynchrony_ms`` and ``shared_beat`` as tuples)
-      added within v0.
+      (``residual_on``, ``residual_scale``) and infos that batch in vector envs
+      (``asynchrony_ms`` and ``shared_beat`` as tuples) added within v0.
     """
 
     metadata = {"render_modes": []}

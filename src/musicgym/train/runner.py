@@ -30,6 +30,7 @@ import importlib
 import json
 from pathlib import Path
 
+import gymnasium as gym
 import numpy as np
 
 from musicgym.errors import ConfigError, UsageError
