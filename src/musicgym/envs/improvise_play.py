@@ -26,9 +26,10 @@ import numpy as np
 
 from musicgym.envs.improvise_core import Improvisers, settings_to_kwargs
 from musicgym.envs.improvise_data import analyze_window, build_lookup
+from musicgym.envs.synths import Synth
 from musicgym.errors import ImproviseConfigError
 
-PHASE_PERIOD_S = 1.0   # render_history: each hop is rendered at its time modulo this period
+PHASE_PERIOD_S = 1.0   # render_states: each hop is rendered at its time modulo this period
 
 
 class Controller(Protocol):
@@ -229,6 +230,49 @@ class RandomMoves:
         return params + (self.rng.integers(0, 3, len(params)) - 1) * self.step_size
 
 
+def render_states(synth: Synth, u: np.ndarray, *, sr: int = 44100, hop_length: int = 512,
+                  batch_size: int = 32) -> np.ndarray:
+    """The synth playing parameter states one after another, one per ``hop_length`` samples.
+
+    The synths have no streaming render (a Glicol render starts from silence, as each window
+    the env's rendering mode hears does), so this concatenates per-state windows: state k
+    sounds from sample ``k * hop`` for two hops under a Hann window (50% overlap-add, so a held
+    state plays at full level). Each is rendered at its own time modulo ``PHASE_PERIOD_S``, so
+    a held state continues its phase from hop to hop; the synth restarts once per period (a
+    one-hop crossfade).
+
+    Parameters
+    ----------
+    synth : Synth
+    u : array_like, shape (K, N)
+        The states, in [0, 1].
+    sr, hop_length : int
+        Sample rate, and samples between two states.
+    batch_size : int
+        States rendered per engine call (32 states of up to a period and two hops each stay
+        under the minute of audio per call at which the engine draws a progress bar).
+
+    Returns
+    -------
+    numpy.ndarray
+        Mono float32, ``(K + 1) * hop_length`` samples (the last state's second hop included).
+    """
+    hop, period = int(hop_length), max(1, int(round(PHASE_PERIOD_S * sr)))
+    u = synth.check_params(u)
+    starts = (np.arange(len(u)) * hop) % period
+    window = np.hanning(2 * hop + 1)[:-1]   # periodic Hann: overlapping pairs sum to 1
+    out = np.zeros((len(u) + 1) * hop)
+    for first in range(0, len(u), batch_size):
+        rows = slice(first, first + batch_size)
+        offset = starts[rows]
+        audio = synth.render(u[rows], n_samples=int(offset.max()) + 2 * hop, sr=sr,
+                             preroll=int(round(synth.preroll_s * sr)))
+        audio = audio[:, audio.shape[1] - int(offset.max()) - 2 * hop:]
+        for i, k in enumerate(range(first, first + len(offset))):
+            out[k * hop:(k + 2) * hop] += audio[i, offset[i]:offset[i] + 2 * hop] * window
+    return out.astype(np.float32)
+
+
 def make_core(env_kwargs: dict[str, Any], *, listen: str | None = None) -> Improvisers:
     """The one-env core an improviser or an evaluation uses, from ``gym.make``'s keywords.
 
@@ -328,31 +372,13 @@ class Improviser:
         return {c.name: float(c.to_physical(float(u)))
                 for c, u in zip(self.synth.controls, self.params, strict=True)}
 
-    def render_history(self, *, batch_size: int = 64) -> np.ndarray:
-        """The synth playing every decision so far, one per ``hop_length`` samples (mono).
-
-        Decision k sounds from sample ``k * hop`` for two hops under a Hann window (50%
-        overlap-add, so a held state plays at full level). Each is rendered at its own time
-        modulo ``PHASE_PERIOD_S``, so a held state continues its phase from hop to hop; the
-        synth restarts once per period (a one-hop crossfade).
-        """
+    def render_history(self, *, batch_size: int = 32) -> np.ndarray:
+        """The synth playing every decision so far, one per ``hop_length`` samples (mono):
+        :func:`render_states` of the decisions' parameters."""
         if not self.history:
             raise ImproviseConfigError("nothing to render: the improviser has made no decision")
-        hop, period = self.hop_length, max(1, int(round(PHASE_PERIOD_S * self.sr)))
-        u = np.stack(self.history)
-        starts = (np.arange(len(u)) * hop) % period
-        window = np.hanning(2 * hop + 1)[:-1]   # periodic Hann: overlapping pairs sum to 1
-        out = np.zeros((len(u) + 1) * hop)
-        for first in range(0, len(u), batch_size):
-            rows = slice(first, first + batch_size)
-            offset = starts[rows]
-            audio = self.synth.render(u[rows], n_samples=int(offset.max()) + 2 * hop,
-                                      sr=self.sr, preroll=int(round(self.synth.preroll_s
-                                                                    * self.sr)))
-            audio = audio[:, audio.shape[1] - int(offset.max()) - 2 * hop:]
-            for i, k in enumerate(range(first, first + len(offset))):
-                out[k * hop:(k + 2) * hop] += audio[i, offset[i]:offset[i] + 2 * hop] * window
-        return out.astype(np.float32)
+        return render_states(self.synth, np.stack(self.history), sr=self.sr,
+                             hop_length=self.hop_length, batch_size=batch_size)
 
     def write_wav(self, path: str | os.PathLike):
         """Write :meth:`render_history` to a WAV file (float, mono, at ``sr``)."""

@@ -9,7 +9,8 @@
   ``agent_final.wav`` (the last) and ``comparison.png`` (target / agent / difference
   spectrograms);
 * composition: ``piece/`` (MIDI, MusicXML, WAV, piano roll...: :mod:`.evaluate_compose`);
-* improvisation: ``agent.wav`` and ``descriptors.png`` on a corpus track
+* improvisation: ``agent.wav``, ``target.wav`` and ``descriptors.png`` on a corpus track, or
+  without a corpus on one episode against the env's synthetic target
   (:func:`.evaluate_improvise.write_agent_take`);
 * accompaniment: ``duet.mid`` and ``asynchrony.png`` (:mod:`.evaluate_accompany`).
 

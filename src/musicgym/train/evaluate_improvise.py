@@ -18,6 +18,7 @@ falls to ``match_rmse`` or below; tracks never matched are counted apart).
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import numpy as np
@@ -156,53 +157,143 @@ def format_report(report: dict) -> str:
     return "\n".join(lines)
 
 
-def write_agent_take(model, env_kwargs: dict[str, Any], out_dir, *, hop_length: int = 512
-                     ) -> dict:
-    """``musicgym evaluate`` for an improvisation run: the agent following one corpus track.
+def write_agent_take(model, env_kwargs: dict[str, Any], out_dir, *,
+                     hop_length: int | None = None, seed: int = 20_000) -> dict:
+    """``musicgym evaluate`` for an improvisation run: one take of the agent, to hear and see.
 
-    Plays the first track of the evaluation split (``env_kwargs["split"]``, default the
-    training one) with the trained policy and writes ``agent.wav`` (the synth as it played)
-    and ``descriptors.png`` (musician vs agent, one panel per descriptor, own units). Without a
-    corpus there is no musician to follow: nothing is written.
+    With a corpus, the agent follows the first track of the evaluation split
+    (``env_kwargs["split"]``, default the training one) frame by frame, as in
+    :func:`evaluate_improvisers`; ``target.wav`` is that track (mono, at the env's rate) and
+    ``descriptors.png`` shows the musician's descriptors vs the agent's in their own units.
+    Without one, the agent plays one deterministic episode of the env against the env's own
+    target (synthetic: the synth at random parameters, static or redrawn, as ``training_mode``
+    says; ``seed`` seeds it as ``reset(seed=seed)`` would); ``target.wav`` is the synth playing
+    the target's parameters and ``descriptors.png`` shows both in the env's normalised units,
+    each step's agent against the target it is scored on.
+
+    Either way ``agent.wav`` is the synth playing the agent's parameters, one state per hop
+    (:func:`musicgym.envs.improvise_play.render_states`: per-step windows overlap-added).
+
+    Parameters
+    ----------
+    model : SB3 model
+        The trained policy (recurrent ones too), acting deterministically.
+    env_kwargs : dict
+        The run's evaluation keywords of ``musicgym/Improvise-v0``.
+    out_dir : path
+        The folder written.
+    hop_length : int, optional
+        Samples per step (default: the env's ``hop_length``, 512).
+    seed : int
+        The synthetic episode's seed.
 
     Returns
     -------
     dict
-        ``{"track", "rmse"}`` (the reward's error over the track), or ``{}`` without a corpus.
+        With a corpus ``{"track", "rmse"}``; without ``{"target_mode", "take_steps",
+        "take_return", "rmse"}`` (``target_mode``: ``static_random`` or ``dynamic_random``;
+        the return is the episode's, as the env's seeded episode gives it); ``rmse`` is the
+        reward's mean error over the take. ``{}`` when the track is under two frames.
     """
     from pathlib import Path
 
+    from musicgym.audio.io import write_wav
+
+    out_dir = Path(out_dir)
+    if hop_length is None:
+        hop_length = int(env_kwargs.get("hop_length", 512))
     if env_kwargs.get("corpus") is None:
-        return {}
+        return _synthetic_take(model, env_kwargs, out_dir, hop_length, seed)
     core = make_core({**env_kwargs, "training_mode": "corpus"})
     track, frames_z = core.tracks[0], core.tracks_z[0]
     if len(frames_z) < 2:
         return {}
     improviser = Improviser(core, PolicyController(model, core), hop_length=hop_length)
     heard = play_track(improviser, frames_z)
-    out_dir = Path(out_dir)
     improviser.write_wav(out_dir / "agent.wav")
-    _traces_png(out_dir / "descriptors.png", core.features, track.features[1:], heard,
-                hop_length / core.sr, track.name)
+    musician = _track_audio(env_kwargs["corpus"], track.name, core.sr)
+    if musician is not None:
+        write_wav(out_dir / "target.wav", musician, core.sr)
+    _traces_png(out_dir / "descriptors.png", core, track.features[1:], heard,
+                hop_length / core.sr, f"musician vs agent ({track.name})", "musician")
     score = _score(core, heard, track.features[1:], track.name, hop_length)
     return {"track": track.name, "rmse": float(score["rmse_per_frame"].mean())}
 
 
-def _traces_png(path, features, musician: np.ndarray, agent: np.ndarray, hop_s: float,
-                name: str) -> None:
+def _synthetic_take(model, env_kwargs: dict[str, Any], out_dir, hop_length: int,
+                    seed: int) -> dict:
+    """One episode stepped as ``ImproviseEnv`` steps it (the same core calls, the same seeded
+    generator), recording what the agent and the target play and sound like."""
+    from musicgym.audio.io import write_wav
+    from musicgym.envs.improvise_play import render_states
+
+    core = make_core(env_kwargs)
+    PolicyController(model, core)   # the model must fit the env: a clear error otherwise
+    rng = np.random.default_rng(seed)
+    core.reset(np.ones(1, dtype=bool), rng, None)
+    mode = str(core.episode_mode[0])
+    state, start = None, np.ones((1,), dtype=bool)
+    params, target_params, agent_z, target_z, rmse, total = [], [], [], [], [], 0.0
+    for _ in range(core.max_episode_steps):
+        action, state = model.predict(core.observations()[0], state=state, episode_start=start,
+                                      deterministic=True)
+        start = np.zeros((1,), dtype=bool)
+        reward, error, terminated, truncated = core.step([action], rng)
+        total += float(reward[0])
+        params.append(core.params[0].copy())
+        target_params.append(core.target_params[0].copy())
+        agent_z.append(core.agent[0].copy())
+        target_z.append(core.target[0].copy())
+        rmse.append(float(error[0]))
+        if terminated[0] or truncated[0]:
+            break
+    write_wav(out_dir / "agent.wav", render_states(core.synth, np.array(params), sr=core.sr,
+                                                   hop_length=hop_length), core.sr)
+    write_wav(out_dir / "target.wav", render_states(core.synth, np.array(target_params),
+                                                    sr=core.sr, hop_length=hop_length), core.sr)
+    _traces_png(out_dir / "descriptors.png", core, np.array(target_z), np.array(agent_z),
+                hop_length / core.sr, f"synthetic target ({mode}) vs agent", "target",
+                normalised=True)
+    return {"target_mode": mode, "take_steps": len(rmse), "take_return": total,
+            "rmse": float(np.mean(rmse))}
+
+
+def _track_audio(corpus, name: str, sr: int) -> np.ndarray | None:
+    """The mono audio of the corpus track ``name``, at ``sr``, as the corpus was analysed
+    (None if no file of the corpus has that name any more)."""
+    from pathlib import Path
+
+    from musicgym.envs.improvise_data import audio_files
+
+    if isinstance(corpus, dict):
+        return np.asarray(corpus[name], dtype=np.float64)
+    from musicgym.audio.io import read_audio
+
+    paths = audio_files(corpus) if isinstance(corpus, (str, os.PathLike)) else corpus
+    path = next((p for p in paths if Path(p).stem == name), None)
+    return None if path is None else read_audio(path, sr=sr)[0].mean(axis=0)
+
+
+def _traces_png(path, core, target: np.ndarray, agent: np.ndarray, hop_s: float, title: str,
+                target_label: str, *, normalised: bool = False) -> None:
+    """One panel per descriptor, target and agent over time; the reward's descriptors say so."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    t = np.arange(len(agent)) * hop_s
-    fig, axes = plt.subplots(len(features), 1, figsize=(8, 2.2 * len(features)), sharex=True,
-                             squeeze=False)
+    features = core.features
+    t = np.arange(1, len(agent) + 1) * hop_s
+    fig, axes = plt.subplots(len(features), 1, sharex=True, squeeze=False,
+                             figsize=(8, 0.6 + (2.2 if len(features) <= 8 else 1.5)
+                                      * len(features)))
     for k, (ax, feature) in enumerate(zip(axes[:, 0], features, strict=True)):
-        ax.plot(t, musician[:, k], label="musician")
+        ax.plot(t, target[:, k], label=target_label)
         ax.plot(t, agent[:, k], label="agent")
-        ax.set_ylabel(feature)
-    axes[0, 0].set_title(f"descriptors: musician vs agent ({name})")
+        label = f"{feature} (z)" if normalised else feature
+        ax.set_ylabel(f"{label}\nrewarded" if core.weights[k] else label, fontsize=8)
+    units = "normalised units (z: the env's mean and std)" if normalised else "own units"
+    axes[0, 0].set_title(f"{title}\ndescriptors in {units}", fontsize=10)
     axes[0, 0].legend()
     axes[-1, 0].set_xlabel("time (s)")
     fig.tight_layout()
