@@ -24,10 +24,10 @@ PARTS = ["--part", "solo=Piano 1", "--part", "accompaniment=Piano 2"]
 
 @needs_duets
 def test_file_mode_accompanies_a_real_take(tmp_path, capsys):
-    out = tmp_path / "take6.mid"
+    out = tmp_path / "take6" / "duet.mid"
     code = main(["live", "accompany", "--score", str(SCORE), *PARTS, "--tempo-model", "kalman",
                  "--reference", PRIMO.format(1), "--replay", PRIMO.format(6),
-                 "--speed", "0", "--bpm", "140", "-o", str(out)])
+                 "--speed", "0", "--bpm", "140", "-o", str(out.parent)])
     assert code == 0
     assert "re-synchronisations" in capsys.readouterr().out
     tracks = mido.MidiFile(out).tracks
@@ -38,11 +38,11 @@ def test_file_mode_accompanies_a_real_take(tmp_path, capsys):
 
 @needs_duets
 def test_file_mode_plays_to_the_rehearsed_timing(tmp_path, capsys):
-    out = tmp_path / "take6.mid"
+    out = tmp_path / "take6" / "duet.mid"
     code = main(["live", "accompany", "--score", str(SCORE), *PARTS, "--tempo-model", "kalman",
                  "--rehearsal", PRIMO.format(4), "--rehearsal", PRIMO.format(5),
                  "--reference", PRIMO.format(1), "--replay", PRIMO.format(6),
-                 "--speed", "0", "--bpm", "140", "-o", str(out)])
+                 "--speed", "0", "--bpm", "140", "-o", str(out.parent)])
     assert code == 0 and "re-synchronisations" in capsys.readouterr().out
     assert sum(m.type == "note_on" for m in mido.MidiFile(out).tracks[1]) > 800
     base = ["live", "accompany", "--score", str(SCORE), *PARTS, "--replay", PRIMO.format(6)]
@@ -104,11 +104,11 @@ def test_evaluate_accompany_reports_every_model_beside_the_human(tmp_path, capsy
 def test_file_mode_follows_with_the_hmm_follower_too(tmp_path, capsys):
     out = {}
     for follower in ("oltw", "hmm"):
-        out[follower] = tmp_path / f"take6_{follower}.mid"
+        out[follower] = tmp_path / f"take6_{follower}" / "duet.mid"
         code = main(["live", "accompany", "--score", str(SCORE), *PARTS, "--tempo-model",
                      "kalman", "--follower", follower, "--reference", PRIMO.format(1),
                      "--replay", PRIMO.format(6), "--speed", "0", "--bpm", "140",
-                     "-o", str(out[follower])])
+                     "-o", str(out[follower].parent)])
         assert code == 0 and "re-synchronisations" in capsys.readouterr().out
     played = {f: [m for m in mido.MidiFile(p).tracks[1] if m.type == "note_on"]
               for f, p in out.items()}
@@ -144,11 +144,11 @@ def test_a_run_of_the_runner_is_evaluated_and_plays_live(tmp_path, capsys):
     assert agent["within_50_ms"] == pytest.approx(rows["kalman+timing"]["within_50_ms"],
                                                   abs=0.02)
     capsys.readouterr()
-    midi = tmp_path / "take6.mid"
+    midi = tmp_path / "take6" / "duet.mid"
     assert main(["live", "accompany", "--score", str(SCORE), *PARTS, "--model", run,
                  "--rehearsal", PRIMO.format(4), "--rehearsal", PRIMO.format(5),
                  "--reference", PRIMO.format(1), "--replay", PRIMO.format(6),
-                 "--speed", "0", "--bpm", "140", "-o", str(midi)]) == 0
+                 "--speed", "0", "--bpm", "140", "-o", str(midi.parent)]) == 0
     assert sum(m.type == "note_on" for m in mido.MidiFile(midi).tracks[1]) > 800
     ppo = TrainConfig(env_id="musicgym/Kick-v0", algo="ppo", steps=1)
     (tmp_path / "kick").mkdir()

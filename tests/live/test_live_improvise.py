@@ -209,14 +209,15 @@ def run_dir(tmp_path_factory):
 
     from musicgym.envs.improvise import ImproviseEnv
     from musicgym.train.config import TrainConfig
+    from musicgym.train.runfiles import save_checkpoint
 
     env_kwargs = {**SINE, "mode": "lookup", "action_type": "multidiscrete"}
     folder = tmp_path_factory.mktemp("run")
     model = PPO("MlpPolicy", ImproviseEnv(**env_kwargs), n_steps=32, batch_size=32, seed=0,
                 device="cpu")
-    model.save(folder / "model.zip")
     config = TrainConfig(env_id="musicgym/Improvise-v0", steps=32, n_envs=1,
                          env_kwargs=env_kwargs)
+    save_checkpoint(model, folder, config, name="model")  # with the record load_run checks
     (folder / "config.yaml").write_text(yaml.safe_dump(config.to_dict()))
     return folder
 

@@ -56,8 +56,9 @@ def add_parser(subparsers) -> None:
                    help="file-driven mode: replay this solo performance (.match or MIDI)")
     p.add_argument("--speed", type=float, default=1.0,
                    help="--replay speed: 1 real time, 4 four times faster, 0 no waiting")
-    p.add_argument("-o", "--output", default="out/accompany.mid",
-                   help="--replay: MIDI file to write (default out/accompany.mid)")
+    p.add_argument("-o", "--output", default="out/accompany", metavar="DIR",
+                   help="--replay: output folder; the solo and the accompaniment are written "
+                        "to DIR/duet.mid, one track each (default out/accompany)")
     p.add_argument("--input", metavar="PORT", help="MIDI input port (default: the first)")
     p.add_argument("--output-port", metavar="PORT", help="MIDI output port (default: the first)")
     p.add_argument("--virtual", action="store_true",
@@ -188,7 +189,7 @@ def run_live_accompany(args: argparse.Namespace) -> int:
         performed = read_performance(args.replay)
         replay(performed, accompanist, speed=args.speed)
         notes = played_notes(performed, accompanist)
-        out = write_duet_midi(args.output, notes)
+        out = write_duet_midi(Path(args.output) / "duet.mid", notes)
         print(f"wrote {out}: {len(accompanist.played)} accompaniment notes against "
               f"{len(performed)} solo notes; {len(accompanist.report_beat)} solo onsets "
               f"followed, {accompanist.resyncs} re-synchronisations")

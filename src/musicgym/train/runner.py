@@ -108,6 +108,7 @@ def make_train_env(config: TrainConfig):
     come from the single envs), with episode statistics."""
     from musicgym.train.sb3 import make_sb3_vec_env
 
+    env_spec(config.env_id)  # an unknown id: a usage error naming musicgym's ids
     mode = "sync" if config.algo == "maskable_ppo" else None
     return make_sb3_vec_env(config.env_id, config.n_envs, seed=config.seed,
                             env_kwargs=config.env_kwargs, vectorization_mode=mode)
