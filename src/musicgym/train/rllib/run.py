@@ -149,8 +149,9 @@ def load_rllib_run(run_dir: str | Path):
         raise ConfigError(f"{run_dir}: no checkpoint/ there (was it written by "
                           "musicgym train --backend rllib?)")
     config = TrainConfig.load(run_dir / "config.yaml")
-    setup = json.loads((run_dir / "rllib.json").read_text())
-    _register(config.env_id, setup["policy"]["masked"])
+    setup_file = run_dir / "rllib.json"
+    setup = json.loads(setup_file.read_text()) if setup_file.is_file() else {}
+    _register(config.env_id, setup.get("policy", {}).get("masked", False))
     return Algorithm.from_checkpoint(str(checkpoint.resolve()))
 
 
