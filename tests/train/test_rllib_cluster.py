@@ -2,7 +2,8 @@
 
 The cluster is made the way docs/rllib.md tells a user to make one, ``ray start --head`` and
 ``ray start --address=HEAD:PORT`` (one CPU each), both on 127.0.0.1; the training runs in a
-separate ``python -m musicgym`` process, as from a shell. Every Ray process the test starts
+separate ``python -m musicgym`` process, as from a shell, through the GCS address and through
+Ray Client (``ray://``). Every Ray process the test starts
 is in a process group of its own, ended by id when the test ends, whatever happened.
 """
 
@@ -49,9 +50,12 @@ def _wait_for_nodes(address: str, n: int, env: dict) -> None:
     assert result.returncode == 0, result.stderr[-2000:]
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def ray_cluster():
-    """A head node and a worker node of one CPU each; yields (address, env for drivers)."""
+    """A head node and a worker node of one CPU each, for the module's tests.
+
+    Yields the GCS address, the Ray Client address and the environment for drivers.
+    """
     pytest.importorskip("ray.rllib", reason="ray[rllib] is not installed")
     ray_cli = shutil.which("ray", path=str(Path(sys.executable).parent)) or shutil.which("ray")
     if ray_cli is None:
@@ -66,7 +70,9 @@ def ray_cluster():
            "PYTHONPATH": os.pathsep.join(p for p in (src, os.environ.get("PYTHONPATH")) if p),
            # a throwaway cluster on the loopback: Ray's token authentication would make every
            # node and driver need the same token file
-           "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
+           "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0",
+           # Ray Client's server starts a process per client: give it time on a loaded machine
+           "RAY_CLIENT_SERVER_CHECK_CHANNEL_TIMEOUT_S": "120"}
     env.pop("RAY_ADDRESS", None)
     node = ["--num-cpus=1", "--node-ip-address=127.0.0.1", "--disable-usage-stats", "--block"]
     nodes: list[subprocess.Popen] = []
@@ -82,7 +88,7 @@ def ray_cluster():
                 [ray_cli, "start", f"--address={address}", *node],
                 env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
         _wait_for_nodes(address, 2, env)
-        yield address, env
+        yield address, f"ray://127.0.0.1:{client_port}", env
     finally:
         # the worker first, then the head; each group holds its node's raylet, GCS, workers
         for proc in reversed(nodes):
@@ -112,7 +118,7 @@ def _musicgym(args: list[str], env: dict) -> subprocess.CompletedProcess:
 
 
 def test_train_and_resume_on_two_nodes(ray_cluster, tmp_path):
-    address, env = ray_cluster
+    address, _, env = ray_cluster
     config = tmp_path / "tiny.yaml"
     config.write_text("env_id: musicgym/Kick-v0\nsteps: 64\nn_envs: 2\neval_episodes: 2\n"
                       "algo_kwargs: {num_epochs: 1, minibatch_size: 32}\n")
@@ -143,3 +149,23 @@ def test_train_and_resume_on_two_nodes(ray_cluster, tmp_path):
     setup = json.loads((run / "rllib.json").read_text())
     assert [s["steps_before"] for s in setup["sessions"]] == [0, 64]
     assert sorted(setup["env_runner_nodes"]) == setup["cluster_nodes"]
+
+
+def test_train_through_ray_client(ray_cluster, tmp_path):
+    _, client_address, env = ray_cluster
+    config = tmp_path / "tiny.yaml"
+    # Accompany with its LSTM, two envs in each runner
+    config.write_text("env_id: musicgym/Accompany-v0\nsteps: 64\nn_envs: 4\neval_episodes: 1\n"
+                      "algo_kwargs: {num_epochs: 1}\n")
+    runs = tmp_path / "runs"
+    done = _musicgym(["train", "--config", str(config), "--backend", "rllib", "--address",
+                      client_address, "--num-env-runners", "2", "--runs", str(runs),
+                      "--no-progress"], env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    (run,) = runs.iterdir()
+    setup = json.loads((run / "rllib.json").read_text())
+    assert setup["address"] == client_address and setup["num_envs_per_env_runner"] == 2
+    assert setup["policy"] == {"masked": False, "lstm": True}
+    assert len(setup["cluster_nodes"]) == 2
+    assert sorted(setup["env_runner_nodes"]) == setup["cluster_nodes"]
+    assert [row["steps"] for row in json.loads((run / "metrics.json").read_text())] == [64]

@@ -96,13 +96,18 @@ def plan_budget(steps: int, num_env_runners: int, envs_per_runner: int,
     return Budget(iterations=iterations, batch=batch, minibatch=minibatch)
 
 
-def _register(env_id: str, masked: bool) -> str:
-    """Register the env creator with RLlib under a name that says whether it is masked."""
+def _env_name(env_id: str, masked: bool) -> str:
+    """The name the env creator is registered under with RLlib."""
+    return f"{env_id}+mask" if masked else env_id
+
+
+def _register(env_id: str, masked: bool) -> None:
+    """Register the env creator with RLlib (once Ray is connected: through Ray Client, a
+    registration made before ``ray.init`` never reaches the cluster)."""
     from ray.tune.registry import register_env
 
-    name = f"{env_id}+mask" if masked else env_id
-    register_env(name, functools.partial(make_env, env_id=env_id, masked=masked))
-    return name
+    register_env(_env_name(env_id, masked),
+                 functools.partial(make_env, env_id=env_id, masked=masked))
 
 
 def ppo_config(config: TrainConfig, policy: Policy, budget: Budget, num_env_runners: int,
@@ -113,7 +118,7 @@ def ppo_config(config: TrainConfig, policy: Policy, budget: Budget, num_env_runn
     from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 
     ppo = (PPOConfig()
-           .environment(_register(config.env_id, policy.masked),
+           .environment(_env_name(config.env_id, policy.masked),
                         env_config=dict(config.env_kwargs))
            .env_runners(num_env_runners=num_env_runners,
                         num_envs_per_env_runner=envs_per_runner)
@@ -342,6 +347,7 @@ def train_rllib(config: TrainConfig | None, *, num_env_runners: int,
     started = connect(address, num_env_runners)
     algo = None
     try:
+        _register(config.env_id, policy.masked)
         algo = _build(ppo)
         if run_dir is None:
             import yaml
