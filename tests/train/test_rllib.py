@@ -114,6 +114,18 @@ def test_cli_refuses_bad_input_in_one_line(tmp_path, capsys):
     assert not runs.exists()  # refused before any run folder is made
 
 
+def test_resume_starts_from_the_checkpoint_and_drops_the_logs_after_it(tmp_path):
+    from musicgym.train.rllib.run import _steps_done
+
+    # a run killed after logging its iteration at 128 steps, before checkpointing it
+    (tmp_path / "checkpoint.json").write_text(json.dumps({"num_timesteps": 64}))
+    (tmp_path / "metrics.json").write_text(json.dumps([{"steps": 64}, {"steps": 128}]))
+    (tmp_path / "evaluations.json").write_text(json.dumps([{"steps": 64}]))
+    assert _steps_done(tmp_path) == 64
+    assert _json(tmp_path / "metrics.json") == [{"steps": 64}]
+    assert _json(tmp_path / "evaluations.json") == [{"steps": 64}]
+
+
 @pytest.fixture(scope="module")
 def rllib():
     pytest.importorskip("ray", reason="ray is not installed: pip install -e '.[rllib]'")
@@ -168,6 +180,7 @@ def test_two_env_runners_a_whole_budget_and_a_restorable_checkpoint(local_ray, t
     assert evaluation["steps"] == 128
     assert evaluation["mean_return"] == pytest.approx(-evaluation["mean_clip_distance"])
     assert (run / "checkpoint" / "rllib_checkpoint.json").is_file()
+    assert _json(run / "checkpoint.json")["num_timesteps"] == 128
     assert not list(run.glob(".checkpoint*"))
     assert local_ray.is_initialized()  # a Ray the caller started is left to the caller
     # the checkpoint restores the trained policy: the same deterministic evaluation

@@ -12,7 +12,8 @@
   layout as the Stable-Baselines3 runs (``steps``, ``mean_return``, ``std_return``,
   ``mean_clip_distance`` for sound tasks);
 * ``checkpoint/``: RLlib's checkpoint of the whole algorithm (``load_rllib_run`` restores it),
-  written to a temporary folder first and then renamed into place.
+  written to a temporary folder first and then renamed into place; then ``checkpoint.json``,
+  the env steps it holds (what ``resume`` continues from).
 
 How the :class:`TrainConfig` fields map onto RLlib: ``steps`` env steps are split into PPO
 iterations of equal batches (:func:`~musicgym.train.rllib.run.plan_budget`; the run says in

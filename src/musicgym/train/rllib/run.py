@@ -217,8 +217,9 @@ def evaluate_rllib_returns(algo, config: TrainConfig, episodes: int,
     return out
 
 
-def _save_checkpoint(algo, run_dir: Path) -> None:
-    """Write ``run_dir/checkpoint/`` through a temporary folder, so a kill leaves a whole one."""
+def _save_checkpoint(algo, run_dir: Path, steps: int) -> None:
+    """Write ``run_dir/checkpoint/`` through a temporary folder, so a kill leaves a whole one,
+    then ``checkpoint.json`` with the env steps it holds (what ``--resume`` continues from)."""
     tmp, final, old = (run_dir / name for name in (".checkpoint.tmp", "checkpoint",
                                                     ".checkpoint.old"))
     shutil.rmtree(tmp, ignore_errors=True)
@@ -227,6 +228,7 @@ def _save_checkpoint(algo, run_dir: Path) -> None:
         os.replace(final, old)
     os.replace(tmp, final)
     shutil.rmtree(old, ignore_errors=True)
+    _write_json(run_dir / "checkpoint.json", {"num_timesteps": steps, "time": time.time()})
 
 
 def _read_json(path: Path) -> list:
@@ -251,12 +253,23 @@ def _iteration_row(result: dict, seconds: float) -> dict:
 
 
 def _steps_done(run_dir: Path) -> int:
-    metrics = _read_json(run_dir / "metrics.json")
-    return int(metrics[-1]["steps"]) if metrics else 0
+    """The env steps in the run's checkpoint; the logs lose what came after it (a run killed
+    between two checkpoints resumes from the last one, and its logs say the same)."""
+    info = run_dir / "checkpoint.json"
+    if info.is_file():
+        done = int(json.loads(info.read_text())["num_timesteps"])
+    else:  # a run written before checkpoint.json: its checkpoint was its last act
+        metrics = _read_json(run_dir / "metrics.json")
+        done = int(metrics[-1]["steps"]) if metrics else 0
+    for name in ("metrics.json", "evaluations.json"):
+        rows = _read_json(run_dir / name)
+        if any(row["steps"] > done for row in rows):
+            _write_json(run_dir / name, [row for row in rows if row["steps"] <= done])
+    return done
 
 
-def _prepare(config: TrainConfig | None, resume: str | Path | None,
-             num_env_runners: int) -> tuple[TrainConfig, Path | None, int]:
+def _prepare(config: TrainConfig | None,
+             resume: str | Path | None) -> tuple[TrainConfig, Path | None, int]:
     """The config to train (the run's own when resuming), the run to resume, steps done."""
     if resume is None:
         if config is None:
@@ -315,7 +328,7 @@ def train_rllib(config: TrainConfig | None, *, num_env_runners: int,
     """
     check_num_env_runners(num_env_runners)
     check_address(address)
-    config, run_dir, done = _prepare(config, resume, num_env_runners)
+    config, run_dir, done = _prepare(config, resume)
     if config.device != "cpu":
         raise ConfigError(f"device: --backend rllib runs on the CPU only here, got "
                           f"{config.device!r}")
@@ -415,9 +428,9 @@ def _train_loop(algo, config: TrainConfig, run_dir: Path, budget: Budget, done: 
             last_eval = steps
         if config.checkpoint_every and steps - last_ckpt >= config.checkpoint_every \
                 and not last:
-            _save_checkpoint(algo, run_dir)
+            _save_checkpoint(algo, run_dir, steps)
             last_ckpt = steps
     if bar is not None:
         bar.close()
     evaluate()
-    _save_checkpoint(algo, run_dir)
+    _save_checkpoint(algo, run_dir, steps)
