@@ -19,7 +19,7 @@ def check_address(address: str | None) -> None:
 
     Accepted: ``None`` (start a local Ray, or use ``RAY_ADDRESS``), ``auto``, ``local``,
     ``HOST:PORT`` (a cluster's GCS, from a machine of the cluster; 6379 by default) and
-    ``ray://HOST:PORT`` (Ray Client, which needs ``ray[client]``; 10001 by default).
+    ``ray://HOST:PORT`` (Ray Client, from outside the cluster; 10001 by default).
     """
     if address is None or address in ("auto", "local"):
         return

@@ -314,7 +314,7 @@ def train_rllib(config: TrainConfig | None, *, num_env_runners: int,
         Sampling processes (Ray actors, one CPU each); 0 samples in the driver.
     address : str or None, keyword-only
         ``HOST:PORT`` (a cluster's GCS, from one of its machines) or ``auto``;
-        ``ray://HOST:10001`` through Ray Client (needs ``ray[client]``); None: ``RAY_ADDRESS``
+        ``ray://HOST:10001`` through Ray Client (from outside the cluster); None: ``RAY_ADDRESS``
         if set, else a local Ray instance. A Ray already initialised in this process is used
         as it is (and left running).
     runs_root : path, keyword-only
