@@ -37,7 +37,8 @@ def add_parser(subparsers) -> None:
                         "PPO, locally or on a Ray cluster")
     t.add_argument("--num-env-runners", type=int, default=2,
                    help="rllib: sampling processes, one CPU each (default 2; 0: in the driver)")
-    t.add_argument("--address", help="rllib: an existing Ray cluster, e.g. ray://HOST:10001 "
+    t.add_argument("--address", help="rllib: an existing Ray cluster, e.g. HEAD:6379 from one "
+                                     "of its machines or ray://HEAD:10001 (Ray Client) "
                                      "(default: RAY_ADDRESS if set, else a local Ray)")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
     t.set_defaults(func=run_train)
@@ -114,17 +115,17 @@ def _run_train_rllib(args: argparse.Namespace, given: dict) -> int:
     from musicgym.train.rllib import train_rllib
 
     if args.resume:
-        raise ConfigError("--resume is not supported with --backend rllib; restore its "
-                          "checkpoint/ with ray.rllib's Algorithm.from_checkpoint")
-    if args.config:
+        config = TrainConfig(steps=given["steps"]) if "steps" in given else None
+    elif args.config:
         config = TrainConfig.load(args.config, **given)
     elif args.env_id:
         config = TrainConfig(**given)
     else:
-        raise ConfigError("give an ENV_ID or --config FILE")
+        raise ConfigError("give an ENV_ID, --config FILE or --resume RUN_DIR")
     run_dir = train_rllib(config, num_env_runners=args.num_env_runners, address=args.address,
-                          runs_root=args.runs, progress=not args.no_progress)
-    print(f"run written to {run_dir}/ (checkpoint/, config.yaml, metrics.json, "
+                          runs_root=args.runs, progress=not args.no_progress,
+                          resume=args.resume)
+    print(f"run written to {run_dir}/ (checkpoint/, config.yaml, rllib.json, metrics.json, "
           "evaluations.json)")
     return 0
 
