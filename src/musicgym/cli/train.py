@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from musicgym.errors import ConfigError, OutputError, UsageError
+from musicgym.errors import OutputError, UsageError
 from musicgym.train.config import ALGOS
 
 
@@ -111,17 +111,19 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def _run_train_rllib(args: argparse.Namespace, given: dict) -> int:
-    from musicgym.train.config import TrainConfig
+    from musicgym.train.config import TrainConfig, read_config_file, resolve
     from musicgym.train.rllib import train_rllib
 
     if args.resume:
         config = TrainConfig(steps=given["steps"]) if "steps" in given else None
-    elif args.config:
-        config = TrainConfig.load(args.config, **given)
-    elif args.env_id:
-        config = TrainConfig(**given)
+    elif args.config or args.env_id:
+        fields = {**(read_config_file(args.config) if args.config else {}), **given}
+        config = resolve(fields, source=f"{args.config} + flags" if args.config else
+                         "command line")
+        # the family's env settings apply; its algo_kwargs are Stable-Baselines3's, not RLlib's
+        config.algo_kwargs = dict(fields.get("algo_kwargs") or {})
     else:
-        raise ConfigError("give an ENV_ID, --config FILE or --resume RUN_DIR")
+        raise UsageError("give an ENV_ID, --config FILE or --resume RUN")
     run_dir = train_rllib(config, num_env_runners=args.num_env_runners, address=args.address,
                           runs_root=args.runs, progress=not args.no_progress,
                           resume=args.resume)

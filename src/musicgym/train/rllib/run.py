@@ -182,7 +182,8 @@ def evaluate_rllib_returns(algo, config: TrainConfig, episodes: int,
     dist_cls = module.get_inference_action_dist_cls()
     masked = isinstance(module.observation_space, gym.spaces.Dict)
     stateful = module.is_stateful()
-    env = make_env(config.env_kwargs, env_id=config.env_id, masked=masked)
+    # evaluation on the family's evaluation settings (e.g. the accompaniment's held-out split)
+    env = make_env(config.eval_kwargs, env_id=config.env_id, masked=masked)
     returns, clip_distances = [], []
     for episode in range(episodes):
         obs, _ = env.reset(seed=seed + episode)
