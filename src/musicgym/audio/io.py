@@ -13,8 +13,13 @@ import numpy as np
 
 from musicgym.errors import AudioFileError
 
+# (channels x samples) a read may return, after resampling: 1 GiB of float32, over 1.5 hours
+# of stereo at 44.1 kHz. A 200 KB WAV that says 1 Hz would otherwise be resampled to 4.4e9.
+MAX_AUDIO_SAMPLES = 2**28
 
-def read_audio(path: str | os.PathLike, *, sr: int | None = None) -> tuple[np.ndarray, int]:
+
+def read_audio(path: str | os.PathLike, *, sr: int | None = None,
+               max_seconds: float | None = None) -> tuple[np.ndarray, int]:
     """Read an audio file as (channels, n) float32 and its sample rate.
 
     Parameters
@@ -23,17 +28,30 @@ def read_audio(path: str | os.PathLike, *, sr: int | None = None) -> tuple[np.nd
         WAV, FLAC, OGG or any other format libsndfile reads.
     sr : int, keyword-only
         Resample to this rate (polyphase, scipy) if given and different.
+    max_seconds : float, keyword-only
+        Refuse a file longer than this (checked from its header, before decoding).
 
     Raises
     ------
     AudioFileError
-        The file does not exist or cannot be decoded (the message names it).
+        The file does not exist or cannot be decoded, is longer than ``max_seconds``, or would
+        be more than :data:`MAX_AUDIO_SAMPLES` samples at ``sr`` (the message names it). Both
+        lengths are checked before anything is decoded or resampled.
     """
     import soundfile as sf
 
     path = Path(path)
     if not path.is_file():
         raise AudioFileError(f"audio file {str(path)!r} does not exist")
+    if sr is not None and not (isinstance(sr, (int, np.integer)) and sr > 0):
+        raise AudioFileError(f"cannot read {str(path)!r} at sr={sr!r}: give a positive integer "
+                             "sample rate")
+    try:
+        info = sf.info(str(path))
+        file_sr, n_frames, n_channels = int(info.samplerate), int(info.frames), int(info.channels)
+    except Exception as exc:  # libsndfile raises several types for unreadable files
+        raise AudioFileError(f"cannot read audio file {str(path)!r}: {exc}") from exc
+    _check_length(path, file_sr, n_frames, n_channels, sr, max_seconds)
     try:
         data, file_sr = sf.read(str(path), dtype="float32", always_2d=True)
     except Exception as exc:  # libsndfile raises several types for unreadable files
@@ -43,6 +61,21 @@ def read_audio(path: str | os.PathLike, *, sr: int | None = None) -> tuple[np.nd
         audio = resample(audio, file_sr, sr)
         file_sr = sr
     return audio, int(file_sr)
+
+
+def _check_length(path: Path, file_sr: int, n_frames: int, n_channels: int, sr: int | None,
+                  max_seconds: float | None) -> None:
+    if file_sr <= 0:
+        raise AudioFileError(f"audio file {str(path)!r} has a sample rate of {file_sr} Hz")
+    seconds = n_frames / file_sr
+    if max_seconds is not None and seconds > max_seconds:
+        raise AudioFileError(f"audio file {str(path)!r} is {seconds:.1f} s long (at "
+                             f"{file_sr} Hz), over the limit of {max_seconds} s: trim it")
+    n_out = -(-n_frames * (sr or file_sr) // file_sr) * n_channels
+    if n_out > MAX_AUDIO_SAMPLES:
+        raise AudioFileError(f"audio file {str(path)!r} would be {n_out} samples at "
+                             f"{sr or file_sr} Hz ({n_frames} frames at {file_sr} Hz, "
+                             f"{n_channels} channels), over the limit of {MAX_AUDIO_SAMPLES}")
 
 
 def resample(audio: np.ndarray, sr_from: int, sr_to: int) -> np.ndarray:
