@@ -262,6 +262,15 @@ class ParameterMap:
     # -- actions -> parameters -------------------------------------------------------------
     def split(self, actions, batch: int) -> tuple[np.ndarray, np.ndarray]:
         """(continuous (B, n_c) in [-1, 1], choice indices (B, n_d)) from a batch of actions."""
+        try:
+            return self._split(actions, batch)
+        except (TypeError, ValueError, KeyError, IndexError) as exc:
+            if isinstance(exc, ActionSpaceError):
+                raise
+            raise ActionSpaceError(f"an action must be a sample of {self.space}, got "
+                                   f"{str(actions)[:80]!r} ({exc})") from None
+
+    def _split(self, actions, batch: int) -> tuple[np.ndarray, np.ndarray]:
         n_c, n_d = len(self.continuous), len(self.discrete)
         if isinstance(self.space, spaces.Dict):
             cont = np.asarray(actions["continuous"], dtype=np.float64).reshape(batch, n_c)

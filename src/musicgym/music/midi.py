@@ -28,6 +28,8 @@ MELODIC_CHANNELS = tuple(c for c in range(16) if c != DRUM_CHANNEL)
 BEND_MAX = 8191
 # a Standard MIDI File of a piece is kilobytes; this bounds the work of parsing one
 MAX_MIDI_BYTES = 16 * 1024 * 1024
+# 10,000 bars of 4/4: score readers lay out every bar, so a delta time of 2**28 ticks must not
+MAX_MIDI_BEATS = 40_000
 
 
 def key_and_bend(frequencies_hz: np.ndarray, *, bend_range_semitones: float = 2.0,
@@ -220,8 +222,10 @@ def open_midi(path: str | Path):
     ------
     ScoreFileError
         Naming the file: missing, over :data:`MAX_MIDI_BYTES`, not parseable as MIDI, format 2
-        (independent sequences, which have no common time line), or a division of 0 or in
-        SMPTE frames (times in seconds would divide by zero or be meaningless).
+        (independent sequences, which have no common time line), a division of 0 or in
+        SMPTE frames (times in seconds would divide by zero or be meaningless), a time
+        signature of 0 beats or a denominator over 128, or a track longer than
+        :data:`MAX_MIDI_BEATS` quarter notes.
     """
     import mido
 
@@ -244,4 +248,16 @@ def open_midi(path: str | Path):
     if not 0 < midi.ticks_per_beat < 0x8000:
         raise ScoreFileError(f"{str(path)!r} has a division of {midi.ticks_per_beat}: only a "
                              "positive number of ticks per quarter note (below 32768) is read")
+    for number, track in enumerate(midi.tracks):
+        ticks = 0
+        for message in track:
+            ticks += message.time
+            if message.type == "time_signature" and not (
+                    1 <= message.numerator <= 64 and message.denominator <= 128):
+                raise ScoreFileError(f"{str(path)!r}, track {number}: a time signature of "
+                                     f"{message.numerator}/{message.denominator} cannot be read "
+                                     "(score readers would loop on its empty bars)")
+        if ticks > MAX_MIDI_BEATS * midi.ticks_per_beat:
+            raise ScoreFileError(f"{str(path)!r}, track {number}: lasts {ticks} ticks, over "
+                                 f"{MAX_MIDI_BEATS} quarter notes; is the file damaged?")
     return midi
