@@ -82,7 +82,7 @@ def load_mapping(
         data = path_or_text.encode("utf-8") if isinstance(path_or_text, str) else path_or_text
         if len(data) > max_bytes:
             raise error(f"{source}: the document is {len(data)} bytes, over the limit of "
-                        f"{max_bytes}")
+                        f"{max_bytes} bytes")
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
