@@ -80,6 +80,19 @@ def glicol_program(rng: random.Random) -> str:
     return "\n".join(lines)
 
 
+def _arithmetic(rng: random.Random, depth: int) -> str:
+    """A well-formed expression in x, with extreme numbers now and then."""
+    roll = rng.random()
+    if depth == 0 or roll < 0.3:
+        return rng.choice(["x", "x", "pi", f"{rng.uniform(-3, 3):.2f}", _number(rng)])
+    if roll < 0.8:
+        op = rng.choice(["+", "-", "*", "/", "**"])
+        return f"({_arithmetic(rng, depth - 1)} {op} {_arithmetic(rng, depth - 1)})"
+    name = rng.choice(["exp", "log", "sqrt", "sin", "abs", "floor", "round", "min", "max"])
+    args = [_arithmetic(rng, depth - 1) for _ in range(2 if name in ("min", "max") else 1)]
+    return f"{name}({', '.join(args)})"
+
+
 def _mutate_text(text: str, rng: random.Random) -> str:
     """Replace numbers with extremes, drop or duplicate lines, insert bytes of noise."""
     tokens = text.split(",")
@@ -198,7 +211,8 @@ class Targets:
 
         parts = ["x", "(", ")", "+", "-", "*", "/", "**", "log(", "exp(", "sqrt(", "max(x, ",
                  "pi", "__import__", ".real", "lambda", "[", "]", _number(rng), _number(rng)]
-        text = "".join(rng.choice(parts) for _ in range(rng.randint(1, 12)))
+        text = "".join(rng.choice(parts) for _ in range(rng.randint(1, 12))) \
+            if rng.random() < 0.4 else _arithmetic(rng, 3)
         pmap = ParameterMap([("lin", -1.0, 1.0), ("rel", 0, text)])
         pmap.params(np.array([[rng.uniform(-1, 1)]]))
         return text
