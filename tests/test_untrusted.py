@@ -279,3 +279,20 @@ def test_json_settings_keep_their_error_type(tmp_path):
         settings_to_kwargs(path)
     with pytest.raises(ImproviseConfigError, match="cannot read config file"):
         settings_to_kwargs(tmp_path / "missing.json")
+
+
+def test_writers_create_a_missing_output_folder_or_say_why(tmp_path):
+    from musicgym.audio.io import write_wav
+    from musicgym.music.midi import write_midi
+    from musicgym.music.notation import write_lilypond
+    from musicgym.music.notes import make_notes
+
+    notes = make_notes([0.0, 1.0], [1.0, 1.0], [60, 64])
+    missing = tmp_path / "not" / "yet"
+    assert write_wav(missing / "a.wav", np.zeros(100, np.float32), 8000).is_file()
+    assert write_midi(missing / "a.mid", notes).is_file()
+    assert write_lilypond(missing / "a.ly", notes, ["C4", "E4"]).is_file()
+    blocked = tmp_path / "file"
+    blocked.write_text("")
+    with pytest.raises(MusicgymError, match="file/a.mid"):
+        write_midi(blocked / "a.mid", notes)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
-from musicgym.errors import ConfigError
+from musicgym.errors import ConfigError, OutputError
 
 
 def add_parser(subparsers) -> None:
@@ -123,8 +124,13 @@ def run_baseline(args: argparse.Namespace) -> int:
           f"after {result['evaluations']} evaluations ({result['seconds']:.1f} s)")
     print(f"best parameters per step: {result['best_params']}")
     if args.output:
-        with open(args.output, "w", encoding="utf-8") as fh:
-            json.dump(result, fh, indent=2)
+        output = Path(args.output)
+        try:
+            output.parent.mkdir(parents=True, exist_ok=True)
+            output.write_text(json.dumps(result, indent=2), encoding="utf-8")
+        except OSError as exc:
+            raise OutputError(f"cannot write {str(output)!r}: {exc.strerror}; give --output a "
+                              "path you can write to") from None
         print(f"wrote {args.output}")
     return 0
 
