@@ -13,9 +13,14 @@ import numpy as np
 
 from musicgym.errors import AudioFileError
 
-# (channels x samples) a read may return, after resampling: 1 GiB of float32, over 1.5 hours
-# of stereo at 44.1 kHz. A 200 KB WAV that says 1 Hz would otherwise be resampled to 4.4e9.
-MAX_AUDIO_SAMPLES = 2**28
+# (channels x samples) a read may return, after resampling: 512 MiB of float32 (resampling
+# works in float64, so about 1.5 GiB at the peak), 25 minutes of stereo at 44.1 kHz. A 200 KB
+# WAV that says 1 Hz would otherwise be resampled to 4.4e9 samples.
+MAX_AUDIO_SAMPLES = 2**27
+# a WAV header may claim 65535 channels; a block is this many samples over all channels
+_READ_BLOCK = 1 << 18
+MAX_CHANNELS = 64
+MAX_SAMPLE_RATE = 768_000
 
 
 def read_audio(path: str | os.PathLike, *, sr: int | None = None,
@@ -43,20 +48,26 @@ def read_audio(path: str | os.PathLike, *, sr: int | None = None,
     path = Path(path)
     if not path.is_file():
         raise AudioFileError(f"audio file {str(path)!r} does not exist")
-    if sr is not None and not (isinstance(sr, (int, np.integer)) and sr > 0):
-        raise AudioFileError(f"cannot read {str(path)!r} at sr={sr!r}: give a positive integer "
-                             "sample rate")
+    if sr is not None and not (isinstance(sr, (int, np.integer)) and 0 < sr <= MAX_SAMPLE_RATE):
+        raise AudioFileError(f"cannot read {str(path)!r} at sr={sr!r}: give an integer sample "
+                             f"rate from 1 to {MAX_SAMPLE_RATE} Hz")
     try:
-        info = sf.info(str(path))
-        file_sr, n_frames, n_channels = int(info.samplerate), int(info.frames), int(info.channels)
+        with sf.SoundFile(str(path)) as f:
+            file_sr, n_channels = int(f.samplerate), int(f.channels)
+            _check_length(path, file_sr, int(f.frames), n_channels, sr, max_seconds)
+            # read block by block: the header's frame count may lie, and soundfile would
+            # allocate for it; what is really there is bounded by the checks above
+            blocks = []
+            while True:
+                block = f.read(_READ_BLOCK // n_channels, dtype="float32", always_2d=True)
+                if not len(block):
+                    break
+                blocks.append(block.T)
+    except AudioFileError:
+        raise
     except Exception as exc:  # libsndfile raises several types for unreadable files
         raise AudioFileError(f"cannot read audio file {str(path)!r}: {exc}") from exc
-    _check_length(path, file_sr, n_frames, n_channels, sr, max_seconds)
-    try:
-        data, file_sr = sf.read(str(path), dtype="float32", always_2d=True)
-    except Exception as exc:  # libsndfile raises several types for unreadable files
-        raise AudioFileError(f"cannot read audio file {str(path)!r}: {exc}") from exc
-    audio = np.ascontiguousarray(data.T)
+    audio = np.concatenate(blocks, axis=1) if blocks else np.zeros((n_channels, 0), np.float32)
     if sr is not None and sr != file_sr:
         audio = resample(audio, file_sr, sr)
         file_sr = sr
@@ -65,8 +76,13 @@ def read_audio(path: str | os.PathLike, *, sr: int | None = None,
 
 def _check_length(path: Path, file_sr: int, n_frames: int, n_channels: int, sr: int | None,
                   max_seconds: float | None) -> None:
-    if file_sr <= 0:
-        raise AudioFileError(f"audio file {str(path)!r} has a sample rate of {file_sr} Hz")
+    if not 0 < n_channels <= MAX_CHANNELS:
+        raise AudioFileError(f"audio file {str(path)!r} has {n_channels} channels; at most "
+                             f"{MAX_CHANNELS} are read")
+    if not 0 < file_sr <= MAX_SAMPLE_RATE:
+        # resampling's filter grows with the rates' ratio: 1 GHz to 8 kHz would need 10^10 taps
+        raise AudioFileError(f"audio file {str(path)!r} has a sample rate of {file_sr} Hz; "
+                             f"rates from 1 to {MAX_SAMPLE_RATE} Hz are read")
     seconds = n_frames / file_sr
     if max_seconds is not None and seconds > max_seconds:
         raise AudioFileError(f"audio file {str(path)!r} is {seconds:.1f} s long (at "
