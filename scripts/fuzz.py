@@ -257,7 +257,7 @@ class Targets:
                    sr=rng.choice([None, 8000, 44100]))
         return "wav bytes"
 
-    def env(self, rng: random.Random) -> str:
+    def _kick_env(self):
         from musicgym.envs.presets import KICK_CODE, kick_target
         from musicgym.envs.synth_match import SynthMatchEnv
 
@@ -265,7 +265,10 @@ class Targets:
             self._env = SynthMatchEnv(KICK_CODE, kick_target(), 1, 0.05,
                                       [("exp", 0.0005, 0.05), ("exp", 0.05, 0.5),
                                        ("exp", 30.0, 300.0)])
-        env = self._env
+        return self._env
+
+    def env(self, rng: random.Random) -> str:
+        env = self._kick_env()
         seed = rng.choice([None, 0, 1, 2**31])
         env.reset(seed=seed)
         action = rng.choice([np.zeros(3, np.float32), np.full(3, 2.0, np.float32),
@@ -274,25 +277,34 @@ class Targets:
         env.step(action)
         return f"reset(seed={seed}) step({action!r})"
 
+    def env_reset(self, rng: random.Random) -> str:
+        options = rng.choice([None, {}, {"target": 0}, {"target": 99}, {"target": -1},
+                              {"target": "a"}, {"target": 1.5}, {"other": 1}, "options"])
+        self._kick_env().reset(options=options)
+        return f"reset(options={options!r})"
+
 
 # (target, share of the inputs): the parser is cheap, partitura's readers are not
 PLAN = [("parser", 0.45), ("renderer", 0.06), ("config", 0.14), ("expression", 0.12),
         ("scala", 0.1), ("audio", 0.05), ("midi", 0.03), ("musicxml", 0.015), ("match", 0.005),
-        ("env", 0.03)]
+        ("env", 0.03), ("env_reset", 0.005)]
 
 
-def fuzz(n_inputs: int, seed: int = 0, stats: dict | None = None
-         ) -> Iterator[tuple[str, str, str]]:
+def fuzz(n_inputs: int, seed: int = 0, stats: dict | None = None,
+         targets: tuple[str, ...] | None = None) -> Iterator[tuple[str, str, str]]:
     """Run about ``n_inputs`` inputs; yield (target, input, traceback) for each foreign error.
 
-    ``stats``, if given, gets per target the count of inputs accepted and refused (our errors).
+    ``stats``, if given, gets per target the count of inputs accepted and refused (our errors);
+    ``targets`` picks some of :data:`PLAN`'s targets (default all).
     """
     stats = {} if stats is None else stats
     with tempfile.TemporaryDirectory() as folder:
-        targets = Targets(Path(folder))
+        runner = Targets(Path(folder))
         for name, share in PLAN:
+            if targets is not None and name not in targets:
+                continue
             rng = random.Random(f"{seed}-{name}")
-            run: Callable[[random.Random], str] = getattr(targets, name)
+            run: Callable[[random.Random], str] = getattr(runner, name)
             counts = stats.setdefault(name, {"accepted": 0, "refused": 0})
             for _ in range(max(3, int(n_inputs * share))):
                 state = rng.getstate()
