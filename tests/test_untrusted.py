@@ -8,6 +8,7 @@ through the public function a user's command calls.
 from __future__ import annotations
 
 import json
+import os
 import struct
 import time
 from pathlib import Path
@@ -56,6 +57,24 @@ def test_the_attack_in_a_yaml_config_runs_nothing(tmp_path, monkeypatch):
     spec = load_mapping(config)["action_space"]
     with pytest.raises(ActionSpaceError):
         SynthMatchEnv(KICK_CODE, kick_target(), 1, 0.1, spec)
+    assert not (tmp_path / "PWNED").exists()
+
+
+def test_musicgym_train_with_the_attack_config_refuses_it_in_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    config = tmp_path / "attack.yaml"
+    config.write_text("env_id: musicgym/Kick-v0\nalgo: ppo\nsteps: 64\nn_envs: 1\n"
+                      "env_kwargs:\n  action_space:\n    - [exp, 0.0005, 0.05]\n"
+                      f"    - [rel, 0, \"{ATTACK}\"]\n    - [exp, 30.0, 300.0]\n")
+    src = Path(__file__).resolve().parents[1] / "src"
+    env = {**os.environ, "PYTHONPATH": f"{src}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    done = subprocess.run([sys.executable, "-m", "musicgym", "train", "--config", str(config),
+                           "--runs", str(tmp_path / "runs")], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode != 0
+    assert done.stderr.strip().count("\n") == 0 and "only x, numbers" in done.stderr
     assert not (tmp_path / "PWNED").exists()
 
 
