@@ -13,8 +13,18 @@ import numpy as np
 
 from musicgym.errors import AudioFileError
 
+# (channels x samples) a read may return, after resampling: 512 MiB of float32 (resampling
+# works in float64, so about 1.5 GiB at the peak), 25 minutes of stereo at 44.1 kHz. A 200 KB
+# WAV that says 1 Hz would otherwise be resampled to 4.4e9 samples.
+MAX_AUDIO_SAMPLES = 2**27
+# a WAV header may claim 65535 channels; a block is this many samples over all channels
+_READ_BLOCK = 1 << 18
+MAX_CHANNELS = 64
+MAX_SAMPLE_RATE = 768_000
 
-def read_audio(path: str | os.PathLike, *, sr: int | None = None) -> tuple[np.ndarray, int]:
+
+def read_audio(path: str | os.PathLike, *, sr: int | None = None,
+               max_seconds: float | None = None) -> tuple[np.ndarray, int]:
     """Read an audio file as (channels, n) float32 and its sample rate.
 
     Parameters
@@ -23,26 +33,65 @@ def read_audio(path: str | os.PathLike, *, sr: int | None = None) -> tuple[np.nd
         WAV, FLAC, OGG or any other format libsndfile reads.
     sr : int, keyword-only
         Resample to this rate (polyphase, scipy) if given and different.
+    max_seconds : float, keyword-only
+        Refuse a file longer than this (checked from its header, before decoding).
 
     Raises
     ------
     AudioFileError
-        The file does not exist or cannot be decoded (the message names it).
+        The file does not exist or cannot be decoded, is longer than ``max_seconds``, or would
+        be more than :data:`MAX_AUDIO_SAMPLES` samples at ``sr`` (the message names it). Both
+        lengths are checked before anything is decoded or resampled.
     """
     import soundfile as sf
 
     path = Path(path)
     if not path.is_file():
         raise AudioFileError(f"audio file {str(path)!r} does not exist")
+    if sr is not None and not (isinstance(sr, (int, np.integer)) and 0 < sr <= MAX_SAMPLE_RATE):
+        raise AudioFileError(f"cannot read {str(path)!r} at sr={sr!r}: give an integer sample "
+                             f"rate from 1 to {MAX_SAMPLE_RATE} Hz")
     try:
-        data, file_sr = sf.read(str(path), dtype="float32", always_2d=True)
+        with sf.SoundFile(str(path)) as f:
+            file_sr, n_channels = int(f.samplerate), int(f.channels)
+            _check_length(path, file_sr, int(f.frames), n_channels, sr, max_seconds)
+            # read block by block: the header's frame count may lie, and soundfile would
+            # allocate for it; what is really there is bounded by the checks above
+            blocks = []
+            while True:
+                block = f.read(_READ_BLOCK // n_channels, dtype="float32", always_2d=True)
+                if not len(block):
+                    break
+                blocks.append(block.T)
+    except AudioFileError:
+        raise
     except Exception as exc:  # libsndfile raises several types for unreadable files
         raise AudioFileError(f"cannot read audio file {str(path)!r}: {exc}") from exc
-    audio = np.ascontiguousarray(data.T)
+    audio = np.concatenate(blocks, axis=1) if blocks else np.zeros((n_channels, 0), np.float32)
     if sr is not None and sr != file_sr:
         audio = resample(audio, file_sr, sr)
         file_sr = sr
     return audio, int(file_sr)
+
+
+def _check_length(path: Path, file_sr: int, n_frames: int, n_channels: int, sr: int | None,
+                  max_seconds: float | None) -> None:
+    if not 0 < n_channels <= MAX_CHANNELS:
+        raise AudioFileError(f"audio file {str(path)!r} has {n_channels} channels; at most "
+                             f"{MAX_CHANNELS} are read")
+    if not 0 < file_sr <= MAX_SAMPLE_RATE:
+        # resampling's filter grows with the rates' ratio: 1 GHz to 8 kHz would need 10^10 taps
+        raise AudioFileError(f"audio file {str(path)!r} has a sample rate of {file_sr} Hz; "
+                             f"rates from 1 to {MAX_SAMPLE_RATE} Hz are read")
+    seconds = n_frames / file_sr
+    if max_seconds is not None and seconds > max_seconds:
+        raise AudioFileError(f"audio file {str(path)!r} is {seconds:.1f} s long (at "
+                             f"{file_sr} Hz), over the limit of {max_seconds} s: trim it")
+    n_out = -(-n_frames * (sr or file_sr) // file_sr) * n_channels
+    if n_out > MAX_AUDIO_SAMPLES:
+        raise AudioFileError(f"audio file {str(path)!r} would be {n_out} samples at "
+                             f"{sr or file_sr} Hz ({n_frames} frames at {file_sr} Hz, "
+                             f"{n_channels} channels), over the limit of {MAX_AUDIO_SAMPLES}")
 
 
 def resample(audio: np.ndarray, sr_from: int, sr_to: int) -> np.ndarray:

@@ -100,7 +100,7 @@ def _parts(items: list[str]) -> dict[str, int | str]:
             raise AccompanyConfigError(
                 f"--part expects solo=PART or accompaniment=PART, got {item!r}")
         part = part.strip()
-        parts[role.strip()] = int(part) if part.isdigit() else part
+        parts[role.strip()] = int(part) if part.isdecimal() else part
     return parts
 
 

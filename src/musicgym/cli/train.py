@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 from musicgym.errors import OutputError, UsageError
 from musicgym.train.config import ALGOS
@@ -148,8 +149,6 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
 
 def run_baseline(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from musicgym.train.baselines import cmaes, random_search
 
     search = cmaes if args.method == "cmaes" else random_search

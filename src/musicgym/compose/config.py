@@ -24,12 +24,12 @@ This module reads settings; :mod:`musicgym.cli.compose` runs them.
 from __future__ import annotations
 
 import difflib
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from musicgym.errors import ConfigError
+from musicgym.safeio import load_mapping
 
 ANY = object()  # a value accepted as it is (checked later by the code that uses it)
 IGNORED = object()  # an RL-Musician field with no meaning in musicgym
@@ -111,34 +111,10 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     Raises
     ------
     ConfigError
-        If the file is missing, does not parse (line given), or is not a mapping.
+        If the file is missing, does not parse (line given), is not a mapping, or is too big,
+        too deep or not UTF-8 (read by :func:`musicgym.safeio.load_mapping`).
     """
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot read config file {str(path)!r}: {exc.strerror}") from None
-    if path.suffix.lower() == ".json":
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"{path}, line {exc.lineno}: not valid JSON ({exc.msg})") from None
-    else:
-        import yaml
-
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f", line {mark.line + 1}" if mark is not None else ""
-            raise ConfigError(f"{path}{where}: not valid YAML ({getattr(exc, 'problem', exc)})"
-                              ) from None
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: the config must be a mapping of sections (piece, "
-                          f"environment, agent), got a {type(data).__name__}")
-    return data
+    return load_mapping(Path(path))
 
 
 def _check(data: dict[str, Any], schema: dict[str, Any], where: str, source: str,

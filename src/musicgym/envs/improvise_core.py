@@ -3,8 +3,8 @@
 
 from __future__ import annotations
 
-import json
 import os
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -22,6 +22,7 @@ from musicgym.envs.improvise_data import (
 )
 from musicgym.envs.synths import make_synth
 from musicgym.errors import ImproviseConfigError, InvalidActionError
+from musicgym.safeio import load_mapping
 
 ACTION_TYPES = ("ternary", "multidiscrete", "continuous")
 MODES = ("render", "lookup")
@@ -51,12 +52,7 @@ def settings_to_kwargs(settings: str | os.PathLike | dict) -> dict[str, Any]:
         ``N_synth_params`` different from the synth's.
     """
     if not isinstance(settings, dict):
-        try:
-            with open(settings) as f:
-                settings = json.load(f)
-        except (OSError, json.JSONDecodeError) as exc:
-            raise ImproviseConfigError(f"cannot read settings file {str(settings)!r}: {exc}") \
-                from exc
+        settings = load_mapping(Path(settings), kind="json", error=ImproviseConfigError)
     out: dict[str, Any] = {}
     for key, value in settings.items():
         if key == "instrument_name":

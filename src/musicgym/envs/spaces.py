@@ -5,7 +5,11 @@ A spec is a list with one entry per hole of the patch, in order:
 * ``("lin", lo, hi)``: linear, the agent's ``u`` in [-1, 1] maps to ``lo + (u + 1) / 2 (hi - lo)``;
 * ``("exp", lo, hi)``: exponential (``lo > 0``), equal steps in ``log`` (frequencies, times);
 * ``("rel", index, fn)``: not chosen by the agent: ``fn(value of hole index)``, an earlier hole;
-  ``fn`` is a callable or a string expression in ``x`` (e.g. ``"0.5 - x"``);
+  ``fn`` is a callable or a string expression in ``x`` (e.g. ``"0.5 - x"``). A string is data,
+  never Python: it may use only ``x``, numbers, ``+ - * / **``, unary minus, parentheses, the
+  constants ``pi`` and ``e`` and the functions exp, log, log2, log10, sqrt, sin, cos, floor,
+  ceil, abs, round, min, max; it is evaluated on NumPy arrays, and a value with no finite result
+  (``x / 0``, ``log`` of a negative) raises ``ActionSpaceError``;
 * ``("choose", [v1, v2, ...])``: one of the values (a ``Discrete`` choice).
 
 The agent sees ``Box(-1, 1)`` for the continuous holes and ``Discrete``/``MultiDiscrete`` for the
@@ -16,6 +20,8 @@ Mapping lives here, apart from the DSP.
 
 from __future__ import annotations
 
+import ast
+import functools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -24,10 +30,6 @@ import numpy as np
 from gymnasium import spaces
 
 from musicgym.errors import ActionSpaceError
-
-_SAFE = {name: getattr(math, name) for name in ("exp", "log", "log2", "log10", "sqrt", "sin",
-                                                "cos", "pi", "e", "floor", "ceil")}
-_SAFE.update(abs=abs, min=min, max=max, round=round)
 
 
 @dataclass(frozen=True)
@@ -42,21 +44,114 @@ class Mapping:
     choices: tuple[float, ...] = ()
 
 
-def _expression(text: str, where: str) -> Callable:
+# Expressions are data (they come from YAML configs and are saved in run folders), so they are
+# parsed into a tree of arithmetic and evaluated here, on NumPy arrays: no Python code is run.
+_FUNCTIONS: dict[str, Callable[..., np.ndarray]] = {
+    "exp": np.exp, "log": np.log, "log2": np.log2, "log10": np.log10, "sqrt": np.sqrt,
+    "sin": np.sin, "cos": np.cos, "floor": np.floor, "ceil": np.ceil, "abs": np.abs,
+    "round": np.round, "min": np.minimum, "max": np.maximum,
+}
+_CONSTANTS = {"pi": math.pi, "e": math.e}
+_ARITY = {name: (2, None) if name in ("min", "max") else (1, 1) for name in _FUNCTIONS}
+_BINARY: dict[type, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
+    ast.Add: np.add, ast.Sub: np.subtract, ast.Mult: np.multiply, ast.Div: np.divide,
+    ast.Pow: np.power,
+}
+_MAX_EXPRESSION_CHARS = 500
+_MAX_EXPRESSION_NODES = 200
+# an expression that fails at all of these is wrong whatever its hole's range
+_PROBES = (-100.0, -1.0, -0.5, 0.0, 0.25, 1.0, 2.0, 440.0)
+_ALLOWED = f"x, numbers, + - * / **, parentheses, {sorted(_CONSTANTS)} and the functions " \
+           f"{sorted(_FUNCTIONS)}"
+
+
+def _build(text: str, where: str) -> Callable[[np.ndarray], np.ndarray]:
+    """Check the tree of ``text`` and return its evaluator, a closure over NumPy ufuncs."""
+    if len(text) > _MAX_EXPRESSION_CHARS:
+        raise ActionSpaceError(f"{where}: the expression is {len(text)} characters long; at "
+                               f"most {_MAX_EXPRESSION_CHARS} are allowed")
     try:
-        code = compile(text, f"<{where}>", "eval")
-    except SyntaxError as exc:
-        raise ActionSpaceError(f"{where}: cannot parse the expression {text!r}: {exc.msg}") \
-            from exc
-    unknown = set(code.co_names) - set(_SAFE) - {"x"}
-    if unknown:
-        raise ActionSpaceError(f"{where}: the expression {text!r} uses {sorted(unknown)}; only "
-                               f"x and {sorted(_SAFE)} are allowed")
+        tree = ast.parse(text.strip(), mode="eval")
+    except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
+        reason = getattr(exc, "msg", None) or type(exc).__name__
+        raise ActionSpaceError(f"{where}: cannot parse the expression {text!r}: {reason}") \
+            from None
+    n_nodes = sum(1 for _ in ast.walk(tree))
+    if n_nodes > _MAX_EXPRESSION_NODES:
+        raise ActionSpaceError(f"{where}: the expression {text!r} has {n_nodes} parts; at most "
+                               f"{_MAX_EXPRESSION_NODES} are allowed")
 
-    def fn(x):
-        return np.vectorize(lambda v: eval(code, {"__builtins__": {}}, {**_SAFE, "x": v}),
-                            otypes=[float])(x)
+    def refuse(what: str) -> ActionSpaceError:
+        return ActionSpaceError(f"{where}: the expression {text!r} uses {what}; only "
+                                f"{_ALLOWED} are allowed")
 
+    def node(n: ast.AST) -> Callable[[np.ndarray], np.ndarray]:
+        if isinstance(n, ast.Constant) and type(n.value) in (int, float):
+            value = float(n.value)
+            if not math.isfinite(value):
+                raise ActionSpaceError(f"{where}: the number {ast.unparse(n)} in {text!r} is not "
+                                       "finite")
+            return lambda x: np.full_like(x, value)
+        if isinstance(n, ast.Name):
+            if n.id == "x":
+                return lambda x: x
+            if n.id in _CONSTANTS:
+                value = _CONSTANTS[n.id]
+                return lambda x: np.full_like(x, value)
+            raise refuse(repr([n.id]))
+        if isinstance(n, ast.UnaryOp) and isinstance(n.op, (ast.USub, ast.UAdd)):
+            inner = node(n.operand)
+            return (lambda x: -inner(x)) if isinstance(n.op, ast.USub) else inner
+        if isinstance(n, ast.BinOp) and type(n.op) in _BINARY:
+            op, left, right = _BINARY[type(n.op)], node(n.left), node(n.right)
+            return lambda x: op(left(x), right(x))
+        if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and not n.keywords:
+            name = n.func.id
+            if name not in _FUNCTIONS:
+                raise refuse(repr([name]))
+            least, most = _ARITY[name]
+            if len(n.args) < least or (most is not None and len(n.args) > most):
+                raise ActionSpaceError(f"{where}: {name}() in {text!r} takes "
+                                       f"{least if most == least else f'{least} or more'} "
+                                       f"argument(s), got {len(n.args)}")
+            fn, args = _FUNCTIONS[name], [node(a) for a in n.args]
+            if len(args) == 1:
+                return lambda x: fn(args[0](x))
+            return lambda x: functools.reduce(fn, (a(x) for a in args))
+        raise refuse(f"{type(n).__name__!r} ({ast.unparse(n)[:40]})")
+
+    return node(tree.body)
+
+
+def _expression(text: str, where: str) -> Callable[[np.ndarray], np.ndarray]:
+    """A ``rel`` expression in ``x`` as a vectorised function; bad values raise ActionSpaceError.
+
+    An expression with no finite value at any of a few probe values of ``x`` (``x / 0``,
+    ``log(-1)``) is refused here, when the space is made, rather than at the first step.
+    """
+    evaluate = _build(text, where)
+
+    def fn(x) -> np.ndarray:
+        values = np.asarray(x, dtype=np.float64)
+        # underflow to 0 is harmless; a division by zero, an overflow or a domain error is not
+        with np.errstate(all="raise", under="ignore"):
+            try:
+                out = evaluate(values)
+            except FloatingPointError as exc:
+                bad = values.ravel()[:3].tolist()
+                raise ActionSpaceError(f"{where}: the expression {text!r} has no finite value "
+                                       f"for x = {bad} ({exc}); write one defined on the whole "
+                                       "range of the hole it reads") from None
+        return out
+
+    failures = 0
+    for probe in _PROBES:
+        try:
+            fn(np.array([probe]))
+        except ActionSpaceError as exc:
+            failures, last = failures + 1, exc
+    if failures == len(_PROBES):
+        raise last
     return fn
 
 
@@ -167,6 +262,15 @@ class ParameterMap:
     # -- actions -> parameters -------------------------------------------------------------
     def split(self, actions, batch: int) -> tuple[np.ndarray, np.ndarray]:
         """(continuous (B, n_c) in [-1, 1], choice indices (B, n_d)) from a batch of actions."""
+        try:
+            return self._split(actions, batch)
+        except (TypeError, ValueError, KeyError, IndexError) as exc:
+            if isinstance(exc, ActionSpaceError):
+                raise
+            raise ActionSpaceError(f"an action must be a sample of {self.space}, got "
+                                   f"{str(actions)[:80]!r} ({exc})") from None
+
+    def _split(self, actions, batch: int) -> tuple[np.ndarray, np.ndarray]:
         n_c, n_d = len(self.continuous), len(self.discrete)
         if isinstance(self.space, spaces.Dict):
             cont = np.asarray(actions["continuous"], dtype=np.float64).reshape(batch, n_c)

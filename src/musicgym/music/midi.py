@@ -7,7 +7,9 @@ own among those free at its onset (channel 10, General MIDI's drums, is never us
 used channel is told its bend range by RPN 0 at the start. A 12-TET piece needs no bend and
 still plays the same way.
 
-This module writes files; reading MIDI scores is ``musicgym.music.score``.
+This module writes files, and opens them for reading with :func:`open_midi`, which refuses
+what the readers cannot bound (format 2, a zero or SMPTE division, a file too large); reading
+MIDI scores into note arrays is ``musicgym.music.score``.
 """
 
 from __future__ import annotations
@@ -24,6 +26,10 @@ from musicgym.errors import ScoreFileError
 DRUM_CHANNEL = 9
 MELODIC_CHANNELS = tuple(c for c in range(16) if c != DRUM_CHANNEL)
 BEND_MAX = 8191
+# a Standard MIDI File of a piece is kilobytes; this bounds the work of parsing one
+MAX_MIDI_BYTES = 16 * 1024 * 1024
+# 10,000 bars of 4/4: score readers lay out every bar, so a delta time of 2**28 ticks must not
+MAX_MIDI_BEATS = 40_000
 
 
 def key_and_bend(frequencies_hz: np.ndarray, *, bend_range_semitones: float = 2.0,
@@ -195,3 +201,61 @@ def _save_atomically(midi, path: Path) -> Path:
         raise ScoreFileError(f"cannot write MIDI file {str(path)!r}: {exc.strerror}; choose a "
                              "folder you can write to") from None
     return path
+
+
+def open_midi(path: str | Path):
+    """Open a Standard MIDI File for reading, refusing what no reader here can play.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        A ``.mid``/``.midi`` file.
+
+    Returns
+    -------
+    mido.MidiFile
+        Format 0 or 1, with a positive division in ticks per quarter note.
+
+    Raises
+    ------
+    ScoreFileError
+        Naming the file: missing, over :data:`MAX_MIDI_BYTES`, not parseable as MIDI, format 2
+        (independent sequences, which have no common time line), a division of 0 or in
+        SMPTE frames (times in seconds would divide by zero or be meaningless), a time
+        signature of 0 beats or a denominator over 128, or a track longer than
+        :data:`MAX_MIDI_BEATS` quarter notes.
+    """
+    import mido
+
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise ScoreFileError(f"cannot read MIDI file {str(path)!r}: {exc.strerror}") from None
+    if size > MAX_MIDI_BYTES:
+        raise ScoreFileError(f"MIDI file {str(path)!r} is {size} bytes, over the limit of "
+                             f"{MAX_MIDI_BYTES}")
+    try:
+        midi = mido.MidiFile(path)
+    except Exception as exc:  # mido's parser raises OSError, EOFError, ValueError, KeyError...
+        raise ScoreFileError(f"{str(path)!r} is not a readable MIDI file: "
+                             f"{type(exc).__name__}: {exc}") from None
+    if midi.type == 2:
+        raise ScoreFileError(f"{str(path)!r} is a format 2 MIDI file (independent sequences); "
+                             "save it as format 0 or 1")
+    if not 0 < midi.ticks_per_beat < 0x8000:
+        raise ScoreFileError(f"{str(path)!r} has a division of {midi.ticks_per_beat}: only a "
+                             "positive number of ticks per quarter note (below 32768) is read")
+    for number, track in enumerate(midi.tracks):
+        ticks = 0
+        for message in track:
+            ticks += message.time
+            if message.type == "time_signature" and not (
+                    1 <= message.numerator <= 64 and message.denominator <= 128):
+                raise ScoreFileError(f"{str(path)!r}, track {number}: a time signature of "
+                                     f"{message.numerator}/{message.denominator} cannot be read "
+                                     "(score readers would loop on its empty bars)")
+        if ticks > MAX_MIDI_BEATS * midi.ticks_per_beat:
+            raise ScoreFileError(f"{str(path)!r}, track {number}: lasts {ticks} ticks, over "
+                                 f"{MAX_MIDI_BEATS} quarter notes; is the file damaged?")
+    return midi

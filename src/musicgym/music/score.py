@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import re
 import warnings
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from musicgym.errors import ScoreFileError
+from musicgym.music.midi import open_midi
 from musicgym.music.notes import NOTE_DTYPE
 
 SCORE_DTYPE = np.dtype(
@@ -74,8 +76,91 @@ def _existing_file(path: str | Path, what: str) -> Path:
     return path
 
 
+# Bounds on what a score or match file may say, checked before partitura sees the file: a
+# 60-line match file with one duration of 2**31 makes partitura add measures for hours. The
+# bounds are far past any real piece (Brahms' dance: 100 bars, 480 ticks per quarter).
+MAX_SCORE_FILE_BYTES = 64 * 1024 * 1024
+MAX_BARS = 10_000
+MAX_DENOMINATOR = 4096
+MAX_WHOLE_NOTES = 256  # one note's duration (partitura recurses per tied bar past ~1000)
+MAX_TICKS = 2**30
+_MAX_DIGITS = 9  # any integer in a match line outside the checked fields
+_TERM = re.compile(r"([A-Za-z]\w*)\(([^()]*)\)")
+_INTEGER = re.compile(r"(?<![\d.])\d+(?![\d.])")  # integers, not decimal digits
+_MATCH_RANGES = {"midiClockUnits": (1, 10**6), "midiClockRate": (1, 10**8)}
+
+
+def _check_size(path: Path, what: str) -> None:
+    size = path.stat().st_size
+    if size > MAX_SCORE_FILE_BYTES:
+        raise ScoreFileError(f"{what} {str(path)!r} is {size} bytes, over the limit of "
+                             f"{MAX_SCORE_FILE_BYTES}")
+
+
+def _split_args(args: str) -> list[str]:
+    """The comma-separated arguments of a term, commas inside ``[...]`` kept."""
+    out, depth, start = [], 0, 0
+    for i, ch in enumerate(args):
+        depth += (ch == "[") - (ch == "]")
+        if ch == "," and depth == 0:
+            out.append(args[start:i].strip())
+            start = i + 1
+    out.append(args[start:].strip())
+    return out
+
+
+def _number(text: str, lo: float, hi: float, field: str) -> str | None:
+    """None when ``text`` is a number (or ``a/b`` sum of fractions) in [lo, hi], else the fault."""
+    try:
+        if "/" in text or "+" in text:
+            value = 0.0
+            for part in text.split("+"):
+                num, _, den = part.partition("/")
+                den_value = int(den) if den else 1
+                if not 0 < den_value <= MAX_DENOMINATOR:
+                    return f"{field} {text!r} has a denominator outside 1..{MAX_DENOMINATOR}"
+                value += int(num) / den_value
+        else:
+            value = float(text)
+    except ValueError:
+        return f"{field} {text!r} is not a number"
+    if not lo <= value <= hi:
+        return f"{field} {text!r} is outside {lo:g}..{hi:g}"
+    return None
+
+
+def _match_term_fault(name: str, args: list[str]) -> str | None:
+    """What is out of bounds in one term of a match line (format 5.0 fields), or None."""
+    checks: list[tuple[str, float, float, str]] = []
+    if name == "snote" and len(args) == 9:
+        bar, _, beat = args[3].partition(":")
+        checks = [(args[2], -2, 10, "octave"), (bar, -1, MAX_BARS, "bar"),
+                  (beat or "1", -1, 1000, "beat"),
+                  (args[4], -MAX_WHOLE_NOTES, MAX_WHOLE_NOTES, "offset"),
+                  (args[5], 0, MAX_WHOLE_NOTES, "duration"),
+                  (args[6], -4 * MAX_BARS * 64, 4 * MAX_BARS * 64, "onset in beats"),
+                  (args[7], -4 * MAX_BARS * 64, 4 * MAX_BARS * 64, "offset in beats")]
+    elif name == "note" and len(args) == 7:
+        checks = [(args[2], -2, 10, "octave"), (args[3], 0, MAX_TICKS, "onset"),
+                  (args[4], 0, MAX_TICKS, "offset"), (args[5], 0, MAX_TICKS, "adjusted offset"),
+                  (args[6], 0, 127, "velocity")]
+    elif name == "info" and len(args) == 2 and args[0] in _MATCH_RANGES:
+        checks = [(args[1], *_MATCH_RANGES[args[0]], args[0])]
+    for text, lo, hi, field in checks:
+        fault = _number(text, lo, hi, f"{name} {field}")
+        if fault:
+            return fault
+    for arg in args:
+        for digits in _INTEGER.findall(arg):
+            if len(digits) > _MAX_DIGITS:
+                return f"{name} has the number {digits}, over {_MAX_DIGITS} digits"
+    return None
+
+
 def _check_match_syntax(path: Path) -> None:
-    """Raise ScoreFileError at the first line that is not a match-file term."""
+    """Raise ScoreFileError at the first line that is not a match-file term, or whose numbers
+    are out of the bounds above (before partitura loops or allocates on them)."""
+    _check_size(path, "match file")
     n_snotes = 0
     with path.open(encoding="utf-8", errors="replace") as handle:
         for line_no, line in enumerate(handle, start=1):
@@ -88,6 +173,11 @@ def _check_match_syntax(path: Path) -> None:
                     "each line must be one term ending in a full stop, such as "
                     "'snote(...)-note(...).' (match format 5.0, see partitura.load_match)"
                 )
+            for name, args in _TERM.findall(text):
+                fault = _match_term_fault(name, _split_args(args))
+                if fault:
+                    raise ScoreFileError(f"{str(path)!r}, line {line_no}: {fault}; is the "
+                                         "file damaged?")
             n_snotes += text.startswith("snote(")
     if n_snotes == 0:
         raise ScoreFileError(
@@ -96,9 +186,68 @@ def _check_match_syntax(path: Path) -> None:
         )
 
 
-def _part_array(part, *, bpm: float, id_prefix: str = "") -> np.ndarray:
+_XML_NUMBER = re.compile(rb"<(divisions|duration|octave|beats|beat-type|alter|fifths|staff|"
+                         rb"voice|staves|tuplet-actual|actual-notes|normal-notes)>\s*([^<]*)<")
+_XML_RANGES = {b"beats": (1, 1000), b"octave": (-1, 10), b"alter": (-10, 10), b"fifths": (-15, 15),
+               b"beat-type": (1, 1024), b"staves": (1, 64), b"staff": (1, 64),
+               b"divisions": (1, 10**6), b"duration": (0, 10**8)}
+
+
+def _check_musicxml_values(path: Path) -> None:
+    """Bound the numbers of a MusicXML file (each XML member of an .mxl) that drive partitura."""
+    _check_size(path, "score file")
+    if path.suffix.lower() != ".mxl":
+        _check_xml_numbers(path.read_bytes(), str(path))
+        return
+    try:
+        with zipfile.ZipFile(path) as archive:
+            for member in archive.infolist():
+                if not member.filename.lower().endswith((".xml", ".musicxml")):
+                    continue
+                if member.file_size > MAX_SCORE_FILE_BYTES:  # a zip bomb: refuse to inflate
+                    raise ScoreFileError(f"{str(path)!r}: {member.filename} inflates to "
+                                         f"{member.file_size} bytes, over the limit of "
+                                         f"{MAX_SCORE_FILE_BYTES}")
+                with archive.open(member) as handle:
+                    data = handle.read(MAX_SCORE_FILE_BYTES + 1)
+                _check_xml_numbers(data, f"{path}:{member.filename}")
+    except (zipfile.BadZipFile, OSError, RuntimeError, ValueError) as exc:
+        raise ScoreFileError(f"{str(path)!r} is not a readable .mxl archive: {exc}") from None
+
+
+def _check_xml_numbers(data: bytes, where: str) -> None:
+    for match in _XML_NUMBER.finditer(data):
+        tag, value = match.group(1), match.group(2).strip().decode("utf-8", "replace")
+        lo, hi = _XML_RANGES.get(tag, (0, 10**6))
+        fault = _number(value, lo, hi, f"<{tag.decode()}>")  # beats may be a sum: 3+2
+        if fault:
+            line = data.count(b"\n", 0, match.start()) + 1
+            raise ScoreFileError(f"{where!r}, line {line}: {fault}; is the file damaged?")
+
+
+def _check_int32(na: np.ndarray, fields: tuple[str, ...], where: str) -> None:
+    """Every value finite and within int32, as SCORE_DTYPE and partitura's divisions need."""
+    for name in fields:
+        values = np.asarray(na[name], dtype=np.float64)
+        bad = ~np.isfinite(values) | (np.abs(values) >= 2**31)
+        if bad.any():
+            raise ScoreFileError(f"{where}: a note's {name} is {values[bad][0]!r}, out of "
+                                 "range; is the file damaged?")
+
+
+def _part_array(part, *, bpm: float, id_prefix: str = "", where: str = "score") -> np.ndarray:
     """Note array of one partitura part, with bar/beat positions, in SCORE_DTYPE."""
-    na = part.note_array(include_metrical_position=True, include_time_signature=True)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            na = part.note_array(include_metrical_position=True, include_time_signature=True)
+            bars = np.asarray(part.measure_number_map(na["onset_div"]) if len(na) else [],
+                              dtype=np.float64)
+    except Exception as exc:  # partitura fails in its own ways on parts with odd measures
+        raise ScoreFileError(f"{where}: the notes cannot be placed in bars: "
+                             f"{type(exc).__name__}: {exc}") from None
+    _check_int32(na, ("onset_beat", "duration_beat", "pitch", "voice", "ts_beats",
+                      "rel_onset_div", "tot_measure_div", "onset_div"), where)
     notes = np.zeros(len(na), dtype=SCORE_DTYPE)
     notes["onset_beat"] = na["onset_beat"]
     notes["duration_beat"] = na["duration_beat"]
@@ -112,7 +261,9 @@ def _part_array(part, *, bpm: float, id_prefix: str = "") -> np.ndarray:
     notes["id"] = [
         f"{id_prefix}{i}" if (not nid or nid == "None") else nid for i, nid in enumerate(ids)
     ]
-    notes["bar"] = part.measure_number_map(na["onset_div"]) if len(na) else []
+    if bars.size and not (np.abs(bars) <= MAX_BARS).all():
+        raise ScoreFileError(f"{where}: a bar number is {np.abs(bars).max()}, over {MAX_BARS}")
+    notes["bar"] = bars
     measure_div = np.maximum(na["tot_measure_div"], 1)
     notes["beats_per_bar"] = na["ts_beats"]
     notes["onset_beat_in_bar"] = na["rel_onset_div"] / measure_div * na["ts_beats"]
@@ -182,15 +333,19 @@ def read_score(path: str | Path, *, part: int | str | None = None, bpm: float = 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             if suffix in MUSICXML_SUFFIXES:
+                _check_musicxml_values(path)
                 score = partitura.load_musicxml(str(path))
             else:
-                score = partitura.load_score_midi(str(path))
+                score = partitura.load_score_midi(open_midi(path))
+    except ScoreFileError:
+        raise
     except Exception as exc:  # partitura raises lxml, OSError, ValueError... on bad files
         raise ScoreFileError(
             f"{str(path)!r} could not be read as {suffix} score: {type(exc).__name__}: {exc}"
         ) from exc
     parts = _select_part(list(score.parts), part, path)
-    arrays = [_part_array(p, bpm=bpm, id_prefix=f"p{i}n") for i, p in enumerate(parts)]
+    arrays = [_part_array(p, bpm=bpm, id_prefix=f"p{i}n", where=repr(str(path)))
+              for i, p in enumerate(parts)]
     notes = np.concatenate(arrays) if arrays else np.zeros(0, dtype=SCORE_DTYPE)
     return notes[np.lexsort((notes["pitch"], notes["onset_beat"]))]
 
@@ -229,8 +384,10 @@ def read_match(path: str | Path) -> MatchedPerformance:
         raise ScoreFileError(
             f"{str(path)!r} could not be parsed as a match file: {type(exc).__name__}: {exc}"
         ) from exc
-    score_notes = _part_array(score.parts[0], bpm=120.0)
+    score_notes = _part_array(score.parts[0], bpm=120.0, where=repr(str(path)))
     performed_na = performance.note_array()
+    _check_int32(performed_na, ("onset_sec", "duration_sec", "pitch", "velocity"),
+                 repr(str(path)))
     score_notes["onset_sec"] = np.nan
     score_notes["duration_sec"] = np.nan
     score_notes["velocity"] = 0

@@ -166,18 +166,25 @@ def just_intonation(tonic_midi: int = 60, *, a4_hz: float = 440.0) -> Tuning:
 def _scl_value(token: str, where: str) -> float:
     if "." in token:
         try:
-            return float(token)
+            cents = float(token)
         except ValueError:
             raise TuningError(f"{where}: {token!r} is not a number of cents") from None
-    try:
-        ratio = Fraction(token)
-    except (ValueError, ZeroDivisionError):
-        raise TuningError(
-            f"{where}: {token!r} is neither cents (with a '.') nor a ratio such as 3/2"
-        ) from None
-    if ratio <= 0:
-        raise TuningError(f"{where}: ratio {token} must be positive")
-    return ratio_to_cents(ratio)
+    else:
+        try:
+            ratio = Fraction(token)
+        except (ValueError, ZeroDivisionError):
+            raise TuningError(
+                f"{where}: {token!r} is neither cents (with a '.') nor a ratio such as 3/2"
+            ) from None
+        if ratio <= 0:
+            raise TuningError(f"{where}: ratio {token} must be positive")
+        # log2 of each integer apart: a ratio of 400 digits has no float but has a log
+        cents = 1200.0 * (math.log2(ratio.numerator) - math.log2(ratio.denominator))
+    if not abs(cents) <= MAX_SCL_CENTS:
+        shown = token if len(token) <= 24 else f"{token[:20]}... ({len(token)} characters)"
+        raise TuningError(f"{where}: {shown} is {cents:g} cents, beyond the "
+                          f"{MAX_SCL_CENTS:g} cents (10 octaves) a scale may span")
+    return cents
 
 
 def parse_scl(
@@ -257,11 +264,19 @@ def read_scl(path: str | Path, **kwargs: float) -> Tuning:
     """
     path = Path(path)
     try:
-        text = path.read_text(encoding="latin-1")
+        with path.open("rb") as f:
+            data = f.read(MAX_SCL_BYTES + 1)
     except OSError as exc:
         raise TuningError(f"cannot read the Scala file {path}: {exc.strerror}") from None
+    if len(data) > MAX_SCL_BYTES:
+        raise TuningError(f"{path}: over {MAX_SCL_BYTES} bytes, too large for a Scala file")
+    text = data.decode("latin-1")
     return parse_scl(text, source=str(path), **kwargs)
 
+
+# a Scala file lists one pitch a line; the archive's largest has a few thousand
+MAX_SCL_BYTES = 1_000_000
+MAX_SCL_CENTS = 12_000.0
 
 TUNING_KINDS = ("12tet", "edo", "just", "scala")
 

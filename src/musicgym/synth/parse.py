@@ -64,7 +64,7 @@ SIGNATURES: dict[str, tuple[str, ...]] = {
 _WS = " \t,|"
 _NAME = re.compile(r"[~_]?[a-z][a-z0-9_]*")
 _FLOAT = re.compile(r"[+-]?[0-9]+\.[0-9]*(?:[eE][+-]?[0-9]+)?")
-_INT = re.compile(r"[+-]?[0-9]+")
+_INT = re.compile(r"[+-]?[0-9]+")  # ASCII only: str.isdigit() also admits "①", int() does not
 _HOLE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)?\}")
 # a new chain may follow the previous one after mere whitespace: `o: sin 440 p: saw 2`
 _NEXT_CHAIN = re.compile(r"[~_]?[a-z][a-z0-9_]*[ \t,|]*:")
@@ -401,7 +401,7 @@ class _Parser:
                     elems.append(Ref(m.group(0), p))
                 elif c == "{":
                     elems.append(self.hole(integer=True))
-                elif c.isdigit() or (c in "+-" and self.peek(1).isdigit()):
+                elif _INT.match(self.src, self.i):
                     m = _INT.match(self.src, self.i)
                     if self.peek_at(m.end()) == ".":
                         raise self.error("seq notes are integer MIDI numbers", m.end(),

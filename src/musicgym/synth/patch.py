@@ -36,6 +36,8 @@ from musicgym.synth.parse import parse
 
 BACKENDS = ("numpy", "glicol")
 DEFAULT_MAX_BYTES = 2 * 1024**3
+# raises the default max_bytes of every Patch (a big machine rendering big batches)
+MAX_BYTES_ENV = "MUSICGYM_MAX_RENDER_BYTES"
 DEFAULT_MAX_SECONDS = 3600.0
 
 SampleSource = str | os.PathLike | tuple[np.ndarray, int]
@@ -48,6 +50,16 @@ def _check_settings(sr: int, bpm: float) -> None:
     if not (isinstance(bpm, (int, float, np.number)) and np.isfinite(bpm) and 0 < bpm <= 10000):
         raise RenderLimitError(f"bpm must be a tempo between 0 and 10000 beats per minute, "
                                f"got {bpm!r}")
+
+
+def _default_max_bytes() -> int:
+    text = os.environ.get(MAX_BYTES_ENV)
+    if text is None:
+        return DEFAULT_MAX_BYTES
+    try:
+        return int(float(text))
+    except ValueError:
+        raise RenderLimitError(f"{MAX_BYTES_ENV}={text!r} is not a number of bytes") from None
 
 
 def sample_key(name: str) -> str:
@@ -89,7 +101,10 @@ class Patch:
         True (default) reproduces the real engine, bugs included. False fixes the known bugs
         (see ``musicgym nodes``); only the NumPy backend has this option.
     max_bytes : int, keyword-only
-        Renders that would need more memory are refused before allocating (default 2 GiB).
+        Renders whose estimated peak memory (output, every node's buffers, delay lines, for
+        the whole batch) is larger are refused before allocating, with a ``RenderLimitError``
+        naming the largest node (default 2 GiB, or the environment variable
+        ``MUSICGYM_MAX_RENDER_BYTES``).
     max_seconds : float, keyword-only
         Longest render accepted (default 3600 s).
 
@@ -113,7 +128,7 @@ class Patch:
         backend: str = "numpy",
         samples: Mapping[str, SampleSource] | None = None,
         compat: bool = True,
-        max_bytes: int = DEFAULT_MAX_BYTES,
+        max_bytes: int | None = None,
         max_seconds: float = DEFAULT_MAX_SECONDS,
     ) -> None:
         if backend not in BACKENDS:
@@ -125,7 +140,7 @@ class Patch:
         self.seed = int(seed)
         self.backend = backend
         self.compat = bool(compat)
-        self.max_bytes = int(max_bytes)
+        self.max_bytes = _default_max_bytes() if max_bytes is None else int(max_bytes)
         self.max_seconds = float(max_seconds)
         self.program = parse(code)
         self.samples = {sample_key(k): load_sample(v) for k, v in (samples or {}).items()}
@@ -238,18 +253,30 @@ class Patch:
             raise RenderLimitError(f"n_samples must be a positive integer, got {n_samples!r}")
         else:
             self.n_samples(n_samples / self.sr)
-        batch = params.shape[0]
-        need = batch * 2 * int(n_samples) * 4 * 2
-        if need > self.max_bytes:
-            raise RenderLimitError(
-                f"rendering {batch} x {n_samples} frames needs about {need / 2**20:.0f} MiB, "
-                f"over max_bytes={self.max_bytes / 2**20:.0f} MiB: render fewer rows or a "
-                "shorter span at a time, or raise max_bytes")
+        self._check_memory(params, int(n_samples))
         if progress is None:
-            progress = batch * n_samples > 60 * self.sr
+            progress = params.shape[0] * n_samples > 60 * self.sr
         if self.backend == "glicol":
             return self._render_reference(params, int(n_samples), progress)
         return self._render_numpy(params, int(n_samples), progress)
+
+    def _check_memory(self, params: np.ndarray, n: int) -> None:
+        """Refuse, before allocating anything, a render whose estimated peak is over max_bytes."""
+        batch = params.shape[0]
+        # the output, and the padded copy a graph with feedback renders into
+        need, what = batch * 2 * n * 4.0 * 2, "the output"
+        if self.graph is not None:
+            ctx = Context(batch=batch, sr=self.sr, bpm=self.bpm, seed=self.seed,
+                          compat=self.compat, samples=self.samples)
+            ctx.params = params
+            graph_bytes, largest = self.graph.memory_bytes(ctx, lambda a: resolve(a, ctx), n)
+            need, what = need + graph_bytes, largest
+        if need > self.max_bytes:
+            raise RenderLimitError(
+                f"rendering {batch} x {n} frames needs about {need / 2**20:.0f} MiB (largest "
+                f"part: {what}), over max_bytes={self.max_bytes / 2**20:.0f} MiB: render fewer "
+                f"rows, a shorter span or smaller delays at a time, or raise max_bytes (or "
+                f"{MAX_BYTES_ENV})")
 
     def _render_numpy(self, params: np.ndarray, n: int, progress: bool) -> np.ndarray:
         batch = params.shape[0]

@@ -9,6 +9,7 @@ import numpy as np
 
 from musicgym.errors import ScoreFileError
 from musicgym.live.accompany.engine import LiveAccompanist
+from musicgym.music.midi import open_midi
 from musicgym.music.notes import NOTE_DTYPE
 from musicgym.music.score import MIDI_SUFFIXES, read_match
 
@@ -52,8 +53,6 @@ def read_performance(path: str | Path) -> np.ndarray:
     ScoreFileError
         When the file is missing, is neither ``.match`` nor MIDI, or holds no notes.
     """
-    import mido
-
     path = Path(path)
     if not path.is_file():
         raise ScoreFileError(f"performance file {str(path)!r} does not exist")
@@ -63,10 +62,7 @@ def read_performance(path: str | Path) -> np.ndarray:
         raise ScoreFileError(
             f"{str(path)!r}: a performance to replay must be a .match or MIDI (.mid, .midi) file"
         )
-    try:
-        midi = mido.MidiFile(path)
-    except (OSError, ValueError, EOFError) as exc:
-        raise ScoreFileError(f"{str(path)!r} is not a readable MIDI file: {exc}") from exc
+    midi = open_midi(path)
     now, sounding, notes = 0.0, {}, []
     for message in midi:  # merged tracks, times in seconds
         now += message.time

@@ -82,6 +82,14 @@ class Node:
     def setup(self) -> None:
         """Derive controls and allocate state (override)."""
 
+    @classmethod
+    def state_bytes(cls, ctx: Context, args: list) -> float:
+        """Bytes of state ``setup`` would allocate for these arguments, computed without
+        allocating (override where it grows with an argument: delay lines). The render guard
+        adds it up over the graph before any node is built; inf stands for "beyond any limit".
+        """
+        return 0.0
+
     def process(self, inputs: list[np.ndarray], start: int, n: int) -> np.ndarray:
         raise NotImplementedError
 

@@ -66,10 +66,18 @@ class DelayN(Node):
     name = "delayn"
     channels = 2
 
+    @staticmethod
+    def _samples(args: list, batch: int) -> np.ndarray:
+        n = column(args[0], batch) if args[0] is not None else np.zeros(batch)
+        return np.maximum(np.nan_to_num(np.trunc(n)), 0)
+
+    @classmethod
+    def state_bytes(cls, ctx, args) -> float:
+        return ctx.batch * max(1.0, float(cls._samples(args, ctx.batch).max())) * 4.0
+
     def setup(self) -> None:
         B = self.ctx.batch
-        n = column(self.args[0], B) if self.args[0] is not None else np.zeros(B)
-        self.delay = np.maximum(np.nan_to_num(np.trunc(n)), 0).astype(np.int64)
+        self.delay = self._samples(self.args, B).astype(np.int64)
         self.rings = _Rings(B, self.delay, 1)
 
     def process(self, inputs, start, n):
@@ -95,6 +103,19 @@ class DelayMs(Node):
     channels = 2
     MOD_BUFFER_S = 2
 
+    @staticmethod
+    def _samples(args: list, batch: int, sr: int) -> np.ndarray:
+        ms = column(args[0], batch, F32)
+        with np.errstate(invalid="ignore", over="ignore"):
+            d = np.trunc(ms / F32(1000.0) * F32(sr))
+        return np.maximum(np.nan_to_num(d), 0)
+
+    @classmethod
+    def state_bytes(cls, ctx, args) -> float:
+        length = cls.MOD_BUFFER_S * ctx.sr if args[0] is None else \
+            max(1.0, float(cls._samples(args, ctx.batch, ctx.sr).max()))
+        return 2 * ctx.batch * float(length) * 4.0
+
     def setup(self) -> None:
         B, sr = self.ctx.batch, self.ctx.sr
         if self.args[0] is None:
@@ -102,10 +123,7 @@ class DelayMs(Node):
             self.mod_ring = [np.zeros((B, self.mod_len), dtype=F32) for _ in range(2)]
             self.mod_first = [np.zeros(B, dtype=np.int64) for _ in range(2)]
             return
-        ms = column(self.args[0], B, F32)
-        with np.errstate(invalid="ignore", over="ignore"):
-            d = np.trunc(ms / F32(1000.0) * F32(sr))
-        self.delay = np.maximum(np.nan_to_num(d), 0).astype(np.int64)
+        self.delay = self._samples(self.args, B, sr).astype(np.int64)
         self.rings = _Rings(B, self.delay, 2)
 
     def process(self, inputs, start, n):

@@ -33,7 +33,8 @@ _TWO_PI = F32(2.0 * math.pi)
 @njit(cache=True)
 def _coefficients(cutoff, q, sr, highpass):
     theta = _TWO_PI * cutoff / sr
-    d = F32(1.0) / q
+    # Q = 0: the engine's 1/Q is inf (Rust floats) and its output NaN; numba would raise
+    d = F32(1.0) / q if q != F32(0.0) else F32(math.copysign(math.inf, q))
     s = sinf(theta)
     beta = F32(0.5) * (F32(1.0) - d * s / F32(2.0)) / (F32(1.0) + d * s / F32(2.0))
     gamma = (F32(0.5) + beta) * cosf(theta)
@@ -153,7 +154,10 @@ def block_rate(signal: np.ndarray, start: int) -> np.ndarray:
 
 
 class Lpf(_Biquad):
-    """lpf CUTOFF_HZ Q: resonant lowpass (cutoff: number, ~ref, or pattern "f@t"(span))."""
+    """lpf CUTOFF_HZ Q: resonant lowpass (cutoff: number, ~ref, or pattern "f@t"(span)).
+
+    Q = 0 gives NaN, as the real engine does (its 1/Q is infinite); so do rhpf and hpf.
+    """
 
     name = "lpf"
 
@@ -262,13 +266,21 @@ class ApfMsGain(Node):
     name = "apfmsgain"
     channels = 2
 
+    @staticmethod
+    def _lengths(args: list, batch: int, sr: int) -> np.ndarray:
+        delay = column(args[0], batch, F32) if args[0] is not None else np.zeros(batch, F32)
+        with np.errstate(invalid="ignore", over="ignore"):
+            size = np.where(delay == 0, F32(3.0) * F32(sr), delay / F32(1000.0) * F32(sr))
+        return np.maximum(np.nan_to_num(np.trunc(size), nan=1.0), 1)
+
+    @classmethod
+    def state_bytes(cls, ctx, args) -> float:
+        return 2 * ctx.batch * float(cls._lengths(args, ctx.batch, ctx.sr).max()) * 4.0
+
     def setup(self) -> None:
         B, sr = self.ctx.batch, self.ctx.sr
         self.gain = column(self.args[1], B, F32)
-        delay = column(self.args[0], B, F32) if self.args[0] is not None else np.zeros(B, F32)
-        with np.errstate(invalid="ignore", over="ignore"):
-            size = np.where(delay == 0, F32(3.0) * F32(sr), delay / F32(1000.0) * F32(sr))
-        self.lengths = np.maximum(np.nan_to_num(np.trunc(size), nan=1.0), 1).astype(np.int64)
+        self.lengths = self._lengths(self.args, B, sr).astype(np.int64)
         L = int(self.lengths.max())
         self.bufx = np.zeros((B, L), dtype=F32)
         self.bufy = np.zeros((B, L), dtype=F32)

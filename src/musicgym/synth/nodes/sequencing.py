@@ -54,8 +54,8 @@ def _midi_height(m):
 @njit(cache=True)
 def _seq(times, kinds, slots, heights, ins, n_inputs, start, bar0, speed, out):
     """Write the impulses into ``out`` (B, n), zero on entry; ``speed`` (B,) float32 is updated.
-    Returns -1, or the first sample where a ``~x`` note indexes past the inputs (the engine
-    crashes there)."""
+    Returns -1, the first sample where a ``~x`` note indexes past the inputs, or -2 minus the
+    first block's sample where the speed leaves a bar of 0 samples (the engine crashes there)."""
     B, n = out.shape
     E = times.shape[0]
     for b in range(B):
@@ -70,6 +70,8 @@ def _seq(times, kinds, slots, heights, ins, n_inputs, start, bar0, speed, out):
                     speed[b] = x0
             bar = bar0 / np.float64(speed[b])
             period = np.int64(bar)
+            if period <= 0:  # a bar shorter than a sample: the engine's `% 0` panics
+                return -2 - s
             r0 = (start + s) % period
             for e in range(E):
                 pos = np.int64(np.float64(times[e]) * bar)
@@ -127,6 +129,11 @@ class Seq(Node):
         ins = _stack_inputs(inputs, self.ctx.batch, n)
         bad = _seq(self.times, self.kinds, self.slots, self.heights, ins, len(inputs), start,
                    self.bar0, self.speed, out[:, 0, :])
+        if bad <= -2:
+            raise EngineTrapError(
+                f"seq: at sample {start - 2 - bad} the speed ({float(self.speed.max()):g}) "
+                f"makes a bar shorter than one sample (speed must stay below "
+                f"{self.bar0:g}); glicol@0.4.0 crashes here too")
         if bad >= 0:
             raise EngineTrapError(
                 f"seq: at sample {start + bad} a ~x note reads past the node's inputs, because "

@@ -1,0 +1,39 @@
+"""The seeded fuzz of scripts/fuzz.py on a few thousand inputs: the Glicol parser and renderer,
+every file reader (configs, match, MIDI, MusicXML, Scala, audio), action-space expressions and
+an env's reset/step may succeed or raise a ``musicgym.errors`` exception, nothing else."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "fuzz.py"
+
+
+def _fuzz_module():
+    spec = importlib.util.spec_from_file_location("musicgym_fuzz", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_only_musicgym_errors_on_3000_fuzzed_inputs():
+    module = _fuzz_module()
+    stats: dict = {}
+    targets = tuple(name for name, _ in module.PLAN if name != "env_reset")
+    findings = list(module.fuzz(3000, seed=0, stats=stats, targets=targets))
+    assert not findings, "\n".join(f"{name}: {text!r}\n{trace}" for name, text, trace
+                                   in findings[:5])
+    # the inputs reach past the first check: some of each kind are accepted, some refused
+    for name, counts in stats.items():
+        assert counts["refused"] > 0, name
+        assert counts["accepted"] > 0, name
+
+
+@pytest.mark.xfail(reason="reset(options={'target': 99}) and kin: the env side of issue 12, "
+                          "fixed on its own branch; remove this mark once merged", strict=False)
+def test_only_musicgym_errors_from_fuzzed_reset_options():
+    findings = list(_fuzz_module().fuzz(3000, seed=0, targets=("env_reset",)))
+    assert not findings, "\n".join(f"{name}: {text!r}" for name, text, _ in findings[:5])
