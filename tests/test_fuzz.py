@@ -7,8 +7,6 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-import pytest
-
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "fuzz.py"
 
 
@@ -32,8 +30,6 @@ def test_only_musicgym_errors_on_3000_fuzzed_inputs():
         assert counts["accepted"] > 0, name
 
 
-@pytest.mark.xfail(reason="reset(options={'target': 99}) and kin: the env side of issue 12, "
-                          "fixed on its own branch; remove this mark once merged", strict=False)
 def test_only_musicgym_errors_from_fuzzed_reset_options():
     findings = list(_fuzz_module().fuzz(3000, seed=0, targets=("env_reset",)))
     assert not findings, "\n".join(f"{name}: {text!r}" for name, text, _ in findings[:5])

@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import os
 import struct
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -61,9 +63,6 @@ def test_the_attack_in_a_yaml_config_runs_nothing(tmp_path, monkeypatch):
 
 
 def test_musicgym_train_with_the_attack_config_refuses_it_in_one_line(tmp_path):
-    import subprocess
-    import sys
-
     config = tmp_path / "attack.yaml"
     config.write_text("env_id: musicgym/Kick-v0\nalgo: ppo\nsteps: 64\nn_envs: 1\n"
                       "env_kwargs:\n  action_space:\n    - [exp, 0.0005, 0.05]\n"
@@ -124,6 +123,18 @@ def test_a_billion_laughs_config_is_refused_at_once(tmp_path):
     with pytest.raises(ConfigError, match="aliases are expanded"):
         load_mapping(path)
     assert time.perf_counter() - start < 20.0  # the hang it replaces ran for hours
+
+
+def test_musicgym_train_refuses_a_billion_laughs_config_without_a_run_folder(tmp_path):
+    # the hang was in `musicgym train --config` (TrainConfig.to_dict on the expanded lists)
+    path = tmp_path / "bomb.yaml"
+    path.write_text("env_id: musicgym/Kick-v0\n" + _laughs())
+    done = subprocess.run([sys.executable, "-m", "musicgym", "train", "--config", str(path),
+                           "--runs", str(tmp_path / "runs"), "--no-progress"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1
+    assert "aliases are expanded" in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "runs").exists()
 
 
 def test_a_config_with_a_few_aliases_still_loads():

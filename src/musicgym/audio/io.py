@@ -5,6 +5,7 @@ Audio arrays in musicgym are float32, shaped (channels, n) (one clip) or (B, cha
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 from pathlib import Path
@@ -158,14 +159,15 @@ def _write_atomically(path: Path, audio: np.ndarray, sr: int, file_format: str,
                              f"got {audio.shape}")
     if subtype != "FLOAT":
         audio = np.clip(audio, -1.0, 1.0)
-    path.parent.mkdir(parents=True, exist_ok=True)
     # a new file made by open() gets the user's umask (tempfile.mkstemp's would be 0600)
     tmp = path.with_name(f".partial-{secrets.token_hex(4)}-{path.name}")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         with open(tmp, "xb") as file:
             sf.write(file, audio.T, int(sr), subtype=subtype, format=file_format)
         os.replace(tmp, path)
     except Exception as exc:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # under a file, not a folder: nothing was made
+            tmp.unlink()
         raise AudioFileError(f"cannot write {path}: {exc}") from exc
     return path

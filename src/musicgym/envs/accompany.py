@@ -8,6 +8,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from musicgym.envs.options import reset_options
 from musicgym.errors import AccompanyConfigError
 from musicgym.follow import corpus
 from musicgym.follow.accompanist import (
@@ -293,7 +294,7 @@ class AccompanyEnv(gym.Env):
     # ----- gymnasium API
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
-        options = dict(options or {})
+        options = dict(reset_options(options, AccompanyConfigError))
         episode, self._memory_curves = self._choose(options)
         n_reports = len(episode.report_sec)
         length = n_reports if options.get("whole") or self.episode_reports is None else min(

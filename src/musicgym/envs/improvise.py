@@ -11,6 +11,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from musicgym.envs.improvise_core import Improvisers, settings_to_kwargs
+from musicgym.envs.options import reset_options
 from musicgym.envs.vector import autoreset_mode_of, check_batch, reset_mask_of
 from musicgym.errors import ImproviseConfigError, InvalidActionError
 
@@ -116,7 +117,8 @@ class ImproviseEnv(gym.Env):
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
-        track = _check_track((options or {}).get("track"), self._core)
+        track = _check_track(reset_options(options, ImproviseConfigError).get("track"),
+                             self._core)
         self._core.reset(np.ones(1, dtype=bool), self.np_random, track)
         return self._get_obs(), self._core.info(0)
 
@@ -172,7 +174,8 @@ class ImproviseVectorEnv(VectorEnv):
         if seed is not None or self._np_random is None:
             self._np_random, self._np_random_seed = seeding.np_random(seed)
         mask = reset_mask_of(options, self.num_envs, ImproviseConfigError)
-        track = _check_track((options or {}).get("track"), self._core)
+        track = _check_track(reset_options(options, ImproviseConfigError).get("track"),
+                             self._core)
         self._core.reset(mask, self._np_random, track)
         self._ended[mask] = False
         return self._core.observations(), self._infos(mask)

@@ -8,6 +8,7 @@ import gymnasium as gym
 import numpy as np
 
 from musicgym.envs.matching import MatchCore
+from musicgym.envs.options import reset_options
 from musicgym.errors import InvalidActionError, TargetError
 
 
@@ -124,7 +125,7 @@ class SynthMatchEnv(gym.Env):
         self.clip[:] = 0.0
         self.steps[:] = 0
         n_targets = len(self.core.targets)
-        wanted = (options or {}).get("target")
+        wanted = reset_options(options, TargetError).get("target")
         self.target[0] = self._target_index(wanted) if wanted is not None else \
             int(self.np_random.integers(n_targets)) if n_targets > 1 else 0
         return self._get_obs(), {"target": self.core.targets[self.target[0]][0],

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 from gymnasium.vector import AutoresetMode
 
+from musicgym.envs.options import reset_options
 from musicgym.errors import MusicgymError
 
 
@@ -41,7 +42,7 @@ def reset_mask_of(options: dict | None, num_envs: int,
     """The rows a ``reset`` restarts: ``options["reset_mask"]`` (checked as Gymnasium checks
     it: a bool array of shape (num_envs,) with at least one True), else every row. The
     options are not modified (a wrapper above may read them after this env)."""
-    mask = (options or {}).get("reset_mask")
+    mask = reset_options(options, error).get("reset_mask")
     if mask is None:
         return np.ones(num_envs, dtype=bool)
     mask = np.asarray(mask)

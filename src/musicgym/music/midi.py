@@ -14,6 +14,7 @@ MIDI scores into note arrays is ``musicgym.music.score``.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 from collections.abc import Sequence
@@ -197,7 +198,8 @@ def _save_atomically(midi, path: Path) -> Path:
             midi.save(file=file)
         os.replace(tmp, path)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # under a file, not a folder: nothing was made
+            tmp.unlink()
         raise ScoreFileError(f"cannot write MIDI file {str(path)!r}: {exc.strerror}; choose a "
                              "folder you can write to") from None
     return path

@@ -161,23 +161,15 @@ def _check_fields(data: Any, source: str) -> None:
 
 
 def read_config_file(path: str | Path) -> dict:
-    """The mapping in a YAML or JSON config file (``yaml.safe_load``: no code runs)."""
+    """The mapping in a YAML or JSON config file, read by :func:`musicgym.safeio.load_mapping`:
+    no code runs, and its size, nesting and expanded aliases are bounded before they cost
+    memory or time (a config or a run folder may come from someone else)."""
+    from musicgym.safeio import load_mapping
+
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file {str(path)!r} does not exist")
-    try:
-        text = path.read_text(encoding="utf-8")
-        if path.suffix.lower() == ".json":
-            data = json.loads(text)
-        else:
-            import yaml
-
-            data = yaml.safe_load(text) or {}
-    except Exception as exc:  # YAML, JSON and the decoder raise their own types
-        raise ConfigError(f"{path}: cannot parse it: {exc}") from exc
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping of fields at the top level")
-    return data
+    return load_mapping(path)
 
 
 @cache
