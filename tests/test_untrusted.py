@@ -307,7 +307,7 @@ def test_json_settings_keep_their_error_type(tmp_path):
     path.write_text(json.dumps({"a": [[[[1]]]]}) + "x")
     with pytest.raises(ImproviseConfigError, match="s.json, line 1: not valid JSON"):
         settings_to_kwargs(path)
-    with pytest.raises(ImproviseConfigError, match="cannot read config file"):
+    with pytest.raises(ImproviseConfigError, match="cannot read the config file"):
         settings_to_kwargs(tmp_path / "missing.json")
 
 

@@ -76,7 +76,7 @@ def load_mapping(
     if isinstance(path_or_text, os.PathLike):
         path = Path(path_or_text)
         source = source or str(path)
-        data = _read_bytes(path, source, max_bytes, error)
+        data = read_bounded(path, max_bytes=max_bytes, error=error, source=source)
     else:
         source = source or "<text>"
         data = path_or_text.encode("utf-8") if isinstance(path_or_text, str) else path_or_text
@@ -104,14 +104,21 @@ def load_mapping(
     return value
 
 
-def _read_bytes(path: Path, source: str, max_bytes: int, error: type[MusicgymError]) -> bytes:
+def read_bounded(path: Path, *, max_bytes: int, error: type[MusicgymError],
+                 what: str = "config file", source: str | None = None) -> bytes:
+    """The bytes of ``path``, reading no more than ``max_bytes + 1`` of them.
+
+    Raises ``error`` naming the file (``source``, default the path) if it cannot be read or is
+    larger than ``max_bytes``: a huge file costs no memory before it is refused.
+    """
+    source = source or str(path)
     try:
         with path.open("rb") as f:
             data = f.read(max_bytes + 1)
     except OSError as exc:
-        raise error(f"cannot read config file {source!r}: {exc.strerror or exc}") from None
+        raise error(f"cannot read the {what} {source!r}: {exc.strerror or exc}") from None
     if len(data) > max_bytes:
-        raise error(f"{source}: the file is over the limit of {max_bytes} bytes for a config")
+        raise error(f"{source}: over the limit of {max_bytes} bytes for a {what}")
     return data
 
 

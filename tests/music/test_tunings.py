@@ -119,3 +119,12 @@ def test_missing_scala_file_and_bad_parameters(tmp_path):
     with pytest.raises(TuningError, match="does not take"):
         make_tuning("12tet", divisions=19)
     assert make_tuning("edo", divisions=19).size == 19
+
+
+def test_read_scl_refuses_a_huge_file_before_reading_it_whole(tmp_path):
+    from musicgym.music.tunings import MAX_SCL_BYTES, read_scl
+
+    path = tmp_path / "huge.scl"
+    path.write_bytes(b"!" * (MAX_SCL_BYTES + 10))
+    with pytest.raises(TuningError, match="over the limit of .* bytes for a Scala file"):
+        read_scl(path)

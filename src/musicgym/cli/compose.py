@@ -92,6 +92,7 @@ def run_compose(args: argparse.Namespace) -> int:
     from musicgym.compose.melody import piece_from_melody
     from musicgym.compose.outputs import check_writable, write_piece
     from musicgym.compose.piece import piece_from_counterpoint
+    from musicgym.compose.ppo import replay
     from musicgym.music.tunings import make_tuning
 
     config = _settings(args)
@@ -129,7 +130,7 @@ def run_compose(args: argparse.Namespace) -> int:
                                 "seconds": seconds})
                 continue
         else:
-            state = _replay(env, actions)
+            state = replay(env, actions)
             if not state.finished:
                 print(f"piece {i + 1}: no finished piece found (dead end); nothing written")
                 summary.append({"piece": None, "seed": seed, "finished": False,
@@ -198,16 +199,6 @@ def _composer(config: ComposeConfig, env):
     _, model = load_run(run_dir, env=env)
     print(f"trained in {time.perf_counter() - t0:.1f} s (the run: {run_dir})")
     return lambda seed: compose_with_policy(model, env, seed=seed)
-
-
-def _replay(env, actions):
-    """The env's state after ``actions`` (the composed piece as the env itself writes it)."""
-    env.reset()
-    for action in actions:
-        _, _, terminated, truncated, _ = env.step(action)
-        if terminated or truncated:
-            break
-    return env.unwrapped.state
 
 
 def _jsonable(kwargs: dict) -> dict:

@@ -14,6 +14,17 @@ import gymnasium as gym
 import numpy as np
 
 
+def replay(env: gym.Env, actions: list[int]):
+    """The env's state after ``actions`` from a reset: the composed piece as the env itself
+    writes it (its notes, verdicts and whether it finished)."""
+    env.reset()
+    for action in actions:
+        _, _, terminated, truncated, _ = env.step(action)
+        if terminated or truncated:
+            break
+    return env.unwrapped.state
+
+
 def compose_with_policy(model, env: gym.Env, *, seed: int = 0,
                         deterministic: bool = False) -> tuple[float, list[int]]:
     """Write one piece with a trained policy: (return, actions).

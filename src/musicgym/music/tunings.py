@@ -262,14 +262,10 @@ def read_scl(path: str | Path, **kwargs: float) -> Tuning:
     TuningError
         If the file cannot be read or parsed.
     """
+    from musicgym.safeio import read_bounded
+
     path = Path(path)
-    try:
-        with path.open("rb") as f:
-            data = f.read(MAX_SCL_BYTES + 1)
-    except OSError as exc:
-        raise TuningError(f"cannot read the Scala file {path}: {exc.strerror}") from None
-    if len(data) > MAX_SCL_BYTES:
-        raise TuningError(f"{path}: over {MAX_SCL_BYTES} bytes, too large for a Scala file")
+    data = read_bounded(path, max_bytes=MAX_SCL_BYTES, error=TuningError, what="Scala file")
     text = data.decode("latin-1")
     return parse_scl(text, source=str(path), **kwargs)
 

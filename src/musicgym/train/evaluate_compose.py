@@ -14,17 +14,8 @@ import numpy as np
 
 from musicgym.compose.outputs import write_piece
 from musicgym.compose.piece import piece_from_counterpoint
-from musicgym.compose.ppo import compose_with_policy
+from musicgym.compose.ppo import compose_with_policy, replay
 from musicgym.train.config import TrainConfig
-
-
-def _replay(env: gym.Env, actions: list[int]):
-    env.reset()
-    for action in actions:
-        _, _, terminated, truncated, _ = env.step(action)
-        if terminated or truncated:
-            break
-    return env.unwrapped.state
 
 
 def evaluate_composition(model, config: TrainConfig, episodes: int, out_dir: Path,
@@ -54,8 +45,8 @@ def evaluate_composition(model, config: TrainConfig, episodes: int, out_dir: Pat
             env.reset(seed=seed)
             piece, finished = piece_from_melody(env, actions), [True] * episodes
         else:
-            finished = [bool(_replay(env, a).finished) for _, a in pieces]
-            state = _replay(env, actions)
+            finished = [bool(replay(env, a).finished) for _, a in pieces]
+            state = replay(env, actions)
             piece = piece_from_counterpoint(state, actions=actions) if state.finished else None
         metrics["finished"] = float(np.mean(finished))
         metrics["piece"] = None
