@@ -172,3 +172,22 @@ def test_record_audio_writes_an_unfinished_episode_on_close(tmp_path):
 def test_record_audio_needs_episode_audio(tmp_path):
     with pytest.raises(ConfigError, match="episode_audio"):
         RecordAudio(gym.make("CartPole-v1"), tmp_path)
+
+
+@pytest.mark.parametrize("mode", ["rgb_array", "ansi"])
+def test_native_vector_synth_match_renders_each_env(mode):
+    envs = gym.make_vec("musicgym/SynthMatch-v0", num_envs=2, render_mode=mode,
+                        **KWARGS["musicgym/SynthMatch-v0"])
+    envs.reset(seed=0)
+    envs.step(envs.action_space.sample())
+    frames = envs.render()
+    assert isinstance(frames, tuple) and len(frames) == 2
+    if mode == "ansi":
+        assert all(f.startswith("step 1/2") for f in frames)
+    else:
+        assert all(f.dtype == np.uint8 and f.shape == (288, 512, 3) for f in frames)
+        single = make("musicgym/SynthMatch-v0", "rgb_array")
+        single.reset(seed=0)
+        assert frames[0].shape == single.render().shape
+    audio, sr = envs.unwrapped.episode_audio()
+    assert audio.shape == (2, envs.unwrapped.core.clip_len) and sr == 44100

@@ -46,12 +46,21 @@ def check_render_mode(render_mode: str | None, modes: Sequence[str], env: str) -
     return render_mode
 
 
-def _ramp(values: np.ndarray, anchors: np.ndarray) -> np.ndarray:
-    """Values in [0, 1] through a piecewise-linear colour map: uint8 (..., 3)."""
-    x = np.clip(np.nan_to_num(values, nan=0.0), 0.0, 1.0) * (len(anchors) - 1)
+def _table(anchors: np.ndarray) -> np.ndarray:
+    """A 256-entry uint8 colour table, piecewise linear between the anchors."""
+    x = np.linspace(0.0, len(anchors) - 1, 256)
     low = np.minimum(x.astype(int), len(anchors) - 2)
-    frac = (x - low)[..., None]
-    return (anchors[low] * (1.0 - frac) + anchors[low + 1] * frac).astype(np.uint8)
+    frac = (x - low)[:, None]
+    return (anchors[low] * (1.0 - frac) + anchors[low + 1] * frac).round().astype(np.uint8)
+
+
+_TABLES = {False: _table(_MAP), True: _table(_DIVERGING)}
+
+
+def _ramp(values: np.ndarray, diverging: bool) -> np.ndarray:
+    """Values in [0, 1] through a colour table: uint8 (..., 3) (a lookup: ~1 ms a panel)."""
+    index = np.clip(np.nan_to_num(values, nan=0.0) * 255.0 + 0.5, 0.0, 255.0).astype(np.uint8)
+    return _TABLES[diverging][index]
 
 
 def heatmap(values: np.ndarray, height: int, width: int, *, lo: float, hi: float,
@@ -62,7 +71,7 @@ def heatmap(values: np.ndarray, height: int, width: int, *, lo: float, hi: float
     rows = np.linspace(values.shape[1] - 1, 0, height).round().astype(int)
     cols = np.linspace(0, values.shape[0] - 1, width).round().astype(int)
     scaled = (values[cols][:, rows].T - lo) / max(hi - lo, 1e-9)
-    return _ramp(scaled, _DIVERGING if diverging else _MAP)
+    return _ramp(scaled, diverging)
 
 
 def stack(images: Sequence[np.ndarray], gap: int = 4) -> np.ndarray:

@@ -7,13 +7,10 @@ from collections.abc import Mapping, Sequence
 import gymnasium as gym
 import numpy as np
 
-from musicgym.audio.features import log_mel
 from musicgym.envs.matching import MatchCore
 from musicgym.envs.options import reset_options
 from musicgym.envs.rendering import check_render_mode
 from musicgym.errors import InvalidActionError, TargetError
-
-SPECTRUM_LOW = -5.0  # log10 mel power shown as black (silence)
 
 
 class SynthMatchEnv(gym.Env):
@@ -97,6 +94,7 @@ class SynthMatchEnv(gym.Env):
     blue: softer) at the bottom) or ``"ansi"`` (a line: step, parameters, clip distance);
     another raises :class:`~musicgym.errors.RenderModeError`. :meth:`episode_audio` gives
     the clip and its sample rate (``musicgym.envs.wrappers.RecordAudio`` writes it per episode).
+    The native vector env takes ``render_mode`` too and renders one picture or line per env.
     ``gym.make_vec(...)`` builds the native ``SynthMatchVectorEnv`` (one engine call for all
     envs), which also takes ``num_envs`` and ``autoreset_mode`` (Gymnasium's NEXT_STEP by
     default; see ``musicgym.envs.synth_match_vector``).
@@ -130,7 +128,6 @@ class SynthMatchEnv(gym.Env):
         self.target = np.zeros(1, dtype=np.int64)
         self.running = self.core.new_running(1)  # per-frame sums of the running clip distance
         self._last: dict = {}  # the last step's info, for the text render
-        self._spectra: dict[int, np.ndarray] = {}  # each target's render spectrogram, once
 
     def _get_obs(self, cache: dict | None = None) -> np.ndarray:
         return self.core.observe(self.clip, self.steps, self.target, cache)[0]
@@ -186,34 +183,10 @@ class SynthMatchEnv(gym.Env):
         """The picture (``"rgb_array"``) or line (``"ansi"``) of the episode so far; see
         Arguments."""
         if self.render_mode == "ansi":
-            params = " ".join(f"{k}={v:.4g}" for k, v in self._last.get("params", {}).items())
-            distance = self._last.get("clip_distance")
-            return (f"step {int(self.steps[0])}/{self.core.total_step} "
-                    f"target {self.core.targets[self.target[0]][0]} params [{params}] "
-                    f"clip distance {'-' if distance is None else f'{distance:.4f}'}")
-        if self.render_mode != "rgb_array":
-            return None
-        from musicgym.envs import rendering
-
-        t = int(self.target[0])
-        if t not in self._spectra:
-            self._spectra[t] = self._spectrogram(self.core.target_clips[t])
-        target = self._spectra[t]
-        clip = self._spectrogram(self.clip[0])
-        hi = max(float(target.max()), SPECTRUM_LOW + 1.0)
-        width = 512
-        now = rendering.heatmap(clip, 96, width, lo=SPECTRUM_LOW, hi=hi)
-        x = int(round(self.steps[0] * self.core.seg / self.core.clip_len * (width - 1)))
-        now[:, min(x, width - 1)] = rendering.WHITE
-        return rendering.stack([rendering.heatmap(target, 96, width, lo=SPECTRUM_LOW, hi=hi),
-                                now,
-                                rendering.heatmap(clip - target, 88, width, lo=-4.0, hi=4.0,
-                                                  diverging=True)])
-
-    def _spectrogram(self, audio: np.ndarray) -> np.ndarray:
-        """(frames, 64 mels) log10 mel power of mono audio, floored at ``SPECTRUM_LOW``."""
-        return np.maximum(log_mel(audio, sr=self.core.sr, n_fft=1024, hop=256, n_mels=64),
-                          SPECTRUM_LOW)
+            return self.core.line(int(self.steps[0]), int(self.target[0]), self._last)
+        if self.render_mode == "rgb_array":
+            return self.core.picture(self.clip[0], int(self.target[0]), int(self.steps[0]))
+        return None
 
 
 def make_synth_match(code: str, target, total_step: int = 1, step_len: float | None = None,
