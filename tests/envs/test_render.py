@@ -191,3 +191,15 @@ def test_native_vector_synth_match_renders_each_env(mode):
         assert frames[0].shape == single.render().shape
     audio, sr = envs.unwrapped.episode_audio()
     assert audio.shape == (2, envs.unwrapped.core.clip_len) and sr == 44100
+
+
+def test_counterpoint_audio_is_the_piece_compose_writes():
+    from musicgym.compose.outputs import render_piece
+    from musicgym.compose.piece import piece_from_counterpoint
+
+    env = make("musicgym/Counterpoint-v0")
+    run_episode(env)
+    audio, sr = env.unwrapped.episode_audio()
+    written = render_piece(piece_from_counterpoint(env.unwrapped.state), sr=sr)
+    assert audio.shape == written.shape
+    np.testing.assert_allclose(audio, written, atol=1e-5)

@@ -28,8 +28,9 @@ _MAP = np.array([(0, 0, 4), (80, 18, 123), (182, 54, 121), (251, 136, 97), (252,
 # blue - white - red, for signed differences
 _DIVERGING = np.array([(33, 102, 172), (255, 255, 255), (178, 24, 43)], dtype=np.float64)
 
-# the composition envs' voices through the engine: as compose's outputs render a piece
-# (cantus a soft triangle, counterpoint or melody a filtered saw), percussive envelopes
+# the composition envs' voices through the engine, and compose's written pieces (one source):
+# one chain per note, cantus a soft triangle, the other voice a filtered saw, under a
+# percussive envelope that lasts the note
 VOICE_PATCHES = (
     "o: tri {freq_hz} >> mul ~env >> mul 0.35\n~env: imp 0.001 >> envperc 0.03 {decay_s}",
     "o: saw {freq_hz} >> lpf 2200.0 1.0 >> mul ~env >> mul 0.3\n"
