@@ -158,10 +158,11 @@ class ImproviseEnv(gym.Env):
 
     def _record(self, rmse: float) -> None:
         core = self._core
-        self._params.append(core.params[0].copy())
-        self._agent.append(core.agent[0].copy())
-        self._target.append(core.target[0].copy())
+        self._params.append(core.params[0].copy())  # for episode_audio(), in every mode
         self._rmse.append(rmse)
+        if self.render_mode == "rgb_array":  # the traces only when they can be drawn
+            self._agent.append(core.agent[0].copy())
+            self._target.append(core.target[0].copy())
 
     def render(self) -> np.ndarray | str | None:
         """The descriptor traces (``"rgb_array"``) or a line (``"ansi"``) of the episode so
