@@ -29,21 +29,14 @@ from pathlib import Path
 import numpy as np
 
 from musicgym.compose.piece import Piece, piece_to_json
+from musicgym.envs.rendering import RELEASE_S, VOICE_PATCHES  # the envs' episode_audio() sound
 from musicgym.errors import OutputError
 from musicgym.music.midi import key_and_bend, write_midi
 from musicgym.music.notation import write_lilypond, write_musicxml
 from musicgym.music.pitch import parse_pitch
 from musicgym.music.tunings import cents_between, midi_to_hz
 
-# one chain per note: a band-limited-ish saw (cantus: a softer triangle) under a percussive
-# envelope that lasts the note; a batch row per note, summed at the onsets in NumPy
-VOICE_PATCHES = (
-    "o: tri {freq_hz} >> mul ~env >> mul 0.35\n~env: imp 0.001 >> envperc 0.03 {decay_s}",
-    "o: saw {freq_hz} >> lpf 2200.0 1.0 >> mul ~env >> mul 0.3\n"
-    "~env: imp 0.001 >> envperc 0.01 {decay_s}",
-)
 GM_PROGRAMS = (19, 40)  # church organ for the cantus, violin for the counterpoint
-RELEASE_S = 0.3
 _TICK_NAMES = {0: "C", 4: "E", 7: "G"}
 # names Windows refuses for a file or folder, whatever the extension
 _RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)),

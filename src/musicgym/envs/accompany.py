@@ -9,6 +9,7 @@ import numpy as np
 from gymnasium import spaces
 
 from musicgym.envs.options import reset_options
+from musicgym.envs.rendering import check_render_mode
 from musicgym.errors import AccompanyConfigError
 from musicgym.follow import corpus
 from musicgym.follow.accompanist import (
@@ -139,6 +140,7 @@ class AccompanyEnv(gym.Env):
         residual_on=None,         # a tempo model the agent corrects ("kalman", "kalman+timing":
                                   # "+rehearsal"/"+timing" need memory=True); None: acts alone
         residual_scale=0.1,       # the agent's action moves the model's by at most this
+        render_mode=None,         # "rgb_array" or "ansi" (see below)
     )
     obs, info = env.reset(seed=0, options={"take": 6, "start": 0})  # options are optional
     ```
@@ -146,14 +148,25 @@ class AccompanyEnv(gym.Env):
     ``reset`` options: ``take`` (a real take of the split), ``piece`` (a simulated piece of the
     split by name), ``start`` (first report), ``whole`` (play to the end of the take).
 
+    ``render_mode``: None (default), ``"rgb_array"`` (``render()`` returns a uint8 picture
+    (184, 512, 3) of the episode's time span: on top the soloist's onsets (blue once played,
+    grey ahead) and the accompaniment's onsets played so far (orange), each shared onset's
+    pair joined by a line coloured by its asynchrony (green within 30 ms, orange within 100
+    ms, red beyond); below, the asynchrony (ms, accompanist minus soloist, axis +-200 ms) at
+    each shared onset; a dark line at the time now) or ``"ansi"`` (a line: report, beat
+    period, this step's asynchronies, resyncs); another raises
+    :class:`~musicgym.errors.RenderModeError`. :meth:`episode_audio` plays both parts' onsets
+    as short blips (soloist 660 Hz, accompaniment 330 Hz: the env knows onsets, not pitches).
+
     ## Version History
 
     * v0: Initial version; re-synchronisation (``resync_s``, default 0.2 s), residual control
-      (``residual_on``, ``residual_scale``) and infos that batch in vector envs
-      (``asynchrony_ms`` and ``shared_beat`` as tuples) added within v0.
+      (``residual_on``, ``residual_scale``), infos that batch in vector envs
+      (``asynchrony_ms`` and ``shared_beat`` as tuples), ``render_mode`` (``"rgb_array"``,
+      ``"ansi"``) and :meth:`episode_audio` added within v0.
     """
 
-    metadata = {"render_modes": []}
+    metadata = {"render_modes": ["rgb_array", "ansi"], "render_fps": 8}
 
     def __init__(
         self,
@@ -173,7 +186,11 @@ class AccompanyEnv(gym.Env):
         resync_s: float | None = RESYNC_S,
         residual_on: str | None = None,
         residual_scale: float = 0.1,
+        render_mode: str | None = None,
     ) -> None:
+        self.render_mode = check_render_mode(render_mode, self.metadata["render_modes"],
+                                             "Accompany-v0")
+        self._last_info: dict = {}
         self.split = corpus.check_split(split)
         sources = tuple(sources)
         if not sources or set(sources) - {"real", "simulated"}:
@@ -314,7 +331,8 @@ class AccompanyEnv(gym.Env):
             self.controller = AgentController(base, scale=self.residual_scale)
             self.controller.start(self.run)
             self.controller.observe_base(self.run)
-        return self._get_obs(), self._info(np.zeros(0), np.zeros(0))
+        self._last_info = self._info(np.zeros(0), np.zeros(0))
+        return self._get_obs(), self._last_info
 
     def step(self, action):
         if self.run is None or self.run.done:
@@ -335,7 +353,78 @@ class AccompanyEnv(gym.Env):
         if self.controller is not None and not terminated:
             self.controller.observe_base(self.run)
         obs = self._get_obs()
-        return obs, reward, terminated, False, self._info(shared, asynchrony_ms)
+        self._last_info = self._info(shared, asynchrony_ms)
+        return obs, reward, terminated, False, self._last_info
+
+    # ----- watching and listening
+    def _span(self) -> tuple[float, float]:
+        """The episode's time span (s), fixed at reset: the pictures share one time axis."""
+        ep, run = self.run.episode, self.run
+        return float(ep.report_sec[run.start]) - 0.5, float(ep.report_sec[run.stop - 1]) + 1.0
+
+    def _played(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(accompaniment onset times (s), the shared ones' solo times, their asynchrony (ms))
+        played so far."""
+        ep, run = self.run.episode, self.run
+        beats, secs = np.asarray(run.played_beat), np.asarray(run.played_sec)
+        _, i_played, i_shared = np.intersect1d(beats, ep.shared_beat, return_indices=True)
+        solo = ep.shared_solo_sec[i_shared]
+        return secs, solo, 1000.0 * (secs[i_played] - solo)
+
+    def render(self) -> np.ndarray | str | None:
+        """The onsets on a timeline (``"rgb_array"``) or a line (``"ansi"``); see Arguments.
+        Before the first ``reset`` there is no episode: ``None``."""
+        if self.render_mode is None or self.run is None:
+            return None
+        run, info = self.run, self._last_info
+        if self.render_mode == "ansi":
+            asynchrony = " ".join(f"{a:+.0f}" for a in info.get("asynchrony_ms", ()))
+            return (f"{run.episode.name} step {run.k - run.start}/{run.stop - run.start} "
+                    f"beat period {run.beat_period_s:.3f} s asynchrony [{asynchrony}] ms "
+                    f"resyncs {run.resyncs}")
+        from musicgym.envs import rendering
+
+        t0, t1 = self._span()
+        width = 512
+
+        def x_of(t):
+            return (np.asarray(t, dtype=float) - t0) / (t1 - t0) * (width - 1)
+
+        lanes = rendering.Canvas(80, width)
+        solo = run.episode.solo_sec[(run.episode.solo_sec >= t0) & (run.episode.solo_sec <= t1)]
+        for t in solo:
+            lanes.vline(x_of(t), rendering.BLUE if t <= run.time_s else rendering.GREY, 8, 34)
+        played, shared_solo, asynchrony = self._played()
+        for t in played:
+            lanes.vline(x_of(t), rendering.ORANGE, 46, 72)
+        for t, a in zip(shared_solo, asynchrony, strict=True):
+            colour = (rendering.GREEN if abs(a) <= 30 else
+                      rendering.ORANGE if abs(a) <= 100 else rendering.RED)
+            lanes.polyline([x_of(t), x_of(t + a / 1000.0)], [34, 46], colour, thickness=1)
+        lanes.vline(x_of(run.time_s), rendering.DARK)
+        curve = rendering.Canvas(100, width)
+        for ms in (-100.0, 0.0, 100.0):
+            curve.hline(50 - ms / 4.0, rendering.GREY)
+        ys = 50 - np.clip(asynchrony, -196.0, 196.0) / 4.0
+        curve.polyline(x_of(shared_solo), ys, rendering.RED)
+        curve.vline(x_of(run.time_s), rendering.DARK)
+        return rendering.stack([lanes.image, curve.image])
+
+    def episode_audio(self, *, sr: int = 44100) -> tuple[np.ndarray, int]:
+        """Both parts so far as blips at their onsets, from the episode's start (0.5 s before
+        the first report): ((2, n) float32, soloist left, accompaniment right; ``sr``)."""
+        from musicgym.envs.rendering import blips
+
+        if self.run is None:
+            return np.zeros((2, sr // 10), dtype=np.float32), sr
+        t0, _ = self._span()
+        played = self._played()[0]
+        solo = self.run.episode.solo_sec
+        solo = solo[(solo >= t0) & (solo <= self.run.time_s)]
+        end = max([self.run.time_s, *played.tolist()]) + 0.5
+        n = int(np.ceil((end - t0) * sr))
+        return np.stack([blips(solo - t0, 660.0, n, sr=sr),
+                         blips(played - t0, 330.0, n, sr=sr)]), sr
 
     def _info(self, shared: np.ndarray, asynchrony_ms: np.ndarray) -> dict:
         run = self.run

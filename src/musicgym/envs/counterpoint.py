@@ -9,7 +9,8 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from musicgym.errors import CantusFirmusError, InvalidActionError, RenderModeError, RuleError
+from musicgym.envs.rendering import check_render_mode
+from musicgym.errors import CantusFirmusError, InvalidActionError, RuleError
 from musicgym.music.rules import RL_MUSICIAN_RULES, STRICT_RULES, RuleSet, rule_reward, score_piece
 from musicgym.music.rules.lookahead import CounterpointOracle
 from musicgym.music.rules.species import (
@@ -113,15 +114,21 @@ class CounterpointEnv(gym.Env):
     * ``reward_for_dead_end`` (-3.0), ``invalid_action`` (``"penalize"``: no-op and penalty,
       the default, or ``"raise"``: :class:`~musicgym.errors.InvalidActionError`),
       ``invalid_action_penalty`` (-1.0), ``lookahead`` (True), ``max_steps`` (256).
-    * ``render_mode``: None (default) or ``"ansi"`` (``render()`` returns both voices as note
-      names); any other raises :class:`~musicgym.errors.RenderModeError`.
+    * ``render_mode``: None (default), ``"rgb_array"`` (``render()`` returns a uint8 piano
+      roll (240, 512, 3) of the piece so far: cantus blue, counterpoint orange, bar lines grey,
+      a dark line at the time written to; notes that broke a soft-penalty rule have a red band
+      over their span (with the default rules, all masks, nothing is ever marked)) or
+      ``"ansi"`` (both voices as note names); any other raises
+      :class:`~musicgym.errors.RenderModeError`. :meth:`episode_audio` renders both voices
+      through musicgym's engine in 12-TET (A4 = 440 Hz) at 120 quarter notes per minute.
 
     ## Version History
 
-    * v0: initial version.
+    * v0: initial version; ``"rgb_array"`` rendering and :meth:`episode_audio` added within
+      v0.
     """
 
-    metadata = {"render_modes": ["ansi"], "render_fps": 4}
+    metadata = {"render_modes": ["rgb_array", "ansi"], "render_fps": 4}
 
     def __init__(
         self,
@@ -171,10 +178,8 @@ class CounterpointEnv(gym.Env):
         self.invalid_action_penalty = float(invalid_action_penalty)
         self.reward_for_dead_end = float(reward_for_dead_end)
         self.max_steps = int(max_steps)
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise RenderModeError(f"Counterpoint-v0 renders only as text: render_mode must be "
-                                  f"None or 'ansi', got {render_mode!r}")
-        self.render_mode = render_mode
+        self.render_mode = check_render_mode(render_mode, self.metadata["render_modes"],
+                                             "Counterpoint-v0")
 
         setup = self.setup
         cf_low, cf_high = int(setup.cantus_midi.min()), int(setup.cantus_midi.max())
@@ -199,6 +204,7 @@ class CounterpointEnv(gym.Env):
         self.state = CounterpointState(setup)
         self._steps = 0
         self._violations = dict.fromkeys(self.ruleset.names, 0)
+        self._marks: list[tuple[int, int]] = []  # (start, eighths) of notes that broke a rule
         self._roll[:] = 0.0
         rows = setup.cantus_midi - self._low_key
         for bar, row in enumerate(rows):
@@ -237,6 +243,7 @@ class CounterpointEnv(gym.Env):
             for name in self.ruleset.penalty_rules:
                 if rule_reward(outputs[name], action) < 0:
                     self._violations[name] += 1
+                    self._marks.append((self.state.time, int(ACTION_DURATIONS[action])))
         n_before = len(self.state.positions)
         self.state.add(int(ACTION_MOVES[action]), int(ACTION_DURATIONS[action]))
         for index in range(n_before, len(self.state.positions)):
@@ -264,12 +271,38 @@ class CounterpointEnv(gym.Env):
         """Allowed actions as a bool array of shape (60,) (sb3-contrib's MaskablePPO API)."""
         return self._mask.copy()
 
-    def render(self) -> str | None:
+    def render(self) -> np.ndarray | str | None:
+        """The piano roll (``"rgb_array"``) or the note names (``"ansi"``) of the piece so far;
+        see Arguments."""
+        if self.render_mode == "rgb_array":
+            from musicgym.envs.rendering import piano_roll
+
+            setup, state = self.setup, self.state
+            notes = [(0, bar * EIGHTHS_PER_BAR, EIGHTHS_PER_BAR, int(key))
+                     for bar, key in enumerate(setup.cantus_midi)]
+            notes += [(1, int(s), int(d), int(k))
+                      for s, d, k in zip(state.starts, state.durations, state.midis, strict=True)]
+            return piano_roll(notes, total=setup.total_eighths, low_key=self._low_key,
+                              high_key=self._low_key + self._n_keys - 1, marks=self._marks,
+                              now=state.time, bar=EIGHTHS_PER_BAR)
         if self.render_mode != "ansi":
             return None
         names = [self.setup.name(p) for p in self.state.positions]
         cantus = [self.setup.name(int(p)) for p in self.setup.cantus_positions]
         return f"counterpoint: {' '.join(names)}\ncantus:       {' '.join(cantus)}"
+
+    def episode_audio(self, *, sr: int = 44100) -> tuple[np.ndarray, int]:
+        """The piece so far through musicgym's engine (12-TET, A4 = 440 Hz, an eighth is
+        0.25 s): ((2, n) float32 audio, ``sr``)."""
+        from musicgym.envs.rendering import render_notes
+        from musicgym.music.tunings import midi_to_hz
+
+        setup, state, eighth = self.setup, self.state, 0.25
+        notes = [(0, bar * EIGHTHS_PER_BAR * eighth, EIGHTHS_PER_BAR * eighth,
+                  midi_to_hz(float(key))) for bar, key in enumerate(setup.cantus_midi)]
+        notes += [(1, s * eighth, d * eighth, midi_to_hz(float(k)))
+                  for s, d, k in zip(state.starts, state.durations, state.midis, strict=True)]
+        return render_notes(notes, sr=sr), sr
 
     # helpers
 

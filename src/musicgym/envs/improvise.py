@@ -12,8 +12,11 @@ from gymnasium.vector.utils import batch_space
 
 from musicgym.envs.improvise_core import Improvisers, settings_to_kwargs
 from musicgym.envs.options import reset_options
+from musicgym.envs.rendering import check_render_mode
 from musicgym.envs.vector import autoreset_mode_of, check_batch, reset_mask_of
 from musicgym.errors import ImproviseConfigError, InvalidActionError
+
+RENDER_STEPS = 256  # steps of the episode the picture shows (the most recent)
 
 
 def _config(settings, kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -104,31 +107,94 @@ class ImproviseEnv(gym.Env):
                              training_mode="corpus", split="test")
         envs = gymnasium.make_vec("musicgym/Improvise-v0", num_envs=64, mode="lookup")
 
+    ``render_mode`` (single env only): None (default), ``"rgb_array"`` (``render()`` returns a
+    uint8 picture, 512 wide: for each rewarded descriptor (at most 4) a panel of the
+    musician's (target, blue) and the agent's (orange) normalised values over the last
+    ``RENDER_STEPS`` (256) steps of the episode on a [-3, 3] axis, then the reward's rmse in
+    red on [0, 2]) or ``"ansi"`` (a line: frame, episode mode, rmse, parameters); another
+    raises :class:`~musicgym.errors.RenderModeError`. :meth:`episode_audio` renders the
+    synth playing the episode's parameter states, one per hop (``render_states``).
+
     ## Version History
-    * v0: initial version.
+
+    * v0: initial version; ``render_mode`` (``"rgb_array"``, ``"ansi"``) and
+      :meth:`episode_audio` added within v0.
     """
 
-    metadata = {"render_modes": []}
+    metadata = {"render_modes": ["rgb_array", "ansi"], "render_fps": 30}
 
-    def __init__(self, *, settings=None, **kwargs: Any) -> None:
-        self._core = Improvisers(1, **_config(settings, kwargs))
+    def __init__(self, *, settings=None, render_mode: str | None = None,
+                 **kwargs: Any) -> None:
+        self.render_mode = check_render_mode(render_mode, self.metadata["render_modes"],
+                                             "Improvise-v0")
+        config = _config(settings, kwargs)
+        self._core = Improvisers(1, **config)
+        self._hop = int(config.get("hop_length", 512))
         self.action_space, self.observation_space = self._core.spaces()
         self.features = self._core.features
+        # the episode so far, for render() and episode_audio(): one row per step
+        self._params: list[np.ndarray] = []
+        self._agent: list[np.ndarray] = []
+        self._target: list[np.ndarray] = []
+        self._rmse: list[float] = []
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
         track = _check_track(reset_options(options, ImproviseConfigError).get("track"),
                              self._core)
         self._core.reset(np.ones(1, dtype=bool), self.np_random, track)
+        self._params, self._agent, self._target, self._rmse = [], [], [], []
+        self._record(float(self._core.reward()[1][0]))
         return self._get_obs(), self._core.info(0)
 
     def step(self, action):
         rewards, rmse, terminated, truncated = self._core.step([action], self.np_random)
         info = {**self._core.info(0), "rmse": float(rmse[0])}
+        self._record(float(rmse[0]))
         return self._get_obs(), float(rewards[0]), bool(terminated[0]), bool(truncated[0]), info
 
     def _get_obs(self) -> np.ndarray:
         return self._core.observations()[0]
+
+    def _record(self, rmse: float) -> None:
+        core = self._core
+        self._params.append(core.params[0].copy())  # for episode_audio(), in every mode
+        self._rmse.append(rmse)
+        if self.render_mode == "rgb_array":  # the traces only when they can be drawn
+            self._agent.append(core.agent[0].copy())
+            self._target.append(core.target[0].copy())
+
+    def render(self) -> np.ndarray | str | None:
+        """The descriptor traces (``"rgb_array"``) or a line (``"ansi"``) of the episode so
+        far; see Arguments."""
+        core = self._core
+        if self.render_mode == "ansi":
+            params = " ".join(f"{v:.3f}" for v in core.params[0])
+            return (f"frame {int(core.frame[0])} {core.episode_mode[0]} rmse "
+                    f"{self._rmse[-1] if self._rmse else float('nan'):.3f} params [{params}]")
+        if self.render_mode != "rgb_array":
+            return None
+        from musicgym.envs import rendering
+
+        agent = np.array(self._agent[-RENDER_STEPS:]).reshape(-1, len(self.features))
+        target = np.array(self._target[-RENDER_STEPS:]).reshape(-1, len(self.features))
+        panels = [rendering.traces([(target[:, i], rendering.BLUE),
+                                    (agent[:, i], rendering.ORANGE)],
+                                   lo=-3.0, hi=3.0, length=RENDER_STEPS, height=72)
+                  for i in np.flatnonzero(core.weights)[:4]]
+        panels.append(rendering.traces([(self._rmse[-RENDER_STEPS:], rendering.RED)],
+                                       lo=0.0, hi=2.0, length=RENDER_STEPS, height=48))
+        return rendering.stack(panels)
+
+    def episode_audio(self) -> tuple[np.ndarray, int]:
+        """The synth playing the episode's parameter states so far, one per hop (mono
+        float32, ``(steps + 2) * hop_length`` samples), and its sample rate."""
+        from musicgym.envs.improvise_play import render_states
+
+        if not self._params:
+            return np.zeros(self._hop, dtype=np.float32), self._core.sr
+        return render_states(self._core.synth, np.array(self._params), sr=self._core.sr,
+                             hop_length=self._hop), self._core.sr
 
 
 class ImproviseVectorEnv(VectorEnv):

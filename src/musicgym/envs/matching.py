@@ -25,6 +25,7 @@ OBSERVATIONS = ("features", "audio", "goal")
 FEATURE_LOW, FEATURE_HIGH = -5.0, 8.0  # log10 mel power, clipped
 OBS_STFT = (1024, 512)  # the observation's log-mel STFT: (FFT size, hop)
 AUDIO_BOUND = 10.0  # Glicol has no limiter: observations clip the waveform to +-10
+SPECTRUM_LOW = -5.0  # log10 mel power shown as black (silence) in the rendered pictures
 
 
 def load_targets(target, *, sr: int, max_seconds: float = 60.0) -> list[tuple[str, np.ndarray]]:
@@ -132,6 +133,7 @@ class MatchCore:
         for i, (_, t) in enumerate(self.targets):
             self.target_clips[i, :min(t.size, self.clip_len)] = t[:self.clip_len]
         self._prepared: dict[tuple[int, int], object] = {}
+        self._spectra: dict[int, np.ndarray] = {}  # each target's picture spectrogram, once
         self.observation = observation
         self.obs_frames, self.obs_mels = int(obs_frames), int(obs_mels)
         self._target_obs = [self._features(self.target_clips[i:i + 1])[0]
@@ -250,6 +252,37 @@ class MatchCore:
             out[np.nonzero(targets[rows] == t)[0]] = self.distance.finish(
                 self.distance.from_frame_sums([state[sel] for state in running], prepared))
         return out
+
+    # -- watching ------------------------------------------------------------------------------
+    def _spectrogram(self, audio: np.ndarray) -> np.ndarray:
+        """(frames, 64 mels) log10 mel power of mono audio, floored at ``SPECTRUM_LOW``."""
+        return np.maximum(log_mel(audio, sr=self.sr, n_fft=1024, hop=256, n_mels=64),
+                          SPECTRUM_LOW)
+
+    def picture(self, clip: np.ndarray, target: int, step: int) -> np.ndarray:
+        """uint8 (288, 512, 3): the target's log-mel spectrogram, the clip's (a white line
+        where segment ``step`` starts) and their difference (red: the clip louder)."""
+        from musicgym.envs import rendering
+
+        if target not in self._spectra:
+            self._spectra[target] = self._spectrogram(self.target_clips[target])
+        goal, now = self._spectra[target], self._spectrogram(clip)
+        hi, width = max(float(goal.max()), SPECTRUM_LOW + 1.0), 512
+        middle = rendering.heatmap(now, 96, width, lo=SPECTRUM_LOW, hi=hi)
+        middle[:, min(int(round(step * self.seg / self.clip_len * (width - 1))), width - 1)] = \
+            rendering.WHITE
+        return rendering.stack([rendering.heatmap(goal, 96, width, lo=SPECTRUM_LOW, hi=hi),
+                                middle,
+                                rendering.heatmap(now - goal, 88, width, lo=-4.0, hi=4.0,
+                                                  diverging=True)])
+
+    def line(self, step: int, target: int, last: dict) -> str:
+        """A line of text: step, target, the last step's parameters and clip distance."""
+        params = " ".join(f"{k}={v:.4g}" for k, v in last.get("params", {}).items())
+        distance = last.get("clip_distance")
+        return (f"step {step}/{self.total_step} target {self.targets[target][0]} "
+                f"params [{params}] clip distance "
+                f"{'-' if distance is None else f'{distance:.4f}'}")
 
     # -- stepping ----------------------------------------------------------------------------
     def render_segments(self, actions, batch: int) -> tuple[np.ndarray, np.ndarray]:

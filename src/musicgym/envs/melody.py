@@ -13,7 +13,8 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from musicgym.errors import InvalidActionError, RenderModeError
+from musicgym.envs.rendering import check_render_mode
+from musicgym.errors import InvalidActionError
 from musicgym.music.rules import RuleSet, rule_reward
 from musicgym.music.rules.melody import RL_TUNER_RULES, MelodyState
 from musicgym.music.scales import Scale
@@ -79,14 +80,20 @@ class MelodyEnv(gym.Env):
     ``tonic`` ("C"), ``mode`` ("major"), ``lowest_midi`` (48, C3), ``n_pitches`` (36),
     ``n_steps`` (32), ``steps_per_bar`` (8), ``weights`` ({rule: weight}), ``masks`` (rules
     used as hard masks instead), ``rule_params``, ``invalid_action`` ("penalize" or "raise"),
-    ``render_mode`` (None or "ansi"; any other raises ``RenderModeError``).
+    ``render_mode``: None, ``"rgb_array"`` (``render()`` returns a uint8 piano roll (240, 512,
+    3) of the melody so far, bar lines grey, a red band over each step at which a rule gave a
+    negative reward, a dark line at the next step) or ``"ansi"`` (``"step k/n: "`` then the
+    events, a MIDI key, ``-`` hold or ``r`` rest); any other raises ``RenderModeError``.
+    :meth:`episode_audio` renders the melody through musicgym's engine (12-TET, an eighth is
+    0.25 s).
 
     ## Version History
 
-    * v0: initial version.
+    * v0: initial version; ``"rgb_array"`` rendering and :meth:`episode_audio` added, and
+      the ``"ansi"`` render says the step (it was ``''`` after reset), within v0.
     """
 
-    metadata = {"render_modes": ["ansi"], "render_fps": 4}
+    metadata = {"render_modes": ["rgb_array", "ansi"], "render_fps": 4}
 
     def __init__(
         self,
@@ -126,10 +133,8 @@ class MelodyEnv(gym.Env):
         self.action_space = spaces.Discrete(self.n_actions)
         size = n_steps * self.n_actions + n_steps
         self.observation_space = spaces.Box(0.0, 1.0, (size,), dtype=np.float32)
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise RenderModeError(f"Melody-v0 renders only as text: render_mode must be None "
-                                  f"or 'ansi', got {render_mode!r}")
-        self.render_mode = render_mode
+        self.render_mode = check_render_mode(render_mode, self.metadata["render_modes"],
+                                             "Melody-v0")
         self.state = self.empty_state()
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
@@ -138,6 +143,7 @@ class MelodyEnv(gym.Env):
         self._history = np.zeros((self.n_steps, self.n_actions), dtype=np.float32)
         self._totals = dict.fromkeys(self.ruleset.names, 0.0)
         self._steps = 0
+        self._marks: list[tuple[int, int]] = []  # (step, 1) of steps a rule penalised
         self._judge()
         return self._get_obs(), self._info()
 
@@ -159,8 +165,13 @@ class MelodyEnv(gym.Env):
             info["invalid_action"] = True
             return self._get_obs(), -1.0, False, self._steps >= 4 * self.n_steps, info
         reward = float(self._reward[action])
+        penalised = False
         for name in self.ruleset.penalty_rules:
-            self._totals[name] += rule_reward(self._outputs[name], action)
+            value = rule_reward(self._outputs[name], action)
+            self._totals[name] += value
+            penalised |= value < 0
+        if penalised:
+            self._marks.append((self.state.step, 1))
         self._history[self.state.step, action] = 1.0
         self.state.add(action)
         terminated = self.state.step >= self.n_steps
@@ -172,11 +183,45 @@ class MelodyEnv(gym.Env):
         """Allowed actions as a bool array (sb3-contrib's MaskablePPO API)."""
         return self._mask.copy()
 
-    def render(self) -> str | None:
+    def render(self) -> np.ndarray | str | None:
+        """The piano roll (``"rgb_array"``) or the events (``"ansi"``) of the melody so far;
+        see Arguments."""
+        if self.render_mode == "rgb_array":
+            from musicgym.envs.rendering import piano_roll
+
+            low = self._state_args["lowest_midi"]
+            return piano_roll([(1, s, d, k) for s, d, k in self._notes()], total=self.n_steps,
+                              low_key=low, high_key=low + self._state_args["n_pitches"] - 1,
+                              marks=self._marks, now=self.state.step,
+                              bar=self._state_args["steps_per_bar"])
         if self.render_mode != "ansi":
             return None
         names = {-2: "-", -1: "r"}
-        return " ".join(names.get(e, str(e)) for e in self.state.events)
+        events = " ".join(names.get(e, str(e)) for e in self.state.events)
+        return f"step {self.state.step}/{self.n_steps}: {events}".rstrip()
+
+    def episode_audio(self, *, sr: int = 44100) -> tuple[np.ndarray, int]:
+        """The melody so far through musicgym's engine (12-TET, A4 = 440 Hz, a step is an
+        eighth of 0.25 s): ((2, n) float32 audio, ``sr``)."""
+        from musicgym.envs.rendering import render_notes
+        from musicgym.music.tunings import midi_to_hz
+
+        notes = [(1, s * 0.25, d * 0.25, midi_to_hz(float(k))) for s, d, k in self._notes()]
+        return render_notes(notes, sr=sr), sr
+
+    def _notes(self) -> list[tuple[int, int, int]]:
+        """(start step, steps, MIDI key) of each note: a hold lengthens the note before it."""
+        notes: list[list[int]] = []
+        sounding = False
+        for step, event in enumerate(self.state.events):
+            if event >= 0:
+                notes.append([step, 1, int(event)])
+                sounding = True
+            elif event == -2 and sounding:
+                notes[-1][1] += 1
+            else:
+                sounding = False
+        return [tuple(n) for n in notes]
 
     def judge(self, state: MelodyState) -> tuple[np.ndarray, np.ndarray, dict]:
         """(allowed actions, reward of each action, raw rule outputs) in ``state``, as

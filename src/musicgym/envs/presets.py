@@ -122,6 +122,8 @@ def _maker(name: str):
         return SynthMatchVectorEnv(num_envs=num_envs, **preset_kwargs(name, **overrides))
 
     make.__doc__ = f"``musicgym/{name}`` (see this module's table)."
+    # SynthMatchEnv's render modes, read by gymnasium.make before it builds the env
+    make.metadata = {"render_modes": ["rgb_array", "ansi"], "render_fps": 4}
     make_vec.__doc__ = f"Native vector ``musicgym/{name}``."
     return make, make_vec
 

@@ -9,6 +9,7 @@ import numpy as np
 
 from musicgym.envs.matching import MatchCore
 from musicgym.envs.options import reset_options
+from musicgym.envs.rendering import check_render_mode
 from musicgym.errors import InvalidActionError, TargetError
 
 
@@ -86,24 +87,34 @@ class SynthMatchEnv(gym.Env):
     ``total_step``, ``step_len`` (seconds; default: target length / total_step),
     ``action_space``, ``reward`` (alias ``criteria``), ``observation``, ``backend``
     (``"numpy"`` or ``"glicol"``), ``sr``, ``bpm``, ``samples``, ``flat_actions``,
-    ``clip_actions``, ``obs_frames``, ``obs_mels``, ``max_target_seconds``.
+    ``clip_actions``, ``obs_frames``, ``obs_mels``, ``max_target_seconds``,
+    ``render_mode``: None (default), ``"rgb_array"`` (``render()`` returns a uint8 picture
+    (288, 512, 3): the target's log-mel spectrogram on top, the clip so far in the middle with
+    a line where the next segment starts, their difference (clip minus target, red: louder,
+    blue: softer) at the bottom) or ``"ansi"`` (a line: step, parameters, clip distance);
+    another raises :class:`~musicgym.errors.RenderModeError`. :meth:`episode_audio` gives
+    the clip and its sample rate (``musicgym.envs.wrappers.RecordAudio`` writes it per episode).
+    The native vector env takes ``render_mode`` too and renders one picture or line per env.
     ``gym.make_vec(...)`` builds the native ``SynthMatchVectorEnv`` (one engine call for all
     envs), which also takes ``num_envs`` and ``autoreset_mode`` (Gymnasium's NEXT_STEP by
     default; see ``musicgym.envs.synth_match_vector``).
 
     ## Version History
 
-    * v0: first version.
+    * v0: first version; ``render_mode`` (``"rgb_array"``, ``"ansi"``) and
+      :meth:`episode_audio` added within v0.
     """
 
-    metadata = {"render_modes": []}
+    metadata = {"render_modes": ["rgb_array", "ansi"], "render_fps": 4}
 
     def __init__(self, code: str, target, total_step: int = 1, step_len: float | None = None,
                  action_space: Sequence = (), *, reward="mrstft", criteria=None,
                  observation: str = "features", backend: str = "numpy", sr: int = 44100,
                  bpm: float = 120.0, samples: Mapping | None = None, flat_actions: bool = False,
                  clip_actions: bool = False, obs_frames: int = 32, obs_mels: int = 32,
-                 max_target_seconds: float = 60.0) -> None:
+                 max_target_seconds: float = 60.0, render_mode: str | None = None) -> None:
+        self.render_mode = check_render_mode(render_mode, self.metadata["render_modes"],
+                                             "SynthMatch-v0")
         self.core = MatchCore(code, target, total_step, step_len, action_space, reward=reward,
                               criteria=criteria, observation=observation, backend=backend,
                               sr=sr, bpm=bpm,
@@ -116,6 +127,7 @@ class SynthMatchEnv(gym.Env):
         self.steps = np.zeros(1, dtype=np.int64)
         self.target = np.zeros(1, dtype=np.int64)
         self.running = self.core.new_running(1)  # per-frame sums of the running clip distance
+        self._last: dict = {}  # the last step's info, for the text render
 
     def _get_obs(self, cache: dict | None = None) -> np.ndarray:
         return self.core.observe(self.clip, self.steps, self.target, cache)[0]
@@ -124,6 +136,7 @@ class SynthMatchEnv(gym.Env):
         super().reset(seed=seed)
         self.clip[:] = 0.0
         self.steps[:] = 0
+        self._last = {}
         n_targets = len(self.core.targets)
         wanted = reset_options(options, TargetError).get("target")
         self.target[0] = self._target_index(wanted) if wanted is not None else \
@@ -154,12 +167,26 @@ class SynthMatchEnv(gym.Env):
                 "params": dict(zip(self.core.patch.params, out["params"][0].tolist(),
                                    strict=True)),
                 "step": int(self.steps[0])}
+        self._last = info
         return self._get_obs(out["stft_cache"]), float(out["reward"][0]), terminated, False, info
 
     @property
     def clip_audio(self) -> np.ndarray:
         """The clip rendered so far (mono float32), e.g. to write with ``audio.io.write_wav``."""
         return self.clip[0].copy()
+
+    def episode_audio(self) -> tuple[np.ndarray, int]:
+        """(the clip rendered so far, mono float32; its sample rate): the episode's sound."""
+        return self.clip_audio, self.core.sr
+
+    def render(self) -> np.ndarray | str | None:
+        """The picture (``"rgb_array"``) or line (``"ansi"``) of the episode so far; see
+        Arguments."""
+        if self.render_mode == "ansi":
+            return self.core.line(int(self.steps[0]), int(self.target[0]), self._last)
+        if self.render_mode == "rgb_array":
+            return self.core.picture(self.clip[0], int(self.target[0]), int(self.steps[0]))
+        return None
 
 
 def make_synth_match(code: str, target, total_step: int = 1, step_len: float | None = None,

@@ -13,6 +13,8 @@ batched spaces, and the autoreset mode of the ``autoreset_mode`` argument, decla
 * ``DISABLED``: ended envs wait for ``reset(options={"reset_mask": mask})``.
 
 ``reset(options={"reset_mask": mask})`` restarts only the masked rows in any mode.
+``render_mode`` (``"rgb_array"`` or ``"ansi"``, as the single env's): ``render()`` returns a
+tuple with one picture or line per env, as Gymnasium's ``SyncVectorEnv`` does.
 ``gymnasium.wrappers.vector.RecordEpisodeStatistics`` gives the episode returns and lengths.
 """
 
@@ -25,6 +27,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from musicgym.envs.matching import MatchCore
+from musicgym.envs.rendering import check_render_mode
 from musicgym.envs.vector import autoreset_mode_of, check_batch, reset_mask_of
 from musicgym.errors import ActionSpaceError, InvalidActionError, TargetError
 
@@ -34,12 +37,15 @@ class SynthMatchVectorEnv(VectorEnv):
     for the task, spaces and rewards. Extra arguments: ``num_envs``, ``autoreset_mode`` (see
     this module)."""
 
-    metadata = {"render_modes": [], "autoreset_mode": AutoresetMode.NEXT_STEP}
+    metadata = {"render_modes": ["rgb_array", "ansi"], "render_fps": 4,
+                "autoreset_mode": AutoresetMode.NEXT_STEP}
 
     def __init__(self, code: str, target, total_step: int = 1, step_len: float | None = None,
                  action_space: Sequence = (), *, num_envs: int = 1,
                  autoreset_mode: AutoresetMode | str = AutoresetMode.NEXT_STEP,
-                 **options) -> None:
+                 render_mode: str | None = None, **options) -> None:
+        self.render_mode = check_render_mode(render_mode, self.metadata["render_modes"],
+                                             "SynthMatchVectorEnv")
         if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)) \
                 or num_envs < 1:
             raise TargetError(f"num_envs must be a positive integer, got {num_envs!r}")
@@ -58,10 +64,13 @@ class SynthMatchVectorEnv(VectorEnv):
         self.targets = np.zeros(self.num_envs, dtype=np.int64)
         self._needs_reset = np.zeros(self.num_envs, dtype=bool)
         self.running = self.core.new_running(self.num_envs)  # running clip distance state
+        self._last: list[dict] = [{} for _ in range(self.num_envs)]  # for the text render
 
     def _reset_rows(self, rows: np.ndarray) -> None:
         self.clips[rows] = 0.0
         self.steps[rows] = 0
+        for row in rows:
+            self._last[row] = {}
         n_targets = len(self.core.targets)
         self.targets[rows] = self.np_random.integers(n_targets, size=len(rows)) \
             if n_targets > 1 else 0
@@ -103,6 +112,12 @@ class SynthMatchVectorEnv(VectorEnv):
                                  self._rows_of(actions, rows), rows, self.running)
             rewards[rows] = out["reward"]
             clip_distance[rows] = out["clip_distance"]
+            if self.render_mode == "ansi":
+                for row, values, distance in zip(rows, out["params"], out["clip_distance"],
+                                                 strict=True):
+                    self._last[row] = {"params": dict(zip(self.core.patch.params,
+                                                          values.tolist(), strict=True)),
+                                       "clip_distance": float(distance)}
             if len(rows) == self.num_envs:
                 cache = out["stft_cache"]  # the STFTs of every clip: the observation reuses them
         terminated = np.zeros(self.num_envs, dtype=bool)
@@ -115,6 +130,20 @@ class SynthMatchVectorEnv(VectorEnv):
         if self.autoreset_mode == AutoresetMode.SAME_STEP and terminated.any():
             obs = self._reset_same_step(obs, terminated, info)
         return obs, rewards, terminated, np.zeros(self.num_envs, dtype=bool), info
+
+    def render(self) -> tuple | None:
+        """One picture (``"rgb_array"``) or line (``"ansi"``) per env, of its clip so far."""
+        if self.render_mode == "rgb_array":
+            return tuple(self.core.picture(self.clips[i], int(self.targets[i]),
+                                           int(self.steps[i])) for i in range(self.num_envs))
+        if self.render_mode == "ansi":
+            return tuple(self.core.line(int(self.steps[i]), int(self.targets[i]),
+                                        self._last[i]) for i in range(self.num_envs))
+        return None
+
+    def episode_audio(self) -> tuple[np.ndarray, int]:
+        """(every env's clip so far, (num_envs, n) float32; the sample rate)."""
+        return self.clips.copy(), self.core.sr
 
     def _reset_same_step(self, obs: np.ndarray, ended: np.ndarray, info: dict) -> np.ndarray:
         """Keep the ended rows' last observations in ``info["final_obs"]``, reset those rows
