@@ -72,13 +72,10 @@ def _parse(text: str) -> _Tags:
     return parser
 
 
-@pytest.fixture(scope="module")
-def kick_run(tmp_path_factory):
-    return train(resolve(KICK), runs_root=tmp_path_factory.mktemp("runs"), progress=False)
-
-
 @pytest.mark.slow
-def test_the_report_of_a_fresh_run_loads_in_a_real_browser(kick_run, tmp_path, capsys):
+def test_the_report_of_a_fresh_run_loads_in_a_real_browser(tmp_path_factory, tmp_path, capsys):
+    _chromium()   # skip before training if there is no browser
+    kick_run = train(resolve(KICK), runs_root=tmp_path_factory.mktemp("runs"), progress=False)
     # no evaluation yet: `musicgym report` runs it first
     assert not (kick_run / "eval").exists()
     assert main(["report", str(kick_run), "--episodes", "1", "-o", str(tmp_path)]) == 0

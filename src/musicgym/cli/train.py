@@ -51,8 +51,8 @@ def add_parser(subparsers) -> None:
                     "RUN/eval/ (or -o): metrics.json and curve.png always; sound matching: "
                     "target/agent WAVs and a spectrogram comparison; composition: the piece "
                     "as MIDI, MusicXML, WAV and piano roll; improvisation: the synth's WAV and "
-                    "descriptor traces; accompaniment: a two-track MIDI, its sound and an asynchrony plot; "
-                    "and report.html, the page musicgym report writes.")
+                    "descriptor traces; accompaniment: a two-track MIDI, its sound and an "
+                    "asynchrony plot; and report.html, the page musicgym report writes.")
     e.add_argument("run_dir", metavar="RUN", help="a run folder made by musicgym train")
     e.add_argument("--episodes", type=int, default=8, help="episodes for the metrics (default 8)")
     e.add_argument("-o", "--output", help="output folder (default RUN/eval)")
