@@ -88,7 +88,7 @@ def wav_data_uri(audio: np.ndarray, sr: int, *, max_seconds: float | None = MAX_
 
     from musicgym.audio.io import resample
 
-    audio = np.asarray(audio, dtype=np.float32)
+    audio = np.nan_to_num(np.asarray(audio, dtype=np.float32))
     notes = []
     if audio.ndim == 2:
         if audio.shape[0] > 1:
@@ -101,10 +101,12 @@ def wav_data_uri(audio: np.ndarray, sr: int, *, max_seconds: float | None = MAX_
     if sr != page_sr:
         audio = resample(audio, sr, page_sr)
         notes.append(f"resampled from {sr} Hz to {page_sr} Hz")
-    if audio.size and float(np.abs(audio).max()) > 1.0:
-        notes.append("clipped to [-1, 1]")
+    peak = float(np.abs(audio).max()) if audio.size else 0.0
+    if peak > 1.0:   # 16-bit would clip it: scaled down whole, so nothing is distorted
+        audio = audio / peak
+        notes.append(f"scaled down {20 * np.log10(peak):.1f} dB to fit 16 bits")
     buffer = io.BytesIO()
-    sf.write(buffer, np.clip(audio, -1.0, 1.0), page_sr, subtype="PCM_16", format="WAV")
+    sf.write(buffer, audio, page_sr, subtype="PCM_16", format="WAV")
     uri = "data:audio/wav;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
     return uri, "; ".join(notes)
 
