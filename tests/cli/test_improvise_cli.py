@@ -24,7 +24,7 @@ def test_lookup_writes_table_map_and_listening_page(tmp_path, capsys):
     png = (tmp_path / "sine-k4-w512-pca.png").read_bytes()
     assert png.startswith(b"\x89PNG")
     page = (tmp_path / "sine-k4-w512-pca.html").read_text()
-    assert "data:audio/wav;base64," in page and page.count('"p": [') == 16
+    assert "data:audio/wav;base64," in page and page.count('"i": "freq_hz=') == 16
     assert not list(tmp_path.glob(".partial-*"))
     assert "wrote" in capsys.readouterr().out
 
@@ -59,7 +59,9 @@ def test_analyze_skips_unreadable_files_and_fails_when_none_is_readable(tmp_path
     t = np.arange(22050) / 44100
     write_wav(corpus / "take.wav", 0.3 * np.sin(2 * np.pi * 330 * t), 44100)
     assert main(["analyze", str(corpus), "-o", str(out), "--format", "csv"]) == 0
-    assert [p.name for p in out.iterdir()] == ["take.csv"]
+    # the table, and the corpus's map with its listening page
+    assert sorted(p.name for p in out.iterdir()) == ["corpus-pca.html", "corpus-pca.png",
+                                                     "take.csv"]
 
 
 def test_live_improvise_refuses_a_wav_file_that_is_not_wav_before_serving(tmp_path, capsys):

@@ -6,9 +6,6 @@ tracks, the agent against the nearest-neighbour oracle, random and hold-still)."
 from __future__ import annotations
 
 import argparse
-import base64
-import html
-import io
 import json
 import sys
 from pathlib import Path
@@ -52,6 +49,12 @@ def add_parser(subparsers) -> None:
     a.add_argument("--window", type=int, default=1024, help="window in samples (default 1024)")
     a.add_argument("--hop", type=int, default=512, help="hop in samples (default 512)")
     _common(a)
+    a.add_argument("--map", choices=["pca", "tsne"], default="pca",
+                   help="2-D projection of the frames on the corpus map (tsne needs "
+                        "scikit-learn)")
+    a.add_argument("--color-by",
+                   help="descriptor that colours the corpus map (default specshape-centroid "
+                        "if analysed, else the first descriptor)")
     a.set_defaults(func=run_analyze)
     _add_live(subparsers)
     _add_evaluate(subparsers)
@@ -140,14 +143,14 @@ def plot_map(path: Path, xy: np.ndarray, colour: np.ndarray, label: str, title: 
 
 def listening_page(path: Path, synth, table, xy: np.ndarray, colour: np.ndarray, label: str,
                    sr: int, batch_size: int) -> Path:
-    """A self-contained HTML page: the map as an SVG whose points play their sound on click.
+    """A self-contained HTML page: the map as an SVG whose points play their sound on click
+    (:func:`musicgym.train.report.write_sound_map`).
 
     The sounds (``SOUND_S`` each, 16-bit at ``PAGE_SR``) sit back to back in one embedded
     WAV; a click plays that point's slice.
     """
-    import soundfile as sf
-
     from musicgym.audio.io import resample
+    from musicgym.train.report import write_sound_map
 
     keep = np.arange(len(xy))
     if len(keep) > PAGE_POINTS:
@@ -155,50 +158,40 @@ def listening_page(path: Path, synth, table, xy: np.ndarray, colour: np.ndarray,
     n = int(SOUND_S * sr)
     clips = [synth.render(table.grid[keep[i:i + batch_size]], n_samples=n, sr=sr)
              for i in range(0, len(keep), batch_size)]
-    audio = resample(np.concatenate(clips, axis=0), sr, PAGE_SR) if sr != PAGE_SR else \
-        np.concatenate(clips, axis=0)
-    audio /= max(1e-9, float(np.abs(audio).max()))
-    buffer = io.BytesIO()
-    sf.write(buffer, audio.reshape(-1), PAGE_SR, subtype="PCM_16", format="WAV")
-    span = np.ptp(xy[keep], axis=0)
-    pos = (xy[keep] - xy[keep].min(axis=0)) / np.where(span > 0, span, 1.0) * 560 + 20
-    c = (colour[keep] - colour[keep].min()) / max(1e-12, float(np.ptp(colour[keep])))
-    points = [{"x": round(float(x), 1), "y": round(float(y), 1), "c": round(float(v), 3),
-               "p": [round(float(q), 3) for q in table.grid[k]], "v": round(float(colour[k]), 3)}
-              for (x, y), v, k in zip(pos, c, keep, strict=True)]
-    text = PAGE.format(title=html.escape(f"{synth.name}: {len(keep)} states"),
-                       label=html.escape(label), params=json.dumps(synth.param_names),
-                       points=json.dumps(points), seconds=SOUND_S,
-                       wav=base64.b64encode(buffer.getvalue()).decode("ascii"))
-    tmp = path.with_name(".partial-" + path.name)
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
-    return path
+    audio = np.concatenate(clips, axis=0)
+    audio = audio.mean(axis=1) if audio.ndim == 3 else audio   # (points, channels, n): mono
+    audio = resample(audio, sr, PAGE_SR) if sr != PAGE_SR else audio
+    infos = [" ".join(f"{name}={q:.3f}" for name, q in zip(synth.param_names, table.grid[k],
+                                                           strict=True)) for k in keep]
+    return write_sound_map(path, f"{synth.name}: {len(keep)} states", label, xy[keep],
+                           colour[keep], infos, audio, PAGE_SR, SOUND_S)
 
 
-PAGE = """<!doctype html><meta charset="utf-8"><title>{title}</title>
-<style>body{{font-family:sans-serif}} circle{{cursor:pointer}} circle:hover{{stroke:#000}}</style>
-<h3>{title}</h3><p>Colour: {label}. Click a point to hear it. <span id="info"></span></p>
-<svg id="map" width="600" height="600"></svg>
-<audio id="snd" src="data:audio/wav;base64,{wav}" preload="auto"></audio>
-<script>
-const points = {points}, params = {params}, seconds = {seconds};
-const svg = document.getElementById("map"), snd = document.getElementById("snd");
-let timer = null;
-points.forEach((p, i) => {{
-  const c = document.createElementNS("http://www.w3.org/2000/svg", "circle");
-  c.setAttribute("cx", p.x); c.setAttribute("cy", 600 - p.y); c.setAttribute("r", 4);
-  c.setAttribute("fill", `hsl(${{260 - 200 * p.c}}, 70%, 50%)`);
-  c.onclick = () => {{
-    snd.currentTime = i * seconds; snd.play(); clearTimeout(timer);
-    timer = setTimeout(() => snd.pause(), seconds * 1000);
-    document.getElementById("info").textContent =
-      params.map((n, k) => `${{n}}=${{p.p[k]}}`).join(" ") + ` -> ${{p.v}}`;
-  }};
-  svg.appendChild(c);
-}});
-</script>
-"""
+def corpus_page(path: Path, tracks: list[tuple[Path, np.ndarray]], xy: np.ndarray,
+                colour: np.ndarray, args: argparse.Namespace) -> Path:
+    """The corpus's sound map: the analysed frames (``xy``: every track's, one after the other;
+    a seeded subset of ``PAGE_POINTS`` on the page); a click plays ``SOUND_S`` of the track
+    from that frame."""
+    from musicgym.audio.io import read_audio
+    from musicgym.train.report import write_sound_map
+
+    owner = np.concatenate([np.full(len(v), i) for i, (_, v) in enumerate(tracks)])
+    frame = np.concatenate([np.arange(len(v)) for _, v in tracks])
+    keep = np.arange(len(xy))
+    if len(keep) > PAGE_POINTS:
+        keep = np.sort(np.random.default_rng(0).choice(len(keep), PAGE_POINTS, replace=False))
+    n = int(SOUND_S * PAGE_SR)
+    audio = np.zeros((len(keep), n), dtype=np.float32)
+    for i in np.unique(owner[keep]):
+        mono = read_audio(tracks[i][0], sr=PAGE_SR)[0].mean(axis=0)
+        for row in np.flatnonzero(owner[keep] == i):
+            start = int(frame[keep[row]] * args.hop / args.sr * PAGE_SR)
+            clip = mono[start:start + n]
+            audio[row, :len(clip)] = clip
+    infos = [f"{tracks[owner[k]][0].name} at {frame[k] * args.hop / args.sr:.2f} s" for k in keep]
+    title = f"{Path(args.corpus).name}: {len(keep)} frames of {len(tracks)} tracks"
+    return write_sound_map(path, title, args.color_by, xy[keep], colour[keep], infos, audio,
+                           PAGE_SR, SOUND_S)
 
 
 def run_analyze(args: argparse.Namespace) -> int:
@@ -209,11 +202,16 @@ def run_analyze(args: argparse.Namespace) -> int:
     from musicgym.errors import AudioFileError
 
     names = feature_names(args.features)
+    if args.color_by is None:
+        args.color_by = "specshape-centroid" if "specshape-centroid" in names else names[0]
+    elif args.color_by not in names:
+        raise ImproviseConfigError(f"--color-by {args.color_by!r} is not among the analysed "
+                                   f"descriptors {list(names)}")
     root = Path(args.corpus)
     files = audio_files(root)
     if not files:
         raise ImproviseConfigError(f"no audio files under {str(root)!r}")
-    out, suffix, written = Path(args.output), _suffix(args.format), 0
+    out, suffix, tracks = Path(args.output), _suffix(args.format), []
     for path in tqdm(files, desc="analyze", unit="track"):
         try:
             values = analyze_track(path, features=names, sr=args.sr,
@@ -224,10 +222,18 @@ def run_analyze(args: argparse.Namespace) -> int:
         columns = {"time_s": np.arange(len(values)) * args.hop / args.sr}
         columns.update({n: values[:, j] for j, n in enumerate(names)})
         write_table(out / path.relative_to(root).with_suffix(suffix), columns)
-        written += 1
-    print(f"wrote {written} of {len(files)} track tables to {out}")
-    if not written:
+        tracks.append((path, values))
+    print(f"wrote {len(tracks)} of {len(files)} track tables to {out}")
+    if not tracks:
         raise ImproviseConfigError(f"no readable audio file under {str(root)!r}")
+    values = np.concatenate([v for _, v in tracks])
+    values = np.where(np.isfinite(values), values, 0.0)   # silent frames have no pitch
+    xy = project(values, args.map)
+    colour = values[:, names.index(args.color_by)]
+    png = plot_map(out / f"corpus-{args.map}.png", xy, colour, args.color_by,
+                   f"{root.name}: {len(xy)} frames, {args.map.upper()}")
+    page = corpus_page(out / f"corpus-{args.map}.html", tracks, xy, colour, args)
+    print(f"wrote the corpus map {png} and its listening page {page}")
     return 0
 
 

@@ -1,4 +1,5 @@
-"""``musicgym train``, ``musicgym evaluate``, ``musicgym baseline`` and ``musicgym demo``."""
+"""``musicgym train``, ``musicgym evaluate``, ``musicgym report``, ``musicgym baseline`` and
+``musicgym demo``."""
 
 from __future__ import annotations
 
@@ -50,11 +51,25 @@ def add_parser(subparsers) -> None:
                     "RUN/eval/ (or -o): metrics.json and curve.png always; sound matching: "
                     "target/agent WAVs and a spectrogram comparison; composition: the piece "
                     "as MIDI, MusicXML, WAV and piano roll; improvisation: the synth's WAV and "
-                    "descriptor traces; accompaniment: a two-track MIDI and an asynchrony plot.")
+                    "descriptor traces; accompaniment: a two-track MIDI, its sound and an "
+                    "asynchrony plot; and report.html, the page musicgym report writes.")
     e.add_argument("run_dir", metavar="RUN", help="a run folder made by musicgym train")
     e.add_argument("--episodes", type=int, default=8, help="episodes for the metrics (default 8)")
     e.add_argument("-o", "--output", help="output folder (default RUN/eval)")
     e.set_defaults(func=run_evaluate)
+
+    r = subparsers.add_parser(
+        "report", help="write a run's report page: one self-contained HTML file",
+        description="Write one HTML page (sounds, pictures and styles embedded: it opens "
+                    "offline) with the run's audio players (target, agent, baselines), "
+                    "pictures, learning curves, metrics and configuration, for a run of any "
+                    "family. Reads RUN/eval/, evaluating the run first if it was not.")
+    r.add_argument("run_dir", metavar="RUN", help="a run folder made by musicgym train")
+    r.add_argument("--episodes", type=int, default=8,
+                   help="episodes of the evaluation, if the run has none yet (default 8)")
+    r.add_argument("-o", "--output", help="output folder: writes report.html there (default "
+                                          "RUN/eval)")
+    r.set_defaults(func=run_report)
 
     b = subparsers.add_parser(
         "baseline", help="random search or CMA-ES on a sound-matching env",
@@ -135,6 +150,7 @@ def _run_train_rllib(args: argparse.Namespace, given: dict) -> int:
 
 def run_evaluate(args: argparse.Namespace) -> int:
     from musicgym.train.evaluate import evaluate_run
+    from musicgym.train.report import write_report
 
     if args.episodes < 1:
         raise UsageError(f"--episodes: must be a positive integer, got {args.episodes}")
@@ -145,6 +161,19 @@ def run_evaluate(args: argparse.Namespace) -> int:
         print(f"{key:<{width}}  {shown}")
     out = args.output or f"{args.run_dir}/eval"
     print(f"wrote {out}/ (metrics.json, curve.png and the family's files)")
+    page = write_report(args.run_dir, eval_dir=out)
+    print(f"report page (open it in a browser): {page}")
+    return 0
+
+
+def run_report(args: argparse.Namespace) -> int:
+    from musicgym.train.report import write_report
+
+    if args.episodes < 1:
+        raise UsageError(f"--episodes: must be a positive integer, got {args.episodes}")
+    output = Path(args.output) / "report.html" if args.output else None
+    page = write_report(args.run_dir, output=output, episodes=args.episodes)
+    print(f"wrote {page} (open it in a browser)")
     return 0
 
 

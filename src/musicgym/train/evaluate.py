@@ -12,7 +12,8 @@
 * improvisation: ``agent.wav``, ``target.wav`` and ``descriptors.png`` on a corpus track, or
   without a corpus on one episode against the env's synthetic target
   (:func:`.evaluate_improvise.write_agent_take`);
-* accompaniment: ``duet.mid`` and ``asynchrony.png`` (:mod:`.evaluate_accompany`).
+* accompaniment: ``duet.mid``, ``duet.wav`` and ``asynchrony.png``
+  (:mod:`.evaluate_accompany`).
 
 The family is the defaults file that lists the run's env (``train/defaults/*.yaml``); an env
 no file lists gets the returns and the curve.
@@ -107,6 +108,22 @@ def evaluate_run(run_dir: str | Path, episodes: int = 8, *, output: str | Path |
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise OutputError(f"{out_dir}: cannot create the evaluation folder: {exc}") from None
+    metrics = evaluate_model(model, config, episodes, out_dir, plots=plots)
+    if plots and (run_dir / "evaluations.json").is_file():
+        curve_png(out_dir / "curve.png", json.loads((run_dir / "evaluations.json").read_text()),
+                  title=f"{config.algo} on {config.env_id}")
+    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    return metrics
+
+
+def evaluate_model(model, config: TrainConfig, episodes: int, out_dir: Path, *,
+                   plots: bool = True) -> dict:
+    """The family's evaluation of a model: its metrics, and its files written to ``out_dir``
+    (the sounds and pictures of the module docstring, without ``curve.png``).
+
+    ``musicgym evaluate`` and the training runs' TensorBoard media (one episode at each
+    evaluation, :mod:`musicgym.train.runner`) both call this.
+    """
     family, _ = family_defaults(config.env_id)
     metrics = {"env_id": config.env_id, "algo": config.algo, "family": family,
                "episodes": episodes}
@@ -124,10 +141,6 @@ def evaluate_run(run_dir: str | Path, episodes: int = 8, *, output: str | Path |
             from musicgym.train.evaluate_improvise import write_agent_take
 
             metrics.update(write_agent_take(model, config.eval_kwargs, out_dir))
-    if plots and (run_dir / "evaluations.json").is_file():
-        curve_png(out_dir / "curve.png", json.loads((run_dir / "evaluations.json").read_text()),
-                  title=f"{config.algo} on {config.env_id}")
-    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
     return metrics
 
 

@@ -4,7 +4,9 @@ Plays the first evaluation episode with the trained policy and writes, into the 
 folder, ``duet.mid`` (two tracks at 60 bpm, so a beat is a second: the soloist's onsets as
 played, the accompanist's onsets as the agent placed them; pitches are markers, 72 for the
 solo and 60 for the accompaniment, since the env schedules onsets, not notes) and
-``asynchrony.png`` (accompanist minus soloist at every shared onset, ms). The metrics are the
+``duet.wav`` (the same onsets as blips, 880 Hz the soloist's, 440 Hz the accompanist's, to
+hear the ensemble) and ``asynchrony.png`` (accompanist minus soloist at every shared onset,
+ms). The metrics are the
 episodes' returns and asynchronies (mean absolute, median absolute, 95th percentile).
 """
 
@@ -54,6 +56,7 @@ def evaluate_accompaniment(model, config: TrainConfig, episodes: int, out_dir: P
                 run = env.unwrapped.run
                 _write_duet(out_dir / "duet.mid", run.episode.solo_sec, run.played_sec,
                             run.episode.name)
+                _duet_wav(out_dir / "duet.wav", run.episode.solo_sec, run.played_sec)
                 _asynchrony_png(out_dir / "asynchrony.png", records[0], run.episode.name)
     finally:
         env.close()
@@ -79,6 +82,27 @@ def _write_duet(path: Path, solo_sec, accompaniment_sec, name: str) -> None:
                        voice=np.r_[np.zeros(solo.size, int), np.ones(acc.size, int)],
                        bpm=60.0)
     write_midi(path, notes, bpm=60.0, track_names=(f"solo ({name})", "accompaniment (agent)"))
+
+
+def _duet_wav(path: Path, solo_sec, accompaniment_sec, sr: int = 22050) -> None:
+    """The two parts' onsets as 60 ms blips (soloist 880 Hz, accompanist 440 Hz), the clock
+    starting at the first onset."""
+    from musicgym.audio.io import write_wav
+
+    solo, acc = (x[np.isfinite(x)] for x in (np.asarray(solo_sec, dtype=float),
+                                             np.asarray(accompaniment_sec, dtype=float)))
+    t0 = min(solo.min(initial=np.inf), acc.min(initial=np.inf))
+    t0 = 0.0 if not np.isfinite(t0) else t0
+    t = np.arange(int(0.06 * sr)) / sr
+    blips = {880.0: solo - t0, 440.0: acc - t0}
+    end = max((float(x.max()) for x in blips.values() if x.size), default=0.0)
+    out = np.zeros(int((end + 0.5) * sr), dtype=np.float32)
+    for freq, onsets in blips.items():
+        blip = 0.4 * np.sin(2 * np.pi * freq * t) * np.exp(-t / 0.015)
+        for onset in onsets:
+            start = int(round(onset * sr))
+            out[start:start + blip.size] += blip[:max(0, out.size - start)]
+    write_wav(path, out, sr, subtype="PCM_16")
 
 
 def _asynchrony_png(path: Path, record: dict, name: str) -> None:

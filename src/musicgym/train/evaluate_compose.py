@@ -40,7 +40,7 @@ def evaluate_composition(model, config: TrainConfig, episodes: int, out_dir: Pat
         _, actions = pieces[0]
         title = f"{config.algo} on {config.env_id}, seed {seed}"
         if config.env_id == "musicgym/Melody-v0":
-            from musicgym.envs.melody import piece_from_melody
+            from musicgym.compose.melody import piece_from_melody
 
             env.reset(seed=seed)
             piece, finished = piece_from_melody(env, actions), [True] * episodes

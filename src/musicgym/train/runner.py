@@ -5,7 +5,9 @@
 * ``config.yaml``: the resolved configuration, with the step budget actually trained (what
   ``--resume`` and ``musicgym evaluate`` read back);
 * ``tensorboard/`` and ``progress.csv``: SB3's logs (``rollout/ep_rew_mean``,
-  ``eval/mean_reward``...), appended to on resume;
+  ``eval/mean_reward``...), appended to on resume; at each evaluation TensorBoard also gets
+  one episode's sounds and pictures (``eval/audio/*``, ``eval/image/*``:
+  :func:`log_evaluation_media`);
 * ``evaluations.json``: periodic evaluations (steps, mean and std of the episode return);
 * ``checkpoint.zip`` and ``checkpoint_prev.zip`` (+ ``replay_buffer-<steps>.npz`` for
   off-policy algorithms): every ``checkpoint_every`` steps (a tenth of the budget by default)
@@ -182,7 +184,15 @@ def _callbacks(config: TrainConfig, run_dir: Path, progress: bool, start: int):
             self.last_eval = n
             if self.bar is not None:
                 self.bar.set_postfix(eval=f"{result['mean_return']:.3f}")
+            self.log_media()
             self.checkpoint()
+
+        def log_media(self) -> None:
+            """One evaluation episode's sounds and pictures in TensorBoard (see
+            :func:`log_evaluation_media`)."""
+            writer = _tensorboard_writer(self.logger)
+            if writer is not None:
+                log_evaluation_media(writer, self.model, config, int(self.model.num_timesteps))
 
         def _on_training_end(self) -> None:
             if self.bar is not None:
@@ -190,6 +200,52 @@ def _callbacks(config: TrainConfig, run_dir: Path, progress: bool, start: int):
                 self.bar.close()
 
     return RunCallback()
+
+
+def _tensorboard_writer(logger):
+    """The SummaryWriter of an SB3 logger's TensorBoard output, or None if it has none."""
+    from stable_baselines3.common.logger import TensorBoardOutputFormat
+
+    for output in getattr(logger, "output_formats", []):
+        if isinstance(output, TensorBoardOutputFormat):
+            return output.writer
+    return None
+
+
+MEDIA_SECONDS = 30.0  # longer sounds are cut in TensorBoard
+
+
+def log_evaluation_media(writer, model, config: TrainConfig, step: int) -> None:
+    """Play one evaluation episode and log what the family makes of it at ``step``.
+
+    The files are those ``musicgym evaluate`` writes
+    (:func:`musicgym.train.evaluate.evaluate_model` with one episode, in a temporary folder):
+    every WAV as ``eval/audio/<name>`` (mono, at most :data:`MEDIA_SECONDS`), every PNG as
+    ``eval/image/<name>``: for sound matching the target, the agent's clip and the spectrogram
+    comparison; for composition the piece rendered and its piano roll; for improvisation the
+    agent's take, its target and the descriptor traces; for accompaniment the duet and the
+    asynchrony plot.
+    """
+    import tempfile
+
+    import matplotlib.image
+
+    from musicgym.audio.io import read_audio
+    from musicgym.train.evaluate import evaluate_model
+
+    with tempfile.TemporaryDirectory(prefix="musicgym-media-") as tmp:
+        folder = Path(tmp)
+        evaluate_model(model, config, 1, folder, plots=True)
+        for path in sorted(folder.rglob("*.wav")):
+            audio, sr = read_audio(path)
+            mono = np.clip(audio.mean(axis=0)[:int(MEDIA_SECONDS * sr)], -1.0, 1.0)
+            tag = path.relative_to(folder).with_suffix("").as_posix()
+            writer.add_audio(f"eval/audio/{tag}", mono, step, sample_rate=sr)
+        for path in sorted(folder.rglob("*.png")):
+            image = matplotlib.image.imread(path)[..., :3]
+            tag = path.relative_to(folder).with_suffix("").as_posix()
+            writer.add_image(f"eval/image/{tag}", image, step, dataformats="HWC")
+    writer.flush()
 
 
 def _read_evaluations(run_dir: Path) -> list:
