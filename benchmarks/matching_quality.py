@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-ONESHOTS = Path(__file__).resolve().parents[2] / "shared" / "data" / "oneshots"
+from musicgym.datapath import require_data_subdir
 
 
 def env_kwargs(target, observation: str = "features") -> dict:
@@ -96,13 +96,12 @@ def main() -> None:
     args = ap.parse_args()
     from musicgym.train.baselines import cmaes, random_search
 
-    if not ONESHOTS.is_dir():
-        raise SystemExit(f"the one-shots are not at {ONESHOTS} (shared/data beside the repo)")
-    files = sorted(ONESHOTS.glob("*.flac"))
+    oneshots = require_data_subdir("oneshots")
+    files = sorted(oneshots.glob("*.flac"))
     per_target_steps = args.per_target_steps or args.budget
     print(f"{len(files)} one-shots; budget {args.budget} evaluations per method and target")
     t0 = time.perf_counter()
-    goal_model = train_ppo(ONESHOTS, args.goal_steps, args.seed, "goal")
+    goal_model = train_ppo(oneshots, args.goal_steps, args.seed, "goal")
     goal_train_s = time.perf_counter() - t0
     rows, propose_times = [], []
     for f in files:

@@ -1,5 +1,6 @@
 """Shared fixtures: the real Glicol engine (skipped with a clear message where absent) and the
-real material in ../shared/data (read from there, never copied into the repository)."""
+real material in $MUSICGYM_DATA_DIR or ../shared/data (read in place, never copied into the
+repository)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+from musicgym.datapath import data_subdir
 
 
 @pytest.fixture(scope="session")
@@ -23,7 +24,7 @@ def glicol():
 
 @pytest.fixture(scope="session")
 def oneshots_dir() -> Path:
-    folder = SHARED_DATA / "oneshots"
+    folder = data_subdir("oneshots")
     if not folder.is_dir():
-        pytest.skip(f"real one-shots not found at {folder} (shared/data is beside the repository)")
+        pytest.skip(f"real one-shots not found at {folder}: set MUSICGYM_DATA_DIR")
     return folder

@@ -82,6 +82,11 @@ class EngineTrapError(MusicgymError):
     """The real Glicol engine crashed (a Rust panic, a wasm trap) on this code."""
 
 
+class DataNotFoundError(MusicgymError, FileNotFoundError):
+    """The real recordings (duets, one-shots) are not where musicgym looks: the message names
+    ``MUSICGYM_DATA_DIR``, the setting that says where they are."""
+
+
 class ReferenceEngineMissingError(MusicgymError):
     """The real Glicol engine (npm ``glicol@0.4.0``) is not installed where musicgym looks."""
 

@@ -88,7 +88,8 @@ def add_parser(subparsers) -> None:
                         f"{' '.join(EVALUATED_FOLLOWERS)})")
     e.add_argument("--duets-dir",
                    help="folder of the real duets (default: $MUSICGYM_DUETS_DIR, else "
-                        "../shared/data/duets beside the repository)")
+                        "$MUSICGYM_DATA_DIR/duets, else shared/data/duets beside a source "
+                        "checkout)")
     e.set_defaults(func=run_evaluate)
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from musicgym.errors import AccompanyConfigError
+from musicgym.errors import AccompanyConfigError, DataNotFoundError
 from musicgym.follow.duets import BRAHMS, DuetTake, default_duets_dir, load_duet, tempo_curve
 from musicgym.follow.simulate import Expression, simulate_performance
 from musicgym.music.score import read_music21
@@ -50,11 +50,15 @@ def split_takes(takes: list[DuetTake], split: str) -> list[DuetTake]:
 
 def brahms_takes(duets_dir=None) -> list[DuetTake]:
     """All seven Brahms takes, or AccompanyConfigError saying where they were looked for."""
-    folder = (duets_dir or default_duets_dir()) / BRAHMS / "match"
+    try:
+        folder = (duets_dir or default_duets_dir()) / BRAHMS / "match"
+    except DataNotFoundError as exc:
+        raise AccompanyConfigError(f"{exc}, or use sources=('simulated',)") from None
     if not folder.is_dir():
         raise AccompanyConfigError(
-            f"the real Brahms duets are not at {str(folder)!r}: set MUSICGYM_DUETS_DIR (or pass "
-            "duets_dir) to the shared duets folder, or use sources=('simulated',)"
+            f"the real Brahms duets are not at {str(folder)!r}: set MUSICGYM_DATA_DIR to the "
+            "folder holding duets/ (or MUSICGYM_DUETS_DIR, or pass duets_dir, to the duets "
+            "folder itself), or use sources=('simulated',)"
         )
     return load_duet(folder)
 

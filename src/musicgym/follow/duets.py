@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from musicgym.datapath import data_subdir
 from musicgym.errors import ScoreFileError
 from musicgym.music.score import MatchedPerformance, read_match
 
@@ -30,12 +31,16 @@ BRAHMS = "brahms_hungarian_dance_5"
 
 
 def default_duets_dir() -> Path:
-    """Where the real duets are: ``$MUSICGYM_DUETS_DIR``, else ``../shared/data/duets`` beside
-    the repository (the folder is read in place, never copied)."""
-    env = os.environ.get("MUSICGYM_DUETS_DIR")
-    if env:
-        return Path(env)
-    return Path(__file__).resolve().parents[3].parent / "shared" / "data" / "duets"
+    """Where the real duets are looked for: ``$MUSICGYM_DUETS_DIR``, else
+    ``$MUSICGYM_DATA_DIR/duets``, else ``shared/data/duets`` beside a source checkout (see
+    :mod:`musicgym.datapath`; the folder is read in place, never copied).
+
+    Raises
+    ------
+    DataNotFoundError
+        Neither variable is set and musicgym is not imported from a source checkout.
+    """
+    return data_subdir("duets")
 
 
 @dataclass(frozen=True)

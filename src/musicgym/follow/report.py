@@ -84,7 +84,7 @@ def evaluate_accompanists(
     followers : tuple of str, keyword-only
         Registered followers (default: :data:`FOLLOWERS`).
     duets_dir : str, pathlib.Path or None, keyword-only
-        Folder of the real duets (default: ``$MUSICGYM_DUETS_DIR`` or ``../shared/data/duets``).
+        Folder of the real duets (default: :func:`musicgym.follow.duets.default_duets_dir`).
 
     Returns
     -------
