@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from musicgym.datapath import data_subdir
 from musicgym.errors import (
     ActionSpaceError,
     ArgumentError,
@@ -29,12 +30,11 @@ from musicgym.errors import (
     ScoreFileError,
     TuningError,
 )
-from tests.conftest import SHARED_DATA
 
 ATTACK = ("(lambda: [c for c in ().__class__.__base__.__subclasses__() if "
           "c.__name__=='catch_warnings'][0]()._module.__builtins__['__import__']('os')"
           ".system('touch PWNED'))() or 0.5")
-MATCH = sorted((SHARED_DATA / "duets").rglob("*.match"))
+MATCH = sorted(data_subdir("duets").rglob("*.match"))
 
 
 # -- 1. no code from data -------------------------------------------------------------------
