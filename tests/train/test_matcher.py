@@ -28,7 +28,7 @@ def _synthetic_targets(preset: str, n: int, seed: int):
 
 def test_a_small_matcher_learns_the_kick_and_round_trips_through_its_files(tmp_path):
     spec = patch_spec("Kick-v0")
-    matcher = train_matcher(spec, examples=1500, epochs=15, seed=3, log=lambda _: None)
+    matcher = train_matcher(spec, examples=1000, epochs=12, seed=3, log=lambda _: None)
     base = save_matcher(matcher, tmp_path / "kick")
     loaded = Matcher.load(base.with_suffix(".npz"))
     assert loaded.meta["seed"] == 3 and loaded.meta["preset"] == "Kick-v0"
