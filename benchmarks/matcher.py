@@ -87,6 +87,17 @@ def main() -> None:
         print(f"  {name:20s} " + "  ".join(
             f"{m} {np.mean([x['mrstft'] for x in real[m] if x['target'] == name]):.3f}"
             for m in METHODS), flush=True)
+    # the forward pass alone (features + MLP) on a held-out target: what amortisation buys
+    from musicgym.audio.io import read_audio
+
+    audio, _ = read_audio(ONESHOTS / f"{HELD_OUT[0]}.flac", sr=44100)
+    clip = np.atleast_2d(audio).mean(axis=0)[None]
+    times = []
+    for _ in range(50):
+        t0 = time.perf_counter()
+        matcher.propose(clip)
+        times.append(time.perf_counter() - t0)
+    out["propose_ms"] = 1000 * float(np.median(times))
     for method, rows in real.items():
         out["real"][method] = {k: float(np.mean([r[k] for r in rows]))
                                for k in ("mrstft", "mfcc", "evaluations", "seconds")}
@@ -123,6 +134,7 @@ def main() -> None:
               f"{r['seconds']:.2f} | " + " | ".join(
                   f"{out['synthetic'][p][m]['median_settings_error']:.3f}"
                   for p in out["synthetic"]) + " |")
+    print(f"\nthe matcher's forward pass: {out['propose_ms']:.2f} ms per target (median of 50)")
     gap = out["real"]["policy"]["mrstft"] / out["real"]["cmaes"]["mrstft"] - 1.0
     hybrid = out["real"]["policy+cmaes"]["mrstft"] / out["real"]["cmaes"]["mrstft"] - 1.0
     goals = {"policy_within_10pct_of_cmaes1000": gap,
