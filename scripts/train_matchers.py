@@ -2,8 +2,9 @@
 
     PYTHONPATH=src python scripts/train_matchers.py [PRESET...]
 
-Each runs ``python -m musicgym.train.matcher --preset P --examples 50000 --epochs 60 --seed 0``
-(about 2 minutes each on one core); the command is recorded in the matcher's JSON sidecar.
+Each runs ``python -m musicgym.train.matcher --preset P --examples N --epochs 60 --seed 0``
+(50,000 clips of 0.5 s for the drums, 30,000 of 1 s for FMTone-v0: 2-5 minutes each on one
+core); the command is recorded in the matcher's JSON sidecar.
 """
 
 from __future__ import annotations
@@ -12,9 +13,9 @@ import sys
 
 from musicgym.train.matcher import main
 
-PRESETS = ("Kick-v0", "Snare-v0", "FMTone-v0")
+EXAMPLES = {"Kick-v0": 50_000, "Snare-v0": 50_000, "FMTone-v0": 30_000}
 
 if __name__ == "__main__":
-    for preset in sys.argv[1:] or PRESETS:
-        main(["--preset", preset, "--examples", "50000", "--epochs", "60", "--seed", "0",
-              "-o", f"src/musicgym/data/matchers/{preset}"])
+    for preset in sys.argv[1:] or EXAMPLES:
+        main(["--preset", preset, "--examples", str(EXAMPLES[preset]), "--epochs", "60",
+              "--seed", "0", "-o", f"src/musicgym/data/matchers/{preset}"])
