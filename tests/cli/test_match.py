@@ -69,3 +69,21 @@ def test_match_refuses_bad_input_in_one_line(tmp_path, capsys):
                  "-o", out]) == 2
     err = capsys.readouterr().err
     assert "--code needs --action-space" in err and len(err.strip().splitlines()) == 1
+
+
+def test_match_with_a_matcher_from_a_path_refuses_one_trained_on_another_patch(tmp_path, capsys):
+    import shutil
+
+    from musicgym.envs.matcher_model import BUILTIN_DIR
+
+    for suffix in (".npz", ".json"):
+        shutil.copy(BUILTIN_DIR / f"Kick-v0{suffix}", tmp_path / f"mine{suffix}")
+    sf.write(tmp_path / "k.wav", kick_target(), 44100)
+    out = tmp_path / "out"
+    assert main(["match", str(tmp_path / "k.wav"), "--preset", "Kick-v0", "--method", "policy",
+                 "--policy", str(tmp_path / "mine"), "--no-plots", "-o", str(out)]) == 0
+    assert json.loads((out / "summary.json").read_text())["targets"][0]["methods"]["policy"][
+        "evaluations"] == 1
+    assert main(["match", str(tmp_path / "k.wav"), "--preset", "Snare-v0", "--method", "policy",
+                 "--policy", str(tmp_path / "mine"), "-o", str(out)]) == 1
+    assert "trained on another patch" in capsys.readouterr().err

@@ -24,7 +24,8 @@ def add_parser(subparsers) -> None:
         description="Match each TARGET sound (a file, or a folder of them) with a patch: a "
                     "built-in preset or your own Glicol code and action space. Methods: "
                     "policy (a trained matcher, one render), policy+cmaes (CMA-ES seeded by "
-                    "the matcher), cmaes, random.")
+                    "the matcher), cmaes, random. A target is cut or padded to the patch's "
+                    "length (0.5 s for the drum presets).")
     p.add_argument("targets", nargs="+", metavar="TARGET",
                    help="an audio file, or a folder of audio files (repeat)")
     patch = p.add_mutually_exclusive_group(required=True)
