@@ -4,7 +4,8 @@
 
 Each runs ``python -m musicgym.train.matcher --preset P --examples N --epochs 60 --seed 0``
 (50,000 clips of 0.5 s for the drums, 30,000 of 1 s for FMTone-v0: 2-5 minutes each on one
-core); the command is recorded in the matcher's JSON sidecar.
+core); the command is recorded in the matcher's JSON sidecar. Shipped so far: Kick-v0 and
+Snare-v0 (FMTone-v0's run has not been made on the shared machine yet).
 """
 
 from __future__ import annotations

@@ -48,6 +48,19 @@ def test_the_builtin_matchers_name_known_settings_of_their_patch():
         assert np.median(error) < 0.1, (preset, np.median(error))
 
 
+def test_a_sound_unlike_the_patch_gets_the_settings_of_its_nearest_training_sound():
+    matcher = Matcher.builtin("Kick-v0")
+    t = np.arange(22050) / 44100
+    square = (0.8 * np.sign(np.sin(2 * np.pi * 2000 * t))).astype(np.float32)[None]
+    near, dist = matcher.nearest(matcher.features(square))
+    assert dist[0] > matcher.meta["ood_threshold"]
+    np.testing.assert_array_equal(matcher.propose(square), near)
+    # the patch's own sounds stay with the net: nearly all are within the threshold
+    _, audio = _synthetic_targets("Kick-v0", 32, seed=4)
+    assert (matcher.nearest(matcher.features(audio))[1] <= matcher.meta["ood_threshold"]).mean() \
+        > 0.9
+
+
 def test_policy_plus_cmaes_is_never_worse_than_the_policy_it_starts_from():
     spec = patch_spec("Kick-v0")
     matcher = Matcher.builtin("Kick-v0")

@@ -44,11 +44,14 @@ class Matcher:
     ----------
     weights : mapping of str to numpy.ndarray
         ``mean``, ``std`` (feature standardisation) and ``W0, b0, W1, b1, ...`` (dense layers,
-        ReLU between them, ``tanh`` on the last).
+        ReLU between them, ``tanh`` on the last); optionally a codebook of training sounds:
+        ``pca_mean``, ``pca`` (principal axes of the standardised features), ``codebook``
+        (their projections) and ``codebook_actions`` (their settings).
     meta : mapping
         The JSON sidecar: ``features`` (keyword arguments of :func:`matcher_features`), ``sr``,
         ``clip_samples`` (the clip length trained on), ``code`` and ``action_space`` (the
-        patch), and ``val_rmse`` (validation RMSE of the actions, the proposal's spread).
+        patch), ``val_rmse`` (validation RMSE of the actions, the proposal's spread) and, with a
+        codebook, ``ood_threshold``.
     """
 
     def __init__(self, weights: Mapping[str, np.ndarray], meta: Mapping) -> None:
@@ -64,6 +67,14 @@ class Matcher:
         if not self.layers or self.layers[0][0].shape[0] != self.mean.size:
             raise ConfigError("matcher weights: no layers, or the first layer does not take "
                               f"the {self.mean.size} features")
+        # optional: a codebook of training sounds for targets unlike the patch's (propose)
+        self.codebook = None
+        if "codebook" in weights:
+            self.pca_mean = np.asarray(weights["pca_mean"], np.float32)
+            self.pca = np.asarray(weights["pca"], np.float32)
+            self.codebook = np.asarray(weights["codebook"], np.float32)
+            self.codebook_sq = (self.codebook ** 2).sum(1)
+            self.codebook_actions = np.asarray(weights["codebook_actions"], np.float32)
         self.features_kwargs = dict(self.meta["features"])
         self.sr = int(self.meta["sr"])
         self.clip_samples = int(self.meta["clip_samples"])
@@ -121,6 +132,23 @@ class Matcher:
                               f"{', '.join(builtin_presets()) or 'none'}")
         return cls.load(BUILTIN_DIR / name)
 
+    def nearest(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(actions (B, d), distances (B,)) of each row's nearest sound in the codebook.
+
+        The codebook holds training sounds of the patch, their standardised features
+        projected on principal axes; the distance is the mean squared difference there.
+        Without a codebook (an older matcher) the distances are 0 and the actions the net's."""
+        if self.codebook is None:
+            return self.forward(features), np.zeros(len(np.atleast_2d(features)), np.float32)
+        h = (np.atleast_2d(np.asarray(features, np.float32)) - self.mean) / self.std
+        z = (h - self.pca_mean) @ self.pca
+        book = self.codebook
+        # |z - c|^2 = |z|^2 - 2 z.c + |c|^2, one matrix product for the whole batch
+        d = (z * z).sum(1)[:, None] - 2.0 * z @ book.T + self.codebook_sq[None]
+        best = np.argmin(d, axis=1)
+        dist = np.maximum(d[np.arange(len(z)), best], 0.0) / book.shape[1]
+        return self.codebook_actions[best], dist.astype(np.float32)
+
     def features(self, clips: np.ndarray) -> np.ndarray:
         """Features of (B, n) clips, cut or padded to the clip length it was trained on."""
         clips = np.atleast_2d(np.asarray(clips, np.float32))
@@ -138,8 +166,20 @@ class Matcher:
         return h
 
     def propose(self, clips: np.ndarray) -> np.ndarray:
-        """(B, action_dim) actions for (B, n) clips at the matcher's sample rate."""
-        return self.forward(self.features(clips))
+        """(B, action_dim) actions for (B, n) clips at the matcher's sample rate.
+
+        The net's answer, unless the sound lies outside the patch's own sounds (its nearest
+        codebook sound farther than ``ood_threshold``, the 99th percentile of held-out
+        synthetic sounds): a net regressing settings extrapolates badly there, and the
+        nearest sound's settings are the better guess (measured on the one-shots' training
+        half: docs/matching.md)."""
+        features = self.features(clips)
+        actions = self.forward(features)
+        if self.codebook is not None:
+            near, dist = self.nearest(features)
+            far = dist > float(self.meta["ood_threshold"])
+            actions[far] = near[far]
+        return actions
 
 
 def builtin_presets() -> list[str]:

@@ -94,11 +94,14 @@ def synthetic_dataset(spec: dict, n: int, *, seed: int = 0, sr: int = 44100,
 
 def train_matcher(spec: dict, *, examples: int = 30_000, epochs: int = 60,
                   hidden: Sequence[int] = (256, 128), lr: float = 1e-3, seed: int = 0,
-                  sr: int = 44100, command: str | None = None, log=print) -> Matcher:
+                  sr: int = 44100, codebook: int = 8192, codebook_dims: int = 24,
+                  command: str | None = None, log=print) -> Matcher:
     """Render ``examples`` random settings of the patch and fit the MLP to invert it.
 
     Returns the trained :class:`~musicgym.envs.matcher_model.Matcher` (save it with
-    :func:`save_matcher`); its ``meta`` holds the validation RMSE and timings."""
+    :func:`save_matcher`); its ``meta`` holds the validation RMSE and timings. It keeps a
+    codebook of ``codebook`` training sounds (features on ``codebook_dims`` principal axes,
+    float16) for targets unlike the patch's sounds (see ``Matcher.propose``)."""
     import torch
 
     torch.manual_seed(seed)
@@ -137,11 +140,15 @@ def train_matcher(spec: dict, *, examples: int = 30_000, epochs: int = 60,
                 f"median |error| {np.median(np.abs(err)):.4f}")
     with torch.no_grad():
         err = (net(xn[val]) - yt[val]).numpy()
-    linears = [m for m in net if isinstance(m, torch.nn.Linear)]
     weights = {"mean": mean.astype(np.float32), "std": std.astype(np.float32)}
+    weights.update(_codebook(xn[tr].numpy(), y[tr.numpy()], codebook, codebook_dims))
+    linears = [m for m in net if isinstance(m, torch.nn.Linear)]
     for i, lin in enumerate(linears):
         weights[f"W{i}"] = lin.weight.detach().numpy().T.copy()
         weights[f"b{i}"] = lin.bias.detach().numpy().copy()
+    # out of distribution: farther from the codebook than 99 % of held-out synthetic sounds
+    _, val_dist = Matcher(weights, {"features": DEFAULT_FEATURES, "sr": sr,
+                                    "clip_samples": 1}).nearest(x[val.numpy()])
     meta = {"preset": spec["preset"], "code": spec["code"],
             "action_space": [list(m) if isinstance(m, (list, tuple)) else m
                              for m in spec["action_space"]],
@@ -150,8 +157,22 @@ def train_matcher(spec: dict, *, examples: int = 30_000, epochs: int = 60,
             "epochs": epochs, "lr": lr, "seed": seed, "command": command,
             "val_rmse": float(np.sqrt((err ** 2).mean())),
             "val_median_abs_error": float(np.median(np.abs(err))),
+            "codebook": codebook, "codebook_dims": codebook_dims,
+            "ood_threshold": float(np.quantile(val_dist, 0.99)),
             "seconds": round(time.perf_counter() - t0, 1)}
     return Matcher(weights, meta)
+
+
+def _codebook(xn: np.ndarray, y: np.ndarray, size: int, dims: int) -> dict[str, np.ndarray]:
+    """Principal axes of standardised features and ``size`` sounds projected on them."""
+    xs, ys = xn[:size], y[:size]
+    centre = xs.mean(0)
+    _, _, vt = np.linalg.svd(xs - centre, full_matrices=False)
+    axes = vt[:dims].T.astype(np.float32)
+    return {"pca_mean": centre.astype(np.float32), "pca": axes,
+            # float16 halves the file; the rounding moves a distance by ~1e-3 of its value
+            "codebook": ((xs - centre) @ axes).astype(np.float16),
+            "codebook_actions": ys.astype(np.float16)}
 
 
 def save_matcher(matcher: Matcher, path: str | Path) -> Path:
@@ -160,6 +181,10 @@ def save_matcher(matcher: Matcher, path: str | Path) -> Path:
     if base.suffix in (".npz", ".json"):
         base = base.with_suffix("")
     weights = {"mean": matcher.mean, "std": matcher.std}
+    if matcher.codebook is not None:
+        weights.update(pca_mean=matcher.pca_mean, pca=matcher.pca,
+                       codebook=matcher.codebook.astype(np.float16),
+                       codebook_actions=matcher.codebook_actions.astype(np.float16))
     for i, (w, b) in enumerate(matcher.layers):
         weights[f"W{i}"], weights[f"b{i}"] = w, b
     try:
