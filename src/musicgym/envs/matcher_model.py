@@ -169,7 +169,7 @@ class Matcher:
         """(B, action_dim) actions for (B, n) clips at the matcher's sample rate.
 
         The net's answer, unless the sound lies outside the patch's own sounds (its nearest
-        codebook sound farther than ``ood_threshold``, the 99th percentile of held-out
+        codebook sound farther than ``ood_threshold``, the 90th percentile of held-out
         synthetic sounds): a net regressing settings extrapolates badly there, and the
         nearest sound's settings are the better guess (measured on the one-shots' training
         half: docs/matching.md)."""

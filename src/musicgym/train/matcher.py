@@ -42,6 +42,11 @@ from musicgym.envs.spaces import ParameterMap
 from musicgym.errors import ConfigError, OutputError
 from musicgym.synth import Patch
 
+# a target farther from the codebook than this share of held-out synthetic sounds is out of
+# the patch's distribution; 0.9 chosen on the one-shots' training half (mean MR-STFT of the
+# proposal 2.48 with 0.5-0.9, 2.90 with 0.99)
+OOD_QUANTILE = 0.9
+
 
 def patch_spec(preset: str | None = None, code: str | None = None,
                action_space: Sequence | None = None, seconds: float | None = None) -> dict:
@@ -146,7 +151,7 @@ def train_matcher(spec: dict, *, examples: int = 30_000, epochs: int = 60,
     for i, lin in enumerate(linears):
         weights[f"W{i}"] = lin.weight.detach().numpy().T.copy()
         weights[f"b{i}"] = lin.bias.detach().numpy().copy()
-    # out of distribution: farther from the codebook than 99 % of held-out synthetic sounds
+    # out of distribution: farther from the codebook than 90 % of held-out synthetic sounds
     _, val_dist = Matcher(weights, {"features": DEFAULT_FEATURES, "sr": sr,
                                     "clip_samples": 1}).nearest(x[val.numpy()])
     meta = {"preset": spec["preset"], "code": spec["code"],
@@ -158,7 +163,7 @@ def train_matcher(spec: dict, *, examples: int = 30_000, epochs: int = 60,
             "val_rmse": float(np.sqrt((err ** 2).mean())),
             "val_median_abs_error": float(np.median(np.abs(err))),
             "codebook": codebook, "codebook_dims": codebook_dims,
-            "ood_threshold": float(np.quantile(val_dist, 0.99)),
+            "ood_threshold": float(np.quantile(val_dist, OOD_QUANTILE)),
             "seconds": round(time.perf_counter() - t0, 1)}
     return Matcher(weights, meta)
 
