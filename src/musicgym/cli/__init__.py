@@ -27,6 +27,7 @@ SUBCOMMANDS = [
     "musicgym.cli.compose",
     "musicgym.cli.improvise",
     "musicgym.cli.accompany",
+    "musicgym.cli.match",
 ]
 
 

@@ -67,19 +67,32 @@ def random_search(env_id: str, budget: int, *, seed: int = 0, env_kwargs: dict |
 
 
 def cmaes(env_id: str, budget: int, *, seed: int = 0, env_kwargs: dict | None = None,
-          batch: int = 64, popsize: int = 16, sigma0: float = 0.5, target: int = 0) -> dict:
-    """CMA-ES (the ``cma`` package) in [-1, 1]^(total_step x dim) for ``budget`` evaluations."""
+          batch: int = 64, popsize: int = 16, sigma0: float = 0.5, target: int = 0,
+          x0: np.ndarray | None = None) -> dict:
+    """CMA-ES (the ``cma`` package) in [-1, 1]^(total_step x dim) for ``budget`` evaluations.
+
+    ``x0``: the initial mean (total_step x dim actions, e.g. a matcher's proposal; default
+    the centre), evaluated first so the result is never worse than it; ``sigma0``: the initial
+    step size."""
     import cma
 
     venv = _vector_env(env_id, max(batch, popsize), env_kwargs or {}, budget)
     core = venv.core
     dim = venv.single_action_space.shape[0]
     shape = (core.total_step, dim)
-    es = cma.CMAEvolutionStrategy(np.zeros(int(np.prod(shape))), sigma0,
+    mean = np.zeros(int(np.prod(shape))) if x0 is None else \
+        np.clip(np.asarray(x0, dtype=np.float64).reshape(-1), -1.0, 1.0)
+    if mean.size != int(np.prod(shape)):
+        raise UsageError(f"x0: expected {int(np.prod(shape))} actions, got {mean.size}")
+    # the mean strictly inside the bounds: cma maps a mean on a bound poorly
+    es = cma.CMAEvolutionStrategy(np.clip(mean, -0.99, 0.99), sigma0,
                                   {"bounds": [-1, 1], "popsize": popsize, "seed": seed + 1,
                                    "verbose": -9})
     t0 = time.perf_counter()
     history, best_x, best_cost = [], None, np.inf
+    if x0 is not None:  # the seed itself is a candidate
+        history = evaluate_candidates(venv, mean.reshape(1, *shape), target).tolist()
+        best_cost, best_x = history[0], mean
     while len(history) < budget:
         xs = es.ask()[:budget - len(history)]
         costs = evaluate_candidates(venv, np.asarray(xs).reshape(-1, *shape), target)

@@ -1,0 +1,187 @@
+"""A trained sound matcher without torch: features of a sound -> normalised synth settings.
+
+A matcher is an MLP that inverts a patch: it reads the time-pooled log-mel image of a clip and
+proposes the agent's action (each chosen hole in [-1, 1], as the sound-matching envs' action
+space has it) in one forward pass. It is trained by :mod:`musicgym.train.matcher` (torch); this
+module runs it in NumPy so that envs, compose and the CLI can use a shipped matcher.
+
+A matcher is two files beside each other: ``NAME.npz`` (the weights, plain arrays, read with
+``allow_pickle=False``) and ``NAME.json`` (the feature settings, the patch, its action space,
+the command and seed that trained it, its validation error). The built-in ones live in
+``musicgym/data/matchers/<preset>.npz``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+
+from musicgym.audio.features import log_mel, pool_frames
+from musicgym.errors import ConfigError
+
+FEATURE_LOW, FEATURE_HIGH = -5.0, 8.0  # log10 mel power, clipped as the envs' observations
+DEFAULT_FEATURES = {"n_fft": 1024, "hop": 512, "n_mels": 32, "n_frames": 16}
+BUILTIN_DIR = Path(__file__).resolve().parents[1] / "data" / "matchers"
+
+
+def matcher_features(clips: np.ndarray, *, sr: int, n_fft: int, hop: int, n_mels: int,
+                     n_frames: int) -> np.ndarray:
+    """(B, n_frames * n_mels) float32 features of (B, n) clips: log-mel, pooled in time.
+
+    Clips of any length give the same size (equal time slices), clipped to
+    [``FEATURE_LOW``, ``FEATURE_HIGH``] with NaN read as silence."""
+    mel = log_mel(np.atleast_2d(clips), sr=sr, n_fft=n_fft, hop=hop, n_mels=n_mels)
+    pooled = pool_frames(mel, n_frames).reshape(mel.shape[0], -1)
+    return np.clip(np.nan_to_num(pooled, nan=FEATURE_LOW), FEATURE_LOW, FEATURE_HIGH)
+
+
+class Matcher:
+    """A trained matcher: :meth:`propose` maps clips to actions in [-1, 1].
+
+    Parameters
+    ----------
+    weights : mapping of str to numpy.ndarray
+        ``mean``, ``std`` (feature standardisation) and ``W0, b0, W1, b1, ...`` (dense layers,
+        ReLU between them, ``tanh`` on the last); optionally a codebook of training sounds:
+        ``pca_mean``, ``pca`` (principal axes of the standardised features), ``codebook``
+        (their projections) and ``codebook_actions`` (their settings).
+    meta : mapping
+        The JSON sidecar: ``features`` (keyword arguments of :func:`matcher_features`), ``sr``,
+        ``clip_samples`` (the clip length trained on), ``code`` and ``action_space`` (the
+        patch), ``val_rmse`` (validation RMSE of the actions, the proposal's spread) and, with a
+        codebook, ``ood_threshold``.
+    """
+
+    def __init__(self, weights: Mapping[str, np.ndarray], meta: Mapping) -> None:
+        self.meta = dict(meta)
+        self.mean = np.asarray(weights["mean"], np.float32)
+        self.std = np.asarray(weights["std"], np.float32)
+        self.layers = []
+        i = 0
+        while f"W{i}" in weights:
+            self.layers.append((np.asarray(weights[f"W{i}"], np.float32),
+                                np.asarray(weights[f"b{i}"], np.float32)))
+            i += 1
+        if not self.layers or self.layers[0][0].shape[0] != self.mean.size:
+            raise ConfigError("matcher weights: no layers, or the first layer does not take "
+                              f"the {self.mean.size} features")
+        # optional: a codebook of training sounds for targets unlike the patch's (propose)
+        self.codebook = None
+        if "codebook" in weights:
+            self.pca_mean = np.asarray(weights["pca_mean"], np.float32)
+            self.pca = np.asarray(weights["pca"], np.float32)
+            self.codebook = np.asarray(weights["codebook"], np.float32)
+            self.codebook_sq = (self.codebook ** 2).sum(1)
+            self.codebook_actions = np.asarray(weights["codebook_actions"], np.float32)
+        self.features_kwargs = dict(self.meta["features"])
+        self.sr = int(self.meta["sr"])
+        self.clip_samples = int(self.meta["clip_samples"])
+
+    @property
+    def action_dim(self) -> int:
+        """Number of action coordinates proposed."""
+        return int(self.layers[-1][1].size)
+
+    @property
+    def spread(self) -> float:
+        """Validation RMSE of the proposed actions (a step size for a search seeded by it)."""
+        return float(self.meta.get("val_rmse", 0.3))
+
+    @classmethod
+    def load(cls, path: str | Path) -> Matcher:
+        """Read ``path`` (``NAME``, ``NAME.npz`` or ``NAME.json``: both files are read).
+
+        Raises
+        ------
+        ConfigError
+            A file is missing or is not a matcher (no pickles are ever read)."""
+        from musicgym.safeio import load_mapping
+
+        base = Path(path)
+        if base.suffix in (".npz", ".json"):
+            base = base.with_suffix("")
+        npz, sidecar = base.with_suffix(".npz"), base.with_suffix(".json")
+        for f in (npz, sidecar):
+            if not f.is_file():
+                raise ConfigError(f"{f}: no such matcher file (a matcher is NAME.npz + NAME.json,"
+                                  " as `python -m musicgym.train.matcher` writes them)")
+        meta = load_mapping(sidecar)
+        try:
+            with np.load(npz, allow_pickle=False) as data:
+                weights = {k: data[k] for k in data.files}
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"{npz}: not a matcher's weights ({exc})") from None
+        for key in ("features", "sr", "clip_samples", "code", "action_space"):
+            if key not in meta:
+                raise ConfigError(f"{sidecar}: the matcher's sidecar lacks {key!r}")
+        return cls(weights, meta)
+
+    @classmethod
+    def builtin(cls, preset: str) -> Matcher:
+        """The matcher shipped for a sound-matching preset (``Kick-v0``...).
+
+        Raises
+        ------
+        ConfigError
+            No built-in matcher for that preset (the message lists those there are)."""
+        name = preset.removeprefix("musicgym/")
+        if not (BUILTIN_DIR / f"{name}.npz").is_file():
+            raise ConfigError(f"no built-in matcher for {preset!r}; there are: "
+                              f"{', '.join(builtin_presets()) or 'none'}")
+        return cls.load(BUILTIN_DIR / name)
+
+    def nearest(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(actions (B, d), distances (B,)) of each row's nearest sound in the codebook.
+
+        The codebook holds training sounds of the patch, their standardised features
+        projected on principal axes; the distance is the mean squared difference there.
+        Without a codebook (an older matcher) the distances are 0 and the actions the net's."""
+        if self.codebook is None:
+            return self.forward(features), np.zeros(len(np.atleast_2d(features)), np.float32)
+        h = (np.atleast_2d(np.asarray(features, np.float32)) - self.mean) / self.std
+        z = (h - self.pca_mean) @ self.pca
+        book = self.codebook
+        # |z - c|^2 = |z|^2 - 2 z.c + |c|^2, one matrix product for the whole batch
+        d = (z * z).sum(1)[:, None] - 2.0 * z @ book.T + self.codebook_sq[None]
+        best = np.argmin(d, axis=1)
+        dist = np.maximum(d[np.arange(len(z)), best], 0.0) / book.shape[1]
+        return self.codebook_actions[best], dist.astype(np.float32)
+
+    def features(self, clips: np.ndarray) -> np.ndarray:
+        """Features of (B, n) clips, cut or padded to the clip length it was trained on."""
+        clips = np.atleast_2d(np.asarray(clips, np.float32))
+        fixed = np.zeros((clips.shape[0], self.clip_samples), np.float32)
+        n = min(self.clip_samples, clips.shape[1])
+        fixed[:, :n] = clips[:, :n]
+        return matcher_features(fixed, sr=self.sr, **self.features_kwargs)
+
+    def forward(self, features: np.ndarray) -> np.ndarray:
+        """(B, action_dim) actions in [-1, 1] from (B, n_features) features."""
+        h = (np.asarray(features, np.float32) - self.mean) / self.std
+        for i, (w, b) in enumerate(self.layers):
+            h = h @ w + b
+            h = np.tanh(h) if i == len(self.layers) - 1 else np.maximum(h, 0.0)
+        return h
+
+    def propose(self, clips: np.ndarray) -> np.ndarray:
+        """(B, action_dim) actions for (B, n) clips at the matcher's sample rate.
+
+        The net's answer, unless the sound lies outside the patch's own sounds (its nearest
+        codebook sound farther than ``ood_threshold``, the 90th percentile of held-out
+        synthetic sounds): a net regressing settings extrapolates badly there, and the
+        nearest sound's settings are the better guess (measured on the one-shots' training
+        half: docs/matching.md)."""
+        features = self.features(clips)
+        actions = self.forward(features)
+        if self.codebook is not None:
+            near, dist = self.nearest(features)
+            far = dist > float(self.meta["ood_threshold"])
+            actions[far] = near[far]
+        return actions
+
+
+def builtin_presets() -> list[str]:
+    """Presets with a built-in matcher."""
+    return sorted(p.stem for p in BUILTIN_DIR.glob("*.npz"))

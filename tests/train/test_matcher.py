@@ -1,0 +1,85 @@
+"""Sound matchers: trained on random settings of a patch, shipped as weights + JSON, run in
+NumPy; their proposal seeds CMA-ES. Real engine renders throughout."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from musicgym.envs.matcher_model import Matcher, builtin_presets
+from musicgym.errors import ConfigError, UsageError
+from musicgym.train.match import match_target
+from musicgym.train.matcher import patch_spec, save_matcher, synthetic_dataset, train_matcher
+
+
+def _synthetic_targets(preset: str, n: int, seed: int):
+    """n clips of the preset's patch at known actions (drawn apart from any training seed)."""
+    from musicgym.envs.spaces import ParameterMap
+    from musicgym.synth import Patch
+
+    spec = patch_spec(preset)
+    patch = Patch(spec["code"])
+    pmap = ParameterMap(spec["action_space"], n_holes=patch.n_params, flat=True)
+    actions = np.random.default_rng(seed).uniform(-0.9, 0.9, (n, pmap.space.shape[0]))
+    audio = patch.render(pmap.params(actions, n), n_samples=int(spec["seconds"] * 44100),
+                         progress=False)[:, 0]
+    return actions, audio
+
+
+def test_a_small_matcher_learns_the_kick_and_round_trips_through_its_files(tmp_path):
+    spec = patch_spec("Kick-v0")
+    matcher = train_matcher(spec, examples=1000, epochs=12, seed=3, log=lambda _: None)
+    base = save_matcher(matcher, tmp_path / "kick")
+    loaded = Matcher.load(base.with_suffix(".npz"))
+    assert loaded.meta["seed"] == 3 and loaded.meta["preset"] == "Kick-v0"
+    x, y = synthetic_dataset(spec, 200, seed=99)
+    proposed = loaded.forward(x)
+    np.testing.assert_allclose(proposed, matcher.forward(x), atol=1e-6)
+    # it has learnt something: far better than always answering the centre
+    assert np.abs(proposed - y).mean() < 0.6 * np.abs(y).mean()
+
+
+def test_the_builtin_matchers_name_known_settings_of_their_patch():
+    assert {"Kick-v0", "Snare-v0"} <= set(builtin_presets())
+    for preset in ("Kick-v0", "Snare-v0"):
+        matcher = Matcher.builtin(preset)
+        actions, audio = _synthetic_targets(preset, 32, seed=12345)
+        error = np.abs(matcher.propose(audio) - actions)
+        assert np.median(error) < 0.1, (preset, np.median(error))
+
+
+def test_a_sound_unlike_the_patch_gets_the_settings_of_its_nearest_training_sound():
+    matcher = Matcher.builtin("Kick-v0")
+    t = np.arange(22050) / 44100
+    square = (0.8 * np.sign(np.sin(2 * np.pi * 2000 * t))).astype(np.float32)[None]
+    near, dist = matcher.nearest(matcher.features(square))
+    assert dist[0] > matcher.meta["ood_threshold"]
+    np.testing.assert_array_equal(matcher.propose(square), near)
+    # the patch's own sounds mostly stay with the net (the threshold: 90 % of them)
+    _, audio = _synthetic_targets("Kick-v0", 32, seed=4)
+    assert (matcher.nearest(matcher.features(audio))[1] <= matcher.meta["ood_threshold"]).mean() \
+        > 0.7
+
+
+def test_policy_plus_cmaes_is_never_worse_than_the_policy_it_starts_from():
+    spec = patch_spec("Kick-v0")
+    matcher = Matcher.builtin("Kick-v0")
+    _, audio = _synthetic_targets("Kick-v0", 1, seed=7)
+    alone = match_target(spec, audio[0], "policy", matcher=matcher)
+    hybrid = match_target(spec, audio[0], "policy+cmaes", budget=24, matcher=matcher)
+    assert alone["evaluations"] == 1 and hybrid["evaluations"] == 24
+    assert hybrid["mrstft"] <= alone["mrstft"] + 1e-6
+    assert hybrid["clip"].shape == hybrid["target_clip"].shape == (22050,)
+
+
+def test_clear_errors_for_what_a_matcher_cannot_do(tmp_path):
+    with pytest.raises(ConfigError, match="one-step"):
+        patch_spec("BassLine-v0")
+    with pytest.raises(ConfigError, match="unknown sound-matching preset"):
+        patch_spec("Nope-v0")
+    with pytest.raises(ConfigError, match="no built-in matcher"):
+        Matcher.builtin("BassLine-v0")
+    with pytest.raises(ConfigError, match="no such matcher file"):
+        Matcher.load(tmp_path / "missing")
+    with pytest.raises(UsageError, match="needs a matcher"):
+        match_target(patch_spec("Kick-v0"), np.zeros(100, np.float32), "policy")
