@@ -16,29 +16,14 @@ from gymnasium.vector import AutoresetMode
 from gymnasium.wrappers.vector import RecordEpisodeStatistics
 
 import musicgym.envs  # noqa: F401  (registers the ids)
-from musicgym.envs.presets import KICK_CODE, kick_target
 from musicgym.envs.synth_match_vector import SynthMatchVectorEnv
 from musicgym.errors import ConfigError, MusicgymError, RenderModeError
+from tests.envs.small import SMALL_KWARGS
 
 sb3 = pytest.importorskip("stable_baselines3")
 from musicgym.train.sb3 import SB3VecEnv, make_sb3_vec_env  # noqa: E402
 
-# small settings per id, so episodes end within a few steps
-KWARGS = {
-    "musicgym/Accompany-v0": {"sources": ("simulated",), "episode_reports": 4},
-    "musicgym/Counterpoint-v0": {"species": 1, "max_steps": 6},
-    "musicgym/Melody-v0": {"n_steps": 4},
-    "musicgym/Improvise-v0": {"synth": "sine", "mode": "lookup", "subdiv": 3,
-                              "max_episode_steps": 3},
-    "musicgym/SynthMatch-v0": {"code": KICK_CODE, "target": kick_target(0.2), "total_step": 2,
-                               "step_len": 0.1,
-                               "action_space": [("exp", 0.0005, 0.05), ("exp", 0.05, 0.5),
-                                                ("exp", 30.0, 300.0)]},
-    "musicgym/Kick-v0": {},
-    "musicgym/BassLine-v0": {"total_step": 2},
-    "musicgym/FMTone-v0": {"step_len": 0.2},
-    "musicgym/Snare-v0": {"step_len": 0.2},
-}
+KWARGS = SMALL_KWARGS
 IDS = sorted(KWARGS)
 NATIVE = [i for i in IDS if gym.spec(i).vector_entry_point is not None]
 MASKED = ("musicgym/Counterpoint-v0", "musicgym/Melody-v0")
