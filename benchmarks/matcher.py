@@ -3,11 +3,12 @@
 Methods, per target: ``policy`` (the built-in matcher, 1 evaluation), ``policy+cmaes`` (CMA-ES
 seeded by it, 100 evaluations), ``cmaes`` (1,000) and ``random`` (1,000).
 
-* Real held-out sounds: ``../shared/data/oneshots`` split by name (``HELD_OUT`` below, fixed
-  before any run; the matchers never see a real sound in training, and nothing was tuned on
-  these), matched with the Snare-v0 patch (a sine + filtered-noise drum voice, as
-  ``benchmarks/matching_quality.py``); the ``TRAINING`` half is kept for real-audio
-  fine-tuning, not done yet. Reported: mean MR-STFT distance and 13-MFCC MAE.
+* Real held-out sounds: ``../shared/data/oneshots`` split by name
+  (``musicgym.train.match.HELD_OUT``, fixed before any run; the matchers never see a real
+  sound in training, and nothing was tuned on these), matched with the Snare-v0 patch (a
+  sine + filtered-noise drum voice, as ``benchmarks/matching_quality.py``); the ``TRAINING``
+  half is kept for real-audio fine-tuning, not done yet. Reported: mean MR-STFT distance and
+  13-MFCC MAE.
 * Synthetic held-out targets: the preset's own patch at settings drawn with a seed no training
   run used; reported: the settings error, ``|proposed - true| / 2`` per coordinate (the
   normalised action in [0, 1] units, as spiegelib's parameter MAE), median over targets and
@@ -29,26 +30,18 @@ from pathlib import Path
 
 import numpy as np
 
+from musicgym.train.match import HELD_OUT, SYNTHETIC_SEED, TRAINING
+from musicgym.train.match import synthetic_targets as render_targets
+
 ONESHOTS = Path(__file__).resolve().parents[2] / "shared" / "data" / "oneshots"
-HELD_OUT = ("bd_haus", "drum_cymbal_closed", "elec_hi_snare", "perc_bell", "sn_zome")
-TRAINING = ("bass_hit_c", "bd_808", "bd_pure", "elec_blip", "sn_dub")
 METHODS = {"policy": 1, "policy+cmaes": 100, "cmaes": 1000, "random": 1000}
-SYNTHETIC_SEED = 777_000  # apart from the training seeds (0...)
 
 
 def synthetic_targets(preset: str, n: int):
     """(actions (n, d), clips (n, samples)) of the preset's patch at known settings."""
-    from musicgym.envs.spaces import ParameterMap
-    from musicgym.synth import Patch
     from musicgym.train.matcher import patch_spec
 
-    spec = patch_spec(preset)
-    patch = Patch(spec["code"])
-    pmap = ParameterMap(spec["action_space"], n_holes=patch.n_params, flat=True)
-    actions = np.random.default_rng(SYNTHETIC_SEED).uniform(-1, 1, (n, pmap.space.shape[0]))
-    clips = patch.render(pmap.params(actions, n), n_samples=int(spec["seconds"] * 44100),
-                         progress=False)[:, 0]
-    return actions, clips
+    return render_targets(patch_spec(preset), n, seed=SYNTHETIC_SEED)
 
 
 def run_method(spec, target, method, matcher, seed):

@@ -111,9 +111,40 @@ def test_cli_train_evaluate_baseline(tmp_path, capsys):
 def test_demo_writes_its_files(tmp_path):
     from musicgym.train.demo import demo
 
-    out = demo(tmp_path / "demo", steps=64)
+    # small budgets; synthetic targets so the test runs without the real one-shots
+    out = demo(tmp_path / "demo", steps=64, budget=12, hybrid_budget=6, targets="synthetic")
     for name in ("target.wav", "agent.wav", "random.wav", "cmaes.wav", "comparison.png",
-                 "curve.png", "summary.md"):
-        assert (out / name).is_file(), name
+                 "curve.png"):
+        assert (out / "kick" / name).is_file(), name
+    targets = sorted(p.name for p in out.iterdir() if p.name.startswith("synthetic_"))
+    assert targets == [f"synthetic_{i}" for i in range(1, 6)]
+    for method in ("policy", "policy+cmaes", "cmaes", "random"):
+        for name in ("match.wav", "comparison.png", "params.json", "patch.glicol"):
+            assert (out / "synthetic_3" / method / name).is_file(), (method, name)
+    assert (out / "synthetic_3" / "target.wav").is_file()
     summary = (out / "summary.md").read_text()
     assert "PPO agent" in summary and "cmaes search, best of 64" in summary
+    rows = [line.split(" | ") for line in summary.splitlines() if line.startswith("| **mean**")]
+    evaluations = {row[1]: row[4] for row in rows}
+    assert evaluations == {"matcher (one pass)": "1", "matcher + CMA-ES": "6",
+                           "CMA-ES": "12", "random search": "12"}
+
+
+def test_demo_targets_real_when_found_else_synthetic(monkeypatch, tmp_path):
+    from musicgym.errors import DataNotFoundError, UsageError
+    from musicgym.train.demo import demo, held_out_targets
+    from musicgym.train.match import HELD_OUT
+
+    monkeypatch.setenv("MUSICGYM_ONESHOTS_DIR", str(tmp_path / "none"))
+    held, source = held_out_targets("auto")
+    assert [name for name, _ in held] == [f"synthetic_{i}" for i in range(1, 6)]
+    assert all(clip.ndim == 1 and np.abs(clip).max() > 0 for _, clip in held)
+    with pytest.raises(DataNotFoundError, match="MUSICGYM_ONESHOTS_DIR"):
+        held_out_targets("real")
+    with pytest.raises(UsageError, match="targets"):
+        demo(tmp_path / "x", targets="everything")
+    for name in HELD_OUT:  # only their presence decides; matching would read them
+        (tmp_path / f"{name}.flac").write_bytes(b"")
+    monkeypatch.setenv("MUSICGYM_ONESHOTS_DIR", str(tmp_path))
+    held, source = held_out_targets("auto")
+    assert [name for name, _ in held] == list(HELD_OUT) and source.startswith("held-out real")
