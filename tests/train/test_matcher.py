@@ -8,22 +8,13 @@ import pytest
 
 from musicgym.envs.matcher_model import Matcher, builtin_presets
 from musicgym.errors import ConfigError, UsageError
-from musicgym.train.match import match_target
+from musicgym.train.match import match_target, synthetic_targets
 from musicgym.train.matcher import patch_spec, save_matcher, synthetic_dataset, train_matcher
 
 
 def _synthetic_targets(preset: str, n: int, seed: int):
     """n clips of the preset's patch at known actions (drawn apart from any training seed)."""
-    from musicgym.envs.spaces import ParameterMap
-    from musicgym.synth import Patch
-
-    spec = patch_spec(preset)
-    patch = Patch(spec["code"])
-    pmap = ParameterMap(spec["action_space"], n_holes=patch.n_params, flat=True)
-    actions = np.random.default_rng(seed).uniform(-0.9, 0.9, (n, pmap.space.shape[0]))
-    audio = patch.render(pmap.params(actions, n), n_samples=int(spec["seconds"] * 44100),
-                         progress=False)[:, 0]
-    return actions, audio
+    return synthetic_targets(patch_spec(preset), n, seed=seed, limit=0.9)
 
 
 def test_a_small_matcher_learns_the_kick_and_round_trips_through_its_files(tmp_path):

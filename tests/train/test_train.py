@@ -143,6 +143,8 @@ def test_demo_targets_real_when_found_else_synthetic(monkeypatch, tmp_path):
         held_out_targets("real")
     with pytest.raises(UsageError, match="targets"):
         demo(tmp_path / "x", targets="everything")
+    with pytest.raises(UsageError, match="hybrid_budget"):
+        demo(tmp_path / "x", hybrid_budget=0)
     for name in HELD_OUT:  # only their presence decides; matching would read them
         (tmp_path / f"{name}.flac").write_bytes(b"")
     monkeypatch.setenv("MUSICGYM_ONESHOTS_DIR", str(tmp_path))

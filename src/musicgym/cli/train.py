@@ -93,7 +93,7 @@ def add_parser(subparsers) -> None:
                                           "CMA-ES at 100; then PPO on musicgym/Kick-v0 against "
                                           "search at the same number of evaluations. Writes "
                                           "sounds, pictures and a summary to the output folder "
-                                          "(about 2 minutes on 2 cores).")
+                                          "(about a minute on 2 cores).")
     d.add_argument("-o", "--output", default="out/demo", help="output folder (default out/demo)")
     d.add_argument("--steps", type=int, default=None,
                    help="PPO's training steps on Kick-v0 (default 8192)")

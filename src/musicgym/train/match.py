@@ -46,16 +46,17 @@ def env_kwargs(spec: dict, target) -> dict:
             "flat_actions": True}
 
 
-def synthetic_targets(spec: dict, n: int, *, seed: int = SYNTHETIC_SEED,
-                      sr: int = 44100) -> tuple[np.ndarray, np.ndarray]:
-    """``(actions (n, d), clips (n, samples))``: the patch at uniformly random settings drawn
-    with ``seed`` (targets whose answers are known)."""
+def synthetic_targets(spec: dict, n: int, *, seed: int = SYNTHETIC_SEED, sr: int = 44100,
+                      limit: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """``(actions (n, d), clips (n, samples))``: the patch at settings drawn uniformly in
+    ``[-limit, limit]`` of the normalised action space with ``seed`` (targets whose answers
+    are known)."""
     from musicgym.envs.spaces import ParameterMap
     from musicgym.synth import Patch
 
     patch = Patch(spec["code"])
     pmap = ParameterMap(spec["action_space"], n_holes=patch.n_params, flat=True)
-    actions = np.random.default_rng(seed).uniform(-1, 1, (n, pmap.space.shape[0]))
+    actions = np.random.default_rng(seed).uniform(-limit, limit, (n, pmap.space.shape[0]))
     clips = patch.render(pmap.params(actions, n), n_samples=int(spec["seconds"] * sr),
                          progress=False)[:, 0]
     return actions, clips
