@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from musicgym.audio.distances import MultiResolutionSTFT
+from musicgym.audio.features import log_mel
 from musicgym.errors import ConfigError
 from musicgym.synth import Patch
 from musicgym.synth.examples import EXAMPLES, default_params, example_samples
@@ -61,6 +62,14 @@ def test_mrstft_on_threads_is_bit_identical():
     for (f1, s1), (f2, s2) in zip(one.frame_sums(audio, prepared, 5000, 9000),
                                   many.frame_sums(audio, prepared, 5000, 9000), strict=True):
         assert f1 == f2 and np.array_equal(s1, s2)
+
+
+def test_log_mel_on_threads_is_bit_identical(monkeypatch):
+    audio = np.random.default_rng(4).standard_normal((9, 11025)).astype(np.float32)
+    monkeypatch.setenv(THREADS_ENV, "1")
+    one = log_mel(audio)
+    monkeypatch.setenv(THREADS_ENV, "2")
+    assert np.array_equal(one, log_mel(audio))
 
 
 def test_threads_from_the_environment(monkeypatch):

@@ -292,8 +292,13 @@ class MultiResolutionSTFT(Distance):
             self._work("scratch", (1, 1, res.n_bins), np.float32)
         n_fft, hop = res.n_fft, res.hop
 
-        def chunks(k: int, c_lo: int, c_hi: int) -> None:
-            for lo in range(c_lo * self.CHUNK, min(rows, c_hi * self.CHUNK), self.CHUNK):
+        n_chunks = -(-rows // self.CHUNK)
+        n_threads = len(row_blocks(n_chunks, num_threads(self.threads)))
+
+        def chunks(k: int, *_) -> None:
+            # thread k takes every n_threads-th chunk: rows are sorted by where their sound
+            # ends, so neighbouring chunks have similar work and the threads stay balanced
+            for lo in range(k * self.CHUNK, rows, n_threads * self.CHUNK):
                 hi = min(rows, lo + self.CHUNK)
                 f0, f1 = 0, count
                 if spans is not None:
@@ -314,7 +319,7 @@ class MultiResolutionSTFT(Distance):
                     sums[dest, f1:] = res.silent[first + f1:first + count]
 
         # chunks write disjoint rows; each thread has its own spectrum buffer
-        run_blocks(chunks, row_blocks(-(-rows // self.CHUNK), num_threads(self.threads)))
+        run_blocks(chunks, [(k, 0) for k in range(n_threads)])
         return sums, (mags if keep else None)
 
     @staticmethod
