@@ -12,7 +12,10 @@ with random actions:
 5. the same with the reward transforming every frame: the MR-STFT skips frames of exact
    silence before a render's first and after its last non-zero sample (their sums are known
    from the target), and random kicks are silent for about half the clip; this row shows the
-   reward's cost on sounds that never fall silent (same rewards, bit for bit).
+   reward's cost on sounds that never fall silent (same rewards, bit for bit);
+6. (4) with ``MUSICGYM_NUM_THREADS`` set to every core (``--threads``, default
+   ``os.cpu_count()``): blocks of rows rendered and rewarded side by side (same results, bit
+   for bit); its speed over (4), both in this run, is the figure for issue 13.
 
 Steps per second are env transitions: each rendered and rewarded segment counts one. A vector
 step counts the envs that stepped in it, not B: with Gymnasium's NEXT_STEP autoreset, the call
@@ -30,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import struct
 import time
@@ -41,6 +45,7 @@ import numpy as np
 import musicgym  # noqa: F401  (registers the envs)
 from musicgym.envs.presets import KICK_CODE, PRESETS, kick_target
 from musicgym.synth.reference import BLOCK, _Instance
+from musicgym.threads import THREADS_ENV
 
 
 def raveforce_loop(budget_s: float) -> float:
@@ -122,7 +127,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=15.0, help="time budget per contender")
     ap.add_argument("--json", default=str(Path(__file__).parent / "results" / "synth_match.json"))
+    ap.add_argument("--threads", type=int, default=os.cpu_count() or 1,
+                    help="threads for contender 6 (default: every core)")
     args = ap.parse_args()
+    os.environ[THREADS_ENV] = "1"  # contenders 1-5 on one thread, whatever the shell says
     rows = []
     print("Kick-v0 (0.5 s target), random actions, env transitions per second:")
     rf = raveforce_loop(args.seconds)
@@ -140,6 +148,14 @@ def main() -> None:
                      "calls_steps_per_s": calls})
         extra = f"   (calls x B: {calls:.1f}/s)" if batch > 1 else ""
         print(f"  {label:32s} {sps:9.1f}   rewards {share:5.1%} of step time{extra}", flush=True)
+    os.environ[THREADS_ENV] = str(args.threads)
+    label = f"musicgym vector env, B=64, {args.threads} threads"
+    sps, share, calls = env_loop(gym.make_vec("musicgym/Kick-v0", num_envs=64), args.seconds, 64)
+    os.environ[THREADS_ENV] = "1"
+    rows.append({"contender": label, "steps_per_s": sps, "reward_share": share,
+                 "calls_steps_per_s": calls, "threads": args.threads})
+    print(f"  {label:32s} {sps:9.1f}   rewards {share:5.1%} of step time   "
+          f"({sps / rows[3]['steps_per_s']:.2f}x one thread)", flush=True)
     print("\n| contender | env steps / s | vs RaveForce loop | reward share of step |")
     print("|---|---|---|---|")
     for r in rows:

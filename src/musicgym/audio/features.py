@@ -12,6 +12,8 @@ from functools import lru_cache
 
 import numpy as np
 
+from musicgym.threads import num_threads
+
 EPS = 1e-5
 
 
@@ -43,7 +45,8 @@ def frames(audio: np.ndarray, *, n_fft: int, hop: int) -> np.ndarray:
 
 def stft_magnitude(audio: np.ndarray, *, n_fft: int = 1024, hop: int | None = None,
                    cache: dict | None = None) -> np.ndarray:
-    """Magnitude spectrogram.
+    """Magnitude spectrogram (its FFTs on ``MUSICGYM_NUM_THREADS`` threads, default 1: the
+    same values whatever the number; see :mod:`musicgym.threads`).
 
     Parameters
     ----------
@@ -66,7 +69,9 @@ def stft_magnitude(audio: np.ndarray, *, n_fft: int = 1024, hop: int | None = No
     if cache is not None and (n_fft, hop) in cache:
         return cache[(n_fft, hop)]
     x = frames(audio, n_fft=n_fft, hop=hop) * _window(n_fft)
-    mag = np.abs(scipy.fft.rfft(x, axis=-1)).astype(np.float32, copy=False)
+    # pocketfft shares the frames' transforms among its workers: the same values as one
+    mag = np.abs(scipy.fft.rfft(x, axis=-1, workers=num_threads())).astype(np.float32,
+                                                                          copy=False)
     if cache is not None:
         cache[(n_fft, hop)] = mag
     return mag

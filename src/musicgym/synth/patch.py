@@ -33,11 +33,13 @@ from musicgym.synth import ast
 from musicgym.synth.graph import Graph, Runner
 from musicgym.synth.nodes.base import F32, Context, resolve
 from musicgym.synth.parse import parse
+from musicgym.threads import num_threads, row_blocks, run_blocks
 
 BACKENDS = ("numpy", "glicol")
 DEFAULT_MAX_BYTES = 2 * 1024**3
 # raises the default max_bytes of every Patch (a big machine rendering big batches)
 MAX_BYTES_ENV = "MUSICGYM_MAX_RENDER_BYTES"
+_MIN_THREAD_ROWS = 8  # fewer rows per thread: the threads' overhead outweighs the work
 DEFAULT_MAX_SECONDS = 3600.0
 
 SampleSource = str | os.PathLike | tuple[np.ndarray, int]
@@ -107,6 +109,10 @@ class Patch:
         ``MUSICGYM_MAX_RENDER_BYTES``).
     max_seconds : float, keyword-only
         Longest render accepted (default 3600 s).
+    threads : int, keyword-only
+        Threads the NumPy backend renders a batch with, each a contiguous block of rows (at
+        least 8 rows each); the audio is bit-identical to one thread. Default: the environment
+        variable ``MUSICGYM_NUM_THREADS``, else 1 (see :mod:`musicgym.threads`).
 
     Raises
     ------
@@ -130,6 +136,7 @@ class Patch:
         compat: bool = True,
         max_bytes: int | None = None,
         max_seconds: float = DEFAULT_MAX_SECONDS,
+        threads: int | None = None,
     ) -> None:
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
@@ -142,6 +149,7 @@ class Patch:
         self.compat = bool(compat)
         self.max_bytes = _default_max_bytes() if max_bytes is None else int(max_bytes)
         self.max_seconds = float(max_seconds)
+        self.threads = None if threads is None else num_threads(threads)
         self.program = parse(code)
         self.samples = {sample_key(k): load_sample(v) for k, v in (samples or {}).items()}
         self._check_samples()
@@ -280,14 +288,22 @@ class Patch:
 
     def _render_numpy(self, params: np.ndarray, n: int, progress: bool) -> np.ndarray:
         batch = params.shape[0]
-        ctx = Context(batch=batch, sr=self.sr, bpm=self.bpm, seed=self.seed,
-                      compat=self.compat, samples=self.samples)
-        ctx.params = params
         out = np.empty((batch, 2, n), dtype=F32)
-        runner = Runner(self.graph, ctx, lambda arg: resolve(arg, ctx))
+        # rows are independent: each block of rows gets its own runner (the same code on the
+        # same samples as one runner for the batch, so the audio is bit-identical)
+        blocks = row_blocks(batch, num_threads(self.threads), _MIN_THREAD_ROWS)
         bar = _progress(n, progress, "render")
+
+        def render_rows(k: int, lo: int, hi: int) -> None:
+            ctx = Context(batch=hi - lo, sr=self.sr, bpm=self.bpm, seed=self.seed,
+                          compat=self.compat, samples=self.samples)
+            ctx.params = params[lo:hi]
+            # the first block's progress stands for the render's (the blocks run side by side)
+            Runner(self.graph, ctx, lambda arg: resolve(arg, ctx)).run(
+                out[lo:hi], bar if k == 0 else None)
+
         try:
-            runner.run(out, bar)
+            run_blocks(render_rows, blocks)
         finally:
             if bar is not None:
                 bar.close()

@@ -16,7 +16,7 @@ from musicgym.synth.nodes.base import F32, Node, column
 from musicgym.synth.nodes.filters import modulated_read
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def ring_delay(x, lengths, ring, first, out):
     """Fixed ring buffers per row: out = the value pushed ``lengths[b]`` samples ago."""
     B, n = out.shape
@@ -32,7 +32,7 @@ def ring_delay(x, lengths, ring, first, out):
         first[b] = f
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _modulated_delay(x, delay_ms, sr, L, ring, first, out):
     B, n = out.shape
     for b in range(B):

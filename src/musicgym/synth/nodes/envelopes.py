@@ -21,7 +21,7 @@ def seconds_to_samples(seconds: np.ndarray, sr: int) -> np.ndarray:
     return np.maximum(np.trunc(prod), 0).astype(np.int64)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def envperc_kernel(x, attack, decay, pos, scale, out):
     B, n = out.shape
     for b in range(B):
@@ -69,7 +69,7 @@ class EnvPerc(Node):
         return out
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _adsr(x, A, D, S, R, state_i, state_f, out):
     # state_i: pos, phase; state_f: lastx, lasty, change_y
     B, n = out.shape

@@ -30,7 +30,7 @@ from musicgym.synth.nodes.libm import cosf, sinf
 _TWO_PI = F32(2.0 * math.pi)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _coefficients(cutoff, q, sr, highpass):
     theta = _TWO_PI * cutoff / sr
     # Q = 0: the engine's 1/Q is inf (Rust floats) and its output NaN; numba would raise
@@ -47,7 +47,7 @@ def _coefficients(cutoff, q, sr, highpass):
     return a0, a1, a0, F32(-2.0) * gamma, F32(2.0) * beta
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def biquad_kernel(x, cutoff, q, sr, highpass, fixed, state, out):
     """Run the biquad over x (B, n) with a per-sample cutoff (B, n); state (B, 4) x1 x2 y1 y2."""
     B, n = out.shape
@@ -79,7 +79,7 @@ def biquad_kernel(x, cutoff, q, sr, highpass, fixed, state, out):
         state[b, 3] = y2
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _pattern_cutoff(ev_pos, ev_val, bar_len, start, current, out):
     """Per-sample cutoff of the lpf pattern form: an event sets it when step % bar == pos."""
     B, n = out.shape
@@ -169,7 +169,7 @@ class Hpf(_Biquad):
     highpass = True
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _onepole(x, rate, coef_from_input, state, out):
     B, n = out.shape
     for b in range(B):
@@ -210,7 +210,7 @@ class OnePole(Node):
         return out
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _allpass(x, lengths, gain, bufx, bufy, first, out):
     B, n = out.shape
     for b in range(B):
@@ -229,7 +229,7 @@ def _allpass(x, lengths, gain, bufx, bufy, first, out):
         first[b] = f
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def modulated_read(ring, L, first, pos):
     """The engine's modulated ring-buffer read, weights swapped: get(k)·fr + get(k+1)·(1−fr)."""
     while pos < F32(0.0):
@@ -239,7 +239,7 @@ def modulated_read(ring, L, first, pos):
     return ring[(first + k) % L] * fr + ring[(first + k + 1) % L] * (F32(1.0) - fr)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _allpass_mod(x, delay_ms, sr, lengths, gain, bufx, bufy, first, out):
     B, n = out.shape
     for b in range(B):

@@ -48,7 +48,7 @@ def _cosdf(x):
     return np.float32(((1.0 + z * _C0) + w * _C1) + (w * z) * r)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _reduce(x):
     """x = n·pi/2 + y for float32 x of medium size; returns (n, y) with y in float64."""
     xd = np.float64(x)
@@ -66,7 +66,7 @@ def _reduce(x):
     return n, y
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def sinf(x):
     """sin of a float32, as the engine computes it."""
     ax = abs(x)
@@ -119,7 +119,7 @@ def sin_turn(x):
     return sinf(x)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def cosf(x):
     """cos of a float32, as the engine computes it."""
     ax = abs(x)

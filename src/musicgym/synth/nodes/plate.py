@@ -157,7 +157,7 @@ def _onepole(state, j, a, b, s, i, o):
         s[o, w] = v
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _modulation(phase, n, length, k, frac):
     """The modulator sin 0.1 >> mul 5.5 >> add 29.5 (ms) as a read position in a 100 ms ring,
     pos = -ms/1000*sr raised by the ring length until >= 0, split into slot k and fraction.
@@ -180,7 +180,7 @@ def _modulation(phase, n, length, k, frac):
     phase[0] = p
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _plate_kernel(x, mix, start, mem, offsets, lengths, poles, coefs, gains, k, frac, out):
     """Run the plate over x (G, n, W); write out (G, 2, n, W). State: mem (G, slots, W) and
     poles (G, 3, W), in place; k, frac: the modulated read per sample."""

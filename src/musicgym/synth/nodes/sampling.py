@@ -19,7 +19,7 @@ from musicgym.synth import ast
 from musicgym.synth.nodes.base import F32, Node, mono
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _frame_index(f):
     """floor(f), ceil(f) and the fraction, for 0 <= f (float32)."""
     lo = int(f)
@@ -27,7 +27,7 @@ def _frame_index(f):
     return lo, lo + 1 if w > F32(0.0) else lo, w
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _voice_add(data, off, frames, channels, pos, acc_l, acc_r):
     """Sums ``acc_l``/``acc_r`` plus one voice's frame at ``pos`` (0 <= pos <= 1).
 
@@ -57,7 +57,7 @@ def _voice_add(data, off, frames, channels, pos, acc_l, acc_r):
     return acc_l, acc_r
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _mix_voices(data, off, frames, channels, clock, begin, dur, which, count, out_l, out_r, i):
     """Write the sum of one row's voices at sample ``clock`` (output index ``i``), in start
     order, and drop those past their end (pos > 1). Returns the number of voices left."""
@@ -85,7 +85,7 @@ def _mix_voices(data, off, frames, channels, clock, begin, dur, which, count, ou
     return keep
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _sampler(x, data, off, frames, channels, scale, start, begin, dur, which, count, out):
     """``sp``: wherever x > 0 start a voice at rate x, and play every row's voices."""
     B, n = x.shape
@@ -175,7 +175,7 @@ class Sampler(Node):
         return out
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _psampler(data, off, frames, channels, scale, ev_sample, ev_offset, bar, start, n,
               begin, dur, which, count, out_l, out_r):
     """``psampler`` for one row: start the pattern's voices at rate 1, and play them."""

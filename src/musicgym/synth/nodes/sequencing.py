@@ -43,7 +43,7 @@ def _stack_inputs(inputs: list[np.ndarray], batch: int, n: int) -> np.ndarray:
     return np.ascontiguousarray(np.stack([mono(x) for x in inputs]), dtype=F32)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _midi_height(m):
     """2^((m - 60) / 12) as the engine's float32 ``powf``; MIDI 0 is silence."""
     if m == F32(0.0):
@@ -51,7 +51,7 @@ def _midi_height(m):
     return F32(2.0 ** np.float64((m - F32(60.0)) / F32(12.0)))
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _seq(times, kinds, slots, heights, ins, n_inputs, start, bar0, speed, out):
     """Write the impulses into ``out`` (B, n), zero on entry; ``speed`` (B,) float32 is updated.
     Returns -1, the first sample where a ``~x`` note indexes past the inputs, or -2 minus the
@@ -188,7 +188,7 @@ class Choose(Node):
         return out
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _arrange_sections(ends, bar, step, sections):
     """Which section sounds at each sample: ``ends`` (G, J) float32 cumulative bars, ``step``
     (G,) the engine's counters (updated), ``sections`` (G, n) written."""
@@ -245,7 +245,7 @@ class Arrange(Node):
         return out
 
 
-@njit(cache=True, error_model="numpy")  # 0/0 is NaN, as in the engine
+@njit(cache=True, nogil=True, error_model="numpy")  # 0/0 is NaN, as in the engine
 def _points(pos, vals, loop, period, start, out):
     """``pos`` (P,) sample positions, ``vals`` (B, P) float32 values."""
     B, n = out.shape

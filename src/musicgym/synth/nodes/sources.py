@@ -21,7 +21,7 @@ SIN, SAW, SQU, TRI = 0, 1, 2, 3
 _TWO_PI = F32(2.0 * math.pi)
 
 
-@njit(cache=True, fastmath=False)
+@njit(cache=True, nogil=True, fastmath=False)
 def _wave(kind, p):
     if kind == SIN:
         x = p * _TWO_PI
@@ -33,7 +33,7 @@ def _wave(kind, p):
     return F32(2.0) * abs(F32(2.0) * p - F32(1.0)) - F32(1.0)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _osc_const(kind, inc, phase, out):
     """Constant frequency per row: ``inc`` (B,) f32 = f/sr; ``phase`` (B,) f32 updated.
 
@@ -50,7 +50,7 @@ def _osc_const(kind, inc, phase, out):
         phase[b] = p
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _osc_input(kind, freq, sr, sticky, phase, last, out):
     """Frequency from a signal (B, n); sticky: a 0 sample keeps the last non-zero frequency."""
     B, n = out.shape
@@ -71,7 +71,7 @@ def _osc_input(kind, freq, sr, sticky, phase, last, out):
         last[b] = f_last
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _sin_const(inc, phase, out):
     """_osc_const specialised for sin (the hot path of most patches)."""
     B, n = out.shape
@@ -139,7 +139,7 @@ class Tri(Oscillator):
     kind = TRI
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _imp(period, start, out):
     """out must be zeroed: ones where (start + i) % period == 0 (period 0: only sample 0)."""
     B, n = out.shape
@@ -175,7 +175,7 @@ class Imp(Node):
         return out
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _noise(seed, start, out):
     B, n = out.shape
     for b in range(B):
