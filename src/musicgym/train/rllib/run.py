@@ -15,7 +15,7 @@ import gymnasium as gym
 import numpy as np
 
 from musicgym.errors import ConfigError
-from musicgym.train.config import TrainConfig
+from musicgym.train.config import TrainConfig, family_defaults
 from musicgym.train.rllib.envs import has_action_masks, make_env
 from musicgym.train.rllib.ray_setup import (
     check_address,
@@ -25,11 +25,10 @@ from musicgym.train.rllib.ray_setup import (
     env_runner_nodes,
     resolve_address,
 )
+from musicgym.train.runfiles import write_atomically
 from musicgym.train.runner import new_run_dir
 
 ALGOS = ("ppo", "maskable_ppo", "recurrent_ppo")
-# the families the Stable-Baselines3 runner trains with RecurrentPPO: an LSTM policy by default
-MEMORY_ENVS = ("musicgym/Accompany-v0",)
 RLLIB_DEFAULT_BATCH = 4000   # PPOConfig's train_batch_size_per_learner
 RLLIB_DEFAULT_MINIBATCH = 128
 
@@ -56,7 +55,8 @@ class Budget:
 
 
 def choose_policy(config: TrainConfig, env: gym.Env) -> Policy:
-    """Masks whenever the env has ``action_masks()``; an LSTM for recurrent_ppo and Accompany.
+    """Masks whenever the env has ``action_masks()``; an LSTM for recurrent_ppo and for the
+    envs whose family defaults train with it (Accompany-v0's, ``train/defaults/*.yaml``).
 
     Raise :class:`ConfigError` for an algorithm RLlib's PPO does not stand in for here, or
     ``maskable_ppo`` on an env without masks.
@@ -68,8 +68,8 @@ def choose_policy(config: TrainConfig, env: gym.Env) -> Policy:
     if config.algo == "maskable_ppo" and not masked:
         raise ConfigError(f"algo: maskable_ppo needs an env with action masks; "
                           f"{config.env_id} has none (use ppo)")
-    return Policy(masked=masked,
-                  lstm=config.algo == "recurrent_ppo" or config.env_id in MEMORY_ENVS)
+    memory = family_defaults(config.env_id)[1].get("algo") == "recurrent_ppo"
+    return Policy(masked=masked, lstm=config.algo == "recurrent_ppo" or memory)
 
 
 def plan_budget(steps: int, num_env_runners: int, envs_per_runner: int,
@@ -237,9 +237,7 @@ def _read_json(path: Path) -> list:
 
 
 def _write_json(path: Path, data) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=2))
-    os.replace(tmp, path)
+    write_atomically(path, json.dumps(data, indent=2))
 
 
 def _iteration_row(result: dict, seconds: float) -> dict:
