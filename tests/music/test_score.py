@@ -113,3 +113,28 @@ def test_bad_score_format_and_content(tmp_path):
 def test_wrong_part_name_lists_parts():
     with pytest.raises(ScoreFileError, match="no part 'Violin'.*Piano 1.*Piano 2"):
         read_score(FULL, part="Violin")
+
+
+def test_partitura_imports_without_network_when_fluidsynth_is_installed():
+    """pyfluidsynth (the music extra) makes partitura fetch a SoundFont over FTP at import;
+    musicgym's import of partitura must not touch the network, whatever was imported first."""
+    import subprocess
+    import sys
+
+    pytest.importorskip("fluidsynth")
+    code = (
+        "import socket\n"
+        "def refuse(*a, **k): raise AssertionError('network touched: %r' % (a,))\n"
+        "socket.getaddrinfo = socket.gethostbyname = socket.create_connection = refuse\n"
+        "import fluidsynth\n"
+        "from musicgym.music.score import _partitura\n"
+        "pt = _partitura()\n"
+        "import partitura.utils.fluidsynth as f\n"
+        "assert f.HAS_FLUIDSYNTH is False\n"
+        "import sys; assert sys.modules['fluidsynth'] is fluidsynth\n"
+        "print('ok')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().endswith("ok")

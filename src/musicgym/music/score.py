@@ -14,6 +14,7 @@ Beats are the time signature's beats as ``partitura`` counts them (quarters in 2
 from __future__ import annotations
 
 import re
+import sys
 import warnings
 import zipfile
 from dataclasses import dataclass
@@ -288,6 +289,33 @@ def _select_part(parts: list, part: int | str | None, path: Path):
     )
 
 
+
+_ABSENT = object()
+
+
+def _partitura():
+    """Import partitura without letting it download a SoundFont.
+
+    When pyfluidsynth is importable (musicgym's ``music`` extra installs it for its own
+    SoundFont renderer), ``partitura.utils.fluidsynth`` fetches MuseScore's SoundFont over FTP
+    at import time, which fails (and must not happen) without a network. musicgym never asks
+    partitura to synthesise, so partitura is imported with ``fluidsynth`` hidden: its
+    ``HAS_FLUIDSYNTH`` is then False and nothing is fetched.
+    """
+    if "partitura" in sys.modules:
+        return sys.modules["partitura"]
+    saved = sys.modules.get("fluidsynth", _ABSENT)
+    sys.modules["fluidsynth"] = None  # makes `from fluidsynth import Synth` raise ImportError
+    try:
+        import partitura
+    finally:
+        if saved is _ABSENT:
+            del sys.modules["fluidsynth"]
+        else:
+            sys.modules["fluidsynth"] = saved
+    return partitura
+
+
 def read_score(path: str | Path, *, part: int | str | None = None, bpm: float = 120.0):
     """Read a MusicXML or MIDI score into a note array with bar and beat positions.
 
@@ -317,7 +345,7 @@ def read_score(path: str | Path, *, part: int | str | None = None, bpm: float = 
     >>> primo = read_score(full, part="Piano 1")  # doctest: +SKIP
     >>> primo[["bar", "onset_beat_in_bar", "pitch"]][:2]  # doctest: +SKIP
     """
-    import partitura
+    partitura = _partitura()
 
     path = _existing_file(path, "score file")
     if not (bpm > 0 and np.isfinite(bpm)):
@@ -372,7 +400,7 @@ def read_match(path: str | Path) -> MatchedPerformance:
     >>> take = read_match("Brahms_Hungarian-Dance-5_Primo_2021-08-10_1.match")  # doctest: +SKIP
     >>> take.score["onset_sec"][:3], take.n_deleted  # doctest: +SKIP
     """
-    import partitura
+    partitura = _partitura()
 
     path = _existing_file(path, "match file")
     _check_match_syntax(path)
