@@ -9,7 +9,7 @@ from pathlib import Path
 
 from musicgym.cli.live import live_modes
 from musicgym.errors import AccompanyConfigError
-from musicgym.follow.followers import FOLLOWERS, follower_names
+from musicgym.follow.followers import DEFAULT_FOLLOWER, FOLLOWERS, follower_names
 
 EVALUATED_FOLLOWERS = follower_names(evaluated=True)  # as musicgym.follow.report.FOLLOWERS
 
@@ -44,7 +44,7 @@ def add_parser(subparsers) -> None:
     online = follower_names(online=True)
     p.add_argument("--follower", choices=online,
                    help=f"score follower ({_followers_help(online)}); default: the one a "
-                        f"--model run was trained behind, else {online[0]}")
+                        f"--model run was trained behind, else {DEFAULT_FOLLOWER}")
     p.add_argument("--rehearsal", action="append", default=[], metavar="FILE",
                    help="an earlier take of the solo part (.match; repeat for several): a "
                         "--tempo-model then plays to the next solo onset as these takes time it "
@@ -167,7 +167,7 @@ def build_accompanist(args: argparse.Namespace):
     accompaniment = read_score(args.score, part=parts["accompaniment"], bpm=args.bpm)
     reference = solo if reference is None else reference
     return LiveAccompanist(solo, accompaniment,
-                           make_follower(follower or follower_names(online=True)[0],
+                           make_follower(follower or DEFAULT_FOLLOWER,
                                          reference=reference), controller,
                            beat_period_s=60.0 / args.bpm)
 

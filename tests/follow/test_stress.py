@@ -1,0 +1,63 @@
+"""The follower stress test: simulated performances of corpus pieces, played many ways."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from musicgym.errors import AccompanyConfigError
+from musicgym.follow.duets import onsets
+from musicgym.follow.stress import (
+    VARIANTS,
+    format_stress,
+    lost,
+    run_stress,
+    simulate_variant,
+    stress_cases,
+    stress_piece,
+    tracking_errors,
+)
+
+pytest.importorskip("music21")
+
+
+def test_variants_play_what_they_say():
+    piece = stress_piece("bach/bwv1.6")
+    plain = simulate_variant(piece, "plain", seed=1)
+    half = simulate_variant(piece, "half", seed=1)
+    double = simulate_variant(piece, "double", seed=1)
+    length = {k: np.ptp(onsets(t.score)[1]) for k, t in
+              (("plain", plain), ("half", half), ("double", double))}
+    assert 1.6 < length["half"] / length["plain"] < 2.5
+    assert 0.4 < length["double"] / length["plain"] < 0.65
+    rests = simulate_variant(piece, "rests", seed=1)
+    assert np.sort(np.diff(onsets(rests.score)[1]))[-3:].min() > 1.9  # three stops of 2-4 s
+    trills = simulate_variant(piece, "trills", seed=1)
+    assert np.isnan(trills.performed["onset_beat"]).sum() > np.isnan(
+        plain.performed["onset_beat"]).sum()
+    with pytest.raises(AccompanyConfigError, match="stress variant"):
+        simulate_variant(piece, "upside-down", seed=1)
+
+
+def test_lost_is_an_error_over_a_second():
+    piece = stress_piece("bach/bwv1.6")
+    take = simulate_variant(piece, "plain", seed=2).performed
+    beat, sec = onsets(take)
+    assert not lost(sec + 0.05, beat, take)
+    late, early = tracking_errors(sec + 0.05, beat, take)
+    assert np.allclose(late, 0.05) and not early.any()
+    stalled = sec.copy()
+    stalled[len(sec) // 2:] += 1.5  # falls 1.5 s behind half way through
+    assert lost(stalled, beat, take)
+    assert lost(sec - 1.5, beat, take)  # or runs 1.5 s ahead
+
+
+def test_the_default_follower_holds_where_oltw_breaks():
+    from musicgym.follow.followers import DEFAULT_FOLLOWER
+
+    cases = stress_cases(("bach/bwv1.6", "corelli/opus3no1/1grave"), ("half", "double", "rests"))
+    results = run_stress((DEFAULT_FOLLOWER, "oltw"), cases)
+    assert results[DEFAULT_FOLLOWER]["lost"] == 0, results[DEFAULT_FOLLOWER]["lost_cases"]
+    assert results["oltw"]["lost"] >= 3
+    assert "| oltw |" in format_stress(results)
+    assert len(VARIANTS) == 8
