@@ -29,7 +29,12 @@ def add_parser(subparsers) -> None:
                     "in time with them, steered by a trained agent (--model) or a tempo model "
                     "(--tempo-model). With --replay the accompaniment (and the solo) is written "
                     "to a MIDI file.")
-    p.add_argument("--score", required=True, help="MusicXML or MIDI score holding both parts")
+    p.add_argument("--score", help="MusicXML or MIDI score holding both parts")
+    p.add_argument("--solo-score", metavar="FILE",
+                   help="the solo part alone (MusicXML or MIDI; instead of --score, with "
+                        "--accompaniment-score)")
+    p.add_argument("--accompaniment-score", metavar="FILE",
+                   help="the accompaniment part alone (MusicXML or MIDI)")
     p.add_argument("--part", action="append", default=[], metavar="ROLE=PART",
                    help="solo=PART and accompaniment=PART: part index, id or name "
                         "(default solo=0, accompaniment=1)")
@@ -39,8 +44,9 @@ def add_parser(subparsers) -> None:
     who.add_argument("--tempo-model", metavar="NAME",
                      help="fixed, reactive, moving_average, linear_sync or kalman")
     p.add_argument("--reference", metavar="FILE",
-                   help="a performance of the solo part (.match or MIDI) to follow against "
-                        "(default: the solo part played at --bpm)")
+                   help="a performance of the solo part (.match, or a roughly metronomic "
+                        "MIDI file, aligned to the solo part by pitch and order) to follow "
+                        "against (default: the solo part played at --bpm)")
     online = follower_names(online=True)
     p.add_argument("--follower", choices=online,
                    help=f"score follower ({_followers_help(online)}); default: the one a "
@@ -90,6 +96,18 @@ def add_parser(subparsers) -> None:
                    help="folder of the real duets (default: $MUSICGYM_DUETS_DIR, else "
                         "$MUSICGYM_DATA_DIR/duets, else shared/data/duets beside a source "
                         "checkout)")
+    e.add_argument("--duets", metavar="DIR",
+                   help="any folder of duet takes instead of the Brahms ones: .match files "
+                        "paired by name, the part name being the field that differs "
+                        "(Piece_Primo_day_1.match with Piece_Secondo_day_1.match)")
+    e.add_argument("--solo-part", default="Primo",
+                   help="--duets: the soloist's part name in the file names (default Primo)")
+    e.add_argument("--accompaniment-part", default="Secondo",
+                   help="--duets: the accompanist's part name (default Secondo)")
+    e.add_argument("--takes", nargs="+", type=int, metavar="N",
+                   help="takes to test (default: 6 7 of the Brahms; with --duets the last "
+                        "two, numbered 1, 2... in name order); the others are references and "
+                        "rehearsals")
     e.set_defaults(func=run_evaluate)
 
 
@@ -134,6 +152,7 @@ def load_accompanist_run(run_dir: str):
 
 def build_accompanist(args: argparse.Namespace):
     """The :class:`~musicgym.live.accompany.LiveAccompanist` the arguments describe."""
+    from musicgym.follow.duets import align_to_score
     from musicgym.follow.followers import make_follower
     from musicgym.follow.tempo import RehearsedTiming, make_tempo_model
     from musicgym.live.accompany import (
@@ -148,6 +167,16 @@ def build_accompanist(args: argparse.Namespace):
     if not args.bpm > 0:
         raise AccompanyConfigError(f"--bpm must be > 0, got {args.bpm!r}")
     parts = _parts(args.part)
+    solo_file = getattr(args, "solo_score", None) or args.score
+    accompaniment_file = getattr(args, "accompaniment_score", None) or args.score
+    if not (solo_file and accompaniment_file):
+        raise AccompanyConfigError(
+            "give --score (both parts in one file) or --solo-score and --accompaniment-score")
+    if getattr(args, "solo_score", None):
+        parts["solo"] = parts["solo"] if any(i.startswith("solo=") for i in args.part) else 0
+    if getattr(args, "accompaniment_score", None):
+        parts["accompaniment"] = (parts["accompaniment"] if any(
+            i.startswith("accompaniment=") for i in args.part) else 0)
     # models and files first: a bad one fails before the slow score parse
     rehearsals = rehearsal_curves(getattr(args, "rehearsal", []))
     follower = getattr(args, "follower", None)
@@ -163,9 +192,10 @@ def build_accompanist(args: argparse.Namespace):
             model = RehearsedTiming(model, rehearsals)
         controller = TempoModelController(model)
     reference = read_performance(args.reference) if args.reference else None
-    solo = read_score(args.score, part=parts["solo"], bpm=args.bpm)
-    accompaniment = read_score(args.score, part=parts["accompaniment"], bpm=args.bpm)
-    reference = solo if reference is None else reference
+    solo = read_score(solo_file, part=parts["solo"], bpm=args.bpm)
+    accompaniment = read_score(accompaniment_file, part=parts["accompaniment"], bpm=args.bpm)
+    # a MIDI reference has no score positions: align it to the solo part (the seed's layout)
+    reference = solo if reference is None else align_to_score(reference, solo)
     return LiveAccompanist(solo, accompaniment,
                            make_follower(follower or DEFAULT_FOLLOWER,
                                          reference=reference), controller,
@@ -210,8 +240,19 @@ def run_evaluate(args: argparse.Namespace) -> int:
     policy, env_kwargs = None, None
     if args.model:
         env_kwargs, policy = load_accompanist_run(args.model)
+    extra = {}
+    if getattr(args, "duets", None):
+        from musicgym.follow.duets import find_duet_takes
+
+        all_takes = find_duet_takes(args.duets, solo_part=args.solo_part,
+                                    accompaniment_part=args.accompaniment_part)
+        numbers = [t.take for t in all_takes]
+        extra = {"all_takes": all_takes, "takes": tuple(args.takes or numbers[-2:])}
+    elif getattr(args, "takes", None):
+        extra = {"takes": tuple(args.takes)}
     results = evaluate_accompanists(policy, env_kwargs=env_kwargs,
-                                    followers=tuple(args.followers), duets_dir=args.duets_dir)
+                                    followers=tuple(args.followers), duets_dir=args.duets_dir,
+                                    **extra)
     print(format_table(results))
     if args.json:
         path = Path(args.json)

@@ -117,6 +117,9 @@ def reference_take(takes: list[DuetTake], take: int) -> DuetTake:
     for candidate in takes:
         if candidate.take in TRAIN_TAKES and candidate.take != take:
             return candidate
+    for candidate in takes:  # another duet's takes: any other one
+        if candidate.take != take:
+            return candidate
     raise AccompanyConfigError(f"no reference take other than take {take}")
 
 

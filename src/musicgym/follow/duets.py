@@ -202,3 +202,89 @@ def load_duet(
             )
         )
     return takes
+
+
+def align_to_score(performed: np.ndarray, score: np.ndarray) -> np.ndarray:
+    """Give an unaligned, roughly metronomic performance (a MIDI file, no match file) its
+    score positions: each performed note gets the ``onset_beat`` of the nearest score note of
+    its pitch, the score's clock first stretched linearly onto the performance's (first to
+    last onset); notes with none within half a beat stay unmatched (NaN).
+
+    Notes already aligned (any finite ``onset_beat``) are returned as they are.
+
+    Raises
+    ------
+    ScoreFileError
+        When fewer than two distinct score onsets could be matched.
+    """
+    if np.isfinite(performed["onset_beat"]).any():
+        return performed
+    out = performed.copy()
+    beat = score["onset_beat"].astype(float)
+    t0, t1 = float(out["onset_sec"].min()), float(out["onset_sec"].max())
+    b0, b1 = float(beat.min()), float(beat.max())
+    sec_per_beat = (t1 - t0) / (b1 - b0) if b1 > b0 and t1 > t0 else 0.5
+    position = b0 + (out["onset_sec"] - t0) / sec_per_beat
+    used = np.zeros(len(score), dtype=bool)
+    for i in np.argsort(out["onset_sec"], kind="stable").tolist():
+        same = np.flatnonzero((score["pitch"] == out["pitch"][i]) & ~used)
+        if same.size == 0:
+            continue
+        j = same[np.argmin(np.abs(beat[same] - position[i]))]
+        if abs(beat[j] - position[i]) <= 0.5:
+            out["onset_beat"][i], used[j] = beat[j], True
+    if len(np.unique(out["onset_beat"][np.isfinite(out["onset_beat"])])) < 2:
+        raise ScoreFileError(
+            "the reference performance does not follow the solo part: fewer than two of its "
+            "notes match the score; give a .match file or a MIDI file of the solo part")
+    return out
+
+
+def find_duet_takes(
+    folder: str | Path, *, solo_part: str = "Primo", accompaniment_part: str = "Secondo"
+) -> list[DuetTake]:
+    """Every duet take in a folder of match files, paired by file name.
+
+    The convention: each file name (without ``.match``) is made of fields separated by
+    ``_``, one of which is the part name; the two parts of one take have names that differ
+    only in that field (``Piece_Primo_2021-08-10_3.match`` and
+    ``Piece_Secondo_2021-08-10_3.match``; ``day2_take1_solo.match`` and
+    ``day2_take1_piano.match`` with ``solo_part="solo", accompaniment_part="piano"``). The
+    part names are matched case-insensitively. Takes are numbered 1, 2... in the order of
+    their names with the part field taken out (natural order: take 10 after take 9).
+
+    Raises
+    ------
+    ScoreFileError
+        When the folder is missing or holds no pair of match files of the two parts.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ScoreFileError(f"duet folder {str(folder)!r} does not exist")
+    solo_l, acc_l = solo_part.lower(), accompaniment_part.lower()
+    files = {p.stem.lower(): p for p in sorted(folder.rglob("*.match"))}
+    pairs = []
+    for stem, path in files.items():
+        fields = stem.split("_")
+        for k, field in enumerate(fields):
+            if field != solo_l:
+                continue
+            partner = "_".join([*fields[:k], acc_l, *fields[k + 1:]])
+            if partner in files:
+                key = "_".join(fields[:k] + fields[k + 1:])
+                pairs.append((key, path, files[partner]))
+                break
+    if not pairs:
+        raise ScoreFileError(
+            f"{str(folder)!r} holds no pair of match files named alike but for the part "
+            f"field ({solo_part!r} for the soloist, {accompaniment_part!r} for the "
+            "accompanist), e.g. Piece_Primo_day_1.match and Piece_Secondo_day_1.match; "
+            "name the parts with --solo-part and --accompaniment-part")
+
+    def natural(item):
+        return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", item[0])]
+
+    return [DuetTake(piece=folder.name, take=number,
+                     solo=_read_match_cached(str(solo)),
+                     accompaniment=_read_match_cached(str(acc)))
+            for number, (_, solo, acc) in enumerate(sorted(pairs, key=natural), start=1)]

@@ -67,6 +67,7 @@ def evaluate_accompanists(
     takes: tuple[int, ...] = TEST_TAKES,
     followers: tuple[str, ...] = FOLLOWERS,
     duets_dir: str | Path | None = None,
+    all_takes: list | None = None,
 ) -> dict:
     """Evaluate every accompanist on held-out takes.
 
@@ -85,6 +86,10 @@ def evaluate_accompanists(
         Registered followers (default: :data:`FOLLOWERS`).
     duets_dir : str, pathlib.Path or None, keyword-only
         Folder of the real duets (default: :func:`musicgym.follow.duets.default_duets_dir`).
+    all_takes : list of DuetTake or None, keyword-only
+        Another duet's takes (:func:`musicgym.follow.duets.find_duet_takes`) instead of the
+        Brahms ones: ``takes`` are then any of their numbers, each followed against the first
+        other take among takes 1-5 and timed by the takes before it (rehearsals).
 
     Returns
     -------
@@ -96,11 +101,18 @@ def evaluate_accompanists(
     if unknown or not followers:
         raise AccompanyConfigError(
             f"followers must be among {follower_names()}, got {followers!r}")
-    if not takes or set(takes) - set(TEST_TAKES):
+    if all_takes is not None:
+        numbers = tuple(t.take for t in all_takes)
+        if not takes or set(takes) - set(numbers) or len(numbers) < 2:
+            raise AccompanyConfigError(
+                f"choose takes to test among {numbers} (another take is the reference), "
+                f"got {takes!r}")
+    elif not takes or set(takes) - set(TEST_TAKES):
         raise AccompanyConfigError(
             f"evaluate on held-out takes only: choose among {TEST_TAKES}, got {takes!r}"
         )
-    all_takes = brahms_takes(Path(duets_dir) if duets_dir else None)
+    else:
+        all_takes = brahms_takes(Path(duets_dir) if duets_dir else None)
     held_out = [t for t in all_takes if t.take in takes]
     agent = None if policy is None else {**AGENT_ENV_DEFAULTS, **(env_kwargs or {})}
     results: dict = {"takes": list(takes), "rows": [], "followers": {}, "misses": {}}
