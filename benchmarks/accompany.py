@@ -10,7 +10,9 @@ without it. With ``--train`` a RecurrentPPO agent is trained first through the o
 minutes on 2 cores; ``--steps`` overrides its budget) and gets its rows; ``--run RUN_DIR``
 evaluates an agent trained before (any ``musicgym train musicgym/Accompany-v0`` run). Then
 where the misses of kalman+timing come from, follower accuracy, and the time per OLTW and HMM
-update (one frame in, a report out if any, dated; median of 5 runs over 2,000 frames).
+update (one frame in, a report out if any, dated; median of 5 runs over 2,000 frames), and
+the stress test (:mod:`musicgym.follow.stress`: how often each follower loses the soloist on
+88 simulated performances of 11 corpus pieces).
 Prints a table and writes benchmarks/results/accompany.json.
 Run: ``.venv/bin/python benchmarks/accompany.py --train``.
 """
@@ -87,12 +89,16 @@ def main() -> None:
     takes = brahms_takes()
     results["oltw_update_ms"] = update_time_ms(takes)
     results["hmm_update_ms"] = update_time_ms(takes, HMMFollower)
+    from musicgym.follow.stress import format_stress, run_stress
+
+    results["stress"] = run_stress(("hmm", "oltw"))  # 11 corpus pieces x 8 ways = 88 takes
     results["machine"] = platform.platform()
     print(format_table(results))
     if train_seconds is not None:
         print(f"agent trained in {train_seconds:.0f} s ({run_dir})")
     print(f"OLTW update (report + dating): {results['oltw_update_ms']:.3f} ms per 20 ms frame; "
           f"HMM: {results['hmm_update_ms']:.3f} ms")
+    print(format_stress(results["stress"]))
     out = RESULTS / "accompany.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2))

@@ -446,6 +446,7 @@ class HMMFollower(Follower):
         ignore_unmatched: bool = False,
         tempo_gate: float = 2.5,
         ioi_floor_short: float = 0.005,
+        date_offset_s: float = 0.01,
     ) -> None:
         if not (frame_s > 0 and max_skip >= 1 and 0 <= p_stay and stay_s > 0
                 and skip_decay >= 0 and ioi_sigma > 0 and 0 < p_miss < p_hit <= 1
@@ -460,6 +461,7 @@ class HMMFollower(Follower):
         self.ioi_floor, self.p_jump, self.jump_onsets = ioi_floor, p_jump, jump_onsets
         self.tempo_range, self.ignore_unmatched = tempo_range, ignore_unmatched
         self.tempo_gate, self.ioi_floor_short = tempo_gate, ioi_floor_short
+        self.date_offset_s = date_offset_s
         self.frame_s, self.max_skip, self.p_stay, self.stay_s = frame_s, max_skip, p_stay, stay_s
         self.skip_decay, self.ioi_sigma, self.tempo_weight = skip_decay, ioi_sigma, tempo_weight
         self.p_hit, self.p_miss = p_hit, p_miss
@@ -544,7 +546,7 @@ class HMMFollower(Follower):
                 log_ratio += self.tempo_weight * (np.log(ratio) - log_ratio)
                 self.tempo_ratio = float(np.exp(log_ratio))
         self._reported, self._reported_at = best, (now, best)
-        self.reported_onset_s = now
+        self.reported_onset_s = now + self.date_offset_s
         return float(self._ref_beat[best])
 
     def follow(self, performed: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
