@@ -26,7 +26,8 @@ def add_parser(subparsers) -> None:
         "accompany", help="accompany a soloist: MIDI in, accompaniment out",
         description="Follow a soloist (MIDI input port, or a recorded performance with "
                     "--replay) with a score follower (default: the HMM) and play the other "
-                    "part of the score in time with them, steered by a trained agent (--model) or a tempo model "
+                    "part of the score in time with them, steered by a trained agent (--model) "
+                    "or a tempo model "
                     "(--tempo-model). With --replay the accompaniment (and the solo) is written "
                     "to a MIDI file.")
     p.add_argument("--score", help="MusicXML or MIDI score holding both parts")
