@@ -1,0 +1,37 @@
+"""Audio in: a rendered take through the front end into the followers."""
+
+import numpy as np
+import pytest
+
+from musicgym.audio.soundfont import Part, render_notes, soundfont_available
+from musicgym.errors import AccompanyConfigError
+from musicgym.follow.audio_input import AudioFrames, audio_frames, performance_notes
+from musicgym.follow.followers import ONSET_DECAY, SUSTAIN_WEIGHT
+
+SR = 22050
+needs_soundfont = pytest.mark.skipif(not soundfont_available(),
+                                     reason="needs libfluidsynth3 and timgm6mb-soundfont")
+
+
+@needs_soundfont
+def test_rendered_notes_become_frames_with_attacks_where_midi_has_them():
+    notes = [(0.3, 0.8, 72, 90), (0.9, 1.4, 79, 90), (1.5, 2.0, 76, 90)]
+    audio = render_notes(Part(notes, program="piano"), sr=SR)[0]
+    frames = audio_frames(audio, SR)
+    assert frames.shape[1] == 128 and frames.dtype == np.float32
+    attacks = np.flatnonzero((frames >= ONSET_DECAY[0]).any(axis=1))
+    assert len(attacks) == 3
+    for (onset, _, key, _), frame in zip(notes, attacks, strict=True):
+        assert 0 <= frame * 0.02 - onset < 0.1  # a frame within 100 ms after the attack
+        assert frames[frame, key] >= ONSET_DECAY[0] + SUSTAIN_WEIGHT
+        assert frames[frame + 1, key] == pytest.approx(ONSET_DECAY[1] + SUSTAIN_WEIGHT)
+
+
+def test_frames_must_be_whole_hops_and_notes_are_clipped():
+    with pytest.raises(AccompanyConfigError, match="whole number"):
+        AudioFrames(SR, frame_s=0.015)
+    performed = np.zeros(2, dtype=[("onset_sec", float), ("duration_sec", float),
+                                   ("pitch", int), ("velocity", int)])
+    performed[0] = (0.5, np.nan, 60, 0)
+    performed[1] = (np.nan, 1.0, 62, 80)
+    assert performance_notes(performed) == [(0.5, 0.55, 60, 64)]
