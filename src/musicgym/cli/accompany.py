@@ -53,7 +53,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--bpm", type=float, default=120.0,
                    help="expected tempo in score beats a minute (default 120)")
     p.add_argument("--replay", metavar="FILE",
-                   help="file-driven mode: replay this solo performance (.match or MIDI)")
+                   help="file-driven mode: replay this solo performance (.match or MIDI, or "
+                        "a recording, .wav/.flac/.ogg, followed through the audio front end)")
     p.add_argument("--speed", type=float, default=1.0,
                    help="--replay speed: 1 real time, 4 four times faster, 0 no waiting")
     p.add_argument("-o", "--output", default="out/accompany", metavar="DIR",
@@ -70,6 +71,15 @@ def add_parser(subparsers) -> None:
                         "e.g. `jackd -d dummy`), coremidi or winmm, through python-rtmidi "
                         "(default: mido's default backend, or the MIDO_BACKEND variable)")
     p.add_argument("--seconds", type=float, help="stop live play after this long")
+    p.add_argument("--instrument", choices=("piano", "mono"), default="piano",
+                   help="--replay of a .wav: the soloist's instrument, for the audio front end "
+                        "(piano: several keys per onset; mono: one)")
+    p.add_argument("--orchestra-program", default="strings", metavar="PROGRAM",
+                   help="--replay of a .wav: General MIDI program (name or 0-127) the "
+                        "accompaniment is rendered with (default strings)")
+    p.add_argument("--wav", metavar="FILE",
+                   help="--replay of a .wav: also write the solo and the rendered "
+                        "accompaniment mixed to this WAV file")
     p.set_defaults(func=run_live_accompany)
 
     e = subparsers.add_parser(
@@ -186,6 +196,8 @@ def run_live_accompany(args: argparse.Namespace) -> int:
         input_port, output_port = open_ports(args.input, args.output_port,
                                              virtual=args.virtual, api=args.midi_api)
     accompanist = build_accompanist(args)
+    if args.replay and Path(args.replay).suffix.lower() in (".wav", ".flac", ".ogg"):
+        return _replay_recording(args, accompanist)
     if args.replay:
         performed = read_performance(args.replay)
         replay(performed, accompanist, speed=args.speed)
@@ -202,6 +214,42 @@ def run_live_accompany(args: argparse.Namespace) -> int:
         played = play_ports(accompanist, input_port, output_port, seconds=args.seconds)
     print(f"played {len(played)} events")
     return 0
+
+
+def _replay_recording(args: argparse.Namespace, accompanist) -> int:
+    """``--replay take.wav``: follow a recording; write the accompaniment as MIDI (and the
+    mix as a WAV with ``--wav``)."""
+    import numpy as np
+
+    from musicgym.audio.io import write_audio
+    from musicgym.live.accompany import write_duet_midi
+    from musicgym.live.accompany.audio import read_take_audio, render_duet, replay_audio
+    from musicgym.music.notes import NOTE_DTYPE
+
+    if args.wav:  # a bad program fails before the recording is followed
+        from musicgym.audio.soundfont import Part
+
+        Part([], program=_program(args)).checked("--orchestra-program")
+    audio, sr = read_take_audio(args.replay)
+    replay_audio(audio, sr, accompanist, instrument=args.instrument, speed=args.speed)
+    played = np.array(accompanist.played, dtype=float).reshape(-1, 4)
+    notes = np.zeros(len(played), dtype=NOTE_DTYPE)
+    notes["onset_sec"], notes["duration_sec"] = played[:, 0], played[:, 1]
+    notes["pitch"], notes["velocity"], notes["voice"] = played[:, 2], played[:, 3], 1
+    notes["onset_beat"], notes["duration_beat"] = notes["onset_sec"], notes["duration_sec"]
+    out = write_duet_midi(Path(args.output) / "duet.mid", notes)
+    print(f"wrote {out}: {len(played)} accompaniment notes; {len(accompanist.report_beat)} "
+          f"solo onsets followed in {len(audio) / sr:.1f} s of audio, "
+          f"{accompanist.resyncs} re-synchronisations")
+    if args.wav:
+        mix = render_duet(audio, sr, accompanist.played, program=_program(args))
+        print(f"wrote {write_audio(args.wav, mix, sr)}: solo and accompaniment mixed")
+    return 0
+
+
+def _program(args: argparse.Namespace) -> int | str:
+    value = args.orchestra_program
+    return int(value) if str(value).isdecimal() else value
 
 
 def run_evaluate(args: argparse.Namespace) -> int:

@@ -1,0 +1,108 @@
+"""Audio in and out of the live accompanist: follow a recording, render the duet to a WAV.
+
+:func:`replay_audio` feeds a recording of the soloist (a WAV, or audio in memory) to a
+:class:`~musicgym.live.accompany.engine.LiveAccompanist` block by block, through the streaming
+front end (:class:`~musicgym.follow.audio_input.AudioFrames`), as a microphone would;
+:func:`render_duet` renders what the accompanist played through the SoundFont with one General
+MIDI program (an orchestra's strings by default, or a piano) and mixes it with the solo audio.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from musicgym.errors import AccompanyConfigError
+from musicgym.follow.audio_input import AudioFrames
+from musicgym.live.accompany.engine import LiveAccompanist, NoteEvent
+
+DEFAULT_ORCHESTRA_PROGRAM = "strings"
+
+
+def read_take_audio(path: str | Path) -> tuple[np.ndarray, int]:
+    """A recording of the soloist, mixed to mono: ``(audio (n,), sr)``."""
+    from musicgym.audio.io import read_audio
+
+    audio, sr = read_audio(path, max_seconds=3600.0)
+    return audio.mean(axis=0).astype(np.float32), int(sr)
+
+
+def replay_audio(audio: np.ndarray, sr: int, accompanist: LiveAccompanist, *,
+                 instrument: str = "piano", speed: float = 0.0,
+                 block: int = 512) -> list[NoteEvent]:
+    """Play a recording to the accompanist, block by block, as a live input would.
+
+    Parameters
+    ----------
+    audio : numpy.ndarray, shape (n,)
+        The soloist, mono.
+    sr : int
+    accompanist : LiveAccompanist
+    instrument : {"piano", "mono"}, keyword-only
+        The front end's mode.
+    speed : float, keyword-only
+        1 real time, 0 as fast as the machine can.
+    block : int, keyword-only
+        Samples per block (a sound card's buffer).
+
+    Returns
+    -------
+    list of NoteEvent
+        The accompaniment in recording time (seconds), note-offs included.
+    """
+    if speed < 0 or not np.isfinite(speed):
+        raise AccompanyConfigError(f"speed must be >= 0 (0: no waiting), got {speed!r}")
+    source = AudioFrames(sr, frame_s=accompanist.frame_s, instrument=instrument)
+    x = np.asarray(audio, dtype=np.float32).reshape(-1)
+    tail = np.zeros(int(sr), dtype=np.float32)  # a second more, for the last reports
+    x = np.concatenate([x, tail])
+    events: list[NoteEvent] = []
+    n_frames, wall_start = 0, time.perf_counter()
+    for i in range(0, x.size, block):
+        if speed > 0:
+            time.sleep(max(wall_start + i / sr / speed - time.perf_counter(), 0.0))
+        for frame in source.push(x[i : i + block]):
+            n_frames += 1
+            events += accompanist.feed(frame, n_frames * accompanist.frame_s)
+    return events + accompanist.finish()
+
+
+def render_duet(solo_audio: np.ndarray, sr: int, played, *,
+                program: int | str = DEFAULT_ORCHESTRA_PROGRAM,
+                accompaniment_gain: float = 1.0) -> np.ndarray:
+    """The solo recording mixed with the accompaniment rendered through the SoundFont.
+
+    Parameters
+    ----------
+    solo_audio : numpy.ndarray, shape (n,)
+    sr : int
+    played : sequence of (onset_s, duration_s, pitch, velocity)
+        What the accompanist played (:attr:`LiveAccompanist.played`).
+    program : int or str
+        General MIDI program of the accompaniment (a name of
+        :data:`musicgym.audio.soundfont.GM_PROGRAMS`, or 0-127).
+
+    Returns
+    -------
+    numpy.ndarray, shape (2, n)
+        Stereo: the solo a little left, the accompaniment a little right; peak at most 1.
+    """
+    from musicgym.audio.soundfont import Part, render_notes
+
+    solo = np.asarray(solo_audio, dtype=np.float32).reshape(-1)
+    notes = [(float(a), float(a + d), int(p), int(v)) for a, d, p, v in played
+             if np.isfinite(a) and a >= 0]
+    end_s = max([solo.size / sr] + [n[1] + 1.0 for n in notes])
+    n = int(round(end_s * sr))
+    mix = np.zeros((2, n), dtype=np.float32)
+    mix[0, : solo.size] += 0.6 * solo
+    mix[1, : solo.size] += 0.4 * solo
+    if notes:
+        acc = render_notes(Part(notes, program=program, gain=accompaniment_gain), sr=sr,
+                           duration=end_s)[0]
+        mix[0, : acc.size] += 0.4 * acc[:n]
+        mix[1, : acc.size] += 0.6 * acc[:n]
+    peak = float(np.abs(mix).max()) if mix.size else 0.0
+    return mix / peak if peak > 1.0 else mix
