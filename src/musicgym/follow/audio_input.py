@@ -1,7 +1,7 @@
 """Audio in: the front end's hops turned into the frames the followers take.
 
 :class:`AudioFrames` feeds audio blocks to a :class:`~musicgym.audio.frontend.FrontEnd` and, every
-follower frame (``frame_s``, 20 ms: two 10 ms hops), makes the frame
+follower frame (``frame_s``, 20 ms: the hops that end in it, about two of 10 ms), makes the frame
 :func:`~musicgym.follow.followers.piano_roll` would have made from MIDI: a sounding key weighs
 ``SUSTAIN_WEIGHT``, an attacked key adds ``ONSET_DECAY`` over its first frames. The followers
 (OLTW, HMM) then run unchanged. :func:`follow_audio` follows a whole recording as live;
@@ -48,6 +48,7 @@ class AudioFrames:
     def reset(self) -> None:
         self.frontend.reset()
         self._hops: list = []
+        self._frame_end_s = self.frame_s
         self._onsets: list[tuple[int, int]] = []  # (key, frames since onset)
         self.frontend_seconds = 0.0  # time spent in the front end (for the benchmark)
 
@@ -59,10 +60,14 @@ class AudioFrames:
         self._hops += self.frontend.process(block)
         self.frontend_seconds += time.perf_counter() - start
         frames = []
-        while len(self._hops) >= self.hops_per_frame:
-            group, self._hops = self._hops[: self.hops_per_frame], \
-                self._hops[self.hops_per_frame :]
+        # a frame takes the hops that end by its end: the hop (220 samples at 22.05 kHz) is
+        # not exactly 10 ms, and counting hops instead would drift off the follower's clock
+        half_hop = 0.5 * self.frontend.hop_s
+        while self._hops and self._hops[-1].end_s >= self._frame_end_s - half_hop:
+            n = sum(h.end_s < self._frame_end_s + half_hop for h in self._hops)
+            group, self._hops = self._hops[:n], self._hops[n:]
             frames.append(self._frame(group))
+            self._frame_end_s += self.frame_s
         return frames
 
     def _frame(self, hops) -> np.ndarray:
