@@ -42,3 +42,20 @@ def test_frames_keep_the_follower_clock_though_the_hop_is_not_exactly_10_ms():
     # (a quarter of a second late after 100 s of a take)
     frames = audio_frames(np.zeros(100 * SR, dtype=np.float32), SR)
     assert abs(len(frames) - 100 / 0.02) <= 1
+
+
+def test_dated_follower_moves_onset_dates_back_by_the_front_end_latency():
+    from musicgym.follow.audio_input import DatedFollower
+    from musicgym.follow.followers import HMMFollower
+
+    reference = np.zeros(3, dtype=[("onset_sec", float), ("duration_sec", float),
+                                   ("pitch", int), ("onset_beat", float)])
+    reference[:] = [(0.0, 0.4, 60, 0.0), (0.5, 0.4, 62, 1.0), (1.0, 0.4, 64, 2.0)]
+    dated = DatedFollower(HMMFollower(reference), AudioFrames(SR).frontend.latency_s)
+    frame = np.zeros(128, dtype=np.float32)
+    frame[60] = ONSET_DECAY[0] + SUSTAIN_WEIGHT
+    for _ in range(5):
+        dated.report(np.zeros(128, dtype=np.float32))
+    assert dated.report(frame) == 0.0
+    assert dated.reported_onset_s == pytest.approx(dated.follower.reported_onset_s - 0.03,
+                                                   abs=1e-3)

@@ -140,6 +140,12 @@ class FrontEnd:
         self.above_floor = 10.0 ** (floor_db / 10.0)
         self.reset()
 
+    @property
+    def latency_s(self) -> float:
+        """How long after an attack its onset is reported, by construction: the flux lag and
+        the key delay (the window's smearing comes on top, about half the rise time)."""
+        return (self.lag + self.key_delay) * self.hop_s
+
     def reset(self) -> None:
         """Start again: silence before the next sample."""
         self._buffer = np.zeros(self.n_fft, dtype=np.float32)

@@ -88,6 +88,26 @@ class AudioFrames:
         return frame
 
 
+class DatedFollower:
+    """An online follower whose onset dates are moved back by the audio front end's latency
+    (:attr:`FrontEnd.latency_s`): heard through audio, a note's attack reaches the follower
+    that much after it was played."""
+
+    def __init__(self, follower: OnlineFollower, latency_s: float) -> None:
+        self.follower, self.latency_s = follower, float(latency_s)
+        self.name, self.frame_s = follower.name, follower.frame_s
+
+    @property
+    def reported_onset_s(self) -> float:
+        return max(self.follower.reported_onset_s - self.latency_s, 0.0)
+
+    def reset(self) -> None:
+        self.follower.reset()
+
+    def report(self, frame: np.ndarray) -> float | None:
+        return self.follower.report(frame)
+
+
 def audio_frames(audio: np.ndarray, sr: int, *, frame_s: float = 0.02,
                  instrument: str = "piano", block: int = 512) -> np.ndarray:
     """Every follower frame of a whole recording, fed in blocks as live: (n_frames, 128)."""
@@ -106,8 +126,11 @@ def follow_audio(follower: OnlineFollower, audio: np.ndarray, sr: int, *,
     Returns
     -------
     report_sec, report_beat, onset_sec : numpy.ndarray
-        As :meth:`musicgym.follow.followers.Follower.follow`.
+        As :meth:`musicgym.follow.followers.Follower.follow`; the onsets dated less the
+        front end's latency (:class:`DatedFollower`).
     """
+    follower = DatedFollower(follower, AudioFrames(sr, frame_s=follower.frame_s,
+                                                   instrument=instrument).frontend.latency_s)
     follower.reset()
     report_sec, report_beat, onset_sec = [], [], []
     for i, frame in enumerate(audio_frames(audio, sr, frame_s=follower.frame_s,

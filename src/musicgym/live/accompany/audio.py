@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from musicgym.errors import AccompanyConfigError
-from musicgym.follow.audio_input import AudioFrames
+from musicgym.follow.audio_input import AudioFrames, DatedFollower
 from musicgym.live.accompany.engine import LiveAccompanist, NoteEvent
 
 DEFAULT_ORCHESTRA_PROGRAM = "strings"
@@ -55,6 +55,8 @@ def replay_audio(audio: np.ndarray, sr: int, accompanist: LiveAccompanist, *,
     if speed < 0 or not np.isfinite(speed):
         raise AccompanyConfigError(f"speed must be >= 0 (0: no waiting), got {speed!r}")
     source = AudioFrames(sr, frame_s=accompanist.frame_s, instrument=instrument)
+    if not isinstance(accompanist.follower, DatedFollower):  # date onsets less the latency
+        accompanist.follower = DatedFollower(accompanist.follower, source.frontend.latency_s)
     x = np.asarray(audio, dtype=np.float32).reshape(-1)
     tail = np.zeros(int(sr), dtype=np.float32)  # a second more, for the last reports
     x = np.concatenate([x, tail])
