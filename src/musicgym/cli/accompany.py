@@ -77,6 +77,11 @@ def add_parser(subparsers) -> None:
     p.add_argument("--orchestra-program", default="strings", metavar="PROGRAM",
                    help="--replay of a .wav: General MIDI program (name or 0-127) the "
                         "accompaniment is rendered with (default strings)")
+    p.add_argument("--audio-input", nargs="?", const="", metavar="DEVICE",
+                   help="follow the soloist through a sound card's input instead of MIDI "
+                        "(sounddevice over PortAudio: ALSA, or JACK, e.g. `jackd -d dummy`; "
+                        "DEVICE: index or name part, default the default input); stops after "
+                        "--seconds or Ctrl-C, then writes DIR/duet.mid (and --wav)")
     p.add_argument("--wav", metavar="FILE",
                    help="--replay of a .wav: also write the solo and the rendered "
                         "accompaniment mixed to this WAV file")
@@ -192,6 +197,8 @@ def run_live_accompany(args: argparse.Namespace) -> int:
         write_duet_midi,
     )
 
+    if getattr(args, "audio_input", None) is not None:
+        return _listen_audio(args)
     if not args.replay:  # fail fast, before the score is read, where no MIDI system exists
         input_port, output_port = open_ports(args.input, args.output_port,
                                              virtual=args.virtual, api=args.midi_api)
@@ -216,15 +223,49 @@ def run_live_accompany(args: argparse.Namespace) -> int:
     return 0
 
 
+def _listen_audio(args: argparse.Namespace) -> int:
+    """``--audio-input [DEVICE]``: follow a microphone; write what was played."""
+    from musicgym.audio.io import write_audio
+    from musicgym.live.accompany.audio import listen_audio, render_duet
+
+    if args.wav:
+        from musicgym.audio.soundfont import Part
+
+        Part([], program=_program(args)).checked("--orchestra-program")
+    accompanist = build_accompanist(args)
+    device = args.audio_input
+    device = None if device == "" else int(device) if device.isdecimal() else device
+    print(f"listening on audio input {device or 'default'} (Ctrl-C stops)", file=sys.stderr)
+    _, audio, sr = listen_audio(accompanist, device=device, seconds=args.seconds,
+                                instrument=args.instrument, keep_audio=bool(args.wav))
+    out = _write_played(args, accompanist)
+    print(f"wrote {out}: {len(accompanist.played)} accompaniment notes; "
+          f"{len(accompanist.report_beat)} solo onsets followed")
+    if args.wav:
+        mix = render_duet(audio, sr, accompanist.played, program=_program(args))
+        print(f"wrote {write_audio(args.wav, mix, sr)}: what was heard and the accompaniment")
+    return 0
+
+
+def _write_played(args: argparse.Namespace, accompanist) -> Path:
+    import numpy as np
+
+    from musicgym.live.accompany import write_duet_midi
+    from musicgym.music.notes import NOTE_DTYPE
+
+    played = np.array(accompanist.played, dtype=float).reshape(-1, 4)
+    notes = np.zeros(len(played), dtype=NOTE_DTYPE)
+    notes["onset_sec"], notes["duration_sec"] = played[:, 0], played[:, 1]
+    notes["pitch"], notes["velocity"], notes["voice"] = played[:, 2], played[:, 3], 1
+    notes["onset_beat"], notes["duration_beat"] = notes["onset_sec"], notes["duration_sec"]
+    return write_duet_midi(Path(args.output) / "duet.mid", notes)
+
+
 def _replay_recording(args: argparse.Namespace, accompanist) -> int:
     """``--replay take.wav``: follow a recording; write the accompaniment as MIDI (and the
     mix as a WAV with ``--wav``)."""
-    import numpy as np
-
     from musicgym.audio.io import write_audio
-    from musicgym.live.accompany import write_duet_midi
     from musicgym.live.accompany.audio import read_take_audio, render_duet, replay_audio
-    from musicgym.music.notes import NOTE_DTYPE
 
     if args.wav:  # a bad program fails before the recording is followed
         from musicgym.audio.soundfont import Part
@@ -232,14 +273,10 @@ def _replay_recording(args: argparse.Namespace, accompanist) -> int:
         Part([], program=_program(args)).checked("--orchestra-program")
     audio, sr = read_take_audio(args.replay)
     replay_audio(audio, sr, accompanist, instrument=args.instrument, speed=args.speed)
-    played = np.array(accompanist.played, dtype=float).reshape(-1, 4)
-    notes = np.zeros(len(played), dtype=NOTE_DTYPE)
-    notes["onset_sec"], notes["duration_sec"] = played[:, 0], played[:, 1]
-    notes["pitch"], notes["velocity"], notes["voice"] = played[:, 2], played[:, 3], 1
-    notes["onset_beat"], notes["duration_beat"] = notes["onset_sec"], notes["duration_sec"]
-    out = write_duet_midi(Path(args.output) / "duet.mid", notes)
-    print(f"wrote {out}: {len(played)} accompaniment notes; {len(accompanist.report_beat)} "
-          f"solo onsets followed in {len(audio) / sr:.1f} s of audio, "
+    out = _write_played(args, accompanist)
+    print(f"wrote {out}: {len(accompanist.played)} accompaniment notes; "
+          f"{len(accompanist.report_beat)} solo onsets followed in "
+          f"{len(audio) / sr:.1f} s of audio, "
           f"{accompanist.resyncs} re-synchronisations")
     if args.wav:
         mix = render_duet(audio, sr, accompanist.played, program=_program(args))

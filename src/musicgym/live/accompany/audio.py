@@ -108,3 +108,82 @@ def render_duet(solo_audio: np.ndarray, sr: int, played, *,
         mix[1, : acc.size] += 0.6 * acc[:n]
     peak = float(np.abs(mix).max()) if mix.size else 0.0
     return mix / peak if peak > 1.0 else mix
+
+
+def listen_audio(accompanist: LiveAccompanist, *, device: int | str | None = None,
+                 sr: int | None = None, seconds: float | None = None,
+                 instrument: str = "piano", block: int = 512,
+                 keep_audio: bool = False) -> tuple[list[NoteEvent], np.ndarray, int]:
+    """Follow a soloist through a sound card's input (sounddevice over PortAudio: ALSA, JACK...).
+
+    The stream's callback only queues the blocks; this thread runs the front end, the follower
+    and the accompanist, frame by frame, on the input's own clock (samples heard).
+
+    Parameters
+    ----------
+    device : int, str or None
+        PortAudio input device (index or name part; None: the default input).
+    sr : int or None
+        Sample rate (None: the device's default).
+    seconds : float or None
+        Stop after this much audio (None: until Ctrl-C).
+    keep_audio : bool
+        Also return what was heard (for a mixed WAV).
+
+    Returns
+    -------
+    events, audio, sr
+        The accompaniment events (input time), the audio heard (empty unless ``keep_audio``),
+        the sample rate.
+
+    Raises
+    ------
+    AccompanyConfigError
+        No such input device, or the stream cannot be opened (the message names the device).
+    """
+    import queue
+
+    try:
+        import sounddevice as sd
+    except OSError as exc:  # the package is there, libportaudio is not
+        raise AccompanyConfigError(f"audio input needs PortAudio (apt-get install "
+                                   f"libportaudio2): {exc}") from None
+    try:
+        info = sd.query_devices(device, "input")
+        rate = int(sr or info["default_samplerate"])
+        blocks: queue.Queue = queue.Queue()
+
+        def callback(indata, frames, time_info, status):  # PortAudio's thread: queue only
+            blocks.put(indata[:, 0].copy())
+
+        stream = sd.InputStream(device=device, channels=1, samplerate=rate, blocksize=block,
+                                dtype="float32", callback=callback)
+    except (ValueError, sd.PortAudioError) as exc:
+        raise AccompanyConfigError(
+            f"cannot open audio input {device!r}: {exc}; list the devices with "
+            "`python -m sounddevice`") from None
+    source = AudioFrames(rate, frame_s=accompanist.frame_s, instrument=instrument)
+    if not isinstance(accompanist.follower, DatedFollower):
+        accompanist.follower = DatedFollower(accompanist.follower, source.frontend.latency_s)
+    accompanist.warm_up()
+    events: list[NoteEvent] = []
+    heard: list[np.ndarray] = []
+    n_samples = n_frames = 0
+    limit = None if seconds is None else int(seconds * rate)
+    with stream:
+        try:
+            while limit is None or n_samples < limit:
+                x = blocks.get(timeout=2.0)
+                n_samples += x.size
+                if keep_audio:
+                    heard.append(x)
+                for frame in source.push(x):
+                    n_frames += 1
+                    events += accompanist.feed(frame, n_frames * accompanist.frame_s)
+        except queue.Empty:
+            raise AccompanyConfigError(f"audio input {device!r} delivered nothing for 2 s "
+                                       "(is the JACK server running?)") from None
+        except KeyboardInterrupt:
+            pass
+    audio = np.concatenate(heard) if heard else np.zeros(0, dtype=np.float32)
+    return events + accompanist.finish(), audio, rate
