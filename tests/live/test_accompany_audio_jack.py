@@ -82,3 +82,23 @@ def test_an_unknown_audio_input_is_a_clear_error():
 
     with pytest.raises(AccompanyConfigError, match="cannot open audio input"):
         listen_audio(_accompanist(), device="no such sound card", seconds=0.1)
+
+
+def test_the_round_trip_over_jack_is_measured(jack_audio):
+    from musicgym.live.accompany.audio import measure_round_trip_s
+
+    def loopback():  # the stream's own output into its input, as a cable would
+        ports = subprocess.run(["jack_lsp"], capture_output=True, text=True, check=True,
+                               timeout=5).stdout.split()
+        out = [p for p in ports if p.startswith("PortAudio") and ":out_" in p]
+        into = [p for p in ports if p.startswith("PortAudio") and ":in_" in p]
+        assert out and into, f"no PortAudio ports among {ports}"
+        subprocess.run(["jack_connect", out[-1], into[-1]], check=True, timeout=5)
+
+    if shutil.which("jack_connect") is None or shutil.which("jack_lsp") is None:
+        pytest.skip("jack_connect/jack_lsp are not installed (jackd2's tools)")
+    round_trip_s = measure_round_trip_s("system", sr=44100, block=256, loopback=loopback)
+    # two 256-sample periods (JACK's buffering) at least, and not more than a few of them
+    assert 2 * 256 / 44100 - 1e-6 <= round_trip_s < 8 * 256 / 44100
+    with pytest.raises(AccompanyConfigError, match="never came back"):
+        measure_round_trip_s("system", sr=44100, block=256, seconds=0.3)

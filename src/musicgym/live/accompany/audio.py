@@ -187,3 +187,59 @@ def listen_audio(accompanist: LiveAccompanist, *, device: int | str | None = Non
             pass
     audio = np.concatenate(heard) if heard else np.zeros(0, dtype=np.float32)
     return events + accompanist.finish(), audio, rate
+
+
+def measure_round_trip_s(device: int | str | None = None, *, sr: int = 44100,
+                         block: int = 256, loopback=None, seconds: float = 1.0) -> float:
+    """The sound card's round trip (output to input), measured with a click.
+
+    A duplex stream plays one click; the input must hear the output (a cable, or in JACK a
+    connection of the stream's ports, which ``loopback()`` can make once the stream runs). The
+    delay from the click's sample to the first input sample above half its height is the round
+    trip: what the accompaniment's sound lags the time it is sent, plus the input's delay.
+
+    Raises
+    ------
+    AccompanyConfigError
+        The stream cannot be opened, or the click never came back.
+    """
+    import threading
+
+    import sounddevice as sd
+
+    click_at = int(0.3 * sr)
+    total = int((seconds + 0.3) * sr)
+    recorded = np.zeros(total, dtype=np.float32)
+    state = {"pos": -1}  # -1: not started (the loopback is not made yet)
+    ready = threading.Event()
+
+    def callback(indata, outdata, frames, time_info, status):
+        outdata[:] = 0.0
+        i = state["pos"]
+        if i < 0 or i >= total:
+            return
+        n = min(frames, total - i)
+        if i <= click_at < i + n:
+            outdata[click_at - i, 0] = 0.9
+        recorded[i : i + n] = indata[:n, 0]
+        state["pos"] = i + n
+        if state["pos"] >= total:
+            ready.set()
+
+    try:
+        stream = sd.Stream(device=device, channels=1, samplerate=sr, blocksize=block,
+                           dtype="float32", callback=callback)
+    except (ValueError, sd.PortAudioError) as exc:
+        raise AccompanyConfigError(f"cannot open audio device {device!r} both ways: {exc}") \
+            from None
+    with stream:
+        if loopback is not None:
+            loopback()
+        state["pos"] = 0
+        ready.wait(seconds + 5.0)
+    heard = np.flatnonzero(np.abs(recorded[click_at:]) > 0.45)
+    if heard.size == 0:
+        raise AccompanyConfigError(
+            f"the click played on {device!r} never came back to its input: connect the "
+            "output to the input (a cable; in JACK, jack_connect the stream's ports)")
+    return float(heard[0] / sr)
