@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pytest
 
-from musicgym.errors import AccompanyConfigError
+from musicgym.errors import AccompanyConfigError, ParameterError
 
 
 def _accompanist():
@@ -102,3 +102,31 @@ def test_the_round_trip_over_jack_is_measured(jack_audio):
     assert 2 * 256 / 44100 - 1e-6 <= round_trip_s < 8 * 256 / 44100
     with pytest.raises(AccompanyConfigError, match="never came back"):
         measure_round_trip_s("system", sr=44100, block=256, seconds=0.3)
+
+
+def test_the_orchestra_sounds_through_jack(jack_audio):
+    from musicgym.audio.soundfont import soundfont_available
+    from musicgym.live.accompany import NoteEvent
+    from musicgym.live.accompany.audio import Orchestra
+
+    if not soundfont_available():
+        pytest.skip("needs libfluidsynth3 and timgm6mb-soundfont")
+    with Orchestra(program="strings", device="system", latency_s=0.0116) as orchestra:
+        assert orchestra.peak < 1e-3  # silence (a least significant bit at most)
+        orchestra.play([NoteEvent(0.1, 60, 100), NoteEvent(0.4, 60, 0)])
+        time.sleep(0.6)
+        assert orchestra.peak > 0.01 and orchestra._queue == []
+    with pytest.raises(ParameterError, match="program"):
+        Orchestra(program="kazoo")
+
+
+def test_listening_with_the_orchestra_over_jack(jack_audio):
+    from musicgym.audio.soundfont import soundfont_available
+    from musicgym.live.accompany.audio import Orchestra, listen_audio
+
+    if not soundfont_available():
+        pytest.skip("needs libfluidsynth3 and timgm6mb-soundfont")
+    orchestra = Orchestra(program="piano", device="system", latency_s=0.0116)
+    events, _, sr = listen_audio(_accompanist(), device="system", seconds=0.5,
+                                 orchestra=orchestra)
+    assert sr == 44100 and events == [] and orchestra._sample >= 0.4 * 44100

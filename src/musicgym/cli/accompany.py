@@ -75,13 +75,19 @@ def add_parser(subparsers) -> None:
                    help="--replay of a .wav: the soloist's instrument, for the audio front end "
                         "(piano: several keys per onset; mono: one)")
     p.add_argument("--orchestra-program", default="strings", metavar="PROGRAM",
-                   help="--replay of a .wav: General MIDI program (name or 0-127) the "
-                        "accompaniment is rendered with (default strings)")
+                   help="--replay of a .wav or --audio-input: General MIDI program (name or "
+                        "0-127) the accompaniment is rendered with (default strings)")
     p.add_argument("--audio-input", nargs="?", const="", metavar="DEVICE",
                    help="follow the soloist through a sound card's input instead of MIDI "
                         "(sounddevice over PortAudio: ALSA, or JACK, e.g. `jackd -d dummy`; "
                         "DEVICE: index or name part, default the default input); stops after "
                         "--seconds or Ctrl-C, then writes DIR/duet.mid (and --wav)")
+    p.add_argument("--round-trip-ms", type=float, default=0.0, metavar="MS",
+                   help="--audio-input: the sound card's measured round trip (musicgym.live."
+                        "accompany.audio.measure_round_trip_s); the orchestra starts each "
+                        "note this much early (default 0)")
+    p.add_argument("--no-audio-output", action="store_true",
+                   help="--audio-input: do not sound the accompaniment (only write it)")
     p.add_argument("--wav", metavar="FILE",
                    help="--replay of a .wav: also write the solo and the rendered "
                         "accompaniment mixed to this WAV file")
@@ -226,7 +232,7 @@ def run_live_accompany(args: argparse.Namespace) -> int:
 def _listen_audio(args: argparse.Namespace) -> int:
     """``--audio-input [DEVICE]``: follow a microphone; write what was played."""
     from musicgym.audio.io import write_audio
-    from musicgym.live.accompany.audio import listen_audio, render_duet
+    from musicgym.live.accompany.audio import Orchestra, listen_audio, render_duet
 
     if args.wav:
         from musicgym.audio.soundfont import Part
@@ -236,8 +242,16 @@ def _listen_audio(args: argparse.Namespace) -> int:
     device = args.audio_input
     device = None if device == "" else int(device) if device.isdecimal() else device
     print(f"listening on audio input {device or 'default'} (Ctrl-C stops)", file=sys.stderr)
+    orchestra = None
+    if not args.no_audio_output:
+        if not 0 <= args.round_trip_ms < 1000:
+            raise AccompanyConfigError(
+                f"--round-trip-ms must be in [0, 1000), got {args.round_trip_ms!r}")
+        orchestra = Orchestra(program=_program(args), device=device,
+                              latency_s=args.round_trip_ms / 1000.0)
     _, audio, sr = listen_audio(accompanist, device=device, seconds=args.seconds,
-                                instrument=args.instrument, keep_audio=bool(args.wav))
+                                instrument=args.instrument, keep_audio=bool(args.wav),
+                                orchestra=orchestra)
     out = _write_played(args, accompanist)
     print(f"wrote {out}: {len(accompanist.played)} accompaniment notes; "
           f"{len(accompanist.report_beat)} solo onsets followed")

@@ -113,7 +113,8 @@ def render_duet(solo_audio: np.ndarray, sr: int, played, *,
 def listen_audio(accompanist: LiveAccompanist, *, device: int | str | None = None,
                  sr: int | None = None, seconds: float | None = None,
                  instrument: str = "piano", block: int = 512,
-                 keep_audio: bool = False) -> tuple[list[NoteEvent], np.ndarray, int]:
+                 keep_audio: bool = False,
+                 orchestra: Orchestra | None = None) -> tuple[list[NoteEvent], np.ndarray, int]:
     """Follow a soloist through a sound card's input (sounddevice over PortAudio: ALSA, JACK...).
 
     The stream's callback only queues the blocks; this thread runs the front end, the follower
@@ -129,6 +130,10 @@ def listen_audio(accompanist: LiveAccompanist, *, device: int | str | None = Non
         Stop after this much audio (None: until Ctrl-C).
     keep_audio : bool
         Also return what was heard (for a mixed WAV).
+    orchestra : Orchestra or None
+        Sound the accompaniment live: after each frame the events up to ``now +
+        orchestra.latency_s`` (:meth:`LiveAccompanist.play_ahead`) are queued, each started
+        that much early. Its clock and the input's start together (both streams opened here).
 
     Returns
     -------
@@ -170,6 +175,8 @@ def listen_audio(accompanist: LiveAccompanist, *, device: int | str | None = Non
     heard: list[np.ndarray] = []
     n_samples = n_frames = 0
     limit = None if seconds is None else int(seconds * rate)
+    if orchestra is not None:
+        orchestra.__enter__()
     with stream:
         try:
             while limit is None or n_samples < limit:
@@ -179,12 +186,20 @@ def listen_audio(accompanist: LiveAccompanist, *, device: int | str | None = Non
                     heard.append(x)
                 for frame in source.push(x):
                     n_frames += 1
-                    events += accompanist.feed(frame, n_frames * accompanist.frame_s)
+                    now_s = n_frames * accompanist.frame_s
+                    due = accompanist.feed(frame, now_s)
+                    if orchestra is not None:
+                        due += accompanist.play_ahead(now_s + orchestra.latency_s)
+                        orchestra.play(due)
+                    events += due
         except queue.Empty:
             raise AccompanyConfigError(f"audio input {device!r} delivered nothing for 2 s "
                                        "(is the JACK server running?)") from None
         except KeyboardInterrupt:
             pass
+        finally:
+            if orchestra is not None:
+                orchestra.__exit__(None, None, None)
     audio = np.concatenate(heard) if heard else np.zeros(0, dtype=np.float32)
     return events + accompanist.finish(), audio, rate
 
@@ -243,3 +258,78 @@ def measure_round_trip_s(device: int | str | None = None, *, sr: int = 44100,
             f"the click played on {device!r} never came back to its input: connect the "
             "output to the input (a cable; in JACK, jack_connect the stream's ports)")
     return float(heard[0] / sr)
+
+
+class Orchestra:
+    """The accompaniment played live through the SoundFont to a sound card (FluidSynth fed
+    from a PortAudio output callback, one General MIDI program).
+
+    Events are queued with their performance time; the callback starts each at the sample its
+    time falls on, ``latency_s`` (the measured round trip, or the output latency) early, so
+    that it *sounds* on time: pair it with :meth:`LiveAccompanist.play_ahead` up to
+    ``now + latency_s``.
+    """
+
+    def __init__(self, *, program: int | str = DEFAULT_ORCHESTRA_PROGRAM,
+                 device: int | str | None = None, sr: int = 44100, block: int = 256,
+                 latency_s: float = 0.0, soundfont=None) -> None:
+        import sounddevice as sd
+
+        from musicgym.audio.soundfont import Part, _fluidsynth, find_soundfont
+
+        self.program, _ = Part([], program=program).checked("orchestra")
+        if not 0.0 <= latency_s < 1.0:
+            raise AccompanyConfigError(f"latency_s must be in [0, 1) s, got {latency_s!r}")
+        self.sr, self.latency_s = int(sr), float(latency_s)
+        fluidsynth = _fluidsynth()
+        self.synth = fluidsynth.Synth(samplerate=float(sr), gain=0.5)
+        sfid = self.synth.sfload(str(find_soundfont(soundfont)))
+        self.synth.program_select(0, sfid, 0, self.program)
+        self._queue: list[NoteEvent] = []
+        self._sample = 0  # samples played so far: the orchestra's clock
+        self.peak = 0.0
+        try:
+            self.stream = sd.OutputStream(device=device, channels=2, samplerate=sr,
+                                          blocksize=block, dtype="float32",
+                                          callback=self._callback)
+        except (ValueError, sd.PortAudioError) as exc:
+            self.synth.delete()
+            raise AccompanyConfigError(f"cannot open audio output {device!r}: {exc}") \
+                from None
+
+    def play(self, events: list[NoteEvent]) -> None:
+        """Queue events (performance time, seconds since the orchestra started)."""
+        self._queue = sorted(self._queue + list(events))
+
+    def _callback(self, outdata, frames, time_info, status) -> None:
+        start, chunks = self._sample, []
+        end = start + frames
+        pos = start
+        while self._queue:
+            at = int(round((self._queue[0].time_s - self.latency_s) * self.sr))
+            if at >= end:
+                break
+            event = self._queue.pop(0)
+            at = max(at, pos)
+            if at > pos:
+                chunks.append(self.synth.get_samples(at - pos))
+                pos = at
+            if event.velocity:
+                self.synth.noteon(0, event.pitch, event.velocity)
+            else:
+                self.synth.noteoff(0, event.pitch)
+        if end > pos:
+            chunks.append(self.synth.get_samples(end - pos))
+        audio = np.concatenate(chunks).reshape(-1, 2).astype(np.float32) / 32768.0
+        outdata[:] = audio[:frames]
+        self.peak = max(self.peak, float(np.abs(audio).max(initial=0.0)))
+        self._sample = end
+
+    def __enter__(self) -> Orchestra:
+        self.stream.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stream.stop()
+        self.stream.close()
+        self.synth.delete()
