@@ -14,7 +14,8 @@ update (one frame in, a report out if any, dated; median of 5 runs over 2,000 fr
 the stress test (:mod:`musicgym.follow.stress`: how often each follower loses the soloist on
 88 simulated performances of 11 corpus pieces).
 Prints a table and writes benchmarks/results/accompany.json.
-Run: ``.venv/bin/python benchmarks/accompany.py --train``.
+Run: ``.venv/bin/python benchmarks/accompany.py --train``. ``--audio`` runs only the audio
+rows (issue 15: each online follower from MIDI and from the take rendered to audio).
 """
 
 from __future__ import annotations
@@ -63,12 +64,81 @@ def update_time_ms(takes, follower_class=OLTWFollower) -> float:
     return float(np.median(runs))
 
 
+def audio_benchmark(takes, sr: int = 22050) -> dict:
+    """Issue 15's audio rows: each online follower (+ the kalman tempo model) on the held-out
+    takes from MIDI and from the take rendered through the SoundFont (piano, with a seeded
+    room: reverb and pink noise at 30 dB SNR), and the front end's time per 10 ms hop."""
+    from musicgym.follow.accompanist import make_episode
+    from musicgym.follow.audio_input import AudioFrames, follow_audio, render_take
+    from musicgym.follow.corpus import TEST_TAKES, reference_take
+    from musicgym.follow.evaluate import evaluate_tempo_model
+    from musicgym.follow.followers import follower_accuracy, follower_errors_ms
+    from musicgym.follow.tempo import make_tempo_model
+
+    class _Recording:  # a follower whose follow() hears the rendered audio, not the MIDI
+        def __init__(self, follower, audio):
+            self.follower, self.audio, self.name = follower, audio, follower.name
+
+        def follow(self, performed):
+            return follow_audio(self.follower, self.audio, sr)
+
+    held_out = [t for t in takes if t.take in TEST_TAKES]
+    audio = {t.take: render_take(t.solo.performed, sr=sr, seed=t.take) for t in held_out}
+    rows = []
+    for cls in (HMMFollower, OLTWFollower):
+        for source in ("midi", "audio"):
+            episodes, errors = [], []
+            for t in held_out:
+                follower = cls(reference_take(takes, t.take).solo.performed)
+                if source == "audio":
+                    follower = _Recording(follower, audio[t.take])
+                ep = make_episode(t.solo, t.accompaniment.score, follower=follower,
+                                  accompaniment=t.accompaniment, piece=t.piece, take=t.take)
+                episodes.append(ep)
+                errors.append(follower_errors_ms(ep.report_sec, ep.report_beat,
+                                                 t.solo.performed))
+            row = evaluate_tempo_model(episodes, lambda: make_tempo_model("kalman"))
+            rows.append({"follower": cls.name, "input": source, "accompanist": "kalman",
+                         **row, "follower_accuracy": follower_accuracy(np.concatenate(errors))})
+    frames = AudioFrames(sr)
+    x = audio[held_out[0].take]
+    runs = []
+    for _ in range(3):
+        frames.reset()
+        for i in range(0, x.size, 512):
+            frames.push(x[i : i + 512])
+        runs.append(frames.frontend_seconds / (x.size / frames.frontend.hop) * 1000.0)
+    return {"rows": rows, "frontend_ms_per_hop": float(np.median(runs)), "sr": sr}
+
+
+def format_audio(audio: dict) -> str:
+    lines = ["follower input  within50 within100 within250 median_ms | follower<=50ms",
+             *(f"{r['follower']:8s} {r['input']:5s}  {r['within_50_ms']:8.3f} "
+               f"{r['within_100_ms']:9.3f} {r['within_250_ms']:9.3f} "
+               f"{r['median_abs_ms']:9.1f} | {r['follower_accuracy']['within_50_ms']:.3f}"
+               for r in audio["rows"]),
+             f"audio front end: {audio['frontend_ms_per_hop']:.3f} ms per 10 ms hop"]
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--train", action="store_true", help="train an agent first")
     parser.add_argument("--run", help="evaluate this trained agent's run folder")
     parser.add_argument("--steps", type=int, help="--train: env steps (default: the defaults')")
+    parser.add_argument("--audio", action="store_true",
+                        help="only the audio rows (MIDI vs rendered audio per follower, front "
+                             "end time); writes benchmarks/results/accompany_audio.json")
     args = parser.parse_args()
+    if args.audio:
+        audio = audio_benchmark(brahms_takes())
+        audio["machine"] = platform.platform()
+        print(format_audio(audio))
+        out = RESULTS / "accompany_audio.json"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(audio, indent=2))
+        print(f"wrote {out}")
+        return
     run_dir = args.run
     train_seconds = None
     if args.train:

@@ -60,7 +60,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--bpm", type=float, default=120.0,
                    help="expected tempo in score beats a minute (default 120)")
     p.add_argument("--replay", metavar="FILE",
-                   help="file-driven mode: replay this solo performance (.match or MIDI)")
+                   help="file-driven mode: replay this solo performance (.match or MIDI, or "
+                        "a recording, .wav/.flac/.ogg, followed through the audio front end)")
     p.add_argument("--speed", type=float, default=1.0,
                    help="--replay speed: 1 real time, 4 four times faster, 0 no waiting")
     p.add_argument("-o", "--output", default="out/accompany", metavar="DIR",
@@ -77,6 +78,26 @@ def add_parser(subparsers) -> None:
                         "e.g. `jackd -d dummy`), coremidi or winmm, through python-rtmidi "
                         "(default: mido's default backend, or the MIDO_BACKEND variable)")
     p.add_argument("--seconds", type=float, help="stop live play after this long")
+    p.add_argument("--instrument", choices=("piano", "mono"), default="piano",
+                   help="--replay of a .wav: the soloist's instrument, for the audio front end "
+                        "(piano: several keys per onset; mono: one)")
+    p.add_argument("--orchestra-program", default="strings", metavar="PROGRAM",
+                   help="--replay of a .wav or --audio-input: General MIDI program (name or "
+                        "0-127) the accompaniment is rendered with (default strings)")
+    p.add_argument("--audio-input", nargs="?", const="", metavar="DEVICE",
+                   help="follow the soloist through a sound card's input instead of MIDI "
+                        "(sounddevice over PortAudio: ALSA, or JACK, e.g. `jackd -d dummy`; "
+                        "DEVICE: index or name part, default the default input); stops after "
+                        "--seconds or Ctrl-C, then writes DIR/duet.mid (and --wav)")
+    p.add_argument("--round-trip-ms", type=float, default=0.0, metavar="MS",
+                   help="--audio-input: the sound card's measured round trip (musicgym.live."
+                        "accompany.audio.measure_round_trip_s); the orchestra starts each "
+                        "note this much early (default 0)")
+    p.add_argument("--no-audio-output", action="store_true",
+                   help="--audio-input: do not sound the accompaniment (only write it)")
+    p.add_argument("--wav", metavar="FILE",
+                   help="--replay of a .wav: also write the solo and the rendered "
+                        "accompaniment mixed to this WAV file")
     p.set_defaults(func=run_live_accompany)
 
     e = subparsers.add_parser(
@@ -213,10 +234,14 @@ def run_live_accompany(args: argparse.Namespace) -> int:
         write_duet_midi,
     )
 
+    if getattr(args, "audio_input", None) is not None:
+        return _listen_audio(args)
     if not args.replay:  # fail fast, before the score is read, where no MIDI system exists
         input_port, output_port = open_ports(args.input, args.output_port,
                                              virtual=args.virtual, api=args.midi_api)
     accompanist = build_accompanist(args)
+    if args.replay and Path(args.replay).suffix.lower() in (".wav", ".flac", ".ogg"):
+        return _replay_recording(args, accompanist)
     if args.replay:
         performed = read_performance(args.replay)
         replay(performed, accompanist, speed=args.speed)
@@ -233,6 +258,80 @@ def run_live_accompany(args: argparse.Namespace) -> int:
         played = play_ports(accompanist, input_port, output_port, seconds=args.seconds)
     print(f"played {len(played)} events")
     return 0
+
+
+def _listen_audio(args: argparse.Namespace) -> int:
+    """``--audio-input [DEVICE]``: follow a microphone; write what was played."""
+    from musicgym.audio.io import write_audio
+    from musicgym.live.accompany.audio import Orchestra, listen_audio, render_duet
+
+    if args.wav:
+        from musicgym.audio.soundfont import Part
+
+        Part([], program=_program(args)).checked("--orchestra-program")
+    accompanist = build_accompanist(args)
+    device = args.audio_input
+    device = None if device == "" else int(device) if device.isdecimal() else device
+    print(f"listening on audio input {device or 'default'} (Ctrl-C stops)", file=sys.stderr)
+    orchestra = None
+    if not args.no_audio_output:
+        if not 0 <= args.round_trip_ms < 1000:
+            raise AccompanyConfigError(
+                f"--round-trip-ms must be in [0, 1000), got {args.round_trip_ms!r}")
+        orchestra = Orchestra(program=_program(args), device=device,
+                              latency_s=args.round_trip_ms / 1000.0)
+    _, audio, sr = listen_audio(accompanist, device=device, seconds=args.seconds,
+                                instrument=args.instrument, keep_audio=bool(args.wav),
+                                orchestra=orchestra)
+    out = _write_played(args, accompanist)
+    print(f"wrote {out}: {len(accompanist.played)} accompaniment notes; "
+          f"{len(accompanist.report_beat)} solo onsets followed")
+    if args.wav:
+        mix = render_duet(audio, sr, accompanist.played, program=_program(args))
+        print(f"wrote {write_audio(args.wav, mix, sr)}: what was heard and the accompaniment")
+    return 0
+
+
+def _write_played(args: argparse.Namespace, accompanist) -> Path:
+    import numpy as np
+
+    from musicgym.live.accompany import write_duet_midi
+    from musicgym.music.notes import NOTE_DTYPE
+
+    played = np.array(accompanist.played, dtype=float).reshape(-1, 4)
+    notes = np.zeros(len(played), dtype=NOTE_DTYPE)
+    notes["onset_sec"], notes["duration_sec"] = played[:, 0], played[:, 1]
+    notes["pitch"], notes["velocity"], notes["voice"] = played[:, 2], played[:, 3], 1
+    notes["onset_beat"], notes["duration_beat"] = notes["onset_sec"], notes["duration_sec"]
+    return write_duet_midi(Path(args.output) / "duet.mid", notes)
+
+
+def _replay_recording(args: argparse.Namespace, accompanist) -> int:
+    """``--replay take.wav``: follow a recording; write the accompaniment as MIDI (and the
+    mix as a WAV with ``--wav``)."""
+    from musicgym.audio.io import write_audio
+    from musicgym.live.accompany.audio import read_take_audio, render_duet, replay_audio
+
+    if args.wav:  # a bad program fails before the recording is followed
+        from musicgym.audio.soundfont import Part
+
+        Part([], program=_program(args)).checked("--orchestra-program")
+    audio, sr = read_take_audio(args.replay)
+    replay_audio(audio, sr, accompanist, instrument=args.instrument, speed=args.speed)
+    out = _write_played(args, accompanist)
+    print(f"wrote {out}: {len(accompanist.played)} accompaniment notes; "
+          f"{len(accompanist.report_beat)} solo onsets followed in "
+          f"{len(audio) / sr:.1f} s of audio, "
+          f"{accompanist.resyncs} re-synchronisations")
+    if args.wav:
+        mix = render_duet(audio, sr, accompanist.played, program=_program(args))
+        print(f"wrote {write_audio(args.wav, mix, sr)}: solo and accompaniment mixed")
+    return 0
+
+
+def _program(args: argparse.Namespace) -> int | str:
+    value = args.orchestra_program
+    return int(value) if str(value).isdecimal() else value
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
