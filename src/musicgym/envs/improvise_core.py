@@ -193,8 +193,8 @@ class Improvisers:
         parameters and renders the next ``frame_length`` samples, the phases, envelopes,
         filters and delays carrying on (a knob turned, not a note restarted), and analyses
         that window, all of it played at the step's parameters (as the window rendered from
-        silence was before; the window before settles the loudness filters). ``restart`` (a reset) restarts ``rows`` on the
-        stream's clock with the same pre-roll a rendered window has; restarting every row
+        silence was before; the window before settles the loudness filters). ``restart`` (a
+        reset) restarts ``rows`` on the stream's clock with the same pre-roll a rendered window has; restarting every row
         starts the stream afresh (so a seeded reset sounds the same every time).
         """
         fl = self.frame_length

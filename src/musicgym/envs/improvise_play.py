@@ -30,7 +30,6 @@ from musicgym.envs.synths import Synth
 from musicgym.errors import ImproviseConfigError
 
 
-
 class Controller(Protocol):
     """Chooses the synth's next parameters (N,) in [0, 1]."""
 
