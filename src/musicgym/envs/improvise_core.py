@@ -195,7 +195,8 @@ class Improvisers:
         that window, all of it played at the step's parameters (as the window rendered from
         silence was before; the window before settles the loudness filters). ``restart`` (a
         reset) restarts ``rows`` on the stream's clock with the same pre-roll a rendered window
-        has; restarting every row starts the stream afresh (so a seeded reset sounds the same every time).
+        has; restarting every row starts the stream afresh (so a seeded reset sounds the same
+        every time).
         """
         fl = self.frame_length
         preroll = max(int(round(self.synth.preroll_s * self.sr)), fl) + fl
