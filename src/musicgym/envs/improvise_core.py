@@ -104,6 +104,9 @@ class Improvisers:
         self._stream = None
         self._heard = np.zeros((self.num_envs, 2 * self.frame_length), dtype=np.float32)
         self.synth = make_synth(synth, sample=sample)
+        if mode == "render" and not hasattr(self.synth, "patch"):
+            raise ImproviseConfigError(f"synth {self.synth.name!r} is a Pd synth: it has no "
+                                       "rendering mode (a Pd run per step); use mode='lookup'")
         self.n_params = self.synth.n_params
         self.features = feature_names(list(features_keep))
         reward = feature_names(list(features_reward))

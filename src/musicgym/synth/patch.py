@@ -440,6 +440,7 @@ class PatchStream:
             psampler).
         """
         if rows is None:
+            self._checked = 0
             self._runner = self._runner_for(self.params)
             self._pending = np.zeros((self.batch, 2, 0), dtype=F32)
             return None
@@ -500,7 +501,9 @@ class PatchStream:
             out, self._pending = self._pending[:, :, :n], self._pending[:, :, n:]
             return np.ascontiguousarray(out)
         need = -(-(n - have) // BLOCK) * BLOCK
-        self.patch._check_memory(self.params, need)
+        if need > self._checked:   # the memory guard once per larger render, not every call
+            self.patch._check_memory(self.params, need)
+            self._checked = need
         fresh = np.empty((self.batch, 2, have + need), dtype=F32)
         fresh[:, :, :have] = self._pending
         runner, done = self._runner, have
