@@ -338,7 +338,7 @@ def agent_setup(args: argparse.Namespace) -> tuple[dict, object]:
 
 
 def _check_synth(args: argparse.Namespace, played: str) -> None:
-    if args.synth and args.synth != played:
+    if args.synth and args.synth != played and Path(args.synth).stem != played:  # a .pd path
         raise ImproviseConfigError(f"--synth {args.synth}: the run's agent plays {played!r}; "
                                    f"drop --synth or use a run trained on {args.synth!r}")
 
