@@ -69,10 +69,54 @@ def time_rl_impro(table, batch: int, steps: int, repeats: int) -> float:
     return float(np.median(rates))
 
 
+def time_listening(batch: int, steps: int, repeats: int) -> dict:
+    """Per-step cost of hearing B synths in rendering mode: the stream (set the parameters,
+    render one frame on, analyse it: what the env does now) against a window rendered from
+    silence each step (pre-roll + frame: what the env did before the stream), in steps/s."""
+    from musicgym.envs.improvise_data import analyze_synth, analyze_window, feature_names
+
+    synth, features = make_synth(SYNTH), feature_names(FEATURES)
+    frame = 1024
+    u = np.random.default_rng(0).random((steps, batch, synth.n_params))
+    stream = synth.patch(44100).stream(synth.hole_matrix(u[0]))
+    heard = stream.render(2 * frame).mean(axis=1)
+
+    def streamed(params):
+        nonlocal heard
+        stream.set_params(synth.hole_matrix(params))
+        heard = np.concatenate([heard[:, frame:], stream.render(frame).mean(axis=1)], axis=1)
+        analyze_window(heard, features=features, frame_length=frame)
+
+    def windowed(params):
+        analyze_synth(synth, params, features=features, frame_length=frame)
+
+    def streamed_render(params):   # the synth's part alone, without the descriptors
+        stream.set_params(synth.hole_matrix(params))
+        stream.render(frame)
+
+    def windowed_render(params):
+        synth.render(params, n_samples=frame, preroll=frame)
+
+    out = {"B": batch}
+    for name, fn in (("stream", streamed), ("window_from_silence", windowed),
+                     ("stream_render_only", streamed_render),
+                     ("window_render_only", windowed_render)):
+        fn(u[0])   # warm-up
+        rates = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            for params in u:
+                fn(params)
+            rates.append(steps * batch / (time.perf_counter() - start))
+        out[name] = float(np.median(rates))
+    return out
+
+
 WARM_UP = 10   # live messages sent first and left out of the latency figures
 
 
-def _live_server(controller: str, messages: int, realtime: bool, conn) -> None:
+def _live_server(controller: str, messages: int, realtime: bool, conn,
+                 listen: str = "lookup") -> None:
     """The server's side of :func:`time_live`, in its own process as ``musicgym live
     improvise`` would be: builds the improviser, reports its port and normalisation, serves
     ``messages`` packets, returns its per-message latencies."""
@@ -84,7 +128,7 @@ def _live_server(controller: str, messages: int, realtime: bool, conn) -> None:
     )
     from musicgym.live.improvise import ImproviseServer, set_realtime
 
-    core = make_core({"synth": SYNTH, "features_keep": FEATURES, "mode": "lookup",
+    core = make_core({"synth": SYNTH, "features_keep": FEATURES, "mode": listen,
                       "subdiv": SUBDIV})
     if controller in ("policy", "policy-predict"):
         import torch
@@ -109,7 +153,8 @@ def _live_server(controller: str, messages: int, realtime: bool, conn) -> None:
     conn.send(server.summary() | {"latencies_s": server.latencies_s})
 
 
-def time_live(controller: str, layout: str, messages: int, realtime: bool = False) -> dict:
+def time_live(controller: str, layout: str, messages: int, realtime: bool = False,
+              listen: str = "lookup") -> dict:
     """Decision latency of ``musicgym live improvise`` (fm, F = 33, lookup listening) over UDP
     on loopback, the server in a process of its own: one message at a time, each answered
     before the next is sent (``WARM_UP`` more first, not counted)."""
@@ -120,8 +165,8 @@ def time_live(controller: str, layout: str, messages: int, realtime: bool = Fals
     context = multiprocessing.get_context("spawn")
     parent, child = context.Pipe()
     total = messages + WARM_UP
-    proc = context.Process(target=_live_server, args=(controller, total, realtime, child),
-                           daemon=True)
+    proc = context.Process(target=_live_server,
+                           args=(controller, total, realtime, child, listen), daemon=True)
     proc.start()
     port, features, mean, std, scheduling = parent.recv()
     rng = np.random.default_rng(0)
@@ -154,7 +199,7 @@ def time_live(controller: str, layout: str, messages: int, realtime: bool = Fals
         raise RuntimeError(f"the server did not answer every message as {layout}: {summary}")
     server = np.asarray(summary["latencies_s"][WARM_UP:]) * 1e3
     rt = np.asarray(round_trips[WARM_UP:]) * 1e3
-    return {"controller": controller, "layout": layout, "messages": messages,
+    return {"controller": controller, "layout": layout, "messages": messages, "listen": listen,
             "realtime": realtime, "scheduling": scheduling,
             "server_ms_median": float(np.median(server)),
             "server_ms_p99": float(np.percentile(server, 99)),
@@ -191,7 +236,21 @@ def main() -> int:
         print(f"{row['B']:>4} {row['render']:>12,.0f} {row['lookup']:>12,.0f} "
               f"{row['rl_impro_nearest_row']:>16,.0f} "
               f"{row['lookup'] / row['rl_impro_nearest_row']:>15.1f}x")
+    listening = [] if args.live_only else [time_listening(b, args.steps, args.repeats)
+                                           for b in (1, 64)]
+    if listening:
+        print(f"\nrendering mode, hearing the synths (steps/s, {SYNTH}, F = 33): the stream "
+              "against a window from silence per step")
+        print(f"{'B':>4} {'stream':>12} {'from silence':>14} {'speed-up':>9} "
+              f"{'render only: stream':>20} {'from silence':>13} {'speed-up':>9}")
+    for row in listening:
+        print(f"{row['B']:>4} {row['stream']:>12,.0f} {row['window_from_silence']:>14,.0f} "
+              f"{row['stream'] / row['window_from_silence']:>8.2f}x "
+              f"{row['stream_render_only']:>20,.0f} {row['window_render_only']:>13,.0f} "
+              f"{row['stream_render_only'] / row['window_render_only']:>8.2f}x")
     live = []
+    # rendering-mode listening: the improviser's synth streams on, one frame per decision
+    live.append(time_live("nearest", "descriptors", args.messages, listen="render"))
     for realtime in (False, True):
         for controller in ("nearest", "policy"):
             for layout in ("descriptors", "audio"):
@@ -204,7 +263,8 @@ def main() -> int:
           f"{'round trip':>11} {'rt p99':>8}")
     for row in live:
         sched = "fifo" if row["scheduling"].startswith("real-time scheduling (") else "normal"
-        print(f"{row['controller']:>14} {row['layout']:>12} {sched:>8} "
+        name = row["controller"] + ("+render" if row["listen"] == "render" else "")
+        print(f"{name:>14} {row['layout']:>12} {sched:>8} "
               f"{row['server_ms_median']:>8.3f} {row['server_ms_p99']:>8.3f} "
               f"{row['server_ms_max']:>8.3f} {row['round_trip_ms_median']:>11.3f} "
               f"{row['round_trip_ms_p99']:>8.3f}")
@@ -222,11 +282,15 @@ def main() -> int:
     if rows:
         goals = {"lookup_B64_ge_20000": rows[-1]["lookup"] >= 20_000,
                  "render_B64_ge_1000": rows[-1]["render"] >= 1_000, **goals}
+    if listening:
+        goals["stream_ge_window_from_silence"] = all(
+            r["stream"] >= r["window_from_silence"] for r in listening)
     print("goals:", ", ".join(f"{k}: {'met' if v else 'NOT met'}" for k, v in goals.items()))
     if args.live_only:
         return 0   # the results file keeps the last full run
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps({"rows": rows, "live": live, "goals": goals, "synth": SYNTH,
+    RESULTS.write_text(json.dumps({"rows": rows, "listening": listening, "live": live,
+                                   "goals": goals, "synth": SYNTH,
                                    "features": FEATURES, "table_rows": SUBDIV ** 3,
                                    "machine": platform.platform(), "time": time.ctime()},
                                   indent=2) + "\n")

@@ -274,3 +274,33 @@ def test_vector_env_refuses_a_batch_of_the_wrong_size_and_waits_when_disabled():
     np.testing.assert_array_equal(obs2[0], obs[0])
     with pytest.raises(ImproviseConfigError, match="autoreset_mode"):
         ImproviseVectorEnv(2, autoreset_mode="next_step", mode="lookup", subdiv=3, **SINE)
+
+
+def test_rendering_mode_streams_the_synth_without_restarting():
+    """A held state sounds like one long render: every step continues the stream (no new
+    attack), bit for bit, and a row's autoreset leaves the other rows playing on."""
+    vec = ImproviseVectorEnv(2, action_type="multidiscrete", step_size=0.05, **SINE)
+    vec.reset(seed=3)
+    core = vec._core
+    holes = core.synth.hole_matrix(core.params, core.sr)
+    for _ in range(3):
+        vec.step(np.ones((2, 2), dtype=np.int64))     # stay
+    fl = core.frame_length
+    long = core.synth.patch(core.sr).render(holes, n_samples=2 * fl + 3 * fl).mean(axis=1)
+    np.testing.assert_array_equal(core._heard, long[:, -2 * fl:])
+    before = core._heard[1].copy()
+    core.reset(np.array([True, False]), np.random.default_rng(0), None)
+    np.testing.assert_array_equal(core._heard[1], before)
+    fresh = core.synth.render(core.params[:1], n_samples=fl, sr=core.sr, preroll=fl)
+    np.testing.assert_array_equal(core._heard[0], fresh[0])
+
+
+def test_episode_audio_is_one_continuous_stream():
+    from musicgym.envs.improvise_play import render_states
+    from musicgym.envs.synths import make_synth
+
+    synth = make_synth("sine")
+    u = np.array([[0.2, 0.5]] * 4)
+    audio = render_states(synth, u, hop_length=512)
+    long = synth.render(u[:1], n_samples=5 * 512, preroll=0)[0]
+    np.testing.assert_array_equal(audio, long)

@@ -280,6 +280,11 @@ def _add_live(subparsers) -> None:
                         "per hop)")
     p.add_argument("--hop", type=int, default=512,
                    help="samples between decisions in the --wav rendering (default 512)")
+    p.add_argument("--audio-out", nargs="?", const="", metavar="DEVICE",
+                   help="also sound the synth on an audio device (sounddevice; DEVICE: a name "
+                        "or index, none: the default device), so no Pd is needed to hear it")
+    p.add_argument("--audio-blocksize", type=int, default=512,
+                   help="frames per audio callback with --audio-out (default 512)")
     p.add_argument("--realtime", action="store_true",
                    help="ask for real-time scheduling (Linux SCHED_FIFO, as JACK or pd -rt), "
                         "so that other processes do not delay a decision; needs CAP_SYS_NICE "
@@ -338,7 +343,7 @@ def agent_setup(args: argparse.Namespace) -> tuple[dict, object]:
 
 
 def _check_synth(args: argparse.Namespace, played: str) -> None:
-    if args.synth and args.synth != played:
+    if args.synth and args.synth != played and Path(args.synth).stem != played:  # a .pd path
         raise ImproviseConfigError(f"--synth {args.synth}: the run's agent plays {played!r}; "
                                    f"drop --synth or use a run trained on {args.synth!r}")
 
@@ -374,7 +379,16 @@ def run_live_improvise(args: argparse.Namespace) -> int:
         NearestNeighbour.from_core(core, subdiv=args.subdiv)
     improviser = Improviser(core, controller, hop_length=args.hop)
     reply_to = None if args.reply_port == 0 else (args.reply_host, args.reply_port)
-    server = ImproviseServer(improviser, host=args.host, port=args.port, reply_to=reply_to)
+    audio_out = None
+    if args.audio_out is not None:
+        from musicgym.live.improvise import AudioOut
+
+        device = args.audio_out or None
+        device = int(device) if device is not None and device.isdigit() else device
+        audio_out = AudioOut(core.synth, improviser.params, sr=core.sr, device=device,
+                             blocksize=args.audio_blocksize).start()
+    server = ImproviseServer(improviser, host=args.host, port=args.port, reply_to=reply_to,
+                             audio_out=audio_out)
     who = f"the policy of {args.model}" if model is not None else "nearest-neighbour lookup"
     print(f"listening on udp {server.host}:{server.port} ({DESCRIPTORS}, {AUDIO} at "
           f"{core.sr} Hz, {RLIMPRO}); replies to "
@@ -389,6 +403,10 @@ def run_live_improvise(args: argparse.Namespace) -> int:
         summary = server.summary()
     finally:
         server.close()
+        if audio_out is not None:
+            audio_out.close()
+            summary["audio_blocks"], summary["audio_underflows"] = audio_out.blocks, \
+                audio_out.underflows
     print(json.dumps(summary, indent=2))
     if args.wav and improviser.history:
         print(f"wrote {improviser.write_wav(args.wav)}")

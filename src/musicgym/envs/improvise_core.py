@@ -14,6 +14,7 @@ from musicgym.audio.descriptors import feature_names
 from musicgym.envs.improvise_data import (
     LookupTable,
     analyze_synth,
+    analyze_window,
     build_lookup,
     load_corpus,
     lookup_from_columns,
@@ -21,7 +22,7 @@ from musicgym.envs.improvise_data import (
     split_tracks,
 )
 from musicgym.envs.synths import make_synth
-from musicgym.errors import ImproviseConfigError, InvalidActionError
+from musicgym.errors import ImproviseConfigError, InvalidActionError, UnsupportedNodeError
 from musicgym.safeio import load_mapping
 
 ACTION_TYPES = ("ternary", "multidiscrete", "continuous")
@@ -98,7 +99,14 @@ class Improvisers:
             raise ImproviseConfigError(f"max_episode_steps must be a positive integer, got "
                                        f"{max_episode_steps!r}")
         self.num_envs, self.sr, self.frame_length = int(num_envs), int(sr), int(frame_length)
+        self.hop_length = int(hop_length)
+        # rendering mode: the agents' synths play on as one stream (see hear)
+        self._stream = None
+        self._heard = np.zeros((self.num_envs, 2 * self.frame_length), dtype=np.float32)
         self.synth = make_synth(synth, sample=sample)
+        if mode == "render" and not hasattr(self.synth, "patch"):
+            raise ImproviseConfigError(f"synth {self.synth.name!r} is a Pd synth: it has no "
+                                       "rendering mode (a Pd run per step); use mode='lookup'")
         self.n_params = self.synth.n_params
         self.features = feature_names(list(features_keep))
         reward = feature_names(list(features_reward))
@@ -181,6 +189,41 @@ class Improvisers:
         return analyze_synth(self.synth, u, features=self.features, sr=self.sr,
                              frame_length=self.frame_length)
 
+    def hear(self, rows: np.ndarray, *, restart: bool = False) -> np.ndarray:
+        """Raw descriptors (len(rows), F) of the agents' synths, which play on (rendering mode).
+
+        The B synths are one :class:`~musicgym.synth.PatchStream`: a step sets every row's
+        parameters and renders the next ``frame_length`` samples, the phases, envelopes,
+        filters and delays carrying on (a knob turned, not a note restarted), and analyses
+        that window, all of it played at the step's parameters (as the window rendered from
+        silence was before; the window before settles the loudness filters). ``restart`` (a
+        reset) restarts ``rows`` on the stream's clock with the same pre-roll a rendered window
+        has; restarting every row starts the stream afresh (so a seeded reset sounds the same
+        every time).
+        """
+        fl = self.frame_length
+        preroll = max(int(round(self.synth.preroll_s * self.sr)), fl) + fl
+        holes = self.synth.hole_matrix(self.params, self.sr)
+        if self._stream is None or (restart and len(rows) == self.num_envs):
+            self._stream = self.synth.patch(self.sr).stream(holes)
+            self._heard[:] = self._stream.render(preroll).mean(axis=1)[:, -2 * fl:]
+        elif restart:
+            self._stream.set_params(holes)
+            try:
+                audio = self._stream.reset(rows, preroll=preroll).mean(axis=1)
+            except UnsupportedNodeError:   # a node shared by all rows: a window from silence
+                audio = self.synth.render(self.params[rows], n_samples=fl, sr=self.sr,
+                                          preroll=preroll - fl)
+            self._heard[rows] = audio[:, -2 * fl:]
+        else:
+            self._stream.set_params(holes)
+            new = self._stream.render(fl).mean(axis=1)
+            k = new.shape[1]
+            self._heard[:, :2 * fl - k] = self._heard[:, k:]
+            self._heard[:, 2 * fl - k:] = new
+        return analyze_window(self._heard[rows], features=self.features, sr=self.sr,
+                              frame_length=fl)
+
     # -- dynamics ---------------------------------------------------------------------------
     def reset(self, which: np.ndarray, rng: np.random.Generator, track: int | None) -> None:
         """Start new episodes in the envs where ``which`` is True."""
@@ -205,10 +248,19 @@ class Improvisers:
             self.target_params[b] = np.nan
         self.track[randoms] = -1
         self.target_params[randoms] = rng.random((len(randoms), self.n_params))
-        self._listen(idx, randoms)
+        self._listen(idx, randoms, restart=True)
 
-    def _listen(self, agents: np.ndarray, targets: np.ndarray) -> None:
-        """Analyse the agents' states and the new synthetic targets in one engine call."""
+    def _listen(self, agents: np.ndarray, targets: np.ndarray, *, restart: bool = False
+                ) -> None:
+        """Analyse the agents' states and the new synthetic targets: in rendering mode the
+        agents' synths stream on (:meth:`hear`), each target is a window rendered afresh; in
+        lookup mode all of them in one table lookup."""
+        if self.table is None:
+            if len(agents):
+                self.agent[agents] = self.normalise(self.hear(agents, restart=restart))
+            if len(targets):
+                self.target[targets] = self.normalise(self.analyze(self.target_params[targets]))
+            return
         rows = np.concatenate([self.params[agents], self.target_params[targets]])
         if len(rows) == 0:
             return

@@ -29,8 +29,6 @@ from musicgym.envs.improvise_data import analyze_window, build_lookup
 from musicgym.envs.synths import Synth
 from musicgym.errors import ImproviseConfigError
 
-PHASE_PERIOD_S = 1.0   # render_states: each hop is rendered at its time modulo this period
-
 
 class Controller(Protocol):
     """Chooses the synth's next parameters (N,) in [0, 1]."""
@@ -234,12 +232,10 @@ def render_states(synth: Synth, u: np.ndarray, *, sr: int = 44100, hop_length: i
                   batch_size: int = 32) -> np.ndarray:
     """The synth playing parameter states one after another, one per ``hop_length`` samples.
 
-    The synths have no streaming render (a Glicol render starts from silence, as each window
-    the env's rendering mode hears does), so this concatenates per-state windows: state k
-    sounds from sample ``k * hop`` for two hops under a Hann window (50% overlap-add, so a held
-    state plays at full level). Each is rendered at its own time modulo ``PHASE_PERIOD_S``, so
-    a held state continues its phase from hop to hop; the synth restarts once per period (a
-    one-hop crossfade).
+    One stream (:meth:`musicgym.synth.Patch.stream`): state k sets the synth's parameters at
+    sample ``k * hop`` and the synth plays on, its phases, envelopes, filters and delays
+    carrying over (a knob turned, no restart, no click). The synth's ``preroll_s`` is played
+    first and cut.
 
     Parameters
     ----------
@@ -249,28 +245,26 @@ def render_states(synth: Synth, u: np.ndarray, *, sr: int = 44100, hop_length: i
     sr, hop_length : int
         Sample rate, and samples between two states.
     batch_size : int
-        States rendered per engine call (32 states of up to a period and two hops each stay
-        under the minute of audio per call at which the engine draws a progress bar).
+        Unused (kept for callers of the former windowed render).
 
     Returns
     -------
     numpy.ndarray
-        Mono float32, ``(K + 1) * hop_length`` samples (the last state's second hop included).
+        Mono float32, ``(K + 1) * hop_length`` samples (the last state held one more hop).
     """
-    hop, period = int(hop_length), max(1, int(round(PHASE_PERIOD_S * sr)))
+    hop = int(hop_length)
     u = synth.check_params(u)
-    starts = (np.arange(len(u)) * hop) % period
-    window = np.hanning(2 * hop + 1)[:-1]   # periodic Hann: overlapping pairs sum to 1
-    out = np.zeros((len(u) + 1) * hop)
-    for first in range(0, len(u), batch_size):
-        rows = slice(first, first + batch_size)
-        offset = starts[rows]
-        audio = synth.render(u[rows], n_samples=int(offset.max()) + 2 * hop, sr=sr,
-                             preroll=int(round(synth.preroll_s * sr)))
-        audio = audio[:, audio.shape[1] - int(offset.max()) - 2 * hop:]
-        for i, k in enumerate(range(first, first + len(offset))):
-            out[k * hop:(k + 2) * hop] += audio[i, offset[i]:offset[i] + 2 * hop] * window
-    return out.astype(np.float32)
+    holes = synth.hole_matrix(u, sr)
+    stream = synth.patch(sr).stream(holes[:1])
+    preroll = int(round(synth.preroll_s * sr))
+    if preroll:
+        stream.render(preroll)
+    out = np.empty((len(u) + 1) * hop, dtype=np.float32)
+    for k in range(len(u)):
+        stream.set_params(holes[k:k + 1])
+        out[k * hop:(k + 1) * hop] = stream.render(hop).mean(axis=1)[0]
+    out[len(u) * hop:] = stream.render(hop).mean(axis=1)[0]
+    return out
 
 
 def make_core(env_kwargs: dict[str, Any], *, listen: str | None = None) -> Improvisers:
@@ -294,7 +288,8 @@ class Improviser:
     Parameters
     ----------
     core : Improvisers
-        Synth, descriptors, normalisation and listening (``make_core``); only read.
+        Synth, descriptors, normalisation and listening (``make_core``); in rendering mode
+        its row 0 is this improviser's synth stream (``Improvisers.hear``), else only read.
     controller : Controller
         What moves the parameters.
     params : array_like, shape (N,), optional
@@ -320,13 +315,18 @@ class Improviser:
         """Start again: parameters at ``params`` (default 0.5 each), silence heard, no history."""
         start = np.full(self.core.n_params, 0.5) if params is None else params
         self.params = self.synth.check_params(start)[0].copy()
-        self._listen()
+        self._listen(restart=True)
         self._audio = np.zeros(2 * self.core.frame_length)
         self.history: list[np.ndarray] = []
         self.controller.reset()
 
-    def _listen(self) -> None:
-        self.agent_raw = self.core.analyze(self.params[None])[0]
+    def _listen(self, *, restart: bool = False) -> None:
+        core = self.core
+        if core.table is None:   # rendering mode: the synth plays on as a stream (core.hear)
+            core.params[0] = self.params
+            self.agent_raw = core.hear(np.zeros(1, dtype=np.int64), restart=restart)[0]
+        else:
+            self.agent_raw = core.analyze(self.params[None])[0]
         self.agent_z = self.core.normalise(self.agent_raw)
 
     def hear_audio(self, samples: np.ndarray) -> np.ndarray:

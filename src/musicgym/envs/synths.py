@@ -197,15 +197,20 @@ SYNTHS: dict[str, Callable[[], Synth]] = {
 
 
 def make_synth(synth: str | Synth, *, sample=None) -> Synth:
-    """A built-in synth by name (``sample``: a file or (array, sr) for ``sampler``), or ``synth``.
+    """A built-in synth by name (``sample``: a file or (array, sr) for ``sampler``), a Pd
+    synth from a ``.pd`` path (:class:`~musicgym.envs.pd_synth.PdSynth`), or ``synth``.
 
     Raises
     ------
     ImproviseConfigError
         An unknown name, or ``sample`` given for a synth without samples.
     """
-    if isinstance(synth, Synth):
+    if isinstance(synth, Synth) or type(synth).__name__ == "PdSynth":
         return synth
+    if str(synth).endswith(".pd"):   # bring your own Pd synth (RL-impro's synth.pd)
+        from musicgym.envs.pd_synth import PdSynth
+
+        return PdSynth(synth)
     if synth not in SYNTHS:
         raise ImproviseConfigError(f"unknown synth {synth!r}: use one of {sorted(SYNTHS)} or "
                                    "Synth.from_code(code, ranges)")

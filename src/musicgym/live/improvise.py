@@ -307,6 +307,78 @@ def set_realtime(priority: int = REALTIME_PRIORITY) -> str:
     return f"real-time scheduling (SCHED_FIFO, priority {int(priority)})"
 
 
+class AudioOut:
+    """The improviser's synth sounding on an audio device, so a musician needs no Pd to hear
+    it: a PortAudio output stream (``sounddevice``) whose callback plays a
+    :class:`~musicgym.synth.PatchStream` of the synth, the latest decision's parameters
+    applied at the next block (the synth plays on: no restart between decisions).
+
+    Parameters
+    ----------
+    synth : Synth
+        A musicgym synth (a Pd synth sounds in Pd itself).
+    params : array_like, shape (N,)
+        The starting parameters in [0, 1].
+    sr : int
+    device : int or str, optional
+        The output device (sounddevice's name or index; default: the system's).
+    blocksize : int
+        Frames per callback (default 512).
+
+    Raises
+    ------
+    ImproviseConfigError
+        A Pd synth, or no such device / the device cannot be opened (PortAudio's message).
+    """
+
+    def __init__(self, synth, params, *, sr: int = 44100, device=None,
+                 blocksize: int = 512) -> None:
+        if not hasattr(synth, "patch"):
+            raise ImproviseConfigError(f"--audio-out plays musicgym's own synths; the Pd synth "
+                                       f"{synth.name!r} sounds in Pd itself")
+        import sounddevice as sd
+
+        self.synth, self.sr = synth, int(sr)
+        self._stream = synth.patch(self.sr).stream(synth.hole_matrix(np.asarray(params)[None],
+                                                                     self.sr))
+        # compile and load the engine's kernels now, not in the first audio callback (a slow
+        # first callback gets the client dropped by JACK)
+        synth.patch(self.sr).stream(synth.hole_matrix(np.asarray(params)[None], self.sr)) \
+            .render(int(blocksize))
+        self._pending = None
+        self.blocks = 0
+        self.underflows = 0
+        try:
+            self.out = sd.OutputStream(samplerate=self.sr, blocksize=int(blocksize),
+                                       channels=1, dtype="float32", device=device,
+                                       callback=self._callback)
+        except (sd.PortAudioError, ValueError) as exc:
+            raise ImproviseConfigError(f"cannot open audio output {device!r}: {exc}; list the "
+                                       "devices with python -m sounddevice") from exc
+
+    def set_params(self, params) -> None:
+        """Sound these parameters (N,) from the next block on (called by the server)."""
+        # the hole values are computed here, the audio thread only swaps them in
+        self._pending = self.synth.hole_matrix(np.asarray(params)[None], self.sr)
+
+    def _callback(self, outdata, frames, time_info, status) -> None:
+        if status.output_underflow:
+            self.underflows += 1
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            self._stream.set_params(pending)
+        outdata[:, 0] = self._stream.render(frames).mean(axis=1)[0]
+        self.blocks += 1
+
+    def start(self) -> AudioOut:
+        self.out.start()
+        return self
+
+    def close(self) -> None:
+        self.out.stop()
+        self.out.close()
+
+
 class ImproviseServer:
     """An OSC/UDP server around an :class:`Improviser` (see the module docstring).
 
@@ -317,6 +389,8 @@ class ImproviseServer:
         Where to listen (port 0: any free port; the bound one is ``self.port``).
     reply_to : (host, port), optional
         Where replies go; None (default) answers each message's sender.
+    audio_out : AudioOut, optional
+        Where the synth also sounds (each decision's parameters are sent to it).
 
     Raises
     ------
@@ -325,8 +399,9 @@ class ImproviseServer:
     """
 
     def __init__(self, improviser: Improviser, *, host: str = "127.0.0.1", port: int = 6666,
-                 reply_to: tuple[str, int] | None = None) -> None:
-        self.improviser, self.reply_to = improviser, reply_to
+                 reply_to: tuple[str, int] | None = None, audio_out: AudioOut | None = None
+                 ) -> None:
+        self.improviser, self.reply_to, self.audio_out = improviser, reply_to, audio_out
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         try:
             self.sock.bind((host, int(port)))
@@ -360,6 +435,8 @@ class ImproviseServer:
                 continue
             params = self.improviser.decide(target)
             self._reply(params, layout, self.reply_to or sender)
+            if self.audio_out is not None:
+                self.audio_out.set_params(params)
             self.decisions[layout] += 1
             self.latencies_s.append(time.perf_counter() - start)
             answered += 1

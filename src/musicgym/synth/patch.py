@@ -30,8 +30,8 @@ from musicgym.errors import (
     RenderLimitError,
 )
 from musicgym.synth import ast
-from musicgym.synth.graph import Graph, Runner
-from musicgym.synth.nodes.base import F32, Context, resolve
+from musicgym.synth.graph import Graph, Runner, chunk_length
+from musicgym.synth.nodes.base import BLOCK, F32, Context, resolve
 from musicgym.synth.parse import parse
 from musicgym.threads import num_threads, row_blocks, run_blocks
 
@@ -233,6 +233,20 @@ class Patch:
         return "".join(out)
 
     # -- rendering -------------------------------------------------------------------------
+    def stream(self, params=None) -> PatchStream:
+        """A :class:`PatchStream`: this patch rendered piece by piece, its parameters changing
+        between pieces while every node's state carries on (NumPy backend only).
+
+        Examples
+        --------
+        >>> from musicgym.synth import Patch
+        >>> s = Patch("o: sin {freq}").stream([[440.0]])
+        >>> a = s.render(512); s.set_params([[660.0]]); b = s.render(512)
+        >>> a.shape, s.position
+        ((1, 2, 512), 1024)
+        """
+        return PatchStream(self, params)
+
     def render(self, params=None, *, seconds: float | None = None, n_samples: int | None = None,
                progress: bool | None = None) -> np.ndarray:
         """Render every parameter row.
@@ -353,3 +367,165 @@ def render(code: str, *, seconds: float, sr: int = 44100, bpm: float = 120.0,
     patch = Patch(code, sr=sr, bpm=bpm, samples=samples, backend=backend, **options)
     audio = patch.render(params, seconds=seconds)
     return audio[0] if params is None or np.ndim(params) == 1 else audio
+
+
+class PatchStream:
+    """A patch playing on: rendered piece by piece while its parameters change.
+
+    Made by :meth:`Patch.stream`. Every node keeps its state between :meth:`render` calls
+    (oscillator phases, envelope positions, filter and delay memories, sampler voices) and
+    :meth:`set_params` changes only the controls the parameters drive, so turning a knob
+    sounds like a synth whose knob is turned: no restart, no click. The stream's audio is
+    bit-identical to one long render whose parameters change at the same samples.
+
+    The engine runs whole 128-sample blocks (as Glicol does): a render of n samples runs the
+    blocks it needs and keeps what is left over for the next call, so a parameter change
+    takes effect at the first block not yet run (exactly at the next sample when every
+    render is a multiple of 128 samples).
+
+    Parameters
+    ----------
+    patch : Patch
+        A patch of the NumPy backend.
+    params : array_like, shape (B, P) or (P,)
+        The starting parameters (B streams side by side, each its own row).
+    """
+
+    def __init__(self, patch: Patch, params=None) -> None:
+        if patch.graph is None:
+            raise ValueError("a stream needs the numpy backend (the real engine renders only "
+                             "whole pieces)")
+        self.patch = patch
+        self.params = patch.check_params(params)
+        self.batch = self.params.shape[0]
+        # nodes whose arguments hold a hole: the only ones a parameter change touches
+        self._driven = [i for i in patch.graph.order
+                        if any(_holds_hole(a) for a in patch.graph.sites[i].syntax.args)]
+        self.reset()
+
+    @property
+    def position(self) -> int:
+        """Samples delivered since the stream (re)started."""
+        return self._runner.start - self._pending.shape[-1]
+
+    def _context(self, params: np.ndarray) -> Context:
+        p = self.patch
+        ctx = Context(batch=params.shape[0], sr=p.sr, bpm=p.bpm, seed=p.seed, compat=p.compat,
+                      samples=p.samples)
+        ctx.params = params
+        return ctx
+
+    def _runner_for(self, params: np.ndarray) -> Runner:
+        ctx = self._context(params)
+        return Runner(self.patch.graph, ctx, lambda arg: resolve(arg, ctx))
+
+    def reset(self, rows=None, *, preroll: int = 0) -> np.ndarray | None:
+        """Restart the stream (``rows=None``: every row from silence at sample 0), or restart
+        only ``rows`` on the stream's clock.
+
+        A row restart renders those rows afresh at their current parameters, as if they had
+        started ``preroll`` samples ago (never before the stream's start), and puts their new
+        state in place: the other rows play on untouched.
+
+        Returns
+        -------
+        numpy.ndarray or None
+            For a row restart, the restarted rows' last ``preroll`` samples (len(rows), 2,
+            preroll), silence before the stream's start; None for a full reset.
+
+        Raises
+        ------
+        UnsupportedNodeError
+            A row restart of a patch with a node whose state all rows share (plate, arrange,
+            psampler).
+        """
+        if rows is None:
+            self._checked = 0
+            self._runner = self._runner_for(self.params)
+            self._pending = np.zeros((self.batch, 2, 0), dtype=F32)
+            return None
+        rows = np.asarray(rows, dtype=np.int64).reshape(-1)
+        if rows.size and (rows.min() < 0 or rows.max() >= self.batch):
+            raise ParameterError(f"rows must be in [0, {self.batch}), got {rows.tolist()}")
+        preroll = int(preroll)
+        if preroll < 0:
+            raise RenderLimitError(f"preroll must be >= 0 samples, got {preroll}")
+        pending = self._pending.shape[-1]
+        clock = self._runner.start
+        # run whole blocks from a block boundary, ending exactly at the main runner's clock
+        begin = max(0, (clock - pending - preroll) // BLOCK * BLOCK)
+        sub = self._runner_for(self.params[rows])
+        sub.start = begin
+        audio = np.empty((rows.size, 2, clock - begin), dtype=F32)
+        while sub.start < clock:
+            n = min(chunk_length(rows.size), clock - sub.start)
+            sub._advance(audio[:, :, sub.start - begin:sub.start - begin + n], n)
+            sub.start += n
+        for i, node in self._runner.nodes.items():
+            node.load_rows(rows, sub.nodes[i])
+        for src, buf in sub.prev.items():
+            if src in self._runner.prev:
+                self._runner.prev[src][rows] = buf
+        if pending:
+            self._pending[rows] = audio[:, :, audio.shape[-1] - pending:]
+        out = np.zeros((rows.size, 2, preroll), dtype=F32)
+        heard = audio[:, :, :audio.shape[-1] - pending][:, :, -preroll:] if preroll else \
+            audio[:, :, :0]
+        if heard.shape[-1]:
+            out[:, :, preroll - heard.shape[-1]:] = heard
+        return out
+
+    def set_params(self, params) -> None:
+        """New parameters (B, P) from the next block on, every node's state carried over."""
+        params = self.patch.check_params(params)
+        if params.shape[0] != self.batch:
+            raise ParameterError(f"this stream plays {self.batch} rows; got {params.shape[0]}"
+                                 " parameter rows (make a new stream for another batch)")
+        self.params = params
+        ctx = self._context(params)
+        runner = self._runner
+        runner.ctx = ctx
+        for i in self._driven:
+            node = runner.nodes[i]
+            node.ctx = ctx
+            node.set_args([resolve(a, ctx) for a in self.patch.graph.sites[i].syntax.args])
+
+    def render(self, n_samples: int) -> np.ndarray:
+        """The next ``n_samples`` of every row: (B, 2, n) float32."""
+        if not isinstance(n_samples, (int, np.integer)) or n_samples < 0:
+            raise RenderLimitError(f"n_samples must be a non-negative integer, got "
+                                   f"{n_samples!r}")
+        n = int(n_samples)
+        have = self._pending.shape[-1]
+        if have >= n:
+            out, self._pending = self._pending[:, :, :n], self._pending[:, :, n:]
+            return np.ascontiguousarray(out)
+        need = -(-(n - have) // BLOCK) * BLOCK
+        if need > self._checked:   # the memory guard once per larger render, not every call
+            self.patch._check_memory(self.params, need)
+            self._checked = need
+        fresh = np.empty((self.batch, 2, have + need), dtype=F32)
+        fresh[:, :, :have] = self._pending
+        runner, done = self._runner, have
+        step = BLOCK if self.patch.graph.back_edges else chunk_length(self.batch)
+        while done < have + need:
+            k = min(step, have + need - done)
+            runner._advance(fresh[:, :, done:done + k], k)
+            runner.start += k
+            done += k
+        self._pending = fresh[:, :, n:]
+        return fresh[:, :, :n]
+
+
+def _holds_hole(arg) -> bool:
+    """Whether a syntax-tree argument holds a template hole anywhere inside it."""
+    if isinstance(arg, ast.Hole):
+        return True
+    if isinstance(arg, (ast.Number, ast.Ref, ast.Symbol)) or arg is None:
+        return False
+    if isinstance(arg, (list, tuple)):
+        return any(_holds_hole(a) for a in arg)
+    fields = getattr(arg, "__dataclass_fields__", None)
+    if fields:
+        return any(_holds_hole(getattr(arg, f)) for f in fields)
+    return False

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from musicgym.errors import UnsupportedNodeError
 from musicgym.synth import ast
 
 BLOCK = 128
@@ -70,6 +71,12 @@ class Node:
 
     name = "node"
     channels = 1
+    # attributes (dotted paths into helper objects) that are the node's running state: what a
+    # stream carries over a parameter change (phases, envelope positions, filter memories);
+    # every other attribute is a control that ``setup`` derives from the arguments
+    state_attrs: tuple[str, ...] = ()
+    # True where the state is not one row per parameter set (plate's lanes, arrange's groups)
+    rows_shared = False
 
     def __init__(self, ctx: Context, args: list, has_main: bool, n_refs: int) -> None:
         self.ctx = ctx
@@ -93,9 +100,77 @@ class Node:
     def process(self, inputs: list[np.ndarray], start: int, n: int) -> np.ndarray:
         raise NotImplementedError
 
+    # streaming -----------------------------------------------------------------------------
+    def set_args(self, args: list) -> None:
+        """New arguments (new parameter values), keeping the running state: the controls are
+        derived again by ``setup`` and the ``state_attrs`` put back (override where the state's
+        layout depends on an argument: delay lines)."""
+        saved = [get_path(self, name) for name in self.state_attrs]
+        self.args = args
+        self.setup()
+        for name, value in zip(self.state_attrs, saved, strict=True):
+            set_path(self, name, value)
+
+    def load_rows(self, rows: np.ndarray, other: Node) -> None:
+        """Copy the running state of ``other`` (a node of the same code for ``len(rows)`` rows)
+        into rows ``rows`` of this node."""
+        for name in self.state_attrs:
+            target = get_path(self, name)
+            if self.rows_shared:
+                target = None
+            first = target[0] if isinstance(target, list) else target
+            if not isinstance(first, np.ndarray) or first.shape[:1] != (self.ctx.batch,):
+                raise UnsupportedNodeError(
+                    f"'{self.name}' keeps one state for all rows ({name}): a stream cannot "
+                    "restart some rows of it; reset the whole stream instead")
+            copy_rows(target, rows, get_path(other, name))
+
     # helpers ---------------------------------------------------------------------------------
     def zeros(self, n: int, channels: int | None = None) -> np.ndarray:
         return np.zeros((self.ctx.batch, channels or self.channels, n), dtype=F32)
+
+
+def get_path(obj, path: str):
+    for part in path.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def set_path(obj, path: str, value) -> None:
+    *head, last = path.split(".")
+    for part in head:
+        obj = getattr(obj, part)
+    setattr(obj, last, value)
+
+
+def relayout(ring: np.ndarray, first: np.ndarray, lengths: np.ndarray,
+             new_lengths: np.ndarray) -> np.ndarray:
+    """Ring buffers (B, >= L) with write positions ``first`` and lengths ``lengths`` as rings of
+    ``new_lengths`` starting at position 0: each row keeps its latest ``new_lengths`` samples
+    in time order (zeros before the oldest it has)."""
+    B = ring.shape[0]
+    out = np.zeros((B, max(1, int(np.max(new_lengths)))), dtype=ring.dtype)
+    for b in range(B):
+        L, f, M = int(lengths[b]), int(first[b]), int(new_lengths[b])
+        history = np.concatenate([ring[b, f:L], ring[b, :f]])   # oldest first
+        keep = history[max(0, L - M):]
+        out[b, M - len(keep):M] = keep
+    return out
+
+
+def copy_rows(target, rows: np.ndarray, source) -> None:
+    """``target[rows] = source`` for a state array (or a list of them) whose first axis is the
+    batch; a narrower source (a shorter delay line) fills the start of each row."""
+    if isinstance(target, list):
+        for t, s in zip(target, source, strict=True):
+            copy_rows(t, rows, s)
+        return
+    if target.ndim == 1:
+        target[rows] = source
+        return
+    width = min(target.shape[1], source.shape[1])
+    target[rows] = 0
+    target[rows, :width] = source[:, :width]
 
 
 def mono(x: np.ndarray) -> np.ndarray:

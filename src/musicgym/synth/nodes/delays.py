@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from musicgym.synth.nodes.base import F32, Node, column
+from musicgym.synth.nodes.base import F32, Node, column, copy_rows, relayout
 from musicgym.synth.nodes.filters import modulated_read
 
 
@@ -47,6 +47,15 @@ def _modulated_delay(x, delay_ms, sr, L, ring, first, out):
         first[b] = f
 
 
+def _load_rings(target: _Rings, rows: np.ndarray, source: _Rings) -> None:
+    """Rows ``rows`` of ``target`` take the delay lines of ``source`` (same lengths)."""
+    for t, f, s, g in zip(target.ring, target.first, source.ring, source.first, strict=True):
+        lines = relayout(s, g, source.lengths, target.lengths[rows])
+        t[rows] = 0
+        t[rows, :lines.shape[1]] = lines
+        f[rows] = 0
+
+
 class _Rings:
     """One ring buffer per (row, channel) with per-row lengths."""
 
@@ -55,6 +64,16 @@ class _Rings:
         size = int(self.lengths.max())
         self.ring = [np.zeros((batch, size), dtype=F32) for _ in range(channels)]
         self.first = [np.zeros(batch, dtype=np.int64) for _ in range(channels)]
+
+    def resized(self, lengths: np.ndarray) -> _Rings:
+        """These delay lines at new lengths: each keeps its most recent samples (a longer line
+        starts with silence), so a changed delay reads the input ``lengths`` samples ago."""
+        out = _Rings.__new__(_Rings)
+        out.lengths = np.maximum(lengths, 1).astype(np.int64)
+        out.ring = [relayout(r, f, self.lengths, out.lengths) for r, f in
+                    zip(self.ring, self.first, strict=True)]
+        out.first = [np.zeros_like(f) for f in self.first]
+        return out
 
     def push(self, ch: int, x: np.ndarray, out: np.ndarray) -> None:
         ring_delay(np.ascontiguousarray(x), self.lengths, self.ring[ch], self.first[ch], out)
@@ -65,6 +84,17 @@ class DelayN(Node):
 
     name = "delayn"
     channels = 2
+    state_attrs = ("rings",)
+
+    def set_args(self, args: list) -> None:
+        rings = self.rings
+        self.args = args
+        self.delay = self._samples(args, self.ctx.batch).astype(np.int64)
+        same = np.array_equal(np.maximum(self.delay, 1), rings.lengths)
+        self.rings = rings if same else rings.resized(self.delay)
+
+    def load_rows(self, rows, other) -> None:
+        _load_rings(self.rings, rows, other.rings)
 
     @staticmethod
     def _samples(args: list, batch: int) -> np.ndarray:
@@ -101,6 +131,23 @@ class DelayMs(Node):
 
     name = "delayms"
     channels = 2
+
+    def set_args(self, args: list) -> None:
+        if self.args[0] is None:   # modulated by a ~ref: a fixed 2 s line, nothing to change
+            self.args = args
+            return
+        rings = self.rings
+        self.args = args
+        self.delay = self._samples(args, self.ctx.batch, self.ctx.sr).astype(np.int64)
+        same = np.array_equal(np.maximum(self.delay, 1), rings.lengths)
+        self.rings = rings if same else rings.resized(self.delay)
+
+    def load_rows(self, rows, other) -> None:
+        if self.args[0] is None:
+            copy_rows(self.mod_ring, rows, other.mod_ring)
+            copy_rows(self.mod_first, rows, other.mod_first)
+        else:
+            _load_rings(self.rings, rows, other.rings)
     MOD_BUFFER_S = 2
 
     @staticmethod

@@ -52,6 +52,7 @@ class EnvPerc(Node):
 
     name = "envperc"
     channels = 2
+    state_attrs = ("pos", "scale")
 
     def setup(self) -> None:
         B = self.ctx.batch
@@ -120,6 +121,7 @@ class Adsr(Node):
 
     name = "adsr"
     channels = 2
+    state_attrs = ("state_i", "state_f")
 
     def setup(self) -> None:
         B = self.ctx.batch

@@ -23,6 +23,7 @@ from musicgym.synth.nodes.base import (
     column,
     left_only_buffer,
     mono,
+    relayout,
     resolve,
 )
 from musicgym.synth.nodes.libm import cosf, sinf
@@ -98,6 +99,7 @@ def _pattern_cutoff(ev_pos, ev_val, bar_len, start, current, out):
 class _Biquad(Node):
     channels = 1
     highpass = False
+    state_attrs = ("state",)
 
     def setup(self) -> None:
         B = self.ctx.batch
@@ -121,6 +123,7 @@ class _Biquad(Node):
                                 for v, _ in self.pattern.events], axis=1) \
             if self.pattern.events else np.zeros((ctx.batch, 0), F32)
         self.current = np.full(ctx.batch, F32(20.0), dtype=F32)
+        self.state_attrs = ("state", "current")   # the pattern's value held between events
 
     def process(self, inputs, start, n):
         B = self.ctx.batch
@@ -192,6 +195,7 @@ class OnePole(Node):
 
     name = "onepole"
     channels = 1
+    state_attrs = ("state",)
 
     def setup(self) -> None:
         self.state = np.zeros(self.ctx.batch, dtype=F32)
@@ -265,6 +269,14 @@ class ApfMsGain(Node):
 
     name = "apfmsgain"
     channels = 2
+    state_attrs = ("bufx", "bufy", "first")
+
+    def set_args(self, args: list) -> None:
+        old_lengths, bufs, first = self.lengths, (self.bufx, self.bufy), self.first
+        super().set_args(args)
+        if not np.array_equal(old_lengths, self.lengths):
+            self.bufx, self.bufy = (relayout(b, first, old_lengths, self.lengths) for b in bufs)
+            self.first = np.zeros_like(first)
 
     @staticmethod
     def _lengths(args: list, batch: int, sr: int) -> np.ndarray:

@@ -85,6 +85,8 @@ class _Drum(_Compound):
     amp_attack_s = 0.003
     pitch_attack_s = 0.01
     depth_hz = 50.0
+    state_attrs = ("env_amp.pos", "env_amp.scale", "env_pitch.pos", "env_pitch.scale",
+                   "sin.phase", "sin.last")
 
     def setup(self) -> None:
         B = self.ctx.batch
@@ -124,6 +126,9 @@ class Hh(_Compound):
 
     name = "hh"
 
+    # the hi-hat filters the noise every row shares: its filter state has one row
+    state_attrs = ("env_amp.pos", "env_amp.scale", "filter_state")
+
     def setup(self) -> None:
         self.env_amp = _Envelope(self.ctx.batch, 0.003, self.args[0])
         self.filter_state = np.zeros((1, 4), dtype=F32)
@@ -139,6 +144,8 @@ class Hh(_Compound):
 
 class _Synth(_Compound):
     kind = SAW
+
+    state_attrs = ("env_amp.pos", "env_amp.scale", "osc.phase", "osc.last")
 
     def setup(self) -> None:
         B = self.ctx.batch

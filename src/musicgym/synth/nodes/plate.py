@@ -271,6 +271,8 @@ class Plate(Node):
 
     name = "plate"
     channels = 2
+    state_attrs = ("mem", "poles", "phase")
+    rows_shared = True
 
     def setup(self) -> None:
         B = self.ctx.batch

@@ -119,6 +119,17 @@ class _Voices:
         self.dur = np.zeros((batch, cap), dtype=F32)
         self.which = np.zeros((batch, cap), dtype=np.int64)
 
+    def load_rows(self, rows: np.ndarray, other: _Voices) -> None:
+        """Rows ``rows`` take the voices of ``other`` (one row each)."""
+        self.reserve(np.where(np.isin(np.arange(len(self.count)), rows), other.begin.shape[1],
+                              0))
+        width = other.begin.shape[1]
+        for mine, theirs in ((self.begin, other.begin), (self.dur, other.dur),
+                             (self.which, other.which)):
+            mine[rows] = 0
+            mine[rows, :width] = theirs
+        self.count[rows] = other.count
+
     def reserve(self, extra: np.ndarray | int) -> None:
         """Make room for ``extra`` more voices per row."""
         need = int(np.max(self.count + extra))
@@ -157,6 +168,11 @@ class Sampler(Node):
 
     name = "sp"
     channels = 2
+    state_attrs = ("voices",)
+
+
+    def load_rows(self, rows, other) -> None:
+        self.voices.load_rows(rows, other.voices)
 
     def setup(self) -> None:
         self.data, self.off, self.frames, self.chans, self.scale = \
@@ -201,6 +217,8 @@ class PSampler(Node):
 
     name = "psampler"
     channels = 2
+    state_attrs = ("voices",)
+    rows_shared = True
 
     def setup(self) -> None:
         pattern: ast.Pattern = self.args[0]

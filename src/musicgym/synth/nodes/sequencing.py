@@ -95,6 +95,7 @@ class Seq(Node):
 
     name = "seq"
     channels = 2
+    state_attrs = ("speed",)
 
     def setup(self) -> None:
         notes: ast.SeqNotes = self.args[0]
@@ -215,6 +216,8 @@ class Arrange(Node):
 
     name = "arrange"
     channels = 2
+    state_attrs = ("step",)
+    rows_shared = True
 
     def setup(self) -> None:
         sections = len(self.args) // 2

@@ -90,6 +90,7 @@ def _sin_const(inc, phase, out):
 class Oscillator(Node):
     kind = SIN
     channels = 1
+    state_attrs = ("phase", "last")
 
     def setup(self) -> None:
         B = self.ctx.batch
