@@ -1,7 +1,8 @@
 """The improvisation commands: ``musicgym lookup`` (a synth's descriptor table, its 2-D map and
 a listening page), ``musicgym analyze`` (per-track descriptor tables of a corpus),
 ``musicgym live improvise`` (the OSC server) and ``musicgym evaluate-improvise`` (held-out
-tracks, the agent against the nearest-neighbour oracle, random and hold-still)."""
+tracks, the agent against the nearest-neighbour oracle, random and hold-still) and
+``musicgym corpus build|list`` (the musician's corpus: melodies on sampled instruments)."""
 
 from __future__ import annotations
 
@@ -58,6 +59,82 @@ def add_parser(subparsers) -> None:
     a.set_defaults(func=run_analyze)
     _add_live(subparsers)
     _add_evaluate(subparsers)
+    _add_corpus(subparsers)
+
+
+# -- the musician's corpus ---------------------------------------------------------------------
+def _add_corpus(subparsers) -> None:
+    from musicgym.envs import improvise_corpus as ic
+
+    p = subparsers.add_parser(
+        "corpus", help="build or list the improviser's corpus (melodies on sampled instruments)",
+        description="Render sustained melodies (music21's chorales, played by the performance "
+                    "simulator) on General MIDI instruments through a SoundFont, split by "
+                    "piece and by instrument, into a cache folder the env reads as corpus=.")
+    modes = p.add_subparsers(dest="corpus_mode", metavar="MODE", required=True)
+    b = modes.add_parser("build", help="render the corpus (once: a cached build is reused)",
+                         description="Render every train piece on every train instrument and "
+                                     "every test piece on every test instrument; print the "
+                                     "folder to pass as --corpus / corpus=.")
+    b.add_argument("-o", "--output", metavar="DIR",
+                   help="output folder (default ~/.cache/musicgym/corpus/<recipe hash>)")
+    b.add_argument("--train-pieces", nargs="+", default=list(ic.TRAIN_PIECES),
+                   help="music21 corpus names of the training melodies")
+    b.add_argument("--test-pieces", nargs="+", default=list(ic.TEST_PIECES),
+                   help="music21 corpus names of the held-out melodies")
+    b.add_argument("--train-instruments", nargs="+", default=list(ic.TRAIN_INSTRUMENTS),
+                   help="General MIDI instruments of the training tracks")
+    b.add_argument("--test-instruments", nargs="+", default=list(ic.TEST_INSTRUMENTS),
+                   help="General MIDI instruments of the held-out tracks")
+    b.add_argument("--max-seconds", type=float, default=12.0,
+                   help="length of each rendition in seconds (default 12)")
+    b.add_argument("--seed", type=int, default=0, help="seeds the simulated players (default 0)")
+    b.add_argument("--no-oneshots", action="store_true",
+                   help="leave out the recorded one-shots of shared/data/oneshots")
+    b.add_argument("--soundfont", help="an .sf2 file (default: Debian's GM SoundFont)")
+    b.add_argument("--force", action="store_true", help="render again even if cached")
+    b.set_defaults(func=run_corpus_build)
+    ls = modes.add_parser("list", help="list a built corpus's tracks and their split",
+                          description="Print each track of a built corpus: split, kind, piece, "
+                                      "instrument, file.")
+    ls.add_argument("folder", nargs="?",
+                    help="a built corpus (default: every one under ~/.cache/musicgym/corpus)")
+    ls.set_defaults(func=run_corpus_list)
+
+
+def run_corpus_build(args: argparse.Namespace) -> int:
+    from musicgym.envs.improvise_corpus import CorpusRecipe, build_corpus
+
+    recipe = CorpusRecipe(tuple(args.train_pieces), tuple(args.test_pieces),
+                          tuple(args.train_instruments), tuple(args.test_instruments),
+                          max_seconds=args.max_seconds, seed=args.seed,
+                          oneshots=not args.no_oneshots, soundfont=args.soundfont)
+
+    def progress(done: int, total: int, name: str) -> None:
+        print(f"[{done}/{total}] {name}", file=sys.stderr, flush=True)
+
+    folder = build_corpus(recipe, out=args.output, force=args.force, progress=progress)
+    print(folder)
+    return 0
+
+
+def run_corpus_list(args: argparse.Namespace) -> int:
+    from musicgym.envs.improvise_corpus import cache_root, read_manifest
+
+    folders = [Path(args.folder)] if args.folder else sorted(
+        p.parent for p in cache_root().glob("*/manifest.json"))
+    if args.folder and read_manifest(args.folder) is None:
+        raise ImproviseConfigError(f"{args.folder!r} holds no corpus manifest: build one with "
+                                   "`musicgym corpus build -o DIR`")
+    for folder in folders:
+        manifest = read_manifest(folder)
+        print(f"{folder}: {len(manifest['tracks'])} tracks")
+        for t in manifest["tracks"]:
+            print(f"  {t['split']:5} {t['kind']:7} {t['piece']:16} {t['instrument']:10} "
+                  f"{t['name']}")
+    if not folders:
+        print(f"no corpus built under {cache_root()}: run `musicgym corpus build`")
+    return 0
 
 
 def _common(p: argparse.ArgumentParser) -> None:
