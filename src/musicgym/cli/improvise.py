@@ -27,7 +27,7 @@ def add_parser(subparsers) -> None:
         description="Render every point of a regular grid over the synth's parameters (SUBDIV "
                     "points each, 0 and 1 included), analyse the window each plays, and write "
                     "the table, a 2-D map (PNG) and a page where each point plays its sound.")
-    p.add_argument("synth", help="sine, fm, subtractive or sampler")
+    p.add_argument("synth", help="sine, fm, subtractive, sampler or granular")
     p.add_argument("--subdiv", type=int, default=11, help="points per parameter (default 11)")
     p.add_argument("--window", type=int, default=1024,
                    help="analysis window in samples (default 1024)")
@@ -319,7 +319,7 @@ def _agent_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", metavar="RUN",
                    help="a run folder made by `musicgym train musicgym/Improvise-v0` (its "
                         "config.yaml and model.zip); without it, the nearest-neighbour lookup")
-    p.add_argument("--synth", help="sine, fm, subtractive or sampler (default: the run's, or fm)")
+    p.add_argument("--synth", help="sine, fm, subtractive, sampler or granular (default: the run's, or fm)")
     p.add_argument("--features", nargs="+",
                    help="without --model: descriptors kept (default: the env's, "
                         "loudness-dB specshape mfcc chroma)")

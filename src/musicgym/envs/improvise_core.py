@@ -34,7 +34,7 @@ CLIP = 10.0   # normalised descriptors are clipped to [-CLIP, CLIP]
 SETTINGS_IGNORED = ("corpus_name", "reward_noise", "ip_send", "port_send", "port_send_optimal",
                     "verbose", "live", "seed")
 SYNTH_NAMES = {"sin": "sine", "sine": "sine", "fm": "fm", "FM3": "fm", "subtractive":
-               "subtractive", "sampler": "sampler"}
+               "subtractive", "sampler": "sampler", "granular": "granular"}
 
 
 def settings_to_kwargs(settings: str | os.PathLike | dict) -> dict[str, Any]:
