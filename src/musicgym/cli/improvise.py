@@ -319,7 +319,8 @@ def _agent_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", metavar="RUN",
                    help="a run folder made by `musicgym train musicgym/Improvise-v0` (its "
                         "config.yaml and model.zip); without it, the nearest-neighbour lookup")
-    p.add_argument("--synth", help="sine, fm, subtractive, sampler or granular (default: the run's, or fm)")
+    p.add_argument("--synth", help="sine, fm, subtractive, sampler or granular (default: the "
+                                   "run's, or fm)")
     p.add_argument("--features", nargs="+",
                    help="without --model: descriptors kept (default: the env's, "
                         "loudness-dB specshape mfcc chroma)")
