@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from musicgym.cli.live import live_modes
+from musicgym.envs.improvise_agents import InverseAgent, is_agent_file
 from musicgym.errors import ImproviseConfigError
 
 SOUND_S = 0.2      # length of each grid point's sound on the listening page
@@ -60,6 +61,51 @@ def add_parser(subparsers) -> None:
     _add_live(subparsers)
     _add_evaluate(subparsers)
     _add_corpus(subparsers)
+    _add_train_improviser(subparsers)
+
+
+def _add_train_improviser(subparsers) -> None:
+    p = subparsers.add_parser(
+        "train-improviser", help="train an inverse improviser (descriptors -> parameters) on a "
+                                 "synth's table and a corpus's training tracks",
+        description="Distil the synth's nearest-neighbour table into an MLP, then refine it by "
+                    "analysis by synthesis through the interpolated table; write FILE.npz and "
+                    "FILE.json (play it with --model FILE.npz).")
+    p.add_argument("synth", help="sine, fm, subtractive, sampler or granular")
+    p.add_argument("--features", default="lps", choices=["lp", "lps", "lpsm"],
+                   help="lp: loudness, pitch; lps: + spectral shape; lpsm: + MFCC (default lps)")
+    p.add_argument("--corpus", help="a corpus folder (default: `musicgym corpus build`'s)")
+    p.add_argument("--seed", type=int, default=0, help="seed (default 0)")
+    p.add_argument("--subdiv", type=int, help="training table points per parameter (default 65 "
+                                              "for 2 parameters, 21 for 3)")
+    p.add_argument("--distil-steps", type=int, default=3000, help="stage 1 steps (3000)")
+    p.add_argument("--refine-steps", type=int, default=3000, help="stage 2 steps (3000)")
+    p.add_argument("-o", "--output", default="out/improvise", metavar="DIR",
+                   help="output folder: DIR/SYNTH-FEATURES.npz and .json (out/improvise)")
+    p.set_defaults(func=run_train_improviser)
+
+
+def run_train_improviser(args: argparse.Namespace) -> int:
+    import shlex
+
+    import torch
+
+    from musicgym.envs.improvise_corpus import build_corpus
+    from musicgym.train.improvise_agents import train_inverse
+
+    torch.set_num_threads(1)
+    corpus = args.corpus or build_corpus()
+    agent = train_inverse(args.synth, args.features, corpus, seed=args.seed, subdiv=args.subdiv,
+                          distil_steps=args.distil_steps, refine_steps=args.refine_steps,
+                          log=lambda line: print(line, file=sys.stderr, flush=True))
+    agent.meta["command"] = (
+        f"musicgym train-improviser {args.synth} --features {args.features} --seed {args.seed} "
+        f"--distil-steps {args.distil_steps} --refine-steps {args.refine_steps}"
+        + (f" --subdiv {args.subdiv}" if args.subdiv else "")
+        + (f" --corpus {shlex.quote(str(args.corpus))}" if args.corpus else ""))
+    path = agent.save(Path(args.output) / f"{args.synth}-{args.features}.npz")
+    print(f"trained in {agent.meta['train_seconds']} s; wrote {path}")
+    return 0
 
 
 # -- the musician's corpus ---------------------------------------------------------------------
@@ -318,7 +364,9 @@ def run_analyze(args: argparse.Namespace) -> int:
 def _agent_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", metavar="RUN",
                    help="a run folder made by `musicgym train musicgym/Improvise-v0` (its "
-                        "config.yaml and model.zip); without it, the nearest-neighbour lookup")
+                        "config.yaml and model.zip), an agent made by `musicgym "
+                        "train-improviser` (FILE.npz), or builtin:NAME (sine, fm, granular, "
+                        "subtractive); without it, the nearest-neighbour lookup")
     p.add_argument("--synth", help="sine, fm, subtractive, sampler or granular (default: the "
                                    "run's, or fm)")
     p.add_argument("--features", nargs="+",
@@ -389,7 +437,13 @@ def _add_evaluate(subparsers) -> None:
 
 def agent_setup(args: argparse.Namespace) -> tuple[dict, object]:
     """(env keywords, model or None) from --model / --synth / --features / --corpus."""
-    if args.model:
+    if args.model and is_agent_file(args.model):   # builtin:NAME or a train-improviser .npz
+        model = InverseAgent.load(args.model)
+        if args.features or args.reward_features:
+            raise ImproviseConfigError("--features and --reward-features are the agent's own: "
+                                       "drop them with --model")
+        env_kwargs = {**model.env_kwargs, "mode": "lookup", "subdiv": args.subdiv}
+    elif args.model:
         from musicgym.train.evaluate import load_run
 
         config, model = load_run(args.model)
@@ -442,14 +496,17 @@ def run_live_improvise(args: argparse.Namespace) -> int:
         return refuse(args, f"--wav {args.wav}: the synth's playing is written as WAV; give a "
                             "file ending in .wav")
     env_kwargs, model = agent_setup(args)
-    if model is not None:   # one small forward pass per message: more threads only add latency
-        import torch
+    if model is not None and not isinstance(model, InverseAgent):
+        import torch  # one small forward pass per message: more threads only add latency
 
         torch.set_num_threads(1)
     core = make_core(env_kwargs, listen=args.listen)
     _check_synth(args, core.synth.name)
-    controller = PolicyController(model, core) if model is not None else \
-        NearestNeighbour.from_core(core, subdiv=args.subdiv)
+    if isinstance(model, InverseAgent):
+        controller = model.controller(core)
+    else:
+        controller = PolicyController(model, core) if model is not None else \
+            NearestNeighbour.from_core(core, subdiv=args.subdiv)
     improviser = Improviser(core, controller, hop_length=args.hop)
     reply_to = None if args.reply_port == 0 else (args.reply_host, args.reply_port)
     server = ImproviseServer(improviser, host=args.host, port=args.port, reply_to=reply_to)
