@@ -9,9 +9,9 @@ frame by frame, hearing the synth rendered, with: the agent; the nearest-neighbo
 random moves. Reported: the reward's RMSE, per-descriptor error, time to match, training time.
 
     python benchmarks/improvise_agents.py [--synths sine fm granular subtractive]
-        [--feature-sets lps lp lpsm] [--ship] [-o out/improvise/agents]
+        [--feature-sets lp lps lpsm] [--ship] [-o out/improvise/agents]
 
-``--ship`` writes each synth's ``lps`` agent to ``src/musicgym/data/improvisers/SYNTH.npz``
+``--ship`` writes each synth's ``lp`` agent to ``src/musicgym/data/improvisers/SYNTH.npz``
 (the built-ins ``--model builtin:SYNTH`` plays) with its figures in the JSON beside it.
 """
 
@@ -28,7 +28,7 @@ from pathlib import Path
 for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
     os.environ.setdefault(var, "1")
 
-SHIP_SET = "lps"
+SHIP_SET = "lp"   # the shipped built-ins are the loudness + pitch agents
 BUILTIN_DIR = Path(__file__).resolve().parents[1] / "src" / "musicgym" / "data" / "improvisers"
 
 
@@ -42,10 +42,10 @@ def summary(report: dict) -> dict:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--synths", nargs="+", default=["sine", "fm", "granular", "subtractive"])
-    p.add_argument("--feature-sets", nargs="+", default=["lps", "lp", "lpsm"])
+    p.add_argument("--feature-sets", nargs="+", default=["lp", "lps", "lpsm"])
     p.add_argument("--corpus", help="corpus folder (default: `musicgym corpus build`'s)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--ship", action="store_true", help="write the lps agents as built-ins")
+    p.add_argument("--ship", action="store_true", help="write the lp agents as built-ins")
     p.add_argument("-o", "--output", default="out/improvise/agents")
     args = p.parse_args(argv)
 

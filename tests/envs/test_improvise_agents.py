@@ -71,8 +71,7 @@ def test_builtin_drives_an_improviser_frame_by_frame():
         err.append(np.abs(core.normalise(player.agent_raw) - core.normalise(t)).mean())
         err_hold.append(np.abs(core.normalise(hold.agent_raw) - core.normalise(t)).mean())
     assert np.mean(err) < 0.6 * np.mean(err_hold)
-    other = make_core({"synth": "sine", "features_keep": agent.env_kwargs["features_keep"],
-                       "mode": "lookup", "subdiv": 3})
+    other = make_core({**agent.env_kwargs, "synth": "sine", "mode": "lookup", "subdiv": 3})
     with pytest.raises(ImproviseConfigError, match="the agent plays 'fm'"):
         agent.controller(other)
 

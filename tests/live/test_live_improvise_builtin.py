@@ -72,6 +72,8 @@ def test_live_improvise_plays_a_builtin_agent(name, n_controls, capsys):
     assert controls[0] == name and len(controls) == 1 + n_controls
     assert len(replies["/musicgym/params"]) == n_controls
     assert all(np.isfinite(controls[1:]))
+    if name == "sine":      # the sine agent answers the tone's pitch
+        assert abs(controls[1] - 440.0) < 40
     assert f"the policy of builtin:{name}" in capsys.readouterr().out
 
 
