@@ -50,6 +50,20 @@ def test_fm_synth_is_what_rl_impro_meant():
     assert params == pytest.approx({"carrier_hz": 600.0, "mod_hz": 600.0, "dev_hz": 600.0})
 
 
+def test_granular_synth_speed_is_pitch_and_grain_length_is_loudness():
+    """Grains of the 220 Hz source: speed 1 sounds at 220 Hz, speed 2 an octave up; longer
+    grains fill more of the window, so they sound louder."""
+    granular = make_synth("granular")
+    assert granular.param_names == ("density_hz", "speed", "grain_s")
+    speed_1 = np.log(1 / 0.25) / np.log(16)       # speed 0.25 -> 4, exp
+    speed_2 = np.log(2 / 0.25) / np.log(16)
+    u = [[0.5, speed_1, 1.0], [0.5, speed_2, 1.0], [0.5, speed_1, 0.0]]
+    values = analyze_synth(granular, u, features=["loudness-dB", "pitch"])
+    assert values[0, 1] == pytest.approx(220, rel=0.03)
+    assert values[1, 1] == pytest.approx(440, rel=0.03)
+    assert values[0, 0] > 2 * values[2, 0] > 0
+
+
 def test_synth_mappings_and_custom_patches():
     sub = make_synth("subtractive")
     controls = sub.get_controls([[0.0, 1.0, 0.5], [1.0, 0.0, 0.0]])

@@ -1,7 +1,8 @@
 """The improvisation commands: ``musicgym lookup`` (a synth's descriptor table, its 2-D map and
 a listening page), ``musicgym analyze`` (per-track descriptor tables of a corpus),
 ``musicgym live improvise`` (the OSC server) and ``musicgym evaluate-improvise`` (held-out
-tracks, the agent against the nearest-neighbour oracle, random and hold-still)."""
+tracks, the agent against the nearest-neighbour oracle, random and hold-still) and
+``musicgym corpus build|list`` (the musician's corpus: melodies on sampled instruments)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from musicgym.cli.live import live_modes
+from musicgym.envs.improvise_agents import InverseAgent, is_agent_file
 from musicgym.errors import ImproviseConfigError
 
 SOUND_S = 0.2      # length of each grid point's sound on the listening page
@@ -26,7 +28,7 @@ def add_parser(subparsers) -> None:
         description="Render every point of a regular grid over the synth's parameters (SUBDIV "
                     "points each, 0 and 1 included), analyse the window each plays, and write "
                     "the table, a 2-D map (PNG) and a page where each point plays its sound.")
-    p.add_argument("synth", help="sine, fm, subtractive or sampler")
+    p.add_argument("synth", help="sine, fm, subtractive, sampler or granular")
     p.add_argument("--subdiv", type=int, default=11, help="points per parameter (default 11)")
     p.add_argument("--window", type=int, default=1024,
                    help="analysis window in samples (default 1024)")
@@ -58,6 +60,127 @@ def add_parser(subparsers) -> None:
     a.set_defaults(func=run_analyze)
     _add_live(subparsers)
     _add_evaluate(subparsers)
+    _add_corpus(subparsers)
+    _add_train_improviser(subparsers)
+
+
+def _add_train_improviser(subparsers) -> None:
+    p = subparsers.add_parser(
+        "train-improviser", help="train an inverse improviser (descriptors -> parameters) on a "
+                                 "synth's table and a corpus's training tracks",
+        description="Distil the synth's nearest-neighbour table into an MLP, then refine it by "
+                    "analysis by synthesis through the interpolated table; write FILE.npz and "
+                    "FILE.json (play it with --model FILE.npz).")
+    p.add_argument("synth", help="sine, fm, subtractive, sampler or granular")
+    p.add_argument("--features", default="lps", choices=["lp", "lps", "lpsm"],
+                   help="lp: loudness, pitch; lps: + spectral shape; lpsm: + MFCC (default lps)")
+    p.add_argument("--corpus", help="a corpus folder (default: `musicgym corpus build`'s)")
+    p.add_argument("--seed", type=int, default=0, help="seed (default 0)")
+    p.add_argument("--subdiv", type=int, help="training table points per parameter (default 65 "
+                                              "for 2 parameters, 21 for 3)")
+    p.add_argument("--distil-steps", type=int, default=3000, help="stage 1 steps (3000)")
+    p.add_argument("--refine-steps", type=int, default=3000, help="stage 2 steps (3000)")
+    p.add_argument("-o", "--output", default="out/improvise", metavar="DIR",
+                   help="output folder: DIR/SYNTH-FEATURES.npz and .json (out/improvise)")
+    p.set_defaults(func=run_train_improviser)
+
+
+def run_train_improviser(args: argparse.Namespace) -> int:
+    import shlex
+
+    import torch
+
+    from musicgym.envs.improvise_corpus import build_corpus
+    from musicgym.train.improvise_agents import train_inverse
+
+    torch.set_num_threads(1)
+    corpus = args.corpus or build_corpus()
+    agent = train_inverse(args.synth, args.features, corpus, seed=args.seed, subdiv=args.subdiv,
+                          distil_steps=args.distil_steps, refine_steps=args.refine_steps,
+                          log=lambda line: print(line, file=sys.stderr, flush=True))
+    agent.meta["command"] = (
+        f"musicgym train-improviser {args.synth} --features {args.features} --seed {args.seed} "
+        f"--distil-steps {args.distil_steps} --refine-steps {args.refine_steps}"
+        + (f" --subdiv {args.subdiv}" if args.subdiv else "")
+        + (f" --corpus {shlex.quote(str(args.corpus))}" if args.corpus else ""))
+    path = agent.save(Path(args.output) / f"{args.synth}-{args.features}.npz")
+    print(f"trained in {agent.meta['train_seconds']} s; wrote {path}")
+    return 0
+
+
+# -- the musician's corpus ---------------------------------------------------------------------
+def _add_corpus(subparsers) -> None:
+    from musicgym.envs import improvise_corpus as ic
+
+    p = subparsers.add_parser(
+        "corpus", help="build or list the improviser's corpus (melodies on sampled instruments)",
+        description="Render sustained melodies (music21's chorales, played by the performance "
+                    "simulator) on General MIDI instruments through a SoundFont, split by "
+                    "piece and by instrument, into a cache folder the env reads as corpus=.")
+    modes = p.add_subparsers(dest="corpus_mode", metavar="MODE", required=True)
+    b = modes.add_parser("build", help="render the corpus (once: a cached build is reused)",
+                         description="Render every train piece on every train instrument and "
+                                     "every test piece on every test instrument; print the "
+                                     "folder to pass as --corpus / corpus=.")
+    b.add_argument("-o", "--output", metavar="DIR",
+                   help="output folder (default ~/.cache/musicgym/corpus/<recipe hash>)")
+    b.add_argument("--train-pieces", nargs="+", default=list(ic.TRAIN_PIECES),
+                   help="music21 corpus names of the training melodies")
+    b.add_argument("--test-pieces", nargs="+", default=list(ic.TEST_PIECES),
+                   help="music21 corpus names of the held-out melodies")
+    b.add_argument("--train-instruments", nargs="+", default=list(ic.TRAIN_INSTRUMENTS),
+                   help="General MIDI instruments of the training tracks")
+    b.add_argument("--test-instruments", nargs="+", default=list(ic.TEST_INSTRUMENTS),
+                   help="General MIDI instruments of the held-out tracks")
+    b.add_argument("--max-seconds", type=float, default=12.0,
+                   help="length of each rendition in seconds (default 12)")
+    b.add_argument("--seed", type=int, default=0, help="seeds the simulated players (default 0)")
+    b.add_argument("--no-oneshots", action="store_true",
+                   help="leave out the recorded one-shots of shared/data/oneshots")
+    b.add_argument("--soundfont", help="an .sf2 file (default: Debian's GM SoundFont)")
+    b.add_argument("--force", action="store_true", help="render again even if cached")
+    b.set_defaults(func=run_corpus_build)
+    ls = modes.add_parser("list", help="list a built corpus's tracks and their split",
+                          description="Print each track of a built corpus: split, kind, piece, "
+                                      "instrument, file.")
+    ls.add_argument("folder", nargs="?",
+                    help="a built corpus (default: every one under ~/.cache/musicgym/corpus)")
+    ls.set_defaults(func=run_corpus_list)
+
+
+def run_corpus_build(args: argparse.Namespace) -> int:
+    from musicgym.envs.improvise_corpus import CorpusRecipe, build_corpus
+
+    recipe = CorpusRecipe(tuple(args.train_pieces), tuple(args.test_pieces),
+                          tuple(args.train_instruments), tuple(args.test_instruments),
+                          max_seconds=args.max_seconds, seed=args.seed,
+                          oneshots=not args.no_oneshots, soundfont=args.soundfont)
+
+    def progress(done: int, total: int, name: str) -> None:
+        print(f"[{done}/{total}] {name}", file=sys.stderr, flush=True)
+
+    folder = build_corpus(recipe, out=args.output, force=args.force, progress=progress)
+    print(folder)
+    return 0
+
+
+def run_corpus_list(args: argparse.Namespace) -> int:
+    from musicgym.envs.improvise_corpus import cache_root, read_manifest
+
+    folders = [Path(args.folder)] if args.folder else sorted(
+        p.parent for p in cache_root().glob("*/manifest.json"))
+    if args.folder and read_manifest(args.folder) is None:
+        raise ImproviseConfigError(f"{args.folder!r} holds no corpus manifest: build one with "
+                                   "`musicgym corpus build -o DIR`")
+    for folder in folders:
+        manifest = read_manifest(folder)
+        print(f"{folder}: {len(manifest['tracks'])} tracks")
+        for t in manifest["tracks"]:
+            print(f"  {t['split']:5} {t['kind']:7} {t['piece']:16} {t['instrument']:10} "
+                  f"{t['name']}")
+    if not folders:
+        print(f"no corpus built under {cache_root()}: run `musicgym corpus build`")
+    return 0
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -241,8 +364,11 @@ def run_analyze(args: argparse.Namespace) -> int:
 def _agent_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", metavar="RUN",
                    help="a run folder made by `musicgym train musicgym/Improvise-v0` (its "
-                        "config.yaml and model.zip); without it, the nearest-neighbour lookup")
-    p.add_argument("--synth", help="sine, fm, subtractive or sampler (default: the run's, or fm)")
+                        "config.yaml and model.zip), an agent made by `musicgym "
+                        "train-improviser` (FILE.npz), or builtin:NAME (sine, fm, granular, "
+                        "subtractive); without it, the nearest-neighbour lookup")
+    p.add_argument("--synth", help="sine, fm, subtractive, sampler or granular (default: the "
+                                   "run's, or fm)")
     p.add_argument("--features", nargs="+",
                    help="without --model: descriptors kept (default: the env's, "
                         "loudness-dB specshape mfcc chroma)")
@@ -316,7 +442,13 @@ def _add_evaluate(subparsers) -> None:
 
 def agent_setup(args: argparse.Namespace) -> tuple[dict, object]:
     """(env keywords, model or None) from --model / --synth / --features / --corpus."""
-    if args.model:
+    if args.model and is_agent_file(args.model):   # builtin:NAME or a train-improviser .npz
+        model = InverseAgent.load(args.model)
+        if args.features or args.reward_features:
+            raise ImproviseConfigError("--features and --reward-features are the agent's own: "
+                                       "drop them with --model")
+        env_kwargs = {**model.env_kwargs, "mode": "lookup", "subdiv": args.subdiv}
+    elif args.model:
         from musicgym.train.evaluate import load_run
 
         config, model = load_run(args.model)
@@ -369,14 +501,17 @@ def run_live_improvise(args: argparse.Namespace) -> int:
         return refuse(args, f"--wav {args.wav}: the synth's playing is written as WAV; give a "
                             "file ending in .wav")
     env_kwargs, model = agent_setup(args)
-    if model is not None:   # one small forward pass per message: more threads only add latency
-        import torch
+    if model is not None and not isinstance(model, InverseAgent):
+        import torch  # one small forward pass per message: more threads only add latency
 
         torch.set_num_threads(1)
     core = make_core(env_kwargs, listen=args.listen)
     _check_synth(args, core.synth.name)
-    controller = PolicyController(model, core) if model is not None else \
-        NearestNeighbour.from_core(core, subdiv=args.subdiv)
+    if isinstance(model, InverseAgent):
+        controller = model.controller(core)
+    else:
+        controller = PolicyController(model, core) if model is not None else \
+            NearestNeighbour.from_core(core, subdiv=args.subdiv)
     improviser = Improviser(core, controller, hop_length=args.hop)
     reply_to = None if args.reply_port == 0 else (args.reply_host, args.reply_port)
     audio_out = None

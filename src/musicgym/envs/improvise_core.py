@@ -35,7 +35,7 @@ CLIP = 10.0   # normalised descriptors are clipped to [-CLIP, CLIP]
 SETTINGS_IGNORED = ("corpus_name", "reward_noise", "ip_send", "port_send", "port_send_optimal",
                     "verbose", "live", "seed")
 SYNTH_NAMES = {"sin": "sine", "sine": "sine", "fm": "fm", "FM3": "fm", "subtractive":
-               "subtractive", "sampler": "sampler"}
+               "subtractive", "sampler": "sampler", "granular": "granular"}
 
 
 def settings_to_kwargs(settings: str | os.PathLike | dict) -> dict[str, Any]:
@@ -122,9 +122,7 @@ class Improvisers:
         self.table = self._table(lookup, subdiv) if mode == "lookup" else None
         self.tracks = []
         if corpus is not None:
-            train, test = split_tracks(load_corpus(corpus, features=self.features, sr=sr,
-                                                   frame_length=frame_length,
-                                                   hop_length=hop_length), holdout=holdout)
+            train, test = self._split_corpus(corpus, holdout, frame_length, hop_length)
             self.tracks = test if split == "test" else train
             if not self.tracks:
                 raise ImproviseConfigError(f"the corpus has no {split} track (holdout="
@@ -137,6 +135,20 @@ class Improvisers:
         self._init_state()
 
     # -- set-up ------------------------------------------------------------------------------
+    def _split_corpus(self, corpus, holdout: float, frame_length: int, hop_length: int):
+        """Train and held-out tracks: by the manifest of a built corpus (``musicgym corpus
+        build``: split by piece and instrument), else by name order (``holdout``)."""
+        from musicgym.envs.improvise_corpus import manifest_split
+
+        kw = dict(features=self.features, sr=self.sr, frame_length=frame_length,
+                  hop_length=hop_length)
+        built = manifest_split(corpus) if isinstance(corpus, (str, os.PathLike)) else None
+        if built is None:
+            return split_tracks(load_corpus(corpus, **kw), holdout=holdout)
+        train, test = built
+        return (load_corpus(train, **kw) if train else [],
+                load_corpus(test, **kw) if test else [])
+
     def _table(self, lookup, subdiv: int) -> LookupTable:
         if lookup is None:
             return build_lookup(self.synth, subdiv=subdiv, features=self.features, sr=self.sr,

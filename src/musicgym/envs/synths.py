@@ -15,6 +15,10 @@ name            parameters (0 -> 1)                          sound
                 100 -> 8000 (exp), q 0.7 -> 8 (lin)
 ``sampler``     density_hz 2 -> 40 (exp), speed 0.25 -> 4     a sample retriggered by impulses
                 (exp), cutoff_hz 200 -> 16000 (exp)           at a playback speed, through lpf
+``granular``    density_hz 2 -> 40 (exp), speed 0.25 -> 4    grains of a sustained 220 Hz tone:
+                (exp), grain_s 0.02 -> 0.5 (exp)              one per impulse, played at a speed
+                                                              (pitch 55-880 Hz), under a
+                                                              percussive envelope of grain_s
 =============== ============================================ =====================================
 
 Any patch works the same way: ``Synth.from_code("o: saw {pitch_hz} >> lpf {cutoff_hz} 1.0",
@@ -65,6 +69,14 @@ def _plucked_tone(sr: int) -> tuple[np.ndarray, int]:
 
     code = "~env: imp 0.5 >> envperc 0.002 0.45\no: saw 220 >> lpf 2500 3 >> mul ~env"
     return Patch(code, sr=sr).render(n_samples=sr // 2)[0], sr
+
+
+def _grain_source(sr: int) -> tuple[np.ndarray, int]:
+    """The granular synth's source: two seconds of a sustained, filtered 220 Hz sawtooth
+    (RL-impro's grain file was never published; a pitched tone makes speed a pitch control)."""
+    from musicgym.synth import Patch
+
+    return Patch("o: saw 220 >> lpf 3000 1.0 >> mul 0.5", sr=sr).render(n_samples=2 * sr)[0], sr
 
 
 @dataclass
@@ -193,6 +205,13 @@ SYNTHS: dict[str, Callable[[], Synth]] = {
         "sampler", "o: imp {density_hz} >> mul {speed} >> sp \\src >> lpf {cutoff_hz} 1.0",
         (Control("density_hz", 2.0, 40.0, "exp"), Control("speed", 0.25, 4.0, "exp"),
          Control("cutoff_hz", 200.0, 16000.0, "exp")), samples=_plucked_tone, preroll_s=0.25),
+    # RL-impro's granular patch (density, start, duration) with speed for start: each analysed
+    # window starts on a grain (no pre-roll), so density and grain length shape what is heard
+    "granular": lambda: Synth(
+        "granular", "~trig: imp {density_hz}\n~env: ~trig >> envperc 0.005 {grain_s}\n"
+                    "o: ~trig >> mul {speed} >> sp \\src >> mul ~env",
+        (Control("density_hz", 2.0, 40.0, "exp"), Control("speed", 0.25, 4.0, "exp"),
+         Control("grain_s", 0.02, 0.5, "exp")), samples=_grain_source),
 }
 
 

@@ -88,7 +88,9 @@ def evaluate_improvisers(env_kwargs: dict[str, Any], *, model=None, methods=None
     if not 0.0 < float(match_rmse):
         raise ImproviseConfigError(f"match_rmse must be positive, got {match_rmse!r}")
     core = make_core({**env_kwargs, "split": "test", "training_mode": "corpus"}, listen=listen)
-    controllers = {"agent": lambda: PolicyController(model, core),
+    # an InverseAgent (musicgym.envs.improvise_agents) binds itself; an SB3 model is wrapped
+    controllers = {"agent": lambda: model.controller(core) if hasattr(model, "controller")
+                   else PolicyController(model, core),
                    "oracle": lambda: NearestNeighbour.from_core(core, subdiv=subdiv),
                    "random": lambda: RandomMoves(core.step_size, seed),
                    "hold": HoldStill}

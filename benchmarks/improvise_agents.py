@@ -1,0 +1,117 @@
+"""Trained improvisers against the simple players, on the corpus's held-out tracks.
+
+Per synth and descriptor set: train an inverse agent (``musicgym train-improviser``'s
+:func:`musicgym.train.improvise_agents.train_inverse`) on the training tracks of the corpus
+(``musicgym corpus build``: melodies on sampled instruments, and the recorded one-shots), then
+play every held-out track (held-out pieces on held-out instruments, and held-out one-shots)
+frame by frame, hearing the synth rendered, with: the agent; the nearest-neighbour oracle on an
+11-point grid (the evaluation's usual one) and on the agent's own training grid; holding still;
+random moves. Reported: the reward's RMSE, per-descriptor error, time to match, training time.
+
+    python benchmarks/improvise_agents.py [--synths sine fm granular subtractive]
+        [--feature-sets lp lps lpsm] [--ship] [-o out/improvise/agents]
+
+``--ship`` writes each synth's ``lp`` agent to ``src/musicgym/data/improvisers/SYNTH.npz``
+(the built-ins ``--model builtin:SYNTH`` plays) with its figures in the JSON beside it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
+    os.environ.setdefault(var, "1")
+
+SHIP_SET = "lp"   # the shipped built-ins are the loudness + pitch agents
+BUILTIN_DIR = Path(__file__).resolve().parents[1] / "src" / "musicgym" / "data" / "improvisers"
+
+
+def summary(report: dict) -> dict:
+    return {m: {"rmse": r["rmse"], "time_to_match_s": r["time_to_match_s"],
+                "matched_tracks": r["matched_tracks"], "n_tracks": r["n_tracks"],
+                "mae": r["mae"], "mae_z": r["mae_z"]}
+            for m, r in report["methods"].items()}
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--synths", nargs="+", default=["sine", "fm", "granular", "subtractive"])
+    p.add_argument("--feature-sets", nargs="+", default=["lp", "lps", "lpsm"])
+    p.add_argument("--corpus", help="corpus folder (default: `musicgym corpus build`'s)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--ship", action="store_true", help="write the lp agents as built-ins")
+    p.add_argument("-o", "--output", default="out/improvise/agents")
+    args = p.parse_args(argv)
+
+    import torch
+
+    from musicgym.envs.improvise_corpus import build_corpus
+    from musicgym.train.evaluate_improvise import evaluate_improvisers
+    from musicgym.train.improvise_agents import env_kwargs_for, train_inverse
+
+    torch.set_num_threads(1)
+    corpus = str(args.corpus or build_corpus())
+    out = Path(args.output)
+    out.mkdir(parents=True, exist_ok=True)
+    results_path = out / "results.json"
+    results = json.loads(results_path.read_text()) if results_path.is_file() else {}
+    for feature_set in args.feature_sets:
+        for synth in args.synths:
+            key = f"{synth}-{feature_set}"
+            agent = train_inverse(synth, feature_set, corpus, seed=args.seed,
+                                  log=lambda line: print(line, file=sys.stderr, flush=True))
+            agent.meta["command"] = (f"musicgym train-improviser {synth} --features "
+                                     f"{feature_set} --seed {args.seed}")
+            agent.meta["corpus"] = Path(corpus).name
+            kwargs = {**env_kwargs_for(synth, feature_set, corpus), "mode": "render"}
+            start = time.perf_counter()
+            report = evaluate_improvisers(kwargs, model=agent, seed=args.seed)
+            fine = evaluate_improvisers(kwargs, methods=["oracle"], seed=args.seed,
+                                        subdiv=agent.meta["subdiv"])
+            row = summary(report)
+            row[f"oracle_{agent.meta['subdiv']}"] = summary(fine)["oracle"]
+            row["train_seconds"] = agent.meta["train_seconds"]
+            row["eval_seconds"] = round(time.perf_counter() - start, 1)
+            row["tracks"] = report["tracks"]
+            results[key] = row
+            agent.meta["heldout"] = {m: {"rmse": round(r["rmse"], 4)} for m, r in row.items()
+                                     if isinstance(r, dict)}
+            path = agent.save(out / f"{key}.npz")
+            if args.ship and feature_set == SHIP_SET:
+                BUILTIN_DIR.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(path, BUILTIN_DIR / f"{synth}.npz")
+                shutil.copyfile(path.with_suffix(".json"), BUILTIN_DIR / f"{synth}.json")
+            tmp = out / ".partial-results.json"
+            tmp.write_text(json.dumps(results, indent=2) + "\n")
+            tmp.replace(results_path)
+            print(f"{key}: " + ", ".join(f"{m} {r['rmse']:.3f}" for m, r in row.items()
+                                         if isinstance(r, dict))
+                  + f"; trained {row['train_seconds']} s", flush=True)
+    print(table(results))
+    return 0
+
+
+def table(results: dict) -> str:
+    lines = ["| synth | descriptors | agent | oracle (11) | oracle (training grid) | hold | "
+             "random | agent / oracle (11) | agent time to match (s) | training (s) |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for key, row in results.items():
+        synth, fs = key.rsplit("-", 1)
+        fine = next(v for k, v in row.items() if k.startswith("oracle_"))
+        ttm = row["agent"]["time_to_match_s"]
+        lines.append(f"| {synth} | {fs} | {row['agent']['rmse']:.3f} | "
+                     f"{row['oracle']['rmse']:.3f} | {fine['rmse']:.3f} | "
+                     f"{row['hold']['rmse']:.3f} | {row['random']['rmse']:.3f} | "
+                     f"{row['agent']['rmse'] / row['oracle']['rmse']:.2f} | "
+                     f"{'never' if ttm is None else f'{ttm:.3f}'} | {row['train_seconds']} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,166 @@
+"""Trained improvisers that play without SB3 or torch: small MLPs stored as NumPy ``.npz``.
+
+An :class:`InverseAgent` is a goal-conditioned policy that jumps: it reads the musician's
+descriptors and answers the synth parameters that sound like them, in one forward pass (an
+amortised nearest-neighbour search; :mod:`musicgym.train.improvise_agents` trains it). It is a
+:class:`~musicgym.envs.improvise_play.Controller` once bound to an improviser's core
+(:meth:`InverseAgent.controller`), so the evaluation, the live server and ``--model builtin:fm``
+use it as they use any other.
+
+It keeps its own normalisation (the one it was trained with), so it plays the same whatever
+corpus the core around it was normalised on. The built-in agents live in
+``musicgym/data/improvisers``: ``NAME.npz`` (weights) and ``NAME.json`` (synth, descriptors,
+the exact training command and seed, and the held-out figures it reached).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from musicgym.errors import ImproviseConfigError
+
+BUILTIN_PREFIX = "builtin:"
+
+
+def _builtin_dir() -> Path:
+    return Path(str(resources.files("musicgym") / "data" / "improvisers"))
+
+
+def builtin_names() -> list[str]:
+    """Names of the shipped agents (``musicgym live improvise --model builtin:NAME``)."""
+    return sorted(p.stem for p in _builtin_dir().glob("*.npz"))
+
+
+@dataclass
+class InverseAgent:
+    """descriptors -> synth parameters: an MLP with tanh hidden layers and a sigmoid output.
+
+    Attributes
+    ----------
+    synth : str
+        The synth it plays (its parameters are the output, in [0, 1]).
+    features : list of str
+        The descriptors it reads, in order (``Improvisers.features`` of its env).
+    env_kwargs : dict
+        ``gym.make`` keywords of the env it was trained for (synth, features_keep,
+        features_reward); a live server or evaluation rebuilds its core from them.
+    mean, std : numpy.ndarray, shape (F,)
+        Its own normalisation of raw descriptors.
+    layers : list of (W, b)
+        Weights, ``W`` (in, out) float32.
+    meta : dict
+        How it was made (command, seed, time) and what it reached.
+    """
+
+    synth: str
+    features: list[str]
+    env_kwargs: dict[str, Any]
+    mean: np.ndarray
+    std: np.ndarray
+    layers: list[tuple[np.ndarray, np.ndarray]]
+    meta: dict = field(default_factory=dict)
+
+    def __call__(self, target_raw: np.ndarray, known: np.ndarray | None = None) -> np.ndarray:
+        """Parameters (B, N) for raw descriptors (B, F) (unknown ones read as the mean)."""
+        x = (np.asarray(target_raw, dtype=np.float64) - self.mean) / self.std
+        if known is not None:
+            x = np.where(known, x, 0.0)
+        x = np.clip(np.nan_to_num(x), -10.0, 10.0).astype(np.float32)
+        for i, (w, b) in enumerate(self.layers):
+            x = x @ w + b
+            x = np.tanh(x) if i < len(self.layers) - 1 else 1.0 / (1.0 + np.exp(-x))
+        return x.astype(np.float64)
+
+    def controller(self, core) -> AgentController:
+        """This agent as a Controller of an improviser whose core is ``core``."""
+        if core.synth.name != self.synth:
+            raise ImproviseConfigError(f"the agent plays {self.synth!r}, the improviser "
+                                       f"{core.synth.name!r}: use the agent's synth")
+        missing = sorted(set(self.features) - set(core.features))
+        if missing:
+            raise ImproviseConfigError(f"the agent reads {missing}, which the improviser does "
+                                       "not analyse: use the agent's env_kwargs")
+        return AgentController(self, core)
+
+    # -- files ---------------------------------------------------------------------------------
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write ``path`` (.npz, the weights) and the same name .json (everything else)."""
+        path = Path(path).with_suffix(".npz")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        arrays = {"mean": self.mean, "std": self.std}
+        for i, (w, b) in enumerate(self.layers):
+            arrays[f"w{i}"], arrays[f"b{i}"] = w.astype(np.float32), b.astype(np.float32)
+        tmp = path.with_name(".partial-" + path.name)
+        with open(tmp, "wb") as fh:
+            np.savez_compressed(fh, **arrays)
+        tmp.replace(path)
+        info = {"synth": self.synth, "features": self.features, "env_kwargs": self.env_kwargs,
+                "layers": len(self.layers), **self.meta}
+        path.with_suffix(".json").write_text(json.dumps(info, indent=2) + "\n")
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> InverseAgent:
+        """An agent from ``NAME.npz`` + ``NAME.json``, or ``builtin:NAME``.
+
+        Raises
+        ------
+        ImproviseConfigError
+            No such builtin or file, or files that are not an agent's.
+        """
+        text = str(path)
+        if text.startswith(BUILTIN_PREFIX):
+            name = text[len(BUILTIN_PREFIX):]
+            if name not in builtin_names():
+                raise ImproviseConfigError(f"no built-in improviser {name!r}: choose one of "
+                                           f"{builtin_names()}")
+            path = _builtin_dir() / f"{name}.npz"
+        path = Path(path).with_suffix(".npz")
+        if not path.is_file() or not path.with_suffix(".json").is_file():
+            raise ImproviseConfigError(f"no improviser at {str(path)!r} (needs the .npz and its "
+                                       ".json)")
+        try:
+            info = json.loads(path.with_suffix(".json").read_text())
+            with np.load(path) as data:
+                layers = [(data[f"w{i}"], data[f"b{i}"]) for i in range(int(info["layers"]))]
+                mean, std = data["mean"], data["std"]
+            meta = {k: v for k, v in info.items()
+                    if k not in ("synth", "features", "env_kwargs", "layers")}
+            agent = cls(info["synth"], list(info["features"]), dict(info["env_kwargs"]), mean,
+                        std, layers, meta)
+        except (KeyError, ValueError, OSError) as exc:
+            raise ImproviseConfigError(f"{str(path)!r} is not an improviser's file ({exc})"
+                                       ) from None
+        if layers[0][0].shape[0] != len(agent.features) or len(mean) != len(agent.features):
+            raise ImproviseConfigError(f"{str(path)!r}: its weights read "
+                                       f"{layers[0][0].shape[0]} descriptors but it names "
+                                       f"{len(agent.features)}")
+        return agent
+
+
+def is_agent_file(model: str) -> bool:
+    """Whether ``--model`` names an agent of this module (``builtin:NAME`` or an ``.npz``)."""
+    return str(model).startswith(BUILTIN_PREFIX) or str(model).endswith(".npz")
+
+
+class AgentController:
+    """An :class:`InverseAgent` bound to a core: the musician's normalised frame -> a jump."""
+
+    def __init__(self, agent: InverseAgent, core) -> None:
+        self.agent, self.core = agent, core
+        self.cols = np.array([list(core.features).index(f) for f in agent.features])
+
+    def reset(self) -> None:
+        """Nothing to forget: the choice depends on the current frame only."""
+
+    def __call__(self, obs, target_z, known, params) -> np.ndarray:
+        raw = np.asarray(target_z)[self.cols] * self.core.std[self.cols] + \
+            self.core.mean[self.cols]
+        return self.agent(raw[None], np.asarray(known)[self.cols][None])[0]
