@@ -149,6 +149,20 @@ class Matcher:
         dist = np.maximum(d[np.arange(len(z)), best], 0.0) / book.shape[1]
         return self.codebook_actions[best], dist.astype(np.float32)
 
+    def candidates(self, clip: np.ndarray, k: int) -> np.ndarray:
+        """(k, action_dim) guesses for one clip, best first: :meth:`propose`'s answer, then
+        the settings of the ``k - 1`` nearest codebook sounds (without a codebook, the
+        proposal alone, repeated). Evaluating them all and keeping the best is ``policy@k``."""
+        features = self.features(np.atleast_2d(clip)[:1])
+        first = self.propose(np.atleast_2d(clip)[:1])
+        if self.codebook is None or k <= 1:
+            return np.repeat(first, max(k, 1), axis=0)
+        h = (features - self.mean) / self.std
+        z = (h - self.pca_mean) @ self.pca
+        d = (z * z).sum(1)[:, None] - 2.0 * z @ self.codebook.T + self.codebook_sq[None]
+        order = np.argsort(d[0])[:k - 1]
+        return np.concatenate([first, self.codebook_actions[order]]).astype(np.float32)
+
     def features(self, clips: np.ndarray) -> np.ndarray:
         """Features of (B, n) clips, cut or padded to the clip length it was trained on."""
         clips = np.atleast_2d(np.asarray(clips, np.float32))
