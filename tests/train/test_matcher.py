@@ -100,6 +100,10 @@ def test_policy_at_k_and_policy_plus_nm_spend_their_budget_and_never_lose_the_pr
     candidates = matcher.candidates(audio[0], 5)
     assert candidates.shape == (5, matcher.action_dim)
     np.testing.assert_array_equal(candidates[0], matcher.propose(audio[:1])[0])
+    assert len(np.unique(candidates, axis=0)) == 5  # no render spent twice on one setting
+    matcher.codebook = None  # an older matcher: the proposal is its only guess
+    assert matcher.candidates(audio[0], 5).shape == (1, matcher.action_dim)
+    matcher = Matcher.builtin("Snare-v0")
     alone = match_target(spec, audio[0], "policy", matcher=matcher)
     at_k = match_target(spec, audio[0], "policy@k", budget=5, matcher=matcher)
     nm = match_target(spec, audio[0], "policy+nm", budget=40, matcher=matcher)
