@@ -87,3 +87,15 @@ def test_match_with_a_matcher_from_a_path_refuses_one_trained_on_another_patch(t
     assert main(["match", str(tmp_path / "k.wav"), "--preset", "Snare-v0", "--method", "policy",
                  "--policy", str(tmp_path / "mine"), "-o", str(out)]) == 1
     assert "trained on another patch" in capsys.readouterr().err
+
+
+def test_match_refine_and_policy_nm_from_the_command_line(tmp_path):
+    sf.write(tmp_path / "kick.wav", kick_target(), 44100)
+    out = tmp_path / "out"
+    status = main(["match", str(tmp_path / "kick.wav"), "--preset", "Kick-v0", "--method",
+                   "refine", "--method", "policy+nm", "--budget", "12", "--no-plots",
+                   "-o", str(out)])
+    assert status == 0
+    row = json.loads((out / "summary.json").read_text())["targets"][0]["methods"]
+    assert row["refine"]["evaluations"] == 12 and 0 < row["policy+nm"]["evaluations"] <= 12
+    assert (out / "kick" / "refine" / "match.wav").is_file()

@@ -74,3 +74,40 @@ def test_clear_errors_for_what_a_matcher_cannot_do(tmp_path):
         Matcher.load(tmp_path / "missing")
     with pytest.raises(UsageError, match="needs a matcher"):
         match_target(patch_spec("Kick-v0"), np.zeros(100, np.float32), "policy")
+
+
+def test_refine_is_an_episode_that_hears_its_sound_and_gets_closer_than_the_proposal():
+    """The refinement episode (K renders) on sounds of the patch it never trained on: it ends
+    nearer the true settings than the one-pass proposal and is never worse than it."""
+    spec = patch_spec("Snare-v0")
+    matcher = Matcher.builtin("Snare-v0")
+    actions, audio = _synthetic_targets("Snare-v0", 4, seed=2024)
+    one, refined = [], []
+    for truth, clip in zip(actions, audio, strict=True):
+        alone = match_target(spec, clip, "policy", matcher=matcher)
+        r = match_target(spec, clip, "refine", budget=10, matcher=matcher)
+        assert r["evaluations"] == 10
+        assert r["mrstft"] <= alone["mrstft"] + 1e-6
+        one.append(np.abs(alone["actions"] - truth).mean())
+        refined.append(np.abs(r["actions"] - truth).mean())
+    assert np.mean(refined) < np.mean(one)
+
+
+def test_policy_at_k_and_policy_plus_nm_spend_their_budget_and_never_lose_the_proposal():
+    spec = patch_spec("Snare-v0")
+    matcher = Matcher.builtin("Snare-v0")
+    _, audio = _synthetic_targets("Snare-v0", 1, seed=31)
+    candidates = matcher.candidates(audio[0], 5)
+    assert candidates.shape == (5, matcher.action_dim)
+    np.testing.assert_array_equal(candidates[0], matcher.propose(audio[:1])[0])
+    assert len(np.unique(candidates, axis=0)) == 5  # no render spent twice on one setting
+    matcher.codebook = None  # an older matcher: the proposal is its only guess
+    assert matcher.candidates(audio[0], 5).shape == (1, matcher.action_dim)
+    matcher = Matcher.builtin("Snare-v0")
+    alone = match_target(spec, audio[0], "policy", matcher=matcher)
+    at_k = match_target(spec, audio[0], "policy@k", budget=5, matcher=matcher)
+    nm = match_target(spec, audio[0], "policy+nm", budget=40, matcher=matcher)
+    assert at_k["evaluations"] == 5 and nm["evaluations"] <= 40
+    assert nm["mrstft"] <= at_k["mrstft"] + 1e-6 <= alone["mrstft"] + 2e-6
+    with pytest.raises(UsageError, match="needs a matcher"):
+        match_target(spec, audio[0], "refine")

@@ -15,7 +15,8 @@ from pathlib import Path
 
 from musicgym.errors import ConfigError, OutputError, TargetError, UsageError
 
-METHOD_CHOICES = ("policy", "policy+cmaes", "cmaes", "random")
+METHOD_CHOICES = ("policy", "policy@k", "refine", "policy+nm", "policy+cmaes", "cmaes",
+                  "random")
 
 
 def add_parser(subparsers) -> None:
@@ -23,8 +24,11 @@ def add_parser(subparsers) -> None:
         "match", help="find the settings of a patch that play given sounds",
         description="Match each TARGET sound (a file, or a folder of them) with a patch: a "
                     "built-in preset or your own Glicol code and action space. Methods: "
-                    "policy (a trained matcher, one render), policy+cmaes (CMA-ES seeded by "
-                    "the matcher), cmaes, random. A target is cut or padded to the patch's "
+                    "policy (a trained matcher, one render), policy@k (its k best guesses, "
+                    "the best kept), refine (a K-step refinement episode: the matcher hears "
+                    "its current sound against the target), policy+nm (Nelder-Mead from the "
+                    "best guess), policy+cmaes (CMA-ES seeded by the matcher), cmaes, random. "
+                    "A target is cut or padded to the patch's "
                     "length (0.5 s for the drum presets).")
     p.add_argument("targets", nargs="+", metavar="TARGET",
                    help="an audio file, or a folder of audio files (repeat)")
@@ -40,8 +44,9 @@ def add_parser(subparsers) -> None:
                    help="matching method (repeat to compare several; default policy+cmaes with "
                         "a built-in matcher, cmaes otherwise)")
     p.add_argument("--budget", type=int, default=None,
-                   help="evaluations per target and search method (default: 100 for "
-                        "policy+cmaes, 1000 for cmaes and random)")
+                   help="evaluations per target and method (default: 16 for policy@k, 10 "
+                        "for refine, 100 for policy+nm and policy+cmaes, 1000 for cmaes and "
+                        "random)")
     p.add_argument("--policy", default="builtin", metavar="builtin|PATH",
                    help="the matcher: builtin (shipped for the preset) or a matcher's base "
                         "path, as written by `python -m musicgym.train.matcher` (default "
@@ -100,7 +105,7 @@ def _targets(items: list[str]) -> list[Path]:
 def _matcher(args: argparse.Namespace, spec: dict, methods: list[str]):
     from musicgym.envs.matcher_model import Matcher
 
-    if not any(m.startswith("policy") for m in methods):
+    if not any(m.startswith("policy") or m == "refine" for m in methods):
         return None
     if args.policy == "builtin":
         if spec["preset"] is None:

@@ -149,6 +149,28 @@ class Matcher:
         dist = np.maximum(d[np.arange(len(z)), best], 0.0) / book.shape[1]
         return self.codebook_actions[best], dist.astype(np.float32)
 
+    def candidates(self, clip: np.ndarray, k: int) -> np.ndarray:
+        """Up to ``k`` distinct guesses (rows of actions) for one clip, best first.
+
+        :meth:`propose`'s answer, then the net's own answer where the proposal was a codebook
+        sound's, then the settings of the nearest codebook sounds, without repeats (so each
+        costs a render worth making). Without a codebook: the proposal alone. Evaluating them
+        all and keeping the best is ``policy@k``."""
+        features = self.features(np.atleast_2d(clip)[:1])
+        net = self.forward(features)
+        first = self.propose(np.atleast_2d(clip)[:1])
+        if self.codebook is None or k <= 1:
+            return first
+        h = (features - self.mean) / self.std
+        z = (h - self.pca_mean) @ self.pca
+        d = (z * z).sum(1)[:, None] - 2.0 * z @ self.codebook.T + self.codebook_sq[None]
+        rows = [first[0], net[0], *self.codebook_actions[np.argsort(d[0])[:k]]]
+        out: list[np.ndarray] = []
+        for row in rows:
+            if len(out) < k and not any(np.array_equal(row, o) for o in out):
+                out.append(row)
+        return np.asarray(out, np.float32)
+
     def features(self, clips: np.ndarray) -> np.ndarray:
         """Features of (B, n) clips, cut or padded to the clip length it was trained on."""
         clips = np.atleast_2d(np.asarray(clips, np.float32))

@@ -2,8 +2,9 @@
 
 1. **Amortisation.** The built-in Snare-v0 matcher (:meth:`Matcher.builtin`, trained on the
    patch's own sounds only) names the settings of sounds it never heard in one forward pass,
-   against random search and CMA-ES at 1,000 evaluations each and the hybrid (CMA-ES seeded
-   by the matcher) at 100. The targets are the held-out real one-shots
+   refines them in a 10-render episode (hearing its sound against the target), and seeds the
+   hybrids (Nelder-Mead and CMA-ES from its guesses) at 100 evaluations, against random
+   search and CMA-ES at 1,000 evaluations each. The targets are the held-out real one-shots
    (:data:`musicgym.train.match.HELD_OUT`, from :func:`musicgym.datapath.data_subdir`) when
    they are there, else sounds of the patch at seeded random settings, so the demo runs
    without the real data.
@@ -35,6 +36,7 @@ DEFAULT_STEPS = 8192
 MATCHER = "Snare-v0"  # a sine + filtered-noise drum voice: kicks, snares, hats and bells
 DEFAULT_BUDGET = 1000
 DEFAULT_HYBRID_BUDGET = 100
+REFINE_BUDGET = 10  # renders of the refinement episode
 TARGETS = ("auto", "real", "synthetic")
 
 
@@ -80,7 +82,8 @@ def demo(output: str | Path = "out/demo", *, steps: int | None = None,
     except OSError as exc:
         raise OutputError(f"{out}: cannot create the demo's folder: {exc}") from None
     steps = steps or DEFAULT_STEPS
-    budgets = {"policy": 1, "policy+cmaes": hybrid_budget, "cmaes": budget, "random": budget}
+    budgets = {"policy": 1, "refine": REFINE_BUDGET, "policy+nm": hybrid_budget,
+               "policy+cmaes": hybrid_budget, "cmaes": budget, "random": budget}
     held, source = held_out_targets(targets)
     print(f"1/2 the built-in {MATCHER} matcher on {len(held)} {source} it never trained on, "
           f"against search ({', '.join(f'{m} {b}' for m, b in budgets.items())} evaluations)")
@@ -186,7 +189,8 @@ def single_target(out: Path, *, steps: int, seed: int = 0) -> dict:
 
 
 def _summary(matches: dict, source: str, budgets: dict[str, int], kick: dict) -> str:
-    names = {"policy": "matcher (one pass)", "policy+cmaes": "matcher + CMA-ES",
+    names = {"policy": "matcher (one pass)", "refine": "matcher, refinement episode",
+             "policy+nm": "matcher + Nelder-Mead", "policy+cmaes": "matcher + CMA-ES",
              "cmaes": "CMA-ES", "random": "random search"}
     lines = ["# musicgym demo: hear a new sound, name the synth settings", "",
              f"## 1. A learnt matcher against search on {source}", "",
@@ -211,8 +215,11 @@ def _summary(matches: dict, source: str, budgets: dict[str, int], kick: dict) ->
     if "cmaes" in means:
         lines += ["", f"Mean MR-STFT relative to CMA-ES at {budgets['cmaes']} evaluations "
                   f"(positive: worse): the matcher alone "
-                  f"{_percent(means['policy'], means['cmaes'])} with one evaluation, the "
-                  f"matcher + CMA-ES {_percent(means['policy+cmaes'], means['cmaes'])} with "
+                  f"{_percent(means['policy'], means['cmaes'])} with one evaluation, its "
+                  f"refinement episode {_percent(means['refine'], means['cmaes'])} with "
+                  f"{budgets['refine']} (it hears its sound against the target and adjusts), "
+                  f"the matcher + Nelder-Mead {_percent(means['policy+nm'], means['cmaes'])} "
+                  f"and + CMA-ES {_percent(means['policy+cmaes'], means['cmaes'])} with "
                   f"{budgets['policy+cmaes']}."]
     lines += ["", "## 2. One fixed target: an agent is a slow optimiser", "",
               f"Task `{ENV_ID}`: RaveForce's kick patch (attack, decay, frequency of a sine "
