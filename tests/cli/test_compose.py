@@ -308,3 +308,23 @@ def test_rl_musicians_beam_fields_keep_its_beam_search_as_the_default(tmp_path):
     run = musicgym("compose", "-c", config, "--no-wav", "-o", tmp_path / "o")
     assert run.returncode == 0, run.stderr
     assert json.loads((tmp_path / "o" / "summary.json").read_text())["method"] == "beam"
+
+
+def test_own_cantus_by_its_notes_alone(tmp_path):
+    # the case: D dorian given, no counterpoint_specifications (RL-Musician's start
+    # note G4 used to be refused as not in the tonic triad)
+    out = tmp_path / "own"
+    run = musicgym("compose", "--cantus", "D4 F4 E4 D4 G4 F4 A4 G4 F4 E4 D4", "--species", 3,
+                   "--voice", "below", "--guided-width", 30, "--no-wav", "-o", out)
+    assert run.returncode == 0, run.stderr
+    piece = json.loads((out / "piece_001" / "piece.json").read_text())
+    text = json.dumps(piece)
+    assert '"dorian"' in text and '"D3"' in text  # inferred mode, octave below to open
+    judged = musicgym("evaluate-compose", out)
+    assert judged.returncode == 0, judged.stderr
+    bad = musicgym("compose", "--cantus", "D4 F4 E4 D4 G4 F4 A4 G4 F4 E4 D4", "--tonic", "D",
+                   "--mode", "phrygian", "--no-wav", "-o", tmp_path / "bad")
+    assert bad.returncode != 0 and "not in D phrygian" in bad.stderr
+    melody = musicgym("compose", "--task", "melody", "--cantus", "C4 D4 C4", "-o",
+                      tmp_path / "m")
+    assert melody.returncode != 0 and "for task counterpoint" in melody.stderr

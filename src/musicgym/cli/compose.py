@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from musicgym.compose.config import METHODS, TASKS, ComposeConfig, load_config, validate
-from musicgym.errors import OutputError, ScoreFileError
+from musicgym.errors import ConfigError, OutputError, ScoreFileError
 
 MELODY_BEAM_WIDTH = 16
 
@@ -29,6 +29,18 @@ def add_parser(subparsers) -> None:
     p.add_argument("--task", choices=TASKS,
                    help="counterpoint (default) or melody (the config's task field, if any, "
                         "must agree)")
+    p.add_argument("--cantus", metavar="NOTES",
+                   help='a cantus firmus of your own, by its notes alone ("D4 F4 E4 D4 G4 F4 '
+                        'A4 G4 F4 E4 D4"): tonic and mode are inferred (or give --tonic, '
+                        "--mode), and the counterpoint's start, end and range follow from the "
+                        "species' rules; replaces the config's cantus and its "
+                        "counterpoint_specifications")
+    p.add_argument("--species", type=int, choices=(1, 2, 3, 4, 5),
+                   help="the species (default: the config's, else 5)")
+    p.add_argument("--voice", choices=("above", "below"),
+                   help="the counterpoint above (default) or below the cantus")
+    p.add_argument("--tonic", help="with --cantus: the tonic, e.g. D or Bb (default: inferred)")
+    p.add_argument("--mode", help="with --cantus: the mode, e.g. dorian (default: inferred)")
     p.add_argument("--pieces", type=int, help="number of pieces (default 1)")
     p.add_argument("--seed", type=int, help="random seed (default 0); piece i uses seed+i")
     p.add_argument("--method", choices=METHODS,
@@ -77,11 +89,39 @@ def _settings(args: argparse.Namespace) -> ComposeConfig:
     for attr in ("n_trials", "beam_width", "guided_width", "noise", "ppo_timesteps"):
         if getattr(args, attr) is not None:
             config.agent[attr] = getattr(args, attr)
-    if args.config is None or any(getattr(args, a) is not None for a in ("task",
+    _cantus_flags(config, args)
+    if args.config is None or any(getattr(args, a) is not None for a in ("task", "cantus",
+            "species", "voice", "tonic", "mode",
             "pieces", "seed", "method", "n_trials", "beam_width", "guided_width", "noise",
             "ppo_timesteps")):
         config.source = "command line" if args.config is None else f"{args.config} + flags"
     return validate(config)
+
+
+def _cantus_flags(config: ComposeConfig, args: argparse.Namespace) -> None:
+    """--cantus, --species, --voice, --tonic, --mode into the env's arguments."""
+    flags = {name: getattr(args, name, None) for name in ("cantus", "species", "voice",
+                                                          "tonic", "mode")}
+    given = [f"--{name}" for name, value in flags.items() if value is not None]
+    if not given:
+        return
+    if config.task != "counterpoint":
+        raise ConfigError(f"{', '.join(given)} are for task counterpoint, not {config.task}")
+    if flags["cantus"] is None and (flags["tonic"] or flags["mode"]):
+        raise ConfigError("--tonic and --mode go with --cantus (the notes they describe)")
+    kwargs = config.env_kwargs
+    if flags["cantus"] is not None:
+        notes = flags["cantus"].replace(",", " ").split()
+        if len(notes) < 3:
+            raise ConfigError(f"--cantus needs at least 3 notes separated by spaces, got "
+                              f"{flags['cantus']!r}")
+        # the config's tonic, mode and counterpoint range belong to its own cantus
+        for name in ("tonic", "mode", "start_note", "end_note", "lowest_note", "highest_note"):
+            kwargs.pop(name, None)
+        kwargs["cantus_firmus"] = notes
+    for name in ("species", "voice", "tonic", "mode"):
+        if flags[name] is not None:
+            kwargs[name] = flags[name]
 
 
 def run_compose(args: argparse.Namespace) -> int:

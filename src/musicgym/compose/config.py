@@ -38,7 +38,7 @@ SCHEMA: dict[str, Any] = {
     "task": str,
     "piece": {
         "tonic": str, "scale_type": str, "mode": str, "species": int,
-        "cantus_firmus": (str, list), "bpm": (int, float),
+        "cantus_firmus": (str, list), "voice": str, "bpm": (int, float),
         "tuning": {"kind": str, "a4_hz": (int, float), "divisions": int, "path": str,
                    "root_midi": int, "root_hz": (int, float)},
         "counterpoint_specifications": {
@@ -68,8 +68,9 @@ BEAM_FIELDS = ("n_records_to_keep", "n_trials", "n_trials_estimation_depth",
 GUIDED_FIELDS = ("guided_width", "noise")
 TASKS = ("counterpoint", "melody")
 # fields that mean something for one task only (refused, by name, for the other)
-COUNTERPOINT_ONLY = ("piece.species", "piece.cantus_firmus", "piece.counterpoint_specifications",
-                     "piece.rules", "piece.rendering_params.midi.cantus_firmus_instrument",
+COUNTERPOINT_ONLY = ("piece.species", "piece.cantus_firmus", "piece.voice",
+                     "piece.counterpoint_specifications", "piece.rules",
+                     "piece.rendering_params.midi.cantus_firmus_instrument",
                      "piece.rendering_params.midi.counterpoint_instrument", "environment",
                      "agent.n_records_to_keep", "agent.n_trials",
                      "agent.n_trials_estimation_depth", "agent.n_trials_estimation_width",
@@ -191,6 +192,7 @@ def parse_config(data: dict[str, Any], *, source: str = "<config>",
     for ours, value in (("tonic", piece.get("tonic")),
                         ("mode", piece.get("mode", piece.get("scale_type"))),
                         ("species", piece.get("species")),
+                        ("voice", piece.get("voice")),
                         ("start_note", specs.get("start_note")),
                         ("end_note", specs.get("end_note")),
                         ("lowest_note", specs.get("lowest_note")),
