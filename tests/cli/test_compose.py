@@ -328,3 +328,26 @@ def test_own_cantus_by_its_notes_alone(tmp_path):
     melody = musicgym("compose", "--task", "melody", "--cantus", "C4 D4 C4", "-o",
                       tmp_path / "m")
     assert melody.returncode != 0 and "for task counterpoint" in melody.stderr
+
+
+def test_fux_objective_diversity_and_the_report_of_quality_and_variety(tmp_path):
+    out = tmp_path / "fux"
+    run = musicgym("compose", "-c", _fux_config(tmp_path), "--objective", "fux",
+                   "--diversity", 0.5, "--guided-width", 30, "--pieces", 3, "--no-wav",
+                   "-o", out)
+    assert run.returncode == 0, run.stderr
+    report_path = tmp_path / "report.json"
+    judged = musicgym("evaluate-compose", out, "--json", report_path)
+    assert judged.returncode == 0, judged.stderr
+    assert "fux" in judged.stdout and "% of notes differ" in judged.stdout
+    report = json.loads(report_path.read_text())
+    assert all(0 <= p["quality"]["total"] <= 3 for p in report["pieces"])
+    assert report["variety"] >= 0.25
+    bad = musicgym("compose", "--objective", "best", "-o", tmp_path / "x")
+    assert bad.returncode != 0
+
+
+def _fux_config(tmp_path):
+    path = tmp_path / "fux.json"
+    path.write_text(json.dumps({"piece": {"cantus_firmus": "fux_dorian", "species": 1}}))
+    return path

@@ -12,6 +12,7 @@ from musicgym.compose.config import METHODS, TASKS, ComposeConfig, load_config, 
 from musicgym.errors import ConfigError, OutputError, ScoreFileError
 
 MELODY_BEAM_WIDTH = 16
+DIVERSITY = 0.5  # guided: default penalty weight for notes shared with earlier pieces
 
 
 def add_parser(subparsers) -> None:
@@ -60,6 +61,13 @@ def add_parser(subparsers) -> None:
     p.add_argument("--noise", type=float,
                    help="guided: scale of the seeded random tie-breaks (default 0.02; 0.1 gives "
                         "more varied pieces at a slightly lower score)")
+    p.add_argument("--diversity", type=float,
+                   help="guided: penalty weight for notes shared with the pieces written before "
+                        "(default 0.5; 0: every seed gives nearly the same piece)")
+    p.add_argument("--objective", choices=("rlm", "fux"),
+                   help="guided: what the search maximises: rlm, RL-Musician's score (default, "
+                        "built for species 5), or fux, the species-aware Fux quality (0-3) "
+                        "that fits species 1-4")
     p.add_argument("--ppo-timesteps", type=int,
                    help="ppo: training budget in env steps (default 20000)")
     p.add_argument("--no-wav", action="store_true", help="skip the WAV files")
@@ -86,13 +94,15 @@ def _settings(args: argparse.Namespace) -> ComposeConfig:
                        ("outdir", "outdir")):
         if getattr(args, attr) is not None:
             setattr(config, name, getattr(args, attr))
-    for attr in ("n_trials", "beam_width", "guided_width", "noise", "ppo_timesteps"):
+    for attr in ("n_trials", "beam_width", "guided_width", "noise", "ppo_timesteps",
+                 "diversity", "objective"):
         if getattr(args, attr) is not None:
             config.agent[attr] = getattr(args, attr)
     _cantus_flags(config, args)
     if args.config is None or any(getattr(args, a) is not None for a in ("task", "cantus",
             "species", "voice", "tonic", "mode",
             "pieces", "seed", "method", "n_trials", "beam_width", "guided_width", "noise",
+            "diversity", "objective",
             "ppo_timesteps")):
         config.source = "command line" if args.config is None else f"{args.config} + flags"
     return validate(config)
@@ -214,10 +224,20 @@ def _composer(config: ComposeConfig, env):
     if config.method == "random":
         return lambda seed: random_search(env, seed=seed)
     if config.method == "guided":
-        kwargs = {"beam_width": agent.get("guided_width", 1000)}
+        kwargs = {"beam_width": agent.get("guided_width", 1000),
+                  "objective": agent.get("objective", "rlm"),
+                  "diversity": agent.get("diversity", DIVERSITY)}
         if "noise" in agent:
             kwargs["noise"] = agent["noise"]
-        return lambda seed: guided_beam_search(env, seed=seed, **kwargs)
+        written: list[list[int]] = []  # earlier pieces, for the diversity penalty
+
+        def guided(seed: int) -> tuple[float, list[int]]:
+            reward, actions = guided_beam_search(env, seed=seed, avoid=list(written), **kwargs)
+            if actions:
+                written.append(actions)
+            return reward, actions
+
+        return guided
     if config.method == "beam":
         keys = ("beam_width", "n_records_to_keep", "n_trials", "n_trials_estimation_depth",
                 "n_trials_estimation_width", "n_trials_factor")

@@ -59,13 +59,15 @@ SCHEMA: dict[str, Any] = {
               "n_records_to_keep": int, "n_trials": int, "n_trials_estimation_depth": int,
               "n_trials_estimation_width": int, "n_trials_factor": (int, float),
               "ppo_timesteps": int, "temperature": (int, float), "guided_width": int,
-              "noise": (int, float), "paralleling_params": IGNORED},
+              "noise": (int, float), "diversity": (int, float), "objective": str,
+              "paralleling_params": IGNORED},
 }
 METHODS = ("guided", "beam", "random", "ppo")
 # agent fields that belong to one search method only
 BEAM_FIELDS = ("n_records_to_keep", "n_trials", "n_trials_estimation_depth",
                "n_trials_estimation_width", "n_trials_factor")
-GUIDED_FIELDS = ("guided_width", "noise")
+GUIDED_FIELDS = ("guided_width", "noise", "diversity", "objective")
+OBJECTIVES = ("rlm", "fux")  # the guided search's objectives (compose.search.OBJECTIVES)
 TASKS = ("counterpoint", "melody")
 # fields that mean something for one task only (refused, by name, for the other)
 COUNTERPOINT_ONLY = ("piece.species", "piece.cantus_firmus", "piece.voice",
@@ -74,7 +76,8 @@ COUNTERPOINT_ONLY = ("piece.species", "piece.cantus_firmus", "piece.voice",
                      "piece.rendering_params.midi.counterpoint_instrument", "environment",
                      "agent.n_records_to_keep", "agent.n_trials",
                      "agent.n_trials_estimation_depth", "agent.n_trials_estimation_width",
-                     "agent.n_trials_factor", "agent.guided_width", "agent.noise")
+                     "agent.n_trials_factor", "agent.guided_width", "agent.noise",
+                     "agent.diversity", "agent.objective")
 MELODY_ONLY = ("piece.melody", "piece.rendering_params.midi.melody_instrument",
                "agent.temperature")
 MELODY_PROGRAM = 73  # General MIDI flute
@@ -333,7 +336,12 @@ def validate(config: ComposeConfig) -> ComposeConfig:
             raise ConfigError(f"{config.source}: agent.{name} (--{name.replace('_', '-')}) is "
                               "for task counterpoint; a melody's search takes beam_width, "
                               "temperature and ppo_timesteps")
-        if name in ("temperature", "noise"):
+        if name == "objective":
+            if value not in OBJECTIVES:
+                raise ConfigError(f"{config.source}: agent.objective must be one of "
+                                  f"{', '.join(OBJECTIVES)}, got {value!r}")
+            continue
+        if name in ("temperature", "noise", "diversity"):
             if not value >= 0:
                 raise ConfigError(f"{config.source}: agent.{name} must be 0 or more, "
                                   f"got {value!r}")
