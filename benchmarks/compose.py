@@ -209,6 +209,74 @@ def train_counterpoint_ppo(env, steps: int):
         return load_run(train(config, runs_root=runs, progress=False), env=env)[1]
 
 
+SPECIES_RESULTS = Path(__file__).parent / "results" / "compose_species.json"
+
+
+def species_quality(*, width: int, n_generated: int, random_pieces: int,
+                    variety_pieces: int) -> dict:
+    """Issue 14's rows: the Fux quality (0-3) by species 1-5 of the guided search with the
+    Fux objective and of random pieces, on a test set of cantus firmi none of the search's
+    settings were tuned on (Fux's six, and ``n_generated`` from generate_cantus seeds
+    900_000+, one per mode in turn), counterpoint above; then variety: ``variety_pieces``
+    pieces per exercise at diversity 0 and 0.5 on Fux's six, species 1-5."""
+    from musicgym.compose.evaluate import mean_pairwise_difference
+    from musicgym.compose.search import diverse_pieces, piece_eighths
+    from musicgym.music.cantus import (
+        CANTUS_MODES,
+        admits_counterpoint,
+        counterpoint_exercise,
+        fux_cantus_firmi,
+        generate_cantus,
+    )
+    from musicgym.music.rules.quality import fux_quality
+
+    test_set = dict(fux_cantus_firmi())
+    for i in range(n_generated):
+        mode = CANTUS_MODES[i % len(CANTUS_MODES)]
+        test_set[f"generated_{mode}_{900_000 + i}"] = generate_cantus(seed=900_000 + i,
+                                                                      mode=mode)
+    rows, skipped = {}, []
+    for species in range(1, 6):
+        guided, rand, seconds = [], [], []
+        for name, cantus in test_set.items():
+            ex = counterpoint_exercise(cantus, species=species)
+            if not admits_counterpoint(ex):
+                skipped.append(f"{name} species {species}")
+                continue
+            env = CounterpointEnv(**ex)
+            t0 = time.perf_counter()
+            _, actions = guided_beam_search(env, seed=0, beam_width=width, objective="fux")
+            seconds.append(time.perf_counter() - t0)
+            guided.append(fux_quality(_replay(env, actions))["total"])
+            rand += [fux_quality(_replay(env, random_search(env, seed=s)[1]))["total"]
+                     for s in range(random_pieces)]
+        rows[species] = {"guided_fux": float(np.mean(guided)), "random": float(np.mean(rand)),
+                         "exercises": len(guided), "guided_seconds": float(np.mean(seconds))}
+        print(f"  species {species}: guided (fux) {rows[species]['guided_fux']:.2f}, random "
+              f"{rows[species]['random']:.2f} over {len(guided)} cantus firmi", flush=True)
+    variety = {}
+    for diversity in (0.0, 0.5):
+        shares, quality = [], []
+        for cantus in fux_cantus_firmi().values():
+            for species in range(1, 6):
+                ex = counterpoint_exercise(cantus, species=species)
+                if not admits_counterpoint(ex):
+                    continue
+                env = CounterpointEnv(**ex)
+                pieces = diverse_pieces(env, variety_pieces, seed=0, diversity=diversity,
+                                        objective="fux", beam_width=width)
+                shares.append(mean_pairwise_difference([piece_eighths(env, a)
+                                                        for _, a in pieces]))
+                quality += [fux_quality(_replay(env, a))["total"] for _, a in pieces]
+        variety[str(diversity)] = {"differing_notes": float(np.mean(shares)),
+                                   "fux_quality": float(np.mean(quality))}
+        print(f"  variety at diversity {diversity}: {100 * np.mean(shares):.1f} % differing "
+              f"notes, Fux quality {np.mean(quality):.2f}", flush=True)
+    return {"test_set": {k: [int(m) for m in v] for k, v in test_set.items()},
+            "skipped (the strict rules admit no counterpoint)": skipped,
+            "guided_width": width, "by_species": rows, "variety": variety}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--beam-pieces", type=int, default=5)
@@ -225,7 +293,22 @@ def main() -> int:
     parser.add_argument("--speed-only", action="store_true",
                         help="only env speed and evaluation time, written to "
                              f"{SPEED_RESULTS.name}")
+    parser.add_argument("--species-quality", action="store_true",
+                        help="only issue 14's rows (Fux quality by species 1-5 on Fux's and "
+                             f"generated cantus firmi, and variety), written to "
+                             f"{SPECIES_RESULTS.name}")
+    parser.add_argument("--generated-cantus", type=int, default=6)
     args = parser.parse_args()
+
+    if args.species_quality:
+        print("Fux quality by species and variety...", flush=True)
+        result = species_quality(width=min(args.guided_width, 200),
+                                 n_generated=args.generated_cantus, random_pieces=5,
+                                 variety_pieces=3)
+        SPECIES_RESULTS.parent.mkdir(parents=True, exist_ok=True)
+        SPECIES_RESULTS.write_text(json.dumps({"machine": platform.platform(), **result},
+                                              indent=1), encoding="utf-8")
+        return 0
 
     print("env speed...", flush=True)
     speed = env_speed()

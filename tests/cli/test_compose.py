@@ -308,3 +308,46 @@ def test_rl_musicians_beam_fields_keep_its_beam_search_as_the_default(tmp_path):
     run = musicgym("compose", "-c", config, "--no-wav", "-o", tmp_path / "o")
     assert run.returncode == 0, run.stderr
     assert json.loads((tmp_path / "o" / "summary.json").read_text())["method"] == "beam"
+
+
+def test_own_cantus_by_its_notes_alone(tmp_path):
+    # the case: D dorian given, no counterpoint_specifications (RL-Musician's start
+    # note G4 used to be refused as not in the tonic triad)
+    out = tmp_path / "own"
+    run = musicgym("compose", "--cantus", "D4 F4 E4 D4 G4 F4 A4 G4 F4 E4 D4", "--species", 3,
+                   "--voice", "below", "--guided-width", 30, "--no-wav", "-o", out)
+    assert run.returncode == 0, run.stderr
+    piece = json.loads((out / "piece_001" / "piece.json").read_text())
+    text = json.dumps(piece)
+    assert '"dorian"' in text and '"D3"' in text  # inferred mode, octave below to open
+    judged = musicgym("evaluate-compose", out)
+    assert judged.returncode == 0, judged.stderr
+    bad = musicgym("compose", "--cantus", "D4 F4 E4 D4 G4 F4 A4 G4 F4 E4 D4", "--tonic", "D",
+                   "--mode", "phrygian", "--no-wav", "-o", tmp_path / "bad")
+    assert bad.returncode != 0 and "not in D phrygian" in bad.stderr
+    melody = musicgym("compose", "--task", "melody", "--cantus", "C4 D4 C4", "-o",
+                      tmp_path / "m")
+    assert melody.returncode != 0 and "for task counterpoint" in melody.stderr
+
+
+def test_fux_objective_diversity_and_the_report_of_quality_and_variety(tmp_path):
+    out = tmp_path / "fux"
+    run = musicgym("compose", "-c", _fux_config(tmp_path), "--objective", "fux",
+                   "--diversity", 0.5, "--guided-width", 30, "--pieces", 3, "--no-wav",
+                   "-o", out)
+    assert run.returncode == 0, run.stderr
+    report_path = tmp_path / "report.json"
+    judged = musicgym("evaluate-compose", out, "--json", report_path)
+    assert judged.returncode == 0, judged.stderr
+    assert "fux" in judged.stdout and "% of notes differ" in judged.stdout
+    report = json.loads(report_path.read_text())
+    assert all(0 <= p["quality"]["total"] <= 3 for p in report["pieces"])
+    assert report["variety"] >= 0.25
+    bad = musicgym("compose", "--objective", "best", "-o", tmp_path / "x")
+    assert bad.returncode != 0
+
+
+def _fux_config(tmp_path):
+    path = tmp_path / "fux.json"
+    path.write_text(json.dumps({"piece": {"cantus_firmus": "fux_dorian", "species": 1}}))
+    return path

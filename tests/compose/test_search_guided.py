@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 
 from musicgym.compose.search import guided_beam_search, random_search
@@ -31,3 +32,21 @@ def test_guided_beam_search_reads_the_env_score_weights(replay):
 def test_guided_beam_search_refuses_bad_settings(kwargs):
     with pytest.raises(ConfigError, match=next(iter(kwargs))):
         guided_beam_search(CounterpointEnv(), **kwargs)
+
+
+def test_diversity_makes_pieces_differ_at_little_cost():
+    from musicgym.compose.evaluate import mean_pairwise_difference
+    from musicgym.compose.search import diverse_pieces, piece_eighths
+
+    env = CounterpointEnv("fux_dorian", species=3)
+    same = diverse_pieces(env, 3, seed=0, diversity=0.0, beam_width=60)
+    varied = diverse_pieces(env, 3, seed=0, diversity=0.5, beam_width=60)
+    d_same = mean_pairwise_difference([piece_eighths(env, a) for _, a in same])
+    d_varied = mean_pairwise_difference([piece_eighths(env, a) for _, a in varied])
+    assert d_varied >= 0.25 and d_varied > d_same + 0.15
+    assert np.mean([r for r, _ in varied]) > np.mean([r for r, _ in same]) - 0.5
+    assert mean_pairwise_difference([piece_eighths(env, varied[0][1])] * 2) == 0.0
+    with pytest.raises(ConfigError, match="diversity"):
+        guided_beam_search(env, diversity=-1)
+    with pytest.raises(ConfigError, match="objective"):
+        guided_beam_search(env, objective="best")

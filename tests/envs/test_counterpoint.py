@@ -131,7 +131,7 @@ def test_penalty_mode_counts_violations():
 
 def test_bad_set_up_raises_specific_errors():
     with pytest.raises(CantusFirmusError, match="not in C major"):
-        CounterpointEnv(cantus_firmus=["C4", "D#4", "C4"])
+        CounterpointEnv(cantus_firmus=["C4", "D#4", "C4"], tonic="C", mode="major")
     with pytest.raises(CantusFirmusError, match="unknown built-in cantus"):
         gym.make("musicgym/Counterpoint-v0", cantus_firmus="nope")
     with pytest.raises(CantusFirmusError, match="no counterpoint can be written"):
@@ -144,3 +144,25 @@ def test_bad_set_up_raises_specific_errors():
             CounterpointEnv(rules=rules)
     with pytest.raises(RuleError, match="unknown counterpoint rule 'nope'"):
         CounterpointEnv(rules=["nope"])
+
+
+def test_cantus_by_its_notes_alone_in_any_form():
+    dorian = "D4 F4 E4 D4 G4 F4 A4 G4 F4 E4 D4"
+    from_string = CounterpointEnv(dorian, species=1)
+    from_midi = CounterpointEnv([62, 65, 64, 62, 67, 65, 69, 67, 65, 64, 62], species=1)
+    # the refused case: tonic and mode given, no start, end or range
+    given_mode = CounterpointEnv(dorian.split(), tonic="D", mode="dorian", species=1)
+    builtin = CounterpointEnv("fux_dorian", species=1)
+    for env in (from_string, from_midi, given_mode):
+        assert env.setup.start_position == builtin.setup.start_position
+        assert env.setup.end_position == builtin.setup.end_position
+        assert env.setup.scale == builtin.setup.scale
+        env.reset()
+    below = CounterpointEnv("fux_dorian", species=2, voice="below")
+    assert not below.setup.counterpoint_above
+    assert below.setup.highest_position <= max(below.setup.cantus_positions)
+    below.reset()
+    with pytest.raises(CantusFirmusError, match="voice"):
+        CounterpointEnv(dorian, voice="middle")
+    with pytest.raises(CantusFirmusError, match="note names"):
+        CounterpointEnv([62, 65.5, 62])

@@ -255,3 +255,6 @@ def test_every_family_trains_and_is_evaluated(accompany_defaults, tmp_path, ones
         for name in ("metrics.json", "curve.png", *files):
             assert (run / "eval" / name).is_file(), (env_id, name)
         assert metrics["family"] in ("compose", "accompany", "improvise")
+        if env_id == "musicgym/Counterpoint-v0":  # issue 14: quality and variety reported
+            assert 0.0 <= metrics["mean_fux_quality"] <= 3.0
+            assert 0.0 <= metrics["variety"] <= 1.0

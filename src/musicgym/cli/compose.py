@@ -9,9 +9,10 @@ import time
 from pathlib import Path
 
 from musicgym.compose.config import METHODS, TASKS, ComposeConfig, load_config, validate
-from musicgym.errors import OutputError, ScoreFileError
+from musicgym.errors import ConfigError, OutputError, ScoreFileError
 
 MELODY_BEAM_WIDTH = 16
+DIVERSITY = 0.5  # guided: default penalty weight for notes shared with earlier pieces
 
 
 def add_parser(subparsers) -> None:
@@ -29,6 +30,18 @@ def add_parser(subparsers) -> None:
     p.add_argument("--task", choices=TASKS,
                    help="counterpoint (default) or melody (the config's task field, if any, "
                         "must agree)")
+    p.add_argument("--cantus", metavar="NOTES",
+                   help='a cantus firmus of your own, by its notes alone ("D4 F4 E4 D4 G4 F4 '
+                        'A4 G4 F4 E4 D4"): tonic and mode are inferred (or give --tonic, '
+                        "--mode), and the counterpoint's start, end and range follow from the "
+                        "species' rules; replaces the config's cantus and its "
+                        "counterpoint_specifications")
+    p.add_argument("--species", type=int, choices=(1, 2, 3, 4, 5),
+                   help="the species (default: the config's, else 5)")
+    p.add_argument("--voice", choices=("above", "below"),
+                   help="the counterpoint above (default) or below the cantus")
+    p.add_argument("--tonic", help="with --cantus: the tonic, e.g. D or Bb (default: inferred)")
+    p.add_argument("--mode", help="with --cantus: the mode, e.g. dorian (default: inferred)")
     p.add_argument("--pieces", type=int, help="number of pieces (default 1)")
     p.add_argument("--seed", type=int, help="random seed (default 0); piece i uses seed+i")
     p.add_argument("--method", choices=METHODS,
@@ -48,6 +61,13 @@ def add_parser(subparsers) -> None:
     p.add_argument("--noise", type=float,
                    help="guided: scale of the seeded random tie-breaks (default 0.02; 0.1 gives "
                         "more varied pieces at a slightly lower score)")
+    p.add_argument("--diversity", type=float,
+                   help="guided: penalty weight for notes shared with the pieces written before "
+                        "(default 0.5; 0: every seed gives nearly the same piece)")
+    p.add_argument("--objective", choices=("rlm", "fux"),
+                   help="guided: what the search maximises: rlm, RL-Musician's score (default, "
+                        "built for species 5), or fux, the species-aware Fux quality (0-3) "
+                        "that fits species 1-4")
     p.add_argument("--ppo-timesteps", type=int,
                    help="ppo: training budget in env steps (default 20000)")
     p.add_argument("--no-wav", action="store_true", help="skip the WAV files")
@@ -74,14 +94,44 @@ def _settings(args: argparse.Namespace) -> ComposeConfig:
                        ("outdir", "outdir")):
         if getattr(args, attr) is not None:
             setattr(config, name, getattr(args, attr))
-    for attr in ("n_trials", "beam_width", "guided_width", "noise", "ppo_timesteps"):
+    for attr in ("n_trials", "beam_width", "guided_width", "noise", "ppo_timesteps",
+                 "diversity", "objective"):
         if getattr(args, attr) is not None:
             config.agent[attr] = getattr(args, attr)
-    if args.config is None or any(getattr(args, a) is not None for a in ("task",
+    _cantus_flags(config, args)
+    if args.config is None or any(getattr(args, a) is not None for a in ("task", "cantus",
+            "species", "voice", "tonic", "mode",
             "pieces", "seed", "method", "n_trials", "beam_width", "guided_width", "noise",
+            "diversity", "objective",
             "ppo_timesteps")):
         config.source = "command line" if args.config is None else f"{args.config} + flags"
     return validate(config)
+
+
+def _cantus_flags(config: ComposeConfig, args: argparse.Namespace) -> None:
+    """--cantus, --species, --voice, --tonic, --mode into the env's arguments."""
+    flags = {name: getattr(args, name, None) for name in ("cantus", "species", "voice",
+                                                          "tonic", "mode")}
+    given = [f"--{name}" for name, value in flags.items() if value is not None]
+    if not given:
+        return
+    if config.task != "counterpoint":
+        raise ConfigError(f"{', '.join(given)} are for task counterpoint, not {config.task}")
+    if flags["cantus"] is None and (flags["tonic"] or flags["mode"]):
+        raise ConfigError("--tonic and --mode go with --cantus (the notes they describe)")
+    kwargs = config.env_kwargs
+    if flags["cantus"] is not None:
+        notes = flags["cantus"].replace(",", " ").split()
+        if len(notes) < 3:
+            raise ConfigError(f"--cantus needs at least 3 notes separated by spaces, got "
+                              f"{flags['cantus']!r}")
+        # the config's tonic, mode and counterpoint range belong to its own cantus
+        for name in ("tonic", "mode", "start_note", "end_note", "lowest_note", "highest_note"):
+            kwargs.pop(name, None)
+        kwargs["cantus_firmus"] = notes
+    for name in ("species", "voice", "tonic", "mode"):
+        if flags[name] is not None:
+            kwargs[name] = flags[name]
 
 
 def run_compose(args: argparse.Namespace) -> int:
@@ -174,10 +224,20 @@ def _composer(config: ComposeConfig, env):
     if config.method == "random":
         return lambda seed: random_search(env, seed=seed)
     if config.method == "guided":
-        kwargs = {"beam_width": agent.get("guided_width", 1000)}
+        kwargs = {"beam_width": agent.get("guided_width", 1000),
+                  "objective": agent.get("objective", "rlm"),
+                  "diversity": agent.get("diversity", DIVERSITY)}
         if "noise" in agent:
             kwargs["noise"] = agent["noise"]
-        return lambda seed: guided_beam_search(env, seed=seed, **kwargs)
+        written: list[list[int]] = []  # earlier pieces, for the diversity penalty
+
+        def guided(seed: int) -> tuple[float, list[int]]:
+            reward, actions = guided_beam_search(env, seed=seed, avoid=list(written), **kwargs)
+            if actions:
+                written.append(actions)
+            return reward, actions
+
+        return guided
     if config.method == "beam":
         keys = ("beam_width", "n_records_to_keep", "n_trials", "n_trials_estimation_depth",
                 "n_trials_estimation_width", "n_trials_factor")

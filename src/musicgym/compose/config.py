@@ -38,7 +38,7 @@ SCHEMA: dict[str, Any] = {
     "task": str,
     "piece": {
         "tonic": str, "scale_type": str, "mode": str, "species": int,
-        "cantus_firmus": (str, list), "bpm": (int, float),
+        "cantus_firmus": (str, list), "voice": str, "bpm": (int, float),
         "tuning": {"kind": str, "a4_hz": (int, float), "divisions": int, "path": str,
                    "root_midi": int, "root_hz": (int, float)},
         "counterpoint_specifications": {
@@ -59,21 +59,25 @@ SCHEMA: dict[str, Any] = {
               "n_records_to_keep": int, "n_trials": int, "n_trials_estimation_depth": int,
               "n_trials_estimation_width": int, "n_trials_factor": (int, float),
               "ppo_timesteps": int, "temperature": (int, float), "guided_width": int,
-              "noise": (int, float), "paralleling_params": IGNORED},
+              "noise": (int, float), "diversity": (int, float), "objective": str,
+              "paralleling_params": IGNORED},
 }
 METHODS = ("guided", "beam", "random", "ppo")
 # agent fields that belong to one search method only
 BEAM_FIELDS = ("n_records_to_keep", "n_trials", "n_trials_estimation_depth",
                "n_trials_estimation_width", "n_trials_factor")
-GUIDED_FIELDS = ("guided_width", "noise")
+GUIDED_FIELDS = ("guided_width", "noise", "diversity", "objective")
+OBJECTIVES = ("rlm", "fux")  # the guided search's objectives (compose.search.OBJECTIVES)
 TASKS = ("counterpoint", "melody")
 # fields that mean something for one task only (refused, by name, for the other)
-COUNTERPOINT_ONLY = ("piece.species", "piece.cantus_firmus", "piece.counterpoint_specifications",
-                     "piece.rules", "piece.rendering_params.midi.cantus_firmus_instrument",
+COUNTERPOINT_ONLY = ("piece.species", "piece.cantus_firmus", "piece.voice",
+                     "piece.counterpoint_specifications", "piece.rules",
+                     "piece.rendering_params.midi.cantus_firmus_instrument",
                      "piece.rendering_params.midi.counterpoint_instrument", "environment",
                      "agent.n_records_to_keep", "agent.n_trials",
                      "agent.n_trials_estimation_depth", "agent.n_trials_estimation_width",
-                     "agent.n_trials_factor", "agent.guided_width", "agent.noise")
+                     "agent.n_trials_factor", "agent.guided_width", "agent.noise",
+                     "agent.diversity", "agent.objective")
 MELODY_ONLY = ("piece.melody", "piece.rendering_params.midi.melody_instrument",
                "agent.temperature")
 MELODY_PROGRAM = 73  # General MIDI flute
@@ -191,6 +195,7 @@ def parse_config(data: dict[str, Any], *, source: str = "<config>",
     for ours, value in (("tonic", piece.get("tonic")),
                         ("mode", piece.get("mode", piece.get("scale_type"))),
                         ("species", piece.get("species")),
+                        ("voice", piece.get("voice")),
                         ("start_note", specs.get("start_note")),
                         ("end_note", specs.get("end_note")),
                         ("lowest_note", specs.get("lowest_note")),
@@ -331,7 +336,12 @@ def validate(config: ComposeConfig) -> ComposeConfig:
             raise ConfigError(f"{config.source}: agent.{name} (--{name.replace('_', '-')}) is "
                               "for task counterpoint; a melody's search takes beam_width, "
                               "temperature and ppo_timesteps")
-        if name in ("temperature", "noise"):
+        if name == "objective":
+            if value not in OBJECTIVES:
+                raise ConfigError(f"{config.source}: agent.objective must be one of "
+                                  f"{', '.join(OBJECTIVES)}, got {value!r}")
+            continue
+        if name in ("temperature", "noise", "diversity"):
             if not value >= 0:
                 raise ConfigError(f"{config.source}: agent.{name} must be 0 or more, "
                                   f"got {value!r}")

@@ -170,7 +170,7 @@ class _Node:
     the last notes), and its state, made only when the node survives pruning."""
 
     __slots__ = ("parent", "action", "state", "time", "reward", "counts", "clogc", "n_notes",
-                 "skips", "peak", "repeats", "narrow", "tail", "estimate")
+                 "skips", "peak", "repeats", "narrow", "tail", "estimate", "fux", "same")
 
     def actions(self) -> list[int]:
         node, actions = self, []
@@ -201,8 +201,37 @@ def _score_params(env: CounterpointEnv) -> tuple[dict, dict]:
     return coefs, params
 
 
+OBJECTIVES = ("rlm", "fux")
+
+
+def _eighths_of(env: CounterpointEnv, actions: list[int]) -> np.ndarray:
+    """The counterpoint's scale position at each eighth after playing ``actions`` (-1: none)."""
+    state = CounterpointState(env.setup)
+    for action in actions:
+        if state.finished:
+            break
+        state.add(_MOVES[action], _DURATIONS[action])
+    out = np.full(env.setup.total_eighths, -1, dtype=np.int64)
+    for start, duration, position in zip(state.starts, state.durations, state.positions,
+                                         strict=True):
+        out[start:start + duration] = position
+    return out
+
+
+def _objective(env: CounterpointEnv, state: CounterpointState, env_return: float,
+               objective: str) -> float:
+    if objective == "fux":
+        from musicgym.music.rules.quality import fux_quality
+
+        # the Fux quality first; the env's return (RL-Musician's score) only breaks ties
+        return fux_quality(state)["total"] + 1e-3 * env_return
+    return env_return
+
+
 def guided_beam_search(env: gym.Env, *, seed: int = 0, beam_width: int = 1000,
                        noise: float = 0.02, stats: dict | None = None,
+                       objective: str = "rlm", avoid: list[list[int]] | None = None,
+                       diversity: float = 0.0,
                        ) -> tuple[float, list[int]]:
     """Beam search guided by an estimate of RL-Musician's score, in time order: the best
     (return, actions) found.
@@ -233,7 +262,20 @@ def guided_beam_search(env: gym.Env, *, seed: int = 0, beam_width: int = 1000,
         Scale of the seeded random tie-breaks added to the estimates.
     stats : dict or None, keyword-only
         If given, filled with the budget used: ``expanded`` (partial pieces extended),
-        ``children`` (notes tried), ``evaluations`` (finished pieces scored).
+        ``children`` (notes tried), ``evaluations`` (finished pieces scored), and
+        ``objective`` (the best piece's objective value, diversity penalty included).
+    objective : {"rlm", "fux"}, keyword-only
+        What "best" means: ``"rlm"`` (default) the env's return (RL-Musician's score);
+        ``"fux"`` the species-aware Fux quality
+        (:func:`~musicgym.music.rules.quality.fux_quality`, 0-3), estimated on partial
+        pieces from the structural verticals so far (share of imperfect consonances and of
+        contrary motions), the steps, the repeated notes and the climax's repeats.
+    avoid : list of list of int or None, keyword-only
+        Action sequences of earlier pieces on the same exercise to differ from.
+    diversity : float, keyword-only
+        Weight of the penalty for sounding the same note as an ``avoid`` piece at the same
+        eighth: the objective loses ``diversity`` x the share of the written eighths (mean
+        over the avoided pieces) that agree.
 
     Returns
     -------
@@ -244,7 +286,8 @@ def guided_beam_search(env: gym.Env, *, seed: int = 0, beam_width: int = 1000,
     Raises
     ------
     ConfigError
-        If ``beam_width`` is not a whole number of at least 1 or ``noise`` is negative.
+        If ``beam_width`` is not a whole number of at least 1, ``noise`` or ``diversity`` is
+        negative, or ``objective`` is unknown.
     """
     import math
 
@@ -256,6 +299,21 @@ def guided_beam_search(env: gym.Env, *, seed: int = 0, beam_width: int = 1000,
                           f"{beam_width!r}")
     if not noise >= 0:
         raise ConfigError(f"noise must be 0 or more, got {noise!r}")
+    if objective not in OBJECTIVES:
+        raise ConfigError(f"objective must be one of {', '.join(OBJECTIVES)}, got "
+                          f"{objective!r}")
+    if not diversity >= 0:
+        raise ConfigError(f"diversity must be 0 or more, got {diversity!r}")
+    fux = objective == "fux"
+    avoided = [_eighths_of(env, a) for a in (avoid or []) if diversity > 0]
+    # eighth x position -> number of avoided pieces sounding that position then
+    written = setup.total_eighths - 2 * 8  # the first and last bars are given
+    if avoided:
+        same_at = np.zeros((setup.total_eighths, len(setup.position_midi)), dtype=np.int64)
+        for eighths in avoided:
+            ok = eighths >= 0
+            np.add.at(same_at, (np.flatnonzero(ok), eighths[ok]), 1)
+        same_scale = diversity / (len(avoided) * written)
     rng = np.random.default_rng(seed)
     coefs, params = _score_params(env)
     c_ent = float(coefs.get("entropy", 0.0))
@@ -282,6 +340,19 @@ def guided_beam_search(env: gym.Env, *, seed: int = 0, beam_width: int = 1000,
     xlogx = [0.0] + [k * math.log(k) for k in range(1, 512)]
     counters = {"expanded": 0, "children": 0, "evaluations": 0}
 
+    if fux:
+        from musicgym.music.rules.quality import (
+            CONTRARY_TARGET,
+            IMPERFECT_TARGET,
+            STEP_TARGETS,
+        )
+
+        offset = 4 if setup.species == 4 else 0
+        cf_midi = setup.cantus_midi.tolist()
+        pos_midi = setup.position_midi.tolist()
+        above = setup.counterpoint_above
+        step_target = STEP_TARGETS[setup.species]
+        n_struct_total = max(1, setup.n_bars - 2)
     root = _Node()
     root.parent, root.action, root.state = None, -1, CounterpointState(setup)
     root.time, root.reward = root.state.time, 0.0
@@ -291,8 +362,15 @@ def guided_beam_search(env: gym.Env, *, seed: int = 0, beam_width: int = 1000,
     root.skips, root.peak, root.repeats, root.narrow, root.estimate = (
         0, setup.start_position, 0, 0.0, 0.0)
     root.tail = (setup.start_position,)
+    # (structural verticals, imperfect ones, last structural cp key, its cantus key,
+    #  motions, contrary ones, repeated notes, steps, moves, extreme, extreme's count)
+    start_midi = int(setup.position_midi[setup.start_position])
+    root.fux = (0, 0, start_midi, int(setup.cantus_midi[0]), 0, 0, 0, 0, 0,
+                setup.start_position if above else -setup.start_position, 1) if fux else None
+    root.same = 0
     groups: dict[int, list[_Node]] = {root.time: [root]}
     best: tuple[float, list[int]] = (-np.inf, [])
+    best_value = -np.inf
     while groups:
         nodes = _prune(groups.pop(min(groups)), beam_width, noise, rng)
         for node in nodes:
@@ -315,8 +393,13 @@ def guided_beam_search(env: gym.Env, *, seed: int = 0, beam_width: int = 1000,
                     finished = child.make_state()
                     reward += score_piece(finished, coefs=env.scoring_coefs,
                                           params=env.scoring_fn_params)["total"]
-                    if reward > best[0]:
-                        best = (reward, child.actions())
+                    value = (_objective(env, finished, reward, objective)
+                             if fux else reward)
+                    if avoided:
+                        same = node.same + int(same_at[time:final_bar, last + move].sum())
+                        value -= same_scale * same
+                    if value > best_value:
+                        best, best_value = (reward, child.actions()), value
                     continue
                 position = last + move
                 index = position - low
@@ -342,13 +425,89 @@ def guided_beam_search(env: gym.Env, *, seed: int = 0, beam_width: int = 1000,
                 entropy = (math.log(n) - child.clogc / n) / log_pitches
                 climax = (1.0 - dup_pen * child.repeats
                           - shortage_pen * (high - child.peak) * progress)
-                child.estimate = (reward + c_ent * entropy + c_narrow * narrow
-                                  + c_climax * climax
-                                  + c_skips * best_skips[min(child.skips, max_skips)])
+                if fux:
+                    child.estimate = reward + _fux_estimate(
+                        node.fux, child, time, move, pos_midi[position], cf_midi, offset,
+                        above, position, step_target, n_struct_total, IMPERFECT_TARGET,
+                        CONTRARY_TARGET)
+                else:
+                    child.estimate = (reward + c_ent * entropy + c_narrow * narrow
+                                      + c_climax * climax
+                                      + c_skips * best_skips[min(child.skips, max_skips)])
+                if avoided:
+                    child.same = node.same + int(same_at[time:child.time, position].sum())
+                    child.estimate -= same_scale * child.same
+                else:
+                    child.same = 0
                 groups.setdefault(child.time, []).append(child)
     if stats is not None:
-        stats.update(counters)
+        stats.update(counters, objective=float(best_value))
     return best
+
+
+def diverse_pieces(env: gym.Env, n: int, *, seed: int = 0, diversity: float = 0.5,
+                   objective: str = "rlm", beam_width: int = 1000, noise: float = 0.02,
+                   ) -> list[tuple[float, list[int]]]:
+    """``n`` different good pieces on one exercise: piece ``i`` is the guided search's best
+    (seed ``seed + i``) with a penalty of ``diversity`` x its share of notes shared with the
+    pieces before it (see :func:`guided_beam_search`'s ``avoid``). Measure how different
+    they are with :func:`musicgym.compose.evaluate.mean_pairwise_difference`.
+
+    Returns
+    -------
+    list of (float, list of int)
+        Each piece's env return and actions.
+    """
+    pieces: list[tuple[float, list[int]]] = []
+    for i in range(n):
+        pieces.append(guided_beam_search(
+            env, seed=seed + i, beam_width=beam_width, noise=noise, objective=objective,
+            avoid=[actions for _, actions in pieces if actions], diversity=diversity))
+    return pieces
+
+
+def piece_eighths(env: gym.Env, actions: list[int]) -> np.ndarray:
+    """The counterpoint's scale position at each eighth after ``actions`` (-1 where silent),
+    for :func:`musicgym.compose.evaluate.mean_pairwise_difference`."""
+    return _eighths_of(_env(env), actions)
+
+
+def _fux_estimate(facts: tuple, child: _Node, time: int, move: int, midi: int,
+                  cf_midi: list[int], offset: int, above: bool, position: int,
+                  step_target: float, n_struct_total: int, imperfect_target: float,
+                  contrary_target: float) -> float:
+    """The Fux quality a partial piece is heading for, from its facts so far (``child.fux``
+    is set here): imperfect and contrary shares of the structural verticals written, steps,
+    repeated notes and the climax's count; the cadence counted as met (the rules see to it)."""
+    (n_struct, n_imp, last_cp, last_cf, n_motion, n_contrary, n_rep, n_steps, n_moves,
+     extreme, n_extreme) = facts
+    n_moves += 1
+    n_steps += move == 1 or move == -1
+    n_rep += move == 0
+    line = position if above else -position
+    if line > extreme:
+        extreme, n_extreme = line, 1
+    elif line == extreme:
+        n_extreme += 1
+    # structural verticals this note sounds on (a whole note may cover one; a tie two)
+    first = time - offset
+    bar = -(-first // 8)  # the first structural eighth at or after ``time``
+    while bar * 8 + offset < child.time:
+        cf = cf_midi[bar]
+        n_struct += 1
+        n_imp += (abs(midi - cf) % 12) in (3, 4, 8, 9)
+        n_motion += 1
+        n_contrary += (midi - last_cp) * (cf - last_cf) < 0
+        last_cp, last_cf = midi, cf
+        bar += 1
+    child.fux = (n_struct, n_imp, last_cp, last_cf, n_motion, n_contrary, n_rep, n_steps,
+                 n_moves, extreme, n_extreme)
+    imperfect = min(1.0, n_imp / max(1, n_struct) / imperfect_target) if n_struct else 1.0
+    contrary = min(1.0, n_contrary / n_motion / contrary_target) if n_motion else 1.0
+    steps = min(1.0, n_steps / n_moves / step_target)
+    climax = {1: 1.0, 2: 0.5}.get(n_extreme, 0.0)
+    variety = max(0.0, 1.0 - 0.25 * n_rep)
+    return 0.5 * (imperfect + contrary + steps + climax + variety + 1.0)
 
 
 def _prune(nodes: list, beam_width: int, noise: float, rng: np.random.Generator) -> list:

@@ -103,7 +103,16 @@ class CounterpointEnv(gym.Env):
 
     * ``cantus_firmus``: a built-in name (``"rl_musician"`` (default), ``"fux_dorian"``,
       ``"fux_phrygian"``, ``"fux_lydian"``, ``"fux_mixolydian"``, ``"fux_aeolian"``,
-      ``"fux_ionian"``) or a list of note names (then give ``tonic`` and ``mode``).
+      ``"fux_ionian"``), or any cantus by its notes alone: a list of note names or MIDI key
+      numbers, or a string of note names separated by spaces (``"D4 F4 E4 D4 G4 F4 A4 G4 F4
+      E4 D4"``). Then ``tonic`` and ``mode``, unless given, are inferred from the notes (the
+      last note is the final; the mode with the fewest accidentals holding them all), and the
+      counterpoint's ``start_note``, ``end_note``, ``lowest_note`` and ``highest_note``,
+      unless given, follow from the species' rules (a perfect consonance to open, the octave
+      to close, 13 scale steps of range on its side; see
+      :func:`musicgym.music.cantus.counterpoint_exercise`).
+    * ``voice``: ``"above"`` (default) or ``"below"``: the counterpoint's side of the cantus
+      (for a built-in cantus, ``"below"`` derives a range below it).
     * ``species`` (1-5, default 5), ``tonic``, ``mode``, ``start_note``, ``end_note``,
       ``lowest_note``, ``highest_note``, ``start_pause_eighths``, ``max_skip_degrees``:
       the exercise (RL-Musician's field names and defaults).
@@ -143,6 +152,7 @@ class CounterpointEnv(gym.Env):
         highest_note: str | None = None,
         start_pause_eighths: int | None = None,
         max_skip_degrees: int = 7,
+        voice: str | None = None,
         rules: str | Iterable[str | Callable[..., Any]] = "strict",
         penalties: Mapping[str | Callable[..., Any], float] | None = None,
         rule_params: Mapping[str, dict] | None = None,
@@ -159,7 +169,7 @@ class CounterpointEnv(gym.Env):
                                   start_note=start_note, end_note=end_note,
                                   lowest_note=lowest_note, highest_note=highest_note,
                                   start_pause_eighths=start_pause_eighths,
-                                  max_skip_degrees=max_skip_degrees)
+                                  max_skip_degrees=max_skip_degrees, voice=voice)
         penalties = dict(penalties or {})
         masks = RULE_PRESETS[rules] if isinstance(rules, str) and rules in RULE_PRESETS else rules
         if isinstance(masks, str) or not isinstance(masks, Iterable):
@@ -344,11 +354,37 @@ class CounterpointEnv(gym.Env):
                 f"are {allowed.tolist()} (see info['action_mask'])")
 
 
-def _build_setup(cantus_firmus: str | Iterable[str], **kwargs: Any) -> CounterpointSetup:
+_DERIVED = ("start_note", "end_note", "lowest_note", "highest_note")
+
+
+def _build_setup(cantus_firmus: str | Iterable[str | int], *, voice: str | None = None,
+                 **kwargs: Any) -> CounterpointSetup:
+    """The exercise: a built-in cantus with its range, or a cantus given by its notes, whose
+    tonic and mode (unless given) are inferred and whose counterpoint start, end and range
+    (unless given) follow from the species' rules (:func:`~musicgym.music.cantus.
+    counterpoint_exercise`)."""
+    from musicgym.music.cantus import counterpoint_exercise
+
     given = {k: v for k, v in kwargs.items() if v is not None}
-    if isinstance(cantus_firmus, str):
-        return make_setup(**{**builtin_cantus(cantus_firmus), **given})
-    notes = list(cantus_firmus)
-    if not all(isinstance(n, str) for n in notes):
-        raise CantusFirmusError("cantus_firmus must be a built-in name or a list of note names")
-    return make_setup(notes, **given)
+    if isinstance(cantus_firmus, str) and not cantus_firmus.split()[1:]:
+        if voice in (None, "above"):
+            return make_setup(**{**builtin_cantus(cantus_firmus), **given})
+        spec = builtin_cantus(cantus_firmus)  # the notes, tonic and mode of a built-in
+        notes = list(spec["cantus_firmus"])
+        given = {"tonic": spec["tonic"], "mode": spec["mode"], **given}
+    elif isinstance(cantus_firmus, str):  # "D4 F4 E4 ...": the notes, space-separated
+        notes = cantus_firmus.split()
+    else:
+        notes = list(cantus_firmus)
+    if not notes or not all(isinstance(n, str | int | np.integer) and not isinstance(n, bool)
+                            for n in notes):
+        raise CantusFirmusError("cantus_firmus must be a built-in name, or the notes as a list "
+                                "of note names ('D4') or MIDI key numbers, or a string of "
+                                "note names separated by spaces")
+    if all(k in given for k in ("tonic", "mode", *_DERIVED)) and voice is None \
+            and all(isinstance(n, str) for n in notes):
+        return make_setup(notes, **given)
+    exercise = counterpoint_exercise(notes, species=given.get("species", 5),
+                                     voice=voice or "above", mode=given.get("mode"),
+                                     tonic=given.get("tonic"))
+    return make_setup(**{**exercise, **given})

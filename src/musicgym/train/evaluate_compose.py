@@ -25,8 +25,10 @@ def evaluate_composition(model, config: TrainConfig, episodes: int, out_dir: Pat
     Returns
     -------
     dict
-        ``mean_return``, ``std_return``, ``finished`` (share of pieces that reached the end)
-        and ``piece`` (the folder written, or None if the first piece is unfinished).
+        ``mean_return``, ``std_return``, ``finished`` (share of pieces that reached the end),
+        for counterpoints ``mean_fux_quality`` (:mod:`musicgym.music.rules.quality`, 0-3) and
+        ``variety`` (mean pairwise share of differing notes), and ``piece`` (the folder
+        written, or None if the first piece is unfinished).
     """
     import musicgym  # noqa: F401  (registers the env ids)
 
@@ -45,7 +47,16 @@ def evaluate_composition(model, config: TrainConfig, episodes: int, out_dir: Pat
             env.reset(seed=seed)
             piece, finished = piece_from_melody(env, actions), [True] * episodes
         else:
-            finished = [bool(replay(env, a).finished) for _, a in pieces]
+            from musicgym.compose.evaluate import mean_pairwise_difference
+            from musicgym.music.rules.quality import fux_quality
+
+            states = [replay(env, a) for _, a in pieces]
+            finished = [bool(s.finished) for s in states]
+            done = [s for s in states if s.finished]
+            # the species-aware Fux quality (0-3) and the pieces' variety (issue 14)
+            metrics["mean_fux_quality"] = (float(np.mean([fux_quality(s)["total"]
+                                                          for s in done])) if done else None)
+            metrics["variety"] = mean_pairwise_difference([s.midi_at_eighth for s in done])
             state = replay(env, actions)
             piece = piece_from_counterpoint(state, actions=actions) if state.finished else None
         metrics["finished"] = float(np.mean(finished))
