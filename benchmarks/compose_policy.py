@@ -86,6 +86,9 @@ def main() -> int:
         "policy (one pass, greedy)": lambda env: compose_policy(env, policy, stats=stats),
         f"policy (beam {args.policy_beam})": lambda env: compose_policy(
             env, policy, beam=args.policy_beam, stats=stats),
+        f"policy + score estimate (width {args.policy_beam}, top {args.top_k})":
+            lambda env: policy_guided_search(env, policy, beam_width=args.policy_beam,
+                                             top_k=args.top_k, stats=stats),
         f"guided search (width {args.guided_width})": lambda env: guided_beam_search(
             env, beam_width=args.guided_width, stats=stats),
         f"guided search (width {args.prior_width})": lambda env: guided_beam_search(

@@ -38,7 +38,7 @@ from musicgym.music.rules.species import (
     CounterpointState,
 )
 
-FEATURE_VERSION = 1
+FEATURE_VERSION = 2
 _MOVES, _DURATIONS = ACTION_MOVES.tolist(), ACTION_DURATIONS.tolist()
 _DURATION_INDEX = {1: 0, 2: 1, 4: 2, 8: 3}
 BUILTIN_DIR = Path(__file__).resolve().parent.parent / "data" / "composers"
@@ -47,7 +47,7 @@ BUILTIN_COUNTERPOINT = BUILTIN_DIR / "counterpoint.npz"
 
 def n_features() -> int:
     """Length of the vector :func:`features` returns."""
-    return 5 + 8 + 2 + 4 + 45 + 3 + 7 + 4 + 14 + 1 + 8 + 3 + 15 + 60 + 2
+    return 5 + 8 + 2 + 4 + 45 + 3 + 7 + 4 + 14 + 1 + 8 + 3 + 15 + 8 + 3 + 60 + 2
 
 
 def features(state: CounterpointState, mask: np.ndarray) -> np.ndarray:
@@ -60,8 +60,9 @@ def features(state: CounterpointState, mask: np.ndarray) -> np.ndarray:
     current note (scale steps / 14); the interval class to the cantus of this bar and the next
     (one-hot 7 each); whether the counterpoint lies above; skips so far (one-hot 0..7); the peak
     against the current note and the top, and its repeats; how often each note -7..+7 steps
-    from the current one has sounded (share of the notes); the env's mask (60); whether the last
-    note was consonant and whether it was tied.
+    from the current one has sounded (share of the notes); the last 8 notes before the
+    current one, against it; the span of the last 5, 7 and 9 notes (/7); the env's mask (60);
+    whether the last note was consonant and whether it was tied.
     """
     setup = state.setup
     out = np.zeros(n_features(), dtype=np.float32)
@@ -112,6 +113,16 @@ def features(state: CounterpointState, mask: np.ndarray) -> np.ndarray:
         if -7 <= p - pos <= 7:
             out[i + p - pos + 7] += 1.0 / n
     i += 15
+    # recent notes and the span of the last 5, 7, 9: without them a greedy line circles in a
+    # narrow range (RL-Musician's narrow_ranges penalty) it cannot see
+    recent = positions[-9:]
+    for k, p in enumerate(recent[-9:-1][::-1]):
+        out[i + k] = (p - pos) / 7.0
+    i += 8
+    for k, size in enumerate((5, 7, 9)):
+        window = recent[-size:]
+        out[i + k] = (max(window) - min(window)) / 7.0
+    i += 3
     out[i:i + N_ACTIONS] = mask
     i += N_ACTIONS
     out[i] = float(state.last_consonant)
