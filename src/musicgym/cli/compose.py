@@ -48,7 +48,8 @@ def add_parser(subparsers) -> None:
                    help="guided: beam search guided by an estimate of RL-Musician's score "
                         "(counterpoint's default); beam: RL-Musician's Monte Carlo beam search "
                         "(melody's default: beam search on the step rewards); random: uniformly "
-                        "random allowed notes; ppo: train MaskablePPO, then compose")
+                        "random allowed notes; ppo: train MaskablePPO, then compose; "
+                        "policy: the pretrained composing policy, in one pass")
     p.add_argument("-o", "--output", dest="outdir", metavar="DIR",
                    help="output folder, one sub-folder per piece (default: the config's "
                         "rendering_params.dir, else outputs)")
@@ -68,6 +69,12 @@ def add_parser(subparsers) -> None:
                    help="guided: what the search maximises: rlm, RL-Musician's score (default, "
                         "built for species 5), or fux, the species-aware Fux quality (0-3) "
                         "that fits species 1-4")
+    p.add_argument("--policy", metavar="builtin|RUN",
+                   help="policy: the composing policy, 'builtin' (default: the one shipped) "
+                        "or a .npz (or its folder) from python -m musicgym.compose.policy_train")
+    p.add_argument("--policy-beam", type=int,
+                   help="policy: 1 (default) takes the likeliest allowed note each step; k "
+                        "keeps the k likeliest partial pieces and returns the best finished")
     p.add_argument("--ppo-timesteps", type=int,
                    help="ppo: training budget in env steps (default 20000)")
     p.add_argument("--no-wav", action="store_true", help="skip the WAV files")
@@ -95,7 +102,7 @@ def _settings(args: argparse.Namespace) -> ComposeConfig:
         if getattr(args, attr) is not None:
             setattr(config, name, getattr(args, attr))
     for attr in ("n_trials", "beam_width", "guided_width", "noise", "ppo_timesteps",
-                 "diversity", "objective"):
+                 "diversity", "objective", "policy", "policy_beam"):
         if getattr(args, attr) is not None:
             config.agent[attr] = getattr(args, attr)
     _cantus_flags(config, args)
@@ -103,7 +110,7 @@ def _settings(args: argparse.Namespace) -> ComposeConfig:
             "species", "voice", "tonic", "mode",
             "pieces", "seed", "method", "n_trials", "beam_width", "guided_width", "noise",
             "diversity", "objective",
-            "ppo_timesteps")):
+            "ppo_timesteps", "policy", "policy_beam")):
         config.source = "command line" if args.config is None else f"{args.config} + flags"
     return validate(config)
 
@@ -238,6 +245,12 @@ def _composer(config: ComposeConfig, env):
             return reward, actions
 
         return guided
+    if config.method == "policy":
+        from musicgym.compose.policy import ComposerPolicy, compose_policy
+
+        policy = ComposerPolicy.load(agent.get("policy", "builtin"))
+        beam = agent.get("policy_beam", 1)
+        return lambda seed: compose_policy(env, policy, beam=beam)
     if config.method == "beam":
         keys = ("beam_width", "n_records_to_keep", "n_trials", "n_trials_estimation_depth",
                 "n_trials_estimation_width", "n_trials_factor")

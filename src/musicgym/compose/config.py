@@ -6,7 +6,9 @@ the mode, ``measure_in_seconds`` sets the tempo, ``rendering_params.dir`` the ou
 musicgym adds a few: ``piece.mode``, ``piece.species``, ``piece.tuning``, ``piece.bpm``,
 ``environment.lookahead``, ``agent.method`` (``guided``, the default: a beam search guided by
 an estimate of RL-Musician's score; ``beam``: RL-Musician's own Monte Carlo beam search;
-``random``; ``ppo``), ``agent.guided_width``, ``agent.noise``, ``agent.n_trials``,
+``random``; ``ppo``; ``policy``: the learned composing policy of
+:mod:`musicgym.compose.policy`, ``agent.policy`` ``builtin`` or a trained file, and
+``agent.policy_beam``), ``agent.guided_width``, ``agent.noise``, ``agent.n_trials``,
 ``agent.ppo_timesteps``, ``agent.seed`` and ``agent.n_pieces``. Fields of RL-Musician that
 mean nothing here (its ``sinethesizer`` synth settings, ``paralleling_params``) are accepted
 and ignored. Any other field is an error that names it and the fields allowed there.
@@ -60,9 +62,10 @@ SCHEMA: dict[str, Any] = {
               "n_trials_estimation_width": int, "n_trials_factor": (int, float),
               "ppo_timesteps": int, "temperature": (int, float), "guided_width": int,
               "noise": (int, float), "diversity": (int, float), "objective": str,
-              "paralleling_params": IGNORED},
+              "paralleling_params": IGNORED,
+              "policy": str, "policy_beam": int},
 }
-METHODS = ("guided", "beam", "random", "ppo")
+METHODS = ("guided", "beam", "random", "ppo", "policy")
 # agent fields that belong to one search method only
 BEAM_FIELDS = ("n_records_to_keep", "n_trials", "n_trials_estimation_depth",
                "n_trials_estimation_width", "n_trials_factor")
@@ -318,6 +321,13 @@ def validate(config: ComposeConfig) -> ComposeConfig:
     if config.method not in METHODS:
         raise ConfigError(f"{config.source}: method must be one of {', '.join(METHODS)}, "
                           f"got {config.method!r}")
+    if config.task == "melody" and config.method == "policy":
+        raise ConfigError(f"{config.source}: method policy is for task counterpoint (no "
+                          "melody policy is shipped); a melody's search is method beam")
+    if config.method != "policy" and any(k in config.agent for k in ("policy", "policy_beam")):
+        raise ConfigError(f"{config.source}: agent.policy and agent.policy_beam are settings "
+                          f"of method policy, but the method is {config.method}; remove them "
+                          "or use method policy")
     if config.task == "melody" and config.method == "guided":
         raise ConfigError(f"{config.source}: method guided is for task counterpoint; a "
                           "melody's search is method beam (on the env's step rewards)")
@@ -340,6 +350,8 @@ def validate(config: ComposeConfig) -> ComposeConfig:
             if value not in OBJECTIVES:
                 raise ConfigError(f"{config.source}: agent.objective must be one of "
                                   f"{', '.join(OBJECTIVES)}, got {value!r}")
+            continue
+        if name == "policy":  # 'builtin' or a path, checked when it is loaded
             continue
         if name in ("temperature", "noise", "diversity"):
             if not value >= 0:

@@ -1,0 +1,172 @@
+"""Composing-policy benchmark: the learned policy in one pass, the guided beam search, the
+policy-guided search and random pieces, species 1-5, on cantus firmi never trained on.
+
+Test set: Fux's cantus firmi (``fux_dorian`` ... ``fux_ionian``; phrygian admits no
+second-species counterpoint under the strict rules, so it has four species), RL-Musician's
+default cantus, and ``--generated`` exercises of ``generate_exercises(n, seed=1000)`` (the
+training script skips every one of these cantus firmi). Every piece is judged from its written
+notes by ``musicgym.compose.evaluate`` (RL-Musician's 5-score total, max 3.0; hard-rule
+violations; parallel fifths/octaves). "States judged" is the number of candidate notes the
+method scored (the searches' ``children``).
+
+Run: ``OMP_NUM_THREADS=1 .venv/bin/python benchmarks/compose_policy.py`` (``--policy`` a
+trained .npz, default the shipped one; ``--generated``, ``--guided-width``, ``--prior-width``,
+``--top-k``). Prints a table per species and writes ``benchmarks/results/compose_policy.json``.
+RL-Musician's own search is benchmarked by ``benchmarks/compose.py`` on its default cantus
+only (it cannot take modal cantus firmi), so it is not rerun here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+
+from musicgym.compose.evaluate import evaluate_piece
+from musicgym.compose.piece import piece_from_counterpoint
+from musicgym.compose.policy import ComposerPolicy, compose_policy, policy_guided_search
+from musicgym.compose.policy_train import TEST_SEED
+from musicgym.compose.search import guided_beam_search, random_search
+from musicgym.envs.counterpoint import CounterpointEnv
+from musicgym.errors import CantusFirmusError
+from musicgym.music.rules.species import CANTUS_FIRMI
+
+RESULTS = Path(__file__).parent / "results" / "compose_policy.json"
+
+
+def test_exercises(n_generated: int) -> list[tuple[str, dict]]:
+    """(name, env kwargs) of every test exercise that admits a counterpoint."""
+    from musicgym.music.cantus import generate_exercises
+
+    out = []
+    for species in range(1, 6):
+        for name in CANTUS_FIRMI:
+            out.append((f"{name}/s{species}", {"cantus_firmus": name, "species": species}))
+    for i, ex in enumerate(generate_exercises(n_generated, seed=TEST_SEED)):
+        out.append((f"generated{i}/s{ex['species']}", ex))
+    ok = []
+    for name, kwargs in out:
+        try:
+            CounterpointEnv(**kwargs).reset()
+        except CantusFirmusError:
+            continue
+        ok.append((name, kwargs))
+    return ok
+
+
+def judge(env: CounterpointEnv, ret: float, actions: list[int]) -> dict:
+    env.reset()
+    for action in actions:
+        env.step(action)
+    if not env.state.finished:
+        return {"finished": False}
+    result = evaluate_piece(piece_from_counterpoint(env.state, actions=actions))
+    return {"finished": True, "score": result["scores"]["total"], "return": ret,
+            "hard_violations": result["hard_violations"],
+            "parallel_perfects": result["parallel_perfects"]}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--policy", default="builtin")
+    parser.add_argument("--generated", type=int, default=20)
+    parser.add_argument("--guided-width", type=int, default=1000)
+    parser.add_argument("--prior-width", type=int, default=200)
+    parser.add_argument("--top-k", type=int, default=3)
+    parser.add_argument("--policy-beam", type=int, default=8)
+    parser.add_argument("--random-pieces", type=int, default=3)
+    parser.add_argument("--out", default=str(RESULTS))
+    args = parser.parse_args()
+    policy = ComposerPolicy.load(args.policy)
+    methods = {
+        "policy (one pass, greedy)": lambda env: compose_policy(env, policy, stats=stats),
+        f"policy (beam {args.policy_beam})": lambda env: compose_policy(
+            env, policy, beam=args.policy_beam, stats=stats),
+        f"policy + score estimate (width {args.policy_beam}, top {args.top_k})":
+            lambda env: policy_guided_search(env, policy, beam_width=args.policy_beam,
+                                             top_k=args.top_k, stats=stats),
+        f"guided search (width {args.guided_width})": lambda env: guided_beam_search(
+            env, beam_width=args.guided_width, stats=stats),
+        f"guided search (width {args.prior_width})": lambda env: guided_beam_search(
+            env, beam_width=args.prior_width, stats=stats),
+        f"policy-guided search (width {args.prior_width}, top {args.top_k})":
+            lambda env: policy_guided_search(env, policy, beam_width=args.prior_width,
+                                             top_k=args.top_k, stats=stats),
+    }
+    rows = []
+    exercises = test_exercises(args.generated)
+    print(f"{len(exercises)} test exercises", flush=True)
+    t_all = time.perf_counter()
+    for name, kwargs in exercises:
+        env = CounterpointEnv(**kwargs)
+        species = env.setup.species
+        for method, run in methods.items():
+            stats: dict = {}
+            t0 = time.perf_counter()
+            ret, actions = run(env)
+            seconds = time.perf_counter() - t0
+            rows.append({"exercise": name, "species": species, "method": method,
+                         "seconds": seconds, "states_judged": stats.get("children"),
+                         **judge(env, ret, actions)})
+        scores = []
+        for seed in range(args.random_pieces):
+            ret, actions = random_search(env, seed=seed)
+            scores.append(judge(env, ret, actions))
+        rows.append({"exercise": name, "species": species, "method": "random",
+                     "seconds": None, "states_judged": None, "finished": True,
+                     "score": float(np.mean([s["score"] for s in scores])),
+                     "hard_violations": int(sum(s["hard_violations"] for s in scores)),
+                     "parallel_perfects": int(sum(s["parallel_perfects"] for s in scores))})
+        print(f"  {name} done ({time.perf_counter() - t_all:.0f} s)", flush=True)
+    summary = summarize(rows)
+    print_table(summary)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps({
+        "machine": platform.platform(), "policy": policy.meta.get("command"),
+        "args": vars(args), "summary": summary, "rows": rows}, indent=1), encoding="utf-8")
+    print(f"wrote {args.out}")
+    return 0
+
+
+def summarize(rows: list[dict]) -> dict:
+    out: dict = {}
+    for row in rows:
+        key = f"s{row['species']}"
+        out.setdefault(key, {}).setdefault(row["method"], []).append(row)
+    summary = {}
+    for species, methods in sorted(out.items()):
+        summary[species] = {}
+        for method, rs in methods.items():
+            done = [r for r in rs if r.get("finished")]
+            secs = [r["seconds"] for r in done if r["seconds"] is not None]
+            states = [r["states_judged"] for r in done if r["states_judged"] is not None]
+            summary[species][method] = {
+                "pieces": len(rs), "finished": len(done),
+                "mean_score": float(np.mean([r["score"] for r in done])),
+                "hard_violations": int(sum(r["hard_violations"] for r in done)),
+                "parallel_perfects": int(sum(r["parallel_perfects"] for r in done)),
+                "mean_seconds": float(np.mean(secs)) if secs else None,
+                "max_seconds": float(np.max(secs)) if secs else None,
+                "mean_states_judged": float(np.mean(states)) if states else None}
+    return summary
+
+
+def print_table(summary: dict) -> None:
+    for species, methods in summary.items():
+        print(f"\nspecies {species[1:]}")
+        print(f"  {'method':<48} {'score':>7} {'hard':>5} {'par':>4} {'s/piece':>8} "
+              f"{'states':>8}")
+        for method, m in methods.items():
+            secs = f"{m['mean_seconds']:.3f}" if m["mean_seconds"] is not None else "-"
+            states = (f"{m['mean_states_judged']:.0f}" if m["mean_states_judged"] is not None
+                      else "-")
+            print(f"  {method:<48} {m['mean_score']:>7.3f} {m['hard_violations']:>5} "
+                  f"{m['parallel_perfects']:>4} {secs:>8} {states:>8}")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

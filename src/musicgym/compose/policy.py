@@ -1,0 +1,340 @@
+"""A learned composing policy for ``musicgym/Counterpoint-v0``: features, NumPy inference,
+one-pass composition, and the policy as the guided search's prior.
+
+The policy is a small MLP (features -> 2 x 256 ReLU -> 60 logits) trained by expert iteration
+(:mod:`musicgym.compose.policy_train`): the guided beam search writes pieces on many generated
+exercises of every species, and the policy learns to imitate its notes. One policy serves all
+five species: the species, the cantus firmus around the current bar and the env's rule mask
+are inputs, so what is shared (where consonances lie, how a line turns after a skip, how the
+climax and the cadence are reached) is learned once.
+
+Inference needs NumPy only: the weights ship as ``.npz`` with a ``.json`` beside it (the command
+and seed that made them). Decoding always applies the env's mask (hard rules plus the dead-end
+lookahead), so every piece has zero hard-rule violations and always finishes.
+
+* :func:`compose_policy` writes a piece in one pass (greedy, or a small beam of the policy's
+  log-probabilities whose finished pieces are scored exactly).
+* :func:`policy_guided_search` runs :func:`~musicgym.compose.search.guided_beam_search`
+  with the policy as its prior: each partial piece is extended only by the ``top_k`` notes the
+  policy finds likeliest, so far fewer states are judged.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+
+from musicgym.errors import ConfigError
+from musicgym.music.rules import score_piece
+from musicgym.music.rules.species import (
+    ACTION_DURATIONS,
+    ACTION_MOVES,
+    EIGHTHS_PER_BAR,
+    N_ACTIONS,
+    CounterpointState,
+)
+
+FEATURE_VERSION = 2
+_MOVES, _DURATIONS = ACTION_MOVES.tolist(), ACTION_DURATIONS.tolist()
+_DURATION_INDEX = {1: 0, 2: 1, 4: 2, 8: 3}
+BUILTIN_DIR = Path(__file__).resolve().parent.parent / "data" / "composers"
+BUILTIN_COUNTERPOINT = BUILTIN_DIR / "counterpoint.npz"
+
+
+def n_features() -> int:
+    """Length of the vector :func:`features` returns."""
+    return 5 + 8 + 2 + 4 + 45 + 3 + 7 + 4 + 14 + 1 + 8 + 3 + 15 + 8 + 3 + 60 + 2
+
+
+def features(state: CounterpointState, mask: np.ndarray) -> np.ndarray:
+    """The policy's input for ``state`` (float32, shape ``(n_features(),)``).
+
+    In order: species (one-hot 5); eighth within the bar (one-hot 8); progress through the
+    piece and bars left (/16); the last note's duration (one-hot 4); the last three moves
+    (one-hot 15 each); the line's place in its range, against the end note and the top; the
+    current note's degree (one-hot 7); the cantus firmus of this bar and the next three minus the
+    current note (scale steps / 14); the interval class to the cantus of this bar and the next
+    (one-hot 7 each); whether the counterpoint lies above; skips so far (one-hot 0..7); the peak
+    against the current note and the top, and its repeats; how often each note -7..+7 steps
+    from the current one has sounded (share of the notes); the last 8 notes before the
+    current one, against it; the span of the last 5, 7 and 9 notes (/7); the env's mask (60);
+    whether the last note was consonant and whether it was tied.
+    """
+    setup = state.setup
+    out = np.zeros(n_features(), dtype=np.float32)
+    i = 0
+    out[i + setup.species - 1] = 1.0
+    i += 5
+    time = state.time
+    out[i + time % EIGHTHS_PER_BAR] = 1.0
+    i += 8
+    out[i] = time / setup.total_eighths
+    out[i + 1] = (setup.total_eighths - time) / (EIGHTHS_PER_BAR * 16)
+    i += 2
+    out[i + _DURATION_INDEX.get(state.durations[-1], 2)] = 1.0
+    i += 4
+    for k, move in enumerate(state.moves[-3:][::-1]):
+        out[i + 15 * k + move + 7] = 1.0
+    i += 45
+    pos = state.positions[-1]
+    low, high = setup.lowest_position, setup.highest_position
+    out[i] = (pos - low) / max(1, high - low)
+    out[i + 1] = (pos - setup.end_position) / 14.0
+    out[i + 2] = (high - pos) / 14.0
+    i += 3
+    out[i + setup.scale.degree(pos) - 1] = 1.0
+    i += 7
+    bar = min(time // EIGHTHS_PER_BAR, setup.n_bars - 1)
+    cf = setup.cantus_positions
+    for k in range(4):
+        out[i + k] = (int(cf[min(bar + k, setup.n_bars - 1)]) - pos) / 14.0
+    i += 4
+    for k in range(2):
+        out[i + 7 * k + (pos - int(cf[min(bar + k, setup.n_bars - 1)])) % 7] = 1.0
+    i += 14
+    out[i] = float(setup.counterpoint_above)
+    i += 1
+    moves = state.moves
+    skips = sum(1 for m in moves if m > 1 or m < -1)
+    out[i + min(skips, 7)] = 1.0
+    i += 8
+    positions = state.positions
+    peak = max(positions)
+    out[i] = (peak - pos) / 14.0
+    out[i + 1] = (high - peak) / 14.0
+    out[i + 2] = min(positions.count(peak) - 1, 3) / 3.0
+    i += 3
+    n = len(positions)
+    for p in positions:
+        if -7 <= p - pos <= 7:
+            out[i + p - pos + 7] += 1.0 / n
+    i += 15
+    # recent notes and the span of the last 5, 7, 9: without them a greedy line circles in a
+    # narrow range (RL-Musician's narrow_ranges penalty) it cannot see
+    recent = positions[-9:]
+    for k, p in enumerate(recent[-9:-1][::-1]):
+        out[i + k] = (p - pos) / 7.0
+    i += 8
+    for k, size in enumerate((5, 7, 9)):
+        window = recent[-size:]
+        out[i + k] = (max(window) - min(window)) / 7.0
+    i += 3
+    out[i:i + N_ACTIONS] = mask
+    i += N_ACTIONS
+    out[i] = float(state.last_consonant)
+    out[i + 1] = float(state.durations[-1] == EIGHTHS_PER_BAR)
+    return out
+
+
+class ComposerPolicy:
+    """A trained composing policy (NumPy weights of an MLP with ReLU hidden layers).
+
+    Parameters
+    ----------
+    weights : list of (W, b) pairs
+        Layer weights, ``W`` of shape (inputs, outputs); the last layer gives 60 logits.
+    meta : dict
+        What made it (command, seed, data, scores); stored in the JSON beside the weights.
+    """
+
+    def __init__(self, weights: list[tuple[np.ndarray, np.ndarray]], meta: dict | None = None):
+        self.weights = [(np.asarray(w, dtype=np.float32), np.asarray(b, dtype=np.float32))
+                        for w, b in weights]
+        self.meta = dict(meta or {})
+        if self.weights[0][0].shape[0] != n_features() or \
+                self.weights[-1][0].shape[1] != N_ACTIONS:
+            raise ConfigError(
+                f"policy weights take {self.weights[0][0].shape[0]} features and give "
+                f"{self.weights[-1][0].shape[1]} actions; this musicgym needs {n_features()} "
+                f"and {N_ACTIONS} (feature version {FEATURE_VERSION}): retrain it with "
+                "python -m musicgym.compose.policy_train")
+
+    def logits(self, x: np.ndarray) -> np.ndarray:
+        """Raw logits for a feature vector (n,) or batch (b, n)."""
+        h = x
+        for w, b in self.weights[:-1]:
+            h = np.maximum(h @ w + b, 0.0)
+        w, b = self.weights[-1]
+        return h @ w + b
+
+    def log_probs(self, state: CounterpointState, mask: np.ndarray) -> np.ndarray:
+        """Log-probabilities of the 60 actions in ``state``, masked (-inf where not allowed)."""
+        z = self.logits(features(state, mask)).astype(np.float64)
+        z = np.where(mask, z, -np.inf)
+        top = z.max()
+        return z - top - math.log(np.exp(z - top).sum())
+
+    def save(self, path: str | Path) -> Path:
+        """Write ``path`` (.npz) and its .json (``meta``); returns the .npz path."""
+        path = Path(path).with_suffix(".npz")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        arrays = {}
+        for k, (w, b) in enumerate(self.weights):
+            arrays[f"w{k}"], arrays[f"b{k}"] = w, b
+        np.savez_compressed(path, **arrays)
+        meta = {**self.meta, "feature_version": FEATURE_VERSION, "n_features": n_features(),
+                "layers": [list(w.shape) for w, _ in self.weights]}
+        path.with_suffix(".json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path = "builtin") -> ComposerPolicy:
+        """Load a policy: ``"builtin"`` (the one shipped in the package), a ``.npz`` file, or
+        a folder holding ``counterpoint.npz`` (as the trainer writes it).
+
+        Raises
+        ------
+        ConfigError
+            If there is no such file, or it is not a policy of this feature version.
+        """
+        if str(path) == "builtin":
+            path = BUILTIN_COUNTERPOINT
+        path = Path(path)
+        if path.is_dir():
+            path = path / "counterpoint.npz"
+        if not path.is_file():
+            raise ConfigError(f"no composing policy at {str(path)!r}; give 'builtin', a .npz "
+                              "written by python -m musicgym.compose.policy_train, or its "
+                              "folder")
+        try:
+            with np.load(path) as data:
+                n = len([k for k in data.files if k.startswith("w")])
+                weights = [(data[f"w{k}"], data[f"b{k}"]) for k in range(n)]
+        except (OSError, ValueError, KeyError) as exc:
+            raise ConfigError(f"{path} is not a composing policy ({exc})") from None
+        meta_path = path.with_suffix(".json")
+        meta = json.loads(meta_path.read_text(encoding="utf-8")) if meta_path.is_file() else {}
+        if meta.get("feature_version", FEATURE_VERSION) != FEATURE_VERSION:
+            raise ConfigError(f"{path} has feature version {meta['feature_version']}; this "
+                              f"musicgym reads {FEATURE_VERSION}: retrain it")
+        return cls(weights, meta)
+
+
+def _env(env: gym.Env):
+    return env.unwrapped
+
+
+def compose_policy(env: gym.Env, policy: ComposerPolicy, *, beam: int = 1,
+                   stats: dict | None = None) -> tuple[float, list[int]]:
+    """Write one piece with ``policy`` in one pass: (return, actions).
+
+    ``beam=1`` takes the likeliest allowed note at every step (greedy). ``beam=k`` keeps the
+    ``k`` partial pieces of highest total log-probability, in time order (the same eighth
+    compared with the same eighth), and returns the best-scoring finished piece among them.
+    Either way only allowed notes are taken (the env's mask, with its dead-end lookahead).
+
+    Parameters
+    ----------
+    env : CounterpointEnv or a wrapper of one
+    policy : ComposerPolicy
+    beam : int, keyword-only
+    stats : dict or None, keyword-only
+        If given, filled with ``expanded`` (states the policy was run on), ``children`` (notes
+        kept as candidates) and ``evaluations`` (finished pieces scored).
+
+    Raises
+    ------
+    ConfigError
+        If ``beam`` is not a whole number of at least 1.
+    """
+    if isinstance(beam, bool) or not isinstance(beam, int | np.integer) or beam < 1:
+        raise ConfigError(f"beam must be a whole number of at least 1, got {beam!r}")
+    env = _env(env)
+    counters = {"expanded": 0, "children": 0, "evaluations": 0}
+    # a beam entry: (log-probability so far, reward so far, state, actions)
+    groups: dict[int, list] = {}
+    root = CounterpointState(env.setup)
+    groups[root.time] = [(0.0, 0.0, root, [])]
+    best: tuple[float, list[int]] = (-np.inf, [])
+    while groups:
+        entries = sorted(groups.pop(min(groups)), key=lambda e: -e[0])[:beam]
+        for logp, reward, state, actions in entries:
+            mask = env.oracle.mask(state)
+            if not mask.any():
+                continue
+            counters["expanded"] += 1
+            lp = policy.log_probs(state, mask)
+            step_rewards = env.oracle.check(state)[1]
+            order = np.argsort(-lp)[:beam]
+            for action in order.tolist():
+                if not mask[action]:
+                    continue
+                counters["children"] += 1
+                child = state.copy()
+                child.add(_MOVES[action], _DURATIONS[action])
+                r = reward + float(step_rewards[action])
+                if child.finished:
+                    counters["evaluations"] += 1
+                    total = r + score_piece(child, coefs=env.scoring_coefs,
+                                            params=env.scoring_fn_params)["total"]
+                    if total > best[0]:
+                        best = (total, [*actions, action])
+                    continue
+                groups.setdefault(child.time, []).append(
+                    (logp + float(lp[action]), r, child, [*actions, action]))
+    if stats is not None:
+        stats.update(counters)
+    return best
+
+
+class _PrunedOracle:
+    """The env's oracle with its mask narrowed to the policy's ``top_k`` likeliest notes."""
+
+    def __init__(self, oracle, policy: ComposerPolicy, top_k: int) -> None:
+        self._oracle, self._policy, self._top_k = oracle, policy, top_k
+
+    def mask(self, state: CounterpointState) -> np.ndarray:
+        mask = self._oracle.mask(state)
+        if mask.sum() <= self._top_k:
+            return mask
+        lp = self._policy.log_probs(state, mask)
+        keep = np.zeros_like(mask)
+        keep[np.argsort(-lp)[:self._top_k]] = True
+        return keep & mask
+
+    def check(self, state: CounterpointState):
+        return self._oracle.check(state)
+
+
+class _PrunedEnv:
+    """What the guided search reads from an env, with the policy-pruned oracle."""
+
+    def __init__(self, env, policy: ComposerPolicy, top_k: int) -> None:
+        self.setup = env.setup
+        self.oracle = _PrunedOracle(env.oracle, policy, top_k)
+        self.scoring_coefs = env.scoring_coefs
+        self.scoring_fn_params = env.scoring_fn_params
+        self.reward_for_dead_end = env.reward_for_dead_end
+
+    @property
+    def unwrapped(self):
+        return self
+
+
+def policy_guided_search(env: gym.Env, policy: ComposerPolicy, *, top_k: int = 3,
+                         beam_width: int = 100, seed: int = 0, noise: float = 0.02,
+                         stats: dict | None = None) -> tuple[float, list[int]]:
+    """The guided beam search with the policy as its prior: (return, actions).
+
+    The search (:func:`~musicgym.compose.search.guided_beam_search`, its score estimate and
+    pruning unchanged) extends each partial piece only by the ``top_k`` allowed notes the
+    policy finds likeliest. Each kept note is still allowed by the env's mask (with its
+    dead-end lookahead), so the piece breaks no hard rule and always finishes; the return is
+    the env's.
+
+    Raises
+    ------
+    ConfigError
+        If ``top_k`` is not a whole number of at least 1 (and as the guided search does).
+    """
+    from musicgym.compose.search import guided_beam_search
+
+    if isinstance(top_k, bool) or not isinstance(top_k, int | np.integer) or top_k < 1:
+        raise ConfigError(f"top_k must be a whole number of at least 1, got {top_k!r}")
+    pruned = _PrunedEnv(_env(env), policy, int(top_k))
+    return guided_beam_search(pruned, seed=seed, beam_width=beam_width, noise=noise,
+                              stats=stats)

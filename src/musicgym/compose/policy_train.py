@@ -1,0 +1,230 @@
+"""Train the composing policy of :mod:`musicgym.compose.policy` by expert iteration.
+
+Round 0 (imitation): the guided beam search (the expert) writes one piece on each of many
+generated exercises (:func:`musicgym.music.cantus.generate_exercises`, species 1-5, all six
+modes); every state it passed through becomes a sample (features, the note it chose), and an MLP
+learns to pick that note among the allowed ones (cross-entropy over the masked logits).
+Round 1 (improvement, ``--rounds 2``): the policy-guided search (the expert with the round-0
+policy as its prior, so it can afford a wider beam at the same cost) writes the pieces again;
+where its piece scores higher than the expert's, its states replace the expert's, and the
+policy is retrained on the result.
+
+Fux's cantus firmi and the test exercises (``generate_exercises(n, seed=TEST_SEED)``) are never
+trained on: a generated cantus equal to one of them is skipped.
+
+Run (what made the shipped policy; see docs/compose.md)::
+
+    OMP_NUM_THREADS=1 python -m musicgym.compose.policy_train --exercises 400 --seed 1 \\
+        --out src/musicgym/data/composers
+
+torch is needed to train (not to compose).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from musicgym.compose.policy import ComposerPolicy, features, policy_guided_search
+from musicgym.compose.search import guided_beam_search
+from musicgym.envs.counterpoint import CounterpointEnv
+from musicgym.music.rules.species import (
+    ACTION_DURATIONS,
+    ACTION_MOVES,
+    CANTUS_FIRMI,
+    CounterpointState,
+)
+
+TEST_SEED = 1000  # generate_exercises(n, seed=TEST_SEED): the held-out test set
+EXPERT_WIDTH = 200
+
+
+def held_out_cantus(n_test: int = 60) -> set[tuple[str, ...]]:
+    """Cantus firmi never trained on: Fux's and those of the generated test set."""
+    from musicgym.music.cantus import generate_exercises
+
+    out = {tuple(spec["notes"]) for spec in CANTUS_FIRMI.values()}
+    out |= {tuple(ex["cantus_firmus"]) for ex in generate_exercises(n_test, seed=TEST_SEED)}
+    return out
+
+
+def training_exercises(n: int, *, seed: int) -> list[dict]:
+    """``n`` generated exercises (species cycling 1-5, modes cycling) with no held-out cantus."""
+    from musicgym.music.cantus import generate_exercises
+
+    held = held_out_cantus()
+    return [ex for ex in generate_exercises(n, seed=seed)
+            if tuple(ex["cantus_firmus"]) not in held]
+
+
+def piece_samples(env: CounterpointEnv, actions: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """(features, chosen action) of every state along ``actions`` from the start."""
+    state = CounterpointState(env.setup)
+    xs, ys = [], []
+    for action in actions:
+        mask = env.oracle.mask(state)
+        xs.append(features(state, mask))
+        ys.append(action)
+        state.add(int(ACTION_MOVES[action]), int(ACTION_DURATIONS[action]))
+        if state.finished:
+            break
+    return np.asarray(xs, dtype=np.float32), np.asarray(ys, dtype=np.int64)
+
+
+def expert_pieces(exercises: list[dict], *, width: int = EXPERT_WIDTH, seed: int = 0,
+                  policy: ComposerPolicy | None = None, top_k: int = 3,
+                  log=print) -> list[dict]:
+    """One piece per exercise by the guided search (or, given ``policy``, the policy-guided
+    search): dicts with the exercise index, its return and actions."""
+    out = []
+    t0 = time.perf_counter()
+    for i, ex in enumerate(exercises):
+        env = CounterpointEnv(**ex)
+        if policy is None:
+            ret, actions = guided_beam_search(env, seed=seed + i, beam_width=width)
+        else:
+            ret, actions = policy_guided_search(env, policy, seed=seed + i, beam_width=width,
+                                                top_k=top_k)
+        out.append({"index": i, "return": float(ret), "actions": actions})
+        if (i + 1) % 25 == 0:
+            log(f"  {i + 1}/{len(exercises)} pieces, {time.perf_counter() - t0:.0f} s, "
+                f"mean return {np.mean([p['return'] for p in out]):.3f}")
+    return out
+
+
+def dataset(exercises: list[dict], pieces: list[dict]) -> tuple[np.ndarray, np.ndarray]:
+    """Stack the samples of every finished piece."""
+    xs, ys = [], []
+    for piece in pieces:
+        if not np.isfinite(piece["return"]):
+            continue
+        x, y = piece_samples(CounterpointEnv(**exercises[piece["index"]]), piece["actions"])
+        xs.append(x)
+        ys.append(y)
+    return np.concatenate(xs), np.concatenate(ys)
+
+
+def train_policy(x: np.ndarray, y: np.ndarray, *, hidden: int = 256, epochs: int = 40,
+                 lr: float = 2e-3, seed: int = 0, log=print) -> tuple[ComposerPolicy, dict]:
+    """Fit the MLP to (features, action) by cross-entropy over the allowed actions; 10 % of
+    the samples are held out to report accuracy. Returns the policy and its training figures.
+    """
+    import torch
+    from torch import nn
+
+    torch.manual_seed(seed)
+    torch.set_num_threads(1)
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(x))
+    n_val = max(1, len(x) // 10)
+    val, tr = order[:n_val], order[n_val:]
+    from musicgym.compose.policy import n_features
+    from musicgym.music.rules.species import N_ACTIONS
+
+    mask_slice = slice(n_features() - 2 - N_ACTIONS, n_features() - 2)
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+    net = nn.Sequential(nn.Linear(x.shape[1], hidden), nn.ReLU(), nn.Linear(hidden, hidden),
+                        nn.ReLU(), nn.Linear(hidden, N_ACTIONS))
+    opt = torch.optim.Adam(net.parameters(), lr=lr, weight_decay=1e-5)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs)
+
+    def masked(xb):
+        logits = net(xb)
+        return logits.masked_fill(xb[:, mask_slice] < 0.5, -1e9)
+
+    batch = 256
+    figures = {}
+    for epoch in range(epochs):
+        net.train()
+        perm = torch.from_numpy(rng.permutation(tr))
+        total = 0.0
+        for start in range(0, len(perm), batch):
+            idx = perm[start:start + batch]
+            loss = nn.functional.cross_entropy(masked(xt[idx]), yt[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            total += float(loss.detach()) * len(idx)
+        sched.step()
+        if epoch == epochs - 1 or epoch % 10 == 0:
+            net.eval()
+            with torch.no_grad():
+                vx, vy = xt[torch.from_numpy(val)], yt[torch.from_numpy(val)]
+                acc = float((masked(vx).argmax(1) == vy).float().mean())
+            figures = {"epoch": epoch + 1, "train_loss": total / len(tr),
+                       "val_accuracy": acc, "n_train": int(len(tr)), "n_val": int(n_val)}
+            log(f"  epoch {epoch + 1}: loss {total / len(tr):.3f}, held-out accuracy {acc:.3f}")
+    layers = [m for m in net if isinstance(m, nn.Linear)]
+    weights = [(m.weight.detach().numpy().T.copy(), m.bias.detach().numpy().copy())
+               for m in layers]
+    return ComposerPolicy(weights), figures
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m musicgym.compose.policy_train",
+                                description=__doc__.split("\n\n")[0])
+    p.add_argument("--exercises", type=int, default=400, help="generated training exercises")
+    p.add_argument("--seed", type=int, default=1, help="generate_exercises seed (not "
+                                                       f"{TEST_SEED}, the test set's)")
+    p.add_argument("--width", type=int, default=EXPERT_WIDTH, help="expert's beam width")
+    p.add_argument("--epochs", type=int, default=40)
+    p.add_argument("--hidden", type=int, default=256)
+    p.add_argument("--rounds", type=int, default=1, help="1: imitation only; 2: one round "
+                                                         "of improvement")
+    p.add_argument("--pieces", help="reuse the expert pieces of a previous run (the JSON "
+                                    "its --save-pieces wrote)")
+    p.add_argument("--save-pieces", help="write the expert pieces to this JSON")
+    p.add_argument("--out", default="runs/composer", help="output folder")
+    args = p.parse_args(argv)
+    if args.seed == TEST_SEED:
+        p.error(f"--seed {TEST_SEED} is the test set's seed")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    exercises = training_exercises(args.exercises, seed=args.seed)
+    print(f"{len(exercises)} training exercises (seed {args.seed})", flush=True)
+    if args.pieces:
+        pieces = json.loads(Path(args.pieces).read_text(encoding="utf-8"))["pieces"]
+    else:
+        pieces = expert_pieces(exercises, width=args.width,
+                               log=lambda m: print(m, flush=True))
+    if args.save_pieces:
+        Path(args.save_pieces).write_text(json.dumps({"width": args.width, "seed": args.seed,
+                                                     "pieces": pieces}), encoding="utf-8")
+    x, y = dataset(exercises, pieces)
+    print(f"{len(x)} samples from {len(pieces)} expert pieces", flush=True)
+    policy, figures = train_policy(x, y, hidden=args.hidden, epochs=args.epochs,
+                                   seed=args.seed, log=lambda m: print(m, flush=True))
+    rounds = [{"round": 0, "samples": int(len(x)), **figures,
+               "expert_mean_return": float(np.mean([q["return"] for q in pieces]))}]
+    for r in range(1, args.rounds):
+        better = expert_pieces(exercises, width=args.width, policy=policy, seed=10_000 * r,
+                               log=lambda m: print(m, flush=True))
+        n_better = 0
+        for k, piece in enumerate(better):
+            if piece["return"] > pieces[k]["return"]:
+                pieces[k], n_better = piece, n_better + 1
+        x, y = dataset(exercises, pieces)
+        print(f"round {r}: {n_better} pieces improved; {len(x)} samples", flush=True)
+        policy, figures = train_policy(x, y, hidden=args.hidden, epochs=args.epochs,
+                                       seed=args.seed + r, log=lambda m: print(m, flush=True))
+        rounds.append({"round": r, "improved": n_better, "samples": int(len(x)), **figures,
+                       "expert_mean_return": float(np.mean([q["return"] for q in pieces]))})
+    policy.meta = {
+        "command": "python -m musicgym.compose.policy_train " + " ".join(
+            sys.argv[1:] if argv is None else argv),
+        "seed": args.seed, "exercises": len(exercises), "expert": "guided_beam_search",
+        "expert_width": args.width, "test_seed": TEST_SEED, "rounds": rounds,
+        "train_seconds": time.perf_counter() - t0}
+    path = policy.save(out / "counterpoint.npz")
+    print(f"wrote {path} in {time.perf_counter() - t0:.0f} s", flush=True)
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())
