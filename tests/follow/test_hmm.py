@@ -51,3 +51,25 @@ def test_bad_hmm_settings_are_named(brahms_takes):
         HMMFollower(reference, max_skip=0)
     with pytest.raises(AccompanyConfigError, match="the hmm follower needs a reference"):
         make_follower("hmm", reference=None)
+
+
+def test_new_hmm_settings_are_checked(brahms_takes):
+    reference = brahms_takes[0].solo.performed
+    with pytest.raises(AccompanyConfigError, match="0 <= confidence <= 1"):
+        HMMFollower(reference, confidence=1.5)
+    with pytest.raises(AccompanyConfigError, match="ioi_offset_s > 0"):
+        HMMFollower(reference, ioi_offset_s=0.0)
+
+
+def test_an_unsure_report_waits_for_the_chord(brahms_takes):
+    # with confidence 1 every report waits wait_s (the chord's other notes) unless sure; with
+    # 0 none waits: waiting delays reports by at most wait_s, and dates them no later
+    reference, live = brahms_takes[0].solo.performed, brahms_takes[1].solo.performed
+    live = live[live["onset_sec"] < 30.0]
+    sec0, beat0, date0 = HMMFollower(reference, confidence=0.0).follow(live)
+    sec1, beat1, date1 = HMMFollower(reference, confidence=1.0, wait_s=0.04).follow(live)
+    both, i0, i1 = np.intersect1d(beat0, beat1, return_indices=True)
+    assert len(both) > 0.9 * len(beat0)
+    delay = sec1[i1] - sec0[i0]
+    assert np.median(delay) == pytest.approx(0.04, abs=0.021) and delay.max() <= 0.0601
+    assert np.all(date1 <= sec1)

@@ -61,3 +61,29 @@ def test_the_default_follower_holds_where_oltw_breaks():
     assert results["oltw"]["lost"] >= 3
     assert "| oltw |" in format_stress(results)
     assert len(VARIANTS) == 8
+
+
+def test_a_rest_stops_before_the_whole_chord():
+    # the stop used to come at the chord's mean time: a note played before it and the others
+    # seconds later (joplin's beat 55), so the truth itself lay in the middle of the stop
+    piece = stress_piece("joplin/maple_leaf_rag")
+    rests = simulate_variant(piece, "rests", seed=3)
+    played = rests.performed[np.isfinite(rests.performed["onset_beat"])]
+    for beat in np.unique(played["onset_beat"]).tolist():
+        sec = played["onset_sec"][played["onset_beat"] == beat]
+        assert sec.max() - sec.min() < 0.5, beat
+
+
+@pytest.mark.parametrize("piece, variant", [
+    ("mozart/k80/movement1", "half"),  # a fast note one frame after the last: a move
+    ("schumann_robert/opus41no1/movement2", "rubato"),  # a chord over two frames, its first
+    # key also a later onset's: the HMM waits for the second frame
+    ("mozart/k155/movement1", "plain"),  # repeated notes after two skipped onsets
+    ("schumann_robert/opus41no1/movement2", "sloppy"),
+    ("cpebach", "rests"),  # the stop used to split a chord
+])
+def test_cases_lost_before_are_held(piece, variant):
+    from musicgym.follow.followers import DEFAULT_FOLLOWER
+
+    results = run_stress((DEFAULT_FOLLOWER,), stress_cases((piece,), (variant,)))
+    assert results[DEFAULT_FOLLOWER]["lost"] == 0, results[DEFAULT_FOLLOWER]["lost_cases"]

@@ -413,7 +413,15 @@ class HMMFollower(Follower):
     probabilities are updated at every event and the most probable onset is reported when it
     passes the last one reported, dated at that event's attack: reports come one frame after
     the attack, not when a warping path has caught up. The tempo ratio follows the reports
-    (weight ``tempo_weight``). Settings chosen on training takes 2-5 against take 1.
+    (weight ``tempo_weight``). Settings chosen on training takes 2-5 against take 1 and on
+    the stress set (:mod:`musicgym.follow.stress`).
+
+    A report waits while its onset is not probable enough (``confidence``), for at most
+    ``wait_s`` after the event's first attack: a chord whose notes fall in two frames is then
+    told from a later onset with the first note's key (the first frame alone is ambiguous), and
+    the report is dated at the first attack heard of a key the onset has. Intervals are compared
+    in log space with an offset ``ioi_offset_s`` added to both: timing noise and the 20 ms frame
+    grid are absolute, so a fast note 20 ms after the last is not an impossible move.
 
     Parameters
     ----------
@@ -422,6 +430,14 @@ class HMMFollower(Follower):
         ``pitch``.
     frame_s : float
         Frame length (seconds), as :func:`piano_roll` makes the input.
+    confidence : float
+        Posterior probability at which the most probable onset is reported at once.
+    wait_s : float
+        Longest wait (after the event's first attack) before an unsure report is made.
+    ioi_offset_s : float
+        Seconds added to heard and expected intervals before comparing their logs.
+    start_decay : float
+        The first event's prior over onsets falls as ``exp(-start_decay * k)``.
     """
 
     name = "hmm"
@@ -434,7 +450,7 @@ class HMMFollower(Follower):
         max_skip: int = 4,
         p_stay: float = 0.3,
         stay_s: float = 0.15,
-        skip_decay: float = 1.5,
+        skip_decay: float = 1.2,
         ioi_sigma: float = 0.25,
         p_hit: float = 0.9,
         p_miss: float = 0.03,
@@ -447,21 +463,30 @@ class HMMFollower(Follower):
         tempo_gate: float = 2.5,
         ioi_floor_short: float = 0.005,
         date_offset_s: float = 0.01,
+        ioi_offset_s: float = 0.04,
+        confidence: float = 0.8,
+        wait_s: float = 0.04,
+        start_decay: float = 1.0,
     ) -> None:
         if not (frame_s > 0 and max_skip >= 1 and 0 <= p_stay and stay_s > 0
                 and skip_decay >= 0 and ioi_sigma > 0 and 0 < p_miss < p_hit <= 1
                 and 0 < tempo_weight <= 1 and 0 <= ioi_floor < 1 and 0 <= p_jump < 1
-                and jump_onsets >= 1 and 0 < tempo_range[0] < 1 < tempo_range[1]):
+                and jump_onsets >= 1 and 0 < tempo_range[0] < 1 < tempo_range[1]
+                and ioi_offset_s > 0 and 0 <= confidence <= 1 and wait_s >= 0
+                and start_decay > 0):
             raise AccompanyConfigError(
                 "HMMFollower needs frame_s > 0, max_skip >= 1, p_stay >= 0, stay_s > 0, "
                 "skip_decay >= 0, ioi_sigma > 0, 0 < p_miss < p_hit <= 1, "
                 "0 < tempo_weight <= 1, 0 <= ioi_floor < 1, 0 <= p_jump < 1, "
-                "jump_onsets >= 1 and tempo_range = (low < 1, high > 1) with low > 0"
+                "jump_onsets >= 1, tempo_range = (low < 1, high > 1) with low > 0, "
+                "ioi_offset_s > 0, 0 <= confidence <= 1, wait_s >= 0 and start_decay > 0"
             )
         self.ioi_floor, self.p_jump, self.jump_onsets = ioi_floor, p_jump, jump_onsets
         self.tempo_range, self.ignore_unmatched = tempo_range, ignore_unmatched
         self.tempo_gate, self.ioi_floor_short = tempo_gate, ioi_floor_short
         self.date_offset_s = date_offset_s
+        self.ioi_offset_s, self.confidence, self.wait_s = ioi_offset_s, confidence, wait_s
+        self.start_decay = start_decay
         self.frame_s, self.max_skip, self.p_stay, self.stay_s = frame_s, max_skip, p_stay, stay_s
         self.skip_decay, self.ioi_sigma, self.tempo_weight = skip_decay, ioi_sigma, tempo_weight
         self.p_hit, self.p_miss = p_hit, p_miss
@@ -487,6 +512,8 @@ class HMMFollower(Follower):
         self._reported_at = (0.0, 0)
         self.last_onset_s = 0.0
         self.reported_onset_s = 0.0
+        self._pending_s: float | None = None  # the attack of an event not reported yet
+        self._attacks: deque[tuple[float, int]] = deque()  # (time, key) within wait_s
 
     def report(self, frame: np.ndarray) -> float | None:
         """Take one input frame; return the reference score onset (beats) the soloist has just
@@ -495,8 +522,12 @@ class HMMFollower(Follower):
         self._i += 1
         keys = np.flatnonzero(frame >= ONSET_DECAY[0])
         if keys.size == 0:
-            return None
+            return self._decide(now)
         self.last_onset_s = now
+        for key in keys.tolist():
+            self._attacks.append((now, key))
+        while self._attacks[0][0] < now - self.wait_s - 1e-9:
+            self._attacks.popleft()
         hits = self._keys[:, keys]
         if self.ignore_unmatched and self._last_event_s is not None:
             # an attack no onset near the soloist's position has (a trill's upper note, a
@@ -507,12 +538,15 @@ class HMMFollower(Follower):
                 return None
         emission = np.prod(np.where(hits, self.p_hit, self.p_miss), axis=1)
         if self._last_event_s is None:  # the soloist starts at the beginning
-            posterior = np.exp(-np.arange(len(emission), dtype=float)) * emission
+            posterior = np.exp(-self.start_decay * np.arange(len(emission))) * emission
         else:
             dt = now - self._last_event_s
             prior = self.probability * (self.p_stay * np.exp(-dt / self.stay_s))
             for d, ref_ioi in enumerate(self._ref_ioi, start=1):
-                ratio = np.log((dt + 0.02) / (ref_ioi * self.tempo_ratio + 0.02))
+                # the offset: timing noise and the frame grid are absolute (tens of ms), so
+                # short intervals are compared more loosely than long ones
+                ratio = np.log((dt + self.ioi_offset_s)
+                               / (ref_ioi * self.tempo_ratio + self.ioi_offset_s))
                 # a floor under the timing term: an interval far from the expected one (a
                 # stop, a sudden change of tempo) weakens a move, it does not forbid it
                 # (a much shorter one is rather a trill's or a grace note's: a smaller floor)
@@ -527,16 +561,32 @@ class HMMFollower(Follower):
             posterior = prior * emission
         total = posterior.sum()
         if not total > 0:  # nothing explains this attack: ignore it
-            return None
+            return self._decide(now)
         self.probability = posterior / total
         self._last_event_s = now
+        if self._pending_s is None:
+            self._pending_s = now
+        return self._decide(now)
+
+    def _decide(self, now: float) -> float | None:
+        """Report the most probable onset if it passes the last one reported, once it is
+        probable enough (``confidence``) or the wait for more of the event (``wait_s`` after
+        its first attack: a chord's other notes) is over."""
+        if self._pending_s is None:
+            return None
         best = int(np.argmax(self.probability))
         if best <= self._reported:
+            self._pending_s = None
             return None
+        if (self.probability[best] < self.confidence
+                and now - self._pending_s < self.wait_s - 1e-9):
+            return None  # not sure yet: hear the next frame first
+        attack_s = self._first_attack(best, self._pending_s, self._last_event_s)
+        self._pending_s = None
         if self._reported >= 0:
             then, onset = self._reported_at
             ref_s = self._ref_sec[best] - self._ref_sec[onset]
-            ratio = (now - then) / ref_s if ref_s > 0.05 else 0.0
+            ratio = (attack_s - then) / ref_s if ref_s > 0.05 else 0.0
             low, high = self.tempo_range
             # in log space (half and double tempo weigh alike), and only from intervals
             # within a factor tempo_gate of the present estimate: a stop is not a tempo
@@ -545,9 +595,20 @@ class HMMFollower(Follower):
                 log_ratio = np.log(self.tempo_ratio)
                 log_ratio += self.tempo_weight * (np.log(ratio) - log_ratio)
                 self.tempo_ratio = float(np.exp(log_ratio))
-        self._reported, self._reported_at = best, (now, best)
-        self.reported_onset_s = now + self.date_offset_s
+        self._reported, self._reported_at = best, (attack_s, best)
+        self.reported_onset_s = attack_s + self.date_offset_s
         return float(self._ref_beat[best])
+
+    def _first_attack(self, onset: int, earliest_s: float, latest_s: float) -> float:
+        """The first attack from ``earliest_s`` to ``latest_s`` of a key the onset has
+        (``latest_s`` when none): the event's date, a chord's first note heard."""
+        first = latest_s
+        for time_s, key in reversed(self._attacks):
+            if time_s < earliest_s - 1e-9:
+                break
+            if time_s <= latest_s + 1e-9 and self._keys[onset, key]:
+                first = time_s
+        return first
 
     def follow(self, performed: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Run the whole performance through :meth:`report`, frame by frame (a report is made

@@ -123,7 +123,14 @@ def _retime(take: MatchedPerformance, new_time) -> MatchedPerformance:
 
 def _with_rests(take: MatchedPerformance, rng: np.random.Generator) -> MatchedPerformance:
     beat, sec = onsets(take.score)
-    at = np.sort(rng.choice(sec[2:-2], size=min(3, len(sec) - 4), replace=False))
+    chosen = np.sort(rng.choice(beat[2:-2], size=min(3, len(beat) - 4), replace=False))
+    # the stop comes before the first note the soloist plays of the chosen onset (a chord
+    # spread or a melody lead plays some notes before the onset's mean time): a stop at the
+    # mean time would split the chord across it
+    score, performed = take.score, take.performed
+    at = np.array([min(score["onset_sec"][score["onset_beat"] == b].min(),
+                       np.nanmin(performed["onset_sec"][performed["onset_beat"] == b],
+                                 initial=np.inf)) for b in chosen.tolist()])
     pause = rng.uniform(2.0, 4.0, at.size)
 
     def new_time(t):
