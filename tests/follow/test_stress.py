@@ -81,6 +81,8 @@ def test_a_rest_stops_before_the_whole_chord():
     ("mozart/k155/movement1", "plain"),  # repeated notes after two skipped onsets
     ("schumann_robert/opus41no1/movement2", "sloppy"),
     ("cpebach", "rests"),  # the stop used to split a chord
+    ("mozart/k155/movement1", "trills"),  # a trill 69-71 matched a written figure 69-71-69
+    ("mozart/k80/movement1", "trills"),
 ])
 def test_cases_lost_before_are_held(piece, variant):
     from musicgym.follow.followers import DEFAULT_FOLLOWER
