@@ -446,6 +446,10 @@ class HMMFollower(Follower):
         The first event's prior over onsets falls as ``exp(-start_decay * k)``.
     max_spread_s : float
         Longest reference spread (first note to mean) added to a report's date (0: none).
+    score : numpy.ndarray or None
+        The solo part's score notes (``onset_beat``, ``pitch``): an onset's keys are then
+        those the score writes as well as those the reference played (a note the reference
+        left out at an onset still counts there).
     trill_s : float
         A single key alternating with a neighbour (1-2 semitones) less than this apart, while
         the next onset is not due, is a trill's note and ignored (0: never).
@@ -480,6 +484,7 @@ class HMMFollower(Follower):
         start_decay: float = 1.0,
         max_spread_s: float = 0.1,
         trill_s: float = 0.1,
+        score: np.ndarray | None = None,
     ) -> None:
         if not (frame_s > 0 and max_skip >= 1 and 0 <= p_stay and stay_s > 0
                 and skip_decay >= 0 and ioi_sigma > 0 and 0 < p_miss < p_hit <= 1
@@ -508,8 +513,10 @@ class HMMFollower(Follower):
         matched = reference[np.isfinite(reference["onset_beat"])]
         index = {b: j for j, b in enumerate(self._ref_beat.tolist())}
         self._keys = np.zeros((len(self._ref_beat), N_KEYS), dtype=bool)
-        for beat, pitch in zip(matched["onset_beat"].tolist(), matched["pitch"].tolist(),
-                               strict=True):
+        parts = [matched] if score is None else [matched, score]
+        written_beat = np.concatenate([notes["onset_beat"] for notes in parts])
+        written_pitch = np.concatenate([notes["pitch"] for notes in parts])
+        for beat, pitch in zip(written_beat.tolist(), written_pitch.tolist(), strict=True):
             if beat in index:
                 self._keys[index[beat], min(max(int(pitch), 0), N_KEYS - 1)] = True
         self._ref_ioi = [self._ref_sec[d:] - self._ref_sec[:-d]
@@ -747,7 +754,8 @@ class FollowerSpec:
     Attributes
     ----------
     make : callable
-        ``make(reference, seed) -> Follower``.
+        ``make(reference, seed) -> Follower`` (``make(reference, seed, score=score)`` when
+        ``reads_score``).
     needs_reference : bool
         Follows against a reference performance of the solo part (OLTW, HMM).
     online : bool
@@ -756,13 +764,16 @@ class FollowerSpec:
         One of the followers the accompaniment report evaluates.
     summary : str
         One line for help texts.
+    reads_score : bool
+        Takes the solo part's score notes too (``score=``).
     """
 
-    make: Callable[[np.ndarray | None, int | None], Follower]
+    make: Callable[..., Follower]
     needs_reference: bool
     online: bool
     evaluated: bool
     summary: str
+    reads_score: bool = False
 
 
 FOLLOWERS: dict[str, FollowerSpec] = {
@@ -772,8 +783,9 @@ FOLLOWERS: dict[str, FollowerSpec] = {
                                  False, "the oracle late, jittered, with lost reports"),
     "oltw": FollowerSpec(lambda ref, seed: OLTWFollower(ref), True, True, True,
                          "on-line time warping of MIDI against a reference performance"),
-    "hmm": FollowerSpec(lambda ref, seed: HMMFollower(ref), True, True, True,
-                        "note-level hidden Markov model; reports at the attack"),
+    "hmm": FollowerSpec(lambda ref, seed, score=None: HMMFollower(ref, score=score), True,
+                        True, True, "note-level hidden Markov model; reports at the attack",
+                        reads_score=True),
 }
 """Every follower by name (:func:`make_follower` makes one)."""
 
@@ -798,9 +810,11 @@ def check_follower(name: str, *, online: bool = False) -> FollowerSpec:
 
 
 def make_follower(name: str, *, reference: np.ndarray | None = None,
-                  seed: int | None = 0) -> Follower:
+                  seed: int | None = 0, score: np.ndarray | None = None) -> Follower:
     """A follower by name; those that need one get a reference performance of the solo part
-    (never the take they follow).
+    (never the take they follow). ``score`` (the solo part's score notes) is used by the HMM
+    (an onset's keys are those written as well as those the reference played); the others
+    ignore it.
 
     Raises
     ------
@@ -810,4 +824,6 @@ def make_follower(name: str, *, reference: np.ndarray | None = None,
     spec = check_follower(name)
     if spec.needs_reference and reference is None:
         raise AccompanyConfigError(f"the {name} follower needs a reference performance")
+    if spec.reads_score and score is not None:
+        return spec.make(reference, seed, score=score)
     return spec.make(reference, seed)

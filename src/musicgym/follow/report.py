@@ -120,8 +120,9 @@ def evaluate_accompanists(
     for name in followers:
         episodes, errors, dated = [], [], []
         for t in held_out:
-            reference = reference_take(all_takes, t.take).solo.performed
-            follower = make_follower(name, reference=reference, seed=t.take)
+            reference = reference_take(all_takes, t.take).solo
+            follower = make_follower(name, reference=reference.performed, seed=t.take,
+                                     score=reference.score)
             episodes.append(make_episode(t.solo, t.accompaniment.score, follower=follower,
                                          accompaniment=t.accompaniment, piece=t.piece,
                                          take=t.take))
