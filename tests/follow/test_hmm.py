@@ -108,3 +108,19 @@ def test_the_score_adds_the_keys_the_reference_left_out(brahms_takes):
     assert np.nanmax(found[False]) < 50 < np.nanmax(found[True])
     oltw = make_follower("oltw", reference=reference.performed, score=reference.score)
     assert isinstance(oltw, OLTWFollower)  # the others ignore the score
+
+
+def test_a_chord_is_dated_at_its_notes_mean(brahms_takes):
+    # the notes heard by the report at their time, the others where the reference has them:
+    # on take 3 against take 1, 96.9 % -> 98.6 % of onsets dated within 50 ms, mean error
+    # 10.5 -> 8.4 ms
+    reference, live = brahms_takes[0].solo, brahms_takes[2].solo.performed
+    dated = {}
+    for heard in (False, True):
+        follower = HMMFollower(reference.performed, score=reference.score, date_heard=heard)
+        report_sec, report_beat, onset_sec = follower.follow(live)
+        assert np.all(onset_sec <= report_sec + 1e-9)
+        errors = follower_errors_ms(onset_sec, report_beat, live)
+        dated[heard] = (follower_accuracy(errors)["within_50_ms"],
+                        float(np.nanmean(np.abs(errors))))
+    assert dated[True][0] > dated[False][0] + 0.01 and dated[True][1] < dated[False][1] - 1.0

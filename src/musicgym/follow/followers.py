@@ -424,7 +424,9 @@ class HMMFollower(Follower):
     grid are absolute, so a fast note 20 ms after the last is not an impossible move. An
     onset's time is its notes' mean: a chord the reference spreads (an arpeggio) is dated that
     spread (at most ``max_spread_s``) after its first attack, and its report is held until
-    then (on training takes 2-5: 93 % -> 97 % of onsets dated within 50 ms).
+    then (on training takes 2-5: 93 % -> 97 % of onsets dated within 50 ms). The date is the
+    mean of the onset's notes: those heard by then at their attack, the others where the
+    reference has them after the first (``date_heard``).
     A trill (a key alternating with its neighbour faster than ``trill_s`` where the
     reference has no such notes due) is heard as the trilled onset going on, not as new
     onsets: its notes match a written figure of the same keys further on.
@@ -446,6 +448,9 @@ class HMMFollower(Follower):
         The first event's prior over onsets falls as ``exp(-start_decay * k)``.
     max_spread_s : float
         Longest reference spread (first note to mean) added to a report's date (0: none).
+    date_heard : bool
+        Date a report at the mean of its onset's reference keys: those heard since the first
+        attack at their time, the others at the first attack plus their reference offset.
     score : numpy.ndarray or None
         The solo part's score notes (``onset_beat``, ``pitch``): an onset's keys are then
         those the score writes as well as those the reference played (a note the reference
@@ -482,9 +487,10 @@ class HMMFollower(Follower):
         confidence: float = 0.8,
         wait_s: float = 0.04,
         start_decay: float = 1.0,
-        max_spread_s: float = 0.1,
+        max_spread_s: float = 0.2,
         trill_s: float = 0.1,
         score: np.ndarray | None = None,
+        date_heard: bool = True,
     ) -> None:
         if not (frame_s > 0 and max_skip >= 1 and 0 <= p_stay and stay_s > 0
                 and skip_decay >= 0 and ioi_sigma > 0 and 0 < p_miss < p_hit <= 1
@@ -506,6 +512,7 @@ class HMMFollower(Follower):
         self.date_offset_s = date_offset_s
         self.ioi_offset_s, self.confidence, self.wait_s = ioi_offset_s, confidence, wait_s
         self.start_decay, self.trill_s = start_decay, trill_s
+        self.max_spread_s, self.date_heard = max_spread_s, date_heard
         self.frame_s, self.max_skip, self.p_stay, self.stay_s = frame_s, max_skip, p_stay, stay_s
         self.skip_decay, self.ioi_sigma, self.tempo_weight = skip_decay, ioi_sigma, tempo_weight
         self.p_hit, self.p_miss = p_hit, p_miss
@@ -530,6 +537,17 @@ class HMMFollower(Follower):
                 first[index[beat]] = min(first[index[beat]], sec)
         self._spread_s = (np.clip(self._ref_sec - first, 0.0, max_spread_s)
                           if max_spread_s > 0 else np.zeros(len(self._ref_beat)))
+        # each reference key's time after the onset's first note: the notes not heard yet
+        # when a report goes out are expected that long after the first attack
+        self._key_offsets: list[dict[int, float]] = [{} for _ in self._ref_beat]
+        for beat, sec, pitch in zip(matched["onset_beat"].tolist(),
+                                    matched["onset_sec"].tolist(), matched["pitch"].tolist(),
+                                    strict=True):
+            if beat in index:
+                j = index[beat]
+                offset = min(sec - first[j], max_spread_s)
+                self._key_offsets[j][int(pitch)] = min(
+                    self._key_offsets[j].get(int(pitch), np.inf), offset)
         self.reset()
 
     def reset(self) -> None:
@@ -544,7 +562,8 @@ class HMMFollower(Follower):
         self.reported_onset_s = 0.0
         self._pending_s: float | None = None  # the attack of an event not reported yet
         self._attacks: deque[tuple[float, int]] = deque()  # (time, key) within wait_s
-        self._due: tuple[float, float] | None = None  # a report held to its date: (date, beat)
+        # a report held to its date: (date, beat, onset, first attack)
+        self._due: tuple[float, float, int, float] | None = None
         self._singles: list[tuple[float, int]] = []  # the last single-key attacks in a row
 
     def report(self, frame: np.ndarray) -> float | None:
@@ -563,7 +582,7 @@ class HMMFollower(Follower):
             return held if held is not None else self._decide(now)
         for key in keys.tolist():
             self._attacks.append((now, key))
-        while self._attacks[0][0] < now - self.wait_s - 1e-9:
+        while self._attacks[0][0] < now - self.wait_s - self.max_spread_s - 1e-9:
             self._attacks.popleft()
         hits = self._keys[:, keys]
         if self.ignore_unmatched and self._last_event_s is not None:
@@ -627,11 +646,21 @@ class HMMFollower(Follower):
         """The report held to its date, once the date has come (or at once: ``force``)."""
         if self._due is None:
             return None
-        date, beat = self._due
+        date, beat, onset, attack_s = self._due
         end = now + 0.5 * self.frame_s  # the frame's end: when its report is made
         if not force and date > end + 1e-9:
             return None
         self._due = None
+        if self.date_heard and self._key_offsets[onset]:
+            # the onset's time is its notes' mean: those heard since the first attack at
+            # their time, the others when the reference has them
+            offsets = self._key_offsets[onset]
+            heard: dict[int, float] = {}
+            for time_s, key in self._attacks:
+                if time_s >= attack_s - 1e-9 and key in offsets and key not in heard:
+                    heard[key] = time_s
+            date = self.date_offset_s + float(np.mean(
+                [heard.get(key, attack_s + offset) for key, offset in offsets.items()]))
         self.reported_onset_s = min(date, end)
         return beat
 
@@ -666,7 +695,7 @@ class HMMFollower(Follower):
                 self.tempo_ratio = float(np.exp(log_ratio))
         self._reported, self._reported_at = best, (attack_s, best)
         self._due = (attack_s + self.date_offset_s + float(self._spread_s[best]),
-                     float(self._ref_beat[best]))
+                     float(self._ref_beat[best]), best, attack_s)
         return self._release(now)
 
     def _first_attack(self, onset: int, earliest_s: float, latest_s: float) -> float:
