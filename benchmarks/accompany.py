@@ -64,10 +64,11 @@ def update_time_ms(takes, follower_class=OLTWFollower) -> float:
     return float(np.median(runs))
 
 
-def audio_benchmark(takes, sr: int = 22050) -> dict:
+def audio_benchmark(takes, sr: int = 22050, numbers: tuple[int, ...] | None = None) -> dict:
     """Issue 15's audio rows: each online follower (+ the kalman tempo model) on the held-out
     takes from MIDI and from the take rendered through the SoundFont (piano, with a seeded
-    room: reverb and pink noise at 30 dB SNR), and the front end's time per 10 ms hop."""
+    room: reverb and pink noise at 30 dB SNR), and the front end's time per 10 ms hop.
+    ``numbers``: other takes instead (training takes 2-5, to choose settings on)."""
     from musicgym.follow.accompanist import make_episode
     from musicgym.follow.audio_input import AudioFrames, follow_audio, render_take
     from musicgym.follow.corpus import TEST_TAKES, reference_take
@@ -82,7 +83,7 @@ def audio_benchmark(takes, sr: int = 22050) -> dict:
         def follow(self, performed):
             return follow_audio(self.follower, self.audio, sr)
 
-    held_out = [t for t in takes if t.take in TEST_TAKES]
+    held_out = [t for t in takes if t.take in (numbers or TEST_TAKES)]
     audio = {t.take: render_take(t.solo.performed, sr=sr, seed=t.take) for t in held_out}
     rows = []
     for cls in (HMMFollower, OLTWFollower):
@@ -129,12 +130,14 @@ def main() -> None:
     parser.add_argument("--audio", action="store_true",
                         help="only the audio rows (MIDI vs rendered audio per follower, front "
                              "end time); writes benchmarks/results/accompany_audio.json")
+    parser.add_argument("--takes", type=int, nargs="+",
+                        help="--audio: these takes instead of 6 and 7 (e.g. 2 3 4 5)")
     args = parser.parse_args()
     if args.audio:
-        audio = audio_benchmark(brahms_takes())
+        audio = audio_benchmark(brahms_takes(), numbers=tuple(args.takes or ()))
         audio["machine"] = platform.platform()
         print(format_audio(audio))
-        out = RESULTS / "accompany_audio.json"
+        out = RESULTS / ("accompany_audio_takes.json" if args.takes else "accompany_audio.json")
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(audio, indent=2))
         print(f"wrote {out}")
