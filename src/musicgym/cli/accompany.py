@@ -220,7 +220,7 @@ def build_accompanist(args: argparse.Namespace):
     reference = solo if reference is None else align_to_score(reference, solo)
     return LiveAccompanist(solo, accompaniment,
                            make_follower(follower or DEFAULT_FOLLOWER,
-                                         reference=reference), controller,
+                                         reference=reference, score=solo), controller,
                            beat_period_s=60.0 / args.bpm)
 
 
