@@ -124,3 +124,15 @@ def test_a_chord_is_dated_at_its_notes_mean(brahms_takes):
         dated[heard] = (follower_accuracy(errors)["within_50_ms"],
                         float(np.nanmean(np.abs(errors))))
     assert dated[True][0] > dated[False][0] + 0.01 and dated[True][1] < dated[False][1] - 1.0
+
+
+def test_a_reference_note_never_played_does_not_spoil_the_dates(brahms_takes):
+    reference, live = brahms_takes[0].solo.performed.copy(), brahms_takes[2].solo.performed
+    chord = np.flatnonzero(np.isfinite(reference["onset_beat"]))[:40]
+    reference["onset_sec"][chord[::7]] = np.nan  # some notes of the reference not played
+    follower = HMMFollower(reference)
+    report_sec, report_beat, onset_sec = follower.follow(live[:300])
+    assert np.all(np.isfinite(onset_sec)) and len(report_beat) > 100
+    # the notes heard at a chord are expected at the played notes' offsets only
+    offsets = [v for keys in follower._key_offsets for v in keys.values()]
+    assert np.all(np.isfinite(offsets)) and max(offsets) <= follower.max_spread_s

@@ -531,7 +531,8 @@ class HMMFollower(Follower):
         # how long after its first note the reference's onset is (its notes' mean time, the
         # onset's time): a spread chord, an arpeggio is dated that much after its first attack
         first = np.full(len(self._ref_beat), np.inf)
-        for beat, sec in zip(matched["onset_beat"].tolist(), matched["onset_sec"].tolist(),
+        played = matched[np.isfinite(matched["onset_sec"])]  # a note not played has no time
+        for beat, sec in zip(played["onset_beat"].tolist(), played["onset_sec"].tolist(),
                              strict=True):
             if beat in index:
                 first[index[beat]] = min(first[index[beat]], sec)
@@ -540,8 +541,8 @@ class HMMFollower(Follower):
         # each reference key's time after the onset's first note: the notes not heard yet
         # when a report goes out are expected that long after the first attack
         self._key_offsets: list[dict[int, float]] = [{} for _ in self._ref_beat]
-        for beat, sec, pitch in zip(matched["onset_beat"].tolist(),
-                                    matched["onset_sec"].tolist(), matched["pitch"].tolist(),
+        for beat, sec, pitch in zip(played["onset_beat"].tolist(),
+                                    played["onset_sec"].tolist(), played["pitch"].tolist(),
                                     strict=True):
             if beat in index:
                 j = index[beat]
