@@ -411,6 +411,17 @@ def _add_live(subparsers) -> None:
                         "or index, none: the default device), so no Pd is needed to hear it")
     p.add_argument("--audio-blocksize", type=int, default=512,
                    help="frames per audio callback with --audio-out (default 512)")
+    p.add_argument("--pd-audio", nargs="?", const="jack",
+                   choices=["jack", "alsa", "oss", "pa", "none"], metavar="API",
+                   help="with --synth path/to/synth.pd: start Pd (pd -nogui) on this audio API "
+                        "(jack, the default; alsa, oss, pa, or none: silent) playing your "
+                        "synth.pd, and send it each decision's parameters over UDP (FUDI); Pd "
+                        "is stopped on exit. With JACK, Pd's ports are musicgym-pd:output_1/2, "
+                        "connected to system:playback")
+    p.add_argument("--pd-options", metavar="'FLAGS'",
+                   help="more pd flags for --pd-audio, as one argument after '=': "
+                        "--pd-options='-audiodev 3 -blocksize 128', "
+                        "--pd-options=-nojackconnect, --pd-options='-lib zexy'")
     p.add_argument("--realtime", action="store_true",
                    help="ask for real-time scheduling (Linux SCHED_FIFO, as JACK or pd -rt), "
                         "so that other processes do not delay a decision; needs CAP_SYS_NICE "
@@ -515,7 +526,9 @@ def run_live_improvise(args: argparse.Namespace) -> int:
     improviser = Improviser(core, controller, hop_length=args.hop)
     reply_to = None if args.reply_port == 0 else (args.reply_host, args.reply_port)
     audio_out = None
-    if args.audio_out is not None:
+    if args.pd_audio is not None or args.pd_options:
+        audio_out = _pd_audio(args, core.synth, improviser.params, core.sr)
+    elif args.audio_out is not None:
         from musicgym.live.improvise import AudioOut
 
         device = args.audio_out or None
@@ -538,14 +551,39 @@ def run_live_improvise(args: argparse.Namespace) -> int:
         summary = server.summary()
     finally:
         server.close()
-        if audio_out is not None:
+        if audio_out is not None:   # stopped whatever happened (Pd is a process of its own)
             audio_out.close()
-            summary["audio_blocks"], summary["audio_underflows"] = audio_out.blocks, \
-                audio_out.underflows
+    if hasattr(audio_out, "summary"):   # --pd-audio: messages sent, Pd's exit status
+        summary.update(audio_out.summary())
+    elif audio_out is not None:
+        summary["audio_blocks"], summary["audio_underflows"] = audio_out.blocks, \
+            audio_out.underflows
     print(json.dumps(summary, indent=2))
     if args.wav and improviser.history:
         print(f"wrote {improviser.write_wav(args.wav)}")
     return 0
+
+
+def _pd_audio(args: argparse.Namespace, synth, params, sr: int):
+    """--pd-audio: the user's synth.pd sounding in a Pd started here (started and ready)."""
+    from musicgym.envs.pd_synth import PdSynth
+    from musicgym.live.pd_audio import PdAudioOut
+
+    if args.pd_audio is None:
+        raise ImproviseConfigError("--pd-options passes flags to the Pd of --pd-audio: add "
+                                   "--pd-audio")
+    if not isinstance(synth, PdSynth):
+        raise ImproviseConfigError(f"--pd-audio plays a Pd synth (--synth path/to/synth.pd); "
+                                   f"{synth.name!r} is musicgym's own: sound it with "
+                                   "--audio-out")
+    if args.audio_out is not None:
+        raise ImproviseConfigError("--audio-out and --pd-audio both sound the synth: choose "
+                                   "one (a Pd synth sounds with --pd-audio)")
+    pd = PdAudioOut(synth, params, api=args.pd_audio, sr=sr, options=args.pd_options)
+    where = (f"JACK client {pd.jack_name}" if pd.api == "jack" else f"audio API {pd.api}")
+    print(f"--pd-audio: pd plays {synth.path} ({where}), parameters to udp "
+          f"{pd.host}:{pd.port}", file=sys.stderr, flush=True)
+    return pd
 
 
 def run_evaluate_improvise(args: argparse.Namespace) -> int:
