@@ -322,3 +322,58 @@ def test_live_improvise_pd_audio_starts_and_stops_pd(capsys):
     assert "--pd-audio: pd plays" in err
     assert main([*base, "--pd-audio", "none", "--audio-out"]) == 1
     assert "choose one" in capsys.readouterr().err
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid and fields[0] != "Z":
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@needs_pd
+@pytest.mark.parametrize("how", ["interrupt", "kill"])
+def test_no_pd_is_left_behind_when_the_server_is_stopped(how):
+    """Ctrl-C stops Pd cleanly (quit); a server killed outright takes its Pd with it."""
+    import signal
+
+    server = subprocess.Popen(
+        [sys.executable, "-m", "musicgym", "live", "improvise", "--synth", str(SINE),
+         "--subdiv", "3", "--port", "0", "--pd-audio", "none", "--seconds", "60"],
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONPATH": str(Path(musicgym.__file__).parents[1])},
+        start_new_session=True)
+    try:
+        line = server.stdout.readline()
+        assert "listening on" in line, (line, server.stderr.read() if server.poll() else "")
+        pds = [pid for pid in _children(server.pid)
+               if Path(f"/proc/{pid}/comm").read_text().strip() == "pd"]
+        assert len(pds) == 1, _children(server.pid)
+        wrapper = Path(Path(f"/proc/{pds[0]}/cmdline").read_text().split("\0")[-2])
+        assert wrapper.name == "main.pd" and not wrapper.parent.exists()  # removed once loaded
+        time.sleep(0.5)   # serving by now (an interrupt before that exits 130, Pd stopped)
+        server.send_signal(signal.SIGINT if how == "interrupt" else signal.SIGKILL)
+        out, err = server.communicate(timeout=30)
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+    deadline = time.monotonic() + 5.0
+    while _alive(pds[0]) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(pds[0]), f"pd {pds[0]} outlived the server ({how})"
+    if how == "interrupt":
+        assert server.returncode == 0, err
+        assert '"pd_exit": 0' in out, out   # Pd quit when asked, not killed

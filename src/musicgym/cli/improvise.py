@@ -526,32 +526,34 @@ def run_live_improvise(args: argparse.Namespace) -> int:
     improviser = Improviser(core, controller, hop_length=args.hop)
     reply_to = None if args.reply_port == 0 else (args.reply_host, args.reply_port)
     audio_out = None
-    if args.pd_audio is not None or args.pd_options:
-        audio_out = _pd_audio(args, core.synth, improviser.params, core.sr)
-    elif args.audio_out is not None:
-        from musicgym.live.improvise import AudioOut
+    try:   # the audio output (Pd: a process of its own) is stopped whatever happens
+        if args.pd_audio is not None or args.pd_options:
+            audio_out = _pd_audio(args, core.synth, improviser.params, core.sr)
+        elif args.audio_out is not None:
+            from musicgym.live.improvise import AudioOut
 
-        device = args.audio_out or None
-        device = int(device) if device is not None and device.isdigit() else device
-        audio_out = AudioOut(core.synth, improviser.params, sr=core.sr, device=device,
-                             blocksize=args.audio_blocksize).start()
-    server = ImproviseServer(improviser, host=args.host, port=args.port, reply_to=reply_to,
-                             audio_out=audio_out)
-    who = f"the policy of {args.model}" if model is not None else "nearest-neighbour lookup"
-    print(f"listening on udp {server.host}:{server.port} ({DESCRIPTORS}, {AUDIO} at "
-          f"{core.sr} Hz, {RLIMPRO}); replies to "
-          f"{'each sender' if reply_to is None else f'{reply_to[0]}:{reply_to[1]}'}\n"
-          f"synth {core.synth.name} {core.synth.param_names}, {who}, hearing itself by "
-          f"{core.mode}; descriptors: {' '.join(core.features)}", flush=True)
-    if args.realtime:
-        print(f"--realtime: {set_realtime()}", flush=True)
-    try:
-        summary = server.serve(seconds=args.seconds, max_packets=args.max_packets)
-    except KeyboardInterrupt:
-        summary = server.summary()
+            device = args.audio_out or None
+            device = int(device) if device is not None and device.isdigit() else device
+            audio_out = AudioOut(core.synth, improviser.params, sr=core.sr, device=device,
+                                 blocksize=args.audio_blocksize).start()
+        server = ImproviseServer(improviser, host=args.host, port=args.port,
+                                 reply_to=reply_to, audio_out=audio_out)
+        who = f"the policy of {args.model}" if model is not None else "nearest-neighbour lookup"
+        print(f"listening on udp {server.host}:{server.port} ({DESCRIPTORS}, {AUDIO} at "
+              f"{core.sr} Hz, {RLIMPRO}); replies to "
+              f"{'each sender' if reply_to is None else f'{reply_to[0]}:{reply_to[1]}'}\n"
+              f"synth {core.synth.name} {core.synth.param_names}, {who}, hearing itself by "
+              f"{core.mode}; descriptors: {' '.join(core.features)}", flush=True)
+        if args.realtime:
+            print(f"--realtime: {set_realtime()}", flush=True)
+        try:
+            summary = server.serve(seconds=args.seconds, max_packets=args.max_packets)
+        except KeyboardInterrupt:
+            summary = server.summary()
+        finally:
+            server.close()
     finally:
-        server.close()
-        if audio_out is not None:   # stopped whatever happened (Pd is a process of its own)
+        if audio_out is not None:
             audio_out.close()
     if hasattr(audio_out, "summary"):   # --pd-audio: messages sent, Pd's exit status
         summary.update(audio_out.summary())

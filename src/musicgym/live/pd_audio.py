@@ -46,6 +46,8 @@ import time
 from collections import deque
 from pathlib import Path
 
+import numpy as np
+
 from musicgym.envs.pd_synth import COPY_NAME, PdSynth, _pd_path, pd_binary
 from musicgym.errors import PdAudioError
 
@@ -204,6 +206,10 @@ class PdAudioOut:
             self._reader = threading.Thread(target=self._read_log, name="pd-log", daemon=True)
             self._reader.start()
             self._wait_ready()
+            # Pd has read the wrapper and the copy: nothing is left on disk even if the server
+            # is killed outright
+            self._tmp.cleanup()
+            self._tmp = None
             self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
             if self.first is not None:
                 self._send(self.first)
@@ -257,11 +263,18 @@ class PdAudioOut:
 
     # -- playing --------------------------------------------------------------------------
     def _message(self, params) -> bytes:
-        u = self.synth.check_params(params)
-        if len(u) != 1:
-            raise PdAudioError(f"one row of {self.synth.n_params} parameters at a time, got "
-                               f"{len(u)}")
-        return ("params " + " ".join(f"{v:.7g}" for v in u[0]) + ";\n").encode()
+        """FUDI ``params p0 p1 ...;`` (a few microseconds for the server's (N,) arrays)."""
+        if isinstance(params, np.ndarray) and params.shape == (self.synth.n_params,):
+            values = params.tolist()
+        else:
+            u = self.synth.check_params(params)
+            if len(u) != 1:
+                raise PdAudioError(f"one row of {self.synth.n_params} parameters at a time, "
+                                   f"got {len(u)}")
+            values = u[0].tolist()
+        if not all(0.0 <= v <= 1.0 for v in values):   # NaN fails this too
+            self.synth.check_params(values)            # raises, saying what is wrong
+        return ("params " + " ".join([f"{v:.7g}" for v in values]) + ";\n").encode()
 
     def _send(self, packet: bytes) -> None:
         self._sock.sendto(packet, (self.host, self.port))
