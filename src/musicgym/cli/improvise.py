@@ -367,8 +367,9 @@ def _agent_options(p: argparse.ArgumentParser) -> None:
                         "config.yaml and model.zip), an agent made by `musicgym "
                         "train-improviser` (FILE.npz), or builtin:NAME (sine, fm, granular, "
                         "subtractive); without it, the nearest-neighbour lookup")
-    p.add_argument("--synth", help="sine, fm, subtractive, sampler or granular (default: the "
-                                   "run's, or fm)")
+    p.add_argument("--synth", help="sine, fm, subtractive, sampler or granular, or "
+                                   "path/to/synth.pd (your Pd synth: N parameters in [0, 1] "
+                                   "in, sound out; lookup mode) (default: the run's, or fm)")
     p.add_argument("--features", nargs="+",
                    help="without --model: descriptors kept (default: the env's, "
                         "loudness-dB specshape mfcc chroma)")
@@ -391,7 +392,8 @@ def _add_live(subparsers) -> None:
         description="Serve an improvising agent over OSC/UDP: /musicgym/descriptors (name value "
                     "pairs), /musicgym/audio (samples) or RL-impro's /feats/loudness in; "
                     "/musicgym/params, /musicgym/controls (and RL-impro's /agent-params) out. "
-                    "pd/musicgym_improvise.pd is a Pure Data front end.")
+                    "pd/musicgym_improvise.pd is a Pure Data front end; --synth "
+                    "path/to/synth.pd --pd-audio plays your own Pd synth live.")
     _agent_options(p)
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=6666, help="UDP port to listen on (default 6666)")
