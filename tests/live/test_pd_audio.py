@@ -234,6 +234,17 @@ def test_pd_on_a_jack_server_that_is_not_there(monkeypatch):
 
 
 @needs_pd
+@pytest.mark.parametrize(("api", "device"), [("alsa", "/dev/snd"), ("oss", "/dev/dsp")])
+def test_pd_on_a_sound_card_that_is_not_there(api, device):
+    from musicgym.live.pd_audio import PdAudioOut
+
+    if Path(device).exists():
+        pytest.skip(f"{device} exists here: Pd may well open it")
+    with pytest.raises(PdAudioError, match="audio did not open"):
+        PdAudioOut(SINE, api=api)
+
+
+@needs_pd
 def test_pd_that_dies_while_playing_is_reported():
     from musicgym.live.pd_audio import PdAudioOut
 

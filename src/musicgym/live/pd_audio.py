@@ -56,8 +56,15 @@ START_TIMEOUT_S = 10.0
 STOP_TIMEOUT_S = 3.0
 APIS = {"jack": ["-jack"], "alsa": ["-alsa"], "oss": ["-oss"], "pa": ["-pa"],
         "none": ["-nosound"]}
-# lines of Pd's log that mean the synth does not sound (before it is ready)
-FAILURES = ("couldn't create", "error:", "can't open", "audio I/O stuck")
+# lines of Pd's log that mean the synth does not sound (before it is ready): Pd's own errors,
+# an object it cannot create, ALSA's and OSS's device that does not open
+FAILURES = ("couldn't create", "error:", "can't open", "audio I/O stuck", "ALSA output error",
+            "(writeonly):")
+# library chatter that is no failure: alsa-lib's configuration probing, libjack's attempts
+# when PortAudio looks for a JACK server (a working PortAudio prints them too)
+NOISE = ("ALSA lib ", "Cannot connect to server", "jack server is not running",
+         "JackShmReadWritePtr")
+AUDIO_WORDS = ("JACK", "ALSA", "audio", "writeonly")
 
 
 def wrapper_patch(port: int, synth_dir: Path) -> str:
@@ -244,11 +251,11 @@ class PdAudioOut:
         for i, line in enumerate(loading):
             if "couldn't create" in line and i:   # Pd names the object on the line before
                 bad.append(f"[{loading[i - 1].strip()}] couldn't create")
-            elif any(f in line for f in FAILURES):
+            elif any(f in line for f in FAILURES) and not line.startswith(NOISE):
                 bad.append(line)
         if bad:
             what = ("its audio did not open" if any(
-                a in " ".join(bad) for a in ("JACK", "ALSA", "OSS", "audio")) else
+                a in " ".join(bad) for a in AUDIO_WORDS) else
                 "an object of the synth could not be created (a typo, or an external that is "
                 "not installed)")
             hint = (" (is a JACK server running? start one with jackd, or choose another API)"
