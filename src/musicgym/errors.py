@@ -175,3 +175,8 @@ class DescriptorError(MusicgymError, ValueError):
 
 class ImproviseConfigError(MusicgymError, ValueError):
     """A bad setting of the improvisation tools (synth, env argument, settings file, corpus)."""
+
+
+class PdAudioError(ImproviseConfigError):
+    """A user's Pd synth cannot sound live: ``pd`` missing, failing to start, to load the
+    synth or to open its audio, or exiting while it plays (Pd's messages are quoted)."""

@@ -1,9 +1,8 @@
-"""Audio input over a real JACK server (`jackd -d dummy`, started here) through sounddevice."""
+"""Audio input over a real JACK server (`jackd -d dummy`, conftest.py's ``jack_audio``) through
+sounddevice."""
 
-import os
 import shutil
 import subprocess
-import tempfile
 import time
 
 import numpy as np
@@ -25,42 +24,6 @@ def _accompanist():
                 (1.0, 0.4, 64, 2.0, 1.0, 80)]
     return LiveAccompanist(notes, notes, HMMFollower(notes),
                            TempoModelController(make_tempo_model("kalman")), beat_period_s=0.5)
-
-
-@pytest.fixture(scope="module")
-def jack_audio():
-    jackd = shutil.which("jackd")
-    if jackd is None:
-        pytest.skip("jackd is not installed (apt-get install jackd2): no JACK server to test "
-                    "the audio input with")
-    sd = pytest.importorskip("sounddevice")
-    name = f"musicgym-audio-{os.getpid()}"
-    log = tempfile.TemporaryFile()
-    server = subprocess.Popen(
-        [jackd, "--no-realtime", "--name", name, "-d", "dummy", "-r", "44100", "-p", "256"],
-        stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("JACK_DEFAULT_SERVER", name)
-        try:
-            time.sleep(1.0)
-            sd._terminate()  # PortAudio lists JACK only if a server runs when it starts
-            sd._initialize()
-            apis = [api["name"] for api in sd.query_hostapis()]
-            if not any("JACK" in api for api in apis):
-                log.seek(0)
-                pytest.fail(f"PortAudio sees no JACK server ({apis}): "
-                            f"{log.read().decode(errors='replace')[-1000:]}")
-            yield name
-        finally:
-            sd._terminate()  # PortAudio's JACK client goes before its server does
-            server.terminate()
-            try:
-                server.wait(5)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait()
-            log.close()
-            sd._initialize()
 
 
 def test_listening_over_jack_runs_on_the_input_clock(jack_audio):

@@ -1,10 +1,7 @@
 """--audio-out: the improviser's synth sounding on a real audio device, through sounddevice
 and PortAudio to a JACK server with the dummy backend (started by the test; skipped with the
-reason when jackd or sounddevice is missing)."""
+reason when jackd or sounddevice is missing: conftest.py's ``jack_audio``)."""
 
-import os
-import shutil
-import subprocess
 import time
 
 import numpy as np
@@ -13,40 +10,7 @@ import pytest
 from musicgym.errors import ImproviseConfigError
 
 
-@pytest.fixture(scope="module")
-def jack():
-    if shutil.which("jackd") is None:
-        pytest.skip("jackd is not installed (apt install jackd2): no audio device to test on")
-    sd = pytest.importorskip("sounddevice", reason="sounddevice (live extra) is not installed")
-    name = f"musicgym-test-{os.getpid()}"
-    env = {**os.environ, "JACK_DEFAULT_SERVER": name}
-    proc = subprocess.Popen(["jackd", "--no-realtime", "-n", name, "-d", "dummy", "-r", "44100",
-                             "-p", "256"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            env=env)
-    old = os.environ.get("JACK_DEFAULT_SERVER")
-    os.environ["JACK_DEFAULT_SERVER"] = name
-    try:
-        time.sleep(1.5)
-        if proc.poll() is not None:
-            pytest.skip("jackd -d dummy did not start")
-        sd._terminate()
-        sd._initialize()   # PortAudio looks for the JACK server now
-        names = [d["name"] for d in sd.query_devices()]
-        if not any("system" in n for n in names):
-            pytest.skip(f"PortAudio sees no JACK device (devices: {names})")
-        yield sd
-    finally:
-        sd._terminate()   # let PortAudio's JACK client go before its server does
-        proc.terminate()
-        proc.wait(timeout=10)
-        sd._initialize()
-        if old is None:
-            os.environ.pop("JACK_DEFAULT_SERVER", None)
-        else:
-            os.environ["JACK_DEFAULT_SERVER"] = old
-
-
-def test_audio_out_plays_the_synth_stream_on_jack(jack):
+def test_audio_out_plays_the_synth_stream_on_jack(jack_audio):
     from musicgym.envs.synths import make_synth
     from musicgym.live.improvise import AudioOut
 
@@ -72,7 +36,7 @@ def test_audio_out_plays_the_synth_stream_on_jack(jack):
     assert steps < 2 * np.pi * 1028 / 44100 * 0.5 + 1e-3   # no click: only the sine's slope
 
 
-def test_audio_out_refuses_a_pd_synth_and_a_bad_device(jack):
+def test_audio_out_refuses_a_pd_synth_and_a_bad_device(jack_audio):
     from pathlib import Path
 
     import musicgym

@@ -4,14 +4,10 @@ in real time and its output collected from another port."""
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -34,54 +30,27 @@ SOLO_S = 15.0  # the first 15 s of take 6
 
 
 @pytest.fixture(scope="module")
-def jack_server():
-    """A JACK server of its own (a name no other test or user shares), killed afterwards;
-    yields a function that returns the end of its log."""
-    jackd = shutil.which("jackd")
-    if jackd is None:
-        pytest.skip("jackd is not installed (apt-get install jackd2): no JACK server to test "
-                    "the MIDI ports with")
+def jack_midi(jack_server):
+    """conftest.py's JACK server, where python-rtmidi speaks JACK and the real duets are here;
+    yields a function that returns the end of the server's log."""
     rtmidi = pytest.importorskip("rtmidi")
     if rtmidi.API_UNIX_JACK not in rtmidi.get_compiled_api():
         pytest.skip("python-rtmidi here was built without the JACK API")
     if not BRAHMS_DIR.is_dir():
         pytest.skip(f"real duets not found under {default_duets_dir()}: set MUSICGYM_DUETS_DIR")
-    name = f"musicgym-test-{os.getpid()}"
-    log = tempfile.TemporaryFile()
-
-    def server_log() -> str:
-        log.seek(0)
-        return log.read().decode(errors="replace")[-2000:]
-
-    server = subprocess.Popen(
-        [jackd, "--no-realtime", "--name", name, "-d", "dummy", "-r", "44100", "-p", "256"],
-        stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("JACK_DEFAULT_SERVER", name)  # libjack reads it at each client's start
+    deadline = time.monotonic() + 10.0
+    while True:  # the server answers jack_lsp; wait until it takes MIDI clients too
         try:
-            deadline = time.monotonic() + 10.0
-            while True:
-                try:
-                    ports = open_ports(None, None, virtual=True, api="jack")
-                except MidiPortError:
-                    if server.poll() is not None or time.monotonic() > deadline:
-                        pytest.fail(f"jackd -d dummy did not start: {server_log()}")
-                    time.sleep(0.1)
-                else:
-                    for port in ports:
-                        port.close()
-                    break
-            yield server_log
-        finally:
-            server.terminate()
-            try:
-                server.wait(5)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait()
-            log.close()
-            for leftover in Path("/dev/shm").glob(f"jack_sem.*_{name}_*"):  # a killed client's
-                leftover.unlink(missing_ok=True)
+            ports = open_ports(None, None, virtual=True, api="jack")
+        except MidiPortError:
+            if time.monotonic() > deadline:
+                pytest.fail(f"jackd -d dummy took no MIDI client: {jack_server.log()}")
+            time.sleep(0.1)
+        else:
+            for port in ports:
+                port.close()
+            break
+    return jack_server.log
 
 
 def _port(names: list[str], ending: str) -> str:
@@ -90,7 +59,7 @@ def _port(names: list[str], ending: str) -> str:
     return found[0]
 
 
-def test_the_accompanist_follows_a_real_take_over_jack(jack_server):
+def test_the_accompanist_follows_a_real_take_over_jack(jack_midi):
     import mido
 
     from musicgym.music.score import read_score
@@ -145,7 +114,7 @@ def test_the_accompanist_follows_a_real_take_over_jack(jack_server):
             accompanist.kill()
             accompanist.wait()
     assert accompanist.returncode == 0, err
-    err += f"\njackd: {jack_server()}"  # the test's failure messages show both
+    err += f"\njackd: {jack_midi()}"  # the test's failure messages show both
     assert "played" in out
     secondo = read_score(SCORE, part="Piano 2", bpm=140)  # read once the timing is done
 

@@ -367,8 +367,9 @@ def _agent_options(p: argparse.ArgumentParser) -> None:
                         "config.yaml and model.zip), an agent made by `musicgym "
                         "train-improviser` (FILE.npz), or builtin:NAME (sine, fm, granular, "
                         "subtractive); without it, the nearest-neighbour lookup")
-    p.add_argument("--synth", help="sine, fm, subtractive, sampler or granular (default: the "
-                                   "run's, or fm)")
+    p.add_argument("--synth", help="sine, fm, subtractive, sampler or granular, or "
+                                   "path/to/synth.pd (your Pd synth: N parameters in [0, 1] "
+                                   "in, sound out; lookup mode) (default: the run's, or fm)")
     p.add_argument("--features", nargs="+",
                    help="without --model: descriptors kept (default: the env's, "
                         "loudness-dB specshape mfcc chroma)")
@@ -391,7 +392,8 @@ def _add_live(subparsers) -> None:
         description="Serve an improvising agent over OSC/UDP: /musicgym/descriptors (name value "
                     "pairs), /musicgym/audio (samples) or RL-impro's /feats/loudness in; "
                     "/musicgym/params, /musicgym/controls (and RL-impro's /agent-params) out. "
-                    "pd/musicgym_improvise.pd is a Pure Data front end.")
+                    "pd/musicgym_improvise.pd is a Pure Data front end; --synth "
+                    "path/to/synth.pd --pd-audio plays your own Pd synth live.")
     _agent_options(p)
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=6666, help="UDP port to listen on (default 6666)")
@@ -411,6 +413,17 @@ def _add_live(subparsers) -> None:
                         "or index, none: the default device), so no Pd is needed to hear it")
     p.add_argument("--audio-blocksize", type=int, default=512,
                    help="frames per audio callback with --audio-out (default 512)")
+    p.add_argument("--pd-audio", nargs="?", const="jack",
+                   choices=["jack", "alsa", "oss", "pa", "none"], metavar="API",
+                   help="with --synth path/to/synth.pd: start Pd (pd -nogui) on this audio API "
+                        "(jack, the default; alsa, oss, pa, or none: silent) playing your "
+                        "synth.pd, and send it each decision's parameters over UDP (FUDI); Pd "
+                        "is stopped on exit. With JACK, Pd's ports are musicgym-pd:output_1/2, "
+                        "connected to system:playback")
+    p.add_argument("--pd-options", metavar="'FLAGS'",
+                   help="more pd flags for --pd-audio, as one argument after '=': "
+                        "--pd-options='-audiodev 3 -blocksize 128', "
+                        "--pd-options=-nojackconnect, --pd-options='-lib zexy'")
     p.add_argument("--realtime", action="store_true",
                    help="ask for real-time scheduling (Linux SCHED_FIFO, as JACK or pd -rt), "
                         "so that other processes do not delay a decision; needs CAP_SYS_NICE "
@@ -515,37 +528,66 @@ def run_live_improvise(args: argparse.Namespace) -> int:
     improviser = Improviser(core, controller, hop_length=args.hop)
     reply_to = None if args.reply_port == 0 else (args.reply_host, args.reply_port)
     audio_out = None
-    if args.audio_out is not None:
-        from musicgym.live.improvise import AudioOut
+    try:   # the audio output (Pd: a process of its own) is stopped whatever happens
+        if args.pd_audio is not None or args.pd_options:
+            audio_out = _pd_audio(args, core.synth, improviser.params, core.sr)
+        elif args.audio_out is not None:
+            from musicgym.live.improvise import AudioOut
 
-        device = args.audio_out or None
-        device = int(device) if device is not None and device.isdigit() else device
-        audio_out = AudioOut(core.synth, improviser.params, sr=core.sr, device=device,
-                             blocksize=args.audio_blocksize).start()
-    server = ImproviseServer(improviser, host=args.host, port=args.port, reply_to=reply_to,
-                             audio_out=audio_out)
-    who = f"the policy of {args.model}" if model is not None else "nearest-neighbour lookup"
-    print(f"listening on udp {server.host}:{server.port} ({DESCRIPTORS}, {AUDIO} at "
-          f"{core.sr} Hz, {RLIMPRO}); replies to "
-          f"{'each sender' if reply_to is None else f'{reply_to[0]}:{reply_to[1]}'}\n"
-          f"synth {core.synth.name} {core.synth.param_names}, {who}, hearing itself by "
-          f"{core.mode}; descriptors: {' '.join(core.features)}", flush=True)
-    if args.realtime:
-        print(f"--realtime: {set_realtime()}", flush=True)
-    try:
-        summary = server.serve(seconds=args.seconds, max_packets=args.max_packets)
-    except KeyboardInterrupt:
-        summary = server.summary()
+            device = args.audio_out or None
+            device = int(device) if device is not None and device.isdigit() else device
+            audio_out = AudioOut(core.synth, improviser.params, sr=core.sr, device=device,
+                                 blocksize=args.audio_blocksize).start()
+        server = ImproviseServer(improviser, host=args.host, port=args.port,
+                                 reply_to=reply_to, audio_out=audio_out)
+        who = f"the policy of {args.model}" if model is not None else "nearest-neighbour lookup"
+        print(f"listening on udp {server.host}:{server.port} ({DESCRIPTORS}, {AUDIO} at "
+              f"{core.sr} Hz, {RLIMPRO}); replies to "
+              f"{'each sender' if reply_to is None else f'{reply_to[0]}:{reply_to[1]}'}\n"
+              f"synth {core.synth.name} {core.synth.param_names}, {who}, hearing itself by "
+              f"{core.mode}; descriptors: {' '.join(core.features)}", flush=True)
+        if args.realtime:
+            print(f"--realtime: {set_realtime()}", flush=True)
+        try:
+            summary = server.serve(seconds=args.seconds, max_packets=args.max_packets)
+        except KeyboardInterrupt:
+            summary = server.summary()
+        finally:
+            server.close()
     finally:
-        server.close()
         if audio_out is not None:
             audio_out.close()
-            summary["audio_blocks"], summary["audio_underflows"] = audio_out.blocks, \
-                audio_out.underflows
+    if hasattr(audio_out, "summary"):   # --pd-audio: messages sent, Pd's exit status
+        summary.update(audio_out.summary())
+    elif audio_out is not None:
+        summary["audio_blocks"], summary["audio_underflows"] = audio_out.blocks, \
+            audio_out.underflows
     print(json.dumps(summary, indent=2))
     if args.wav and improviser.history:
         print(f"wrote {improviser.write_wav(args.wav)}")
     return 0
+
+
+def _pd_audio(args: argparse.Namespace, synth, params, sr: int):
+    """--pd-audio: the user's synth.pd sounding in a Pd started here (started and ready)."""
+    from musicgym.envs.pd_synth import PdSynth
+    from musicgym.live.pd_audio import PdAudioOut
+
+    if args.pd_audio is None:
+        raise ImproviseConfigError("--pd-options passes flags to the Pd of --pd-audio: add "
+                                   "--pd-audio")
+    if not isinstance(synth, PdSynth):
+        raise ImproviseConfigError(f"--pd-audio plays a Pd synth (--synth path/to/synth.pd); "
+                                   f"{synth.name!r} is musicgym's own: sound it with "
+                                   "--audio-out")
+    if args.audio_out is not None:
+        raise ImproviseConfigError("--audio-out and --pd-audio both sound the synth: choose "
+                                   "one (a Pd synth sounds with --pd-audio)")
+    pd = PdAudioOut(synth, params, api=args.pd_audio, sr=sr, options=args.pd_options)
+    where = (f"JACK client {pd.jack_name}" if pd.api == "jack" else f"audio API {pd.api}")
+    print(f"--pd-audio: pd plays {synth.path} ({where}), parameters to udp "
+          f"{pd.host}:{pd.port}", file=sys.stderr, flush=True)
+    return pd
 
 
 def run_evaluate_improvise(args: argparse.Namespace) -> int:

@@ -26,10 +26,15 @@ from pathlib import Path
 
 import numpy as np
 
+from musicgym.envs.synths import Control
 from musicgym.errors import ImproviseConfigError
 
 PD_BLOCK = 64            # Pd's DSP block: messages take effect between blocks
 PD_TIMEOUT_S = 600.0
+# the synth's copy beside the wrapper: a name no user's abstraction has. Pd looks in a
+# [declare -path] folder (the synth's own, for the abstractions it uses) before the patch's
+# folder, so a copy named synth.pd would lose to a different synth.pd beside the user's file.
+COPY_NAME = "musicgym_user_synth"
 
 
 def pd_binary() -> str | None:
@@ -82,6 +87,9 @@ class PdSynth:
         self.name = self.path.stem
         self.preroll_s = float(preroll_s)
         self.param_names = tuple(f"p{i}" for i in range(self.n_params))
+        # Pd maps the parameters to sound itself: the controls the server reports
+        # (/musicgym/controls) are the parameters as sent
+        self.controls = tuple(Control(name, 0.0, 1.0) for name in self.param_names)
 
     def check_params(self, u) -> np.ndarray:
         u = np.asarray(u, dtype=np.float64)
@@ -136,7 +144,7 @@ class PdSynth:
 
         with tempfile.TemporaryDirectory(prefix="musicgym-pd-") as tmp:
             tmp = Path(tmp)
-            shutil.copy(self.path, tmp / "synth.pd")
+            shutil.copy(self.path, tmp / f"{COPY_NAME}.pd")
             seg_ms = seg * 1000.0 / sr
             lines = []
             for k, row in enumerate(u):
@@ -171,7 +179,7 @@ class PdSynth:
 
 
 def _wrapper(synth_dir: Path, rows: Path, wav: Path, total_ms: float, n_frames: int) -> str:
-    """A patch that plays the rows through [synth] into an array, writes it to ``wav`` and
+    """A patch that plays the rows through the synth's copy into an array, writes it to ``wav`` and
     quits (and does so anyway a little after ``total_ms``, so a sequence that fails cannot run
     forever). [tabwrite~] + [soundfiler] write synchronously: [writesf~]'s disk thread may not
     have written anything when a batch run quits."""
@@ -184,7 +192,7 @@ def _wrapper(synth_dir: Path, rows: Path, wav: Path, total_ms: float, n_frames: 
         "#X obj 20 100 r mgseq;",                                         # 2
         "#X obj 20 130 qlist;",                                           # 3
         "#X obj 200 100 r mgparams;",                                     # 4
-        "#X obj 200 130 synth;",                                          # 5
+        f"#X obj 200 130 {COPY_NAME};",                                   # 5
         "#X obj 200 170 tabwrite~ mgout;",                                # 6
         "#X obj 350 100 r mgrec;",                                        # 7
         "#X obj 20 200 r mgdone;",                                        # 8

@@ -335,7 +335,7 @@ class AudioOut:
                  blocksize: int = 512) -> None:
         if not hasattr(synth, "patch"):
             raise ImproviseConfigError(f"--audio-out plays musicgym's own synths; the Pd synth "
-                                       f"{synth.name!r} sounds in Pd itself")
+                                       f"{synth.name!r} sounds in Pd itself: use --pd-audio")
         import sounddevice as sd
 
         self.synth, self.sr = synth, int(sr)
@@ -389,8 +389,8 @@ class ImproviseServer:
         Where to listen (port 0: any free port; the bound one is ``self.port``).
     reply_to : (host, port), optional
         Where replies go; None (default) answers each message's sender.
-    audio_out : AudioOut, optional
-        Where the synth also sounds (each decision's parameters are sent to it).
+    audio_out : AudioOut or PdAudioOut, optional
+        Where the synth also sounds (each decision's parameters go to its ``set_params``).
 
     Raises
     ------
@@ -399,8 +399,7 @@ class ImproviseServer:
     """
 
     def __init__(self, improviser: Improviser, *, host: str = "127.0.0.1", port: int = 6666,
-                 reply_to: tuple[str, int] | None = None, audio_out: AudioOut | None = None
-                 ) -> None:
+                 reply_to: tuple[str, int] | None = None, audio_out=None) -> None:
         self.improviser, self.reply_to, self.audio_out = improviser, reply_to, audio_out
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         try:
