@@ -59,3 +59,72 @@ def test_dated_follower_moves_onset_dates_back_by_the_front_end_latency():
     assert dated.report(frame) == 0.0
     assert dated.reported_onset_s == pytest.approx(dated.follower.reported_onset_s - 0.03,
                                                    abs=1e-3)
+
+
+def test_hear_audio_lets_the_hmm_skip_more_onsets_and_checks_its_input():
+    from musicgym.follow.audio_input import DatedFollower
+    from musicgym.follow.followers import AUDIO_MAX_SKIP, HMMFollower
+
+    reference = np.zeros(12, dtype=[("onset_sec", float), ("duration_sec", float),
+                                    ("pitch", int), ("onset_beat", float)])
+    reference["onset_sec"] = np.arange(12) * 0.5
+    reference["duration_sec"], reference["pitch"] = 0.4, 60 + np.arange(12)
+    reference["onset_beat"] = np.arange(12.0)
+    follower = HMMFollower(reference)
+    assert follower.max_skip == 4
+    DatedFollower(follower, 0.03)  # heard through the front end
+    assert follower.max_skip == AUDIO_MAX_SKIP and len(follower._ref_ioi) == AUDIO_MAX_SKIP
+    with pytest.raises(AccompanyConfigError, match="max_skip"):
+        follower.hear_audio(0)
+
+
+@needs_soundfont
+def test_hmm_from_real_take_audio_keeps_up_better_when_it_may_skip_missed_onsets(
+        brahms_takes):
+    # real training take 3, rendered with the room: the front end misses about one onset in
+    # four, often several in a row; a follower that can skip only 3 falls behind and reports
+    # stale onsets late (dated at a later note's attack), and the accompanist with it
+    from musicgym.follow.accompanist import make_episode
+    from musicgym.follow.audio_input import DatedFollower, render_take
+    from musicgym.follow.corpus import reference_take
+    from musicgym.follow.evaluate import evaluate_tempo_model
+    from musicgym.follow.followers import HMMFollower, _time_map
+    from musicgym.follow.tempo import make_tempo_model
+
+    take = next(t for t in brahms_takes if t.take == 3)
+    reference = reference_take(brahms_takes, 3).solo
+    frames = audio_frames(render_take(take.solo.performed, sr=SR, seed=3), SR)
+    beat, sec = _time_map(take.solo.performed)
+
+    class Heard:  # the reports of a dated follower over the rendered take's frames
+        name = "hmm"
+
+        def __init__(self, follower):
+            self.follower = follower
+
+        def follow(self, performed):
+            self.follower.reset()
+            out = []
+            for i, frame in enumerate(frames):
+                reported = self.follower.report(frame)
+                if reported is not None:
+                    out.append(((i + 1) * 0.02, reported, self.follower.reported_onset_s))
+            return tuple(np.asarray(column, dtype=float) for column in zip(*out, strict=True))
+
+    def run(follower):
+        heard = Heard(follower)
+        report_sec, report_beat, onset_sec = heard.follow(None)
+        found = np.isin(report_beat, beat)
+        late = onset_sec[found] - sec[np.searchsorted(beat, report_beat[found])]
+        episode = make_episode(take.solo, take.accompaniment.score, follower=heard,
+                               accompaniment=take.accompaniment, take=3)
+        row = evaluate_tempo_model([episode], lambda: make_tempo_model("kalman"))
+        return int(np.sum(late > 0.15)), row["within_100_ms"]
+
+    plain = DatedFollower(HMMFollower(reference.performed, score=reference.score), 0.03)
+    plain.follower.max_skip = 4  # as from MIDI
+    plain.follower._ref_ioi = plain.follower._ref_ioi[:4]
+    heard = DatedFollower(HMMFollower(reference.performed, score=reference.score), 0.03)
+    (stale_before, within_before), (stale_after, within_after) = run(plain), run(heard)
+    assert stale_after < stale_before  # 8 -> 5 stale reports
+    assert within_after > within_before + 0.01  # kalman within 100 ms: 79.5 -> 82.0 %
