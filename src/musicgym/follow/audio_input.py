@@ -91,13 +91,10 @@ class AudioFrames:
 class DatedFollower:
     """An online follower whose onset dates are moved back by the audio front end's latency
     (:attr:`FrontEnd.latency_s`): heard through audio, a note's attack reaches the follower
-    that much after it was played. A follower with a ``hear_audio`` method (the HMM:
-    :meth:`~musicgym.follow.followers.HMMFollower.hear_audio`) is told it hears audio."""
+    that much after it was played."""
 
     def __init__(self, follower: OnlineFollower, latency_s: float) -> None:
         self.follower, self.latency_s = follower, float(latency_s)
-        if hasattr(follower, "hear_audio"):  # the HMM: the front end misses onsets, in runs
-            follower.hear_audio()
         self.name, self.frame_s = follower.name, follower.frame_s
 
     @property

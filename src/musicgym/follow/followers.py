@@ -164,10 +164,6 @@ class NoisyOracleFollower(Follower):
 ONSET_DECAY = (1.0, 0.5, 0.25)
 SUSTAIN_WEIGHT = 0.3
 ATTACK_MEMORY_S = 3.0  # how far back OLTW looks for the attack that dates a report
-# the HMM's longest skip from audio (HMMFollower.hear_audio): on training takes 2-5 rendered
-# (benchmarks/accompany.py --audio --takes 2 3 4 5) kalman within 50 ms 62.6 -> 63.9 %; the
-# same from MIDI, where max_skip 4 stays (skips of 5-6 onsets are rare there)
-AUDIO_MAX_SKIP = 6
 
 
 def piano_roll(performed: np.ndarray, frame_s: float, n_frames: int | None = None) -> np.ndarray:
@@ -554,17 +550,6 @@ class HMMFollower(Follower):
                 self._key_offsets[j][int(pitch)] = min(
                     self._key_offsets[j].get(int(pitch), np.inf), offset)
         self.reset()
-
-    def hear_audio(self, max_skip: int = AUDIO_MAX_SKIP) -> None:
-        """Follow frames made from audio (:mod:`musicgym.follow.audio_input`): the front
-        end misses about one onset in four, often several in a row, so the soloist may move
-        on by up to ``max_skip`` onsets between two heard events (a follower that cannot skip
-        them falls behind, then dates a stale onset at a later note's attack)."""
-        if max_skip < 1:
-            raise AccompanyConfigError(f"hear_audio needs max_skip >= 1, got {max_skip!r}")
-        self.max_skip = max(self.max_skip, int(max_skip))
-        self._ref_ioi = [self._ref_sec[d:] - self._ref_sec[:-d]
-                         for d in range(1, self.max_skip + 1)]
 
     def reset(self) -> None:
         """Start again before the first onset."""
