@@ -102,6 +102,8 @@ def synthetic_dataset(spec: dict, n: int, *, seed: int = 0, sr: int = 44100,
 # meets in real use; the real one-shots (the benchmark's) are not in any SoundFont
 ONESHOT_PROGRAMS = (0, 8, 9, 11, 12, 13, 14, 24, 32, 33, 36, 38, 39, 45, 46, 47, 80, 81, 87,
                     112, 113, 114, 115, 116, 117, 118, 119, 120, 121, 122, 125, 127)
+INPUT_CLIP = 6.0  # standardised features, clipped for a fine-tuned net (Matcher.forward)
+SATURATION_PENALTY = 1e-2
 ONESHOT_SPACING_S = 1.5  # notes rendered this far apart in one FluidSynth call
 
 
@@ -263,12 +265,13 @@ def train_matcher(spec: dict, *, examples: int = 30_000, epochs: int = 60,
 def finetune_matcher(matcher: Matcher, x: np.ndarray, y: np.ndarray, x_extra: np.ndarray,
                      y_extra: np.ndarray, *, epochs: int = 20, lr: float = 3e-4,
                      repeat: int = 4, seed: int = 0, extend_codebook: bool = True,
-                     log=print) -> Matcher:
+                     input_clip: float = INPUT_CLIP, log=print) -> Matcher:
     """The matcher trained further on its synthetic examples ``(x, y)`` (features, settings)
     and on ``(x_extra, y_extra)``: other sounds with the settings a search found for them
     (:func:`search_labels`), each seen ``repeat`` times an epoch; MSE on the settings, Adam,
     cosine schedule from ``lr``. The standardisation is kept (the codebook is expressed in
-    it). With ``extend_codebook``, the extra sounds join the codebook: a target unlike the
+    it); the net reads it clipped to +-``input_clip`` (other sounds lie far out, in bands the
+    patch never sounds in, and saturate the net: no gradient). With ``extend_codebook``, the extra sounds join the codebook: a target unlike the
     patch's sounds then gets the searched settings of the nearest such sound."""
     import torch
 
@@ -281,11 +284,19 @@ def finetune_matcher(matcher: Matcher, x: np.ndarray, y: np.ndarray, x_extra: np
         with torch.no_grad():
             lin.weight.copy_(torch.from_numpy(matcher.layers[i][0].T))
             lin.bias.copy_(torch.from_numpy(matcher.layers[i][1]))
-        layers += [lin, torch.nn.ReLU() if i < len(sizes) - 2 else torch.nn.Tanh()]
-    net = torch.nn.Sequential(*layers)
+        layers += [lin] + ([torch.nn.ReLU()] if i < len(sizes) - 2 else [])
+    net = torch.nn.Sequential(*layers)  # pre-activations; tanh in the loss
+
+    def loss_of(h, target):
+        z = net(h)
+        # sounds unlike the patch's drive tanh to exactly +-1 (no gradient): a penalty on
+        # pre-activations beyond +-3 brings them back where the loss can move them
+        return (torch.nn.functional.mse_loss(torch.tanh(z), target)
+                + SATURATION_PENALTY * torch.relu(z.abs() - 3.0).pow(2).mean())
 
     def norm(v):
-        return torch.from_numpy(((v - matcher.mean) / matcher.std).astype(np.float32))
+        h = np.clip((v - matcher.mean) / matcher.std, -input_clip, input_clip)
+        return torch.from_numpy(h.astype(np.float32))
 
     xs = torch.cat([norm(x)] + [norm(x_extra)] * repeat)
     ys = torch.cat([torch.from_numpy(y.astype(np.float32))]
@@ -296,14 +307,14 @@ def finetune_matcher(matcher: Matcher, x: np.ndarray, y: np.ndarray, x_extra: np
     gen = torch.Generator().manual_seed(seed)
     for epoch in range(epochs):
         for idx in torch.randperm(len(xs), generator=gen).split(256):
-            loss = torch.nn.functional.mse_loss(net(xs[idx]), ys[idx])
+            loss = loss_of(xs[idx], ys[idx])
             opt.zero_grad()
             loss.backward()
             opt.step()
         sched.step()
         if epoch % 5 == 4 or epoch == epochs - 1:
             with torch.no_grad():
-                fit = torch.nn.functional.mse_loss(net(extra_x), extra_y).item()
+                fit = torch.nn.functional.mse_loss(torch.tanh(net(extra_x)), extra_y).item()
             log(f"fine-tune epoch {epoch + 1}: RMSE to the searched settings {fit ** 0.5:.4f}")
     weights = {"mean": matcher.mean, "std": matcher.std}
     linears = [m for m in net if isinstance(m, torch.nn.Linear)]
@@ -320,7 +331,8 @@ def finetune_matcher(matcher: Matcher, x: np.ndarray, y: np.ndarray, x_extra: np
                        codebook=book.astype(np.float16), codebook_actions=acts.astype(np.float16))
     meta = dict(matcher.meta)
     meta.update(finetune_epochs=epochs, finetune_lr=lr, finetune_repeat=repeat,
-                finetune_examples=len(x_extra), codebook_extended=bool(extend_codebook))
+                finetune_examples=len(x_extra), codebook_extended=bool(extend_codebook),
+                input_clip=float(input_clip))
     return Matcher(weights, meta)
 
 
