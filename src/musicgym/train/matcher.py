@@ -271,8 +271,9 @@ def finetune_matcher(matcher: Matcher, x: np.ndarray, y: np.ndarray, x_extra: np
     (:func:`search_labels`), each seen ``repeat`` times an epoch; MSE on the settings, Adam,
     cosine schedule from ``lr``. The standardisation is kept (the codebook is expressed in
     it); the net reads it clipped to +-``input_clip`` (other sounds lie far out, in bands the
-    patch never sounds in, and saturate the net: no gradient). With ``extend_codebook``, the extra sounds join the codebook: a target unlike the
-    patch's sounds then gets the searched settings of the nearest such sound."""
+    patch never sounds in, and saturate the net: no gradient). With ``extend_codebook``, the
+    extra sounds join the codebook: a target unlike the patch's sounds then gets the searched
+    settings of the nearest such sound."""
     import torch
 
     torch.manual_seed(seed)
