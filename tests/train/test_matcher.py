@@ -149,3 +149,27 @@ def test_learning_from_search_imitates_the_searched_settings_of_soundfont_onesho
     loaded = Matcher.load(save_matcher(tuned, tmp_path / "tuned"))
     np.testing.assert_allclose(loaded.propose(clips), tuned.propose(clips), atol=2e-3)
     assert loaded.meta["finetune_examples"] == 6
+
+
+@pytest.mark.skipif(not soundfont_available(), reason="no GM SoundFont to render one-shots")
+def test_the_cli_learns_from_search_from_a_matcher_and_keeps_the_searched_settings(tmp_path):
+    from musicgym.envs.matcher_model import BUILTIN_DIR
+    from musicgym.train.matcher import main
+
+    labels = tmp_path / "labels.npz"
+    args = ["--preset", "Kick-v0", "--init", str(BUILTIN_DIR / "Kick-v0"), "--examples", "200",
+            "--distill", "3", "--distill-budget", "20", "--finetune-epochs", "2",
+            "--labels", str(labels), "-o", str(tmp_path / "kick")]
+    assert main(args) == 0
+    first = Matcher.load(tmp_path / "kick")
+    assert first.meta["distill"] == 3 and "--init" in first.meta["command"]
+    assert first.meta["init_command"] == Matcher.builtin("Kick-v0").meta["command"]
+    assert labels.is_file()
+    assert main(args) == 0  # the second run reads the searched settings back: same matcher
+    again = Matcher.load(tmp_path / "kick")
+    np.testing.assert_array_equal(again.layers[0][0], first.layers[0][0])
+    with pytest.raises(ConfigError, match="another run"):
+        main([*args[:7], "4", *args[8:]])  # 4 one-shots, the file holds 3
+    with pytest.raises(ConfigError, match="--distill"):
+        main(["--preset", "Kick-v0", "--init", str(BUILTIN_DIR / "Kick-v0"), "-o",
+              str(tmp_path / "x")])

@@ -250,16 +250,42 @@ def train_matcher(spec: dict, *, examples: int = 30_000, epochs: int = 60,
             "seconds": round(time.perf_counter() - t0, 1)}
     matcher = Matcher(weights, meta)
     if distill > 0:
-        clips = soundfont_oneshots(distill, seed=seed + 1, seconds=spec["seconds"], sr=sr)
-        log(f"rendered {distill} SoundFont one-shots; searching their settings")
-        labels, costs = search_labels(matcher, spec, clips, budget=distill_budget, log=log)
         tr_np = tr.numpy()
-        matcher = finetune_matcher(matcher, x[tr_np], y[tr_np], matcher.features(clips),
-                                   labels, epochs=finetune_epochs, seed=seed, log=log)
-        matcher.meta.update(distill=distill, distill_budget=distill_budget,
-                            distill_mean_mrstft=float(costs.mean()),
-                            seconds=round(time.perf_counter() - t0, 1))
+        matcher = distill_matcher(matcher, spec, x[tr_np], y[tr_np], distill, seed=seed,
+                                  budget=distill_budget, epochs=finetune_epochs, log=log)
+        matcher.meta["seconds"] = round(time.perf_counter() - t0, 1)
     return matcher
+
+
+def distill_matcher(matcher: Matcher, spec: dict, x: np.ndarray, y: np.ndarray, n: int, *,
+                    seed: int = 0, budget: int = 100, epochs: int = 20,
+                    labels_path: str | Path | None = None, log=print) -> Matcher:
+    """Learn from search: ``n`` SoundFont one-shots (seed ``seed + 1``) matched by
+    ``policy+nm`` with ``matcher`` (:func:`search_labels`), then :func:`finetune_matcher` on
+    ``(x, y)`` and them. ``labels_path``: an ``.npz`` keeping the searched settings (read
+    back when it holds ``n`` of them for the same seed and budget, so that a fine-tune can be
+    rerun without the search)."""
+    clips = soundfont_oneshots(n, seed=seed + 1, seconds=spec["seconds"], sr=matcher.sr)
+    key = np.asarray([n, seed + 1, budget])
+    path = None if labels_path is None else Path(labels_path)
+    if path is not None and path.is_file():
+        with np.load(path, allow_pickle=False) as data:
+            if not np.array_equal(data["key"], key):
+                raise ConfigError(f"{path}: searched settings of another run (n, seed, "
+                                  f"budget = {data['key'].tolist()}); remove it or pick "
+                                  "another --labels file")
+            labels, costs = data["actions"], data["costs"]
+        log(f"read the searched settings of {n} one-shots from {path}")
+    else:
+        log(f"rendered {n} SoundFont one-shots; searching their settings")
+        labels, costs = search_labels(matcher, spec, clips, budget=budget, log=log)
+        if path is not None:
+            np.savez(path, key=key, actions=labels, costs=costs)
+    tuned = finetune_matcher(matcher, x, y, matcher.features(clips), labels, epochs=epochs,
+                             seed=seed, log=log)
+    tuned.meta.update(distill=n, distill_seed=seed + 1, distill_budget=budget,
+                      distill_mean_mrstft=float(costs.mean()))
+    return tuned
 
 
 def finetune_matcher(matcher: Matcher, x: np.ndarray, y: np.ndarray, x_extra: np.ndarray,
@@ -385,14 +411,30 @@ def main(argv: list[str] | None = None) -> int:
                     help="renders of the search (policy+nm) per one-shot")
     ap.add_argument("--finetune-epochs", type=int, default=20,
                     help="epochs of training on synthetic + searched one-shots")
+    ap.add_argument("--init", default=None,
+                    help="start from this matcher (NAME.npz/.json) instead of training one; "
+                         "--examples synthetic examples are rendered again for the fine-tune")
+    ap.add_argument("--labels", default=None,
+                    help="an .npz keeping the searched settings (read back if it exists)")
     ap.add_argument("-o", "--output", required=True, help="base path (writes .npz and .json)")
     args = ap.parse_args(argv)
     command = "python -m musicgym.train.matcher " + shlex.join(
         sys.argv[1:] if argv is None else argv)
-    matcher = train_matcher(patch_spec(args.preset), examples=args.examples,
-                            epochs=args.epochs, seed=args.seed, distill=args.distill,
-                            distill_budget=args.distill_budget,
-                            finetune_epochs=args.finetune_epochs, command=command)
+    spec = patch_spec(args.preset)
+    if args.init is None:
+        matcher = train_matcher(spec, examples=args.examples, epochs=args.epochs,
+                                seed=args.seed, distill=args.distill,
+                                distill_budget=args.distill_budget,
+                                finetune_epochs=args.finetune_epochs, command=command)
+    else:  # learn from search, starting from a trained matcher
+        if args.distill < 1:
+            raise ConfigError("--init needs --distill N (the one-shots to learn from)")
+        init = Matcher.load(args.init)
+        x, y = synthetic_dataset(spec, args.examples, seed=args.seed, sr=init.sr)
+        matcher = distill_matcher(init, spec, x, y, args.distill, seed=args.seed,
+                                  budget=args.distill_budget, epochs=args.finetune_epochs,
+                                  labels_path=args.labels)
+        matcher.meta.update(command=command, init_command=init.meta.get("command"))
     base = save_matcher(matcher, args.output)
     print(f"wrote {base}.npz and {base}.json (validation RMSE {matcher.spread:.4f})")
     return 0
