@@ -6,10 +6,19 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from musicgym.audio.soundfont import soundfont_available
 from musicgym.envs.matcher_model import Matcher, builtin_presets
 from musicgym.errors import ConfigError, UsageError
 from musicgym.train.match import match_target, synthetic_targets
-from musicgym.train.matcher import patch_spec, save_matcher, synthetic_dataset, train_matcher
+from musicgym.train.matcher import (
+    finetune_matcher,
+    patch_spec,
+    save_matcher,
+    search_labels,
+    soundfont_oneshots,
+    synthetic_dataset,
+    train_matcher,
+)
 
 
 def _synthetic_targets(preset: str, n: int, seed: int):
@@ -111,3 +120,56 @@ def test_policy_at_k_and_policy_plus_nm_spend_their_budget_and_never_lose_the_pr
     assert nm["mrstft"] <= at_k["mrstft"] + 1e-6 <= alone["mrstft"] + 2e-6
     with pytest.raises(UsageError, match="needs a matcher"):
         match_target(spec, audio[0], "refine")
+
+
+@pytest.mark.skipif(not soundfont_available(), reason="no GM SoundFont (Debian's "
+                    "timgm6mb-soundfont) to render one-shots with")
+def test_learning_from_search_imitates_the_searched_settings_of_soundfont_oneshots(tmp_path):
+    spec = patch_spec("Kick-v0")
+    clips = soundfont_oneshots(6, seed=5)
+    assert clips.shape == (6, 22050)
+    peaks = np.abs(clips).max(axis=1)
+    assert ((peaks > 0.29) & (peaks <= 1.0)).all()  # normalised, none silent
+    np.testing.assert_array_equal(clips, soundfont_oneshots(6, seed=5))  # deterministic
+    matcher = Matcher.builtin("Kick-v0")
+    labels, costs = search_labels(matcher, spec, clips, budget=30)
+    # the search's answer is at least as good as the matcher's proposal, which it tries first
+    for clip, cost in zip(clips, costs, strict=True):
+        assert cost <= match_target(spec, clip, "policy", matcher=matcher)["mrstft"] + 1e-4
+    x, y = synthetic_dataset(spec, 300, seed=1)
+    tuned = finetune_matcher(matcher, x, y, matcher.features(clips), labels, epochs=30,
+                             lr=1e-3, repeat=20, log=lambda _: None)
+    before = np.abs(matcher.forward(matcher.features(clips)) - labels).mean()
+    after = np.abs(tuned.forward(tuned.features(clips)) - labels).mean()
+    assert after < before  # it moved towards the searched settings
+    # the one-shots joined the codebook: each is its own nearest sound, with its label
+    assert len(tuned.codebook) == len(matcher.codebook) + len(clips)
+    near, _ = tuned.nearest(tuned.features(clips))
+    np.testing.assert_allclose(near, labels, atol=2e-3)  # float16 codebook
+    loaded = Matcher.load(save_matcher(tuned, tmp_path / "tuned"))
+    np.testing.assert_allclose(loaded.propose(clips), tuned.propose(clips), atol=2e-3)
+    assert loaded.meta["finetune_examples"] == 6
+
+
+@pytest.mark.skipif(not soundfont_available(), reason="no GM SoundFont to render one-shots")
+def test_the_cli_learns_from_search_from_a_matcher_and_keeps_the_searched_settings(tmp_path):
+    from musicgym.envs.matcher_model import BUILTIN_DIR
+    from musicgym.train.matcher import main
+
+    labels = tmp_path / "labels.npz"
+    args = ["--preset", "Kick-v0", "--init", str(BUILTIN_DIR / "Kick-v0"), "--examples", "200",
+            "--distill", "3", "--distill-budget", "20", "--finetune-epochs", "2",
+            "--labels", str(labels), "-o", str(tmp_path / "kick")]
+    assert main(args) == 0
+    first = Matcher.load(tmp_path / "kick")
+    assert first.meta["distill"] == 3 and "--init" in first.meta["command"]
+    assert first.meta["init_command"] == Matcher.builtin("Kick-v0").meta["command"]
+    assert labels.is_file()
+    assert main(args) == 0  # the second run reads the searched settings back: same matcher
+    again = Matcher.load(tmp_path / "kick")
+    np.testing.assert_array_equal(again.layers[0][0], first.layers[0][0])
+    with pytest.raises(ConfigError, match="another run"):
+        main([*args[:7], "4", *args[8:]])  # 4 one-shots, the file holds 3
+    with pytest.raises(ConfigError, match="--distill"):
+        main(["--preset", "Kick-v0", "--init", str(BUILTIN_DIR / "Kick-v0"), "-o",
+              str(tmp_path / "x")])

@@ -50,8 +50,10 @@ class Matcher:
     meta : mapping
         The JSON sidecar: ``features`` (keyword arguments of :func:`matcher_features`), ``sr``,
         ``clip_samples`` (the clip length trained on), ``code`` and ``action_space`` (the
-        patch), ``val_rmse`` (validation RMSE of the actions, the proposal's spread) and, with a
-        codebook, ``ood_threshold``.
+        patch), ``val_rmse`` (validation RMSE of the actions, the proposal's spread), with a
+        codebook ``ood_threshold``, and optionally ``input_clip`` (the net reads standardised
+        features clipped to +-that: sounds unlike the patch's lie hundreds of deviations out
+        in bands where its own sounds are always silent).
     """
 
     def __init__(self, weights: Mapping[str, np.ndarray], meta: Mapping) -> None:
@@ -182,6 +184,8 @@ class Matcher:
     def forward(self, features: np.ndarray) -> np.ndarray:
         """(B, action_dim) actions in [-1, 1] from (B, n_features) features."""
         h = (np.asarray(features, np.float32) - self.mean) / self.std
+        if "input_clip" in self.meta:  # a fine-tuned net reads standardised features clipped
+            h = np.clip(h, -float(self.meta["input_clip"]), float(self.meta["input_clip"]))
         for i, (w, b) in enumerate(self.layers):
             h = h @ w + b
             h = np.tanh(h) if i == len(self.layers) - 1 else np.maximum(h, 0.0)

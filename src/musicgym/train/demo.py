@@ -1,7 +1,8 @@
 """``musicgym demo``: what learning buys in sound matching, start to finish in about a minute.
 
 1. **Amortisation.** The built-in Snare-v0 matcher (:meth:`Matcher.builtin`, trained on the
-   patch's own sounds only) names the settings of sounds it never heard in one forward pass,
+   patch's own sounds, then on SoundFont one-shots with the settings a search found for
+   them; never on a real one-shot) names the settings of sounds it never heard in one forward pass,
    refines them in a 10-render episode (hearing its sound against the target), and seeds the
    hybrids (Nelder-Mead and CMA-ES from its guesses) at 100 evaluations, against random
    search and CMA-ES at 1,000 evaluations each. The targets are the held-out real one-shots
@@ -195,7 +196,8 @@ def _summary(matches: dict, source: str, budgets: dict[str, int], kick: dict) ->
     lines = ["# musicgym demo: hear a new sound, name the synth settings", "",
              f"## 1. A learnt matcher against search on {source}", "",
              f"The built-in {MATCHER} matcher learnt its patch (a sine + filtered-noise drum "
-             "voice) from the patch's own sounds; it never heard these targets. It names the "
+             "voice) from the patch's own sounds, then from SoundFont one-shots with the "
+             "settings a search found for them; it never heard these targets. It names the "
              "settings in one forward pass; search renders the patch once per evaluation. "
              "Lower is better; seconds are wall time per target (rendering the match "
              "included).", "",

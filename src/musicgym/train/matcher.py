@@ -97,16 +97,99 @@ def synthetic_dataset(spec: dict, n: int, *, seed: int = 0, sr: int = 44100,
     return np.concatenate(out), actions
 
 
+# short and percussive General MIDI programs (mallets, plucks, basses, drums-as-programs,
+# effects): recorded one-shots unlike the patch's own sounds, the kind of sound the matcher
+# meets in real use; the real one-shots (the benchmark's) are not in any SoundFont
+ONESHOT_PROGRAMS = (0, 8, 9, 11, 12, 13, 14, 24, 32, 33, 36, 38, 39, 45, 46, 47, 80, 81, 87,
+                    112, 113, 114, 115, 116, 117, 118, 119, 120, 121, 122, 125, 127)
+INPUT_CLIP = 6.0  # standardised features, clipped for a fine-tuned net (Matcher.forward)
+SATURATION_PENALTY = 1e-2
+ONESHOT_SPACING_S = 1.5  # notes rendered this far apart in one FluidSynth call
+
+
+def soundfont_oneshots(n: int, *, seed: int = 0, seconds: float = 0.5, sr: int = 44100,
+                       soundfonts: Sequence[str | Path] | None = None) -> np.ndarray:
+    """(n, samples) one-shots: single short notes of :data:`ONESHOT_PROGRAMS` drawn at random
+    (program, pitch, velocity, length), through each SoundFont in turn, each normalised to a
+    random peak in [0.3, 1] (produced one-shots are normalised; the SoundFonts' are quiet).
+
+    ``soundfonts`` defaults to Debian's GM SoundFonts there are (TimGM6mb, FluidR3)."""
+    from musicgym.audio.soundfont import Part, find_soundfont, render_notes
+
+    if soundfonts is None:
+        found = [Path("/usr/share/sounds/sf2") / f for f in ("TimGM6mb.sf2", "FluidR3_GM.sf2")]
+        soundfonts = [f for f in found if f.is_file()] or [find_soundfont()]
+    rng = np.random.default_rng(seed)
+    n_samples = int(round(seconds * sr))
+    spacing = int(round(ONESHOT_SPACING_S * sr))
+    draws = [(int(rng.integers(len(soundfonts))), int(rng.choice(ONESHOT_PROGRAMS)),
+              int(rng.integers(28, 90)), int(rng.integers(60, 128)),
+              float(rng.uniform(0.03, 0.3)), float(rng.uniform(0.3, 1.0))) for _ in range(n)]
+    clips = np.zeros((n, n_samples), np.float32)
+    groups: dict[tuple[int, int], list[int]] = {}
+    for i, (font, program, *_rest) in enumerate(draws):
+        groups.setdefault((font, program), []).append(i)
+    for (font, program), rows in groups.items():
+        notes = [(j * ONESHOT_SPACING_S, j * ONESHOT_SPACING_S + draws[i][4], draws[i][2],
+                  draws[i][3]) for j, i in enumerate(rows)]
+        audio = render_notes(Part(notes, program=program), sr=sr, soundfont=soundfonts[font],
+                             duration=len(rows) * ONESHOT_SPACING_S)[0]
+        for j, i in enumerate(rows):
+            clip = audio[j * spacing:j * spacing + n_samples]
+            clips[i, :len(clip)] = clip
+            peak = np.abs(clips[i]).max()
+            if peak > 0:
+                clips[i] *= draws[i][5] / peak
+    return clips
+
+
+def search_labels(matcher: Matcher, spec: dict, clips: np.ndarray, *, budget: int = 100,
+                  log=print) -> tuple[np.ndarray, np.ndarray]:
+    """(actions (n, d), MR-STFT (n,)) that ``policy+nm`` (the matcher's guesses, then
+    Nelder-Mead, ``budget`` renders) finds for each clip: the search's answers, to learn from
+    (expert iteration: the net guides the search, then imitates it)."""
+    from musicgym.envs.matching import MatchCore
+    from musicgym.train.match import (
+        MIN_SIGMA,
+        NM_CANDIDATES,
+        Evaluations,
+        env_kwargs,
+        nelder_mead,
+        policy_at_k,
+    )
+
+    actions, costs = [], []
+    t0 = time.perf_counter()
+    for i, clip in enumerate(clips):
+        evaluate = Evaluations(MatchCore(**env_kwargs(spec, clip)))
+        policy_at_k(matcher, evaluate.core.target_clips[0], evaluate, NM_CANDIDATES)
+        nelder_mead(evaluate, evaluate.best, budget, max(MIN_SIGMA, matcher.spread))
+        actions.append(evaluate.best)
+        costs.append(evaluate.best_cost)
+        if (i + 1) % 250 == 0:
+            log(f"searched {i + 1}/{len(clips)} one-shots in {time.perf_counter() - t0:.0f} s "
+                f"(mean MR-STFT {np.mean(costs):.3f})")
+    return np.asarray(actions, np.float32), np.asarray(costs, np.float32)
+
+
 def train_matcher(spec: dict, *, examples: int = 30_000, epochs: int = 60,
                   hidden: Sequence[int] = (256, 128), lr: float = 1e-3, seed: int = 0,
                   sr: int = 44100, codebook: int = 8192, codebook_dims: int = 24,
+                  distill: int = 0, distill_budget: int = 100, finetune_epochs: int = 20,
                   command: str | None = None, log=print) -> Matcher:
     """Render ``examples`` random settings of the patch and fit the MLP to invert it.
 
     Returns the trained :class:`~musicgym.envs.matcher_model.Matcher` (save it with
     :func:`save_matcher`); its ``meta`` holds the validation RMSE and timings. It keeps a
     codebook of ``codebook`` training sounds (features on ``codebook_dims`` principal axes,
-    float16) for targets unlike the patch's sounds (see ``Matcher.propose``)."""
+    float16) for targets unlike the patch's sounds (see ``Matcher.propose``).
+
+    With ``distill`` > 0 it then learns from search (expert iteration): ``distill``
+    SoundFont one-shots (:func:`soundfont_oneshots`, seed ``seed + 1``) are matched by
+    ``policy+nm`` with the net just trained (``distill_budget`` renders each,
+    :func:`search_labels`), and the net is trained ``finetune_epochs`` more epochs on its
+    synthetic examples plus those sounds with the settings found
+    (:func:`finetune_matcher`); the one-shots join the codebook."""
     import torch
 
     torch.manual_seed(seed)
@@ -165,6 +248,118 @@ def train_matcher(spec: dict, *, examples: int = 30_000, epochs: int = 60,
             "codebook": codebook, "codebook_dims": codebook_dims,
             "ood_threshold": float(np.quantile(val_dist, OOD_QUANTILE)),
             "seconds": round(time.perf_counter() - t0, 1)}
+    matcher = Matcher(weights, meta)
+    if distill > 0:
+        tr_np = tr.numpy()
+        matcher = distill_matcher(matcher, spec, x[tr_np], y[tr_np], distill, seed=seed,
+                                  budget=distill_budget, epochs=finetune_epochs, log=log)
+        matcher.meta["seconds"] = round(time.perf_counter() - t0, 1)
+    return matcher
+
+
+def distill_matcher(matcher: Matcher, spec: dict, x: np.ndarray, y: np.ndarray, n: int, *,
+                    seed: int = 0, budget: int = 100, epochs: int = 20,
+                    labels_path: str | Path | None = None, log=print) -> Matcher:
+    """Learn from search: ``n`` SoundFont one-shots (seed ``seed + 1``) matched by
+    ``policy+nm`` with ``matcher`` (:func:`search_labels`), then :func:`finetune_matcher` on
+    ``(x, y)`` and them. ``labels_path``: an ``.npz`` keeping the searched settings (read
+    back when it holds ``n`` of them for the same seed and budget, so that a fine-tune can be
+    rerun without the search)."""
+    clips = soundfont_oneshots(n, seed=seed + 1, seconds=spec["seconds"], sr=matcher.sr)
+    key = np.asarray([n, seed + 1, budget])
+    path = None if labels_path is None else Path(labels_path)
+    if path is not None and path.is_file():
+        with np.load(path, allow_pickle=False) as data:
+            if not np.array_equal(data["key"], key):
+                raise ConfigError(f"{path}: searched settings of another run (n, seed, "
+                                  f"budget = {data['key'].tolist()}); remove it or pick "
+                                  "another --labels file")
+            labels, costs = data["actions"], data["costs"]
+        log(f"read the searched settings of {n} one-shots from {path}")
+    else:
+        log(f"rendered {n} SoundFont one-shots; searching their settings")
+        labels, costs = search_labels(matcher, spec, clips, budget=budget, log=log)
+        if path is not None:
+            np.savez(path, key=key, actions=labels, costs=costs)
+    tuned = finetune_matcher(matcher, x, y, matcher.features(clips), labels, epochs=epochs,
+                             seed=seed, log=log)
+    tuned.meta.update(distill=n, distill_seed=seed + 1, distill_budget=budget,
+                      distill_mean_mrstft=float(costs.mean()))
+    return tuned
+
+
+def finetune_matcher(matcher: Matcher, x: np.ndarray, y: np.ndarray, x_extra: np.ndarray,
+                     y_extra: np.ndarray, *, epochs: int = 20, lr: float = 3e-4,
+                     repeat: int = 4, seed: int = 0, extend_codebook: bool = True,
+                     input_clip: float = INPUT_CLIP, log=print) -> Matcher:
+    """The matcher trained further on its synthetic examples ``(x, y)`` (features, settings)
+    and on ``(x_extra, y_extra)``: other sounds with the settings a search found for them
+    (:func:`search_labels`), each seen ``repeat`` times an epoch; MSE on the settings, Adam,
+    cosine schedule from ``lr``. The standardisation is kept (the codebook is expressed in
+    it); the net reads it clipped to +-``input_clip`` (other sounds lie far out, in bands the
+    patch never sounds in, and saturate the net: no gradient). With ``extend_codebook``, the
+    extra sounds join the codebook: a target unlike the patch's sounds then gets the searched
+    settings of the nearest such sound."""
+    import torch
+
+    torch.manual_seed(seed)
+    torch.set_num_threads(1)
+    sizes = [matcher.layers[0][0].shape[0]] + [w.shape[1] for w, _ in matcher.layers]
+    layers: list = []
+    for i in range(len(sizes) - 1):
+        lin = torch.nn.Linear(sizes[i], sizes[i + 1])
+        with torch.no_grad():
+            lin.weight.copy_(torch.from_numpy(matcher.layers[i][0].T))
+            lin.bias.copy_(torch.from_numpy(matcher.layers[i][1]))
+        layers += [lin] + ([torch.nn.ReLU()] if i < len(sizes) - 2 else [])
+    net = torch.nn.Sequential(*layers)  # pre-activations; tanh in the loss
+
+    def loss_of(h, target):
+        z = net(h)
+        # sounds unlike the patch's drive tanh to exactly +-1 (no gradient): a penalty on
+        # pre-activations beyond +-3 brings them back where the loss can move them
+        return (torch.nn.functional.mse_loss(torch.tanh(z), target)
+                + SATURATION_PENALTY * torch.relu(z.abs() - 3.0).pow(2).mean())
+
+    def norm(v):
+        h = np.clip((v - matcher.mean) / matcher.std, -input_clip, input_clip)
+        return torch.from_numpy(h.astype(np.float32))
+
+    xs = torch.cat([norm(x)] + [norm(x_extra)] * repeat)
+    ys = torch.cat([torch.from_numpy(y.astype(np.float32))]
+                   + [torch.from_numpy(y_extra.astype(np.float32))] * repeat)
+    extra_x, extra_y = norm(x_extra), torch.from_numpy(y_extra.astype(np.float32))
+    opt = torch.optim.Adam(net.parameters(), lr=lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs)
+    gen = torch.Generator().manual_seed(seed)
+    for epoch in range(epochs):
+        for idx in torch.randperm(len(xs), generator=gen).split(256):
+            loss = loss_of(xs[idx], ys[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        sched.step()
+        if epoch % 5 == 4 or epoch == epochs - 1:
+            with torch.no_grad():
+                fit = torch.nn.functional.mse_loss(torch.tanh(net(extra_x)), extra_y).item()
+            log(f"fine-tune epoch {epoch + 1}: RMSE to the searched settings {fit ** 0.5:.4f}")
+    weights = {"mean": matcher.mean, "std": matcher.std}
+    linears = [m for m in net if isinstance(m, torch.nn.Linear)]
+    for i, lin in enumerate(linears):
+        weights[f"W{i}"] = lin.weight.detach().numpy().T.copy()
+        weights[f"b{i}"] = lin.bias.detach().numpy().copy()
+    if matcher.codebook is not None:
+        book, acts = matcher.codebook, matcher.codebook_actions
+        if extend_codebook:
+            z = (((x_extra - matcher.mean) / matcher.std) - matcher.pca_mean) @ matcher.pca
+            book = np.concatenate([book, z]).astype(np.float32)
+            acts = np.concatenate([acts, y_extra]).astype(np.float32)
+        weights.update(pca_mean=matcher.pca_mean, pca=matcher.pca,
+                       codebook=book.astype(np.float16), codebook_actions=acts.astype(np.float16))
+    meta = dict(matcher.meta)
+    meta.update(finetune_epochs=epochs, finetune_lr=lr, finetune_repeat=repeat,
+                finetune_examples=len(x_extra), codebook_extended=bool(extend_codebook),
+                input_clip=float(input_clip))
     return Matcher(weights, meta)
 
 
@@ -210,12 +405,36 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--examples", type=int, default=30_000, help="rendered training examples")
     ap.add_argument("--epochs", type=int, default=60, help="passes over the examples")
     ap.add_argument("--seed", type=int, default=0, help="seed of the settings and the net")
+    ap.add_argument("--distill", type=int, default=0,
+                    help="then learn from search on this many SoundFont one-shots (0: no)")
+    ap.add_argument("--distill-budget", type=int, default=100,
+                    help="renders of the search (policy+nm) per one-shot")
+    ap.add_argument("--finetune-epochs", type=int, default=20,
+                    help="epochs of training on synthetic + searched one-shots")
+    ap.add_argument("--init", default=None,
+                    help="start from this matcher (NAME.npz/.json) instead of training one; "
+                         "--examples synthetic examples are rendered again for the fine-tune")
+    ap.add_argument("--labels", default=None,
+                    help="an .npz keeping the searched settings (read back if it exists)")
     ap.add_argument("-o", "--output", required=True, help="base path (writes .npz and .json)")
     args = ap.parse_args(argv)
     command = "python -m musicgym.train.matcher " + shlex.join(
         sys.argv[1:] if argv is None else argv)
-    matcher = train_matcher(patch_spec(args.preset), examples=args.examples,
-                            epochs=args.epochs, seed=args.seed, command=command)
+    spec = patch_spec(args.preset)
+    if args.init is None:
+        matcher = train_matcher(spec, examples=args.examples, epochs=args.epochs,
+                                seed=args.seed, distill=args.distill,
+                                distill_budget=args.distill_budget,
+                                finetune_epochs=args.finetune_epochs, command=command)
+    else:  # learn from search, starting from a trained matcher
+        if args.distill < 1:
+            raise ConfigError("--init needs --distill N (the one-shots to learn from)")
+        init = Matcher.load(args.init)
+        x, y = synthetic_dataset(spec, args.examples, seed=args.seed, sr=init.sr)
+        matcher = distill_matcher(init, spec, x, y, args.distill, seed=args.seed,
+                                  budget=args.distill_budget, epochs=args.finetune_epochs,
+                                  labels_path=args.labels)
+        matcher.meta.update(command=command, init_command=init.meta.get("command"))
     base = save_matcher(matcher, args.output)
     print(f"wrote {base}.npz and {base}.json (validation RMSE {matcher.spread:.4f})")
     return 0
