@@ -48,6 +48,9 @@ _SEARCH_ORDER = np.lexsort((np.abs(ACTION_MOVES), -ACTION_DURATIONS))
 _MOVES, _DURATIONS = ACTION_MOVES.tolist(), ACTION_DURATIONS.tolist()
 
 
+_EXERCISES_STARTED = 0  # oracles that chose their path (see CounterpointOracle's compiled)
+
+
 class _BudgetExceeded(Exception):
     pass
 
@@ -75,11 +78,22 @@ class CounterpointOracle:
         Largest number of new states one lookahead query may visit.
     max_cache_size : int
         The caches are emptied when they grow past this many states.
+    compiled : bool or None
+        True: give :meth:`mask` by the compiled rules and search of
+        :mod:`musicgym.music.rules.fastmask` where they cover the rules (the strict rules or
+        a subset, all masks, default parameters): the same masks, without the Python path's
+        cost on a fresh exercise (about 10x less), for a one-off cost per process of loading
+        the compiled code (about 0.5 s of CPU; compiling it, on a first run, takes seconds).
+        False: the Python path (the reference). None (default): the compiled path from the
+        second exercise a process judges on, so that a process working on one exercise never
+        pays for loading it, and one working through many does once.
     """
 
     def __init__(self, ruleset: RuleSet, *, lookahead: bool = True, node_budget: int = 20_000,
-                 max_cache_size: int = 2_000_000) -> None:
+                 max_cache_size: int = 2_000_000, compiled: bool | None = None) -> None:
         self.ruleset = ruleset
+        self.compiled = compiled
+        self._fast: list | None = None  # the compiled path's exercise arrays and memos
         self.cached = cacheable(ruleset)
         self.lookahead = lookahead and self.cached
         self.node_budget = node_budget
@@ -154,6 +168,19 @@ class CounterpointOracle:
 
     def mask(self, state: CounterpointState) -> np.ndarray:
         """Candidates allowed by the rules and, with lookahead, not leading to a dead end."""
+        if self.compiled is None:  # the first mask: choose the path for this exercise
+            global _EXERCISES_STARTED
+            _EXERCISES_STARTED += 1
+            self.compiled = _EXERCISES_STARTED > 1
+        if self.compiled and not state.finished:
+            fast = self._fast or self._start_compiled(state.setup)
+            if fast:
+                from musicgym.music.rules import fastmask
+
+                mask, fast[5], fast[6] = fastmask.state_mask(
+                    *fast, *fastmask.state_scalars(state), state.midi_at_eighth,
+                    self.node_budget, self.lookahead, self.max_cache_size)
+                return mask
         rule_mask = self._rule_mask(state)[0]
         if not self.lookahead:
             return rule_mask
@@ -171,6 +198,19 @@ class CounterpointOracle:
                 work.pop(record)
             self._safe[key] = safe
         return safe
+
+    def _start_compiled(self, setup: CounterpointSetup) -> list | bool:
+        """The compiled path's arguments for this exercise (its arrays and two empty memos),
+        or False (kept) where it does not cover the rules or the exercise."""
+        from musicgym.music.rules import fastmask
+
+        if not (self.cached and fastmask.supports(self.ruleset)
+                and setup.total_eighths < fastmask.MAX_EIGHTHS):
+            self.compiled = False
+            return False
+        self._fast = [*fastmask.setup_vector(setup, self.ruleset), fastmask.new_memo(),
+                      fastmask.new_memo(), np.zeros(2, dtype=np.int64)]
+        return self._fast
 
     def _query(self, state: CounterpointState) -> bool:
         self._nodes = 0
