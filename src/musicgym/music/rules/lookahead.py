@@ -175,10 +175,8 @@ class CounterpointOracle:
         if self.compiled and not state.finished:
             fast = self._fast or self._start_compiled(state.setup)
             if fast:
-                from musicgym.music.rules import fastmask
-
-                mask, fast[5], fast[6] = fastmask.state_mask(
-                    *fast, *fastmask.state_scalars(state), state.midi_at_eighth,
+                mask, fast[5], fast[6] = self._state_mask(
+                    *fast, *self._state_scalars(state), state.midi_at_eighth,
                     self.node_budget, self.lookahead, self.max_cache_size)
                 return mask
         rule_mask = self._rule_mask(state)[0]
@@ -208,6 +206,7 @@ class CounterpointOracle:
                 and setup.total_eighths < fastmask.MAX_EIGHTHS):
             self.compiled = False
             return False
+        self._state_mask, self._state_scalars = fastmask.state_mask, fastmask.state_scalars
         self._fast = [*fastmask.setup_vector(setup, self.ruleset), fastmask.new_memo(),
                       fastmask.new_memo(), np.zeros(2, dtype=np.int64)]
         return self._fast
