@@ -2,6 +2,10 @@
 RL-Musician's default cantus for RL-Musician's Monte Carlo beam search (its default budget),
 musicgym's score-guided beam search, random pieces and masked PPO.
 
+Env speed includes a fresh exercise every episode (a new env on the next generated exercise,
+set-up included), on the compiled rules and on the Python rule path, with ``--baseline-src``
+another checkout's code measured in the same run (``--speed-only`` for the speed rows alone).
+
 Run: ``.venv/bin/python benchmarks/compose.py`` (options: ``--beam-pieces``,
 ``--guided-pieces``, ``--guided-width``, ``--ppo-steps``, ``--rl-musician-python`` for a venv
 where ``rl-musician==0.4.6`` is installed). Prints a table and writes

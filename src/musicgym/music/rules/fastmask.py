@@ -119,6 +119,35 @@ def setup_vector(setup: CounterpointSetup, ruleset) -> tuple[np.ndarray, ...]:
             rhythm)
 
 
+_N_POSITION_MIDI = 77  # scale positions 0..76 (species.make_setup)
+
+
+def exercise_array(setup: CounterpointSetup, ruleset) -> np.ndarray:
+    """Everything :func:`state_mask` reads of the exercise and the rules, as one int64
+    array (one argument: numba spends about half a microsecond on each argument of a call):
+    the setup fields, two memo counters, then the MIDI key of each scale position, the
+    cantus' keys and positions, and the rhythm table (256 x 4)."""
+    vector, pm, cm, cp, rhythm = setup_vector(setup, ruleset)
+    assert len(pm) == _N_POSITION_MIDI
+    return np.concatenate([vector, np.zeros(2, dtype=np.int64), pm, cm, cp,
+                           rhythm.astype(np.int64).ravel()])
+
+
+def state_array(state, budget: int, lookahead: bool, max_cache_size: int) -> np.ndarray:
+    """What :func:`state_mask` reads of a
+    :class:`~musicgym.music.rules.species.CounterpointState` besides ``midi_at_eighth``: the
+    time, :func:`bar_code`, the motion's start, the last note's consonance, how many of the
+    last three notes exist, the last duration and MIDI key, the last three scale positions
+    (the rules and the future key look back no further); then the search's node budget,
+    whether to look ahead, and the memo size at which to empty the memos."""
+    positions = state.positions
+    n_tail = min(len(positions), 3)
+    return np.array([state.time, bar_code(state.bar_durations), state.motion_start_midi,
+                     int(state.last_consonant), n_tail, state.durations[-1], state.midis[-1],
+                     positions[-3] if n_tail >= 3 else 0, positions[-2] if n_tail >= 2 else 0,
+                     positions[-1], budget, int(lookahead), max_cache_size], dtype=np.int64)
+
+
 def new_memo(capacity: int = 1024) -> np.ndarray:
     """An empty memo for :func:`state_mask`: a hash table of packed future keys (row 0; 0 is
     a free slot, and no key is 0: the time is at least 8) and answers (row 1), open
@@ -229,7 +258,7 @@ def rule_mask(setup, pm, cm, cp, rhythm, st, pos, mid, dur, mae):
         leap = abs(midi - midi_last)
         ok = True
         if flags >> _RHYTHM & 1:
-            ok = ok and rhythm[code, 0 if d == 1 else 1 if d == 2 else 2 if d == 4 else 3]
+            ok = ok and rhythm[code, 0 if d == 1 else 1 if d == 2 else 2 if d == 4 else 3] != 0
         if flags >> _REARTICULATION & 1:
             ok = ok and (degree_last == 1 or degree_last == 3 or degree_last == 5 or m != 0)
         if flags >> _STALLED & 1:
@@ -429,13 +458,13 @@ def safe_mask(setup, pm, cm, cp, rhythm, st, pos, mid, dur, mae, feasible, safe,
     changed (restored on return except past the state's notes). Returns the mask and the
     two memos (``feasible``: by state, whether it can be finished; ``safe``: by state, its
     mask), new ones where they grew or were emptied."""
-    rules = rule_mask(setup, pm, cm, cp, rhythm, st, pos, mid, dur, mae)
     if not lookahead:
-        return rules, feasible, safe
+        return rule_mask(setup, pm, cm, cp, rhythm, st, pos, mid, dur, mae), feasible, safe
     key = _future_key(setup, st, pos, mae)
     known = _get(safe, key)
     if known >= 0:
         return known, feasible, safe
+    rules = rule_mask(setup, pm, cm, cp, rhythm, st, pos, mid, dur, mae)
     if counts[1] > max_cache_size:
         feasible = np.zeros((2, 1024), dtype=np.int64)
         safe = np.zeros((2, 1024), dtype=np.int64)
@@ -464,46 +493,39 @@ def safe_mask(setup, pm, cm, cp, rhythm, st, pos, mid, dur, mae, feasible, safe,
 
 
 @njit(cache=True)
-def state_mask(setup, pm, cm, cp, rhythm, feasible, safe, counts, time, code, motion_start,
-               last_consonant, n_tail, duration_last, midi_last, p3, p2, p1, midi_at_eighth,
-               budget, lookahead, max_cache_size):
-    """:func:`safe_mask` of a state given by its scalars (:func:`state_scalars`) and its
-    ``midi_at_eighth`` (not changed), as a bool array of shape (60,), with the memos."""
+def state_mask(exercise, feasible, safe, scalars, midi_at_eighth):
+    """:func:`safe_mask` of a state given by :func:`state_array` and its ``midi_at_eighth``
+    (not changed) on the exercise of :func:`exercise_array`, as a bool array of shape (60,),
+    with the memos (new ones where they grew or were emptied)."""
+    setup = exercise[:_NSETUP]
+    counts = exercise[_NSETUP:_NSETUP + 2]
+    n_bars = setup[_NBARS]
+    base = _NSETUP + 2
+    pm = exercise[base:base + _N_POSITION_MIDI]
+    base += _N_POSITION_MIDI
+    cm = exercise[base:base + n_bars]
+    cp = exercise[base + n_bars:base + 2 * n_bars]
+    rhythm = exercise[base + 2 * n_bars:base + 2 * n_bars + 1024].reshape((256, 4))
     capacity = setup[_TOTAL] + 8
     st = np.empty(_NSCALARS, dtype=np.int64)
     pos = np.empty(capacity, dtype=np.int64)
     mid = np.empty(capacity, dtype=np.int64)
     dur = np.empty(capacity, dtype=np.int64)
+    n_tail = scalars[4]
     st[_TIME], st[_CODE], st[_MOTION], st[_CONS], st[_NPOS], st[_DURATION_LAST] = (
-        time, code, motion_start, last_consonant, n_tail, duration_last)
-    pos[0], pos[1], pos[2] = p3, p2, p1
+        scalars[0], scalars[1], scalars[2], scalars[3], n_tail, scalars[5])
+    pos[0], pos[1], pos[2] = scalars[7], scalars[8], scalars[9]
     if n_tail < 3:  # fewer than three notes: keep the last ones first
         for i in range(n_tail):
             pos[i] = pos[3 - n_tail + i]
-    mid[n_tail - 1], dur[n_tail - 1] = midi_last, duration_last
+    mid[n_tail - 1], dur[n_tail - 1] = scalars[6], scalars[5]
     bits, feasible, safe = safe_mask(setup, pm, cm, cp, rhythm, st, pos, mid, dur,
-                                     midi_at_eighth.copy(), feasible, safe, counts, budget,
-                                     lookahead, max_cache_size)
+                                     midi_at_eighth.copy(), feasible, safe, counts,
+                                     scalars[10], scalars[11] != 0, scalars[12])
     out = np.empty(_N, dtype=np.bool_)
     for a in range(_N):
         out[a] = (bits >> a) & 1
     return out, feasible, safe
-
-
-def state_scalars(state) -> tuple[int, ...]:
-    """What :func:`state_mask` reads of a
-    :class:`~musicgym.music.rules.species.CounterpointState` besides ``midi_at_eighth``: the
-    time, :func:`bar_code`, the motion's start, the last note's consonance, how many of the
-    last three notes exist, the last duration and MIDI key, the last three scale positions
-    (the rules and the future key look back no further)."""
-    positions = state.positions
-    n_tail = min(len(positions), 3)
-    p1 = positions[-1]
-    p2 = positions[-2] if n_tail >= 2 else 0
-    p3 = positions[-3] if n_tail >= 3 else 0
-    return (state.time, bar_code(state.bar_durations), state.motion_start_midi,
-            int(state.last_consonant), n_tail, state.durations[-1], state.midis[-1], p3, p2,
-            p1)
 
 
 @njit(cache=True)

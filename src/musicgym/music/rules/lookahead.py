@@ -175,9 +175,10 @@ class CounterpointOracle:
         if self.compiled and not state.finished:
             fast = self._fast or self._start_compiled(state.setup)
             if fast:
-                mask, fast[5], fast[6] = self._state_mask(
-                    *fast, *self._state_scalars(state), state.midi_at_eighth,
-                    self.node_budget, self.lookahead, self.max_cache_size)
+                mask, fast[1], fast[2] = self._state_mask(
+                    fast[0], fast[1], fast[2],
+                    self._state_array(state, self.node_budget, self.lookahead,
+                                      self.max_cache_size), state.midi_at_eighth)
                 return mask
         rule_mask = self._rule_mask(state)[0]
         if not self.lookahead:
@@ -206,9 +207,9 @@ class CounterpointOracle:
                 and setup.total_eighths < fastmask.MAX_EIGHTHS):
             self.compiled = False
             return False
-        self._state_mask, self._state_scalars = fastmask.state_mask, fastmask.state_scalars
-        self._fast = [*fastmask.setup_vector(setup, self.ruleset), fastmask.new_memo(),
-                      fastmask.new_memo(), np.zeros(2, dtype=np.int64)]
+        self._state_mask, self._state_array = fastmask.state_mask, fastmask.state_array
+        self._fast = [fastmask.exercise_array(setup, self.ruleset), fastmask.new_memo(),
+                      fastmask.new_memo()]
         return self._fast
 
     def _query(self, state: CounterpointState) -> bool:
