@@ -76,6 +76,14 @@ def test_rule_sets_it_does_not_cover_keep_the_python_path(kwargs):
     assert info["action_mask"].any()
 
 
+def test_a_range_beyond_the_packed_key_keeps_the_python_path():
+    setup = make_setup(**{**EXERCISES[4], "start_note": "E8", "end_note": "A8",
+                          "lowest_note": "G7", "highest_note": "B9"})
+    oracle = CounterpointOracle(RuleSet("counterpoint", masks=STRICT_RULES), compiled=True)
+    oracle.mask(CounterpointState(setup))
+    assert oracle._fast is None and not oracle.compiled
+
+
 def test_envs_use_the_compiled_path_from_the_second_exercise_on():
     first, second = CounterpointEnv(**EXERCISES[4]), CounterpointEnv(**EXERCISES[5])
     first.reset()

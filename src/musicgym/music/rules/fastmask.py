@@ -42,6 +42,7 @@ _BIT = {name: i for i, name in enumerate(FAST_RULES)}
  _CONSONANT_STRONG, _TO_DISSONANCE, _FROM_DISSONANCE, _SUSPENSION, _LARGE_INTERVALS,
  _CROSSING, _OVERLAP, _PARALLEL, _HIDDEN, _TRITONE, _AUG_DIM, _LEAPS, _CADENCE) = range(21)
 MAX_EIGHTHS = 256  # the packed key holds the time in 8 bits
+MAX_MIDI = 127  # and each MIDI key of the counterpoint in 7 (a higher range: Python path)
 
 _CONSONANT = np.isin(np.arange(12), CONSONANT_CLASSES)
 _PERFECT = np.isin(np.arange(12), PERFECT_CLASSES)

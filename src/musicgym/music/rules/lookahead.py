@@ -204,7 +204,8 @@ class CounterpointOracle:
         from musicgym.music.rules import fastmask
 
         if not (self.cached and fastmask.supports(self.ruleset)
-                and setup.total_eighths < fastmask.MAX_EIGHTHS):
+                and setup.total_eighths < fastmask.MAX_EIGHTHS
+                and setup.position_midi[setup.highest_position] <= fastmask.MAX_MIDI):
             self.compiled = False
             return False
         self._state_mask, self._state_array = fastmask.state_mask, fastmask.state_array
