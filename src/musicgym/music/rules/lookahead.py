@@ -17,6 +17,10 @@ at once, vectorised, when the first state is judged (:class:`StaticTable`); rule
 ``key_only`` are cached by their key alone, across last notes and times; and the keyed rules'
 verdicts are shared by every state with the same last note, time and key.
 
+From a process's second exercise on, :meth:`CounterpointOracle.mask` runs all of this as
+compiled code (:mod:`musicgym.music.rules.fastmask`: the same masks, bit for bit) where it
+covers the rules; this module's Python path stays the reference and serves the rest.
+
 Caching is only sound for rules that read nothing beyond the signature; the built-in ones do
 (with their parameters looking back at most 2 moves). Rule sets with user functions or longer
 look-backs are evaluated afresh at every step, without lookahead.
