@@ -2,6 +2,10 @@
 RL-Musician's default cantus for RL-Musician's Monte Carlo beam search (its default budget),
 musicgym's score-guided beam search, random pieces and masked PPO.
 
+Env speed includes a fresh exercise every episode (a new env on the next generated exercise,
+set-up included), on the compiled rules and on the Python rule path, with ``--baseline-src``
+another checkout's code measured in the same run (``--speed-only`` for the speed rows alone).
+
 Run: ``.venv/bin/python benchmarks/compose.py`` (options: ``--beam-pieces``,
 ``--guided-pieces``, ``--guided-width``, ``--ppo-steps``, ``--rl-musician-python`` for a venv
 where ``rl-musician==0.4.6`` is installed). Prints a table and writes
@@ -18,6 +22,7 @@ import json
 import os
 import platform
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -63,15 +68,22 @@ print('eval_ms', 1000 * statistics.median(times))
 """
 
 
-def env_speed(seconds: float = 10.0) -> dict:
+def env_speed(seconds: float = 10.0, *, compiled: bool = True) -> dict:
     """Env steps/s of a random masked policy through ``env.step``: the first episodes on a
     fresh exercise (rules judged for every new state) and later ones (cached verdicts). The
-    cold time runs from building the env, so it includes the set-up of the first reset (the
-    static verdict table of the whole exercise), also reported alone."""
+    cold time runs from building the env, so it includes the set-up of the first reset, also
+    reported alone. ``compiled``: the compiled rules and search (loaded before the clock
+    starts, as in any process past its first exercise) or the Python rule path (which builds
+    the static verdict table of the whole exercise at the first reset)."""
+    if compiled:  # load the compiled code (once per process) before the clock starts
+        warm_up = CounterpointEnv(cantus_firmus="fux_dorian", species=2)
+        warm_up.oracle.compiled = True
+        warm_up.reset()
     rng = np.random.default_rng(0)
     result = {}
     t0 = time.perf_counter()
     env = CounterpointEnv()
+    env.oracle.compiled = compiled
     for phase in ("cold_first_10_episodes", "warm"):
         steps, episodes = 0, 0
         if phase == "warm":
@@ -91,6 +103,90 @@ def env_speed(seconds: float = 10.0) -> dict:
         result[f"steps_per_s_{phase}"] = steps / (time.perf_counter() - t0)
         result[f"steps_{phase}"] = steps
     return result
+
+
+def fresh_exercise_speed(seconds: float = 10.0, *, n_exercises: int = 200, seed: int = 0,
+                         compiled: bool = True) -> dict:
+    """Env steps/s with a fresh exercise every episode, set-up included: for each episode a
+    new ``CounterpointEnv`` on the next of ``n_exercises`` generated exercises (species 1-5
+    and the six modes in turn, ``generate_exercises(n, seed=seed)``, made before the clock
+    starts), its first ``reset`` (empty rule caches: nothing is carried from one env to the
+    next but tables that do not depend on the cantus), then one episode of a random masked
+    policy (Python's ``random``, as RL-Musician's own measure: a cheap policy, so that the
+    env's time is what is measured), for ``seconds``. ``compiled=False`` runs the Python rule
+    path instead of the compiled one (musicgym.music.rules.fastmask), for comparison. Making
+    the exercises and one untimed episode (which load the compiled code from numba's cache,
+    or compile it on a first run) are timed apart, as ``start_s``."""
+    import random
+
+    from musicgym.music.cantus import generate_exercises
+
+    t0 = time.perf_counter()
+    exercises = generate_exercises(n_exercises + 1, seed=seed)
+
+    def episode(exercise: dict, rng: random.Random) -> int:
+        env = CounterpointEnv(**exercise)
+        env.oracle.compiled = compiled  # (an attribute the code before it ignores)
+        _, info = env.reset()
+        steps, done = 0, False
+        while not done:
+            allowed = np.flatnonzero(info["action_mask"]).tolist()
+            _, _, terminated, truncated, info = env.step(allowed[rng.randrange(len(allowed))])
+            done = terminated or truncated
+            steps += 1
+        return steps
+
+    rng = random.Random(seed)
+    episode(exercises[-1], rng)
+    start_s = time.perf_counter() - t0
+    steps = episodes = 0
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        steps += episode(exercises[episodes % n_exercises], rng)
+        episodes += 1
+    elapsed = time.perf_counter() - t0
+    return {"steps_per_s": steps / elapsed, "steps": steps, "episodes": episodes,
+            "ms_per_episode": 1000 * elapsed / episodes, "start_s": start_s,
+            "compiled": compiled}
+
+
+def fresh_baseline(src: str | None, seconds: float) -> dict | None:
+    """:func:`fresh_exercise_speed` of another checkout's code (its ``src`` folder), in a
+    subprocess: the code before a change, measured in the same run."""
+    if not src:
+        return None
+    run = subprocess.run([sys.executable, __file__, "--fresh-only", "--fresh-seconds",
+                          str(seconds)], capture_output=True, text=True, timeout=600,
+                         env={**os.environ, "PYTHONPATH": src})
+    if run.returncode != 0:
+        return {"status": "failed: " + run.stderr.strip()[-300:]}
+    return {"status": "ok", **json.loads(run.stdout.strip().splitlines()[-1])}
+
+
+def fresh_rows(seconds: float, peer: dict, baseline_src: str | None) -> dict:
+    """The fresh-exercise rows: this code (compiled rules, then the Python rule path), an
+    optional baseline checkout, each against RL-Musician's steps/s from the same run."""
+    rows = {"compiled": fresh_exercise_speed(seconds),
+            "python_rules": fresh_exercise_speed(seconds, compiled=False)}
+    baseline = fresh_baseline(baseline_src, seconds)
+    if baseline is not None:
+        rows["baseline"] = {**baseline, "src": baseline_src}
+    return rows
+
+
+def print_fresh(rows: dict, peer: dict) -> None:
+    print("\n| fresh exercise every episode (set-up included) | steps/s | ms/episode | "
+          "x RL-Musician |\n|---|---|---|---|")
+    names = {"compiled": "this code", "python_rules": "this code, Python rule path",
+             "baseline": f"baseline {rows.get('baseline', {}).get('src')}"}
+    for key, row in rows.items():
+        if row.get("status", "ok") != "ok":
+            print(f"| {names[key]} | {row['status']} | | |")
+            continue
+        ratio = (f"{row['steps_per_s'] / peer['steps_per_s']:.1f}x"
+                 if peer["status"] == "ok" else "-")
+        print(f"| {names[key]} | {row['steps_per_s']:.0f} | {row['ms_per_episode']:.2f} | "
+              f"{ratio} |")
 
 
 def evaluation_time_ms(repeats: int = 300) -> float:
@@ -178,11 +274,16 @@ def rl_musician(python: str | None) -> dict:
 
 def print_speed(speed: dict, eval_ms: float, peer: dict) -> None:
     print("\n| what | figure |\n|---|---|")
-    print(f"| env steps/s, first 10 episodes (cold rule cache) | "
+    print(f"| env steps/s, first 10 episodes (cold rule cache, compiled rules) | "
           f"{speed['steps_per_s_cold_first_10_episodes']:.0f} |")
-    print(f"| first reset (static verdict table included), ms | "
+    print(f"| first reset, ms | "
           f"{speed['first_reset_ms']:.1f} |")
     print(f"| env steps/s, warm cache | {speed['steps_per_s_warm']:.0f} |")
+    if "python_rules" in speed:
+        slow = speed["python_rules"]
+        print(f"| the same, Python rule path: first 10 episodes / first reset / warm | "
+              f"{slow['steps_per_s_cold_first_10_episodes']:.0f} / "
+              f"{slow['first_reset_ms']:.1f} ms / {slow['steps_per_s_warm']:.0f} |")
     print(f"| terminal evaluation (5 scores), median | {eval_ms:.3f} ms |")
     if peer["status"] == "ok":
         print(f"| RL-Musician 0.4.6 env steps/s / evaluation | {peer['steps_per_s']:.0f} / "
@@ -298,7 +399,19 @@ def main() -> int:
                              f"generated cantus firmi, and variety), written to "
                              f"{SPECIES_RESULTS.name}")
     parser.add_argument("--generated-cantus", type=int, default=6)
+    parser.add_argument("--fresh-seconds", type=float, default=10.0,
+                        help="seconds of each fresh-exercise row")
+    parser.add_argument("--baseline-src",
+                        help="the src folder of another checkout (e.g. the code before a "
+                             "change), whose fresh-exercise speed is measured in the same run")
+    parser.add_argument("--fresh-only", action="store_true",
+                        help="only the fresh-exercise speed of the importable musicgym, as "
+                             "one JSON line (what --baseline-src runs)")
     args = parser.parse_args()
+
+    if args.fresh_only:
+        print(json.dumps(fresh_exercise_speed(args.fresh_seconds)))
+        return 0
 
     if args.species_quality:
         print("Fux quality by species and variety...", flush=True)
@@ -312,15 +425,19 @@ def main() -> int:
 
     print("env speed...", flush=True)
     speed = env_speed()
+    speed["python_rules"] = env_speed(compiled=False)
     eval_ms = evaluation_time_ms()
     peer = rl_musician(args.rl_musician_python)
+    print("fresh-exercise speed...", flush=True)
+    fresh = fresh_rows(args.fresh_seconds, peer, args.baseline_src)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     if args.speed_only:
         print_speed(speed, eval_ms, peer)
+        print_fresh(fresh, peer)
         SPEED_RESULTS.write_text(json.dumps({
             "machine": platform.platform(), "python": platform.python_version(),
-            "env_speed": speed, "evaluation_ms": eval_ms, "rl_musician": peer}, indent=1),
-            encoding="utf-8")
+            "env_speed": speed, "evaluation_ms": eval_ms, "rl_musician": peer,
+            "fresh_exercise": fresh}, indent=1), encoding="utf-8")
         print(f"\nwrote {SPEED_RESULTS}")
         return 0
     env = CounterpointEnv()
@@ -351,6 +468,7 @@ def main() -> int:
     methods[f"masked PPO ({args.ppo_steps} steps)"]["train_seconds"] = train_s
 
     print_speed(speed, eval_ms, peer)
+    print_fresh(fresh, peer)
     print("\n| method | pieces (distinct) | finished | mean total | best | hard viol. | "
           "parallel perfects | s/piece (max) | budget/piece (mean) |\n"
           "|---|---|---|---|---|---|---|---|---|")
@@ -366,7 +484,8 @@ def main() -> int:
     RESULTS.write_text(json.dumps({
         "machine": platform.platform(), "python": platform.python_version(),
         "env_speed": speed, "evaluation_ms": eval_ms, "rl_musician": peer,
-        "methods": methods, "args": vars(args)}, indent=1), encoding="utf-8")
+        "fresh_exercise": fresh, "methods": methods, "args": vars(args)}, indent=1),
+        encoding="utf-8")
     print(f"\nwrote {RESULTS}")
     return 0
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Iterable, Mapping
+from functools import lru_cache
 from typing import Any
 
 import gymnasium as gym
@@ -198,7 +200,7 @@ class CounterpointEnv(gym.Env):
         self._low_key = min(cf_low, cp_low)
         self._n_keys = max(cf_high, cp_high) - self._low_key + 1
         roll_size = 4 * self._n_keys * setup.total_eighths
-        self.observation_space = spaces.Box(0.0, 1.0, (roll_size + 9,), dtype=np.float32)
+        self.observation_space = _observation_space(roll_size + 9)
         self.action_space = spaces.Discrete(N_ACTIONS)
         self.state = CounterpointState(setup)
         # the observation buffer: the roll (a view into it), then the position
@@ -352,6 +354,21 @@ class CounterpointEnv(gym.Env):
         allowed = np.flatnonzero(self._mask)
         return (f"{what} is not allowed at eighth {self.state.time}: {reason}; allowed actions "
                 f"are {allowed.tolist()} (see info['action_mask'])")
+
+
+@lru_cache(maxsize=64)
+def _unit_box(size: int) -> spaces.Box:
+    return spaces.Box(0.0, 1.0, (size,), dtype=np.float32)
+
+
+def _observation_space(size: int) -> spaces.Box:
+    """``Box(0, 1, (size,), float32)``, copied from one built once per size (building a Box
+    checks its bounds element by element, a large part of a fresh env's set-up); the copy has
+    its own bounds arrays and random generator."""
+    box = copy.copy(_unit_box(size))
+    for name in ("low", "high", "bounded_below", "bounded_above"):
+        setattr(box, name, getattr(box, name).copy())
+    return box
 
 
 _DERIVED = ("start_note", "end_note", "lowest_note", "highest_note")

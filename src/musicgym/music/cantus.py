@@ -21,6 +21,7 @@ Pitches are MIDI key numbers, or note names where a function says so.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from functools import lru_cache
 
 import numpy as np
 
@@ -259,12 +260,19 @@ def _default_octave_midi(scale: Scale) -> int:
     return base
 
 
+@lru_cache(maxsize=8192)
+def _midi_of(scale: Scale, position: int) -> int:
+    """``int(scale.midi(position))``, remembered: the search asks for the same few keys
+    hundreds of thousands of times, and NumPy on one number costs microseconds."""
+    return int(scale.midi(position))
+
+
 def _allowed(scale: Scale, seq: list[int], move: int, n: int, low_bound: int) -> bool:
     """Whether the next note ``seq[-1] + move`` keeps the line a valid cantus (local rules)."""
     prev = seq[-1]
     nxt = prev + move
     i = len(seq)  # index of the new note
-    semis = int(scale.midi(nxt)) - int(scale.midi(prev))
+    semis = _midi_of(scale, nxt) - _midi_of(scale, prev)
     if abs(semis) in (6, 10, 11) or abs(semis) > 12:
         return False  # tritone, sevenths
     if abs(move) == 5 and semis != 8:

@@ -17,6 +17,10 @@ at once, vectorised, when the first state is judged (:class:`StaticTable`); rule
 ``key_only`` are cached by their key alone, across last notes and times; and the keyed rules'
 verdicts are shared by every state with the same last note, time and key.
 
+From a process's second exercise on, :meth:`CounterpointOracle.mask` runs all of this as
+compiled code (:mod:`musicgym.music.rules.fastmask`: the same masks, bit for bit) where it
+covers the rules; this module's Python path stays the reference and serves the rest.
+
 Caching is only sound for rules that read nothing beyond the signature; the built-in ones do
 (with their parameters looking back at most 2 moves). Rule sets with user functions or longer
 look-backs are evaluated afresh at every step, without lookahead.
@@ -48,6 +52,9 @@ _SEARCH_ORDER = np.lexsort((np.abs(ACTION_MOVES), -ACTION_DURATIONS))
 _MOVES, _DURATIONS = ACTION_MOVES.tolist(), ACTION_DURATIONS.tolist()
 
 
+_EXERCISES_STARTED = 0  # oracles that chose their path (see CounterpointOracle's compiled)
+
+
 class _BudgetExceeded(Exception):
     pass
 
@@ -75,11 +82,22 @@ class CounterpointOracle:
         Largest number of new states one lookahead query may visit.
     max_cache_size : int
         The caches are emptied when they grow past this many states.
+    compiled : bool or None
+        True: give :meth:`mask` by the compiled rules and search of
+        :mod:`musicgym.music.rules.fastmask` where they cover the rules (the strict rules or
+        a subset, all masks, default parameters): the same masks, without the Python path's
+        cost on a fresh exercise (about 10x less), for a one-off cost per process of loading
+        the compiled code (about 0.5 s of CPU; compiling it, on a first run, takes seconds).
+        False: the Python path (the reference). None (default): the compiled path from the
+        second exercise a process judges on, so that a process working on one exercise never
+        pays for loading it, and one working through many does once.
     """
 
     def __init__(self, ruleset: RuleSet, *, lookahead: bool = True, node_budget: int = 20_000,
-                 max_cache_size: int = 2_000_000) -> None:
+                 max_cache_size: int = 2_000_000, compiled: bool | None = None) -> None:
         self.ruleset = ruleset
+        self.compiled = compiled
+        self._fast: list | None = None  # the compiled path's exercise arrays and memos
         self.cached = cacheable(ruleset)
         self.lookahead = lookahead and self.cached
         self.node_budget = node_budget
@@ -154,6 +172,18 @@ class CounterpointOracle:
 
     def mask(self, state: CounterpointState) -> np.ndarray:
         """Candidates allowed by the rules and, with lookahead, not leading to a dead end."""
+        if self.compiled is None:  # the first mask: choose the path for this exercise
+            global _EXERCISES_STARTED
+            _EXERCISES_STARTED += 1
+            self.compiled = _EXERCISES_STARTED > 1
+        if self.compiled and not state.finished:
+            fast = self._fast or self._start_compiled(state.setup)
+            if fast:
+                mask, fast[1], fast[2] = self._state_mask(
+                    fast[0], fast[1], fast[2],
+                    self._state_array(state, self.node_budget, self.lookahead,
+                                      self.max_cache_size), state.midi_at_eighth)
+                return mask
         rule_mask = self._rule_mask(state)[0]
         if not self.lookahead:
             return rule_mask
@@ -171,6 +201,21 @@ class CounterpointOracle:
                 work.pop(record)
             self._safe[key] = safe
         return safe
+
+    def _start_compiled(self, setup: CounterpointSetup) -> list | bool:
+        """The compiled path's arguments for this exercise (its arrays and two empty memos),
+        or False (kept) where it does not cover the rules or the exercise."""
+        from musicgym.music.rules import fastmask
+
+        if not (self.cached and fastmask.supports(self.ruleset)
+                and setup.total_eighths < fastmask.MAX_EIGHTHS
+                and setup.position_midi[setup.highest_position] <= fastmask.MAX_MIDI):
+            self.compiled = False
+            return False
+        self._state_mask, self._state_array = fastmask.state_mask, fastmask.state_array
+        self._fast = [fastmask.exercise_array(setup, self.ruleset), fastmask.new_memo(),
+                      fastmask.new_memo()]
+        return self._fast
 
     def _query(self, state: CounterpointState) -> bool:
         self._nodes = 0

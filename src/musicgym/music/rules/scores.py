@@ -30,22 +30,11 @@ def looped_fragments(piece: CounterpointState, min_size: int = 4,
                      max_size: int | None = None) -> float:
     """Minus the number of piano-roll fragments (``min_size`` eighths or longer, starting
     before the last bar) immediately followed by an identical fragment."""
+    from musicgym.music.rules.fastmask import count_loops  # compiled: numba, imported late
+
     columns = _roll_columns(piece)
     total = len(columns)
-    max_size = max_size or total // 2
-    sizes = np.arange(min_size, max_size + 1)[:, None]
-    starts = np.arange(total)[None, :]
-    later = np.minimum(starts + sizes, total - 1)
-    differs = (columns[starts] != columns[later]).astype(np.int32)
-    diff_count = np.concatenate([np.zeros((len(sizes), 1), np.int32),
-                                 np.cumsum(differs, axis=1)], axis=1)
-    window_end = np.minimum(starts + sizes, total)
-    window_start = np.broadcast_to(starts, window_end.shape)
-    in_window = (np.take_along_axis(diff_count, window_end, axis=1)
-                 - np.take_along_axis(diff_count, window_start, axis=1))
-    last_start = np.minimum(total - 2 * sizes, total - EIGHTHS_PER_BAR - 1)
-    looped = (in_window == 0) & (starts <= last_start)
-    return -float(np.count_nonzero(looped))
+    return -float(count_loops(columns, min_size, max_size or total // 2, EIGHTHS_PER_BAR))
 
 
 @register_score("entropy", source="rl-musician")
@@ -71,10 +60,13 @@ def narrow_ranges(piece: CounterpointState, min_size: int = 9,
         return 0.0
     windows = np.lib.stride_tricks.sliding_window_view(positions, min_size)
     widths = windows.max(axis=1) - windows.min(axis=1)
-    total = 0.0
-    for width in widths:
-        applicable = [v for k, v in penalties.items() if k >= width]
-        total -= max(applicable) if applicable else 0.0
+    total, by_width = 0.0, {}
+    for width in widths.tolist():
+        penalty = by_width.get(width)
+        if penalty is None:
+            applicable = [v for k, v in penalties.items() if k >= width]
+            penalty = by_width[width] = max(applicable) if applicable else 0.0
+        total -= penalty
     return total
 
 
@@ -84,10 +76,9 @@ def climax_explicity(piece: CounterpointState, shortage_penalty: float = 0.3,
                      duplication_penalty: float = 0.5) -> float:
     """1 minus ``shortage_penalty`` per scale step the peak falls short of ``highest_note``,
     minus ``duplication_penalty`` per repeat of the peak after it is first reached."""
-    positions = np.asarray(piece.positions)
-    peak = positions.max()
-    first = int(np.argmax(positions == peak))
-    repeats = int(np.count_nonzero(positions[first + 1:] == peak))
+    positions = list(piece.positions)  # short: plain Python is quicker than NumPy here
+    peak = max(positions)
+    repeats = positions[positions.index(peak) + 1:].count(peak)
     shortage = piece.setup.highest_position - peak
     return float(1.0 - shortage_penalty * shortage - duplication_penalty * repeats)
 

@@ -15,7 +15,7 @@ the last note was consonant), so checking all 60 candidates costs a few vector o
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
 
 import numpy as np
 
@@ -143,9 +143,27 @@ class CounterpointSetup:
 
 def _position(scale: Scale, note: str, field_name: str) -> int:
     try:
-        return scale.position_of(note)
+        try:
+            return _position_of(scale, note)
+        except TypeError:  # an unhashable note: parse it afresh
+            return scale.position_of(note)
     except (ScaleError, ValueError) as exc:
         raise CantusFirmusError(f"{field_name}: {exc}") from None
+
+
+@lru_cache(maxsize=4096)
+def _position_of(scale: Scale, note: str) -> int:
+    """``scale.position_of(note)``, remembered: exercises on generated cantus firmi reuse a
+    few dozen notes, and parsing them is most of an exercise's set-up."""
+    return scale.position_of(note)
+
+
+@lru_cache(maxsize=256)
+def _position_midis(scale: Scale) -> np.ndarray:
+    """MIDI keys of scale positions 0..76 (read only: shared by the exercises in ``scale``)."""
+    midis = scale.midi(np.arange(0, 7 * 11))
+    midis.flags.writeable = False
+    return midis
 
 
 def make_setup(
@@ -204,7 +222,7 @@ def make_setup(
         raise CantusFirmusError(f"start_pause_eighths must be 0, 2 or 4, got {pause!r}")
     if not 1 <= max_skip_degrees <= MAX_MOVE:
         raise CantusFirmusError(f"max_skip_degrees must be 1..{MAX_MOVE}, got {max_skip_degrees}")
-    position_midi = scale.midi(np.arange(0, 7 * 11))
+    position_midi = _position_midis(scale)
     return CounterpointSetup(
         scale=scale, cantus_positions=cantus, cantus_midi=position_midi[cantus],
         species=species, start_position=points["start_note"], end_position=points["end_note"],
