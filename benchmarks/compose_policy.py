@@ -31,6 +31,7 @@ from musicgym.compose.piece import piece_from_counterpoint
 from musicgym.compose.policy import ComposerPolicy, compose_policy, policy_guided_search
 from musicgym.compose.policy_train import TEST_SEED
 from musicgym.compose.search import guided_beam_search, random_search
+from musicgym.compose.value import ComposerValue, compose_value_beam
 from musicgym.envs.counterpoint import CounterpointEnv
 from musicgym.errors import CantusFirmusError
 from musicgym.music.rules.species import CANTUS_FIRMI
@@ -78,6 +79,12 @@ def main() -> int:
     parser.add_argument("--prior-width", type=int, default=200)
     parser.add_argument("--top-k", type=int, default=3)
     parser.add_argument("--policy-beam", type=int, default=8)
+    parser.add_argument("--value", default="builtin", help="learned value for the "
+                        "policy + value decoder ('none' to leave it out)")
+    parser.add_argument("--value-beam", type=int, default=8)
+    parser.add_argument("--value-top-k", type=int, default=4)
+    parser.add_argument("--only", default="", help="run only the methods whose name "
+                        "contains one of these comma-separated words (e.g. 'policy,value')")
     parser.add_argument("--random-pieces", type=int, default=3)
     parser.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args()
@@ -97,6 +104,14 @@ def main() -> int:
             lambda env: policy_guided_search(env, policy, beam_width=args.prior_width,
                                              top_k=args.top_k, stats=stats),
     }
+    if args.value != "none":
+        value = ComposerValue.load(args.value)
+        methods[f"policy + learned value (beam {args.value_beam}, top {args.value_top_k})"] = (
+            lambda env: compose_value_beam(env, policy, value, beam=args.value_beam,
+                                           top_k=args.value_top_k, stats=stats))
+    if args.only:
+        words = [w.strip() for w in args.only.split(",") if w.strip()]
+        methods = {k: v for k, v in methods.items() if any(w in k for w in words)}
     rows = []
     exercises = test_exercises(args.generated)
     print(f"{len(exercises)} test exercises", flush=True)
