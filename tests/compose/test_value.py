@@ -114,3 +114,28 @@ def test_bad_value_input_raises(tmp_path):
         compose_value_beam(env, policy, value, top_k=0)
     with pytest.raises(ConfigError, match="logp_weight"):
         compose_value_beam(env, policy, value, logp_weight=-1.0)
+
+
+def _cli(*args):
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "musicgym", *args], capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_compose_cli_with_the_builtin_value(tmp_path):
+    out = tmp_path / "out"
+    done = _cli("compose", "--method", "policy", "--policy-value", "builtin", "--cantus",
+                "D4 F4 E4 D4 G4 F4 A4 G4 F4 E4 D4", "--species", "3", "-o", str(out),
+                "--no-wav", "--evaluate")
+    assert done.returncode == 0, done.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["method"] == "policy" and summary["pieces"][0]["finished"]
+    assert "parallel" in done.stdout.lower()
+    done = _cli("compose", "--method", "policy", "--policy-value", str(tmp_path / "no.npz"),
+                "-o", str(tmp_path / "o"), "--no-wav")
+    assert done.returncode != 0 and "no composing value" in done.stderr
+    done = _cli("compose", "--method", "guided", "--policy-value", "builtin",
+                "-o", str(tmp_path / "g"), "--no-wav")
+    assert done.returncode != 0 and "policy_value" in done.stderr
