@@ -204,7 +204,7 @@ def compose_value_beam(env: gym.Env, policy: ComposerPolicy, value: ComposerValu
     value : ComposerValue
     beam, top_k : int, keyword-only
     logp_weight : float, keyword-only
-        The defaults (16, 6, 0.2) were the best of 10 settings on the validation split
+        The defaults (16, 6, 0.2) were the best of the 8 settings tried on the validation split
         (``value_train.validation_exercises``) with the builtin policy and value.
     stats : dict or None, keyword-only
         If given, filled with ``expanded`` (partial pieces extended), ``children`` (notes
