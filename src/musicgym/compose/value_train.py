@@ -218,6 +218,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=1, help="2: add the value decoder's pieces")
     p.add_argument("--beam", type=int, default=8, help="decoder beam (rounds and validation)")
     p.add_argument("--top-k", type=int, default=4, help="decoder's notes per partial piece")
+    p.add_argument("--logp", type=float, default=0.0, help="decoder's logp_weight (rounds "
+                   "and validation)")
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--hidden", type=int, default=128)
     p.add_argument("--validate", type=int, default=0, help="validation exercises (0: none)")
@@ -261,7 +263,8 @@ def main(argv: list[str] | None = None) -> int:
         for i, ex in enumerate(exercises):
             env = CounterpointEnv(**ex)
             pieces_of[i].append(compose_value_beam(env, policy, value, beam=args.beam,
-                                                   top_k=args.top_k)[1])
+                                                   top_k=args.top_k,
+                                                   logp_weight=args.logp)[1])
             if (i + 1) % 50 == 0:
                 log(f"  round {r} decoding: {i + 1}/{len(exercises)}, "
                     f"{time.perf_counter() - t0:.0f} s")
@@ -287,7 +290,8 @@ def main(argv: list[str] | None = None) -> int:
             f"policy beam {args.beam}": lambda env: compose_policy(env, policy,
                                                                    beam=args.beam),
             f"value beam {args.beam} top {args.top_k}": lambda env: compose_value_beam(
-                env, policy, value, beam=args.beam, top_k=args.top_k)}, log=log)
+                env, policy, value, beam=args.beam, top_k=args.top_k,
+                logp_weight=args.logp)}, log=log)
         (out / "validation.json").write_text(json.dumps(results, indent=1), encoding="utf-8")
     return 0
 
