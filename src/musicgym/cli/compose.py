@@ -75,6 +75,10 @@ def add_parser(subparsers) -> None:
     p.add_argument("--policy-beam", type=int,
                    help="policy: 1 (default) takes the likeliest allowed note each step; k "
                         "keeps the k likeliest partial pieces and returns the best finished")
+    p.add_argument("--policy-value", metavar="builtin|RUN",
+                   help="policy: also use a learned value ('builtin' or a .npz from python -m "
+                        "musicgym.compose.value_train): a beam of 16 ranked by the value and "
+                        "the policy's log-probabilities (--policy-beam sets the beam)")
     p.add_argument("--ppo-timesteps", type=int,
                    help="ppo: training budget in env steps (default 20000)")
     p.add_argument("--no-wav", action="store_true", help="skip the WAV files")
@@ -102,7 +106,7 @@ def _settings(args: argparse.Namespace) -> ComposeConfig:
         if getattr(args, attr) is not None:
             setattr(config, name, getattr(args, attr))
     for attr in ("n_trials", "beam_width", "guided_width", "noise", "ppo_timesteps",
-                 "diversity", "objective", "policy", "policy_beam"):
+                 "diversity", "objective", "policy", "policy_beam", "policy_value"):
         if getattr(args, attr) is not None:
             config.agent[attr] = getattr(args, attr)
     _cantus_flags(config, args)
@@ -110,7 +114,7 @@ def _settings(args: argparse.Namespace) -> ComposeConfig:
             "species", "voice", "tonic", "mode",
             "pieces", "seed", "method", "n_trials", "beam_width", "guided_width", "noise",
             "diversity", "objective",
-            "ppo_timesteps", "policy", "policy_beam")):
+            "ppo_timesteps", "policy", "policy_beam", "policy_value")):
         config.source = "command line" if args.config is None else f"{args.config} + flags"
     return validate(config)
 
@@ -249,6 +253,12 @@ def _composer(config: ComposeConfig, env):
         from musicgym.compose.policy import ComposerPolicy, compose_policy
 
         policy = ComposerPolicy.load(agent.get("policy", "builtin"))
+        if agent.get("policy_value"):
+            from musicgym.compose.value import ComposerValue, compose_value_beam
+
+            value = ComposerValue.load(agent["policy_value"])
+            beam = agent.get("policy_beam", 16)
+            return lambda seed: compose_value_beam(env, policy, value, beam=beam)
         beam = agent.get("policy_beam", 1)
         return lambda seed: compose_policy(env, policy, beam=beam)
     if config.method == "beam":

@@ -8,7 +8,9 @@ musicgym adds a few: ``piece.mode``, ``piece.species``, ``piece.tuning``, ``piec
 an estimate of RL-Musician's score; ``beam``: RL-Musician's own Monte Carlo beam search;
 ``random``; ``ppo``; ``policy``: the learned composing policy of
 :mod:`musicgym.compose.policy`, ``agent.policy`` ``builtin`` or a trained file, and
-``agent.policy_beam``), ``agent.guided_width``, ``agent.noise``, ``agent.n_trials``,
+``agent.policy_beam``, ``agent.policy_value``: a learned value, ``builtin`` or a trained
+file, for the decoder of :mod:`musicgym.compose.value`), ``agent.guided_width``,
+``agent.noise``, ``agent.n_trials``,
 ``agent.ppo_timesteps``, ``agent.seed`` and ``agent.n_pieces``. Fields of RL-Musician that
 mean nothing here (its ``sinethesizer`` synth settings, ``paralleling_params``) are accepted
 and ignored. Any other field is an error that names it and the fields allowed there.
@@ -63,7 +65,7 @@ SCHEMA: dict[str, Any] = {
               "ppo_timesteps": int, "temperature": (int, float), "guided_width": int,
               "noise": (int, float), "diversity": (int, float), "objective": str,
               "paralleling_params": IGNORED,
-              "policy": str, "policy_beam": int},
+              "policy": str, "policy_beam": int, "policy_value": str},
 }
 METHODS = ("guided", "beam", "random", "ppo", "policy")
 # agent fields that belong to one search method only
@@ -324,10 +326,11 @@ def validate(config: ComposeConfig) -> ComposeConfig:
     if config.task == "melody" and config.method == "policy":
         raise ConfigError(f"{config.source}: method policy is for task counterpoint (no "
                           "melody policy is shipped); a melody's search is method beam")
-    if config.method != "policy" and any(k in config.agent for k in ("policy", "policy_beam")):
-        raise ConfigError(f"{config.source}: agent.policy and agent.policy_beam are settings "
-                          f"of method policy, but the method is {config.method}; remove them "
-                          "or use method policy")
+    if config.method != "policy" and any(k in config.agent for k in ("policy", "policy_beam",
+                                                                       "policy_value")):
+        raise ConfigError(f"{config.source}: agent.policy, policy_beam and policy_value are "
+                          f"settings of method policy, but the method is {config.method}; "
+                          "remove them or use method policy")
     if config.task == "melody" and config.method == "guided":
         raise ConfigError(f"{config.source}: method guided is for task counterpoint; a "
                           "melody's search is method beam (on the env's step rewards)")
@@ -351,7 +354,7 @@ def validate(config: ComposeConfig) -> ComposeConfig:
                 raise ConfigError(f"{config.source}: agent.objective must be one of "
                                   f"{', '.join(OBJECTIVES)}, got {value!r}")
             continue
-        if name == "policy":  # 'builtin' or a path, checked when it is loaded
+        if name in ("policy", "policy_value"):  # 'builtin' or a path, checked when loaded
             continue
         if name in ("temperature", "noise", "diversity"):
             if not value >= 0:

@@ -97,6 +97,79 @@ def expert_pieces(exercises: list[dict], *, width: int = EXPERT_WIDTH, seed: int
     return out
 
 
+class _PrefixOracle:
+    """The env's oracle with the first notes forced to ``prefix`` (one allowed action each)."""
+
+    def __init__(self, oracle, prefix: list[int]) -> None:
+        self._oracle, self._prefix = oracle, list(prefix)
+
+    def mask(self, state: CounterpointState) -> np.ndarray:
+        mask = self._oracle.mask(state)
+        k = len(state.moves)
+        if k < len(self._prefix):
+            forced = np.zeros_like(mask)
+            forced[self._prefix[k]] = mask[self._prefix[k]]
+            return forced
+        return mask
+
+    def check(self, state: CounterpointState):
+        return self._oracle.check(state)
+
+
+class _PrefixEnv:
+    """What the guided search reads from an env, with the first notes forced."""
+
+    def __init__(self, env, prefix: list[int]) -> None:
+        self.setup = env.setup
+        self.oracle = _PrefixOracle(env.oracle, prefix)
+        self.scoring_coefs = env.scoring_coefs
+        self.scoring_fn_params = env.scoring_fn_params
+        self.reward_for_dead_end = env.reward_for_dead_end
+
+    @property
+    def unwrapped(self):
+        return self
+
+
+def expert_continuation(env: CounterpointEnv, prefix: list[int], *,
+                        width: int = EXPERT_WIDTH, seed: int = 0) -> tuple[float, list[int]]:
+    """The guided search's best piece that starts with ``prefix`` (the expert asked what to
+    do in a state the policy reached): (return, all actions, the prefix's included)."""
+    return guided_beam_search(_PrefixEnv(env.unwrapped, prefix), seed=seed, beam_width=width)
+
+
+def relabelled_samples(exercises: list[dict], policy: ComposerPolicy, *, cuts: int = 2,
+                       width: int = EXPERT_WIDTH, seed: int = 0, log=print
+                       ) -> tuple[np.ndarray, np.ndarray, list[dict]]:
+    """DAgger: on each exercise the policy writes a piece greedily; at ``cuts`` random points
+    of it the expert continues from the policy's prefix, and the states from the cut on, with
+    the expert's notes, become samples. Returns (x, y, the expert's pieces)."""
+    from musicgym.compose.policy import compose_policy
+
+    rng = np.random.default_rng(seed)
+    xs, ys, pieces = [], [], []
+    t0 = time.perf_counter()
+    for i, ex in enumerate(exercises):
+        env = CounterpointEnv(**ex)
+        _, rollout = compose_policy(env, policy)
+        if len(rollout) < 2:
+            continue
+        for cut in sorted(rng.choice(np.arange(1, len(rollout)), size=min(cuts, len(rollout)
+                                                                          - 1), replace=False)):
+            ret, actions = expert_continuation(env, rollout[:cut], width=width,
+                                               seed=seed + i)
+            if not np.isfinite(ret):
+                continue
+            x, y = piece_samples(env, actions)
+            xs.append(x[cut:])
+            ys.append(y[cut:])
+            pieces.append({"index": i, "cut": int(cut), "return": float(ret),
+                           "actions": actions})
+        if (i + 1) % 25 == 0:
+            log(f"  relabelled {i + 1}/{len(exercises)}, {time.perf_counter() - t0:.0f} s")
+    return np.concatenate(xs), np.concatenate(ys), pieces
+
+
 def dataset(exercises: list[dict], pieces: list[dict]) -> tuple[np.ndarray, np.ndarray]:
     """Stack the samples of every finished piece."""
     xs, ys = [], []
@@ -176,6 +249,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--hidden", type=int, default=256)
     p.add_argument("--rounds", type=int, default=1, help="1: imitation only; 2: one round "
                                                          "of improvement")
+    p.add_argument("--relabel", type=int, default=0, help="rounds 1+: DAgger with this "
+                   "many expert continuations per exercise from the policy's own prefixes "
+                   "(0: the improvement round instead)")
+    p.add_argument("--relabel-width", type=int, default=0, help="expert's beam width when "
+                   "relabelling (0: --width)")
     p.add_argument("--pieces", help="reuse the expert pieces of a previous run (the JSON "
                                     "its --save-pieces wrote)")
     p.add_argument("--save-pieces", help="write the expert pieces to this JSON")
@@ -189,7 +267,8 @@ def main(argv: list[str] | None = None) -> int:
     exercises = training_exercises(args.exercises, seed=args.seed)
     print(f"{len(exercises)} training exercises (seed {args.seed})", flush=True)
     if args.pieces:
-        pieces = json.loads(Path(args.pieces).read_text(encoding="utf-8"))["pieces"]
+        pieces = [q for q in json.loads(Path(args.pieces).read_text(encoding="utf-8"))[
+            "pieces"] if q["index"] < len(exercises)]
     else:
         pieces = expert_pieces(exercises, width=args.width,
                                log=lambda m: print(m, flush=True))
@@ -203,6 +282,21 @@ def main(argv: list[str] | None = None) -> int:
     rounds = [{"round": 0, "samples": int(len(x)), **figures,
                "expert_mean_return": float(np.mean([q["return"] for q in pieces]))}]
     for r in range(1, args.rounds):
+        if args.relabel:
+            # DAgger: aggregate the expert's notes on the states the policy reaches
+            xr, yr, relabelled = relabelled_samples(
+                exercises, policy, cuts=args.relabel, width=args.relabel_width or args.width,
+                seed=10_000 * r, log=lambda m: print(m, flush=True))
+            x, y = np.concatenate([x, xr]), np.concatenate([y, yr])
+            print(f"round {r}: {len(relabelled)} expert continuations, {len(xr)} new "
+                  f"samples; {len(x)} in all", flush=True)
+            policy, figures = train_policy(x, y, hidden=args.hidden, epochs=args.epochs,
+                                           seed=args.seed + r,
+                                           log=lambda m: print(m, flush=True))
+            rounds.append({"round": r, "relabelled": len(relabelled), "samples": int(len(x)),
+                           **figures})
+            policy.save(out / f"round{r}" / "counterpoint.npz")
+            continue
         better = expert_pieces(exercises, width=args.width, policy=policy, seed=10_000 * r,
                                log=lambda m: print(m, flush=True))
         n_better = 0
