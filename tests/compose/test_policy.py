@@ -143,7 +143,9 @@ def test_compose_cli_with_the_builtin_policy(tmp_path):
     assert done.returncode == 0, done.stderr
     summary = json.loads((out / "summary.json").read_text())
     assert summary["method"] == "policy" and summary["pieces"][0]["finished"]
-    assert summary["pieces"][0]["seconds"] < 2.0
+    # the time a piece takes is reported (measured in benchmarks/compose_policy.py, not here:
+    # the project keeps timed assertions out of tests)
+    assert summary["pieces"][0]["seconds"] > 0.0
     assert "parallel" in done.stdout.lower()
 
 
