@@ -134,3 +134,28 @@ def test_make_vec_steps_and_closes(mode):
                 envs.step(np.full((2, 1), np.nan, np.float32))
     finally:
         envs.close()
+
+
+@needs_duets
+def test_many_pieces_chosen_takes_and_timing_features():
+    env = gym.make("musicgym/Accompany-v0", follower="hmm", pieces="many", takes=(1, 2, 3, 4),
+                   memory=True, timing=True, residual_on="kalman+timing", resync_s=None,
+                   episode_reports=24).unwrapped
+    names = {p.name for p in env.pieces}
+    assert "mozart/k155/movement1" in names and "bach/bwv66.6" in names
+    assert not names & {"schumann_robert/opus41no1/movement2", "joplin/maple_leaf_rag",
+                        "cpebach"}  # the validation pieces are never trained on
+    assert [t.take for t in env.takes] == [1, 2, 3, 4]
+    obs, _ = env.reset(seed=0, options={"piece": "mozart/k155/movement1"})
+    assert obs.shape == (6 * 2 + 4 * 2 + 8 + 4 + 1 + 3 * 6 + 1,)
+    done = False
+    while not done:
+        obs, _, done, _, _ = env.step(np.zeros(1, dtype=np.float32))
+        assert env.observation_space.contains(obs)
+        if not done:  # the last gap heard is the gap the observation shows now (no jumps)
+            assert obs[6 * 2 + 4 * 2 + 8 + 4 + 1 + 5] == pytest.approx(
+                np.clip(obs[2 * 6 + 1], -1, 1), abs=1e-5)
+    with pytest.raises(AccompanyConfigError, match="takes \\(5, 6\\) must be some of"):
+        gym.make("musicgym/Accompany-v0", takes=(5, 6))
+    with pytest.raises(AccompanyConfigError, match="unknown pieces 'all'"):
+        gym.make("musicgym/Accompany-v0", pieces="all", sources=("simulated",))

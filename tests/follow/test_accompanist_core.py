@@ -166,3 +166,26 @@ def test_residual_observation_ends_with_the_models_action():
     expected = before * np.exp(float(np.float32(base)) * 0.5)
     assert env.unwrapped.run.beat_periods_s[1] == pytest.approx(
         min(max(expected, 0.1), 3.0), rel=1e-12)
+
+
+def test_the_timing_features_are_the_same_in_the_env_the_evaluation_and_live(brahms_takes):
+    from musicgym.follow.observation import timing_features
+
+    settings = {"follower": "oltw", "memory": True, "residual_on": "kalman+timing",
+                "timing": True}
+    policy = Linear(6 * 2 + 4 * 2 + 8 + 4 + 1 + 3 * 6 + 1)
+    env = _env_take(7, policy, **settings)
+    run = agent_run(policy, env.run.episode, settings, env.memory_curves)
+    assert run.played_sec == env.run.played_sec  # the evaluation sees what the env showed
+    # live, the same reports heard and the same onsets played give the same features
+    take, reference = brahms_takes[6], brahms_takes[0]
+    env = _env_take(7, Constant(0.5), **settings)
+    controller = AgentController(build_tempo_model("kalman+timing", env.memory_curves),
+                                 scale=0.1, policy=Constant(0.5), observe=lambda a: np.zeros(3))
+    live = _live_take(take, reference, controller, env.run.beat_periods_s[0])
+    _same_onsets(env.run, live)
+    n = len(env.run.report_beat)
+    assert np.allclose(live.report_gap_s[:n], env.run.report_gap_s, atol=1e-6)
+    features = timing_features(env.run, env.memory_curves, 6)
+    assert features.shape == (18,) and np.any(features[:6] != 0)  # gaps heard
+    assert np.all(features[6:12] >= 0) and np.any(features[12:] != 0)  # delays, departures

@@ -70,7 +70,8 @@ class AccompanyEnv(gym.Env):
     ## Observation Space
 
     ``Box(low, high, (2 * history + 2 * lookahead + 8 [+ lookahead + 1 with memory]
-    [+ 1 with residual_on],), float32)``, with H = ``history`` and L = ``lookahead``:
+    [+ 3 * history with timing] [+ 1 with residual_on],), float32)``, with H = ``history``
+    and L = ``lookahead``:
 
     | Index | Observation | Min | Max |
     |-------|-------------|-----|-----|
@@ -87,13 +88,19 @@ class AccompanyEnv(gym.Env):
     | 2H+7+2L | share of the episode played | 0 | 1 |
     | memory: +L | log(earlier takes' median beat period over each next gap / own) | -2 | 2 |
     | memory: +1 | 1 if earlier takes of this piece exist, else 0 | 0 | 1 |
+    | timing: +H | gap heard at each of the last H reports (soloist - own, s) | -1 | 1 |
+    | timing: +H | delay of each of those reports after the onset it dates (s) | 0 | 1 |
+    | timing: +H | log(solo interval before each / earlier takes' median over it) | -1 | 1 |
     | residual_on: last | the tempo model's action ``b`` at this step | -1 | 1 |
 
     Intervals are between the follower's onset estimates; "solo position now" is the reported
     onset plus what the soloist played between that onset and the report, at the own tempo.
-    Memory is keyed by score position and never reads the take being played: for real take n
-    it is takes 1..n-1 of the duo; for a simulated performance, other takes by the same
-    simulated player (same expression, other seeds).
+    The timing features (``timing=True``) are what the tempo models underneath do not read:
+    the accompanist's own recent errors as heard, how late the follower's reports come (an
+    unsure follower reports late) and the soloist's recent departures from the rehearsals (0
+    without memory). Memory is keyed by score position and never reads the take being played:
+    for real take n it is takes 1..n-1 of the duo; for a simulated performance, other takes by
+    the same simulated player (same expression, other seeds).
 
     ## Rewards
 
@@ -140,6 +147,10 @@ class AccompanyEnv(gym.Env):
         residual_on=None,         # a tempo model the agent corrects ("kalman", "kalman+timing":
                                   # "+rehearsal"/"+timing" need memory=True); None: acts alone
         residual_scale=0.1,       # the agent's action moves the model's by at most this
+        pieces="chorales",        # simulated pieces: "chorales", or "many" (train split: also
+                                  # 8 corpus works of musicgym.follow.stress, first 96 beats)
+        takes=None,               # real takes: a subset of the split's (e.g. (1, 2, 3, 4))
+        timing=False,             # add the timing features (see the observation table)
         render_mode=None,         # "rgb_array" or "ansi" (see below)
     )
     obs, info = env.reset(seed=0, options={"take": 6, "start": 0})  # options are optional
@@ -163,7 +174,8 @@ class AccompanyEnv(gym.Env):
     * v0: Initial version; re-synchronisation (``resync_s``, default 0.2 s), residual control
       (``residual_on``, ``residual_scale``), infos that batch in vector envs
       (``asynchrony_ms`` and ``shared_beat`` as tuples), ``render_mode`` (``"rgb_array"``,
-      ``"ansi"``) and :meth:`episode_audio` added within v0.
+      ``"ansi"``) and :meth:`episode_audio`, ``pieces``, ``takes`` and ``timing`` (all off by
+      default: the v0 observation is unchanged) added within v0.
     """
 
     metadata = {"render_modes": ["rgb_array", "ansi"], "render_fps": 8}
@@ -186,6 +198,9 @@ class AccompanyEnv(gym.Env):
         resync_s: float | None = RESYNC_S,
         residual_on: str | None = None,
         residual_scale: float = 0.1,
+        pieces: str = "chorales",
+        takes: tuple[int, ...] | None = None,
+        timing: bool = False,
         render_mode: str | None = None,
     ) -> None:
         self.render_mode = check_render_mode(render_mode, self.metadata["render_modes"],
@@ -229,11 +244,24 @@ class AccompanyEnv(gym.Env):
         all_takes = corpus.brahms_takes(duets_dir) if "real" in sources else []
         self._all_takes = all_takes
         self.takes = corpus.split_takes(all_takes, split) if all_takes else []
-        self.pieces = corpus.simulated_pieces(split, all_takes) if "simulated" in sources else []
+        if takes is not None:
+            split_numbers = [t.take for t in self.takes]
+            if not set(takes) <= set(split_numbers) or not takes:
+                raise AccompanyConfigError(
+                    f"takes {takes!r} must be some of the {split} split's real takes "
+                    f"{split_numbers}"
+                )
+            self.takes = [t for t in self.takes if t.take in set(takes)]
+        if pieces not in corpus.PIECE_SETS:
+            raise AccompanyConfigError(
+                f"unknown pieces {pieces!r}; choose one of {corpus.PIECE_SETS}")
+        self.pieces = (corpus.simulated_pieces(split, all_takes, pieces)
+                       if "simulated" in sources else [])
+        self.timing = bool(timing)
         self._episodes: dict[int, Episode] = {}
 
         self.action_space = spaces.Box(-1.0, 1.0, shape=(1,), dtype=np.float32)
-        low, high = observation_bounds(history, lookahead, memory=memory)
+        low, high = observation_bounds(history, lookahead, memory=memory, timing=self.timing)
         if residual_on is not None:
             low, high = np.append(low, -1.0), np.append(high, 1.0)
         self.observation_space = spaces.Box(low.astype(np.float32), high.astype(np.float32),
@@ -246,8 +274,10 @@ class AccompanyEnv(gym.Env):
     def _real_episode(self, take_number: int) -> Episode:
         if take_number not in self._episodes:
             take = next(t for t in self._all_takes if t.take == take_number)
-            reference = corpus.reference_take(self._all_takes, take_number).solo.performed
-            follower = make_follower(self.follower_name, reference=reference, seed=take_number)
+            reference_take = corpus.reference_take(self._all_takes, take_number)
+            # the score's keys as well (the HMM reads them; as the evaluation and live play do)
+            follower = make_follower(self.follower_name, reference=reference_take.solo.performed,
+                                     seed=take_number, score=reference_take.solo.score)
             self._episodes[take_number] = make_episode(
                 take.solo, take.accompaniment.score, follower=follower,
                 accompaniment=take.accompaniment, piece=take.piece, take=take.take,
@@ -440,7 +470,8 @@ class AccompanyEnv(gym.Env):
 
     def _get_obs(self) -> np.ndarray:
         obs = run_observation(self.run, history=self.history, lookahead=self.lookahead,
-                              memory=self.memory, curves=self._memory_curves)
+                              memory=self.memory, curves=self._memory_curves,
+                              timing=self.timing)
         if self.controller is not None:
             obs = self.controller.observation(obs)
         return obs

@@ -246,6 +246,9 @@ class Accompanist:
         self.played_beat: list[float] = []
         self.played_sec: list[float] = []
         self.resyncs = 0
+        # (soloist minus own position) in seconds at each report, before any jump: the error
+        # the accompanist hears (the timing features of the observation read it)
+        self.report_gap_s: list[float] = []
 
     @property
     def started(self) -> bool:
@@ -263,8 +266,10 @@ class Accompanist:
         if len(self.report_beat) == 1:
             self.time_s, self.position_beat = float(time_s), float(beat)
             self.start_beat = self.played_to_beat = float(beat)
+            self.report_gap_s.append(0.0)
             return
         solo = self.solo_position_beat()
+        self.report_gap_s.append((solo - self.position_beat) * self.beat_period_s)
         if self.resync_s is not None and (
             abs(solo - self.position_beat) * self.beat_period_s > self.resync_s
         ):

@@ -74,10 +74,33 @@ def chorale(name: str) -> Piece:
     return Piece(name=name, solo=solo, accompaniment=parts[parts["voice"] > 0], beat_period_s=0.7)
 
 
-def simulated_pieces(split: str, takes: list[DuetTake] | None) -> list[Piece]:
-    """Pieces whose simulated performances belong to a split."""
+PIECE_SETS = ("chorales", "many")
+"""What simulated performances an env draws: ``chorales`` (the split's Bach chorales, and on
+the train split the Brahms primo) or ``many`` (those, plus on the train split the first 96
+beats of the corpus works :data:`TRAIN_STRESS_PIECES`)."""
+TRAIN_STRESS_PIECES = (
+    "bach/bwv1.6", "mozart/k155/movement1", "mozart/k80/movement1",
+    "haydn/opus74no1/movement3", "haydn/opus1no1/movement1", "beethoven/opus18no1/movement1",
+    "beethoven/opus59no2/movement3", "corelli/opus3no1/1grave",
+)
+"""Stress-test pieces (:data:`musicgym.follow.stress.STRESS_PIECES`) an agent may train on."""
+VALIDATION_STRESS_PIECES = ("schumann_robert/opus41no1/movement2", "joplin/maple_leaf_rag",
+                            "cpebach")
+"""The other stress-test pieces: never trained on, kept to validate an agent against its base."""
+
+
+def simulated_pieces(split: str, takes: list[DuetTake] | None,
+                     piece_set: str = "chorales") -> list[Piece]:
+    """Pieces whose simulated performances belong to a split (``piece_set``: one of
+    :data:`PIECE_SETS`)."""
+    if piece_set not in PIECE_SETS:
+        raise AccompanyConfigError(f"unknown pieces {piece_set!r}; choose one of {PIECE_SETS}")
     names = TRAIN_CHORALES if check_split(split) == "train" else TEST_CHORALES
     pieces = [chorale(n) for n in names]
+    if piece_set == "many" and split == "train":
+        from musicgym.follow.stress import stress_piece  # stress imports this module
+
+        pieces += [stress_piece(n) for n in TRAIN_STRESS_PIECES]
     if split == "train" and takes:
         first = takes[0]
         pieces.append(

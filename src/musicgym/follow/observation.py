@@ -10,12 +10,12 @@ import math
 
 import numpy as np
 
-from musicgym.follow.accompanist import AccompanistRun, Episode
+from musicgym.follow.accompanist import Accompanist, AccompanistRun, Episode
 from musicgym.follow.tempo import MAX_BEAT_PERIOD_S, MIN_BEAT_PERIOD_S
 
 
 def observation_bounds(
-    history: int, lookahead: int, *, memory: bool = False
+    history: int, lookahead: int, *, memory: bool = False, timing: bool = False
 ) -> tuple[np.ndarray, np.ndarray]:
     """Low and high bounds of Accompany-v0's observation (the class docstring's table)."""
     h, n = history, lookahead
@@ -26,6 +26,9 @@ def observation_bounds(
     if memory:
         low += [-2.0] * n + [0.0]
         high += [2.0] * n + [1.0]
+    if timing:
+        low += [-1.0] * h + [0.0] * h + [-1.0] * h
+        high += [1.0] * h + [1.0] * h + [1.0] * h
     return np.array(low, dtype=np.float32), np.array(high, dtype=np.float32)
 
 
@@ -120,12 +123,47 @@ def memory_features(
     return np.concatenate([feature, [1.0]])
 
 
+def timing_features(
+    accompanist: Accompanist, curves: list[tuple[np.ndarray, np.ndarray]], history: int,
+) -> np.ndarray:
+    """What the tempo models underneath do not read: over the last ``history`` reports, the
+    gap heard at each (soloist minus own position, s: the accompanist's own recent errors as
+    the follower shows them), each report's delay after the onset it dates (s: a late report
+    is an unsure one), and the soloist's interval before each against the earlier takes'
+    median over the same score span (log ratio: how the soloist departs from the rehearsals
+    just now; 0 without earlier takes). Oldest first, zeros before the first report.
+
+    Returns
+    -------
+    numpy.ndarray, shape (3 * history,), unclipped
+    """
+    h = history
+    gaps, delays, deviations = np.zeros(h), np.zeros(h), np.zeros(h)
+    recent_gap = np.asarray(accompanist.report_gap_s[-h:], dtype=float)
+    gaps[h - len(recent_gap):] = recent_gap
+    report_s = np.asarray(accompanist.report_sec[-h:], dtype=float)
+    onset_s = np.asarray(accompanist.report_onset_sec[-h:], dtype=float)
+    delays[h - len(report_s):] = np.maximum(report_s - onset_s, 0.0)
+    if curves:
+        beat = np.asarray(accompanist.report_beat[-(h + 1):], dtype=float)
+        sec = np.asarray(accompanist.report_onset_sec[-(h + 1):], dtype=float)
+        d_beat, d_sec = np.diff(beat), np.diff(sec)
+        spans = np.array([np.diff(np.interp(beat, b, t)) for b, t in curves])
+        rehearsed = np.median(spans, axis=0) if len(spans) else np.zeros(len(d_beat))
+        ok = (d_beat > 1e-6) & (d_sec > 0) & (rehearsed > 1e-3)
+        ratio = np.where(ok, np.log(np.where(ok, d_sec, 1.0) / np.where(ok, rehearsed, 1.0)),
+                         0.0)
+        deviations[h - len(ratio):] = ratio
+    return np.concatenate([gaps, delays, deviations])
+
+
 def observation(
     episode: Episode, k: int, position_beat: float, beat_period_s: float, *,
     count_in_s: float, progress: float, history: int, lookahead: int, memory: bool,
-    curves: list[tuple[np.ndarray, np.ndarray]],
+    curves: list[tuple[np.ndarray, np.ndarray]], timing_of: Accompanist | None = None,
 ) -> np.ndarray:
-    """The full observation (memory features included when ``memory``), clipped to
+    """The full observation (memory features included when ``memory``, then the
+    :func:`timing_features` of ``timing_of`` when given), clipped to
     :func:`observation_bounds`, float32."""
     obs = accompany_observation(
         episode, k, position_beat, beat_period_s, count_in_s=count_in_s, progress=progress,
@@ -135,19 +173,24 @@ def observation(
         extra = memory_features(curves, float(episode.report_beat[k]), lookahead,
                                 episode.solo_score_beat, beat_period_s)
         obs = np.concatenate([obs, extra])
-    low, high = observation_bounds(history, lookahead, memory=memory)
+    if timing_of is not None:
+        obs = np.concatenate([obs, timing_features(timing_of, curves, history)])
+    low, high = observation_bounds(history, lookahead, memory=memory,
+                                   timing=timing_of is not None)
     return np.clip(obs, low, high).astype(np.float32)
 
 
 def run_observation(
     run: AccompanistRun, *, history: int, lookahead: int, memory: bool,
-    curves: list[tuple[np.ndarray, np.ndarray]],
+    curves: list[tuple[np.ndarray, np.ndarray]], timing: bool = False,
 ) -> np.ndarray:
     """The observation of an :class:`AccompanistRun` at its current report, as the env shows
-    it (``progress``: the share of the segment's reports heard)."""
+    it (``progress``: the share of the segment's reports heard; ``timing``: with
+    :func:`timing_features`)."""
     k = min(run.k, len(run.episode.report_sec) - 1)
     return observation(
         run.episode, k, run.position_beat, run.beat_period_s, count_in_s=run.beat_periods_s[0],
         progress=(run.k - run.start) / max(run.stop - run.start, 1), history=history,
         lookahead=lookahead, memory=memory, curves=curves,
+        timing_of=run if timing else None,
     )

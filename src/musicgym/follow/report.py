@@ -56,7 +56,8 @@ FOLLOWERS = follower_names(evaluated=True)
 """The followers evaluated by default (the registry's ``evaluated`` ones)."""
 
 AGENT_ENV_DEFAULTS = {"max_log_ratio": 0.5, "resync_s": RESYNC_S, "history": 6, "lookahead": 4,
-                      "memory": False, "residual_on": None, "residual_scale": 0.1}
+                      "memory": False, "residual_on": None, "residual_scale": 0.1,
+                      "timing": False}
 """Accompany-v0's defaults for the settings an agent's evaluation reads from its env_kwargs."""
 
 
@@ -253,7 +254,7 @@ def agent_run(
 
     def observe(accompanist) -> np.ndarray:
         return run_observation(accompanist, history=kw["history"], lookahead=kw["lookahead"],
-                               memory=kw["memory"], curves=curves)
+                               memory=kw["memory"], curves=curves, timing=kw["timing"])
 
     controller = AgentController(base, scale=kw["residual_scale"], policy=policy,
                                  observe=observe)

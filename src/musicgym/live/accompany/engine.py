@@ -229,6 +229,7 @@ def agent_controller(
     history, lookahead = int(env_kwargs.get("history", 6)), int(env_kwargs.get("lookahead", 4))
     curves = list(rehearsals or [])
     residual_on = env_kwargs.get("residual_on")
+    timing = bool(env_kwargs.get("timing", False))
     base = None if residual_on is None else build_tempo_model(residual_on, curves)
 
     def observe(accompanist: LiveAccompanist) -> np.ndarray:
@@ -240,6 +241,7 @@ def agent_controller(
             progress=(a.report_beat[-1] - first) / max(last - first, 1e-9),
             history=history, lookahead=lookahead, memory=memory,
             curves=curves if memory else [],
+            timing_of=a if timing else None,
         )
 
     return AgentController(base, scale=float(env_kwargs.get("residual_scale", 0.1)),
