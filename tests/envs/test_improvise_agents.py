@@ -23,8 +23,10 @@ def test_the_three_rl_impro_synths_are_shipped_small_with_their_commands():
     total = 0
     for name in names:
         agent = InverseAgent.load(f"builtin:{name}")
-        assert agent.synth == name
-        assert agent.meta["command"].startswith(f"musicgym train-improviser {name} ")
+        # builtin:SYNTH is the lp agent, builtin:SYNTH-SET another feature set's
+        synth, _, feature_set = name.partition("-")
+        assert agent.synth == synth and agent.meta["feature_set"] == (feature_set or "lp")
+        assert agent.meta["command"].startswith(f"musicgym train-improviser {synth} ")
         assert "seed" in agent.meta and agent.meta["heldout"]["agent"]["rmse"] > 0
         total += sum(p.stat().st_size for p in _files(name))
     assert total < 3_000_000
@@ -102,3 +104,17 @@ def test_bad_agents_are_refused(tmp_path):
     (tmp_path / "x.json").write_text("{}")
     with pytest.raises(ImproviseConfigError, match="is not an improviser's file"):
         InverseAgent.load(tmp_path / "x.npz")
+
+
+@pytest.mark.parametrize("name", builtin_names())
+def test_every_builtin_follows_a_real_held_out_track(name, oneshots_dir):
+    """Each shipped agent (every feature set) plays the held-out real one-shots frame by frame
+    and ends nearer them than holding still at its random start."""
+    from musicgym.train.evaluate_improvise import evaluate_improvisers
+
+    agent = InverseAgent.load(f"builtin:{name}")
+    kwargs = {**agent.env_kwargs, "corpus": str(oneshots_dir), "mode": "lookup", "subdiv": 5}
+    report = evaluate_improvisers(kwargs, model=agent, methods=["agent", "hold"], subdiv=5)
+    rmse = {m: r["rmse"] for m, r in report["methods"].items()}
+    assert report["tracks"] and np.isfinite(rmse["agent"])
+    assert rmse["agent"] < rmse["hold"]
