@@ -54,6 +54,7 @@ def main(argv=None) -> int:
     p.add_argument("--distil-steps", type=int, default=3000)
     p.add_argument("--refine-steps", type=int, default=3000)
     p.add_argument("--anchor", type=float, default=0.1)
+    p.add_argument("--search", action="store_true", help="agents refine by table search")
     p.add_argument("--tag", default="", help="suffix of the result keys (a variant's name)")
     p.add_argument("--no-fine-oracle", action="store_true",
                    help="skip the oracle on the agent's training grid (faster)")
@@ -77,11 +78,13 @@ def main(argv=None) -> int:
             agent = train_inverse(synth, feature_set, corpus, seed=args.seed,
                                   hidden=tuple(args.hidden), distil_steps=args.distil_steps,
                                   refine_steps=args.refine_steps, anchor=args.anchor,
+                                  search=args.search,
                                   log=lambda line: print(line, file=sys.stderr, flush=True))
             agent.meta["command"] = (
                 f"musicgym train-improviser {synth} --features {feature_set} --seed {args.seed} "
                 f"--distil-steps {args.distil_steps} --refine-steps {args.refine_steps} "
-                f"--hidden {' '.join(map(str, args.hidden))} --anchor {args.anchor}")
+                f"--hidden {' '.join(map(str, args.hidden))} --anchor {args.anchor}"
+                + (" --search" if args.search else ""))
             agent.meta["corpus"] = Path(corpus).name
             kwargs = {**env_kwargs_for(synth, feature_set, corpus), "mode": "render"}
             start = time.perf_counter()

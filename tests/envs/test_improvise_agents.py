@@ -95,6 +95,33 @@ def test_train_save_load_round_trip(tmp_path):
     assert json.loads(path.with_suffix(".json").read_text())["feature_set"] == "lp"
 
 
+def test_search_agent_round_trips_and_never_sounds_further_than_its_net(tmp_path):
+    torch = pytest.importorskip("torch")
+    torch.set_num_threads(1)
+    from dataclasses import replace
+
+    from musicgym.train.improvise_agents import train_inverse
+
+    t = np.arange(44100) / 44100
+    corpus = {"a": 0.3 * np.sin(2 * np.pi * 330 * t), "b": 0.1 * np.sin(2 * np.pi * 550 * t)}
+    agent = train_inverse("sine", "lp", corpus, subdiv=9, distil_steps=40, refine_steps=0,
+                          batch_size=64, search=True)
+    assert agent.table.shape == (81, len(agent.features)) and agent.meta["search"]
+    again = InverseAgent.load(agent.save(tmp_path / "sine-lp-search"))
+    np.testing.assert_array_equal(again.table, agent.table)
+    # targets the synth's own table makes: the search only ever moves closer to them
+    z = agent.table[np.random.default_rng(0).choice(81, 12)].astype(np.float64)
+    raw = z * agent.std + agent.mean
+    net = replace(agent, table=None)
+    u_net, u = net(raw), agent(raw)
+    np.testing.assert_allclose(again(raw), u)
+
+    def err(v):
+        return ((agent._interpolate(v) - z) ** 2).sum(axis=1)
+
+    assert (err(u) <= err(u_net) + 1e-12).all() and err(u).mean() < err(u_net).mean()
+
+
 def test_bad_agents_are_refused(tmp_path):
     with pytest.raises(ImproviseConfigError, match="no built-in improviser 'theremin'"):
         InverseAgent.load("builtin:theremin")

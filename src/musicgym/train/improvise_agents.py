@@ -65,7 +65,8 @@ def _interp_torch(values, subdiv: int, u):
 def train_inverse(synth: str, feature_set: str, corpus, *, seed: int = 0,
                   subdiv: int | None = None, hidden: tuple[int, ...] = (128, 128),
                   distil_steps: int = 3000, refine_steps: int = 3000, batch_size: int = 512,
-                  max_frames: int = 40000, anchor: float = 0.1, log=None) -> InverseAgent:
+                  max_frames: int = 40000, anchor: float = 0.1, search: bool = False,
+                  log=None) -> InverseAgent:
     """Train an :class:`InverseAgent` for ``synth`` on ``feature_set``'s descriptors.
 
     Parameters
@@ -85,6 +86,9 @@ def train_inverse(synth: str, feature_set: str, corpus, *, seed: int = 0,
         Weight of the stage-1 loss kept in stage 2 (0.1): it holds the agent near the
         table's nearest neighbour; 0 lets analysis by synthesis alone pick among the
         parameter settings that sound alike.
+    search : bool
+        Ship the training table with the agent, so it refines each answer by a local search
+        through it (:class:`InverseAgent`'s ``table``; adds ``subdiv**N * F * 4`` bytes).
     log : callable, optional
         Told one line of progress at a time.
     """
@@ -149,4 +153,6 @@ def train_inverse(synth: str, feature_set: str, corpus, *, seed: int = 0,
                          "hidden": list(hidden), "distil_steps": distil_steps,
                          "refine_steps": refine_steps, "anchor": anchor,
                          "train_seconds": round(seconds, 1),
-                         "train_tracks": [t.name for t in core.tracks]})
+                         "search": bool(search),
+                         "train_tracks": [t.name for t in core.tracks]},
+                        table_z.astype(np.float32) if search else None)
