@@ -10,6 +10,7 @@ random moves. Reported: the reward's RMSE, per-descriptor error, time to match, 
 
     python benchmarks/improvise_agents.py [--synths sine fm granular subtractive]
         [--feature-sets lp lps lpsm] [--ship] [-o out/improvise/agents]
+    python benchmarks/improvise_agents.py --builtins sine fm sine-lpsm ...   # no training
 
 ``--ship`` writes each synth's ``lp`` agent to ``src/musicgym/data/improvisers/SYNTH.npz``
 (the built-ins ``--model builtin:SYNTH`` plays) and the other sets' to ``SYNTH-SET.npz``
@@ -58,7 +59,12 @@ def main(argv=None) -> int:
     p.add_argument("--tag", default="", help="suffix of the result keys (a variant's name)")
     p.add_argument("--no-fine-oracle", action="store_true",
                    help="skip the oracle on the agent's training grid (faster)")
+    p.add_argument("--builtins", nargs="+", metavar="NAME",
+                   help="train nothing: evaluate these shipped agents (builtin:NAME) beside "
+                        "the baselines, per descriptor")
     args = p.parse_args(argv)
+    if args.builtins:
+        return evaluate_builtins(args)
 
     import torch
 
@@ -113,6 +119,31 @@ def main(argv=None) -> int:
                                          if isinstance(r, dict))
                   + f"; trained {row['train_seconds']} s", flush=True)
     print(table(results))
+    return 0
+
+
+def evaluate_builtins(args) -> int:
+    """Each named built-in agent on the held-out tracks beside oracle, hold and random."""
+    from musicgym.envs.improvise_agents import InverseAgent
+    from musicgym.envs.improvise_corpus import build_corpus
+    from musicgym.train.evaluate_improvise import evaluate_improvisers
+
+    corpus = str(args.corpus or build_corpus())
+    out = Path(args.output)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "builtins.json"
+    results = json.loads(path.read_text()) if path.is_file() else {}
+    for name in args.builtins:
+        agent = InverseAgent.load(f"builtin:{name}")
+        kwargs = {**agent.env_kwargs, "corpus": corpus, "mode": "render"}
+        start = time.perf_counter()
+        row = summary(evaluate_improvisers(kwargs, model=agent, seed=args.seed))
+        row["eval_seconds"] = round(time.perf_counter() - start, 1)
+        row["command"] = agent.meta.get("command")
+        results[name] = row
+        path.write_text(json.dumps(results, indent=2) + "\n")
+        print(f"{name}: " + ", ".join(f"{m} {r['rmse']:.3f}" for m, r in row.items()
+                                      if isinstance(r, dict)), flush=True)
     return 0
 
 
