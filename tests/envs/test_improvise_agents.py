@@ -134,14 +134,19 @@ def test_bad_agents_are_refused(tmp_path):
 
 
 @pytest.mark.parametrize("name", builtin_names())
-def test_every_builtin_follows_a_real_held_out_track(name, oneshots_dir):
-    """Each shipped agent (every feature set) plays the held-out real one-shots frame by frame
-    and ends nearer them than holding still at its random start."""
+def test_every_builtin_follows_the_held_out_tracks(name):
+    """Each shipped agent (every feature set) plays the held-out tracks of the built-in corpus
+    (held-out chorales on held-out instruments, and held-out one-shots) frame by frame and
+    ends nearer them than holding still at its random start (hearing a 9-point table)."""
+    from musicgym.audio.soundfont import soundfont_available
+    from musicgym.envs.improvise_core import BUILTIN_CORPUS
     from musicgym.train.evaluate_improvise import evaluate_improvisers
 
+    if not soundfont_available():
+        pytest.skip("the built-in corpus is rendered with FluidSynth and a GM SoundFont")
     agent = InverseAgent.load(f"builtin:{name}")
-    kwargs = {**agent.env_kwargs, "corpus": str(oneshots_dir), "mode": "lookup", "subdiv": 5}
-    report = evaluate_improvisers(kwargs, model=agent, methods=["agent", "hold"], subdiv=5)
+    kwargs = {**agent.env_kwargs, "corpus": BUILTIN_CORPUS, "mode": "lookup", "subdiv": 9}
+    report = evaluate_improvisers(kwargs, model=agent, methods=["agent", "hold"], subdiv=9)
     rmse = {m: r["rmse"] for m, r in report["methods"].items()}
-    assert report["tracks"] and np.isfinite(rmse["agent"])
-    assert rmse["agent"] < rmse["hold"]
+    assert len(report["tracks"]) >= 4 and np.isfinite(rmse["agent"])
+    assert rmse["agent"] < 0.9 * rmse["hold"]
