@@ -10,9 +10,13 @@ random moves. Reported: the reward's RMSE, per-descriptor error, time to match, 
 
     python benchmarks/improvise_agents.py [--synths sine fm granular subtractive]
         [--feature-sets lp lps lpsm] [--ship] [-o out/improvise/agents]
+    python benchmarks/improvise_agents.py --builtins sine fm sine-lpsm ...   # no training
 
 ``--ship`` writes each synth's ``lp`` agent to ``src/musicgym/data/improvisers/SYNTH.npz``
-(the built-ins ``--model builtin:SYNTH`` plays) with its figures in the JSON beside it.
+(the built-ins ``--model builtin:SYNTH`` plays) and the other sets' to ``SYNTH-SET.npz``
+(``builtin:SYNTH-SET``), with its figures in the JSON beside it. ``--corpus`` a validation
+corpus (a ``musicgym corpus build`` recipe over training pieces and instruments only) with
+``--tag`` and the training options compares variants without touching the held-out tracks.
 """
 
 from __future__ import annotations
@@ -45,9 +49,22 @@ def main(argv=None) -> int:
     p.add_argument("--feature-sets", nargs="+", default=["lp", "lps", "lpsm"])
     p.add_argument("--corpus", help="corpus folder (default: `musicgym corpus build`'s)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--ship", action="store_true", help="write the lp agents as built-ins")
+    p.add_argument("--ship", action="store_true", help="write the agents as built-ins")
     p.add_argument("-o", "--output", default="out/improvise/agents")
+    p.add_argument("--hidden", type=int, nargs="+", default=[128, 128])
+    p.add_argument("--distil-steps", type=int, default=3000)
+    p.add_argument("--refine-steps", type=int, default=3000)
+    p.add_argument("--anchor", type=float, default=0.1)
+    p.add_argument("--search", action="store_true", help="agents refine by table search")
+    p.add_argument("--tag", default="", help="suffix of the result keys (a variant's name)")
+    p.add_argument("--no-fine-oracle", action="store_true",
+                   help="skip the oracle on the agent's training grid (faster)")
+    p.add_argument("--builtins", nargs="+", metavar="NAME",
+                   help="train nothing: evaluate these shipped agents (builtin:NAME) beside "
+                        "the baselines, per descriptor")
     args = p.parse_args(argv)
+    if args.builtins:
+        return evaluate_builtins(args)
 
     import torch
 
@@ -63,19 +80,26 @@ def main(argv=None) -> int:
     results = json.loads(results_path.read_text()) if results_path.is_file() else {}
     for feature_set in args.feature_sets:
         for synth in args.synths:
-            key = f"{synth}-{feature_set}"
+            key = f"{synth}-{feature_set}{args.tag}"
             agent = train_inverse(synth, feature_set, corpus, seed=args.seed,
+                                  hidden=tuple(args.hidden), distil_steps=args.distil_steps,
+                                  refine_steps=args.refine_steps, anchor=args.anchor,
+                                  search=args.search,
                                   log=lambda line: print(line, file=sys.stderr, flush=True))
-            agent.meta["command"] = (f"musicgym train-improviser {synth} --features "
-                                     f"{feature_set} --seed {args.seed}")
+            agent.meta["command"] = (
+                f"musicgym train-improviser {synth} --features {feature_set} --seed {args.seed} "
+                f"--distil-steps {args.distil_steps} --refine-steps {args.refine_steps} "
+                f"--hidden {' '.join(map(str, args.hidden))} --anchor {args.anchor}"
+                + (" --search" if args.search else ""))
             agent.meta["corpus"] = Path(corpus).name
             kwargs = {**env_kwargs_for(synth, feature_set, corpus), "mode": "render"}
             start = time.perf_counter()
             report = evaluate_improvisers(kwargs, model=agent, seed=args.seed)
-            fine = evaluate_improvisers(kwargs, methods=["oracle"], seed=args.seed,
-                                        subdiv=agent.meta["subdiv"])
             row = summary(report)
-            row[f"oracle_{agent.meta['subdiv']}"] = summary(fine)["oracle"]
+            if not args.no_fine_oracle:
+                fine = evaluate_improvisers(kwargs, methods=["oracle"], seed=args.seed,
+                                            subdiv=agent.meta["subdiv"])
+                row[f"oracle_{agent.meta['subdiv']}"] = summary(fine)["oracle"]
             row["train_seconds"] = agent.meta["train_seconds"]
             row["eval_seconds"] = round(time.perf_counter() - start, 1)
             row["tracks"] = report["tracks"]
@@ -83,10 +107,11 @@ def main(argv=None) -> int:
             agent.meta["heldout"] = {m: {"rmse": round(r["rmse"], 4)} for m, r in row.items()
                                      if isinstance(r, dict)}
             path = agent.save(out / f"{key}.npz")
-            if args.ship and feature_set == SHIP_SET:
+            if args.ship:   # the lp agents are builtin:SYNTH, the others builtin:SYNTH-SET
+                name = synth if feature_set == SHIP_SET else f"{synth}-{feature_set}"
                 BUILTIN_DIR.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(path, BUILTIN_DIR / f"{synth}.npz")
-                shutil.copyfile(path.with_suffix(".json"), BUILTIN_DIR / f"{synth}.json")
+                shutil.copyfile(path, BUILTIN_DIR / f"{name}.npz")
+                shutil.copyfile(path.with_suffix(".json"), BUILTIN_DIR / f"{name}.json")
             tmp = out / ".partial-results.json"
             tmp.write_text(json.dumps(results, indent=2) + "\n")
             tmp.replace(results_path)
@@ -97,13 +122,39 @@ def main(argv=None) -> int:
     return 0
 
 
+def evaluate_builtins(args) -> int:
+    """Each named built-in agent on the held-out tracks beside oracle, hold and random."""
+    from musicgym.envs.improvise_agents import InverseAgent
+    from musicgym.envs.improvise_corpus import build_corpus
+    from musicgym.train.evaluate_improvise import evaluate_improvisers
+
+    corpus = str(args.corpus or build_corpus())
+    out = Path(args.output)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "builtins.json"
+    results = json.loads(path.read_text()) if path.is_file() else {}
+    for name in args.builtins:
+        agent = InverseAgent.load(f"builtin:{name}")
+        kwargs = {**agent.env_kwargs, "corpus": corpus, "mode": "render"}
+        start = time.perf_counter()
+        row = summary(evaluate_improvisers(kwargs, model=agent, seed=args.seed))
+        row["eval_seconds"] = round(time.perf_counter() - start, 1)
+        row["command"] = agent.meta.get("command")
+        results[name] = row
+        path.write_text(json.dumps(results, indent=2) + "\n")
+        print(f"{name}: " + ", ".join(f"{m} {r['rmse']:.3f}" for m, r in row.items()
+                                      if isinstance(r, dict)), flush=True)
+    return 0
+
+
 def table(results: dict) -> str:
     lines = ["| synth | descriptors | agent | oracle (11) | oracle (training grid) | hold | "
              "random | agent / oracle (11) | agent time to match (s) | training (s) |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for key, row in results.items():
-        synth, fs = key.rsplit("-", 1)
-        fine = next(v for k, v in row.items() if k.startswith("oracle_"))
+        synth, fs = key.split("-", 1)
+        fine = next((v for k, v in row.items() if k.startswith("oracle_")),
+                    {"rmse": float("nan")})
         ttm = row["agent"]["time_to_match_s"]
         lines.append(f"| {synth} | {fs} | {row['agent']['rmse']:.3f} | "
                      f"{row['oracle']['rmse']:.3f} | {fine['rmse']:.3f} | "

@@ -23,8 +23,10 @@ def test_the_three_rl_impro_synths_are_shipped_small_with_their_commands():
     total = 0
     for name in names:
         agent = InverseAgent.load(f"builtin:{name}")
-        assert agent.synth == name
-        assert agent.meta["command"].startswith(f"musicgym train-improviser {name} ")
+        # builtin:SYNTH is the lp agent, builtin:SYNTH-SET another feature set's
+        synth, _, feature_set = name.partition("-")
+        assert agent.synth == synth and agent.meta["feature_set"] == (feature_set or "lp")
+        assert agent.meta["command"].startswith(f"musicgym train-improviser {synth} ")
         assert "seed" in agent.meta and agent.meta["heldout"]["agent"]["rmse"] > 0
         total += sum(p.stat().st_size for p in _files(name))
     assert total < 3_000_000
@@ -93,6 +95,33 @@ def test_train_save_load_round_trip(tmp_path):
     assert json.loads(path.with_suffix(".json").read_text())["feature_set"] == "lp"
 
 
+def test_search_agent_round_trips_and_never_sounds_further_than_its_net(tmp_path):
+    torch = pytest.importorskip("torch")
+    torch.set_num_threads(1)
+    from dataclasses import replace
+
+    from musicgym.train.improvise_agents import train_inverse
+
+    t = np.arange(44100) / 44100
+    corpus = {"a": 0.3 * np.sin(2 * np.pi * 330 * t), "b": 0.1 * np.sin(2 * np.pi * 550 * t)}
+    agent = train_inverse("sine", "lp", corpus, subdiv=9, distil_steps=40, refine_steps=0,
+                          batch_size=64, search=True)
+    assert agent.table.shape == (81, len(agent.features)) and agent.meta["search"]
+    again = InverseAgent.load(agent.save(tmp_path / "sine-lp-search"))
+    np.testing.assert_array_equal(again.table, agent.table)
+    # targets the synth's own table makes: the search only ever moves closer to them
+    z = agent.table[np.random.default_rng(0).choice(81, 12)].astype(np.float64)
+    raw = z * agent.std + agent.mean
+    net = replace(agent, table=None)
+    u_net, u = net(raw), agent(raw)
+    np.testing.assert_allclose(again(raw), u)
+
+    def err(v):
+        return ((agent._interpolate(v) - z) ** 2).sum(axis=1)
+
+    assert (err(u) <= err(u_net) + 1e-12).all() and err(u).mean() < err(u_net).mean()
+
+
 def test_bad_agents_are_refused(tmp_path):
     with pytest.raises(ImproviseConfigError, match="no built-in improviser 'theremin'"):
         InverseAgent.load("builtin:theremin")
@@ -102,3 +131,22 @@ def test_bad_agents_are_refused(tmp_path):
     (tmp_path / "x.json").write_text("{}")
     with pytest.raises(ImproviseConfigError, match="is not an improviser's file"):
         InverseAgent.load(tmp_path / "x.npz")
+
+
+@pytest.mark.parametrize("name", builtin_names())
+def test_every_builtin_follows_the_held_out_tracks(name):
+    """Each shipped agent (every feature set) plays the held-out tracks of the built-in corpus
+    (held-out chorales on held-out instruments, and held-out one-shots) frame by frame and
+    ends nearer them than holding still at its random start (hearing a 9-point table)."""
+    from musicgym.audio.soundfont import soundfont_available
+    from musicgym.envs.improvise_core import BUILTIN_CORPUS
+    from musicgym.train.evaluate_improvise import evaluate_improvisers
+
+    if not soundfont_available():
+        pytest.skip("the built-in corpus is rendered with FluidSynth and a GM SoundFont")
+    agent = InverseAgent.load(f"builtin:{name}")
+    kwargs = {**agent.env_kwargs, "corpus": BUILTIN_CORPUS, "mode": "lookup", "subdiv": 9}
+    report = evaluate_improvisers(kwargs, model=agent, methods=["agent", "hold"], subdiv=9)
+    rmse = {m: r["rmse"] for m, r in report["methods"].items()}
+    assert len(report["tracks"]) >= 4 and np.isfinite(rmse["agent"])
+    assert rmse["agent"] < 0.9 * rmse["hold"]

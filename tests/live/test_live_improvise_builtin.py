@@ -59,7 +59,8 @@ def _serve(argv: list[str], port: int, message: bytes, n: int) -> tuple[int, dic
     return result["rc"], replies
 
 
-@pytest.mark.parametrize(("name", "n_controls"), [("sine", 2), ("fm", 3), ("granular", 3)])
+@pytest.mark.parametrize(("name", "n_controls"),
+                         [("sine", 2), ("fm", 3), ("granular", 3), ("subtractive", 3)])
 def test_live_improvise_plays_a_builtin_agent(name, n_controls, capsys):
     port = _free_port()
     tone = (0.4 * np.sin(2 * np.pi * 440.0 * np.arange(1024) / SR)).astype(np.float32)

@@ -80,6 +80,13 @@ def _add_train_improviser(subparsers) -> None:
                                               "for 2 parameters, 21 for 3)")
     p.add_argument("--distil-steps", type=int, default=3000, help="stage 1 steps (3000)")
     p.add_argument("--refine-steps", type=int, default=3000, help="stage 2 steps (3000)")
+    p.add_argument("--hidden", type=int, nargs="+", default=[128, 128],
+                   help="hidden layer widths (128 128)")
+    p.add_argument("--anchor", type=float, default=0.1,
+                   help="weight of the stage-1 loss kept in stage 2 (0.1)")
+    p.add_argument("--search", action="store_true",
+                   help="ship the training table with the agent: it refines each answer by a "
+                        "local search through it")
     p.add_argument("-o", "--output", default="out/improvise", metavar="DIR",
                    help="output folder: DIR/SYNTH-FEATURES.npz and .json (out/improvise)")
     p.set_defaults(func=run_train_improviser)
@@ -97,10 +104,13 @@ def run_train_improviser(args: argparse.Namespace) -> int:
     corpus = args.corpus or build_corpus()
     agent = train_inverse(args.synth, args.features, corpus, seed=args.seed, subdiv=args.subdiv,
                           distil_steps=args.distil_steps, refine_steps=args.refine_steps,
+                          hidden=tuple(args.hidden), anchor=args.anchor, search=args.search,
                           log=lambda line: print(line, file=sys.stderr, flush=True))
     agent.meta["command"] = (
         f"musicgym train-improviser {args.synth} --features {args.features} --seed {args.seed} "
         f"--distil-steps {args.distil_steps} --refine-steps {args.refine_steps}"
+        f" --hidden {' '.join(map(str, args.hidden))} --anchor {args.anchor}"
+        + (" --search" if args.search else "")
         + (f" --subdiv {args.subdiv}" if args.subdiv else "")
         + (f" --corpus {shlex.quote(str(args.corpus))}" if args.corpus else ""))
     path = agent.save(Path(args.output) / f"{args.synth}-{args.features}.npz")

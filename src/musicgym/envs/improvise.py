@@ -78,7 +78,8 @@ class ImproviseEnv(gym.Env):
     frame (what a live player faces). ``reward_type``: ``"cubic"`` (default, RL-impro's shape
     made bounded) ``8 (0.5 - min(rmse, 1))^3`` in [-1, 1]; ``"linear"`` ``1 - min(rmse, 2)`` in
     [-1, 1]; ``"cubic+prize"`` half cubic plus 0.5 when ``rmse <= 0.1``, in [-0.5, 1];
-    ``"prize"`` +1 when ``rmse <= 0.1`` else -1.
+    ``"prize"`` +1 when ``rmse <= 0.1`` else -1; ``"cubic_unbounded"`` RL-impro's own
+    ``8 (0.5 - rmse)^3``, unclipped (at most 1, unbounded below).
 
     ## Starting State
     Parameters uniform in [0, 1]. The episode's target (``training_mode``, RL-impro's):
@@ -96,7 +97,8 @@ class ImproviseEnv(gym.Env):
     ``synth`` ("fm"), ``sample`` (the sampler's source file), ``features_keep``
     (["loudness-dB", "specshape", "mfcc", "chroma"]: F = 33), ``features_reward``
     (["loudness-dB", "specshape-centroid"]), ``reward_type``, ``training_mode``, ``corpus``
-    (a folder, a list of files, or a dict name -> mono array), ``split`` ("train"; "test" = the
+    (a folder, a list of files, a dict name -> mono array, or ``"builtin:default"``: the
+    corpus ``musicgym corpus build`` makes, split by its manifest), ``split`` ("train"; "test" = the
     held-out tracks), ``holdout`` (0.2), ``action_type``, ``step_size``, ``mode`` ("render" or
     "lookup"), ``lookup`` (a ``LookupTable`` or a table file from ``musicgym lookup``; built
     at ``subdiv`` points per parameter when absent), ``sr``, ``frame_length``, ``hop_length``,

@@ -57,6 +57,12 @@ class InverseAgent:
         Weights, ``W`` (in, out) float32.
     meta : dict
         How it was made (command, seed, time) and what it reached.
+    table : numpy.ndarray, shape (subdiv**N, F), optional
+        The synth's descriptor table on a C-order grid of ``meta["subdiv"]`` points per
+        parameter, in the agent's normalisation (float32). When present the agent refines
+        the net's answer by a short local search through it, interpolated (it listens to
+        what its answer would sound like and nudges each parameter while that sounds closer):
+        the net picks the basin, the search settles in it.
     """
 
     synth: str
@@ -66,17 +72,57 @@ class InverseAgent:
     std: np.ndarray
     layers: list[tuple[np.ndarray, np.ndarray]]
     meta: dict = field(default_factory=dict)
+    table: np.ndarray | None = None
 
     def __call__(self, target_raw: np.ndarray, known: np.ndarray | None = None) -> np.ndarray:
         """Parameters (B, N) for raw descriptors (B, F) (unknown ones read as the mean)."""
-        x = (np.asarray(target_raw, dtype=np.float64) - self.mean) / self.std
+        z = (np.asarray(target_raw, dtype=np.float64) - self.mean) / self.std
         if known is not None:
-            x = np.where(known, x, 0.0)
-        x = np.clip(np.nan_to_num(x), -10.0, 10.0).astype(np.float32)
+            z = np.where(known, z, 0.0)
+        z = np.clip(np.nan_to_num(z), -10.0, 10.0)
+        x = z.astype(np.float32)
         for i, (w, b) in enumerate(self.layers):
             x = x @ w + b
             x = np.tanh(x) if i < len(self.layers) - 1 else 1.0 / (1.0 + np.exp(-x))
-        return x.astype(np.float64)
+        u = x.astype(np.float64)
+        if self.table is None:
+            return u
+        weights = np.ones_like(z) if known is None else np.asarray(known, dtype=np.float64)
+        return self._search(u, z, weights)
+
+    def _interpolate(self, u: np.ndarray) -> np.ndarray:
+        """The table's descriptors (B, F) at u (B, N), multilinear between grid points."""
+        k, n = int(self.meta["subdiv"]), u.shape[1]
+        pos = np.clip(u, 0.0, 1.0) * (k - 1)
+        cell = np.minimum(pos.astype(np.int64), k - 2)
+        frac = pos - cell
+        bits = (np.arange(2 ** n)[:, None] >> np.arange(n - 1, -1, -1)) & 1
+        w = np.where(bits, frac[:, None, :], 1.0 - frac[:, None, :]).prod(axis=2)
+        rows = (cell[:, None, :] + bits) @ (k ** np.arange(n - 1, -1, -1))
+        return np.einsum("bc,bcf->bf", w, self.table[rows])
+
+    def _search(self, u: np.ndarray, z: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        """Pattern search from u: each round tries every parameter one step up and down and
+        keeps the best move while it sounds closer to z; the step halves from half a cell."""
+        b, n = u.shape
+        step = 0.5 / (int(self.meta["subdiv"]) - 1)
+        moves = np.concatenate([np.eye(n), -np.eye(n)])          # (2N, N)
+
+        def error(v, rows):
+            return ((self._interpolate(v) - z[rows]) ** 2 * weights[rows]).sum(axis=1)
+
+        rows = np.arange(b)
+        best = error(u, rows)
+        for _ in range(int(self.meta.get("search_rounds", 12))):
+            cand = np.clip(u[:, None, :] + step * moves[None], 0.0, 1.0).reshape(-1, n)
+            err = error(cand, np.repeat(rows, 2 * n)).reshape(b, 2 * n)
+            pick = np.argmin(err, axis=1)
+            better = err[rows, pick] < best
+            u = np.where(better[:, None], cand.reshape(b, 2 * n, n)[rows, pick], u)
+            best = np.where(better, err[rows, pick], best)
+            if not better.any():
+                step /= 2.0
+        return u
 
     def controller(self, core) -> AgentController:
         """This agent as a Controller of an improviser whose core is ``core``."""
@@ -95,6 +141,8 @@ class InverseAgent:
         path = Path(path).with_suffix(".npz")
         path.parent.mkdir(parents=True, exist_ok=True)
         arrays = {"mean": self.mean, "std": self.std}
+        if self.table is not None:
+            arrays["table"] = self.table.astype(np.float32)
         for i, (w, b) in enumerate(self.layers):
             arrays[f"w{i}"], arrays[f"b{i}"] = w.astype(np.float32), b.astype(np.float32)
         tmp = path.with_name(".partial-" + path.name)
@@ -131,10 +179,14 @@ class InverseAgent:
             with np.load(path) as data:
                 layers = [(data[f"w{i}"], data[f"b{i}"]) for i in range(int(info["layers"]))]
                 mean, std = data["mean"], data["std"]
+                table = data["table"] if "table" in data.files else None
             meta = {k: v for k, v in info.items()
                     if k not in ("synth", "features", "env_kwargs", "layers")}
             agent = cls(info["synth"], list(info["features"]), dict(info["env_kwargs"]), mean,
-                        std, layers, meta)
+                        std, layers, meta, table)
+            if table is not None and table.shape != (int(meta["subdiv"]) ** layers[-1][0]
+                                                     .shape[1], len(mean)):
+                raise ValueError(f"its table is {table.shape}, not subdiv**N by F")
         except (KeyError, ValueError, OSError) as exc:
             raise ImproviseConfigError(f"{str(path)!r} is not an improviser's file ({exc})"
                                        ) from None

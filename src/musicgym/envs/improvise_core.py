@@ -27,15 +27,27 @@ from musicgym.safeio import load_mapping
 
 ACTION_TYPES = ("ternary", "multidiscrete", "continuous")
 MODES = ("render", "lookup")
-REWARD_TYPES = ("cubic", "linear", "cubic+prize", "prize")
+REWARD_TYPES = ("cubic", "linear", "cubic+prize", "prize", "cubic_unbounded")
 TRAINING_MODES = ("corpus", "static_random", "dynamic_random", "mixed_random",
                   "mixed_random+corpus")
 CLIP = 10.0   # normalised descriptors are clipped to [-CLIP, CLIP]
 # RL-impro's environment_settings.json keys that only concern its Pd/OSC set-up or its noise
 SETTINGS_IGNORED = ("corpus_name", "reward_noise", "ip_send", "port_send", "port_send_optimal",
                     "verbose", "live", "seed")
+# corpus= this names ``musicgym corpus build``'s default corpus (built once, then cached)
+BUILTIN_CORPUS = "builtin:default"
 SYNTH_NAMES = {"sin": "sine", "sine": "sine", "fm": "fm", "FM3": "fm", "subtractive":
                "subtractive", "sampler": "sampler", "granular": "granular"}
+
+
+def resolve_corpus(corpus):
+    """``corpus`` itself, or for ``"builtin:default"`` the folder of ``musicgym corpus
+    build``'s default corpus (built on first use, then cached), so a config can name it."""
+    if isinstance(corpus, str) and corpus == BUILTIN_CORPUS:
+        from musicgym.envs.improvise_corpus import build_corpus
+
+        return str(build_corpus())
+    return corpus
 
 
 def settings_to_kwargs(settings: str | os.PathLike | dict) -> dict[str, Any]:
@@ -142,6 +154,7 @@ class Improvisers:
 
         kw = dict(features=self.features, sr=self.sr, frame_length=frame_length,
                   hop_length=hop_length)
+        corpus = resolve_corpus(corpus)
         built = manifest_split(corpus) if isinstance(corpus, (str, os.PathLike)) else None
         if built is None:
             return split_tracks(load_corpus(corpus, **kw), holdout=holdout)
@@ -334,6 +347,8 @@ class Improvisers:
         cubic = 8.0 * (0.5 - np.minimum(rmse, 1.0)) ** 3
         if self.reward_type == "cubic":
             return cubic, rmse
+        if self.reward_type == "cubic_unbounded":   # RL-impro's exact reward, unclipped
+            return 8.0 * (0.5 - rmse) ** 3, rmse
         if self.reward_type == "linear":
             return 1.0 - np.minimum(rmse, 2.0), rmse
         if self.reward_type == "cubic+prize":

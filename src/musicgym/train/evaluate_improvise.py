@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from musicgym.envs.improvise_core import resolve_corpus
 from musicgym.envs.improvise_play import (
     HoldStill,
     Improviser,
@@ -213,7 +214,7 @@ def write_agent_take(model, env_kwargs: dict[str, Any], out_dir, *,
     improviser = Improviser(core, PolicyController(model, core), hop_length=hop_length)
     heard = play_track(improviser, frames_z)
     improviser.write_wav(out_dir / "agent.wav")
-    musician = _track_audio(env_kwargs["corpus"], track.name, core.sr)
+    musician = _track_audio(resolve_corpus(env_kwargs["corpus"]), track.name, core.sr)
     if musician is not None:
         write_wav(out_dir / "target.wav", musician, core.sr)
     _traces_png(out_dir / "descriptors.png", core, track.features[1:], heard,

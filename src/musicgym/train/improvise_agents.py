@@ -65,7 +65,8 @@ def _interp_torch(values, subdiv: int, u):
 def train_inverse(synth: str, feature_set: str, corpus, *, seed: int = 0,
                   subdiv: int | None = None, hidden: tuple[int, ...] = (128, 128),
                   distil_steps: int = 3000, refine_steps: int = 3000, batch_size: int = 512,
-                  max_frames: int = 40000, log=None) -> InverseAgent:
+                  max_frames: int = 40000, anchor: float = 0.1, search: bool = False,
+                  log=None) -> InverseAgent:
     """Train an :class:`InverseAgent` for ``synth`` on ``feature_set``'s descriptors.
 
     Parameters
@@ -81,11 +82,20 @@ def train_inverse(synth: str, feature_set: str, corpus, *, seed: int = 0,
         for 3).
     distil_steps, refine_steps : int
         Adam steps of stage 1 (nearest-neighbour labels) and stage 2 (analysis by synthesis).
+    anchor : float
+        Weight of the stage-1 loss kept in stage 2 (0.1): it holds the agent near the
+        table's nearest neighbour; 0 lets analysis by synthesis alone pick among the
+        parameter settings that sound alike.
+    search : bool
+        Ship the training table with the agent, so it refines each answer by a local search
+        through it (:class:`InverseAgent`'s ``table``; adds ``subdiv**N * F * 4`` bytes).
     log : callable, optional
         Told one line of progress at a time.
     """
     import torch
 
+    if not float(anchor) >= 0.0:
+        raise ImproviseConfigError(f"anchor must be a number >= 0, got {anchor!r}")
     start = time.perf_counter()
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
@@ -126,7 +136,7 @@ def train_inverse(synth: str, feature_set: str, corpus, *, seed: int = 0,
             loss = distil
         else:
             heard = _interp_torch(values, subdiv, u)
-            loss = (((heard - xt[idx]) ** 2) @ wt).mean() + 0.1 * distil
+            loss = (((heard - xt[idx]) ** 2) @ wt).mean() + anchor * distil
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -141,5 +151,8 @@ def train_inverse(synth: str, feature_set: str, corpus, *, seed: int = 0,
                         core.std.copy(), layers,
                         {"feature_set": feature_set, "seed": seed, "subdiv": subdiv,
                          "hidden": list(hidden), "distil_steps": distil_steps,
-                         "refine_steps": refine_steps, "train_seconds": round(seconds, 1),
-                         "train_tracks": [t.name for t in core.tracks]})
+                         "refine_steps": refine_steps, "anchor": anchor,
+                         "train_seconds": round(seconds, 1),
+                         "search": bool(search),
+                         "train_tracks": [t.name for t in core.tracks]},
+                        table_z.astype(np.float32) if search else None)
