@@ -18,7 +18,9 @@ and ignored. Any other field is an error that names it and the fields allowed th
 ``piece.tuning`` and ``piece.rendering_params`` keep their meaning, ``piece.melody`` holds the
 env's settings (``lowest_note``, ``n_pitches``, ``n_steps``, ``steps_per_bar``, ``masks``,
 ``weights``, ``rule_params``) and ``rendering_params.midi.melody_instrument`` its General MIDI
-program; the counterpoint-only fields are refused by name.
+program; the counterpoint-only fields are refused by name. ``agent.method: policy`` there is
+the melody policy of :mod:`musicgym.compose.melody_policy` (``agent.policy``: ``builtin`` or
+a trained file; ``agent.temperature``: 0, the default, plays its likeliest action).
 
 This module reads settings; :mod:`musicgym.cli.compose` runs them.
 """
@@ -321,9 +323,9 @@ def validate(config: ComposeConfig) -> ComposeConfig:
     if config.method not in METHODS:
         raise ConfigError(f"{config.source}: method must be one of {', '.join(METHODS)}, "
                           f"got {config.method!r}")
-    if config.task == "melody" and config.method == "policy":
-        raise ConfigError(f"{config.source}: method policy is for task counterpoint (no "
-                          "melody policy is shipped); a melody's search is method beam")
+    if config.task == "melody" and "policy_beam" in config.agent:
+        raise ConfigError(f"{config.source}: agent.policy_beam (--policy-beam) is for task "
+                          "counterpoint; the melody policy writes a melody in one pass")
     if config.method != "policy" and any(k in config.agent for k in ("policy", "policy_beam")):
         raise ConfigError(f"{config.source}: agent.policy and agent.policy_beam are settings "
                           f"of method policy, but the method is {config.method}; remove them "
