@@ -57,9 +57,13 @@ def random_setting(rng: np.random.Generator) -> dict:
 
 
 def held_out_settings() -> list[dict]:
-    """The benchmark's settings: Melody-v0's default (C major, 4 bars of 8) and the other
-    :data:`HELD_OUT` pairs with the env's default range and length."""
-    return [{"tonic": t, "mode": "major" if m == "ionian" else m} for t, m in HELD_OUT]
+    """The benchmark's settings, on the :data:`HELD_OUT` tonic/mode pairs only: each pair in
+    Melody-v0's default form (4 bars of 8 eighths, C3..B5; C major is Melody-v0's default),
+    in 4 bars of 6 eighths over G3..F#5, and in 6 bars of 8 with the key as a hard mask."""
+    variants = ({}, {"lowest_midi": 55, "n_pitches": 24, "steps_per_bar": 6, "n_steps": 24},
+                {"n_steps": 48, "masks": ["rl_tuner_key"]})
+    return [{"tonic": t, "mode": "major" if m == "ionian" else m, **v}
+            for v in variants for t, m in HELD_OUT]
 
 
 def expert_samples(n_settings: int, *, seed: int, width: int, log=print) -> dict:
