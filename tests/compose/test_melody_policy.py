@@ -13,6 +13,7 @@ from musicgym.compose.melody_policy import (
     BUILTIN_MELODY,
     MelodyPolicy,
     action_features,
+    best_of_melody_policy,
     compose_melody_policy,
     n_features,
 )
@@ -73,6 +74,18 @@ def test_policy_keeps_the_mask_and_other_lengths_and_metres():
     report = evaluate_melody(piece_from_melody(env, actions))
     assert len(actions) == 18 and report["out_of_key"] == 0
     assert report["mask_violations"] == 0
+
+
+def test_best_of_k_is_at_least_the_greedy_melody_and_checks_its_arguments():
+    policy = MelodyPolicy.load("builtin")
+    env = MelodyEnv(tonic="F#", mode="lydian", n_steps=16)
+    greedy = compose_melody_policy(env, policy)[0]
+    total, actions = best_of_melody_policy(env, policy, samples=3, seed=2)
+    assert total >= greedy and len(actions) == 16
+    with pytest.raises(ValueError, match="samples"):
+        best_of_melody_policy(env, policy, samples=0)
+    with pytest.raises(ValueError, match="temperature"):
+        best_of_melody_policy(env, policy, temperature=0.0)
 
 
 def test_bad_policy_files_are_refused(tmp_path):
