@@ -8,7 +8,7 @@ F# lydian, Bb harmonic minor, E phrygian, A aeolian), each in three forms
 seeds 1000.. . Per method: mean return (RL Tuner's nine rules at weight 1, as
 ``evaluate_melody`` judges), notes out of key per melody, s/piece. The beam search is run at
 the widest width whose mean time per piece does not exceed the policy's ("equal time"), and at
-its default width 16.
+its default width 16, each also at temperature 0 (no noise: the plain beam search).
 
 ``OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/compose_melody_policy.py --seeds 2``
 writes ``benchmarks/results/compose_melody_policy.json``.
@@ -56,6 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--policy", default="builtin")
     p.add_argument("--best-of", type=int, nargs="*", default=[4, 16],
                    help="also the best of k policy melodies, for each k")
+    p.add_argument("--plain-widths", type=int, nargs="*", default=[],
+                   help="also the plain beam search (temperature 0) at these widths")
     p.add_argument("--out", default="benchmarks/results/compose_melody_policy.json")
     args = p.parse_args(argv)
     policy = MelodyPolicy.load(args.policy)
@@ -83,6 +85,16 @@ def main(argv: list[str] | None = None) -> int:
         label = f"beam width {width}" + (" (default)" if width == 16 else "")
         rows[label] = run(cases, lambda e, s, w=width: beam_melody(e, seed=s, beam_width=w))
         rows[label]["equal_time_to"] = [n for n, w in equal.items() if w == width]
+        print(f"{label}: {rows[label]}", flush=True)
+        # the plain beam search (no Gumbel noise, ties broken by the seed) at the same width
+        label = f"beam width {width}, temperature 0"
+        rows[label] = run(cases, lambda e, s, w=width: beam_melody(e, seed=s, beam_width=w,
+                                                                   temperature=0.0))
+        print(f"{label}: {rows[label]}", flush=True)
+    for width in args.plain_widths:
+        label = f"beam width {width}, temperature 0"
+        rows[label] = run(cases, lambda e, s, w=width: beam_melody(e, seed=s, beam_width=w,
+                                                                   temperature=0.0))
         print(f"{label}: {rows[label]}", flush=True)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
