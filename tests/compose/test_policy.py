@@ -153,6 +153,7 @@ def test_compose_cli_refuses_a_missing_policy_and_policy_for_melody(tmp_path):
     done = _cli("compose", "--method", "policy", "--policy", str(tmp_path / "nope.npz"),
                 "-o", str(tmp_path / "o"), "--no-wav")
     assert done.returncode != 0 and "no composing policy" in done.stderr
-    done = _cli("compose", "--task", "melody", "--method", "policy", "-o",
-                str(tmp_path / "m"), "--no-wav")
+    # a melody has its own policy (test_melody_policy.py), but no policy beam
+    done = _cli("compose", "--task", "melody", "--method", "policy", "--policy-beam", "2",
+                "-o", str(tmp_path / "m"), "--no-wav")
     assert done.returncode != 0 and "task counterpoint" in done.stderr

@@ -71,7 +71,8 @@ def add_parser(subparsers) -> None:
                         "that fits species 1-4")
     p.add_argument("--policy", metavar="builtin|RUN",
                    help="policy: the composing policy, 'builtin' (default: the one shipped) "
-                        "or a .npz (or its folder) from python -m musicgym.compose.policy_train")
+                        "or a .npz (or its folder) from python -m musicgym.compose.policy_train "
+                        "(--task melody: from python -m musicgym.compose.melody_policy_train)")
     p.add_argument("--policy-beam", type=int,
                    help="policy: 1 (default) takes the likeliest allowed note each step; k "
                         "keeps the k likeliest partial pieces and returns the best finished")
@@ -223,6 +224,13 @@ def _composer(config: ComposeConfig, env):
     from musicgym.compose.search import beam_search, guided_beam_search, random_search
 
     agent = config.agent
+    if config.task == "melody" and config.method == "policy":
+        from musicgym.compose.melody_policy import MelodyPolicy, compose_melody_policy
+
+        melody_policy = MelodyPolicy.load(agent.get("policy", "builtin"))
+        temperature = agent.get("temperature", 0.0)  # 0: greedy, the same melody every seed
+        return lambda seed: compose_melody_policy(env, melody_policy, seed=seed,
+                                                  temperature=temperature)
     if config.task == "melody" and config.method != "ppo":
         from musicgym.compose.melody import beam_melody, random_melody
 

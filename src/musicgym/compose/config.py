@@ -20,7 +20,9 @@ and ignored. Any other field is an error that names it and the fields allowed th
 ``piece.tuning`` and ``piece.rendering_params`` keep their meaning, ``piece.melody`` holds the
 env's settings (``lowest_note``, ``n_pitches``, ``n_steps``, ``steps_per_bar``, ``masks``,
 ``weights``, ``rule_params``) and ``rendering_params.midi.melody_instrument`` its General MIDI
-program; the counterpoint-only fields are refused by name.
+program; the counterpoint-only fields are refused by name. ``agent.method: policy`` there is
+the melody policy of :mod:`musicgym.compose.melody_policy` (``agent.policy``: ``builtin`` or
+a trained file; ``agent.temperature``: 0, the default, plays its likeliest action).
 
 This module reads settings; :mod:`musicgym.cli.compose` runs them.
 """
@@ -323,9 +325,11 @@ def validate(config: ComposeConfig) -> ComposeConfig:
     if config.method not in METHODS:
         raise ConfigError(f"{config.source}: method must be one of {', '.join(METHODS)}, "
                           f"got {config.method!r}")
-    if config.task == "melody" and config.method == "policy":
-        raise ConfigError(f"{config.source}: method policy is for task counterpoint (no "
-                          "melody policy is shipped); a melody's search is method beam")
+    if config.task == "melody" and any(k in config.agent for k in ("policy_beam",
+                                                                  "policy_value")):
+        raise ConfigError(f"{config.source}: agent.policy_beam and agent.policy_value "
+                          "(--policy-beam, --policy-value) are for task counterpoint; the "
+                          "melody policy writes a melody in one pass")
     if config.method != "policy" and any(k in config.agent for k in ("policy", "policy_beam",
                                                                        "policy_value")):
         raise ConfigError(f"{config.source}: agent.policy, policy_beam and policy_value are "
