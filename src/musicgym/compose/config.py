@@ -325,11 +325,11 @@ def validate(config: ComposeConfig) -> ComposeConfig:
     if config.method not in METHODS:
         raise ConfigError(f"{config.source}: method must be one of {', '.join(METHODS)}, "
                           f"got {config.method!r}")
-    if config.task == "melody" and any(k in config.agent for k in ("policy_beam",
-                                                                  "policy_value")):
-        raise ConfigError(f"{config.source}: agent.policy_beam and agent.policy_value "
-                          "(--policy-beam, --policy-value) are for task counterpoint; the "
-                          "melody policy writes a melody in one pass")
+    for key in ("policy_beam", "policy_value"):
+        if config.task == "melody" and key in config.agent:
+            raise ConfigError(f"{config.source}: agent.{key} (--{key.replace('_', '-')}) is "
+                              "for task counterpoint; the melody policy writes a melody in "
+                              "one pass")
     if config.method != "policy" and any(k in config.agent for k in ("policy", "policy_beam",
                                                                        "policy_value")):
         raise ConfigError(f"{config.source}: agent.policy, policy_beam and policy_value are "
