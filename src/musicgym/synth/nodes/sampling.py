@@ -196,7 +196,7 @@ class Sampler(Node):
 
 
 class MonoSampler(Sampler):
-    """spmono \\NAME: sp with one voice at a time: each trigger ends the voice playing (a choke).
+    """spmono \\NAME: sp, one voice at a time (each trigger ends it); musicgym only, not Glicol.
 
     A musicgym extension (the NumPy backend only; glicol@0.4.0 has no such node). ``sp``'s
     voices play their whole sample whatever follows them, so under an envelope retriggered by
