@@ -22,6 +22,7 @@ CODES = {   # per node kind: code, parameter scale
     "feedback": ("~a: sin 200 >> add ~b >> mul 0.5\n~b: ~a >> delayn 300 >> mul {g}\n"
                  "o: ~a >> mul 1", [0.3]),
     "sampler": ("o: imp {r} >> sp \\x", [4.0]),
+    "spmono": ("o: imp {r} >> mul {s} >> spmono \\x", [4.0, 0.5]),
     "instrument": ("o: imp 3 >> bd {d}\nh: imp 7 >> sawsynth 0.01 {d}", [0.1]),
 }
 
@@ -142,6 +143,79 @@ def test_row_restart_matches_a_fresh_render_on_the_clock():
     fresh = patch.render([[330.0]], n_samples=1024 + 512)
     np.testing.assert_array_equal(pre[0], fresh[0, :, :1024])
     np.testing.assert_array_equal(stream.render(512)[1], fresh[0, :, 1024:])
+
+
+# the granular synth's patch (envs/synths.py): grains of a 2 s tone under one envelope
+GRANULAR = ("~trig: imp {density}\n~env: ~trig >> envperc 0.005 {grain}\n"
+            "o: ~trig >> mul {speed} >> spmono \\src >> mul ~env")
+
+
+def _granular_source(sr: int = 44100) -> np.ndarray:
+    return Patch("o: saw 220 >> lpf 3000 1.0 >> mul 0.5", sr=sr).render(n_samples=2 * sr)[0]
+
+
+def test_granular_jump_sounds_like_a_fresh_render_from_the_next_grain():
+    """Issue 16: after a jump (40 Hz of slow 0.5 s grains to 10 Hz of fast 0.05 s ones) the
+    stream from the first new grain on is what a fresh render at the new settings plays: no
+    voices of the old rate left (``sp`` kept each for 2 s / 0.25 = 8 s, hundreds piled up
+    under the envelope) and the grain clock one new period after the last grain."""
+    patch = Patch(GRANULAR, samples={"src": (_granular_source(), 44100)})
+    old, new = np.array([[40.0, 0.5, 0.25]]), np.array([[10.0, 0.05, 2.0]])
+    stream = patch.stream(old)
+    stream.render(344 * 128)   # about 1 s, ending on a block boundary
+    last = (344 * 128 - 1) // 1102 * 1102   # the last 40 Hz grain (period 1102)
+    stream.set_params(new)
+    after = stream.render(22050)
+    first = last + 4410 - 344 * 128   # one 10 Hz period after the last grain
+    fresh = patch.render(new, n_samples=22050 - first)
+    np.testing.assert_array_equal(after[:, :, first:], fresh)
+    # the old grain dies away under its envelope meanwhile (no new grain before)
+    assert np.abs(after[0, 0, :first]).max() > 0
+
+
+def test_granular_stream_level_stays_that_of_one_grain():
+    """Held for 3 s at dense, slow, long grains, the stream is as loud as a fresh render
+    (``sp`` summed up to 320 voices there)."""
+    patch = Patch(GRANULAR, samples={"src": (_granular_source(), 44100)})
+    params = np.array([[40.0, 0.5, 0.25]])
+    fresh = patch.render(params, n_samples=4408)[0, 0]
+    stream = patch.stream(params)
+    stream.render(3 * 44100 - 3 * 44100 % 1102)   # ends on a grain
+    held = stream.render(4408)[0, 0]
+    np.testing.assert_allclose(held, fresh, atol=1e-5)
+
+
+def test_imp_clock_carries_over_a_frequency_change():
+    """The next impulse comes one new period after the last one (at once where that is
+    past), whatever the stream's clock is."""
+    patch = Patch("o: imp {f}")
+    stream = patch.stream(np.array([[100.0]]))   # period 441
+    a = stream.render(1024)[0, 0]
+    stream.set_params(np.array([[50.0]]))        # period 882: last impulse at 882
+    b = stream.render(1024)[0, 0]
+    stream.set_params(np.array([[400.0]]))       # period 110: 1764 + 110 is past, so at once
+    c = stream.render(1024)[0, 0]
+    got = np.flatnonzero(np.concatenate([a, b, c]))
+    assert got.tolist()[:6] == [0, 441, 882, 1764, 2048, 2158]
+    stream = patch.stream(np.array([[10.0]]))    # period 4410, impulse at 0
+    stream.render(2048)
+    stream.set_params(np.array([[40.0]]))        # 1102 already past: an impulse at once
+    assert np.flatnonzero(stream.render(1024)[0, 0]).tolist() == [0]
+
+
+def test_spmono_plays_one_voice_at_a_time():
+    """Each trigger ends the voice playing (sp sums them); a lone voice is sp's."""
+    x = (np.sin(np.arange(3000) / 10.0).astype(np.float32), 44100)
+    mono = Patch("o: imp 1 >> spmono \\x", samples={"x": x}).render(n_samples=2000)
+    poly = Patch("o: imp 1 >> sp \\x", samples={"x": x}).render(n_samples=2000)
+    np.testing.assert_array_equal(mono, poly)   # one trigger: the same voice
+    mono = Patch("o: imp 150 >> spmono \\x", samples={"x": x}).render(n_samples=900)[0, 0]
+    poly = Patch("o: imp 150 >> sp \\x", samples={"x": x}).render(n_samples=900)[0, 0]
+    one = Patch("o: imp 1 >> sp \\x", samples={"x": x}).render(n_samples=900)[0, 0]
+    period = 294   # floor(44100 / 150)
+    np.testing.assert_array_equal(mono[:period], one[:period])
+    np.testing.assert_array_equal(mono[period:2 * period], one[:period])   # restarted
+    assert np.abs(poly[period:2 * period] - one[:period]).max() > 0.1     # sp sums two
 
 
 def test_stream_errors():

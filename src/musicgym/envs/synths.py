@@ -209,7 +209,7 @@ SYNTHS: dict[str, Callable[[], Synth]] = {
     # window starts on a grain (no pre-roll), so density and grain length shape what is heard
     "granular": lambda: Synth(
         "granular", "~trig: imp {density_hz}\n~env: ~trig >> envperc 0.005 {grain_s}\n"
-                    "o: ~trig >> mul {speed} >> sp \\src >> mul ~env",
+                    "o: ~trig >> mul {speed} >> spmono \\src >> mul ~env",
         (Control("density_hz", 2.0, 40.0, "exp"), Control("speed", 0.25, 4.0, "exp"),
          Control("grain_s", 0.02, 0.5, "exp")), samples=_grain_source),
 }

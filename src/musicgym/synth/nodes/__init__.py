@@ -36,7 +36,8 @@ _register(envelopes.EnvPerc, envelopes.Adsr)
 _register(filters.Lpf, filters.Hpf, filters.OnePole, filters.ApfMsGain,
           aliases={"rhpf": filters.Hpf, "apfgain": filters.ApfMsGain})
 _register(delays.DelayN, delays.DelayMs)
-_register(sampling.Sampler, sampling.PSampler, aliases={"sampler": sampling.Sampler})
+_register(sampling.Sampler, sampling.MonoSampler, sampling.PSampler,
+          aliases={"sampler": sampling.Sampler})
 _register(instruments.Bd, instruments.Sn, instruments.Hh, instruments.SawSynth,
           instruments.SquSynth, instruments.TriSynth)
 _register(plate.Plate)

@@ -86,8 +86,10 @@ def _mix_voices(data, off, frames, channels, clock, begin, dur, which, count, ou
 
 
 @njit(cache=True, nogil=True)
-def _sampler(x, data, off, frames, channels, scale, start, begin, dur, which, count, out):
-    """``sp``: wherever x > 0 start a voice at rate x, and play every row's voices."""
+def _sampler(x, data, off, frames, channels, scale, start, begin, dur, which, count, out,
+             choke=False):
+    """``sp``: wherever x > 0 start a voice at rate x, and play every row's voices
+    (``choke``: a new voice ends the ones playing, as ``spmono``)."""
     B, n = x.shape
     length = F32(frames[0])
     for b in range(B):
@@ -97,6 +99,8 @@ def _sampler(x, data, off, frames, channels, scale, start, begin, dur, which, co
         for i in range(n):
             v = x[b, i]
             if v > F32(0.0):
+                if choke:
+                    c = 0
                 row_begin[c] = start + i
                 row_dur[c] = length / v / scale
                 row_which[c] = 0
@@ -169,7 +173,7 @@ class Sampler(Node):
     name = "sp"
     channels = 2
     state_attrs = ("voices",)
-
+    choke = False
 
     def load_rows(self, rows, other) -> None:
         self.voices.load_rows(rows, other.voices)
@@ -185,10 +189,25 @@ class Sampler(Node):
             return out
         x = np.ascontiguousarray(mono(inputs[0]))
         v = self.voices
-        v.reserve(np.count_nonzero(x > 0, axis=1))
+        v.reserve(1 if self.choke else np.count_nonzero(x > 0, axis=1))
         _sampler(x, self.data, self.off, self.frames, self.chans, self.scale[0], start,
-                 v.begin, v.dur, v.which, v.count, out)
+                 v.begin, v.dur, v.which, v.count, out, self.choke)
         return out
+
+
+class MonoSampler(Sampler):
+    """spmono \\NAME: sp, one voice at a time (each trigger ends it); musicgym only, not Glicol.
+
+    A musicgym extension (the NumPy backend only; glicol@0.4.0 has no such node). ``sp``'s
+    voices play their whole sample whatever follows them, so under an envelope retriggered by
+    the same impulses (a granular patch: ``imp >> sp >> mul ~env``) every grain re-opens all
+    the voices still playing: a stream that plays on piles up as many as density x sample
+    length / rate of them (hundreds, tens of dB louder than one grain) and keeps an old rate's
+    voices for seconds after a change. With ``spmono`` what sounds is the last grain only.
+    """
+
+    name = "spmono"
+    choke = True
 
 
 @njit(cache=True, nogil=True)

@@ -141,26 +141,35 @@ class Tri(Oscillator):
 
 
 @njit(cache=True, nogil=True)
-def _imp(period, start, out):
-    """out must be zeroed: ones where (start + i) % period == 0 (period 0: only sample 0)."""
+def _imp(period, since, out):
+    """out must be zeroed: an impulse at the first sample (since < 0) and then whenever
+    ``since`` (samples since the last impulse) reaches the period (period 0: no more)."""
     B, n = out.shape
     for b in range(B):
         P = period[b]
-        if P <= 0:
-            if start == 0 and n > 0:
-                out[b, 0] = F32(1.0)
-            continue
-        i = (P - start % P) % P
-        while i < n:
-            out[b, i] = F32(1.0)
-            i += P
+        s = since[b]
+        for i in range(n):
+            if s < 0 or (P > 0 and s >= P):
+                out[b, i] = F32(1.0)
+                s = 0
+            s += 1
+        since[b] = s
 
 
 class Imp(Node):
-    """imp FREQ: a single-sample impulse every floor(sr/FREQ) samples, the first at sample 0."""
+    """imp FREQ: a single-sample impulse every floor(sr/FREQ) samples, the first at sample 0.
+
+    The impulse clock is a counter of the samples since the last impulse, carried over a
+    parameter change like an oscillator's phase: the next impulse comes one new period after
+    the last one (at once where that is past). For a constant FREQ this is the engine's
+    ``clock % period == 0``; deriving the phase from the stream's clock instead would put the
+    first impulse after a change anywhere in the new period, up to 0.5 s late at 2 Hz, and
+    make every small change of FREQ jump the phase.
+    """
 
     name = "imp"
     channels = 1
+    state_attrs = ("since",)
 
     def setup(self) -> None:
         f = column(self.args[0], self.ctx.batch, F32)
@@ -169,10 +178,11 @@ class Imp(Node):
         period = np.where(np.isfinite(period) & (f > 0), period, 0)
         self.period = np.maximum(period, 0).astype(np.int64)
         self.period[(f > 0) & (self.period == 0)] = 1
+        self.since = np.full(self.ctx.batch, -1, dtype=np.int64)   # -1: not started
 
     def process(self, inputs, start, n):
         out = self.zeros(n)
-        _imp(self.period, start, out[:, 0, :])
+        _imp(self.period, self.since, out[:, 0, :])
         return out
 
 
