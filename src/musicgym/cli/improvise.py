@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -558,11 +560,19 @@ def run_live_improvise(args: argparse.Namespace) -> int:
               f"{core.mode}; descriptors: {' '.join(core.features)}", flush=True)
         if args.realtime:
             print(f"--realtime: {set_realtime()}", flush=True)
+        # Ctrl-C while serving asks the loop to stop (it looks every 50 ms) rather than raising
+        # wherever the main thread happens to be (inside a render, among the engine's worker
+        # threads), so the server always winds down the same way and exits.
+        main_thread = threading.current_thread() is threading.main_thread()
+        previous = (signal.signal(signal.SIGINT, lambda signum, frame: server.stop())
+                    if main_thread else None)
         try:
             summary = server.serve(seconds=args.seconds, max_packets=args.max_packets)
         except KeyboardInterrupt:
             summary = server.summary()
         finally:
+            if main_thread:
+                signal.signal(signal.SIGINT, previous)
             server.close()
     finally:
         if audio_out is not None:
