@@ -13,8 +13,11 @@ from musicgym.audio.descriptors import pitch
 from musicgym.envs.improvise import ImproviseEnv, ImproviseVectorEnv
 from musicgym.envs.improvise_core import settings_to_kwargs
 from musicgym.envs.improvise_data import (
+    analyze_held,
     analyze_synth,
+    analyze_window,
     build_lookup,
+    grid_points,
     load_corpus,
     lookup_from_columns,
     read_table,
@@ -111,6 +114,43 @@ def test_lookup_interpolates_between_rendered_states(tmp_path):
     again = lookup_from_columns(read_table(path), synth=synth)
     np.testing.assert_allclose(again.values, table.values)
     assert not list(tmp_path.glob(".partial-*"))
+
+
+def test_granular_table_is_what_a_held_stream_plays_on_average():
+    """The granular synth's table entry is the mean over the frames it plays held (grains and
+    silences), not one window after a grain: a stream held for 2 s after 1 s of play (another
+    stretch than the table's 0.5 s) has a mean loudness-amp within 0.01 of it. 0.01 is a
+    quarter of a held setting's own frame-to-frame spread (0.03-0.07 at low densities) and a
+    tenth of the old one-window table's miss here (over 0.1 at 2 Hz)."""
+    granular = make_synth("granular")
+    u = grid_points(3, 3)
+    table = build_lookup(granular, subdiv=3, features=["loudness"])
+    amp = table.features.index("loudness-amp")
+    stream = granular.patch(SR).stream(granular.hole_matrix(u, SR))
+    stream.render(43 * 1024)
+    prev, frames = stream.render(1024).mean(axis=1), []
+    for _ in range(86):
+        cur = stream.render(1024).mean(axis=1)
+        frames.append(analyze_window(np.concatenate([prev, cur], axis=1),
+                                     features=["loudness-amp"], sr=SR, frame_length=1024))
+        prev = cur
+    stream_mean = np.mean(frames, axis=0)[:, 0]
+    np.testing.assert_allclose(table.values[:, amp], stream_mean, atol=0.01)
+    np.testing.assert_array_equal(table.values, analyze_held(granular, u, features=["loudness"]))
+    one_window = analyze_synth(granular, u, features=["loudness-amp"])[:, 0]
+    assert np.abs(one_window - stream_mean).max() > 0.1
+
+
+@pytest.mark.parametrize("name", ["sine", "fm", "subtractive", "sampler"])
+def test_stationary_synths_keep_their_one_window_table(name):
+    """Synths that declare no hold keep the table of one window after the pre-roll, bit for
+    bit."""
+    synth = make_synth(name)
+    assert synth.table_hold_s == 0.0
+    table = build_lookup(synth, subdiv=3, features=["loudness", "pitch"])
+    np.testing.assert_array_equal(
+        table.values, analyze_synth(synth, grid_points(3, synth.n_params),
+                                    features=table.features))
 
 
 def test_corpus_split_holds_tracks_out(tmp_path):

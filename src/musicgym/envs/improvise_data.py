@@ -42,6 +42,31 @@ def analyze_synth(synth: Synth, u, *, features, sr: int = 44100, frame_length: i
     return analyze_window(audio, features=features, sr=sr, frame_length=frame_length)
 
 
+def analyze_held(synth: Synth, u, *, features, sr: int = 44100, frame_length: int = 1024
+                 ) -> np.ndarray:
+    """Mean descriptors (B, F) of the frames each parameter row plays when held still.
+
+    For a synth whose sound is not stationary (``synth.table_hold_s`` > 0, the granular
+    synth: grains and silences), one window does not describe what a held stream plays. Each
+    row is rendered for ``table_hold_s`` after the same pre-roll as :func:`analyze_synth`
+    (a held stream renders the same samples: it is one render), every ``frame_length`` frame is
+    analysed as the env hears it (with the frame before it, :func:`analyze_window`), and the
+    descriptor values are averaged over the frames. The mean of the descriptor itself (dB for
+    loudness-dBFS, Hz for pitch), not of the amplitude before converting: the env's reward and
+    the evaluation's RMSE compare per-frame descriptors, and the expected squared error of a
+    held setting against a target t is (mean - t)^2 + variance, least where the mean is nearest.
+    """
+    preroll = max(int(round(synth.preroll_s * sr)), frame_length)
+    n_frames = max(1, int(round(synth.table_hold_s * sr / frame_length)))
+    audio = synth.render(u, n_samples=n_frames * frame_length, sr=sr,
+                         preroll=preroll)[:, preroll - frame_length:]
+    pairs = np.stack([audio[:, k * frame_length:(k + 2) * frame_length]
+                      for k in range(n_frames)], axis=1)   # (B, frames, 2 * frame_length)
+    values = analyze_window(pairs.reshape(-1, 2 * frame_length), features=features, sr=sr,
+                            frame_length=frame_length)
+    return values.reshape(len(audio), n_frames, -1).mean(axis=1)
+
+
 def analyze_window(audio: np.ndarray, *, features, sr: int = 44100, frame_length: int = 1024
                    ) -> np.ndarray:
     """Descriptors (B, F) of the last ``frame_length`` samples of each signal (B, n).
@@ -147,9 +172,14 @@ def build_lookup(synth: Synth, *, subdiv: int = 11, features="all", sr: int = 44
         from tqdm.auto import tqdm
 
         bar = tqdm(total=len(grid), desc=f"lookup {synth.name}", unit="point")
+    held = getattr(synth, "table_hold_s", 0.0) > 0   # (a PdSynth declares none)
+    analyze = analyze_held if held else analyze_synth
+    if held:   # a held row analyses many frames: keep a batch's audio to some 100 MB
+        frames = max(1, int(round(synth.table_hold_s * sr / frame_length)))
+        batch_size = max(1, min(batch_size, 8192 // frames))
     for start in range(0, len(grid), batch_size):
-        rows.append(analyze_synth(synth, grid[start:start + batch_size], features=names, sr=sr,
-                                  frame_length=frame_length))
+        rows.append(analyze(synth, grid[start:start + batch_size], features=names, sr=sr,
+                            frame_length=frame_length))
         if bar is not None:
             bar.update(len(rows[-1]))
     if bar is not None:

@@ -98,6 +98,11 @@ class Synth:
         sr)`` that makes one.
     preroll_s : float
         Sound rendered (and analysed only to settle filters) before the window the agent hears.
+    table_hold_s : float
+        0 (a stationary sound): a lookup-table entry is the one window played after the
+        pre-roll. Above 0 (a sound that changes while held, as grains do): the entry is the
+        mean of the descriptors over the frames of this many seconds held after the pre-roll
+        (:func:`~musicgym.envs.improvise_data.analyze_held`).
     """
 
     name: str
@@ -106,6 +111,7 @@ class Synth:
     holes: Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]] | None = None
     samples: Mapping | None = None
     preroll_s: float = 0.0
+    table_hold_s: float = 0.0
     _patches: dict = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
@@ -205,13 +211,15 @@ SYNTHS: dict[str, Callable[[], Synth]] = {
         "sampler", "o: imp {density_hz} >> mul {speed} >> sp \\src >> lpf {cutoff_hz} 1.0",
         (Control("density_hz", 2.0, 40.0, "exp"), Control("speed", 0.25, 4.0, "exp"),
          Control("cutoff_hz", 200.0, 16000.0, "exp")), samples=_plucked_tone, preroll_s=0.25),
-    # RL-impro's granular patch (density, start, duration) with speed for start: each analysed
-    # window starts on a grain (no pre-roll), so density and grain length shape what is heard
+    # RL-impro's granular patch (density, start, duration) with speed for start: density and
+    # grain length shape what is heard, grains and the silences between them
     "granular": lambda: Synth(
         "granular", "~trig: imp {density_hz}\n~env: ~trig >> envperc 0.005 {grain_s}\n"
                     "o: ~trig >> mul {speed} >> spmono \\src >> mul ~env",
         (Control("density_hz", 2.0, 40.0, "exp"), Control("speed", 0.25, 4.0, "exp"),
-         Control("grain_s", 0.02, 0.5, "exp")), samples=_grain_source),
+         Control("grain_s", 0.02, 0.5, "exp")), samples=_grain_source,
+        # held, it plays grains and silences: its table is the mean over one period at 2 Hz
+        table_hold_s=0.5),
 }
 
 
