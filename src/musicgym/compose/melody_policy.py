@@ -24,6 +24,7 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 
+from musicgym.compose import mlp
 from musicgym.errors import ConfigError
 from musicgym.music.rules.melody import RL_TUNER_RULES, MelodyState
 
@@ -205,12 +206,7 @@ class MelodyPolicy:
 
     def logits(self, feats: np.ndarray) -> np.ndarray:
         """One logit per row of ``feats``."""
-        h = feats
-        for k, (w, b) in enumerate(self.layers):
-            h = h @ w + b
-            if k < len(self.layers) - 1:
-                h = np.maximum(h, 0.0)
-        return h[:, 0]
+        return mlp.forward(feats, self.layers)[:, 0]
 
 
 def compose_melody_policy(env: gym.Env, policy: MelodyPolicy, *, seed: int = 0,

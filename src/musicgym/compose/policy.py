@@ -21,13 +21,13 @@ lookahead), so every piece has zero hard-rule violations and always finishes.
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
 
+from musicgym.compose import mlp
 from musicgym.errors import ConfigError
 from musicgym.music.rules import score_piece
 from musicgym.music.rules.species import (
@@ -155,11 +155,7 @@ class ComposerPolicy:
 
     def logits(self, x: np.ndarray) -> np.ndarray:
         """Raw logits for a feature vector (n,) or batch (b, n)."""
-        h = x
-        for w, b in self.weights[:-1]:
-            h = np.maximum(h @ w + b, 0.0)
-        w, b = self.weights[-1]
-        return h @ w + b
+        return mlp.forward(x, self.weights)
 
     def log_probs(self, state: CounterpointState, mask: np.ndarray) -> np.ndarray:
         """Log-probabilities of the 60 actions in ``state``, masked (-inf where not allowed)."""
@@ -170,16 +166,9 @@ class ComposerPolicy:
 
     def save(self, path: str | Path) -> Path:
         """Write ``path`` (.npz) and its .json (``meta``); returns the .npz path."""
-        path = Path(path).with_suffix(".npz")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        arrays = {}
-        for k, (w, b) in enumerate(self.weights):
-            arrays[f"w{k}"], arrays[f"b{k}"] = w, b
-        np.savez_compressed(path, **arrays)
-        meta = {**self.meta, "feature_version": FEATURE_VERSION, "n_features": n_features(),
-                "layers": [list(w.shape) for w, _ in self.weights]}
-        path.with_suffix(".json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
-        return path
+        return mlp.save(path, self.weights, {
+            **self.meta, "feature_version": FEATURE_VERSION, "n_features": n_features(),
+            "layers": [list(w.shape) for w, _ in self.weights]})
 
     @classmethod
     def load(cls, path: str | Path = "builtin") -> ComposerPolicy:
@@ -191,23 +180,9 @@ class ComposerPolicy:
         ConfigError
             If there is no such file, or it is not a policy of this feature version.
         """
-        if str(path) == "builtin":
-            path = BUILTIN_COUNTERPOINT
-        path = Path(path)
-        if path.is_dir():
-            path = path / "counterpoint.npz"
-        if not path.is_file():
-            raise ConfigError(f"no composing policy at {str(path)!r}; give 'builtin', a .npz "
-                              "written by python -m musicgym.compose.policy_train, or its "
-                              "folder")
-        try:
-            with np.load(path) as data:
-                n = len([k for k in data.files if k.startswith("w")])
-                weights = [(data[f"w{k}"], data[f"b{k}"]) for k in range(n)]
-        except (OSError, ValueError, KeyError) as exc:
-            raise ConfigError(f"{path} is not a composing policy ({exc})") from None
-        meta_path = path.with_suffix(".json")
-        meta = json.loads(meta_path.read_text(encoding="utf-8")) if meta_path.is_file() else {}
+        weights, meta, path = mlp.load(path, builtin=BUILTIN_COUNTERPOINT,
+                                       filename="counterpoint.npz", what="composing policy",
+                                       trainer="musicgym.compose.policy_train")
         if meta.get("feature_version", FEATURE_VERSION) != FEATURE_VERSION:
             raise ConfigError(f"{path} has feature version {meta['feature_version']}; this "
                               f"musicgym reads {FEATURE_VERSION}: retrain it")

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from musicgym.compose import mlp
 from musicgym.compose.policy import ComposerPolicy, features, policy_guided_search
 from musicgym.compose.search import guided_beam_search
 from musicgym.envs.counterpoint import CounterpointEnv
@@ -232,10 +233,7 @@ def train_policy(x: np.ndarray, y: np.ndarray, *, hidden: int = 256, epochs: int
             figures = {"epoch": epoch + 1, "train_loss": total / len(tr),
                        "val_accuracy": acc, "n_train": int(len(tr)), "n_val": int(n_val)}
             log(f"  epoch {epoch + 1}: loss {total / len(tr):.3f}, held-out accuracy {acc:.3f}")
-    layers = [m for m in net if isinstance(m, nn.Linear)]
-    weights = [(m.weight.detach().numpy().T.copy(), m.bias.detach().numpy().copy())
-               for m in layers]
-    return ComposerPolicy(weights), figures
+    return ComposerPolicy(mlp.torch_weights(net)), figures
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -22,13 +22,13 @@ pieces are scored exactly by the env's score and the best is returned.
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
 
+from musicgym.compose import mlp
 from musicgym.compose.policy import ComposerPolicy, features, n_features
 from musicgym.errors import ConfigError
 from musicgym.music.rules import score_piece
@@ -116,11 +116,7 @@ class ComposerValue:
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         """Return still to come for a feature batch (b, n) (shape (b,)) or vector (scalar)."""
-        h = x
-        for w, b in self.weights[:-1]:
-            h = np.maximum(h @ w + b, 0.0)
-        w, b = self.weights[-1]
-        return (h @ w + b)[..., 0]
+        return mlp.forward(x, self.weights)[..., 0]
 
     def __call__(self, states: list[CounterpointState]) -> np.ndarray:
         """Return still to come for each state (float64, shape (len(states),))."""
@@ -131,17 +127,10 @@ class ComposerValue:
 
     def save(self, path: str | Path) -> Path:
         """Write ``path`` (.npz) and its .json (``meta``); returns the .npz path."""
-        path = Path(path).with_suffix(".npz")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        arrays = {}
-        for k, (w, b) in enumerate(self.weights):
-            arrays[f"w{k}"], arrays[f"b{k}"] = w, b
-        np.savez_compressed(path, **arrays)
-        meta = {**self.meta, "value_feature_version": VALUE_FEATURE_VERSION,
-                "n_features": n_value_features(),
-                "layers": [list(w.shape) for w, _ in self.weights]}
-        path.with_suffix(".json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
-        return path
+        return mlp.save(path, self.weights, {
+            **self.meta, "value_feature_version": VALUE_FEATURE_VERSION,
+            "n_features": n_value_features(),
+            "layers": [list(w.shape) for w, _ in self.weights]})
 
     @classmethod
     def load(cls, path: str | Path = "builtin") -> ComposerValue:
@@ -153,23 +142,9 @@ class ComposerValue:
         ConfigError
             If there is no such file, or it is not a value of this feature version.
         """
-        if str(path) == "builtin":
-            path = BUILTIN_VALUE
-        path = Path(path)
-        if path.is_dir():
-            path = path / "counterpoint_value.npz"
-        if not path.is_file():
-            raise ConfigError(f"no composing value at {str(path)!r}; give 'builtin', a .npz "
-                              "written by python -m musicgym.compose.value_train, or its "
-                              "folder")
-        try:
-            with np.load(path) as data:
-                n = len([k for k in data.files if k.startswith("w")])
-                weights = [(data[f"w{k}"], data[f"b{k}"]) for k in range(n)]
-        except (OSError, ValueError, KeyError) as exc:
-            raise ConfigError(f"{path} is not a composing value ({exc})") from None
-        meta_path = path.with_suffix(".json")
-        meta = json.loads(meta_path.read_text(encoding="utf-8")) if meta_path.is_file() else {}
+        weights, meta, path = mlp.load(path, builtin=BUILTIN_VALUE,
+                                       filename="counterpoint_value.npz", what="composing value",
+                                       trainer="musicgym.compose.value_train")
         if meta.get("value_feature_version", VALUE_FEATURE_VERSION) != VALUE_FEATURE_VERSION:
             raise ConfigError(f"{path} has value feature version "
                               f"{meta['value_feature_version']}; this musicgym reads "

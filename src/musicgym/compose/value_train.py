@@ -36,6 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
+from musicgym.compose import mlp
 from musicgym.compose.policy import ComposerPolicy, compose_policy
 from musicgym.compose.policy_train import TEST_SEED, expert_pieces, training_exercises
 from musicgym.compose.value import ComposerValue, compose_value_beam, value_features
@@ -154,10 +155,7 @@ def train_value(x: np.ndarray, y: np.ndarray, groups: np.ndarray, *, hidden: int
                        "n_train": int(len(tr)), "n_val": int(len(val))}
             log(f"  epoch {epoch + 1}: train mse {figures['train_mse']:.3f}, held-out mse "
                 f"{figures['val_mse']:.3f}, r2 {figures['val_r2']:.3f}")
-    layers = [m for m in net if isinstance(m, nn.Linear)]
-    weights = [(m.weight.detach().numpy().T.copy(), m.bias.detach().numpy().copy())
-               for m in layers]
-    return ComposerValue(weights), figures
+    return ComposerValue(mlp.torch_weights(net)), figures
 
 
 def collect(exercises: list[dict], pieces_of: dict[int, list[list[int]]]
