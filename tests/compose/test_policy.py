@@ -7,8 +7,6 @@ import time
 import numpy as np
 import pytest
 
-from musicgym.compose.evaluate import evaluate_piece
-from musicgym.compose.piece import piece_from_counterpoint
 from musicgym.compose.policy import (
     BUILTIN_COUNTERPOINT,
     ComposerPolicy,
@@ -21,14 +19,6 @@ from musicgym.compose.search import guided_beam_search
 from musicgym.envs.counterpoint import CounterpointEnv
 from musicgym.errors import ConfigError
 from musicgym.music.rules.species import N_ACTIONS, CounterpointState
-
-
-def _judge(env, actions):
-    env.reset()
-    for action in actions:
-        env.step(action)
-    assert env.state.finished
-    return evaluate_piece(piece_from_counterpoint(env.state, actions=actions))
 
 
 def test_features_hold_the_mask_and_the_species():
@@ -48,7 +38,7 @@ def test_builtin_policy_is_shipped_with_its_command():
 
 
 @pytest.mark.parametrize("species", [1, 2, 3, 4, 5])
-def test_builtin_policy_composes_fux_in_one_pass_without_hard_violations(species):
+def test_builtin_policy_composes_fux_in_one_pass_without_hard_violations(species, judge):
     # Fux's cantus firmi are held out from training
     policy = ComposerPolicy.load("builtin")
     env = CounterpointEnv("fux_lydian", species=species)
@@ -58,7 +48,7 @@ def test_builtin_policy_composes_fux_in_one_pass_without_hard_violations(species
     # policy's beam of 8 there, its greedy pass elsewhere
     ret, actions = compose_policy(env, policy, beam=8 if species == 1 else 1)
     assert time.perf_counter() - t0 < 2.0  # < 1 s a piece on an idle core; slack for CI
-    result = _judge(env, actions)
+    result = judge(env, actions)
     assert result["hard_violations"] == 0 and result["parallel_perfects"] == 0
     assert result["scores"]["total"] == pytest.approx(ret)
     # the policy does better than a random allowed piece on the same exercise (in species 1
@@ -70,14 +60,14 @@ def test_builtin_policy_composes_fux_in_one_pass_without_hard_violations(species
     assert ret > (np.mean(randoms) if species > 1 else np.mean(randoms) - 1.0)
 
 
-def test_policy_prior_cuts_the_states_the_search_judges():
+def test_policy_prior_cuts_the_states_the_search_judges(judge):
     policy = ComposerPolicy.load("builtin")
     env = CounterpointEnv("fux_dorian", species=5)
     plain, guided = {}, {}
     ret_plain, _ = guided_beam_search(env, beam_width=100, stats=plain)
     ret, actions = policy_guided_search(env, policy, beam_width=100, top_k=2, stats=guided)
     assert guided["children"] < plain["children"] / 2
-    result = _judge(env, actions)
+    result = judge(env, actions)
     assert result["hard_violations"] == 0
     assert result["scores"]["total"] == pytest.approx(ret)
 

@@ -7,8 +7,6 @@ import time
 import numpy as np
 import pytest
 
-from musicgym.compose.evaluate import evaluate_piece
-from musicgym.compose.piece import piece_from_counterpoint
 from musicgym.compose.policy import ComposerPolicy, compose_policy, n_features
 from musicgym.compose.value import (
     BUILTIN_VALUE,
@@ -20,14 +18,6 @@ from musicgym.compose.value import (
 from musicgym.envs.counterpoint import CounterpointEnv
 from musicgym.errors import ConfigError
 from musicgym.music.rules.species import N_ACTIONS, CounterpointState
-
-
-def _judge(env, actions):
-    env.reset()
-    for action in actions:
-        env.step(action)
-    assert env.state.finished
-    return evaluate_piece(piece_from_counterpoint(env.state, actions=actions))
 
 
 def test_value_features_leave_the_mask_out_and_count_the_line():
@@ -51,7 +41,7 @@ def test_builtin_value_is_shipped_with_its_command():
 
 
 @pytest.mark.parametrize("species", [2, 5])
-def test_value_decoder_composes_held_out_cantus_without_hard_violations(species):
+def test_value_decoder_composes_held_out_cantus_without_hard_violations(species, judge):
     # Fux's cantus firmi are held out from training (policy and value)
     policy, value = ComposerPolicy.load("builtin"), ComposerValue.load("builtin")
     env = CounterpointEnv("fux_mixolydian", species=species)
@@ -59,7 +49,7 @@ def test_value_decoder_composes_held_out_cantus_without_hard_violations(species)
     t0 = time.perf_counter()
     ret, actions = compose_value_beam(env, policy, value, stats=stats)  # the defaults
     assert time.perf_counter() - t0 < 3.0  # < 1 s a piece on an idle core; slack for CI
-    result = _judge(env, actions)
+    result = judge(env, actions)
     assert result["hard_violations"] == 0 and result["parallel_perfects"] == 0
     assert result["scores"]["total"] == pytest.approx(ret)
     assert stats["evaluations"] >= 1 and stats["children"] >= stats["expanded"]
