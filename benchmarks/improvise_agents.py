@@ -36,13 +36,6 @@ SHIP_SET = "lp"   # the shipped built-ins are the loudness + pitch agents
 BUILTIN_DIR = Path(__file__).resolve().parents[1] / "src" / "musicgym" / "data" / "improvisers"
 
 
-def summary(report: dict) -> dict:
-    return {m: {"rmse": r["rmse"], "time_to_match_s": r["time_to_match_s"],
-                "matched_tracks": r["matched_tracks"], "n_tracks": r["n_tracks"],
-                "mae": r["mae"], "mae_z": r["mae_z"]}
-            for m, r in report["methods"].items()}
-
-
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--synths", nargs="+", default=["sine", "fm", "granular", "subtractive"])
@@ -69,7 +62,7 @@ def main(argv=None) -> int:
     import torch
 
     from musicgym.envs.improvise_corpus import build_corpus
-    from musicgym.train.evaluate_improvise import evaluate_improvisers
+    from musicgym.train.evaluate_improvise import evaluate_improvisers, method_summaries
     from musicgym.train.improvise_agents import env_kwargs_for, train_inverse
 
     torch.set_num_threads(1)
@@ -95,11 +88,11 @@ def main(argv=None) -> int:
             kwargs = {**env_kwargs_for(synth, feature_set, corpus), "mode": "render"}
             start = time.perf_counter()
             report = evaluate_improvisers(kwargs, model=agent, seed=args.seed)
-            row = summary(report)
+            row = method_summaries(report)
             if not args.no_fine_oracle:
                 fine = evaluate_improvisers(kwargs, methods=["oracle"], seed=args.seed,
                                             subdiv=agent.meta["subdiv"])
-                row[f"oracle_{agent.meta['subdiv']}"] = summary(fine)["oracle"]
+                row[f"oracle_{agent.meta['subdiv']}"] = method_summaries(fine)["oracle"]
             row["train_seconds"] = agent.meta["train_seconds"]
             row["eval_seconds"] = round(time.perf_counter() - start, 1)
             row["tracks"] = report["tracks"]
@@ -126,7 +119,7 @@ def evaluate_builtins(args) -> int:
     """Each named built-in agent on the held-out tracks beside oracle, hold and random."""
     from musicgym.envs.improvise_agents import InverseAgent
     from musicgym.envs.improvise_corpus import build_corpus
-    from musicgym.train.evaluate_improvise import evaluate_improvisers
+    from musicgym.train.evaluate_improvise import evaluate_improvisers, method_summaries
 
     corpus = str(args.corpus or build_corpus())
     out = Path(args.output)
@@ -137,7 +130,7 @@ def evaluate_builtins(args) -> int:
         agent = InverseAgent.load(f"builtin:{name}")
         kwargs = {**agent.env_kwargs, "corpus": corpus, "mode": "render"}
         start = time.perf_counter()
-        row = summary(evaluate_improvisers(kwargs, model=agent, seed=args.seed))
+        row = method_summaries(evaluate_improvisers(kwargs, model=agent, seed=args.seed))
         row["eval_seconds"] = round(time.perf_counter() - start, 1)
         row["command"] = agent.meta.get("command")
         results[name] = row

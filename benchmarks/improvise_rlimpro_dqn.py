@@ -30,13 +30,6 @@ for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
 CONFIG = Path(__file__).resolve().parents[1] / "examples" / "improvise_rlimpro_dqn.yaml"
 
 
-def summary(report: dict) -> dict:
-    return {m: {"rmse": r["rmse"], "time_to_match_s": r["time_to_match_s"],
-                "matched_tracks": r["matched_tracks"], "n_tracks": r["n_tracks"],
-                "mae": r["mae"], "mae_z": r["mae_z"]}
-            for m, r in report["methods"].items()}
-
-
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--synths", nargs="+", default=["sine", "fm", "granular", "subtractive"])
@@ -51,7 +44,7 @@ def main(argv=None) -> int:
     from musicgym.envs.improvise_core import resolve_corpus
     from musicgym.train.config import TrainConfig
     from musicgym.train.evaluate import load_run
-    from musicgym.train.evaluate_improvise import evaluate_improvisers
+    from musicgym.train.evaluate_improvise import evaluate_improvisers, method_summaries
     from musicgym.train.improvise_agents import FEATURE_SETS
     from musicgym.train.runner import train
 
@@ -77,7 +70,7 @@ def main(argv=None) -> int:
                                                                         ["corpus"])),
                       "mode": "render"}
             start = time.perf_counter()
-            row = summary(evaluate_improvisers(kwargs, model=model, seed=args.seed))
+            row = method_summaries(evaluate_improvisers(kwargs, model=model, seed=args.seed))
             row["dqn"] = row.pop("agent")
             row.update(train_seconds=round(train_s, 1), steps=cfg["steps"], run=str(run),
                        eval_seconds=round(time.perf_counter() - start, 1),

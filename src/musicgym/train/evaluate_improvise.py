@@ -145,6 +145,16 @@ def _summarise(per_track: list[dict], features, match_rmse: float) -> dict:
                        "time_to_match_s": t["time_to_match_s"]} for t in per_track]}
 
 
+def method_summaries(report: dict) -> dict:
+    """Per method of an :func:`evaluate_improvisers` report, its figures without the per-track
+    lists (RMSE, time to match, matched and all tracks, per-descriptor errors): what the
+    benchmarks keep in their JSON."""
+    return {m: {"rmse": r["rmse"], "time_to_match_s": r["time_to_match_s"],
+                "matched_tracks": r["matched_tracks"], "n_tracks": r["n_tracks"],
+                "mae": r["mae"], "mae_z": r["mae_z"]}
+            for m, r in report["methods"].items()}
+
+
 def format_report(report: dict) -> str:
     """A plain-text table: one row per method, the reward's error and its descriptors' errors."""
     features = report["reward_features"]
