@@ -49,6 +49,12 @@ def main(argv=None) -> int:
     p.add_argument("--refine-steps", type=int, default=3000)
     p.add_argument("--anchor", type=float, default=0.1)
     p.add_argument("--search", action="store_true", help="agents refine by table search")
+    p.add_argument("--search-grid", action="store_true",
+                   help="agents search the table's grid points only (implies --search)")
+    p.add_argument("--stay-margin", type=float, default=0.0,
+                   help="agents keep their setting unless the answer is this much closer")
+    p.add_argument("--search-from-current", action="store_true",
+                   help="agents also search from their current setting")
     p.add_argument("--tag", default="", help="suffix of the result keys (a variant's name)")
     p.add_argument("--no-fine-oracle", action="store_true",
                    help="skip the oracle on the agent's training grid (faster)")
@@ -77,13 +83,18 @@ def main(argv=None) -> int:
             agent = train_inverse(synth, feature_set, corpus, seed=args.seed,
                                   hidden=tuple(args.hidden), distil_steps=args.distil_steps,
                                   refine_steps=args.refine_steps, anchor=args.anchor,
-                                  search=args.search,
+                                  search=args.search, search_grid=args.search_grid,
+                                  stay_margin=args.stay_margin,
+                                  search_from_current=args.search_from_current,
                                   log=lambda line: print(line, file=sys.stderr, flush=True))
             agent.meta["command"] = (
                 f"musicgym train-improviser {synth} --features {feature_set} --seed {args.seed} "
                 f"--distil-steps {args.distil_steps} --refine-steps {args.refine_steps} "
                 f"--hidden {' '.join(map(str, args.hidden))} --anchor {args.anchor}"
-                + (" --search" if args.search else ""))
+                + (" --search" if args.search else "")
+                + (" --search-grid" if args.search_grid else "")
+                + (f" --stay-margin {args.stay_margin}" if args.stay_margin else "")
+                + (" --search-from-current" if args.search_from_current else ""))
             agent.meta["corpus"] = Path(corpus).name
             kwargs = {**env_kwargs_for(synth, feature_set, corpus), "mode": "render"}
             start = time.perf_counter()

@@ -150,3 +150,75 @@ def test_every_builtin_follows_the_held_out_tracks(name):
     rmse = {m: r["rmse"] for m, r in report["methods"].items()}
     assert len(report["tracks"]) >= 4 and np.isfinite(rmse["agent"])
     assert rmse["agent"] < 0.9 * rmse["hold"]
+
+
+def _small_search_agent(**kwargs):
+    torch = pytest.importorskip("torch")
+    torch.set_num_threads(1)
+    from musicgym.train.improvise_agents import train_inverse
+
+    t = np.arange(44100) / 44100
+    corpus = {"a": 0.3 * np.sin(2 * np.pi * 330 * t), "b": 0.1 * np.sin(2 * np.pi * 550 * t)}
+    return train_inverse("sine", "lps", corpus, subdiv=9, distil_steps=40, refine_steps=0,
+                         batch_size=64, **kwargs)
+
+
+def test_grid_search_answers_grid_points_that_sound_as_its_table_says(tmp_path):
+    """The grid search reads only rows the synth was analysed at, so what its answer sounds
+    like is what it read; it never ends further from the target than the net's grid point."""
+    from dataclasses import replace
+
+    agent = _small_search_agent(search_grid=True)
+    assert agent.meta["search"] and agent.meta["search_grid"]
+    again = InverseAgent.load(agent.save(tmp_path / "sine-lps-grid"))
+    assert again.meta["search_grid"]
+    synth = make_synth("sine")
+    rng = np.random.default_rng(0)
+    raw = analyze_synth(synth, rng.uniform(0.05, 0.95, (16, 2)), features=agent.features)
+    u = again(raw)
+    k = agent.meta["subdiv"]
+    np.testing.assert_allclose(u * (k - 1), np.rint(u * (k - 1)), atol=1e-9)  # grid points
+    heard = (analyze_synth(synth, u, features=agent.features) - agent.mean) / agent.std
+    np.testing.assert_allclose(heard, agent._heard(u, grid=True), atol=1e-3)
+    z = (raw - agent.mean) / agent.std
+    u_net = np.rint(replace(agent, table=None)(raw) * (k - 1)) / (k - 1)
+
+    def err(v):
+        return ((agent._heard(v, grid=True) - z) ** 2).sum(axis=1)
+
+    assert (err(u) <= err(u_net) + 1e-9).all()
+
+
+def test_stay_margin_keeps_a_setting_unless_the_answer_is_clearly_closer():
+    agent = _small_search_agent(search_grid=True, stay_margin=0.5)
+    assert agent.meta["stay_margin"] == 0.5
+    k = agent.meta["subdiv"]
+    grid = np.stack(np.meshgrid(*[np.linspace(0, 1, k)] * 2, indexing="ij"), -1).reshape(-1, 2)
+    rows = np.array([30, 50, 70])
+    raw = agent.table[rows].astype(np.float64) * agent.std + agent.mean
+    # playing the very row asked for (error 0): nothing sounds closer, it stays
+    np.testing.assert_array_equal(agent(raw, current=grid[rows]), grid[rows])
+    # without a current setting, or with one far off, it answers as the search does
+    free = agent(raw)
+    far = np.where(grid[rows] < 0.5, 1.0, 0.0)
+    z = agent.table[rows]
+    moved = agent(raw, current=far)
+    closer = ((agent._heard(free, True) - z) ** 2).sum(1) < \
+        0.5 * ((agent._heard(far, True) - z) ** 2).sum(1)
+    np.testing.assert_array_equal(moved, np.where(closer[:, None], free, far))
+    assert closer.any()
+    with pytest.raises(ImproviseConfigError, match="stay_margin"):
+        _small_search_agent(stay_margin=1.5)
+
+
+def test_search_from_current_finds_the_row_it_plays():
+    """Started from the setting playing now as well as from the net's answer, the agent
+    answers the closer end: playing the very row asked for, it finds that row."""
+    agent = _small_search_agent(search_grid=True, search_from_current=True)
+    assert agent.meta["search_from_current"]
+    k = agent.meta["subdiv"]
+    grid = np.stack(np.meshgrid(*[np.linspace(0, 1, k)] * 2, indexing="ij"), -1).reshape(-1, 2)
+    rows = np.arange(0, k * k, 7)
+    raw = agent.table[rows].astype(np.float64) * agent.std + agent.mean
+    u = agent(raw, current=grid[rows])
+    np.testing.assert_allclose(agent._heard(u, True), agent.table[rows], atol=1e-6)

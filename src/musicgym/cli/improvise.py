@@ -89,6 +89,13 @@ def _add_train_improviser(subparsers) -> None:
     p.add_argument("--search", action="store_true",
                    help="ship the training table with the agent: it refines each answer by a "
                         "local search through it")
+    p.add_argument("--search-grid", action="store_true",
+                   help="--search through the table's grid points only, never between them")
+    p.add_argument("--stay-margin", type=float, default=0.0, metavar="M",
+                   help="with a table: keep the current setting unless the answer sounds closer "
+                        "by more than a fraction M of its error (0: always jump)")
+    p.add_argument("--search-from-current", action="store_true",
+                   help="with a table: search from the current setting too, keep the closer end")
     p.add_argument("-o", "--output", default="out/improvise", metavar="DIR",
                    help="output folder: DIR/SYNTH-FEATURES.npz and .json (out/improvise)")
     p.set_defaults(func=run_train_improviser)
@@ -107,12 +114,17 @@ def run_train_improviser(args: argparse.Namespace) -> int:
     agent = train_inverse(args.synth, args.features, corpus, seed=args.seed, subdiv=args.subdiv,
                           distil_steps=args.distil_steps, refine_steps=args.refine_steps,
                           hidden=tuple(args.hidden), anchor=args.anchor, search=args.search,
+                          search_grid=args.search_grid, stay_margin=args.stay_margin,
+                          search_from_current=args.search_from_current,
                           log=lambda line: print(line, file=sys.stderr, flush=True))
     agent.meta["command"] = (
         f"musicgym train-improviser {args.synth} --features {args.features} --seed {args.seed} "
         f"--distil-steps {args.distil_steps} --refine-steps {args.refine_steps}"
         f" --hidden {' '.join(map(str, args.hidden))} --anchor {args.anchor}"
         + (" --search" if args.search else "")
+        + (" --search-grid" if args.search_grid else "")
+        + (f" --stay-margin {args.stay_margin}" if args.stay_margin else "")
+        + (" --search-from-current" if args.search_from_current else "")
         + (f" --subdiv {args.subdiv}" if args.subdiv else "")
         + (f" --corpus {shlex.quote(str(args.corpus))}" if args.corpus else ""))
     path = agent.save(Path(args.output) / f"{args.synth}-{args.features}.npz")

@@ -62,7 +62,10 @@ class InverseAgent:
         parameter, in the agent's normalisation (float32). When present the agent refines
         the net's answer by a short local search through it, interpolated (it listens to
         what its answer would sound like and nudges each parameter while that sounds closer):
-        the net picks the basin, the search settles in it.
+        the net picks the basin, the search settles in it. With ``meta["search_grid"]`` the
+        search reads the table's grid points only (no interpolation) and answers one: between
+        grid points that sound far apart (a silent row beside a quiet one) the interpolated
+        table describes blends no setting plays, and an interpolating search settles in them.
     """
 
     synth: str
@@ -74,8 +77,17 @@ class InverseAgent:
     meta: dict = field(default_factory=dict)
     table: np.ndarray | None = None
 
-    def __call__(self, target_raw: np.ndarray, known: np.ndarray | None = None) -> np.ndarray:
-        """Parameters (B, N) for raw descriptors (B, F) (unknown ones read as the mean)."""
+    def __call__(self, target_raw: np.ndarray, known: np.ndarray | None = None,
+                 current: np.ndarray | None = None) -> np.ndarray:
+        """Parameters (B, N) for raw descriptors (B, F) (unknown ones read as the mean).
+
+        The search weighs each descriptor's squared error by ``meta["search_weights"]`` (F,)
+        where given (equal weights otherwise, as the reward weighs them).
+
+        ``current`` (B, N), the parameters playing now, matters only to an agent with a table
+        and ``meta["stay_margin"]`` m > 0: it stays where it is unless its answer sounds
+        closer to the target, in the table, by more than a fraction m of the current error.
+        """
         z = (np.asarray(target_raw, dtype=np.float64) - self.mean) / self.std
         if known is not None:
             z = np.where(known, z, 0.0)
@@ -88,7 +100,34 @@ class InverseAgent:
         if self.table is None:
             return u
         weights = np.ones_like(z) if known is None else np.asarray(known, dtype=np.float64)
-        return self._search(u, z, weights)
+        if self.meta.get("search_weights") is not None:
+            weights = weights * np.asarray(self.meta["search_weights"], dtype=np.float64)
+        grid = bool(self.meta.get("search_grid"))
+        search = self._search_grid if grid else self._search
+        u = search(u, z, weights)
+        if current is None:
+            return u
+        current = np.clip(np.asarray(current, dtype=np.float64).reshape(u.shape), 0.0, 1.0)
+        if self.meta.get("search_from_current"):   # a second start: where it plays now
+            other = search(current, z, weights)
+            err_u, err_other = (((self._heard(v, grid) - z) ** 2 * weights).sum(axis=1)
+                                for v in (u, other))
+            u = np.where((err_other < err_u)[:, None], other, u)
+        margin = float(self.meta.get("stay_margin", 0.0))
+        if margin <= 0.0:
+            return u
+        err_new, err_now = (((self._heard(v, grid) - z) ** 2 * weights).sum(axis=1)
+                            for v in (u, current))
+        move = err_new < (1.0 - margin) * err_now
+        return np.where(move[:, None], u, current)
+
+    def _heard(self, u: np.ndarray, grid: bool) -> np.ndarray:
+        """The table's descriptors at u: its nearest grid point's, or interpolated."""
+        if not grid:
+            return self._interpolate(u)
+        k = int(self.meta["subdiv"])
+        idx = np.rint(np.clip(u, 0.0, 1.0) * (k - 1)).astype(np.int64)
+        return self.table[idx @ (k ** np.arange(u.shape[1] - 1, -1, -1))]
 
     def _interpolate(self, u: np.ndarray) -> np.ndarray:
         """The table's descriptors (B, F) at u (B, N), multilinear between grid points."""
@@ -123,6 +162,38 @@ class InverseAgent:
             if not better.any():
                 step /= 2.0
         return u
+
+    def _search_grid(self, u: np.ndarray, z: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        """Pattern search over the table's grid points from the one nearest u: each round tries
+        every parameter ``step`` points up and down and keeps the best move while it sounds
+        closer to z; a row's step halves (from an eighth of the grid) when none does, and it
+        stops at one point. Every error read is a row the synth was analysed at."""
+        b, n = u.shape
+        k = int(self.meta["subdiv"])
+        strides = k ** np.arange(n - 1, -1, -1)
+        moves = np.concatenate([np.eye(n, dtype=np.int64), -np.eye(n, dtype=np.int64)])
+        rows = np.arange(b)
+
+        def error(idx, which):
+            return ((self.table[idx @ strides] - z[which]) ** 2 * weights[which]).sum(axis=1)
+
+        idx = np.rint(np.clip(u, 0.0, 1.0) * (k - 1)).astype(np.int64)
+        best = error(idx, rows)
+        step = np.full(b, max(1, (k - 1) // 8), dtype=np.int64)
+        active = np.ones(b, dtype=bool)
+        for _ in range(int(self.meta.get("search_rounds", 12)) * 4):
+            if not active.any():
+                break
+            cand = np.clip(idx[:, None, :] + step[:, None, None] * moves[None], 0, k - 1)
+            err = error(cand.reshape(-1, n), np.repeat(rows, 2 * n)).reshape(b, 2 * n)
+            pick = np.argmin(err, axis=1)
+            better = active & (err[rows, pick] < best)
+            idx = np.where(better[:, None], cand[rows, pick], idx)
+            best = np.where(better, err[rows, pick], best)
+            stuck = active & ~better
+            active &= ~(stuck & (step == 1))
+            step = np.where(stuck, np.maximum(step // 2, 1), step)
+        return idx / (k - 1)
 
     def controller(self, core) -> AgentController:
         """This agent as a Controller of an improviser whose core is ``core``."""
@@ -215,4 +286,5 @@ class AgentController:
     def __call__(self, obs, target_z, known, params) -> np.ndarray:
         raw = np.asarray(target_z)[self.cols] * self.core.std[self.cols] + \
             self.core.mean[self.cols]
-        return self.agent(raw[None], np.asarray(known)[self.cols][None])[0]
+        return self.agent(raw[None], np.asarray(known)[self.cols][None],
+                          np.asarray(params)[None])[0]

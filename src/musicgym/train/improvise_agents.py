@@ -66,7 +66,8 @@ def train_inverse(synth: str, feature_set: str, corpus, *, seed: int = 0,
                   subdiv: int | None = None, hidden: tuple[int, ...] = (128, 128),
                   distil_steps: int = 3000, refine_steps: int = 3000, batch_size: int = 512,
                   max_frames: int = 40000, anchor: float = 0.1, search: bool = False,
-                  log=None) -> InverseAgent:
+                  search_grid: bool = False, stay_margin: float = 0.0,
+                  search_from_current: bool = False, log=None) -> InverseAgent:
     """Train an :class:`InverseAgent` for ``synth`` on ``feature_set``'s descriptors.
 
     Parameters
@@ -89,6 +90,17 @@ def train_inverse(synth: str, feature_set: str, corpus, *, seed: int = 0,
     search : bool
         Ship the training table with the agent, so it refines each answer by a local search
         through it (:class:`InverseAgent`'s ``table``; adds ``subdiv**N * F * 4`` bytes).
+    search_grid : bool
+        Implies ``search``; the search reads the table's grid points only, never between them
+        (``meta["search_grid"]``): where neighbouring grid points sound far apart (a silent
+        row beside a quiet one) the interpolated table describes blends no setting plays.
+    stay_margin : float
+        With a table: the agent keeps the parameters playing now unless its answer sounds
+        closer to the target, in the table, by more than this fraction of the current error
+        (``meta["stay_margin"]``; 0, the default, always jumps).
+    search_from_current : bool
+        With a table: the search also starts from the parameters playing now, and the agent
+        answers the closer of its two ends (``meta["search_from_current"]``).
     log : callable, optional
         Told one line of progress at a time.
     """
@@ -96,6 +108,9 @@ def train_inverse(synth: str, feature_set: str, corpus, *, seed: int = 0,
 
     if not float(anchor) >= 0.0:
         raise ImproviseConfigError(f"anchor must be a number >= 0, got {anchor!r}")
+    if not 0.0 <= float(stay_margin) < 1.0:
+        raise ImproviseConfigError(f"stay_margin must be in [0, 1), got {stay_margin!r}")
+    search = bool(search or search_grid or search_from_current or stay_margin)
     start = time.perf_counter()
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
@@ -154,5 +169,8 @@ def train_inverse(synth: str, feature_set: str, corpus, *, seed: int = 0,
                          "refine_steps": refine_steps, "anchor": anchor,
                          "train_seconds": round(seconds, 1),
                          "search": bool(search),
+                         **({"search_grid": True} if search_grid else {}),
+                         **({"stay_margin": float(stay_margin)} if stay_margin else {}),
+                         **({"search_from_current": True} if search_from_current else {}),
                          "train_tracks": [t.name for t in core.tracks]},
                         table_z.astype(np.float32) if search else None)
