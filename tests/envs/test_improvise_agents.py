@@ -222,3 +222,19 @@ def test_search_from_current_finds_the_row_it_plays():
     raw = agent.table[rows].astype(np.float64) * agent.std + agent.mean
     u = agent(raw, current=grid[rows])
     np.testing.assert_allclose(agent._heard(u, True), agent.table[rows], atol=1e-6)
+
+
+def test_search_weights_make_the_search_follow_the_weighted_descriptors():
+    """``meta["search_weights"]`` weighs each descriptor in the search: weighing loudness
+    alone, the answers match the targets' loudness more closely than with equal weights (a
+    local search: on average, not row by row)."""
+    agent = _small_search_agent(search_grid=True)
+    synth = make_synth("sine")
+    raw = analyze_synth(synth, np.random.default_rng(3).uniform(0.1, 0.9, (12, 2)),
+                        features=agent.features)
+    z = (raw - agent.mean) / agent.std
+    j = agent.features.index("loudness-amp")
+    equal = np.abs(agent._heard(agent(raw), True) - z)[:, j]
+    agent.meta["search_weights"] = [float(i == j) for i in range(len(agent.features))]
+    alone = np.abs(agent._heard(agent(raw), True) - z)[:, j]
+    assert alone.mean() < 0.6 * equal.mean()
