@@ -1,8 +1,10 @@
-"""``musicgym lookup`` and ``musicgym analyze`` through the command's entry point."""
+"""``musicgym lookup``, ``musicgym analyze`` and ``musicgym train-improviser`` through the
+command's entry point."""
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from musicgym.audio.io import write_wav
 from musicgym.cli import main
@@ -70,3 +72,30 @@ def test_live_improvise_refuses_a_wav_file_that_is_not_wav_before_serving(tmp_pa
     err = capsys.readouterr().err
     assert err.startswith("musicgym live improvise: error: --wav") and err.count("\n") == 1
     assert not list(tmp_path.iterdir())
+
+
+def test_train_improviser_writes_a_grid_search_agent_with_its_command(tmp_path, capsys):
+    """``musicgym train-improviser`` with the grid search options: the agent's JSON holds
+    them and the exact command, and the agent plays from its files."""
+    import json
+
+    pytest.importorskip("torch")
+    from musicgym.envs.improvise_agents import InverseAgent
+
+    t = np.arange(22050) / 44100
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    write_wav(corpus / "a.wav", 0.3 * np.sin(2 * np.pi * 330 * t), 44100)
+    write_wav(corpus / "b.wav", 0.1 * np.sin(2 * np.pi * 550 * t), 44100)
+    rc = main(["train-improviser", "sine", "--features", "lp", "--corpus", str(corpus),
+               "--subdiv", "9", "--distil-steps", "20", "--refine-steps", "0",
+               "--search-grid", "--stay-margin", "0.05", "--search-from-current",
+               "-o", str(tmp_path / "out")])
+    assert rc == 0 and "trained in" in capsys.readouterr().out
+    info = json.loads((tmp_path / "out" / "sine-lp.json").read_text())
+    assert info["search"] and info["search_grid"] and info["search_from_current"]
+    assert info["stay_margin"] == 0.05
+    assert "--search-grid --stay-margin 0.05 --search-from-current" in info["command"]
+    agent = InverseAgent.load(tmp_path / "out" / "sine-lp.npz")
+    u = agent(agent.mean[None], current=np.array([[0.5, 0.5]]))
+    np.testing.assert_allclose(u * 8, np.rint(u * 8), atol=1e-9)     # a grid point
