@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from musicgym.audio.soundfont import soundfont_available
-from musicgym.envs.matcher_model import Matcher, builtin_presets
+from musicgym.envs.matcher_model import OOD_NEIGHBOURS, Matcher, builtin_presets
 from musicgym.errors import ConfigError, UsageError
 from musicgym.train.match import match_target, synthetic_targets
 from musicgym.train.matcher import (
@@ -48,12 +48,23 @@ def test_the_builtin_matchers_name_known_settings_of_their_patch():
         assert np.median(error) < 0.1, (preset, np.median(error))
 
 
-def test_a_sound_unlike_the_patch_gets_the_settings_of_its_nearest_training_sound():
+def test_a_sound_unlike_the_patch_gets_the_median_settings_of_its_nearest_training_sounds():
     matcher = Matcher.builtin("Kick-v0")
     t = np.arange(22050) / 44100
     square = (0.8 * np.sign(np.sin(2 * np.pi * 2000 * t))).astype(np.float32)[None]
-    near, dist = matcher.nearest(matcher.features(square))
+    features = matcher.features(square)
+    near, dist = matcher.nearest(features)
     assert dist[0] > matcher.meta["ood_threshold"]
+    # by hand: the k nearest codebook sounds, each setting's median
+    h = (features - matcher.mean) / matcher.std
+    z = (h - matcher.pca_mean) @ matcher.pca
+    order = np.argsort(((z - matcher.codebook) ** 2).sum(1))
+    k = OOD_NEIGHBOURS
+    expected = np.median(matcher.codebook_actions[order[:k]], axis=0)
+    np.testing.assert_allclose(matcher.propose(square)[0], expected, atol=1e-6)
+    np.testing.assert_array_equal(near[0], matcher.codebook_actions[order[0]])
+    # one neighbour (a sidecar's ood_neighbours) is the nearest sound's settings
+    matcher.meta["ood_neighbours"] = 1
     np.testing.assert_array_equal(matcher.propose(square), near)
     # the patch's own sounds mostly stay with the net (the threshold: 90 % of them)
     _, audio = _synthetic_targets("Kick-v0", 32, seed=4)
