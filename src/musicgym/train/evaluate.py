@@ -227,10 +227,12 @@ def curve_png(path: Path, evaluations: list[dict], *, title: str,
     else:
         ax.plot(steps, [e["mean_return"] for e in evaluations], "o-", label="agent")
         ax.set_ylabel("mean episode return")
+    styles = {"random": ("--", "grey"), "oracle": ("-.", "tab:green"), "hold": (":", "black")}
     for name, value in (baselines or {}).items():
-        ax.axhline(value, linestyle="--", color="grey" if name == "random" else "black",
-                   label=name)
-    ax.set_xlabel("training steps")
+        style, colour = styles.get(name, ("--", "black"))
+        ax.axhline(value, linestyle=style, color=colour, label=name)
+    ax.set_xlabel("training steps" if not evaluations or "rmse" not in evaluations[0] else
+                  "training steps (Adam steps)")
     ax.set_title(title)
     ax.legend()
     fig.tight_layout()
