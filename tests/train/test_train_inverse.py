@@ -21,6 +21,7 @@ from musicgym.audio.io import write_wav  # noqa: E402
 from musicgym.cli import main  # noqa: E402
 from musicgym.errors import ConfigError, UsageError  # noqa: E402
 from musicgym.train.config import TrainConfig, resolve  # noqa: E402
+from musicgym.train.inverse import resolve_inverse  # noqa: E402
 from musicgym.train.runner import train  # noqa: E402
 
 SR = 44100
@@ -79,6 +80,7 @@ def test_the_run_folder_holds_config_model_and_a_held_out_learning_curve(run):
         assert e["agent_over_oracle"] == pytest.approx(e["rmse"] / e["oracle_rmse"])
     # the baselines do not learn: one measurement, the same at every point
     assert evaluations[0]["hold_rmse"] == evaluations[1]["hold_rmse"]
+    assert any((run / "tensorboard").glob("events.out.tfevents.*"))
     rows = (run / "progress.csv").read_text().splitlines()
     assert rows[0] == "steps,stage,loss" and rows[-1].startswith("80,refine,")
     meta = json.loads((run / "model.json").read_text())
@@ -158,7 +160,6 @@ def test_the_same_seed_gives_the_same_agent_with_or_without_evaluations(run, cor
     ({"algo_kwargs": {**TINY, "features": "lpx"}}, UsageError, "features: 'lpx' is not one"),
     ({"algo_kwargs": {**TINY, "synth": "theremin"}}, UsageError, "'theremin' is not one of"),
     ({"algo_kwargs": {**TINY, "distil_steps": -1}}, UsageError, "distil_steps: must be"),
-    ({"algo_kwargs": {"features": "lp"}}, UsageError, "name the synth"),
     ({"env_id": "musicgym/Kick-v0"}, UsageError, "algo inverse trains an improvisation env"),
     ({"env_kwargs": {"synth": "fm"}}, UsageError, "differ: give the synth once"),
     ({"env_kwargs": {"reward_type": "cubic"}}, UsageError, "do not apply to algo inverse"),
@@ -178,5 +179,11 @@ def test_an_inverse_run_does_not_resume_and_rllib_does_not_train_it(run, corpus,
     path.write_text(yaml.safe_dump(_config(corpus)))
     assert main(["train", "--config", str(path), "--backend", "rllib"]) == 2
     assert "trains with the default backend" in capsys.readouterr().err
+    # nothing but the env and the algo: the env's default synth (fm), the recipe's defaults
+    config, note = resolve_inverse(resolve({"env_id": "musicgym/Improvise-v0",
+                                            "algo": "inverse"}))
+    assert (config.algo_kwargs["synth"], config.algo_kwargs["features"]) == ("fm", "lps")
+    assert config.steps == 6000 and note.startswith("steps 200000 -> 6000")
+    assert config.env_kwargs["corpus"] == "builtin:default"
     with pytest.raises(UsageError, match="did you mean 'inverse'"):
         TrainConfig(env_id="musicgym/Improvise-v0", algo="invers")

@@ -25,16 +25,19 @@ algorithms, with the same run folder::
   on the corpus's held-out tracks (the reward's normalised error, as ``musicgym
   evaluate-improvise`` measures it), beside the nearest-neighbour oracle's, holding still's
   and random moves' (measured once: they do not learn), i.e. the learning curve;
-* ``progress.csv``: the training loss every :data:`LOG_EVERY` steps.
+* ``progress.csv``: the training loss every :data:`LOG_EVERY` steps; ``tensorboard/``: the
+  same loss and the evaluations' RMSEs as TensorBoard scalars (``train/loss_distil``,
+  ``train/loss_refine``, ``eval/rmse``, ``eval/oracle_rmse``...).
 
 Options (``algo_kwargs``; :data:`OPTIONS` holds the defaults, those of ``musicgym
-train-improviser``): ``synth`` (or ``env_kwargs.synth``), ``features`` (``lp``, ``lps``,
-``lpsm``), ``search``, ``subdiv``, ``hidden``, ``distil_steps``, ``refine_steps``,
-``batch_size``, ``max_frames``, ``anchor``; the seed is the config's ``seed``. The budget is
-``distil_steps + refine_steps`` Adam steps: the config's ``steps`` is set to it (one line says
-so when it differs). The same seed gives the same agent, bit for bit (the evaluations on the
-way draw nothing from the training's random generators). A run does not resume: it trains in
-minutes, and training it again gives the same agent.
+train-improviser``): ``synth`` (or ``env_kwargs.synth``; default the env's, fm),
+``features`` (``lp``, ``lps``, ``lpsm``), ``search``, ``subdiv``, ``hidden``,
+``distil_steps``, ``refine_steps``, ``batch_size``, ``max_frames``, ``anchor``; the seed is
+the config's ``seed``. The budget is ``distil_steps + refine_steps`` Adam steps: the config's
+``steps`` is set to it (one line says so when it differs). The same seed gives the same
+agent, bit for bit (the evaluations on the way draw nothing from the training's random
+generators). A run does not resume: it trains in minutes, and training it again gives the same
+agent.
 """
 
 from __future__ import annotations
@@ -101,10 +104,8 @@ def resolve_inverse(config: TrainConfig) -> tuple[TrainConfig, str | None]:
         raise UsageError(f"eval_env_kwargs: {bad} do not apply to algo inverse (it is evaluated "
                          f"on the corpus's held-out tracks); it reads {', '.join(EVAL_KEYS)}")
     opts = {**OPTIONS, **given}
-    synth = opts["synth"] if opts["synth"] is not None else env.get("synth")
-    if synth is None:
-        raise UsageError(f"algo_kwargs.synth: name the synth the agent plays, one of "
-                         f"{sorted(SYNTHS)}")
+    # the env's own default synth when neither names one
+    synth = opts["synth"] if opts["synth"] is not None else env.get("synth", "fm")
     if synth not in SYNTHS:
         raise UsageError(f"algo_kwargs.synth: {synth!r} is not one of {sorted(SYNTHS)} (a Pd "
                          "synth trains with algo ppo or dqn in lookup mode)")
@@ -203,6 +204,7 @@ class InverseLearner:
         baselines: dict[str, float] = {}
         spent = {"eval": 0.0}
         start = time.perf_counter()
+        board = _board(run_dir)
         bar = None
         if progress:
             from tqdm.auto import tqdm
@@ -223,6 +225,10 @@ class InverseLearner:
                 "train_seconds": round(time.perf_counter() - start - spent["eval"], 1)})
             write_atomically(run_dir / "evaluations.json", json.dumps(evaluations, indent=2))
             _write_progress(run_dir, losses)
+            if board is not None:
+                for key in ("rmse", "oracle_rmse", "hold_rmse", "random_rmse"):
+                    board.add_scalar(f"eval/{key}", evaluations[-1][key], step)
+                board.flush()
             if bar is not None:
                 bar.set_postfix(rmse=f"{rmse:.3f}", oracle=f"{baselines['oracle']:.3f}")
 
@@ -230,6 +236,8 @@ class InverseLearner:
             if step % LOG_EVERY == 0 or step in (1, config.steps):
                 stage = "distil" if step <= opts["distil_steps"] else "refine"
                 losses.append((step, stage, loss))
+                if board is not None:
+                    board.add_scalar(f"train/loss_{stage}", loss, step)
             if bar is not None:
                 bar.update(1)
                 if step % LOG_EVERY == 0:
@@ -250,6 +258,8 @@ class InverseLearner:
         finally:
             if bar is not None:
                 bar.close()
+            if board is not None:
+                board.close()
         agent.meta["run"] = run_dir.name
         agent.meta["heldout"] = {"agent": {"rmse": round(evaluations[-1]["rmse"], 4)},
                                  **{m: {"rmse": round(v, 4)} for m, v in baselines.items()}}
@@ -307,6 +317,16 @@ class InverseLearner:
         take = write_agent_take(model, {**config.eval_kwargs, "split": "test"}, out_dir)
         metrics.update({f"take_{k}": v for k, v in take.items()})
         return metrics
+
+
+def _board(run_dir: Path):
+    """A TensorBoard writer on ``run_dir/tensorboard`` (as the SB3 runs have), or None
+    without TensorBoard."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        return None
+    return SummaryWriter(str(run_dir / "tensorboard"))
 
 
 def _plain(value):
