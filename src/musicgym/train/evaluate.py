@@ -128,6 +128,7 @@ def evaluate_model(model, config: TrainConfig, episodes: int, out_dir: Path, *,
     metrics = {"env_id": config.env_id, "algo": config.algo, "family": family,
                "episodes": episodes}
     if config.algo in LEARNERS:   # its own evaluation (algo inverse: the held-out tracks)
+        del metrics["episodes"]   # it plays every held-out track, not episodes
         metrics.update(learner(config.algo).evaluate(model, config, out_dir, plots=plots))
     elif family == "compose":
         from musicgym.train.evaluate_compose import evaluate_composition
