@@ -187,3 +187,26 @@ def test_an_inverse_run_does_not_resume_and_rllib_does_not_train_it(run, corpus,
     assert config.env_kwargs["corpus"] == "builtin:default"
     with pytest.raises(UsageError, match="did you mean 'inverse'"):
         TrainConfig(env_id="musicgym/Improvise-v0", algo="invers")
+
+
+EXAMPLES = sorted((Path(__file__).resolve().parents[2] / "examples").glob(
+    "improvise_inverse_*.yaml"))
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)
+def test_each_example_resolves_to_its_shipped_agent_recipe(path):
+    """examples/improvise_inverse_NAME.yaml trains builtin:NAME's recipe (synth, feature set,
+    search, seed and the stages' options), as the runner resolves it (nothing trained here)."""
+    from musicgym.envs.improvise_agents import InverseAgent
+
+    assert len(EXAMPLES) >= 8
+    config, note = resolve_inverse(TrainConfig.load(path))
+    assert note is None and config.eval_every > 0
+    agent = InverseAgent.load("builtin:" + path.stem.removeprefix("improvise_inverse_")
+                              .replace("_", "-"))
+    opts = config.algo_kwargs
+    assert (opts["synth"], opts["features"]) == (agent.synth, agent.meta["feature_set"])
+    assert opts["search"] == (agent.table is not None) and config.seed == agent.meta["seed"]
+    for key in ("hidden", "distil_steps", "refine_steps"):
+        assert opts[key] == agent.meta[key], key
+    assert opts["anchor"] == agent.meta.get("anchor", 0.1)   # older files: the fixed 0.1

@@ -15,9 +15,12 @@ def add_parser(subparsers) -> None:
     t = subparsers.add_parser(
         "train", help="train an agent (Stable-Baselines3) on any registered env",
         description="Train on ENV_ID with its family's defaults (train/defaults/*.yaml), your "
-                    "--config and flags over them; writes runs/<timestamp>-<ALGO>/ (model, "
-                    "resolved config, TensorBoard and CSV logs, evaluations, atomic "
-                    "checkpoints). Exit code 2: the run cannot work (nothing written).")
+                    "--config (or CONFIG.yaml in ENV_ID's place) and flags over them; writes "
+                    "runs/<timestamp>-<ALGO>/ (model, resolved config, TensorBoard and CSV "
+                    "logs, evaluations, atomic checkpoints). algo inverse trains the "
+                    "improvisation env's inverse improviser into the same folder layout "
+                    "(examples/improvise_inverse_*.yaml). Exit code 2: the run cannot work "
+                    "(nothing written).")
     t.add_argument("env_id", nargs="?", help="e.g. musicgym/Kick-v0, or a config file "
                                              "(CONFIG.yaml: as --config) (or give --resume)")
     t.add_argument("--algo", choices=list(ALGOS),
