@@ -14,7 +14,7 @@ from numba import njit
 
 from musicgym.synth import ast
 from musicgym.synth.nodes.base import F32, Node, column, mono
-from musicgym.synth.nodes.libm import sin_turn, sinf
+from musicgym.synth.nodes.libm import sin_block, sin_turn, sinf
 from musicgym.synth.nodes.patterns import PatternClock
 
 SIN, SAW, SQU, TRI = 0, 1, 2, 3
@@ -71,20 +71,35 @@ def _osc_input(kind, freq, sr, sticky, phase, last, out):
         last[b] = f_last
 
 
-@njit(cache=True, nogil=True)
+_PHASE_ROWS = 8  # rows whose phases advance side by side in _sin_const
+
+
+@njit(cache=True, nogil=True, boundscheck=False)
 def _sin_const(inc, phase, out):
-    """_osc_const specialised for sin (the hot path of most patches)."""
+    """_osc_const specialised for sin (the hot path of most patches), in two passes per block
+    of rows: the phases (float32 accumulators, a serial chain per row: 8 rows side by side
+    hide its latency) times 2 pi into a scratch block, then :func:`sin_block`, which
+    vectorises the sine over them. The same operations as ``_wave(SIN, p)`` sample by sample,
+    so the same bits (tests/synth/test_fast_kernels.py)."""
     B, n = out.shape
-    for b in range(B):
-        p = phase[b]
-        d = inc[b]
+    W = _PHASE_ROWS
+    xs = np.empty((W, n), dtype=F32)
+    p = np.zeros(W, dtype=F32)
+    d = np.zeros(W, dtype=F32)
+    for b0 in range(0, B, W):
+        m = min(W, B - b0)
+        for j in range(m):
+            p[j] = phase[b0 + j]
+            d[j] = inc[b0 + j]
         for i in range(n):
-            x = p * _TWO_PI
-            out[b, i] = sin_turn(x) if x >= F32(0.0) else sinf(x)
-            p = p + d
-            if p > F32(1.0):
-                p = p - F32(1.0)
-        phase[b] = p
+            for j in range(W):  # all W lanes (unused ones idle at 0): a fixed-width loop
+                v = p[j]
+                xs[j, i] = v * _TWO_PI
+                v = v + d[j]
+                p[j] = v - F32(1.0) if v > F32(1.0) else v
+        for j in range(m):
+            phase[b0 + j] = p[j]
+            sin_block(xs[j], out[b0 + j])
 
 
 class Oscillator(Node):

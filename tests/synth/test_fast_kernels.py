@@ -1,0 +1,68 @@
+"""The engine's vectorised kernels give the same bits as the sample-by-sample code they replace
+(which is itself bit-identical to the real Glicol engine: test_conformance_core.py)."""
+
+import numpy as np
+from numba import njit
+
+from musicgym.synth.nodes.libm import sin_block, sin_turn, sinf
+from musicgym.synth.nodes.sources import _TWO_PI, _sin_const
+
+F32 = np.float32
+
+
+@njit(cache=False)
+def _sin_scalar(x, out):
+    for i in range(x.size):
+        v = x[i]
+        out[i] = sin_turn(v) if v >= F32(0.0) else sinf(v)
+
+
+@njit(cache=False)
+def _sin_const_scalar(inc, phase, out):
+    """The sample-by-sample oscillator _sin_const replaced."""
+    B, n = out.shape
+    for b in range(B):
+        p = phase[b]
+        d = inc[b]
+        for i in range(n):
+            x = p * _TWO_PI
+            out[b, i] = sin_turn(x) if x >= F32(0.0) else sinf(x)
+            p = p + d
+            if p > F32(1.0):
+                p = p - F32(1.0)
+        phase[b] = p
+
+
+def _bits(a: np.ndarray) -> np.ndarray:
+    return a.view(np.int32)
+
+
+def test_sin_block_gives_the_scalar_bits():
+    # every 97th float32 in [0, 7.1] (all of sin_turn's ranges and their edges' neighbours),
+    # random arguments of both signs, and the special values the second pass handles
+    grid = np.arange(0, F32(7.1).view(np.int32), 97, dtype=np.int32).view(F32)
+    edges = np.array([0.785398125648498535, 2.35619449615478515625, 3.92699074745178222656,
+                      5.49778699874877929688, 7.06858301162719726562, 2.44140625e-4], F32)
+    special = np.array([np.nan, np.inf, -np.inf, -0.0, 0.0, -1e-30, -1.0, 8.0, 1e10, -1e10], F32)
+    rng = np.random.default_rng(0)
+    x = np.concatenate([grid, edges, np.nextafter(edges, F32(0)), np.nextafter(edges, F32(9)),
+                        special, rng.uniform(-30, 30, 200_000).astype(F32)])
+    want, got = np.empty_like(x), np.empty_like(x)
+    _sin_scalar(x, want)
+    sin_block(x, got)
+    assert np.array_equal(_bits(got), _bits(want))
+
+
+def test_sin_const_gives_the_scalar_bits_and_phases():
+    rng = np.random.default_rng(1)
+    for batch, n in ((64, 3712), (13, 1000), (1, 7)):  # full and partial blocks of 8 rows
+        inc = (rng.uniform(-200, 30000, batch) / 44100).astype(F32)  # negative, > sr / 2
+        inc[0] = F32(1.5)  # over one turn a sample: phases leave sin_turn's range
+        phase0 = rng.uniform(0, 1, batch).astype(F32)
+        want, got = np.empty((batch, n), F32), np.empty((batch, n), F32)
+        p_want, p_got = phase0.copy(), phase0.copy()
+        for _ in range(2):  # two chunks: the phases carry over
+            _sin_const_scalar(inc, p_want, want)
+            _sin_const(inc, p_got, got)
+            assert np.array_equal(_bits(got), _bits(want))
+            assert np.array_equal(p_got, p_want)
