@@ -51,7 +51,7 @@ class Distance:
         shared with other features (see ``features.stft_magnitude``); when it holds a
         ``"keep"`` set of such keys, only those are stored."""
         audio = np.asarray(audio, dtype=np.float32)
-        if not np.isfinite(audio).all():  # one cheap pass; copy only when needed
+        if not all_finite(audio):  # one cheap pass; copy only when needed
             audio = np.nan_to_num(audio, nan=0.0, posinf=1e6, neginf=-1e6)
         with np.errstate(all="ignore"):
             d = self.compute(audio, prepared, cache)
@@ -61,6 +61,23 @@ class Distance:
         """Raw distances as float32 in ``[0, bound]``: NaN and +inf become ``bound``."""
         d = np.nan_to_num(np.asarray(d, dtype=np.float64), nan=self.bound, posinf=self.bound)
         return np.clip(d, 0.0, self.bound).astype(np.float32)
+
+
+@njit(cache=True, nogil=True, boundscheck=False)
+def _all_finite32(flat) -> bool:
+    bad = np.int32(0)
+    for i in range(flat.size):  # v - v is 0 for a finite v, NaN for inf and NaN: vectorises
+        v = flat[i]
+        bad |= np.int32(not (v - v == np.float32(0.0)))
+    return bad == 0
+
+
+def all_finite(audio: np.ndarray) -> bool:
+    """Whether every sample is finite: ``np.isfinite(audio).all()`` in one compiled pass with
+    no boolean temporary, for contiguous float32 arrays (others go to NumPy)."""
+    if audio.dtype == np.float32 and audio.flags.c_contiguous:
+        return bool(_all_finite32(audio.reshape(-1)))
+    return bool(np.isfinite(audio).all())
 
 
 class MSE(Distance):

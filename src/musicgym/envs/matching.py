@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from gymnasium import spaces
 
-from musicgym.audio.distances import Distance, MultiResolutionSTFT, make_distance
+from musicgym.audio.distances import Distance, MultiResolutionSTFT, all_finite, make_distance
 from musicgym.audio.features import log_mel, pool_frames
 from musicgym.envs.spaces import ParameterMap
 from musicgym.errors import TargetError
@@ -301,7 +301,8 @@ class MatchCore:
         tasks), for the observation to reuse."""
         k = int(steps[rows[0]])
         params, seg = self.render_segments(actions, len(rows))
-        seg = np.nan_to_num(seg, nan=0.0, posinf=AUDIO_BOUND, neginf=-AUDIO_BOUND)
+        if not all_finite(seg):  # (a fresh array: sanitised in place, only when it must be)
+            np.nan_to_num(seg, copy=False, nan=0.0, posinf=AUDIO_BOUND, neginf=-AUDIO_BOUND)
         clips[rows, k * self.seg:(k + 1) * self.seg] = seg
         steps[rows] += 1
         cache = self.new_cache() if self.total_step == 1 else None

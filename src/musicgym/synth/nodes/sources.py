@@ -88,16 +88,29 @@ def _sin_const(inc, phase, out):
     d = np.zeros(W, dtype=F32)
     for b0 in range(0, B, W):
         m = min(W, B - b0)
-        for j in range(m):
+        if m < W:  # the last rows one by one (a full block would advance idle lanes too)
+            for j in range(m):
+                q = phase[b0 + j]
+                dq = inc[b0 + j]
+                x = xs[j]
+                for i in range(n):
+                    x[i] = q * _TWO_PI
+                    q = q + dq
+                    if q > F32(1.0):
+                        q = q - F32(1.0)
+                phase[b0 + j] = q
+                sin_block(x, out[b0 + j])
+            continue
+        for j in range(W):
             p[j] = phase[b0 + j]
             d[j] = inc[b0 + j]
         for i in range(n):
-            for j in range(W):  # all W lanes (unused ones idle at 0): a fixed-width loop
+            for j in range(W):  # a fixed-width loop over the block's rows: no dependency
                 v = p[j]
                 xs[j, i] = v * _TWO_PI
                 v = v + d[j]
                 p[j] = v - F32(1.0) if v > F32(1.0) else v
-        for j in range(m):
+        for j in range(W):
             phase[b0 + j] = p[j]
             sin_block(xs[j], out[b0 + j])
 
