@@ -175,3 +175,51 @@ def test_bad_lengths_and_spans_raise():
         d(np.ones((2, 3000), np.float32), prepared)
     with pytest.raises(ValueError, match="start < stop"):
         d.frame_sums(np.ones((2, 4000), np.float32), prepared, 100, 50)
+
+
+def test_sound_spans_and_the_compiled_checks_equal_numpy():
+    from musicgym.audio.distances import all_finite, any_nonzero
+
+    rng = np.random.default_rng(5)
+    n = 1000
+    audio = np.zeros((12, n), np.float32)
+    # sound at the very edges, inside and across the 64-sample blocks, a single sample,
+    # -0.0 (silence), NaN (not silence), and rows with no sound at all
+    for row, (lo, hi) in enumerate([(0, n), (0, 1), (n - 1, n), (63, 64), (64, 129),
+                                    (500, 501), (10, 990), (127, 873)]):
+        audio[row, lo:hi] = rng.uniform(0.1, 1.0, hi - lo)
+    audio[8, 300] = -0.0
+    audio[9, 700] = np.nan
+    spans = np.empty((12, 2), np.int64)
+    _sound_spans(audio, spans)
+    for row in range(12):
+        loud = np.flatnonzero(audio[row] != 0)
+        want = [loud[0], loud[-1] + 1] if loud.size else [0, 0]
+        assert spans[row].tolist() == want, row
+    assert any_nonzero(audio) and not any_nonzero(audio[10:])
+    assert any_nonzero(audio[10:].copy()) is False
+    silent = np.zeros(1001, np.float32)
+    silent[-1] = 1e-30  # past the last whole block of 256
+    assert any_nonzero(silent) and not any_nonzero(np.zeros(7, np.float32))
+    assert not all_finite(audio) and all_finite(audio[:9]) and all_finite(audio[10:].copy())
+    for bad in (np.inf, -np.inf, np.nan):
+        x = np.zeros((3, 333), np.float32)
+        x[2, 332] = bad
+        assert not all_finite(x) and not all_finite(x.astype(np.float64))
+
+
+def test_kept_magnitudes_of_silent_frames_are_zero():
+    rng = np.random.default_rng(6)
+    audio = rng.standard_normal((20, 22050)).astype(np.float32)
+    audio[:10, 9000:] = 0.0  # chunks whose tails are skipped
+    audio[15:, :] = 0.0  # a silent chunk of rows
+    d = make_distance("mrstft")
+    prepared = d.prepare(audio[0])
+    for _ in range(2):  # twice: no stale values from the first call's buffers
+        cache = {"keep": None}
+        d(audio, prepared, cache=cache)
+        for n_fft in (2048, 1024, 512):
+            np.testing.assert_allclose(cache[(n_fft, n_fft // 2)],
+                                       stft_magnitude(audio, n_fft=n_fft, hop=n_fft // 2),
+                                       rtol=1e-4, atol=2e-4)
+            assert not cache[(n_fft, n_fft // 2)][15:].any()
