@@ -120,3 +120,33 @@ def test_envperc_gives_the_scalar_bits_and_state():
         assert np.array_equal(_bits(got), _bits(want))
         assert np.array_equal(state_got[0], state_want[0])
         assert np.array_equal(state_got[1], state_want[1])
+
+
+def test_left_only_renders_the_left_channel_of_every_patch():
+    import pytest
+
+    from musicgym.errors import RenderLimitError
+    from musicgym.synth import Patch
+    from musicgym.synth.examples import EXAMPLES, default_params, example_samples
+
+    stereo = {"stereo": "~l: saw {f} >> mul 0.3\n~r: squ 220 >> mul 0.2\no: balance ~l ~r",
+              "feedback": "~a: sin {f} >> mul 0.5 >> add ~b\n~b: get ~a >> delayn 300 >> "
+                          "mul 0.4\no: get ~a >> mul 0.3\np: sin 330 >> mul 0.1"}
+    for name, code in [*((k, v[0]) for k, v in EXAMPLES.items()), *stereo.items()]:
+        patch = Patch(code, samples=example_samples())
+        if name in EXAMPLES:
+            params = default_params(name, patch.params) if patch.n_params else None
+        else:
+            params = np.array([[110.0], [440.0], [97.0]])
+        both = patch.render(params, n_samples=3000, progress=False)
+        left = patch.render(params, n_samples=3000, progress=False, left_only=True)
+        assert left.shape == both.shape[:1] + both.shape[2:] and left.flags.c_contiguous
+        assert np.array_equal(_bits(left), _bits(np.ascontiguousarray(both[:, 0])))
+        if name == "stereo":
+            assert not np.array_equal(both[:, 0], both[:, 1])  # the test means something
+    ref = Patch(EXAMPLES["kick"][0], backend="glicol")
+    params = default_params("kick", ref.params)
+    np.testing.assert_array_equal(ref.render(params, n_samples=512, left_only=True),
+                                  ref.render(params, n_samples=512)[:, 0])
+    with pytest.raises(RenderLimitError):
+        ref.render(params, n_samples=0, left_only=True)

@@ -294,8 +294,8 @@ class MatchCore:
     def render_segments(self, actions, batch: int) -> tuple[np.ndarray, np.ndarray]:
         """(parameters (B, P), left-channel segments (B, seg)) for a batch of actions."""
         params = self.pmap.params(actions, batch)
-        audio = self.patch.render(params, n_samples=self.seg, progress=False)
-        return params, np.ascontiguousarray(audio[:, 0, :])
+        return params, self.patch.render(params, n_samples=self.seg, progress=False,
+                                         left_only=True)
 
     def step(self, clips: np.ndarray, steps: np.ndarray, targets: np.ndarray, actions,
              rows: np.ndarray, running: list[np.ndarray] | None = None) -> dict:

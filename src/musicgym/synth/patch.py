@@ -248,7 +248,7 @@ class Patch:
         return PatchStream(self, params)
 
     def render(self, params=None, *, seconds: float | None = None, n_samples: int | None = None,
-               progress: bool | None = None) -> np.ndarray:
+               progress: bool | None = None, left_only: bool = False) -> np.ndarray:
         """Render every parameter row.
 
         Parameters
@@ -261,10 +261,13 @@ class Patch:
             Number of frames to render.
         progress : bool, keyword-only
             Show a progress bar (default: only for long renders, over 60 s of audio in all).
+        left_only : bool, keyword-only
+            Return only the left channel, (B, n) (what the sound-matching envs use): the
+            same samples as ``render(...)[:, 0]``, without writing the right channel.
 
         Returns
         -------
-        numpy.ndarray, shape (B, 2, n), float32
+        numpy.ndarray, shape (B, 2, n) (``left_only``: (B, n)), float32
         """
         params = self.check_params(params)
         if n_samples is None:
@@ -279,8 +282,10 @@ class Patch:
         if progress is None:
             progress = params.shape[0] * n_samples > 60 * self.sr
         if self.backend == "glicol":
-            return self._render_reference(params, int(n_samples), progress)
-        return self._render_numpy(params, int(n_samples), progress)
+            out = self._render_reference(params, int(n_samples), progress)
+            return np.ascontiguousarray(out[:, 0, :]) if left_only else out
+        out = self._render_numpy(params, int(n_samples), progress, 1 if left_only else 2)
+        return out[:, 0, :] if left_only else out
 
     def _check_memory(self, params: np.ndarray, n: int) -> None:
         """Refuse, before allocating anything, a render whose estimated peak is over max_bytes."""
@@ -300,9 +305,10 @@ class Patch:
                 f"rows, a shorter span or smaller delays at a time, or raise max_bytes (or "
                 f"{MAX_BYTES_ENV})")
 
-    def _render_numpy(self, params: np.ndarray, n: int, progress: bool) -> np.ndarray:
+    def _render_numpy(self, params: np.ndarray, n: int, progress: bool,
+                      channels: int = 2) -> np.ndarray:
         batch = params.shape[0]
-        out = np.empty((batch, 2, n), dtype=F32)
+        out = np.empty((batch, channels, n), dtype=F32)  # channels=1: the left only
         # rows are independent: each block of rows gets its own runner (the same code on the
         # same samples as one runner for the batch, so the audio is bit-identical)
         blocks = row_blocks(batch, num_threads(self.threads), _MIN_THREAD_ROWS)
