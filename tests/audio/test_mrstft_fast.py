@@ -177,13 +177,13 @@ def test_bad_lengths_and_spans_raise():
         d.frame_sums(np.ones((2, 4000), np.float32), prepared, 100, 50)
 
 
-def test_sound_spans_and_the_compiled_checks_equal_numpy():
-    from musicgym.audio.distances import all_finite, any_nonzero
+def test_sound_spans_and_the_finiteness_check_equal_numpy():
+    from musicgym.audio.distances import all_finite
 
     rng = np.random.default_rng(5)
     n = 1000
     audio = np.zeros((12, n), np.float32)
-    # sound at the very edges, inside and across the 64-sample blocks, a single sample,
+    # sound at the very edges, inside and across 64-sample blocks, a single sample,
     # -0.0 (silence), NaN (not silence), and rows with no sound at all
     for row, (lo, hi) in enumerate([(0, n), (0, 1), (n - 1, n), (63, 64), (64, 129),
                                     (500, 501), (10, 990), (127, 873)]):
@@ -196,11 +196,6 @@ def test_sound_spans_and_the_compiled_checks_equal_numpy():
         loud = np.flatnonzero(audio[row] != 0)
         want = [loud[0], loud[-1] + 1] if loud.size else [0, 0]
         assert spans[row].tolist() == want, row
-    assert any_nonzero(audio) and not any_nonzero(audio[10:])
-    assert any_nonzero(audio[10:].copy()) is False
-    silent = np.zeros(1001, np.float32)
-    silent[-1] = 1e-30  # past the last whole block of 256
-    assert any_nonzero(silent) and not any_nonzero(np.zeros(7, np.float32))
     assert not all_finite(audio) and all_finite(audio[:9]) and all_finite(audio[10:].copy())
     for bad in (np.inf, -np.inf, np.nan):
         x = np.zeros((3, 333), np.float32)

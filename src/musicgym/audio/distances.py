@@ -184,57 +184,17 @@ def _log_eps(mag, out):
 
 @njit(cache=True, nogil=True, boundscheck=False)
 def _sound_spans(audio, out):
-    """``out[r] = (first, last + 1)`` of row r's non-zero samples (``(0, 0)``: all zero).
-    Silence is skipped 64 samples at a time (a count the compiler vectorises), then sample
-    by sample in the block where the sound starts or ends."""
+    """``out[r] = (first, last + 1)`` of row r's non-zero samples (``(0, 0)``: all zero)."""
     n_rows, n = audio.shape
     for r in range(n_rows):
-        a = audio[r]
         lo = 0
-        while lo + 64 <= n:
-            c = np.int32(0)
-            for t in range(64):
-                c += np.int32(a[lo + t] != 0)
-            if c != 0:
-                break
-            lo += 64
-        while lo < n and a[lo] == 0:
+        while lo < n and audio[r, lo] == 0:
             lo += 1
         hi = n
-        while hi - 64 >= lo:
-            c = np.int32(0)
-            for t in range(hi - 64, hi):
-                c += np.int32(a[t] != 0)
-            if c != 0:
-                break
-            hi -= 64
-        while hi > lo and a[hi - 1] == 0:
+        while hi > lo and audio[r, hi - 1] == 0:
             hi -= 1
         out[r, 0] = lo if hi > lo else 0
         out[r, 1] = hi if hi > lo else 0
-
-
-@njit(cache=True, nogil=True, boundscheck=False)
-def _any_nonzero32(flat) -> bool:
-    n = flat.size
-    for lo in range(0, n - n % 256, 256):  # 256 samples at a time, counted branch-free
-        c = np.int32(0)
-        for t in range(lo, lo + 256):
-            c += np.int32(flat[t] != 0)
-        if c != 0:
-            return True
-    for t in range(n - n % 256, n):
-        if flat[t] != 0:
-            return True
-    return False
-
-
-def any_nonzero(audio: np.ndarray) -> bool:
-    """``audio.any()`` for contiguous float32 arrays in one compiled pass, without NumPy's
-    boolean reduction (others go to NumPy)."""
-    if audio.dtype == np.float32 and audio.flags.c_contiguous:
-        return bool(_any_nonzero32(audio.reshape(-1)))
-    return bool(audio.any())
 
 
 def _spectra(padded: np.ndarray, n_fft: int, hop: int, first: int, count: int,

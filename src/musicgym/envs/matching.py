@@ -18,7 +18,6 @@ from musicgym.audio.distances import (
     Distance,
     MultiResolutionSTFT,
     all_finite,
-    any_nonzero,
     make_distance,
 )
 from musicgym.audio.features import log_mel, pool_frames
@@ -167,7 +166,7 @@ class MatchCore:
     def observe(self, clips: np.ndarray, steps: np.ndarray, targets: np.ndarray,
                 cache: dict | None = None) -> np.ndarray:
         """(B, obs) float32 observations of the clips so far (``cache``: their STFTs)."""
-        if not steps.any() and not any_nonzero(clips):
+        if not steps.any() and not clips.any():
             # every clip is still silent (just reset): the observation is known in advance
             return self._reset_obs[targets]
         return self._observe(clips, steps, targets, cache)
