@@ -39,18 +39,20 @@ def _next_trigger(x, j, n):
 
 
 @njit(cache=True, nogil=True, boundscheck=False, error_model="numpy")
-def envperc_kernel(x, attack, decay, pos, scale, out):
+def envperc_kernel(x, attack, decay, pos, scale, out):  # out: (B, C, n), writes channel 0
     """The envelope sample by sample is ``p <= A: p / A``, ``p <= A + D: (A + D - p) / D``,
     else 0, times the scale; a trigger (input > 0) sets p to 0 and the scale to the input.
     Between two triggers p just counts up, so each such run is one branch-free loop the
     compiler vectorises (both quotients computed and one selected; a zero length's division
     is computed and discarded): the same float32 operations per sample as the
-    sample-by-sample loop, so the same bits (tests/synth/test_fast_kernels.py)."""
-    B, n = out.shape
+    sample-by-sample loop, so the same bits (tests/synth/test_fast_kernels.py). ``out`` is
+    the whole contiguous (B, C, n) buffer, so the compiler knows channel 0's samples are
+    adjacent (a ``[:, 0, :]`` view of it would have unknown strides: no vector stores)."""
+    B, _, n = out.shape
     zero = F32(0.0)
     for b in range(B):
         xr = x[b]
-        y = out[b]
+        y = out[b, 0]
         A = attack[b]
         D = decay[b]
         dur = A + D
@@ -95,7 +97,7 @@ class EnvPerc(Node):
             return self.zeros(n)
         out = left_only_buffer(self.ctx.batch, n)
         envperc_kernel(np.ascontiguousarray(mono(inputs[0])), self.attack, self.decay,
-                       self.pos, self.scale, out[:, 0, :])
+                       self.pos, self.scale, out)
         return out
 
 
