@@ -218,3 +218,34 @@ def test_kept_magnitudes_of_silent_frames_are_zero():
                                        stft_magnitude(audio, n_fft=n_fft, hop=n_fft // 2),
                                        rtol=1e-4, atol=2e-4)
             assert not cache[(n_fft, n_fft // 2)][15:].any()
+
+
+def test_cache_buffers_are_reused_and_give_the_same_magnitudes():
+    rng = np.random.default_rng(7)
+    audio = rng.standard_normal((9, 6000)).astype(np.float32)
+    d = make_distance("mrstft")
+    prepared = d.prepare(audio[0])
+    buffers = {}
+    first = {"keep": {(1024, 512)}, "buffers": buffers}
+    d(audio, prepared, cache=first)
+    kept = first[(1024, 512)]
+    assert buffers[(1024, 512)] is kept and set(buffers) == {(1024, 512)}
+    second = {"keep": {(1024, 512)}, "buffers": buffers}
+    values = d(audio[::-1].copy(), prepared, cache=second)
+    assert second[(1024, 512)] is kept  # overwritten in place
+    fresh = {"keep": {(1024, 512)}}
+    np.testing.assert_array_equal(d(audio[::-1].copy(), prepared, cache=fresh), values)
+    np.testing.assert_array_equal(fresh[(1024, 512)], kept)
+    third = {"keep": {(1024, 512)}, "buffers": buffers}  # another batch size: a new array
+    d(audio[:4], prepared, cache=third)
+    assert third[(1024, 512)].shape[0] == 4 and buffers[(1024, 512)] is third[(1024, 512)]
+
+
+def test_log_mel_of_a_batch_equals_row_by_row():
+    from musicgym.audio.features import log_mel
+
+    rng = np.random.default_rng(8)
+    audio = rng.standard_normal((19, 5000)).astype(np.float32)  # 8-row blocks and a rest
+    batch = log_mel(audio, n_fft=1024, hop=512, n_mels=32)
+    rows = np.stack([log_mel(a, n_fft=1024, hop=512, n_mels=32) for a in audio])
+    np.testing.assert_array_equal(batch, rows)

@@ -151,3 +151,25 @@ def test_left_only_renders_the_left_channel_of_every_patch():
                                   ref.render(params, n_samples=512)[:, 0])
     with pytest.raises(RenderLimitError):
         ref.render(params, n_samples=0, left_only=True)
+
+
+def test_render_into_a_given_array():
+    import pytest
+
+    from musicgym.errors import RenderLimitError
+    from musicgym.synth import Patch
+
+    patch = Patch("o: sin {f} >> mul 0.5")
+    params = np.array([[110.0], [220.0], [330.0]])
+    want = patch.render(params, n_samples=700)
+    clips = np.full((3, 2000), 7.0, F32)
+    got = patch.render(params, n_samples=700, left_only=True, out=clips[:, 100:800])
+    assert np.shares_memory(got, clips)
+    assert np.array_equal(clips[:, 100:800], want[:, 0]) and (clips[:, :100] == 7).all() \
+        and (clips[:, 800:] == 7).all()
+    both = np.empty((3, 2, 700), F32)
+    assert patch.render(params, n_samples=700, out=both) is both
+    assert np.array_equal(both, want)
+    for bad in (np.empty((3, 699), F32), np.empty((3, 700)), np.empty((3, 2, 700), F32), [0.0]):
+        with pytest.raises(RenderLimitError, match="out must be"):
+            patch.render(params, n_samples=700, left_only=True, out=bad)

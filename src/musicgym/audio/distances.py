@@ -49,7 +49,8 @@ class Distance:
 
         ``cache``: a dict that receives STFT magnitudes of this same audio by (n_fft, hop),
         shared with other features (see ``features.stft_magnitude``); when it holds a
-        ``"keep"`` set of such keys, only those are stored."""
+        ``"keep"`` set of such keys, only those are stored; a ``"buffers"`` dict lets the
+        magnitudes reuse the arrays of the caller's previous call (overwritten)."""
         audio = np.asarray(audio, dtype=np.float32)
         if not all_finite(audio):  # one cheap pass; copy only when needed
             audio = np.nan_to_num(audio, nan=0.0, posinf=1e6, neginf=-1e6)
@@ -298,16 +299,19 @@ class MultiResolutionSTFT(Distance):
         return flat[:size].reshape(shape)
 
     def _sums(self, padded: np.ndarray, res: _Resolution, first: int, count: int, keep: bool,
-              out_rows: np.ndarray, spans: np.ndarray | None = None):
+              out_rows: np.ndarray, spans: np.ndarray | None = None,
+              mags: np.ndarray | None = None):
         """Per-frame sums (R, count, 2) of frames ``0 .. count - 1`` of (R, m) ``padded``
         audio, which are target frames ``first ..``; row r's results go to row
         ``out_rows[r]``. ``spans`` (R, 2): each row's non-zero samples (frames outside are
-        silent). With ``keep``, also the magnitudes (R, count, K)."""
+        silent). With ``keep``, also the magnitudes (R, count, K) (into ``mags`` if given)."""
         rows = padded.shape[0]
         sums = np.empty((rows, count, 2), np.float32)
         # kept magnitudes: every frame is written below (the skipped silent ones as zeros)
-        mags = np.empty((rows, count, res.n_bins), np.float32) if keep else \
-            self._work("scratch", (1, 1, res.n_bins), np.float32)
+        if not keep:
+            mags = self._work("scratch", (1, 1, res.n_bins), np.float32)
+        elif mags is None:
+            mags = np.empty((rows, count, res.n_bins), np.float32)
         n_fft, hop = res.n_fft, res.hop
 
         n_chunks = -(-rows // self.CHUNK)
@@ -370,13 +374,22 @@ class MultiResolutionSTFT(Distance):
             padded[i, :n] = audio[row]
         padded[:, n:] = 0.0
         wanted = None if cache is None else cache.get("keep")
+        # "buffers": arrays the caller lets the kept magnitudes reuse from call to call (the
+        # envs' step: fresh multi-megabyte arrays each step cost page faults)
+        buffers = None if cache is None else cache.get("buffers")
         total = np.zeros(rows)
         for res in prepared.resolutions:
             key = (res.n_fft, res.hop)
             keep = cache is not None and (wanted is None or key in wanted)
-            sums, mags = self._sums(padded, res, 0, res.n_frames, keep, order, spans[order])
+            buf = None if buffers is None else buffers.get(key)
+            if buf is not None and buf.shape != (rows, res.n_frames, res.n_bins):
+                buf = None
+            sums, mags = self._sums(padded, res, 0, res.n_frames, keep, order, spans[order],
+                                    buf)
             if keep:
                 cache[key] = mags
+                if buffers is not None:
+                    buffers[key] = mags
             total += self._combine(sums.sum(axis=1, dtype=np.float64), res)
         return total / len(prepared.resolutions)
 

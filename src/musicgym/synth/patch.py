@@ -248,7 +248,8 @@ class Patch:
         return PatchStream(self, params)
 
     def render(self, params=None, *, seconds: float | None = None, n_samples: int | None = None,
-               progress: bool | None = None, left_only: bool = False) -> np.ndarray:
+               progress: bool | None = None, left_only: bool = False,
+               out: np.ndarray | None = None) -> np.ndarray:
         """Render every parameter row.
 
         Parameters
@@ -264,6 +265,10 @@ class Patch:
         left_only : bool, keyword-only
             Return only the left channel, (B, n) (what the sound-matching envs use): the
             same samples as ``render(...)[:, 0]``, without writing the right channel.
+        out : numpy.ndarray, keyword-only
+            Write the result into this float32 array of the result's shape (a view is fine,
+            e.g. a span of a longer clip) instead of a new one, and return it: no allocation
+            (the NumPy backend renders into it directly).
 
         Returns
         -------
@@ -281,11 +286,26 @@ class Patch:
         self._check_memory(params, int(n_samples))
         if progress is None:
             progress = params.shape[0] * n_samples > 60 * self.sr
+        shape = (params.shape[0], int(n_samples)) if left_only else \
+            (params.shape[0], 2, int(n_samples))
+        if out is not None and (not isinstance(out, np.ndarray) or out.shape != shape
+                                or out.dtype != F32 or not out.flags.writeable):
+            raise RenderLimitError(
+                f"out must be a writeable float32 array of shape {shape}, got "
+                f"{getattr(out, 'dtype', type(out).__name__)} {getattr(out, 'shape', '')}")
         if self.backend == "glicol":
-            out = self._render_reference(params, int(n_samples), progress)
-            return np.ascontiguousarray(out[:, 0, :]) if left_only else out
-        out = self._render_numpy(params, int(n_samples), progress, 1 if left_only else 2)
-        return out[:, 0, :] if left_only else out
+            audio = self._render_reference(params, int(n_samples), progress)
+            audio = np.ascontiguousarray(audio[:, 0, :]) if left_only else audio
+            if out is None:
+                return audio
+            out[...] = audio
+            return out
+        target = None if out is None else (out[:, None, :] if left_only else out)
+        audio = self._render_numpy(params, int(n_samples), progress, 1 if left_only else 2,
+                                   target)
+        if out is not None:
+            return out
+        return audio[:, 0, :] if left_only else audio
 
     def _check_memory(self, params: np.ndarray, n: int) -> None:
         """Refuse, before allocating anything, a render whose estimated peak is over max_bytes."""
@@ -306,9 +326,10 @@ class Patch:
                 f"{MAX_BYTES_ENV})")
 
     def _render_numpy(self, params: np.ndarray, n: int, progress: bool,
-                      channels: int = 2) -> np.ndarray:
+                      channels: int = 2, out: np.ndarray | None = None) -> np.ndarray:
         batch = params.shape[0]
-        out = np.empty((batch, channels, n), dtype=F32)  # channels=1: the left only
+        if out is None:
+            out = np.empty((batch, channels, n), dtype=F32)  # channels=1: the left only
         # rows are independent: each block of rows gets its own runner (the same code on the
         # same samples as one runner for the batch, so the audio is bit-identical)
         blocks = row_blocks(batch, num_threads(self.threads), _MIN_THREAD_ROWS)
