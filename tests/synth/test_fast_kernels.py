@@ -6,7 +6,7 @@ from numba import njit
 
 from musicgym.synth.nodes.envelopes import envperc_kernel
 from musicgym.synth.nodes.libm import sin_block, sin_turn, sinf
-from musicgym.synth.nodes.sources import _TWO_PI, _sin_const
+from musicgym.synth.nodes.sources import _TWO_PI, _imp, _sin_const
 
 F32 = np.float32
 
@@ -173,3 +173,34 @@ def test_render_into_a_given_array():
     for bad in (np.empty((3, 699), F32), np.empty((3, 700)), np.empty((3, 2, 700), F32), [0.0]):
         with pytest.raises(RenderLimitError, match="out must be"):
             patch.render(params, n_samples=700, left_only=True, out=bad)
+
+
+@njit(cache=False)
+def _imp_scalar(period, since, out):
+    """The sample-by-sample impulse clock _imp replaced."""
+    B, n = out.shape
+    for b in range(B):
+        P = period[b]
+        s = since[b]
+        for i in range(n):
+            if s < 0 or (P > 0 and s >= P):
+                out[b, i] = F32(1.0)
+                s = 0
+            s += 1
+        since[b] = s
+
+
+def test_imp_gives_the_scalar_impulses_and_counts():
+    rng = np.random.default_rng(3)
+    batch, n = 40, 500
+    period = rng.integers(1, 300, batch)
+    period[:4] = [0, 1, 500, 10_000]  # none after the first, every sample, edges
+    since0 = rng.integers(-1, 700, batch)
+    since0[:8] = [-1, -1, -1, 5, 0, 499, 10_000, 300]
+    want, got = np.zeros((batch, n), F32), np.zeros((batch, n), F32)
+    s_want, s_got = since0.copy(), since0.copy()
+    for _ in range(3):  # chunks: the counts carry over
+        want[:], got[:] = 0.0, 0.0
+        _imp_scalar(period, s_want, want)
+        _imp(period, s_got, got)
+        assert np.array_equal(got, want) and np.array_equal(s_got, s_want)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from musicgym.synth.nodes.base import F32, Node, column, dual, left_only_buffer, mono
+from musicgym.synth.nodes.base import F32, Node, column, dual, mono
 
 
 def seconds_to_samples(seconds: np.ndarray, sr: int) -> np.ndarray:
@@ -95,7 +95,8 @@ class EnvPerc(Node):
     def process(self, inputs, start, n):
         if self.n_inputs != 1:
             return self.zeros(n)
-        out = left_only_buffer(self.ctx.batch, n)
+        out = np.empty((self.ctx.batch, 2, n), dtype=F32)  # the kernel writes every left
+        out[:, 1, :] = 0.0  # sample; the right stays silent
         envperc_kernel(np.ascontiguousarray(mono(inputs[0])), self.attack, self.decay,
                        self.pos, self.scale, out)
         return out

@@ -168,20 +168,30 @@ class Tri(Oscillator):
     kind = TRI
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, boundscheck=False)
 def _imp(period, since, out):
     """out must be zeroed: an impulse at the first sample (since < 0) and then whenever
-    ``since`` (samples since the last impulse) reaches the period (period 0: no more)."""
+    ``since`` (samples since the last impulse) reaches the period (period 0: no more).
+    The impulses fall every period samples from the first, so only they are visited (the
+    sample-by-sample count, in closed form: tests/synth/test_fast_kernels.py)."""
     B, n = out.shape
     for b in range(B):
         P = period[b]
         s = since[b]
-        for i in range(n):
-            if s < 0 or (P > 0 and s >= P):
-                out[b, i] = F32(1.0)
-                s = 0
-            s += 1
-        since[b] = s
+        if s < 0:
+            i = 0
+        elif P > 0:
+            i = max(0, P - s)  # the count reaches P after P - s more samples
+        else:
+            i = n
+        last = -1
+        while i < n:
+            out[b, i] = F32(1.0)
+            last = i
+            if P <= 0:
+                break
+            i += P
+        since[b] = n - last if last >= 0 else s + n
 
 
 class Imp(Node):
