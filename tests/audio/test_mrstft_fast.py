@@ -249,3 +249,16 @@ def test_log_mel_of_a_batch_equals_row_by_row():
     batch = log_mel(audio, n_fft=1024, hop=512, n_mels=32)
     rows = np.stack([log_mel(a, n_fft=1024, hop=512, n_mels=32) for a in audio])
     np.testing.assert_array_equal(batch, rows)
+
+
+def test_frames_that_do_not_fit_raise():
+    from musicgym.audio.distances import _spectra
+
+    padded = np.zeros((2, 3000), np.float32)
+    with pytest.raises(ValueError, match="do not fit"):
+        _spectra(padded, 1024, 512, 3, 2)  # frames 3, 4 end at sample 3072
+    audio = np.random.default_rng(9).standard_normal((2, 3000)).astype(np.float32)
+    strided = _spectra(audio[:, :2048], 1024, 512, 1, 2)  # a view that is not contiguous
+    np.testing.assert_array_equal(strided, _spectra(audio[:, :2048].copy(), 1024, 512, 1, 2))
+    np.testing.assert_allclose(strided[1, 0], np.fft.rfft(audio[1, 512:1536]), rtol=1e-4,
+                               atol=1e-3)

@@ -198,13 +198,35 @@ def _sound_spans(audio, out):
         out[r, 1] = hi if hi > lo else 0
 
 
+@njit(cache=True, nogil=True, boundscheck=False)
+def _gather_padded(audio, order, padded):
+    """``padded[i] = audio[order[i]]`` followed by zeros."""
+    n = audio.shape[1]
+    for i in range(order.size):
+        src = audio[order[i]]
+        dst = padded[i]
+        for k in range(n):
+            dst[k] = src[k]
+        for k in range(n, dst.size):
+            dst[k] = np.float32(0.0)
+
+
 def _spectra(padded: np.ndarray, n_fft: int, hop: int, first: int, count: int,
              out: np.ndarray | None = None) -> np.ndarray:
     """``rfft`` of unwindowed frames ``first .. first + count - 1`` of (R, m) audio, read in
     place through a strided view (pocketfft copies each frame into its own buffer anyway);
     into ``out`` when given (fresh multi-megabyte arrays cost page faults)."""
-    view = np.lib.stride_tricks.sliding_window_view(padded, n_fft, axis=-1)
-    view = view[:, first * hop:(first + count - 1) * hop + 1:hop]
+    rows, m = padded.shape
+    if count < 1 or first < 0 or (first + count - 1) * hop + n_fft > m:
+        raise ValueError(f"mrstft: frames {first}..{first + count - 1} of {n_fft} samples "
+                         f"(hop {hop}) do not fit in {m} samples")
+    s0, s1 = padded.strides
+    shape, strides = (rows, count, n_fft), (s0, hop * s1, s1)
+    if padded.flags.c_contiguous:  # the frames as a view, built directly (no checks: fast)
+        view = np.ndarray(shape, padded.dtype, padded, first * hop * s1, strides)
+    else:
+        view = np.lib.stride_tricks.as_strided(padded[:, first * hop:], shape, strides,
+                                               writeable=False)
     if _r2c is None or out is None:
         import scipy.fft
 
@@ -370,9 +392,7 @@ class MultiResolutionSTFT(Distance):
         # rows sorted by where their sound ends, so that each chunk's silent frames line up
         order = np.lexsort((spans[:, 0], spans[:, 1]))
         padded = self._work("pad", (rows, prepared.padded), np.float32)
-        for i, row in enumerate(order):  # row by row: no (rows, n) temporary
-            padded[i, :n] = audio[row]
-        padded[:, n:] = 0.0
+        _gather_padded(audio, order, padded)
         wanted = None if cache is None else cache.get("keep")
         # "buffers": arrays the caller lets the kept magnitudes reuse from call to call (the
         # envs' step: fresh multi-megabyte arrays each step cost page faults)
