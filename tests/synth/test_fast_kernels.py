@@ -6,7 +6,7 @@ from numba import njit
 
 from musicgym.synth.nodes.envelopes import envperc_kernel
 from musicgym.synth.nodes.libm import sin_block, sin_turn, sinf
-from musicgym.synth.nodes.sources import _TWO_PI, _imp, _sin_const
+from musicgym.synth.nodes.sources import _TWO_PI, SIN, _imp, _osc_input, _sin_const, _sin_input
 
 F32 = np.float32
 
@@ -204,3 +204,22 @@ def test_imp_gives_the_scalar_impulses_and_counts():
         _imp_scalar(period, s_want, want)
         _imp(period, s_got, got)
         assert np.array_equal(got, want) and np.array_equal(s_got, s_want)
+
+
+def test_sin_with_a_frequency_input_gives_the_scalar_bits():
+    rng = np.random.default_rng(4)
+    batch, n = 11, 3000
+    freq = rng.uniform(-500, 30000, (batch, n)).astype(F32)  # FM: negative and > sr / 2 too
+    freq[0, 100:200] = 0.0
+    freq[1, 7] = np.nan  # a NaN phase stays NaN: the second pass's sinf
+    freq[2] = 60000.0  # over one turn a sample
+    phase0 = rng.uniform(0, 1, batch).astype(F32)
+    last0 = rng.uniform(0, 100, batch).astype(F32)
+    want, got = np.empty((batch, n), F32), np.empty((batch, n), F32)
+    p_want, p_got, last = phase0.copy(), phase0.copy(), last0.copy()
+    for _ in range(2):
+        _osc_input(SIN, freq, F32(44100), False, p_want, last, want)
+        _sin_input(freq, F32(44100), p_got, got)
+        assert np.array_equal(_bits(got), _bits(want))
+        assert np.array_equal(p_got, p_want, equal_nan=True)
+    assert np.array_equal(last, last0)  # sin never keeps a last frequency

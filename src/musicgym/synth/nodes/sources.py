@@ -115,6 +115,23 @@ def _sin_const(inc, phase, out):
             sin_block(xs[j], out[b0 + j])
 
 
+@njit(cache=True, nogil=True, boundscheck=False)
+def _sin_input(freq, sr, phase, out):
+    """_osc_input specialised for sin (FM): per row, the phases times 2 pi into a scratch
+    row, then :func:`sin_block`. The same operations sample by sample, so the same bits."""
+    B, n = out.shape
+    xs = np.empty(n, dtype=F32)
+    for b in range(B):
+        p = phase[b]
+        for i in range(n):
+            xs[i] = p * _TWO_PI
+            p = p + freq[b, i] / sr
+            if p > F32(1.0):
+                p = p - F32(1.0)
+        phase[b] = p
+        sin_block(xs, out[b])
+
+
 class Oscillator(Node):
     kind = SIN
     channels = 1
@@ -133,6 +150,9 @@ class Oscillator(Node):
             _sin_const(self.inc, self.phase, out[:, 0, :])
         elif self.n_inputs == 0:
             _osc_const(self.kind, self.inc, self.phase, out[:, 0, :])
+        elif self.n_inputs == 1 and self.kind == SIN:
+            _sin_input(np.ascontiguousarray(mono(inputs[0])), F32(self.ctx.sr), self.phase,
+                       out[:, 0, :])
         elif self.n_inputs == 1:
             freq = np.ascontiguousarray(mono(inputs[0]))
             _osc_input(self.kind, freq, F32(self.ctx.sr), self.kind != SIN, self.phase,
