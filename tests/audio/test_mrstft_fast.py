@@ -175,3 +175,90 @@ def test_bad_lengths_and_spans_raise():
         d(np.ones((2, 3000), np.float32), prepared)
     with pytest.raises(ValueError, match="start < stop"):
         d.frame_sums(np.ones((2, 4000), np.float32), prepared, 100, 50)
+
+
+def test_sound_spans_and_the_finiteness_check_equal_numpy():
+    from musicgym.audio.distances import all_finite
+
+    rng = np.random.default_rng(5)
+    n = 1000
+    audio = np.zeros((12, n), np.float32)
+    # sound at the very edges, inside and across 64-sample blocks, a single sample,
+    # -0.0 (silence), NaN (not silence), and rows with no sound at all
+    for row, (lo, hi) in enumerate([(0, n), (0, 1), (n - 1, n), (63, 64), (64, 129),
+                                    (500, 501), (10, 990), (127, 873)]):
+        audio[row, lo:hi] = rng.uniform(0.1, 1.0, hi - lo)
+    audio[8, 300] = -0.0
+    audio[9, 700] = np.nan
+    spans = np.empty((12, 2), np.int64)
+    _sound_spans(audio, spans)
+    for row in range(12):
+        loud = np.flatnonzero(audio[row] != 0)
+        want = [loud[0], loud[-1] + 1] if loud.size else [0, 0]
+        assert spans[row].tolist() == want, row
+    assert not all_finite(audio) and all_finite(audio[:9]) and all_finite(audio[10:].copy())
+    for bad in (np.inf, -np.inf, np.nan):
+        x = np.zeros((3, 333), np.float32)
+        x[2, 332] = bad
+        assert not all_finite(x) and not all_finite(x.astype(np.float64))
+
+
+def test_kept_magnitudes_of_silent_frames_are_zero():
+    rng = np.random.default_rng(6)
+    audio = rng.standard_normal((20, 22050)).astype(np.float32)
+    audio[:10, 9000:] = 0.0  # chunks whose tails are skipped
+    audio[15:, :] = 0.0  # a silent chunk of rows
+    d = make_distance("mrstft")
+    prepared = d.prepare(audio[0])
+    for _ in range(2):  # twice: no stale values from the first call's buffers
+        cache = {"keep": None}
+        d(audio, prepared, cache=cache)
+        for n_fft in (2048, 1024, 512):
+            np.testing.assert_allclose(cache[(n_fft, n_fft // 2)],
+                                       stft_magnitude(audio, n_fft=n_fft, hop=n_fft // 2),
+                                       rtol=1e-4, atol=2e-4)
+            assert not cache[(n_fft, n_fft // 2)][15:].any()
+
+
+def test_cache_buffers_are_reused_and_give_the_same_magnitudes():
+    rng = np.random.default_rng(7)
+    audio = rng.standard_normal((9, 6000)).astype(np.float32)
+    d = make_distance("mrstft")
+    prepared = d.prepare(audio[0])
+    buffers = {}
+    first = {"keep": {(1024, 512)}, "buffers": buffers}
+    d(audio, prepared, cache=first)
+    kept = first[(1024, 512)]
+    assert buffers[(1024, 512)] is kept and set(buffers) == {(1024, 512)}
+    second = {"keep": {(1024, 512)}, "buffers": buffers}
+    values = d(audio[::-1].copy(), prepared, cache=second)
+    assert second[(1024, 512)] is kept  # overwritten in place
+    fresh = {"keep": {(1024, 512)}}
+    np.testing.assert_array_equal(d(audio[::-1].copy(), prepared, cache=fresh), values)
+    np.testing.assert_array_equal(fresh[(1024, 512)], kept)
+    third = {"keep": {(1024, 512)}, "buffers": buffers}  # another batch size: a new array
+    d(audio[:4], prepared, cache=third)
+    assert third[(1024, 512)].shape[0] == 4 and buffers[(1024, 512)] is third[(1024, 512)]
+
+
+def test_log_mel_of_a_batch_equals_row_by_row():
+    from musicgym.audio.features import log_mel
+
+    rng = np.random.default_rng(8)
+    audio = rng.standard_normal((19, 5000)).astype(np.float32)  # 8-row blocks and a rest
+    batch = log_mel(audio, n_fft=1024, hop=512, n_mels=32)
+    rows = np.stack([log_mel(a, n_fft=1024, hop=512, n_mels=32) for a in audio])
+    np.testing.assert_array_equal(batch, rows)
+
+
+def test_frames_that_do_not_fit_raise():
+    from musicgym.audio.distances import _spectra
+
+    padded = np.zeros((2, 3000), np.float32)
+    with pytest.raises(ValueError, match="do not fit"):
+        _spectra(padded, 1024, 512, 3, 2)  # frames 3, 4 end at sample 3072
+    audio = np.random.default_rng(9).standard_normal((2, 3000)).astype(np.float32)
+    strided = _spectra(audio[:, :2048], 1024, 512, 1, 2)  # a view that is not contiguous
+    np.testing.assert_array_equal(strided, _spectra(audio[:, :2048].copy(), 1024, 512, 1, 2))
+    np.testing.assert_allclose(strided[1, 0], np.fft.rfft(audio[1, 512:1536]), rtol=1e-4,
+                               atol=1e-3)

@@ -26,10 +26,35 @@ def test_the_three_rl_impro_synths_are_shipped_small_with_their_commands():
         # builtin:SYNTH is the lp agent, builtin:SYNTH-SET another feature set's
         synth, _, feature_set = name.partition("-")
         assert agent.synth == synth and agent.meta["feature_set"] == (feature_set or "lp")
-        assert agent.meta["command"].startswith(f"musicgym train-improviser {synth} ")
+        command = agent.meta["command"]
+        if command.startswith("musicgym train examples/"):   # the runner's algo: inverse
+            _check_example(command.split()[2], agent)
+        else:
+            assert command.startswith(f"musicgym train-improviser {synth} ")
         assert "seed" in agent.meta and agent.meta["heldout"]["agent"]["rmse"] > 0
         total += sum(p.stat().st_size for p in _files(name))
     assert total < 3_000_000
+
+
+def _check_example(path, agent):
+    """The example config a built-in's command names trains that agent: its synth, feature
+    set, seed and recipe (checked without training: what the runner resolves it to)."""
+    from pathlib import Path
+
+    from musicgym.train.config import TrainConfig
+    from musicgym.train.inverse import resolve_inverse
+
+    root = Path(__file__).resolve().parents[2]
+    config, _ = resolve_inverse(TrainConfig.load(root / path))
+    opts = config.algo_kwargs
+    assert config.algo == "inverse" and config.seed == agent.meta["seed"]
+    assert (opts["synth"], opts["features"]) == (agent.synth, agent.meta["feature_set"])
+    for key in ("hidden", "distil_steps", "refine_steps", "anchor", "search"):
+        assert opts[key] == agent.meta[key], key
+    assert opts["subdiv"] in (None, agent.meta["subdiv"])
+    for key, off in (("search_grid", False), ("stay_margin", 0.0),
+                     ("search_from_current", False)):
+        assert opts[key] == agent.meta.get(key, off), key
 
 
 def _files(name):

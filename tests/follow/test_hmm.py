@@ -59,6 +59,48 @@ def test_new_hmm_settings_are_checked(brahms_takes):
         HMMFollower(reference, confidence=1.5)
     with pytest.raises(AccompanyConfigError, match="ioi_offset_s > 0"):
         HMMFollower(reference, ioi_offset_s=0.0)
+    with pytest.raises(AccompanyConfigError, match="0 < p_pause <= 1"):
+        HMMFollower(reference, p_pause=0.0)
+
+
+def _line(notes: list[tuple[float, int]], beat_s: float = 0.5) -> np.ndarray:
+    """Played notes at ``(beat, key)``, one per onset, ``beat_s`` a beat."""
+    from musicgym.music.notes import NOTE_DTYPE
+
+    out = np.zeros(len(notes), dtype=NOTE_DTYPE)
+    out["onset_beat"] = [b for b, _ in notes]
+    out["pitch"] = [k for _, k in notes]
+    out["onset_sec"] = 0.5 + out["onset_beat"] * beat_s
+    out["duration_sec"], out["duration_beat"], out["velocity"] = 0.1, 0.25, 64
+    out["id"] = [f"n{i}" for i in range(len(notes))]
+    return out
+
+
+def test_a_silence_tells_repeated_notes_apart():
+    # written: E E E (sixteenths), a rest, then G A; played: the last two E's (the first left
+    # out), the rest, G A. At the second E the keys and the interval fit (E1, E2) and (E2, E3)
+    # alike and the start prior says (E1, E2); the silence after it says E3, the one the score
+    # follows with a rest: reported during the rest, dated at its attack
+    score = [(0.0, 64), (0.25, 64), (0.5, 64), (3.0, 67), (3.5, 69), (4.0, 71)]
+    reference, live = _line(score), _line(score[1:])
+    sec, beat, date = HMMFollower(reference, p_pause=1.0).follow(live)  # not hearing it
+    assert beat.tolist()[:2] == [0.0, 0.25] and sec[2] > 2.0  # E3 reached only with G
+    sec, beat, date = HMMFollower(reference).follow(live)
+    assert beat.tolist()[:3] == [0.0, 0.25, 0.5]
+    e3_played = 0.5 + 0.5 * 0.5
+    assert date[2] == pytest.approx(e3_played, abs=0.02) and sec[2] - e3_played < 0.6
+    assert beat.tolist()[3:] == [3.0, 3.5, 4.0]
+
+
+def test_a_sure_report_is_not_moved_by_an_unwritten_stop():
+    # a scale played with a 3 s stop where the score has none: nothing is reported in it
+    score = [(0.5 * i, 60 + i) for i in range(12)]
+    reference, live = _line(score), _line(score)
+    live["onset_sec"][6:] += 3.0
+    sec, beat, _ = HMMFollower(reference).follow(live)
+    assert beat.tolist() == [b for b, _ in score]
+    stopped = (sec > live["onset_sec"][5] + 0.1) & (sec < live["onset_sec"][6])
+    assert not stopped.any()
 
 
 def test_an_unsure_report_waits_for_the_chord(brahms_takes):

@@ -35,7 +35,9 @@ def test_listening_over_jack_runs_on_the_input_clock(jack_audio):
                                      keep_audio=True)
     wall_s = time.perf_counter() - start
     assert sr == 44100 and audio.size >= sr
-    assert 0.9 < wall_s < 3.0  # real time: the dummy driver's clock, not as fast as possible
+    # real time: the dummy driver's clock, not as fast as possible (no upper bound: a loaded
+    # machine may start the stream late, which says nothing about the clock it runs on)
+    assert wall_s > 0.9
     assert events == [] and accompanist.report_beat == []  # the dummy input is silent
 
 
@@ -93,3 +95,54 @@ def test_listening_with_the_orchestra_over_jack(jack_audio):
     events, _, sr = listen_audio(_accompanist(), device="system", seconds=0.5,
                                  orchestra=orchestra)
     assert sr == 44100 and events == [] and orchestra._sample >= 0.4 * 44100
+
+
+def test_the_cli_listens_over_jack_and_writes_what_it_played(jack_audio, tmp_path, capsys):
+    """``musicgym live accompany --audio-input system``: the whole command over JACK's dummy."""
+    from musicgym.audio.io import read_audio
+    from musicgym.audio.soundfont import soundfont_available
+    from musicgym.cli import main
+
+    if not soundfont_available():
+        pytest.skip("needs libfluidsynth3 and timgm6mb-soundfont")
+    score = tmp_path / "duet.mid"
+    _write_duet(score)
+    mix = tmp_path / "heard.wav"
+    code = main(["live", "accompany", "--score", str(score), "--part", "solo=0",
+                 "--part", "accompaniment=1", "--tempo-model", "kalman",
+                 "--audio-input", "system", "--seconds", "1",
+                 "--round-trip-ms", "11.6", "--wav", str(mix), "-o", str(tmp_path / "out")])
+    assert code == 0
+    printed = capsys.readouterr()
+    assert "listening on audio input system" in printed.err
+    assert "0 solo onsets followed" in printed.out  # the dummy input is silent
+    assert (tmp_path / "out" / "duet.mid").is_file()
+    audio, sr = read_audio(mix)
+    assert sr == 44100 and audio.shape[-1] >= sr  # a second heard (and the silence rendered)
+
+
+def test_the_cli_refuses_a_bad_round_trip_before_listening(tmp_path, capsys):
+    from musicgym.cli import main
+
+    score = tmp_path / "duet.mid"
+    _write_duet(score)
+    code = main(["live", "accompany", "--score", str(score), "--part", "solo=0",
+                 "--part", "accompaniment=1", "--tempo-model", "kalman",
+                 "--audio-input", "system", "--seconds", "1",
+                 "--round-trip-ms", "-5", "-o", str(tmp_path / "out")])
+    assert code == 1
+    assert "--round-trip-ms must be in [0, 1000)" in capsys.readouterr().err
+
+
+def _write_duet(path) -> None:
+    """A two-track MIDI score: a four-note solo over a held accompaniment."""
+    import mido
+
+    midi = mido.MidiFile(ticks_per_beat=480)
+    for pitches in ([60, 62, 64, 65], [48, 48, 48, 48]):
+        track = mido.MidiTrack()
+        midi.tracks.append(track)
+        for pitch in pitches:
+            track.append(mido.Message("note_on", note=pitch, velocity=80, time=0))
+            track.append(mido.Message("note_off", note=pitch, velocity=0, time=480))
+    midi.save(path)

@@ -88,3 +88,26 @@ def test_threads_from_the_environment(monkeypatch):
             num_threads()
     with pytest.raises(ConfigError, match="threads"):
         Patch(EXAMPLES["kick"][0], threads=0)
+
+
+@pytest.mark.parametrize("env_id", ["musicgym/Kick-v0", "musicgym/BassLine-v0"])
+def test_vector_env_steps_on_threads_are_bit_identical(monkeypatch, env_id):
+    """The whole vector step (render into the clips, reward, running clip distance,
+    observation, autoresets) gives the same bits on 1 and 3 threads."""
+    import gymnasium as gym
+
+    import musicgym  # noqa: F401  (registers the envs)
+
+    runs = []
+    for threads in ("1", "3"):
+        monkeypatch.setenv(THREADS_ENV, threads)
+        env = gym.make_vec(env_id, num_envs=19)
+        env.action_space.seed(3)
+        obs, _ = env.reset(seed=3)
+        out = [obs]
+        for _ in range(4):
+            obs, reward, _, _, info = env.step(env.action_space.sample())
+            out += [obs, reward, info["clip_distance"]]
+        runs.append(out)
+    for a, b in zip(*runs, strict=True):
+        assert np.array_equal(a, b, equal_nan=True)

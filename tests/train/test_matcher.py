@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from musicgym.audio.soundfont import soundfont_available
-from musicgym.envs.matcher_model import Matcher, builtin_presets
+from musicgym.envs.matcher_model import OOD_NEIGHBOURS, Matcher, builtin_presets
 from musicgym.errors import ConfigError, UsageError
 from musicgym.train.match import match_target, synthetic_targets
 from musicgym.train.matcher import (
@@ -48,13 +48,26 @@ def test_the_builtin_matchers_name_known_settings_of_their_patch():
         assert np.median(error) < 0.1, (preset, np.median(error))
 
 
-def test_a_sound_unlike_the_patch_gets_the_settings_of_its_nearest_training_sound():
+def test_a_sound_unlike_the_patch_gets_the_median_settings_of_its_nearest_training_sounds():
     matcher = Matcher.builtin("Kick-v0")
     t = np.arange(22050) / 44100
     square = (0.8 * np.sign(np.sin(2 * np.pi * 2000 * t))).astype(np.float32)[None]
-    near, dist = matcher.nearest(matcher.features(square))
+    features = matcher.features(square)
+    near, dist = matcher.nearest(features)
     assert dist[0] > matcher.meta["ood_threshold"]
+    # by hand: the k nearest codebook sounds, each setting's median
+    h = (features - matcher.mean) / matcher.std
+    z = (h - matcher.pca_mean) @ matcher.pca
+    order = np.argsort(((z - matcher.codebook) ** 2).sum(1))
+    np.testing.assert_array_equal(near[0], matcher.codebook_actions[order[0]])
+    # without ood_neighbours in the sidecar (Kick-v0's): the nearest sound's settings
+    assert "ood_neighbours" not in matcher.meta and OOD_NEIGHBOURS == 1
     np.testing.assert_array_equal(matcher.propose(square), near)
+    # the built-in Snare-v0 sets 8: each setting's median over the 8 nearest
+    assert Matcher.builtin("Snare-v0").meta["ood_neighbours"] == 8
+    matcher.meta["ood_neighbours"] = 8
+    expected = np.median(matcher.codebook_actions[order[:8]], axis=0)
+    np.testing.assert_allclose(matcher.propose(square)[0], expected, atol=1e-6)
     # the patch's own sounds mostly stay with the net (the threshold: 90 % of them)
     _, audio = _synthetic_targets("Kick-v0", 32, seed=4)
     assert (matcher.nearest(matcher.features(audio))[1] <= matcher.meta["ood_threshold"]).mean() \
@@ -120,6 +133,27 @@ def test_policy_at_k_and_policy_plus_nm_spend_their_budget_and_never_lose_the_pr
     assert nm["mrstft"] <= at_k["mrstft"] + 1e-6 <= alone["mrstft"] + 2e-6
     with pytest.raises(UsageError, match="needs a matcher"):
         match_target(spec, audio[0], "refine")
+
+
+def test_a_setting_is_rendered_once_and_the_simplex_follows_the_guesses_spread():
+    from musicgym.envs.matching import MatchCore
+    from musicgym.train.match import Evaluations, env_kwargs, guesses_spread
+
+    spec = patch_spec("Snare-v0")
+    _, audio = _synthetic_targets("Snare-v0", 1, seed=32)
+    evaluate = Evaluations(MatchCore(**env_kwargs(spec, audio[0])))
+    a = np.array([[0.1] * 6, [0.2] * 6, [0.1] * 6])
+    costs, clips = evaluate(a)
+    assert evaluate.count == 2 and costs[0] == costs[2] and clips.shape[0] == 3
+    again, _ = evaluate(a[1:2])  # already rendered: free, same cost
+    assert evaluate.count == 2 and again[0] == costs[1]
+    assert evaluate.best_cost == costs.min()
+    # each setting's side: its spread over the best guesses, root mean square 1
+    guesses = np.array([[0.0, 0.0, 0.0], [0.4, 0.01, 0.0], [0.8, -0.01, 0.0], [1.0, 1.0, 1.0]])
+    sides = guesses_spread(guesses, np.array([1.0, 2.0, 3.0, 9.0]), top=3)
+    assert sides[0] > sides[1] == sides[2]  # the worst guess (cost 9) is left out
+    np.testing.assert_allclose(np.sqrt(np.mean(sides ** 2)), 1.0)
+    assert guesses_spread(guesses[:1], np.array([1.0])) is None
 
 
 @pytest.mark.skipif(not soundfont_available(), reason="no GM SoundFont (Debian's "

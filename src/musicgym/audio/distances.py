@@ -49,9 +49,10 @@ class Distance:
 
         ``cache``: a dict that receives STFT magnitudes of this same audio by (n_fft, hop),
         shared with other features (see ``features.stft_magnitude``); when it holds a
-        ``"keep"`` set of such keys, only those are stored."""
+        ``"keep"`` set of such keys, only those are stored; a ``"buffers"`` dict lets the
+        magnitudes reuse the arrays of the caller's previous call (overwritten)."""
         audio = np.asarray(audio, dtype=np.float32)
-        if not np.isfinite(audio).all():  # one cheap pass; copy only when needed
+        if not all_finite(audio):  # one cheap pass; copy only when needed
             audio = np.nan_to_num(audio, nan=0.0, posinf=1e6, neginf=-1e6)
         with np.errstate(all="ignore"):
             d = self.compute(audio, prepared, cache)
@@ -61,6 +62,23 @@ class Distance:
         """Raw distances as float32 in ``[0, bound]``: NaN and +inf become ``bound``."""
         d = np.nan_to_num(np.asarray(d, dtype=np.float64), nan=self.bound, posinf=self.bound)
         return np.clip(d, 0.0, self.bound).astype(np.float32)
+
+
+@njit(cache=True, nogil=True, boundscheck=False)
+def _all_finite32(flat) -> bool:
+    bad = np.int32(0)
+    for i in range(flat.size):  # v - v is 0 for a finite v, NaN for inf and NaN: vectorises
+        v = flat[i]
+        bad |= np.int32(not (v - v == np.float32(0.0)))
+    return bad == 0
+
+
+def all_finite(audio: np.ndarray) -> bool:
+    """Whether every sample is finite: ``np.isfinite(audio).all()`` in one compiled pass with
+    no boolean temporary, for contiguous float32 arrays (others go to NumPy)."""
+    if audio.dtype == np.float32 and audio.flags.c_contiguous:
+        return bool(_all_finite32(audio.reshape(-1)))
+    return bool(np.isfinite(audio).all())
 
 
 class MSE(Distance):
@@ -180,13 +198,35 @@ def _sound_spans(audio, out):
         out[r, 1] = hi if hi > lo else 0
 
 
+@njit(cache=True, nogil=True, boundscheck=False)
+def _gather_padded(audio, order, padded):
+    """``padded[i] = audio[order[i]]`` followed by zeros."""
+    n = audio.shape[1]
+    for i in range(order.size):
+        src = audio[order[i]]
+        dst = padded[i]
+        for k in range(n):
+            dst[k] = src[k]
+        for k in range(n, dst.size):
+            dst[k] = np.float32(0.0)
+
+
 def _spectra(padded: np.ndarray, n_fft: int, hop: int, first: int, count: int,
              out: np.ndarray | None = None) -> np.ndarray:
     """``rfft`` of unwindowed frames ``first .. first + count - 1`` of (R, m) audio, read in
     place through a strided view (pocketfft copies each frame into its own buffer anyway);
     into ``out`` when given (fresh multi-megabyte arrays cost page faults)."""
-    view = np.lib.stride_tricks.sliding_window_view(padded, n_fft, axis=-1)
-    view = view[:, first * hop:(first + count - 1) * hop + 1:hop]
+    rows, m = padded.shape
+    if count < 1 or first < 0 or (first + count - 1) * hop + n_fft > m:
+        raise ValueError(f"mrstft: frames {first}..{first + count - 1} of {n_fft} samples "
+                         f"(hop {hop}) do not fit in {m} samples")
+    s0, s1 = padded.strides
+    shape, strides = (rows, count, n_fft), (s0, hop * s1, s1)
+    if padded.flags.c_contiguous:  # the frames as a view, built directly (no checks: fast)
+        view = np.ndarray(shape, padded.dtype, padded, first * hop * s1, strides)
+    else:
+        view = np.lib.stride_tricks.as_strided(padded[:, first * hop:], shape, strides,
+                                               writeable=False)
     if _r2c is None or out is None:
         import scipy.fft
 
@@ -281,15 +321,19 @@ class MultiResolutionSTFT(Distance):
         return flat[:size].reshape(shape)
 
     def _sums(self, padded: np.ndarray, res: _Resolution, first: int, count: int, keep: bool,
-              out_rows: np.ndarray, spans: np.ndarray | None = None):
+              out_rows: np.ndarray, spans: np.ndarray | None = None,
+              mags: np.ndarray | None = None):
         """Per-frame sums (R, count, 2) of frames ``0 .. count - 1`` of (R, m) ``padded``
         audio, which are target frames ``first ..``; row r's results go to row
         ``out_rows[r]``. ``spans`` (R, 2): each row's non-zero samples (frames outside are
-        silent). With ``keep``, also the magnitudes (R, count, K)."""
+        silent). With ``keep``, also the magnitudes (R, count, K) (into ``mags`` if given)."""
         rows = padded.shape[0]
         sums = np.empty((rows, count, 2), np.float32)
-        mags = np.zeros((rows, count, res.n_bins), np.float32) if keep else \
-            self._work("scratch", (1, 1, res.n_bins), np.float32)
+        # kept magnitudes: every frame is written below (the skipped silent ones as zeros)
+        if not keep:
+            mags = self._work("scratch", (1, 1, res.n_bins), np.float32)
+        elif mags is None:
+            mags = np.empty((rows, count, res.n_bins), np.float32)
         n_fft, hop = res.n_fft, res.hop
 
         n_chunks = -(-rows // self.CHUNK)
@@ -315,8 +359,12 @@ class MultiResolutionSTFT(Distance):
                                 res.log, first + f0, mags, keep, sums, dest, f0)
                 if f0 > 0:
                     sums[dest, :f0] = res.silent[first:first + f0]
+                    if keep:
+                        mags[dest, :f0] = 0.0
                 if f1 < count:
                     sums[dest, f1:] = res.silent[first + f1:first + count]
+                    if keep:
+                        mags[dest, f1:] = 0.0
 
         # chunks write disjoint rows; each thread has its own spectrum buffer
         run_blocks(chunks, [(k, 0) for k in range(n_threads)])
@@ -344,17 +392,24 @@ class MultiResolutionSTFT(Distance):
         # rows sorted by where their sound ends, so that each chunk's silent frames line up
         order = np.lexsort((spans[:, 0], spans[:, 1]))
         padded = self._work("pad", (rows, prepared.padded), np.float32)
-        for i, row in enumerate(order):  # row by row: no (rows, n) temporary
-            padded[i, :n] = audio[row]
-        padded[:, n:] = 0.0
+        _gather_padded(audio, order, padded)
         wanted = None if cache is None else cache.get("keep")
+        # "buffers": arrays the caller lets the kept magnitudes reuse from call to call (the
+        # envs' step: fresh multi-megabyte arrays each step cost page faults)
+        buffers = None if cache is None else cache.get("buffers")
         total = np.zeros(rows)
         for res in prepared.resolutions:
             key = (res.n_fft, res.hop)
             keep = cache is not None and (wanted is None or key in wanted)
-            sums, mags = self._sums(padded, res, 0, res.n_frames, keep, order, spans[order])
+            buf = None if buffers is None else buffers.get(key)
+            if buf is not None and buf.shape != (rows, res.n_frames, res.n_bins):
+                buf = None
+            sums, mags = self._sums(padded, res, 0, res.n_frames, keep, order, spans[order],
+                                    buf)
             if keep:
                 cache[key] = mags
+                if buffers is not None:
+                    buffers[key] = mags
             total += self._combine(sums.sum(axis=1, dtype=np.float64), res)
         return total / len(prepared.resolutions)
 

@@ -15,6 +15,7 @@ import numpy as np
 from musicgym.threads import num_threads
 
 EPS = 1e-5
+_MEL_ROWS = 8  # rows of a batch squared and projected at a time in log_mel
 
 
 @lru_cache(maxsize=16)
@@ -117,7 +118,14 @@ def log_mel(audio: np.ndarray, *, sr: int = 44100, n_fft: int = 1024, hop: int |
     numpy.ndarray, shape (..., n_frames, n_mels), float32
     """
     mag = stft_magnitude(audio, n_fft=n_fft, hop=hop, cache=cache)
-    mel = (mag * mag) @ mel_filterbank(int(sr), n_fft, n_mels)
+    bank = mel_filterbank(int(sr), n_fft, n_mels)
+    if mag.ndim != 3 or mag.shape[0] <= _MEL_ROWS:
+        mel = (mag * mag) @ bank
+    else:  # 8 rows at a time: no multi-megabyte temporary (matmul is per row: same values)
+        mel = np.empty(mag.shape[:-1] + (bank.shape[1],), np.float32)
+        for lo in range(0, mag.shape[0], _MEL_ROWS):
+            part = mag[lo:lo + _MEL_ROWS]
+            np.matmul(part * part, bank, out=mel[lo:lo + _MEL_ROWS])
     return np.log10(mel + EPS).astype(np.float32)
 
 

@@ -72,7 +72,10 @@ def _add_train_improviser(subparsers) -> None:
                                  "synth's table and a corpus's training tracks",
         description="Distil the synth's nearest-neighbour table into an MLP, then refine it by "
                     "analysis by synthesis through the interpolated table; write FILE.npz and "
-                    "FILE.json (play it with --model FILE.npz).")
+                    "FILE.json (play it with --model FILE.npz). `musicgym train CONFIG.yaml` "
+                    "with algo: inverse trains the same agent (same options, same seed, same "
+                    "weights) into a run folder with a held-out learning curve: see "
+                    "examples/improvise_inverse_*.yaml.")
     p.add_argument("synth", help="sine, fm, subtractive, sampler or granular")
     p.add_argument("--features", default="lps", choices=["lp", "lps", "lpsm"],
                    help="lp: loudness, pitch; lps: + spectral shape; lpsm: + MFCC (default lps)")
@@ -388,7 +391,8 @@ def run_analyze(args: argparse.Namespace) -> int:
 def _agent_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", metavar="RUN",
                    help="a run folder made by `musicgym train musicgym/Improvise-v0` (its "
-                        "config.yaml and model.zip), an agent made by `musicgym "
+                        "config.yaml and model.zip, or model.npz with algo: inverse), an agent "
+                        "made by `musicgym "
                         "train-improviser` (FILE.npz), or builtin:NAME (sine, fm, granular, "
                         "subtractive); without it, the nearest-neighbour lookup")
     p.add_argument("--synth", help="sine, fm, subtractive, sampler or granular, or "

@@ -8,17 +8,21 @@ import json
 from pathlib import Path
 
 from musicgym.errors import OutputError, UsageError
-from musicgym.train.config import ALGOS
+from musicgym.train.config import ALGOS, LEARNERS
 
 
 def add_parser(subparsers) -> None:
     t = subparsers.add_parser(
         "train", help="train an agent (Stable-Baselines3) on any registered env",
         description="Train on ENV_ID with its family's defaults (train/defaults/*.yaml), your "
-                    "--config and flags over them; writes runs/<timestamp>-<ALGO>/ (model, "
-                    "resolved config, TensorBoard and CSV logs, evaluations, atomic "
-                    "checkpoints). Exit code 2: the run cannot work (nothing written).")
-    t.add_argument("env_id", nargs="?", help="e.g. musicgym/Kick-v0 (or give --config/--resume)")
+                    "--config (or CONFIG.yaml in ENV_ID's place) and flags over them; writes "
+                    "runs/<timestamp>-<ALGO>/ (model, resolved config, TensorBoard and CSV "
+                    "logs, evaluations, atomic checkpoints). algo inverse trains the "
+                    "improvisation env's inverse improviser into the same folder layout "
+                    "(examples/improvise_inverse_*.yaml). Exit code 2: the run cannot work "
+                    "(nothing written).")
+    t.add_argument("env_id", nargs="?", help="e.g. musicgym/Kick-v0, or a config file "
+                                             "(CONFIG.yaml: as --config) (or give --resume)")
     t.add_argument("--algo", choices=list(ALGOS),
                    help="algorithm (default: the env family's; it must fit the env's action "
                         "space, maskable_ppo needs action masks)")
@@ -112,6 +116,9 @@ def run_train(args: argparse.Namespace) -> int:
     from musicgym.train.config import TrainConfig, read_config_file, resolve
     from musicgym.train.runner import train
 
+    if args.env_id and not args.config and Path(args.env_id).suffix in (".yaml", ".yml",
+                                                                          ".json"):
+        args.config, args.env_id = args.env_id, None   # musicgym train CONFIG.yaml
     overrides = {"env_id": args.env_id, "algo": args.algo, "steps": args.steps,
                  "n_envs": args.n_envs, "seed": args.seed, "eval_every": args.eval_every,
                  "checkpoint_every": args.checkpoint_every}
@@ -133,7 +140,9 @@ def run_train(args: argparse.Namespace) -> int:
         else:
             raise UsageError("give an ENV_ID, --config FILE or --resume RUN")
         run_dir = train(config, runs_root=args.runs, progress=not args.no_progress)
-    print(f"run written to {run_dir}/ (model.zip, config.yaml, evaluations.json, tensorboard/)")
+    files = sorted(p.name + "/" * p.is_dir() for p in run_dir.iterdir()
+                   if not p.name.startswith("."))
+    print(f"run written to {run_dir}/ ({', '.join(files)})")
     print(f"evaluate it with: musicgym evaluate {run_dir}")
     return 0
 
@@ -152,6 +161,9 @@ def _run_train_rllib(args: argparse.Namespace, given: dict) -> int:
         config.algo_kwargs = dict(fields.get("algo_kwargs") or {})
     else:
         raise UsageError("give an ENV_ID, --config FILE or --resume RUN")
+    if config is not None and config.algo in LEARNERS:
+        raise UsageError(f"algo {config.algo} trains with the default backend (drop --backend "
+                         "rllib): --backend rllib trains PPO")
     run_dir = train_rllib(config, num_env_runners=args.num_env_runners, address=args.address,
                           runs_root=args.runs, progress=not args.no_progress,
                           resume=args.resume)

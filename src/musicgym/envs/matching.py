@@ -8,13 +8,19 @@ engine call) are thin layers over :class:`MatchCore`.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 from gymnasium import spaces
 
-from musicgym.audio.distances import Distance, MultiResolutionSTFT, make_distance
+from musicgym.audio.distances import (
+    Distance,
+    MultiResolutionSTFT,
+    all_finite,
+    make_distance,
+)
 from musicgym.audio.features import log_mel, pool_frames
 from musicgym.envs.spaces import ParameterMap
 from musicgym.errors import TargetError
@@ -89,6 +95,38 @@ def single_threaded_blas() -> None:
     threadpool_limits(limits=1, user_api="blas")
 
 
+_MALLOC_STEADY = [False]
+STEADY_MALLOC_BYTES = 32 << 20  # glibc's largest mmap threshold on 64-bit machines
+
+
+def steady_malloc() -> None:
+    """Keep freed memory of up to 32 MiB blocks in this process (glibc only; else nothing).
+
+    An env step allocates and frees the same few-megabyte arrays every time (the engine's
+    chunk buffers, STFT magnitudes). glibc maps blocks over a threshold afresh from the
+    system and returns freed heap beyond another: which side a step's arrays fall on depends
+    on the sizes freed before, and on the wrong side every step page-faults its arrays back
+    in (measured: 1,000 to 2,700 faults and 3 to 5 ms of system time per B = 64 Kick step,
+    a tenth of the step). Fixed thresholds of 32 MiB (mmap) and 64 MiB (trim) keep them on
+    the heap. Called when a sound-matching env is built, like :func:`single_threaded_blas`;
+    skipped where ``MALLOC_MMAP_THRESHOLD_`` or ``MALLOC_TRIM_THRESHOLD_`` is set."""
+    if _MALLOC_STEADY[0]:
+        return
+    _MALLOC_STEADY[0] = True
+    if not sys.platform.startswith("linux") or "MALLOC_MMAP_THRESHOLD_" in os.environ \
+            or "MALLOC_TRIM_THRESHOLD_" in os.environ:
+        return
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        m_trim_threshold, m_mmap_threshold = -1, -3  # glibc's mallopt parameters
+        libc.mallopt(m_mmap_threshold, STEADY_MALLOC_BYTES)
+        libc.mallopt(m_trim_threshold, 2 * STEADY_MALLOC_BYTES)
+    except (OSError, AttributeError):  # not glibc (musl...): its allocator, its rules
+        pass
+
+
 class MatchCore:
     """Sound matching for B rows: the patch, the action mapping, targets and their features.
 
@@ -110,6 +148,7 @@ class MatchCore:
         if observation not in OBSERVATIONS:
             raise TargetError(f"observation must be one of {OBSERVATIONS}, got {observation!r}")
         single_threaded_blas()
+        steady_malloc()
         self.patch = Patch(code, sr=sr, bpm=bpm, backend=backend, samples=samples)
         self.sr = self.patch.sr
         self.pmap = ParameterMap(action_space, n_holes=self.patch.n_params, flat=flat_actions,
@@ -188,8 +227,11 @@ class MatchCore:
         return self._prepared[key]
 
     def new_cache(self) -> dict:
-        """An STFT cache for a step: only the observation's STFT is worth keeping."""
-        return {"keep": {OBS_STFT}} if self.observation != "audio" else {"keep": set()}
+        """An STFT cache for a step: only the observation's STFT is worth keeping (in arrays
+        reused from step to step: a step's cache is dead by the next one)."""
+        if self.observation == "audio":
+            return {"keep": set()}
+        return {"keep": {OBS_STFT}, "buffers": self.__dict__.setdefault("_stft_buffers", {})}
 
     def distances(self, audio: np.ndarray, targets: np.ndarray, segment: int,
                   cache: dict | None = None) -> np.ndarray:
@@ -288,8 +330,8 @@ class MatchCore:
     def render_segments(self, actions, batch: int) -> tuple[np.ndarray, np.ndarray]:
         """(parameters (B, P), left-channel segments (B, seg)) for a batch of actions."""
         params = self.pmap.params(actions, batch)
-        audio = self.patch.render(params, n_samples=self.seg, progress=False)
-        return params, np.ascontiguousarray(audio[:, 0, :])
+        return params, self.patch.render(params, n_samples=self.seg, progress=False,
+                                         left_only=True)
 
     def step(self, clips: np.ndarray, steps: np.ndarray, targets: np.ndarray, actions,
              rows: np.ndarray, running: list[np.ndarray] | None = None) -> dict:
@@ -300,9 +342,18 @@ class MatchCore:
         observation's STFT of the rows' clips when the segment is the whole clip (one-step
         tasks), for the observation to reuse."""
         k = int(steps[rows[0]])
-        params, seg = self.render_segments(actions, len(rows))
-        seg = np.nan_to_num(seg, nan=0.0, posinf=AUDIO_BOUND, neginf=-AUDIO_BOUND)
-        clips[rows, k * self.seg:(k + 1) * self.seg] = seg
+        span = slice(k * self.seg, (k + 1) * self.seg)
+        direct = len(rows) == clips.shape[0] and (rows == np.arange(len(rows))).all()
+        if direct:  # every row, in order: render straight into the clips (no array, no copy)
+            params = self.pmap.params(actions, len(rows))
+            seg = self.patch.render(params, n_samples=self.seg, progress=False,
+                                    left_only=True, out=clips[:, span])
+        else:
+            params, seg = self.render_segments(actions, len(rows))
+        if not all_finite(seg):  # sanitised in place (a fresh array or the clips' span)
+            np.nan_to_num(seg, copy=False, nan=0.0, posinf=AUDIO_BOUND, neginf=-AUDIO_BOUND)
+        if not direct:
+            clips[rows, span] = seg
         steps[rows] += 1
         cache = self.new_cache() if self.total_step == 1 else None
         reward = -self.distances(seg, targets[rows], k, cache)

@@ -67,7 +67,10 @@ class SynthMatchVectorEnv(VectorEnv):
         self._last: list[dict] = [{} for _ in range(self.num_envs)]  # for the text render
 
     def _reset_rows(self, rows: np.ndarray) -> None:
-        self.clips[rows] = 0.0
+        if len(rows) == self.num_envs:
+            self.clips.fill(0.0)  # every row (one-step episodes): a plain fill, no gather
+        else:
+            self.clips[rows] = 0.0
         self.steps[rows] = 0
         for row in rows:
             self._last[row] = {}

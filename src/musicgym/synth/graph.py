@@ -185,7 +185,7 @@ class Runner:
         self.start = 0
 
     def run(self, out: np.ndarray, progress=None) -> None:
-        """Fill ``out`` (B, 2, n) with the summed output tracks."""
+        """Fill ``out`` (B, 2, n) with the summed output tracks (B, 1, n: their left channel)."""
         n_total = out.shape[-1]
         if self.graph.back_edges:
             # with feedback the engine's 128-sample blocks are observable: run whole blocks
@@ -219,7 +219,7 @@ class Runner:
         if g.back_edges:
             self.prev = {src: current[src] for src, _ in g.back_edges}
         for k, i in enumerate(g.outputs):
-            y = current[i]
+            y = current[i][:, :out.shape[1]]  # out may hold the left channel only
             if k == 0:
                 out[...] = y
             else:

@@ -248,7 +248,8 @@ class Patch:
         return PatchStream(self, params)
 
     def render(self, params=None, *, seconds: float | None = None, n_samples: int | None = None,
-               progress: bool | None = None) -> np.ndarray:
+               progress: bool | None = None, left_only: bool = False,
+               out: np.ndarray | None = None) -> np.ndarray:
         """Render every parameter row.
 
         Parameters
@@ -261,10 +262,17 @@ class Patch:
             Number of frames to render.
         progress : bool, keyword-only
             Show a progress bar (default: only for long renders, over 60 s of audio in all).
+        left_only : bool, keyword-only
+            Return only the left channel, (B, n) (what the sound-matching envs use): the
+            same samples as ``render(...)[:, 0]``, without writing the right channel.
+        out : numpy.ndarray, keyword-only
+            Write the result into this float32 array of the result's shape (a view is fine,
+            e.g. a span of a longer clip) instead of a new one, and return it: no allocation
+            (the NumPy backend renders into it directly).
 
         Returns
         -------
-        numpy.ndarray, shape (B, 2, n), float32
+        numpy.ndarray, shape (B, 2, n) (``left_only``: (B, n)), float32
         """
         params = self.check_params(params)
         if n_samples is None:
@@ -278,9 +286,26 @@ class Patch:
         self._check_memory(params, int(n_samples))
         if progress is None:
             progress = params.shape[0] * n_samples > 60 * self.sr
+        shape = (params.shape[0], int(n_samples)) if left_only else \
+            (params.shape[0], 2, int(n_samples))
+        if out is not None and (not isinstance(out, np.ndarray) or out.shape != shape
+                                or out.dtype != F32 or not out.flags.writeable):
+            raise RenderLimitError(
+                f"out must be a writeable float32 array of shape {shape}, got "
+                f"{getattr(out, 'dtype', type(out).__name__)} {getattr(out, 'shape', '')}")
         if self.backend == "glicol":
-            return self._render_reference(params, int(n_samples), progress)
-        return self._render_numpy(params, int(n_samples), progress)
+            audio = self._render_reference(params, int(n_samples), progress)
+            audio = np.ascontiguousarray(audio[:, 0, :]) if left_only else audio
+            if out is None:
+                return audio
+            out[...] = audio
+            return out
+        target = None if out is None else (out[:, None, :] if left_only else out)
+        audio = self._render_numpy(params, int(n_samples), progress, 1 if left_only else 2,
+                                   target)
+        if out is not None:
+            return out
+        return audio[:, 0, :] if left_only else audio
 
     def _check_memory(self, params: np.ndarray, n: int) -> None:
         """Refuse, before allocating anything, a render whose estimated peak is over max_bytes."""
@@ -300,9 +325,11 @@ class Patch:
                 f"rows, a shorter span or smaller delays at a time, or raise max_bytes (or "
                 f"{MAX_BYTES_ENV})")
 
-    def _render_numpy(self, params: np.ndarray, n: int, progress: bool) -> np.ndarray:
+    def _render_numpy(self, params: np.ndarray, n: int, progress: bool,
+                      channels: int = 2, out: np.ndarray | None = None) -> np.ndarray:
         batch = params.shape[0]
-        out = np.empty((batch, 2, n), dtype=F32)
+        if out is None:
+            out = np.empty((batch, channels, n), dtype=F32)  # channels=1: the left only
         # rows are independent: each block of rows gets its own runner (the same code on the
         # same samples as one runner for the batch, so the audio is bit-identical)
         blocks = row_blocks(batch, num_threads(self.threads), _MIN_THREAD_ROWS)

@@ -31,7 +31,10 @@ from typing import Any
 
 from musicgym.errors import ConfigError, UsageError
 
-ALGOS = ("ppo", "a2c", "sac", "td3", "dqn", "maskable_ppo", "recurrent_ppo")
+# learners that are not Stable-Baselines3 algorithms, each one module ("module:object", an object
+# with train/load/evaluate: see musicgym.train.inverse); a new one is a module and a line here
+LEARNERS = {"inverse": "musicgym.train.inverse:LEARNER"}
+ALGOS = ("ppo", "a2c", "sac", "td3", "dqn", "maskable_ppo", "recurrent_ppo", *LEARNERS)
 ON_POLICY = ("ppo", "a2c", "maskable_ppo", "recurrent_ppo")
 OFF_POLICY = ("sac", "td3", "dqn")
 DEFAULTS_DIR = Path(__file__).parent / "defaults"
@@ -49,8 +52,9 @@ class TrainConfig:
     env_id : str
         A registered Gymnasium id, e.g. ``"musicgym/Kick-v0"``.
     algo : str
-        One of ``ppo a2c sac td3 dqn`` (Stable-Baselines3) or ``maskable_ppo recurrent_ppo``
-        (sb3-contrib).
+        One of ``ppo a2c sac td3 dqn`` (Stable-Baselines3), ``maskable_ppo recurrent_ppo``
+        (sb3-contrib) or a learner of :data:`LEARNERS` (``inverse``: the improvisation envs'
+        inverse improviser, :mod:`musicgym.train.inverse`).
     steps : int
         Environment steps to train for (summed over the parallel envs). :func:`plan_budget`
         sizes the rollouts so that this is the number trained.
@@ -170,6 +174,15 @@ def read_config_file(path: str | Path) -> dict:
     if not path.is_file():
         raise ConfigError(f"config file {str(path)!r} does not exist")
     return load_mapping(path)
+
+
+def learner(algo: str):
+    """The learner object of a non-SB3 ``algo`` (:data:`LEARNERS`): it trains, loads and
+    evaluates its own runs, in the runner's folder layout."""
+    import importlib
+
+    module, name = LEARNERS[algo].split(":")
+    return getattr(importlib.import_module(module), name)
 
 
 @cache

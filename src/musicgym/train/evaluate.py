@@ -28,7 +28,7 @@ import gymnasium as gym
 import numpy as np
 
 from musicgym.errors import OutputError
-from musicgym.train.config import TrainConfig, family_defaults
+from musicgym.train.config import LEARNERS, TrainConfig, family_defaults, learner
 from musicgym.train.runfiles import load_run
 
 
@@ -127,7 +127,10 @@ def evaluate_model(model, config: TrainConfig, episodes: int, out_dir: Path, *,
     family, _ = family_defaults(config.env_id)
     metrics = {"env_id": config.env_id, "algo": config.algo, "family": family,
                "episodes": episodes}
-    if family == "compose":
+    if config.algo in LEARNERS:   # its own evaluation (algo inverse: the held-out tracks)
+        del metrics["episodes"]   # it plays every held-out track, not episodes
+        metrics.update(learner(config.algo).evaluate(model, config, out_dir, plots=plots))
+    elif family == "compose":
         from musicgym.train.evaluate_compose import evaluate_composition
 
         metrics.update(evaluate_composition(model, config, episodes, out_dir))
@@ -214,16 +217,23 @@ def curve_png(path: Path, evaluations: list[dict], *, title: str,
 
     steps = [e["steps"] for e in evaluations]
     fig, ax = plt.subplots(figsize=(7, 4))
-    if evaluations and "mean_clip_distance" in evaluations[0]:
+    if evaluations and "rmse" in evaluations[0]:   # algo inverse: held-out RMSE, baselines
+        ax.plot(steps, [e["rmse"] for e in evaluations], "o-", label="agent")
+        ax.set_ylabel("held-out RMSE (lower is better)")
+        baselines = {**{m: evaluations[-1][f"{m}_rmse"] for m in ("oracle", "hold", "random")
+                        if f"{m}_rmse" in evaluations[-1]}, **(baselines or {})}
+    elif evaluations and "mean_clip_distance" in evaluations[0]:
         ax.plot(steps, [e["mean_clip_distance"] for e in evaluations], "o-", label="agent")
         ax.set_ylabel("clip distance to the target (lower is better)")
     else:
         ax.plot(steps, [e["mean_return"] for e in evaluations], "o-", label="agent")
         ax.set_ylabel("mean episode return")
+    styles = {"random": ("--", "grey"), "oracle": ("-.", "tab:green"), "hold": (":", "black")}
     for name, value in (baselines or {}).items():
-        ax.axhline(value, linestyle="--", color="grey" if name == "random" else "black",
-                   label=name)
-    ax.set_xlabel("training steps")
+        style, colour = styles.get(name, ("--", "black"))
+        ax.axhline(value, linestyle=style, color=colour, label=name)
+    ax.set_xlabel("training steps" if not evaluations or "rmse" not in evaluations[0] else
+                  "training steps (Adam steps)")
     ax.set_title(title)
     ax.legend()
     fig.tight_layout()

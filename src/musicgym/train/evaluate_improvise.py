@@ -221,7 +221,9 @@ def write_agent_take(model, env_kwargs: dict[str, Any], out_dir, *,
     track, frames_z = core.tracks[0], core.tracks_z[0]
     if len(frames_z) < 2:
         return {}
-    improviser = Improviser(core, PolicyController(model, core), hop_length=hop_length)
+    controller = model.controller(core) if hasattr(model, "controller") else \
+        PolicyController(model, core)   # an InverseAgent binds itself
+    improviser = Improviser(core, controller, hop_length=hop_length)
     heard = play_track(improviser, frames_z)
     improviser.write_wav(out_dir / "agent.wav")
     musician = _track_audio(resolve_corpus(env_kwargs["corpus"]), track.name, core.sr)

@@ -67,7 +67,7 @@ def train_inverse(synth: str, feature_set: str, corpus, *, seed: int = 0,
                   distil_steps: int = 3000, refine_steps: int = 3000, batch_size: int = 512,
                   max_frames: int = 40000, anchor: float = 0.1, search: bool = False,
                   search_grid: bool = False, stay_margin: float = 0.0,
-                  search_from_current: bool = False, log=None) -> InverseAgent:
+                  search_from_current: bool = False, log=None, on_step=None) -> InverseAgent:
     """Train an :class:`InverseAgent` for ``synth`` on ``feature_set``'s descriptors.
 
     Parameters
@@ -103,6 +103,11 @@ def train_inverse(synth: str, feature_set: str, corpus, *, seed: int = 0,
         answers the closer of its two ends (``meta["search_from_current"]``).
     log : callable, optional
         Told one line of progress at a time.
+    on_step : callable, optional
+        Called after every Adam step as ``on_step(step, loss, agent)``: ``step`` counts from
+        1, ``loss`` is that step's loss and ``agent()`` builds the agent as it stands (what
+        ``musicgym train``'s ``algo: inverse`` shows and evaluates on the way). It must not
+        draw from torch's random generator, or the same seed no longer gives the same agent.
     """
     import torch
 
@@ -143,6 +148,26 @@ def train_inverse(synth: str, feature_set: str, corpus, *, seed: int = 0,
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
     total = distil_steps + refine_steps
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, total)
+    env_kwargs = {k: v for k, v in kwargs.items() if k != "corpus"}
+
+    def snapshot() -> InverseAgent:
+        """The agent as the net stands now (its weights copied)."""
+        layers = [(m.weight.detach().numpy().T.copy(), m.bias.detach().numpy().copy())
+                  for m in net if isinstance(m, torch.nn.Linear)]
+        seconds = time.perf_counter() - start
+        return InverseAgent(synth, list(core.features), dict(env_kwargs), core.mean.copy(),
+                            core.std.copy(), layers,
+                            {"feature_set": feature_set, "seed": seed, "subdiv": subdiv,
+                             "hidden": list(hidden), "distil_steps": distil_steps,
+                             "refine_steps": refine_steps, "anchor": anchor,
+                             "train_seconds": round(seconds, 1),
+                             "search": bool(search),
+                             **({"search_grid": True} if search_grid else {}),
+                             **({"stay_margin": float(stay_margin)} if stay_margin else {}),
+                             **({"search_from_current": True} if search_from_current else {}),
+                             "train_tracks": [t.name for t in core.tracks]},
+                            table_z.astype(np.float32) if search else None)
+
     for step in range(total):
         idx = torch.from_numpy(rng.integers(0, len(x), batch_size))
         u = torch.sigmoid(net(xt[idx]))
@@ -158,19 +183,6 @@ def train_inverse(synth: str, feature_set: str, corpus, *, seed: int = 0,
         sched.step()
         if log and (step + 1) % 1000 == 0:
             log(f"  step {step + 1}/{total}: loss {loss.item():.4f}")
-    layers = [(m.weight.detach().numpy().T.copy(), m.bias.detach().numpy().copy())
-              for m in net if isinstance(m, torch.nn.Linear)]
-    seconds = time.perf_counter() - start
-    env_kwargs = {k: v for k, v in kwargs.items() if k != "corpus"}
-    return InverseAgent(synth, list(core.features), env_kwargs, core.mean.copy(),
-                        core.std.copy(), layers,
-                        {"feature_set": feature_set, "seed": seed, "subdiv": subdiv,
-                         "hidden": list(hidden), "distil_steps": distil_steps,
-                         "refine_steps": refine_steps, "anchor": anchor,
-                         "train_seconds": round(seconds, 1),
-                         "search": bool(search),
-                         **({"search_grid": True} if search_grid else {}),
-                         **({"stay_margin": float(stay_margin)} if stay_margin else {}),
-                         **({"search_from_current": True} if search_from_current else {}),
-                         "train_tracks": [t.name for t in core.tracks]},
-                        table_z.astype(np.float32) if search else None)
+        if on_step is not None:
+            on_step(step + 1, float(loss.item()), snapshot)
+    return snapshot()

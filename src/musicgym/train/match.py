@@ -49,6 +49,10 @@ HELD_OUT = ("bd_haus", "drum_cymbal_closed", "elec_hi_snare", "perc_bell", "sn_z
 TRAINING = ("bass_hit_c", "bd_808", "bd_pure", "elec_blip", "sn_dub")
 SYNTHETIC_SEED = 777_000  # apart from the training seeds (0...)
 NM_CANDIDATES = 16  # proposals tried before Nelder-Mead starts from the best of them
+# the Nelder-Mead simplex's side along each setting follows that setting's spread over the
+# best NM_SCALE_GUESSES guesses (guesses_spread); chosen on the one-shots' training half and
+# 100 SoundFont one-shots (seed 3), confirmed on 100 fresh ones (seed 4): docs/matching.md
+NM_SCALE_GUESSES = 4
 # the refinement's first step (a fraction of the readings' difference) and the proposals it
 # starts from (the best of them); chosen on the one-shots' training half and synthetic targets
 # of seed 555: 4 proposals 2.252 MR-STFT against 2.533 from the proposal alone (real), and
@@ -59,7 +63,10 @@ REFINE_CANDIDATES = 4
 
 class Evaluations:
     """Renders candidate settings of one target and scores them with the env's distance,
-    counting evaluations and keeping the best (the searches' unit of cost)."""
+    counting evaluations and keeping the best (the searches' unit of cost).
+
+    A setting already rendered for this target is not rendered again, nor counted (a
+    Nelder-Mead restart's first vertex is the best point so far)."""
 
     def __init__(self, core: MatchCore) -> None:
         self.core = core
@@ -67,25 +74,52 @@ class Evaluations:
         self.best_cost = np.inf
         self.best = None
         self.best_clip = None
+        self._seen: dict[bytes, tuple[float, np.ndarray]] = {}
 
     def __call__(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(costs (N,), clips (N, samples)) of (N, d) actions (clipped to [-1, 1])."""
         actions = np.clip(np.atleast_2d(np.asarray(actions, np.float64)), -1.0, 1.0)
-        _, seg = self.core.render_segments(actions.astype(np.float32), len(actions))
-        seg = np.nan_to_num(seg, nan=0.0)
-        costs = np.asarray(self.core.distances(seg, np.zeros(len(actions), np.int64), 0),
-                           np.float64)
-        self.count += len(actions)
-        i = int(np.argmin(costs))
-        if costs[i] < self.best_cost:
-            self.best_cost, self.best = float(costs[i]), actions[i].copy()
-            self.best_clip = seg[i].copy()
-        return costs, seg
+        keys = [row.tobytes() for row in actions]
+        new: list[int] = []  # rows never rendered, each once
+        for i, key in enumerate(keys):
+            if key not in self._seen and all(keys[j] != key for j in new):
+                new.append(i)
+        if new:
+            rows = actions[new]
+            _, seg = self.core.render_segments(rows.astype(np.float32), len(rows))
+            seg = np.nan_to_num(seg, nan=0.0)
+            costs = np.asarray(self.core.distances(seg, np.zeros(len(rows), np.int64), 0),
+                               np.float64)
+            self.count += len(rows)
+            for j, i in enumerate(new):
+                self._seen[keys[i]] = (float(costs[j]), seg[j])
+            j = int(np.argmin(costs))
+            if costs[j] < self.best_cost:
+                self.best_cost, self.best = float(costs[j]), rows[j].copy()
+                self.best_clip = seg[j].copy()
+        costs = np.array([self._seen[k][0] for k in keys])
+        return costs, np.stack([self._seen[k][1] for k in keys])
 
 
-def policy_at_k(matcher: Matcher, clip: np.ndarray, evaluate: Evaluations, k: int) -> None:
-    """Render the matcher's ``k`` candidates (:meth:`Matcher.candidates`); best kept."""
-    evaluate(matcher.candidates(clip, k))
+def policy_at_k(matcher: Matcher, clip: np.ndarray, evaluate: Evaluations,
+                k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Render the matcher's ``k`` candidates (:meth:`Matcher.candidates`); best kept.
+    Returns (candidates (k, d), their costs (k,))."""
+    candidates = matcher.candidates(clip, k)
+    return candidates, evaluate(candidates)[0]
+
+
+def guesses_spread(candidates: np.ndarray, costs: np.ndarray,
+                   top: int = NM_SCALE_GUESSES) -> np.ndarray | None:
+    """(d,) relative simplex sides: each setting's spread (standard deviation) over the
+    ``top`` best guesses, kept within [0.05, 0.5] and scaled to a root mean square of 1;
+    ``None`` with fewer than two guesses. Where the good guesses disagree, the search
+    should look wider; where they agree, closer."""
+    if len(candidates) < 2:
+        return None
+    best = np.asarray(candidates, np.float64)[np.argsort(costs)[:max(2, top)]]
+    sides = np.clip(best.std(axis=0), 0.05, 0.5)
+    return sides / np.sqrt(np.mean(sides ** 2))
 
 
 def refine(matcher: Matcher, clip: np.ndarray, evaluate: Evaluations, steps: int, *,
@@ -112,9 +146,11 @@ def refine(matcher: Matcher, clip: np.ndarray, evaluate: Evaluations, steps: int
             step *= 0.5
 
 
-def nelder_mead(evaluate: Evaluations, x0: np.ndarray, budget: int, size: float) -> None:
+def nelder_mead(evaluate: Evaluations, x0: np.ndarray, budget: int, size: float,
+                scale: np.ndarray | None = None) -> None:
     """Nelder-Mead (SciPy) from ``x0`` in [-1, 1]^d until ``evaluate`` has spent ``budget``,
-    restarting around the best with half the simplex each time it converges."""
+    restarting around the best with half the simplex each time it converges. The simplex's
+    side along setting ``i`` is ``size * scale[i]`` (``scale`` default: all ones)."""
     from scipy.optimize import minimize
 
     d = x0.size
@@ -126,7 +162,8 @@ def nelder_mead(evaluate: Evaluations, x0: np.ndarray, budget: int, size: float)
         # the simplex: x and one step of ``size`` along each axis (inwards at a bound)
         simplex = np.repeat(x[None], d + 1, axis=0)
         for i in range(d):
-            simplex[i + 1, i] += size if x[i] + size <= 1.0 else -size
+            side = size * (1.0 if scale is None else float(scale[i]))
+            simplex[i + 1, i] += side if x[i] + side <= 1.0 else -side
         minimize(lambda v: float(evaluate(v[None])[0][0]), x, method="Nelder-Mead",
                  bounds=[(-1.0, 1.0)] * d,
                  options={"maxfev": left, "initial_simplex": simplex, "xatol": 1e-3,
@@ -193,8 +230,9 @@ def match_target(spec: dict, target, method: str, *, budget: int | None = None,
         elif method == "refine":
             refine(matcher, clip, evaluate, budget)
         else:
-            policy_at_k(matcher, clip, evaluate, min(NM_CANDIDATES, budget))
-            nelder_mead(evaluate, evaluate.best, budget, max(MIN_SIGMA, matcher.spread))
+            candidates, costs = policy_at_k(matcher, clip, evaluate, min(NM_CANDIDATES, budget))
+            nelder_mead(evaluate, evaluate.best, budget, max(MIN_SIGMA, matcher.spread),
+                        guesses_spread(candidates, costs))
         actions, evaluations = evaluate.best, evaluate.count
     elif method.startswith("policy"):
         actions = matcher.propose(core.target_clips[:1])[0].astype(np.float64)

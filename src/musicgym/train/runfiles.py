@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from musicgym.errors import ConfigError
-from musicgym.train.config import OFF_POLICY, TrainConfig
+from musicgym.train.config import LEARNERS, OFF_POLICY, TrainConfig, learner
 
 META = "musicgym.json"
 CHECKPOINTS = ("checkpoint.zip", "checkpoint_prev.zip")
@@ -290,6 +290,8 @@ def load_run(run_dir: str | Path, *, env=None):
 
     run_dir = Path(run_dir)
     config = read_run_config(run_dir)
+    if config.algo in LEARNERS:   # a learner's own model files (algo: inverse)
+        return config, learner(config.algo).load(run_dir, config)
     found = last_good_checkpoint(run_dir, config.algo, order=("model.zip", *CHECKPOINTS))
     if found is None:
         raise ConfigError(f"{run_dir}: no model.zip or checkpoint that reads back whole (was "

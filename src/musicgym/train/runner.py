@@ -36,7 +36,7 @@ import gymnasium as gym
 import numpy as np
 
 from musicgym.errors import ConfigError, UsageError
-from musicgym.train.config import ON_POLICY, TrainConfig, plan_budget
+from musicgym.train.config import LEARNERS, ON_POLICY, TrainConfig, learner, plan_budget
 from musicgym.train.runfiles import (
     last_good_checkpoint,
     load_model,
@@ -294,15 +294,24 @@ def train(config: TrainConfig | None, *, runs_root: str | Path = "runs", progres
     ConfigError
         Other bad settings (unknown algorithm keywords...), or a run folder that cannot be
         resumed.
+
+    Notes
+    -----
+    A learner of :data:`~musicgym.train.config.LEARNERS` (``algo: inverse``) trains its own
+    run, in the same folder layout (see :mod:`musicgym.train.inverse`).
     """
     import torch
     import yaml
 
+    saved = read_run_config(Path(resume)) if resume is not None else None
+    algo = (saved or config).algo
+    if algo in LEARNERS:
+        return learner(algo).train(saved or config, runs_root=runs_root, progress=progress,
+                                   resume=resume)
     # one torch thread: SB3's advice for CPU training, and the envs need the other core
     torch.set_num_threads(1)
     if resume is not None:
         run_dir = Path(resume)
-        saved = read_run_config(run_dir)
         found = last_good_checkpoint(run_dir, saved.algo)
         if found is None:
             raise ConfigError(f"--resume {run_dir}: no checkpoint there reads back whole (was "

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from musicgym.synth.nodes.base import F32, Node, column, dual, left_only_buffer, mono
+from musicgym.synth.nodes.base import F32, Node, column, dual, mono
 
 
 def seconds_to_samples(seconds: np.ndarray, sr: int) -> np.ndarray:
@@ -21,28 +21,59 @@ def seconds_to_samples(seconds: np.ndarray, sr: int) -> np.ndarray:
     return np.maximum(np.trunc(prod), 0).astype(np.int64)
 
 
-@njit(cache=True, nogil=True)
-def envperc_kernel(x, attack, decay, pos, scale, out):
-    B, n = out.shape
+@njit(cache=True, nogil=True, boundscheck=False)
+def _next_trigger(x, j, n):
+    """The first index >= j where ``x > 0`` (a trigger), else n: 64 samples at a time
+    counted in a loop the compiler vectorises, then sample by sample in the block found."""
+    zero = F32(0.0)
+    while j + 64 <= n:
+        c = np.int32(0)
+        for t in range(64):
+            c += np.int32(x[j + t] > zero)
+        if c != 0:
+            break
+        j += 64
+    while j < n and not (x[j] > zero):
+        j += 1
+    return j
+
+
+@njit(cache=True, nogil=True, boundscheck=False, error_model="numpy")
+def envperc_kernel(x, attack, decay, pos, scale, out):  # out: (B, C, n), writes channel 0
+    """The envelope sample by sample is ``p <= A: p / A``, ``p <= A + D: (A + D - p) / D``,
+    else 0, times the scale; a trigger (input > 0) sets p to 0 and the scale to the input.
+    Between two triggers p just counts up, so each such run is one branch-free loop the
+    compiler vectorises (both quotients computed and one selected; a zero length's division
+    is computed and discarded): the same float32 operations per sample as the
+    sample-by-sample loop, so the same bits (tests/synth/test_fast_kernels.py). ``out`` is
+    the whole contiguous (B, C, n) buffer, so the compiler knows channel 0's samples are
+    adjacent (a ``[:, 0, :]`` view of it would have unknown strides: no vector stores)."""
+    B, _, n = out.shape
+    zero = F32(0.0)
     for b in range(B):
+        xr = x[b]
+        y = out[b, 0]
         A = attack[b]
         D = decay[b]
         dur = A + D
+        fA, fD = F32(A), F32(D)
         p = pos[b]
         s = scale[b]
-        for i in range(n):
-            v = x[b, i]
-            if v > F32(0.0):
+        i = 0
+        while i < n:
+            v = xr[i]
+            if v > zero:
                 p = 0
                 s = v
-            if p <= A:
-                y = F32(0.0) if A == 0 else F32(p) / F32(A)
-            elif p <= dur:
-                y = F32(0.0) if D == 0 else F32(dur - p) / F32(D)
-            else:
-                y = F32(0.0)
-            out[b, i] = y * s
-            p += 1
+            j = _next_trigger(xr, i + 1, n)  # the run [i, j) has no trigger after i
+            run = y[i:j]
+            for k in range(j - i):  # position p + k
+                q = p + k
+                up = zero if A == 0 else F32(q) / fA
+                down = F32(dur - q) / fD  # D = 0: never selected (no q in (A, A + D])
+                run[k] = (up if q <= A else (down if q <= dur else zero)) * s
+            p += j - i
+            i = j
         pos[b] = p
         scale[b] = s
 
@@ -64,9 +95,10 @@ class EnvPerc(Node):
     def process(self, inputs, start, n):
         if self.n_inputs != 1:
             return self.zeros(n)
-        out = left_only_buffer(self.ctx.batch, n)
+        out = np.empty((self.ctx.batch, 2, n), dtype=F32)  # the kernel writes every left
+        out[:, 1, :] = 0.0  # sample; the right stays silent
         envperc_kernel(np.ascontiguousarray(mono(inputs[0])), self.attack, self.decay,
-                       self.pos, self.scale, out[:, 0, :])
+                       self.pos, self.scale, out)
         return out
 
 

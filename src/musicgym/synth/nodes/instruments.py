@@ -37,9 +37,9 @@ class _Envelope:
         self.scale = np.ones(batch, dtype=F32)
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        out = np.empty_like(x)
+        out = np.empty((x.shape[0], 1, x.shape[1]), dtype=F32)  # the kernel's (B, C, n)
         envperc_kernel(x, self.attack, self.decay, self.pos, self.scale, out)
-        return out
+        return out[:, 0, :]
 
 
 class _Oscillator:

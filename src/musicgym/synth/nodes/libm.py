@@ -150,3 +150,44 @@ def cosf(x):
     if k == 2:
         return -_cosdf(y)
     return _sindf(y)
+
+
+_TURN_HI = np.float32(7.06858301162719726562)  # ~9pi/4: sin_turn's last range
+
+
+@njit(cache=True, nogil=True, boundscheck=False)
+def sin_block(x, out):
+    """``out[i] = sin_turn(x[i]) if x[i] >= 0 else sinf(x[i])`` for float32 arrays, in a
+    loop the compiler vectorises: each sample evaluates both polynomials on its reduced
+    argument and selects, without branches (the same float64 operations in the same order as
+    :func:`sin_turn`, so the same bits). Samples outside ``[0, ~9pi/4]`` (negative, large or
+    NaN: rare for an oscillator's phase) are redone by :func:`sinf` in a second pass."""
+    n = x.size
+    bad = 0
+    for i in range(n):
+        v = x[i]
+        xd = np.float64(v)
+        r1 = v > np.float32(0.785398125648498535)
+        r2 = v > np.float32(2.35619449615478515625)
+        r3 = v > np.float32(3.92699074745178222656)
+        r4 = v > np.float32(5.49778699874877929688)
+        off = _PIO2[3] if r4 else (_PIO2[2] if r3 else (_PIO2[1] if r2 else (
+            _PIO2[0] if r1 else 0.0)))
+        a = xd - off if r1 else xd
+        a = -a if (r2 and not r3) else a  # sin_turn's third range: sindf(-(x - pi))
+        z = a * a
+        w = z * z
+        s = z * a
+        sin_a = np.float32((a + s * (_S1 + z * _S2)) + s * w * (_S3 + z * _S4))
+        cos_a = np.float32(((1.0 + z * _C0) + w * _C1) + (w * z) * (_C2 + z * _C3))
+        cos_range = (r1 and not r2) or (r3 and not r4)
+        y = cos_a if cos_range else sin_a
+        y = -y if (r3 and not r4) else y
+        y = v if v < np.float32(2.44140625e-4) else y  # sin x = x (also selects x < 0)
+        out[i] = y
+        bad += 0 if (v >= np.float32(0.0)) and (v <= _TURN_HI) else 1
+    if bad:
+        for i in range(n):
+            v = x[i]
+            if not ((v >= np.float32(0.0)) and (v <= _TURN_HI)):
+                out[i] = sinf(v)

@@ -14,7 +14,7 @@ from numba import njit
 
 from musicgym.synth import ast
 from musicgym.synth.nodes.base import F32, Node, column, mono
-from musicgym.synth.nodes.libm import sin_turn, sinf
+from musicgym.synth.nodes.libm import sin_block, sin_turn, sinf
 from musicgym.synth.nodes.patterns import PatternClock
 
 SIN, SAW, SQU, TRI = 0, 1, 2, 3
@@ -71,20 +71,65 @@ def _osc_input(kind, freq, sr, sticky, phase, last, out):
         last[b] = f_last
 
 
-@njit(cache=True, nogil=True)
+_PHASE_ROWS = 8  # rows whose phases advance side by side in _sin_const
+
+
+@njit(cache=True, nogil=True, boundscheck=False)
 def _sin_const(inc, phase, out):
-    """_osc_const specialised for sin (the hot path of most patches)."""
+    """_osc_const specialised for sin (the hot path of most patches), in two passes per block
+    of rows: the phases (float32 accumulators, a serial chain per row: 8 rows side by side
+    hide its latency) times 2 pi into a scratch block, then :func:`sin_block`, which
+    vectorises the sine over them. The same operations as ``_wave(SIN, p)`` sample by sample,
+    so the same bits (tests/synth/test_fast_kernels.py)."""
     B, n = out.shape
+    W = _PHASE_ROWS
+    xs = np.empty((W, n), dtype=F32)
+    p = np.zeros(W, dtype=F32)
+    d = np.zeros(W, dtype=F32)
+    for b0 in range(0, B, W):
+        m = min(W, B - b0)
+        if m < W:  # the last rows one by one (a full block would advance idle lanes too)
+            for j in range(m):
+                q = phase[b0 + j]
+                dq = inc[b0 + j]
+                x = xs[j]
+                for i in range(n):
+                    x[i] = q * _TWO_PI
+                    q = q + dq
+                    if q > F32(1.0):
+                        q = q - F32(1.0)
+                phase[b0 + j] = q
+                sin_block(x, out[b0 + j])
+            continue
+        for j in range(W):
+            p[j] = phase[b0 + j]
+            d[j] = inc[b0 + j]
+        for i in range(n):
+            for j in range(W):  # a fixed-width loop over the block's rows: no dependency
+                v = p[j]
+                xs[j, i] = v * _TWO_PI
+                v = v + d[j]
+                p[j] = v - F32(1.0) if v > F32(1.0) else v
+        for j in range(W):
+            phase[b0 + j] = p[j]
+            sin_block(xs[j], out[b0 + j])
+
+
+@njit(cache=True, nogil=True, boundscheck=False)
+def _sin_input(freq, sr, phase, out):
+    """_osc_input specialised for sin (FM): per row, the phases times 2 pi into a scratch
+    row, then :func:`sin_block`. The same operations sample by sample, so the same bits."""
+    B, n = out.shape
+    xs = np.empty(n, dtype=F32)
     for b in range(B):
         p = phase[b]
-        d = inc[b]
         for i in range(n):
-            x = p * _TWO_PI
-            out[b, i] = sin_turn(x) if x >= F32(0.0) else sinf(x)
-            p = p + d
+            xs[i] = p * _TWO_PI
+            p = p + freq[b, i] / sr
             if p > F32(1.0):
                 p = p - F32(1.0)
         phase[b] = p
+        sin_block(xs, out[b])
 
 
 class Oscillator(Node):
@@ -105,6 +150,9 @@ class Oscillator(Node):
             _sin_const(self.inc, self.phase, out[:, 0, :])
         elif self.n_inputs == 0:
             _osc_const(self.kind, self.inc, self.phase, out[:, 0, :])
+        elif self.n_inputs == 1 and self.kind == SIN:
+            _sin_input(np.ascontiguousarray(mono(inputs[0])), F32(self.ctx.sr), self.phase,
+                       out[:, 0, :])
         elif self.n_inputs == 1:
             freq = np.ascontiguousarray(mono(inputs[0]))
             _osc_input(self.kind, freq, F32(self.ctx.sr), self.kind != SIN, self.phase,
@@ -140,20 +188,30 @@ class Tri(Oscillator):
     kind = TRI
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, boundscheck=False)
 def _imp(period, since, out):
     """out must be zeroed: an impulse at the first sample (since < 0) and then whenever
-    ``since`` (samples since the last impulse) reaches the period (period 0: no more)."""
+    ``since`` (samples since the last impulse) reaches the period (period 0: no more).
+    The impulses fall every period samples from the first, so only they are visited (the
+    sample-by-sample count, in closed form: tests/synth/test_fast_kernels.py)."""
     B, n = out.shape
     for b in range(B):
         P = period[b]
         s = since[b]
-        for i in range(n):
-            if s < 0 or (P > 0 and s >= P):
-                out[b, i] = F32(1.0)
-                s = 0
-            s += 1
-        since[b] = s
+        if s < 0:
+            i = 0
+        elif P > 0:
+            i = max(0, P - s)  # the count reaches P after P - s more samples
+        else:
+            i = n
+        last = -1
+        while i < n:
+            out[b, i] = F32(1.0)
+            last = i
+            if P <= 0:
+                break
+            i += P
+        since[b] = n - last if last >= 0 else s + n
 
 
 class Imp(Node):

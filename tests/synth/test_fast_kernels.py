@@ -1,0 +1,225 @@
+"""The engine's vectorised kernels give the same bits as the sample-by-sample code they replace
+(which is itself bit-identical to the real Glicol engine: test_conformance_core.py)."""
+
+import numpy as np
+from numba import njit
+
+from musicgym.synth.nodes.envelopes import envperc_kernel
+from musicgym.synth.nodes.libm import sin_block, sin_turn, sinf
+from musicgym.synth.nodes.sources import _TWO_PI, SIN, _imp, _osc_input, _sin_const, _sin_input
+
+F32 = np.float32
+
+
+@njit(cache=False)
+def _sin_scalar(x, out):
+    for i in range(x.size):
+        v = x[i]
+        out[i] = sin_turn(v) if v >= F32(0.0) else sinf(v)
+
+
+@njit(cache=False)
+def _sin_const_scalar(inc, phase, out):
+    """The sample-by-sample oscillator _sin_const replaced."""
+    B, n = out.shape
+    for b in range(B):
+        p = phase[b]
+        d = inc[b]
+        for i in range(n):
+            x = p * _TWO_PI
+            out[b, i] = sin_turn(x) if x >= F32(0.0) else sinf(x)
+            p = p + d
+            if p > F32(1.0):
+                p = p - F32(1.0)
+        phase[b] = p
+
+
+def _bits(a: np.ndarray) -> np.ndarray:
+    return a.view(np.int32)
+
+
+def test_sin_block_gives_the_scalar_bits():
+    # every 97th float32 in [0, 7.1] (all of sin_turn's ranges and their edges' neighbours),
+    # random arguments of both signs, and the special values the second pass handles
+    grid = np.arange(0, F32(7.1).view(np.int32), 97, dtype=np.int32).view(F32)
+    edges = np.array([0.785398125648498535, 2.35619449615478515625, 3.92699074745178222656,
+                      5.49778699874877929688, 7.06858301162719726562, 2.44140625e-4], F32)
+    special = np.array([np.nan, np.inf, -np.inf, -0.0, 0.0, -1e-30, -1.0, 8.0, 1e10, -1e10], F32)
+    rng = np.random.default_rng(0)
+    x = np.concatenate([grid, edges, np.nextafter(edges, F32(0)), np.nextafter(edges, F32(9)),
+                        special, rng.uniform(-30, 30, 200_000).astype(F32)])
+    want, got = np.empty_like(x), np.empty_like(x)
+    _sin_scalar(x, want)
+    sin_block(x, got)
+    assert np.array_equal(_bits(got), _bits(want))
+
+
+def test_sin_const_gives_the_scalar_bits_and_phases():
+    rng = np.random.default_rng(1)
+    for batch, n in ((64, 3712), (13, 1000), (1, 7)):  # full and partial blocks of 8 rows
+        inc = (rng.uniform(-200, 30000, batch) / 44100).astype(F32)  # negative, > sr / 2
+        inc[0] = F32(1.5)  # over one turn a sample: phases leave sin_turn's range
+        phase0 = rng.uniform(0, 1, batch).astype(F32)
+        want, got = np.empty((batch, n), F32), np.empty((batch, n), F32)
+        p_want, p_got = phase0.copy(), phase0.copy()
+        for _ in range(2):  # two chunks: the phases carry over
+            _sin_const_scalar(inc, p_want, want)
+            _sin_const(inc, p_got, got)
+            assert np.array_equal(_bits(got), _bits(want))
+            assert np.array_equal(p_got, p_want)
+
+
+@njit(cache=False)
+def _envperc_scalar(x, attack, decay, pos, scale, out):
+    """The sample-by-sample envelope envperc_kernel replaced."""
+    B, n = out.shape
+    for b in range(B):
+        A = attack[b]
+        D = decay[b]
+        dur = A + D
+        p = pos[b]
+        s = scale[b]
+        for i in range(n):
+            v = x[b, i]
+            if v > F32(0.0):
+                p = 0
+                s = v
+            if p <= A:
+                y = F32(0.0) if A == 0 else F32(p) / F32(A)
+            elif p <= dur:
+                y = F32(0.0) if D == 0 else F32(dur - p) / F32(D)
+            else:
+                y = F32(0.0)
+            out[b, i] = y * s
+            p += 1
+        pos[b] = p
+        scale[b] = s
+
+
+def test_envperc_gives_the_scalar_bits_and_state():
+    rng = np.random.default_rng(2)
+    batch, n = 37, 2000
+    # triggers of several heights (NaN and inf too) at random places, on rows with zero and
+    # non-zero attacks and decays, from fresh and mid-envelope states
+    x = np.where(rng.random((batch, n)) < 0.002, rng.uniform(0.1, 2.0, (batch, n)), 0.0)
+    x = x.astype(F32)
+    x[0, :6] = [1.0, np.nan, 0.5, -1.0, 3.0, np.inf]
+    x[1, -1] = 1.0
+    x[2, 63:66] = 1.0  # at the edges of the 64-sample blocks the trigger search counts
+    attack = rng.integers(0, 400, batch)
+    decay = rng.integers(0, 3000, batch)
+    attack[:3], decay[3:6] = 0, 0
+    pos0 = rng.integers(0, 5000, batch)
+    scale0 = rng.uniform(0.1, 2.0, batch).astype(F32)
+    want, got = np.empty((batch, n), F32), np.zeros((batch, 2, n), F32)
+    state_want = (pos0.copy(), scale0.copy())
+    state_got = (pos0.copy(), scale0.copy())
+    for _ in range(2):  # two chunks: the state carries over
+        _envperc_scalar(x, attack, decay, *state_want, want)
+        envperc_kernel(x, attack, decay, *state_got, got)
+        assert np.array_equal(_bits(got[:, 0]), _bits(want))
+        assert not got[:, 1].any()  # channel 0 only
+        assert np.array_equal(state_got[0], state_want[0])
+        assert np.array_equal(state_got[1], state_want[1])
+
+
+def test_left_only_renders_the_left_channel_of_every_patch():
+    import pytest
+
+    from musicgym.errors import RenderLimitError
+    from musicgym.synth import Patch
+    from musicgym.synth.examples import EXAMPLES, default_params, example_samples
+
+    stereo = {"stereo": "~l: saw {f} >> mul 0.3\n~r: squ 220 >> mul 0.2\no: balance ~l ~r",
+              "feedback": "~a: sin {f} >> mul 0.5 >> add ~b\n~b: get ~a >> delayn 300 >> "
+                          "mul 0.4\no: get ~a >> mul 0.3\np: sin 330 >> mul 0.1"}
+    for name, code in [*((k, v[0]) for k, v in EXAMPLES.items()), *stereo.items()]:
+        patch = Patch(code, samples=example_samples())
+        if name in EXAMPLES:
+            params = default_params(name, patch.params) if patch.n_params else None
+        else:
+            params = np.array([[110.0], [440.0], [97.0]])
+        both = patch.render(params, n_samples=3000, progress=False)
+        left = patch.render(params, n_samples=3000, progress=False, left_only=True)
+        assert left.shape == both.shape[:1] + both.shape[2:] and left.flags.c_contiguous
+        assert np.array_equal(_bits(left), _bits(np.ascontiguousarray(both[:, 0])))
+        if name == "stereo":
+            assert not np.array_equal(both[:, 0], both[:, 1])  # the test means something
+    ref = Patch(EXAMPLES["kick"][0], backend="glicol")
+    params = default_params("kick", ref.params)
+    np.testing.assert_array_equal(ref.render(params, n_samples=512, left_only=True),
+                                  ref.render(params, n_samples=512)[:, 0])
+    with pytest.raises(RenderLimitError):
+        ref.render(params, n_samples=0, left_only=True)
+
+
+def test_render_into_a_given_array():
+    import pytest
+
+    from musicgym.errors import RenderLimitError
+    from musicgym.synth import Patch
+
+    patch = Patch("o: sin {f} >> mul 0.5")
+    params = np.array([[110.0], [220.0], [330.0]])
+    want = patch.render(params, n_samples=700)
+    clips = np.full((3, 2000), 7.0, F32)
+    got = patch.render(params, n_samples=700, left_only=True, out=clips[:, 100:800])
+    assert np.shares_memory(got, clips)
+    assert np.array_equal(clips[:, 100:800], want[:, 0]) and (clips[:, :100] == 7).all() \
+        and (clips[:, 800:] == 7).all()
+    both = np.empty((3, 2, 700), F32)
+    assert patch.render(params, n_samples=700, out=both) is both
+    assert np.array_equal(both, want)
+    for bad in (np.empty((3, 699), F32), np.empty((3, 700)), np.empty((3, 2, 700), F32), [0.0]):
+        with pytest.raises(RenderLimitError, match="out must be"):
+            patch.render(params, n_samples=700, left_only=True, out=bad)
+
+
+@njit(cache=False)
+def _imp_scalar(period, since, out):
+    """The sample-by-sample impulse clock _imp replaced."""
+    B, n = out.shape
+    for b in range(B):
+        P = period[b]
+        s = since[b]
+        for i in range(n):
+            if s < 0 or (P > 0 and s >= P):
+                out[b, i] = F32(1.0)
+                s = 0
+            s += 1
+        since[b] = s
+
+
+def test_imp_gives_the_scalar_impulses_and_counts():
+    rng = np.random.default_rng(3)
+    batch, n = 40, 500
+    period = rng.integers(1, 300, batch)
+    period[:4] = [0, 1, 500, 10_000]  # none after the first, every sample, edges
+    since0 = rng.integers(-1, 700, batch)
+    since0[:8] = [-1, -1, -1, 5, 0, 499, 10_000, 300]
+    want, got = np.zeros((batch, n), F32), np.zeros((batch, n), F32)
+    s_want, s_got = since0.copy(), since0.copy()
+    for _ in range(3):  # chunks: the counts carry over
+        want[:], got[:] = 0.0, 0.0
+        _imp_scalar(period, s_want, want)
+        _imp(period, s_got, got)
+        assert np.array_equal(got, want) and np.array_equal(s_got, s_want)
+
+
+def test_sin_with_a_frequency_input_gives_the_scalar_bits():
+    rng = np.random.default_rng(4)
+    batch, n = 11, 3000
+    freq = rng.uniform(-500, 30000, (batch, n)).astype(F32)  # FM: negative and > sr / 2 too
+    freq[0, 100:200] = 0.0
+    freq[1, 7] = np.nan  # a NaN phase stays NaN: the second pass's sinf
+    freq[2] = 60000.0  # over one turn a sample
+    phase0 = rng.uniform(0, 1, batch).astype(F32)
+    last0 = rng.uniform(0, 100, batch).astype(F32)
+    want, got = np.empty((batch, n), F32), np.empty((batch, n), F32)
+    p_want, p_got, last = phase0.copy(), phase0.copy(), last0.copy()
+    for _ in range(2):
+        _osc_input(SIN, freq, F32(44100), False, p_want, last, want)
+        _sin_input(freq, F32(44100), p_got, got)
+        assert np.array_equal(_bits(got), _bits(want))
+        assert np.array_equal(p_got, p_want, equal_nan=True)
+    assert np.array_equal(last, last0)  # sin never keeps a last frequency
