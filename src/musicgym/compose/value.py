@@ -235,3 +235,62 @@ def compose_value_beam(env: gym.Env, policy: ComposerPolicy, value: ComposerValu
     if stats is not None:
         stats.update(counters)
     return best
+
+
+def compose_value_and_search(env: gym.Env, policy: ComposerPolicy, value: ComposerValue, *,
+                             beam: int = 16, top_k: int = 6, logp_weight: float = 0.2,
+                             search_width: int = 50, search_top_k: int = 3,
+                             search_logp: float = 0.1, stats: dict | None = None,
+                             ) -> tuple[float, list[int]]:
+    """Write one piece with two decoders and keep the better: (return, actions).
+
+    The value beam (:func:`compose_value_beam`: ``beam``, ``top_k``, ``logp_weight``) and the
+    policy-guided search (:func:`~musicgym.compose.policy.policy_guided_search`: the guided
+    search's score estimate + ``search_logp`` x the line's log-probability, each partial piece
+    extended by the policy's ``search_top_k`` likeliest notes, ``search_width`` kept per
+    eighth) each write a piece; the one with the higher return (the env's exact score) is
+    returned. The two rank partial pieces differently (a learned value against a hand-made
+    estimate), so where one goes astray the other often does not. ``search_width=0`` runs the
+    value beam alone.
+
+    Parameters
+    ----------
+    env : CounterpointEnv or a wrapper of one
+    policy : ComposerPolicy
+    value : ComposerValue
+    beam, top_k, logp_weight : keyword-only
+        The value beam's settings.
+    search_width, search_top_k, search_logp : keyword-only
+        The policy-guided search's settings (``search_width`` 0: leave it out).
+    stats : dict or None, keyword-only
+        If given, filled with ``children`` (notes valued or estimated, both decoders),
+        ``evaluations`` (finished pieces scored) and ``chosen`` (``"value"`` or ``"search"``).
+
+    Raises
+    ------
+    ConfigError
+        As the two decoders do, or if ``search_width`` is negative or not whole.
+    """
+    from musicgym.compose.policy import policy_guided_search
+
+    if isinstance(search_width, bool) or not isinstance(search_width, int | np.integer) \
+            or search_width < 0:
+        raise ConfigError(f"search_width must be a whole number of 0 or more, got "
+                          f"{search_width!r}")
+    first: dict = {}
+    best = compose_value_beam(env, policy, value, beam=beam, top_k=top_k,
+                              logp_weight=logp_weight, stats=first)
+    counters = {"children": first["children"], "evaluations": first["evaluations"],
+                "chosen": "value"}
+    if search_width:
+        second: dict = {}
+        other = policy_guided_search(env, policy, beam_width=int(search_width),
+                                     top_k=search_top_k, logp_weight=search_logp,
+                                     stats=second)
+        counters["children"] += second["children"]
+        counters["evaluations"] += second["evaluations"]
+        if other[0] > best[0]:
+            best, counters["chosen"] = other, "search"
+    if stats is not None:
+        stats.update(counters)
+    return best
