@@ -151,3 +151,23 @@ def test_compose_cli_with_the_builtin_value(tmp_path):
     done = _cli("compose", "--method", "guided", "--policy-value", "builtin",
                 "-o", str(tmp_path / "g"), "--no-wav")
     assert done.returncode != 0 and "policy_value" in done.stderr
+
+
+def test_policy_search_setting_is_checked():
+    from musicgym.compose.config import load_config, validate
+
+    def config(**agent):
+        c = load_config(None)
+        c.method = "policy"
+        c.agent.update(agent)
+        return c
+
+    assert validate(config(policy_value="builtin", policy_search=0)).agent["policy_search"] == 0
+    with pytest.raises(ConfigError, match="policy_search"):
+        validate(config(policy_value="builtin", policy_search=-1))
+    with pytest.raises(ConfigError, match="policy_value"):
+        validate(config(policy_search=50))
+    c = config(policy_value="builtin", policy_search=10)
+    c.method = "guided"
+    with pytest.raises(ConfigError, match="policy_search"):
+        validate(c)

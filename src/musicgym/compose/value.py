@@ -46,6 +46,9 @@ BUILTIN_VALUE = Path(__file__).resolve().parent.parent / "data" / "composers" / 
     "counterpoint_value.npz"
 _NO_MASK = np.zeros(N_ACTIONS, dtype=bool)
 _NARROW_SIZE = 9  # RL-Musician's narrow_ranges window (notes)
+# the policy-guided search's width in compose_value_and_search when the CLI does not say
+# (chosen on the validation split, docs/compose.md)
+DEFAULT_SEARCH_WIDTH = 100
 
 
 def n_value_features() -> int:
@@ -239,7 +242,7 @@ def compose_value_beam(env: gym.Env, policy: ComposerPolicy, value: ComposerValu
 
 def compose_value_and_search(env: gym.Env, policy: ComposerPolicy, value: ComposerValue, *,
                              beam: int = 16, top_k: int = 6, logp_weight: float = 0.2,
-                             search_width: int = 50, search_top_k: int = 3,
+                             search_width: int = DEFAULT_SEARCH_WIDTH, search_top_k: int = 3,
                              search_logp: float = 0.1, stats: dict | None = None,
                              ) -> tuple[float, list[int]]:
     """Write one piece with two decoders and keep the better: (return, actions).
