@@ -122,10 +122,11 @@ def main() -> int:
             lambda env: compose_value_beam(env, policy, value, beam=args.value_beam,
                                            top_k=args.value_top_k,
                                            logp_weight=args.value_logp, stats=stats))
-        methods[f"policy + value + search (value beam {args.value_beam}; search width "
-                f"{args.search_width}, top {args.top_k}, logp {args.search_logp:g})"] = (
+        # the value beam at its default width per species (16; left out in species 5)
+        methods[f"policy + value + search (search width {args.search_width}, top "
+                f"{args.top_k}, logp {args.search_logp:g})"] = (
             lambda env: compose_value_and_search(
-                env, policy, value, beam=args.value_beam, top_k=args.value_top_k,
+                env, policy, value, top_k=args.value_top_k,
                 logp_weight=args.value_logp, search_width=args.search_width,
                 search_top_k=args.top_k, search_logp=args.search_logp, stats=stats))
     if args.only:

@@ -79,6 +79,14 @@ def test_value_and_search_keeps_the_better_of_two_pieces(judge):
     assert compose_value_and_search(env, policy, value, search_width=0) == alone
     with pytest.raises(ConfigError, match="search_width"):
         compose_value_and_search(env, policy, value, search_width=-1)
+    with pytest.raises(ConfigError, match="both 0"):
+        compose_value_and_search(env, policy, value, beam=0, search_width=0)
+    # species 5: the search alone by default
+    env5 = CounterpointEnv("fux_ionian", species=5)
+    stats = {}
+    assert compose_value_and_search(env5, policy, value, search_width=20, stats=stats) == \
+        policy_guided_search(env5, policy, beam_width=20, top_k=3, logp_weight=0.1)
+    assert stats["chosen"] == "search"
 
 
 def test_training_a_tiny_value_and_relabelling(tmp_path):

@@ -79,8 +79,9 @@ def add_parser(subparsers) -> None:
     p.add_argument("--policy-value", metavar="builtin|RUN",
                    help="policy: also use a learned value ('builtin' or a .npz from python -m "
                         "musicgym.compose.value_train): a beam of 16 ranked by the value and "
-                        "the policy's log-probabilities (--policy-beam sets the beam), and the "
-                        "policy-guided search beside it; the better piece is kept")
+                        "the policy's log-probabilities (--policy-beam sets the beam; by "
+                        "default none in species 5), and the policy-guided search beside it; "
+                        "the better piece is kept")
     p.add_argument("--policy-search", type=int, metavar="WIDTH",
                    help="policy with --policy-value: the width of the policy-guided search "
                         "run beside the value beam (default 100; 0: the value beam alone)")
@@ -274,7 +275,7 @@ def _composer(config: ComposeConfig, env):
             )
 
             value = ComposerValue.load(agent["policy_value"])
-            beam = agent.get("policy_beam", 16)
+            beam = agent.get("policy_beam")  # None: the decoder's default per species
             width = agent.get("policy_search", DEFAULT_SEARCH_WIDTH)
             return lambda seed: compose_value_and_search(env, policy, value, beam=beam,
                                                          search_width=width)
