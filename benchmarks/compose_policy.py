@@ -32,12 +32,7 @@ from musicgym.compose.piece import piece_from_counterpoint
 from musicgym.compose.policy import ComposerPolicy, compose_policy, policy_guided_search
 from musicgym.compose.policy_train import TEST_SEED
 from musicgym.compose.search import guided_beam_search, random_search
-from musicgym.compose.value import (
-    DEFAULT_SEARCH_WIDTH,
-    ComposerValue,
-    compose_value_and_search,
-    compose_value_beam,
-)
+from musicgym.compose.value import ComposerValue, compose_value_and_search, compose_value_beam
 from musicgym.envs.counterpoint import CounterpointEnv
 from musicgym.errors import CantusFirmusError
 from musicgym.music.rules.species import CANTUS_FIRMI
@@ -90,9 +85,9 @@ def main() -> int:
     parser.add_argument("--value-beam", type=int, default=16)
     parser.add_argument("--value-top-k", type=int, default=6)
     parser.add_argument("--value-logp", type=float, default=0.2, help="logp_weight")
-    parser.add_argument("--search-width", type=int, default=DEFAULT_SEARCH_WIDTH,
-                        help="the policy-guided "
-                        "search's width in the policy + value + search decoder")
+    parser.add_argument("--search-width", type=int, default=None, help="the policy-guided "
+                        "search's width in the policy + value + search decoder (default: its "
+                        "own per species)")
     parser.add_argument("--search-logp", type=float, default=0.1, help="its logp_weight")
     parser.add_argument("--only", default="", help="run only the methods whose name "
                         "contains one of these comma-separated words (e.g. 'policy,value')")
@@ -123,7 +118,8 @@ def main() -> int:
                                            top_k=args.value_top_k,
                                            logp_weight=args.value_logp, stats=stats))
         # the value beam at its default width per species (16; left out in species 5)
-        methods[f"policy + value + search (search width {args.search_width}, top "
+        width = "200 / 100 in sp 3, 5" if args.search_width is None else args.search_width
+        methods[f"policy + value + search (search width {width}, top "
                 f"{args.top_k}, logp {args.search_logp:g})"] = (
             lambda env: compose_value_and_search(
                 env, policy, value, top_k=args.value_top_k,

@@ -84,7 +84,8 @@ def add_parser(subparsers) -> None:
                         "the better piece is kept")
     p.add_argument("--policy-search", type=int, metavar="WIDTH",
                    help="policy with --policy-value: the width of the policy-guided search "
-                        "run beside the value beam (default 100; 0: the value beam alone)")
+                        "run beside the value beam (default 200, in species 3 and 5 100; "
+                        "0: the value beam alone)")
     p.add_argument("--ppo-timesteps", type=int,
                    help="ppo: training budget in env steps (default 20000)")
     p.add_argument("--no-wav", action="store_true", help="skip the WAV files")
@@ -268,15 +269,11 @@ def _composer(config: ComposeConfig, env):
 
         policy = ComposerPolicy.load(agent.get("policy", "builtin"))
         if agent.get("policy_value"):
-            from musicgym.compose.value import (
-                DEFAULT_SEARCH_WIDTH,
-                ComposerValue,
-                compose_value_and_search,
-            )
+            from musicgym.compose.value import ComposerValue, compose_value_and_search
 
             value = ComposerValue.load(agent["policy_value"])
             beam = agent.get("policy_beam")  # None: the decoder's default per species
-            width = agent.get("policy_search", DEFAULT_SEARCH_WIDTH)
+            width = agent.get("policy_search")  # None: the decoder's default too
             return lambda seed: compose_value_and_search(env, policy, value, beam=beam,
                                                          search_width=width)
         beam = agent.get("policy_beam", 1)

@@ -46,11 +46,12 @@ BUILTIN_VALUE = Path(__file__).resolve().parent.parent / "data" / "composers" / 
     "counterpoint_value.npz"
 _NO_MASK = np.zeros(N_ACTIONS, dtype=bool)
 _NARROW_SIZE = 9  # RL-Musician's narrow_ranges window (notes)
-# the policy-guided search's width in compose_value_and_search when the CLI does not say
-# (chosen on the validation split, docs/compose.md)
-DEFAULT_SEARCH_WIDTH = 100
-# the value beam's width there, per species where it is not 16 (0: left out)
-DEFAULT_VALUE_BEAM = {5: 0}
+# compose_value_and_search's defaults per species, chosen on the validation split
+# (docs/compose.md): the widest settings whose pieces stay under 1 s of CPU on a loaded
+# 2-core machine. The policy-guided search's width (species 3 and 5 write 4 notes a bar, so
+# their searches cost twice as much) and the value beam's (left out in species 5)
+DEFAULT_SEARCH_WIDTH = {1: 200, 2: 200, 3: 100, 4: 200, 5: 100}
+DEFAULT_VALUE_BEAM = {1: 16, 2: 16, 3: 16, 4: 16, 5: 0}
 
 
 def n_value_features() -> int:
@@ -244,7 +245,7 @@ def compose_value_beam(env: gym.Env, policy: ComposerPolicy, value: ComposerValu
 
 def compose_value_and_search(env: gym.Env, policy: ComposerPolicy, value: ComposerValue, *,
                              beam: int | None = None, top_k: int = 6, logp_weight: float = 0.2,
-                             search_width: int = DEFAULT_SEARCH_WIDTH, search_top_k: int = 3,
+                             search_width: int | None = None, search_top_k: int = 3,
                              search_logp: float = 0.1, stats: dict | None = None,
                              ) -> tuple[float, list[int]]:
     """Write one piece with two decoders and keep the better: (return, actions).
@@ -264,13 +265,16 @@ def compose_value_and_search(env: gym.Env, policy: ComposerPolicy, value: Compos
     value : ComposerValue
     beam : int or None, keyword-only
         The value beam's width; 0 leaves it out. ``None`` (default): 16, but 0 in species 5
-        (:data:`DEFAULT_VALUE_BEAM`), where on the validation split it added at most 0.01 to
+        (``DEFAULT_VALUE_BEAM``), where on the validation split it added at most 0.01 to
         the search's piece for half as much time again, and both together pass 1 s a piece
         on a loaded machine.
     top_k, logp_weight : keyword-only
         The value beam's other settings.
-    search_width, search_top_k, search_logp : keyword-only
-        The policy-guided search's settings (``search_width`` 0: leave it out).
+    search_width : int or None, keyword-only
+        The policy-guided search's width (0: leave it out); ``None`` (default): 200, but 100
+        in species 3 and 5 (``DEFAULT_SEARCH_WIDTH``).
+    search_top_k, search_logp : keyword-only
+        The policy-guided search's other settings.
     stats : dict or None, keyword-only
         If given, filled with ``children`` (notes valued or estimated, both decoders),
         ``evaluations`` (finished pieces scored) and ``chosen`` (``"value"`` or ``"search"``).
@@ -283,8 +287,11 @@ def compose_value_and_search(env: gym.Env, policy: ComposerPolicy, value: Compos
     """
     from musicgym.compose.policy import policy_guided_search
 
+    species = env.unwrapped.setup.species
     if beam is None:
-        beam = DEFAULT_VALUE_BEAM.get(env.unwrapped.setup.species, 16)
+        beam = DEFAULT_VALUE_BEAM[species]
+    if search_width is None:
+        search_width = DEFAULT_SEARCH_WIDTH[species]
     for name, width in (("beam", beam), ("search_width", search_width)):
         if isinstance(width, bool) or not isinstance(width, int | np.integer) or width < 0:
             raise ConfigError(f"{name} must be a whole number of 0 or more, got {width!r}")
