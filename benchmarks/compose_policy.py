@@ -1,5 +1,7 @@
 """Composing-policy benchmark: the learned policy in one pass, the guided beam search, the
-policy-guided search and random pieces, species 1-5, on cantus firmi never trained on.
+policy-guided search, the policy + learned value decoders (the value beam alone, and the value
+beam with the policy-guided search beside it: ``compose_value_and_search``, the CLI's
+``--policy-value`` decoder) and random pieces, species 1-5, on cantus firmi never trained on.
 
 Test set: Fux's cantus firmi (``fux_dorian`` ... ``fux_ionian``; phrygian admits no
 second-species counterpoint under the strict rules, so it has four species), RL-Musician's
@@ -11,7 +13,9 @@ method scored (the searches' ``children``).
 
 Run: ``OMP_NUM_THREADS=1 .venv/bin/python benchmarks/compose_policy.py`` (``--policy`` a
 trained .npz, default the shipped one; ``--generated``, ``--guided-width``, ``--prior-width``,
-``--top-k``). Prints a table per species and writes ``benchmarks/results/compose_policy.json``.
+``--top-k``, ``--search-width``, ``--search-logp``). Prints a table per species and writes
+``benchmarks/results/compose_policy.json`` (with the machine's load average: CPU seconds a
+piece grow on a shared machine).
 RL-Musician's own search is benchmarked by ``benchmarks/compose.py`` on its default cantus
 only (it cannot take modal cantus firmi), so it is not rerun here.
 """
