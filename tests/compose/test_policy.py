@@ -189,3 +189,26 @@ def test_compose_cli_refuses_a_missing_policy_and_policy_for_melody(tmp_path):
     done = _cli("compose", "--task", "melody", "--method", "policy", "--policy-beam", "2",
                 "-o", str(tmp_path / "m"), "--no-wav")
     assert done.returncode != 0 and "task counterpoint" in done.stderr
+
+
+def test_dagger_then_an_improvement_round(tmp_path):
+    # --improve-last 1: the last round rewrites the pieces with the policy-guided search and
+    # keeps the DAgger samples of the rounds before it
+    pytest.importorskip("torch")
+    from musicgym.compose import policy_train
+
+    assert policy_train.main(["--exercises", "3", "--seed", "5", "--width", "10", "--epochs",
+                              "1", "--hidden", "8", "--rounds", "3", "--relabel", "1",
+                              "--relabel-width", "5", "--improve-last", "1",
+                              "--out", str(tmp_path)]) == 0
+    meta = json.loads((tmp_path / "counterpoint.json").read_text())
+    rounds = meta["rounds"]
+    assert "relabelled" in rounds[1] and "improved" in rounds[2]
+    # the improvement round's data: the (possibly rewritten) pieces plus round 1's DAgger
+    # samples, which are kept
+    dagger = rounds[1]["samples"] - rounds[0]["samples"]
+    assert dagger > 0 and rounds[2]["samples"] > dagger
+    if rounds[2]["improved"] == 0:
+        assert rounds[2]["samples"] == rounds[1]["samples"]
+    assert "--improve-last 1" in meta["command"]
+    ComposerPolicy.load(tmp_path)
