@@ -1,5 +1,7 @@
 """Composing-policy benchmark: the learned policy in one pass, the guided beam search, the
-policy-guided search and random pieces, species 1-5, on cantus firmi never trained on.
+policy-guided search, the policy + learned value decoders (the value beam alone, and the value
+beam with the policy-guided search beside it: ``compose_value_and_search``, the CLI's
+``--policy-value`` decoder) and random pieces, species 1-5, on cantus firmi never trained on.
 
 Test set: Fux's cantus firmi (``fux_dorian`` ... ``fux_ionian``; phrygian admits no
 second-species counterpoint under the strict rules, so it has four species), RL-Musician's
@@ -11,7 +13,9 @@ method scored (the searches' ``children``).
 
 Run: ``OMP_NUM_THREADS=1 .venv/bin/python benchmarks/compose_policy.py`` (``--policy`` a
 trained .npz, default the shipped one; ``--generated``, ``--guided-width``, ``--prior-width``,
-``--top-k``). Prints a table per species and writes ``benchmarks/results/compose_policy.json``.
+``--top-k``, ``--search-width``, ``--search-logp``). Prints a table per species and writes
+``benchmarks/results/compose_policy.json`` (with the machine's load average: CPU seconds a
+piece grow on a shared machine).
 RL-Musician's own search is benchmarked by ``benchmarks/compose.py`` on its default cantus
 only (it cannot take modal cantus firmi), so it is not rerun here.
 """
@@ -20,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import time
 from pathlib import Path
@@ -31,7 +36,7 @@ from musicgym.compose.piece import piece_from_counterpoint
 from musicgym.compose.policy import ComposerPolicy, compose_policy, policy_guided_search
 from musicgym.compose.policy_train import TEST_SEED
 from musicgym.compose.search import guided_beam_search, random_search
-from musicgym.compose.value import ComposerValue, compose_value_beam
+from musicgym.compose.value import ComposerValue, compose_value_and_search, compose_value_beam
 from musicgym.envs.counterpoint import CounterpointEnv
 from musicgym.errors import CantusFirmusError
 from musicgym.music.rules.species import CANTUS_FIRMI
@@ -84,6 +89,10 @@ def main() -> int:
     parser.add_argument("--value-beam", type=int, default=16)
     parser.add_argument("--value-top-k", type=int, default=6)
     parser.add_argument("--value-logp", type=float, default=0.2, help="logp_weight")
+    parser.add_argument("--search-width", type=int, default=None, help="the policy-guided "
+                        "search's width in the policy + value + search decoder (default: its "
+                        "own per species)")
+    parser.add_argument("--search-logp", type=float, default=0.1, help="its logp_weight")
     parser.add_argument("--only", default="", help="run only the methods whose name "
                         "contains one of these comma-separated words (e.g. 'policy,value')")
     parser.add_argument("--random-pieces", type=int, default=3)
@@ -112,6 +121,14 @@ def main() -> int:
             lambda env: compose_value_beam(env, policy, value, beam=args.value_beam,
                                            top_k=args.value_top_k,
                                            logp_weight=args.value_logp, stats=stats))
+        # the value beam at its default width per species (16; left out in species 5)
+        width = "200 / 100 in sp 3, 5" if args.search_width is None else args.search_width
+        methods[f"policy + value + search (search width {width}, top "
+                f"{args.top_k}, logp {args.search_logp:g})"] = (
+            lambda env: compose_value_and_search(
+                env, policy, value, top_k=args.value_top_k,
+                logp_weight=args.value_logp, search_width=args.search_width,
+                search_top_k=args.top_k, search_logp=args.search_logp, stats=stats))
     if args.only:
         words = [w.strip() for w in args.only.split(",") if w.strip()]
         methods = {k: v for k, v in methods.items() if any(w in k for w in words)}
@@ -119,6 +136,7 @@ def main() -> int:
     exercises = test_exercises(args.generated)
     print(f"{len(exercises)} test exercises", flush=True)
     t_all = time.perf_counter()
+    load_before = os.getloadavg()  # CPU seconds per piece grow on a shared machine
     for name, kwargs in exercises:
         env = CounterpointEnv(**kwargs)
         species = env.setup.species
@@ -146,9 +164,12 @@ def main() -> int:
         print(f"  {name} done ({time.perf_counter() - t_all:.0f} s)", flush=True)
     summary = summarize(rows)
     print_table(summary)
+    print(f"load average (1, 5, 15 min) at the start {load_before}, at the end "
+          f"{os.getloadavg()} on {os.cpu_count()} cores")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps({
         "machine": platform.platform(), "policy": policy.meta.get("command"),
+        "load_average_1_5_15min": {"start": load_before, "end": os.getloadavg()},
         "args": vars(args), "summary": summary, "rows": rows}, indent=1), encoding="utf-8")
     print(f"wrote {args.out}")
     return 0

@@ -72,6 +72,48 @@ def test_policy_prior_cuts_the_states_the_search_judges(judge):
     assert result["scores"]["total"] == pytest.approx(ret)
 
 
+def test_policy_log_probs_batch_matches_one_state_at_a_time():
+    policy = ComposerPolicy.load("builtin")
+    env = CounterpointEnv("fux_mixolydian", species=4)
+    _, actions = compose_policy(env, policy)
+    states, masks, state = [], [], CounterpointState(env.setup)
+    from musicgym.music.rules.species import ACTION_DURATIONS, ACTION_MOVES
+
+    for action in actions[:-1]:
+        state.add(int(ACTION_MOVES[action]), int(ACTION_DURATIONS[action]))
+        states.append(state.copy())
+        masks.append(env.oracle.mask(state))
+    batch = policy.log_probs_batch(states, masks)
+    assert batch.shape == (len(states), N_ACTIONS)
+    for row, st, m in zip(batch, states, masks, strict=True):
+        one = policy.log_probs(st, m)
+        assert np.array_equal(np.isfinite(row), m) and np.array_equal(np.isfinite(one), m)
+        assert np.allclose(row[m], one[m], atol=1e-5)
+    assert policy.log_probs_batch([], []).shape == (0, N_ACTIONS)
+
+
+def test_policy_log_probs_in_the_search_ranking(judge):
+    # logp_weight > 0 ranks partial pieces by the score estimate + the line's log-probability:
+    # a different search, still only allowed notes, its return the env's
+    policy = ComposerPolicy.load("builtin")
+    env = CounterpointEnv("fux_dorian", species=3)
+    plain, weighted = {}, {}
+    ret0, actions0 = policy_guided_search(env, policy, beam_width=30, stats=plain)
+    ret, actions = policy_guided_search(env, policy, beam_width=30, logp_weight=0.1,
+                                        stats=weighted)
+    result = judge(env, actions)
+    assert result["hard_violations"] == 0 and result["parallel_perfects"] == 0
+    assert result["scores"]["total"] == pytest.approx(ret)
+    assert np.isfinite(ret0) and weighted["children"] > 0
+    # the policy's prior without a weight is the old pruned search, exactly
+    again = guided_beam_search(env, beam_width=30, prior=policy.log_probs_batch, prior_top_k=3)
+    assert again == (ret0, actions0)
+    with pytest.raises(ConfigError, match="prior_weight"):
+        policy_guided_search(env, policy, logp_weight=-1.0)
+    with pytest.raises(ConfigError, match="prior_top_k"):
+        guided_beam_search(env, prior=policy.log_probs_batch, prior_top_k=0)
+
+
 def test_policy_beam_is_at_least_as_good_as_greedy():
     policy = ComposerPolicy.load("builtin")
     env = CounterpointEnv("fux_aeolian", species=5)
@@ -147,3 +189,26 @@ def test_compose_cli_refuses_a_missing_policy_and_policy_for_melody(tmp_path):
     done = _cli("compose", "--task", "melody", "--method", "policy", "--policy-beam", "2",
                 "-o", str(tmp_path / "m"), "--no-wav")
     assert done.returncode != 0 and "task counterpoint" in done.stderr
+
+
+def test_dagger_then_an_improvement_round(tmp_path):
+    # --improve-last 1: the last round rewrites the pieces with the policy-guided search and
+    # keeps the DAgger samples of the rounds before it
+    pytest.importorskip("torch")
+    from musicgym.compose import policy_train
+
+    assert policy_train.main(["--exercises", "3", "--seed", "5", "--width", "10", "--epochs",
+                              "1", "--hidden", "8", "--rounds", "3", "--relabel", "1",
+                              "--relabel-width", "5", "--improve-last", "1",
+                              "--out", str(tmp_path)]) == 0
+    meta = json.loads((tmp_path / "counterpoint.json").read_text())
+    rounds = meta["rounds"]
+    assert "relabelled" in rounds[1] and "improved" in rounds[2]
+    # the improvement round's data: the (possibly rewritten) pieces plus round 1's DAgger
+    # samples, which are kept
+    dagger = rounds[1]["samples"] - rounds[0]["samples"]
+    assert dagger > 0 and rounds[2]["samples"] > dagger
+    if rounds[2]["improved"] == 0:
+        assert rounds[2]["samples"] == rounds[1]["samples"]
+    assert "--improve-last 1" in meta["command"]
+    ComposerPolicy.load(tmp_path)

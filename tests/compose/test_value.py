@@ -11,6 +11,7 @@ from musicgym.compose.policy import ComposerPolicy, compose_policy, n_features
 from musicgym.compose.value import (
     BUILTIN_VALUE,
     ComposerValue,
+    compose_value_and_search,
     compose_value_beam,
     n_value_features,
     value_features,
@@ -57,6 +58,35 @@ def test_value_decoder_composes_held_out_cantus_without_hard_violations(species,
 
     randoms = [random_search(env, seed=s)[0] for s in range(5)]
     assert ret > np.mean(randoms)
+
+
+def test_value_and_search_keeps_the_better_of_two_pieces(judge):
+    policy, value = ComposerPolicy.load("builtin"), ComposerValue.load("builtin")
+    env = CounterpointEnv("fux_ionian", species=3)
+    alone = compose_value_beam(env, policy, value)
+    stats: dict = {}
+    ret, actions = compose_value_and_search(env, policy, value, search_width=20, stats=stats)
+    result = judge(env, actions)
+    assert result["hard_violations"] == 0 and result["parallel_perfects"] == 0
+    assert result["scores"]["total"] == pytest.approx(ret)
+    assert ret >= alone[0] and stats["chosen"] in ("value", "search")
+    # the search's piece, when kept, is the policy-guided search's own
+    from musicgym.compose.policy import policy_guided_search
+
+    other = policy_guided_search(env, policy, beam_width=20, top_k=3, logp_weight=0.1)
+    assert ret == max(alone[0], other[0])
+    assert (ret, actions) == (other if stats["chosen"] == "search" else alone)
+    assert compose_value_and_search(env, policy, value, search_width=0) == alone
+    with pytest.raises(ConfigError, match="search_width"):
+        compose_value_and_search(env, policy, value, search_width=-1)
+    with pytest.raises(ConfigError, match="both 0"):
+        compose_value_and_search(env, policy, value, beam=0, search_width=0)
+    # species 5: the search alone by default
+    env5 = CounterpointEnv("fux_ionian", species=5)
+    stats = {}
+    assert compose_value_and_search(env5, policy, value, search_width=20, stats=stats) == \
+        policy_guided_search(env5, policy, beam_width=20, top_k=3, logp_weight=0.1)
+    assert stats["chosen"] == "search"
 
 
 def test_training_a_tiny_value_and_relabelling(tmp_path):
@@ -129,3 +159,23 @@ def test_compose_cli_with_the_builtin_value(tmp_path):
     done = _cli("compose", "--method", "guided", "--policy-value", "builtin",
                 "-o", str(tmp_path / "g"), "--no-wav")
     assert done.returncode != 0 and "policy_value" in done.stderr
+
+
+def test_policy_search_setting_is_checked():
+    from musicgym.compose.config import load_config, validate
+
+    def config(**agent):
+        c = load_config(None)
+        c.method = "policy"
+        c.agent.update(agent)
+        return c
+
+    assert validate(config(policy_value="builtin", policy_search=0)).agent["policy_search"] == 0
+    with pytest.raises(ConfigError, match="policy_search"):
+        validate(config(policy_value="builtin", policy_search=-1))
+    with pytest.raises(ConfigError, match="policy_value"):
+        validate(config(policy_search=50))
+    c = config(policy_value="builtin", policy_search=10)
+    c.method = "guided"
+    with pytest.raises(ConfigError, match="policy_search"):
+        validate(c)

@@ -79,7 +79,13 @@ def add_parser(subparsers) -> None:
     p.add_argument("--policy-value", metavar="builtin|RUN",
                    help="policy: also use a learned value ('builtin' or a .npz from python -m "
                         "musicgym.compose.value_train): a beam of 16 ranked by the value and "
-                        "the policy's log-probabilities (--policy-beam sets the beam)")
+                        "the policy's log-probabilities (--policy-beam sets the beam; by "
+                        "default none in species 5), and the policy-guided search beside it; "
+                        "the better piece is kept")
+    p.add_argument("--policy-search", type=int, metavar="WIDTH",
+                   help="policy with --policy-value: the width of the policy-guided search "
+                        "run beside the value beam (default 200, in species 3 and 5 100; "
+                        "0: the value beam alone)")
     p.add_argument("--ppo-timesteps", type=int,
                    help="ppo: training budget in env steps (default 20000)")
     p.add_argument("--no-wav", action="store_true", help="skip the WAV files")
@@ -107,7 +113,8 @@ def _settings(args: argparse.Namespace) -> ComposeConfig:
         if getattr(args, attr) is not None:
             setattr(config, name, getattr(args, attr))
     for attr in ("n_trials", "beam_width", "guided_width", "noise", "ppo_timesteps",
-                 "diversity", "objective", "policy", "policy_beam", "policy_value"):
+                 "diversity", "objective", "policy", "policy_beam", "policy_value",
+                 "policy_search"):
         if getattr(args, attr) is not None:
             config.agent[attr] = getattr(args, attr)
     _cantus_flags(config, args)
@@ -115,7 +122,7 @@ def _settings(args: argparse.Namespace) -> ComposeConfig:
             "species", "voice", "tonic", "mode",
             "pieces", "seed", "method", "n_trials", "beam_width", "guided_width", "noise",
             "diversity", "objective",
-            "ppo_timesteps", "policy", "policy_beam", "policy_value")):
+            "ppo_timesteps", "policy", "policy_beam", "policy_value", "policy_search")):
         config.source = "command line" if args.config is None else f"{args.config} + flags"
     return validate(config)
 
@@ -262,11 +269,13 @@ def _composer(config: ComposeConfig, env):
 
         policy = ComposerPolicy.load(agent.get("policy", "builtin"))
         if agent.get("policy_value"):
-            from musicgym.compose.value import ComposerValue, compose_value_beam
+            from musicgym.compose.value import ComposerValue, compose_value_and_search
 
             value = ComposerValue.load(agent["policy_value"])
-            beam = agent.get("policy_beam", 16)
-            return lambda seed: compose_value_beam(env, policy, value, beam=beam)
+            beam = agent.get("policy_beam")  # None: the decoder's default per species
+            width = agent.get("policy_search")  # None: the decoder's default too
+            return lambda seed: compose_value_and_search(env, policy, value, beam=beam,
+                                                         search_width=width)
         beam = agent.get("policy_beam", 1)
         return lambda seed: compose_policy(env, policy, beam=beam)
     if config.method == "beam":

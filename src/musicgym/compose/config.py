@@ -9,7 +9,8 @@ an estimate of RL-Musician's score; ``beam``: RL-Musician's own Monte Carlo beam
 ``random``; ``ppo``; ``policy``: the learned composing policy of
 :mod:`musicgym.compose.policy`, ``agent.policy`` ``builtin`` or a trained file, and
 ``agent.policy_beam``, ``agent.policy_value``: a learned value, ``builtin`` or a trained
-file, for the decoder of :mod:`musicgym.compose.value`), ``agent.guided_width``,
+file, for the decoder of :mod:`musicgym.compose.value`, ``agent.policy_search``: the width of
+the policy-guided search run beside it, 0 for none), ``agent.guided_width``,
 ``agent.noise``, ``agent.n_trials``,
 ``agent.ppo_timesteps``, ``agent.seed`` and ``agent.n_pieces``. Fields of RL-Musician that
 mean nothing here (its ``sinethesizer`` synth settings, ``paralleling_params``) are accepted
@@ -67,7 +68,8 @@ SCHEMA: dict[str, Any] = {
               "ppo_timesteps": int, "temperature": (int, float), "guided_width": int,
               "noise": (int, float), "diversity": (int, float), "objective": str,
               "paralleling_params": IGNORED,
-              "policy": str, "policy_beam": int, "policy_value": str},
+              "policy": str, "policy_beam": int, "policy_value": str,
+              "policy_search": int},
 }
 METHODS = ("guided", "beam", "random", "ppo", "policy")
 # agent fields that belong to one search method only
@@ -325,14 +327,15 @@ def validate(config: ComposeConfig) -> ComposeConfig:
     if config.method not in METHODS:
         raise ConfigError(f"{config.source}: method must be one of {', '.join(METHODS)}, "
                           f"got {config.method!r}")
-    for key in ("policy_beam", "policy_value"):
+    for key in ("policy_beam", "policy_value", "policy_search"):
         if config.task == "melody" and key in config.agent:
             raise ConfigError(f"{config.source}: agent.{key} (--{key.replace('_', '-')}) is "
                               "for task counterpoint; the melody policy writes a melody in "
                               "one pass")
-    if config.method != "policy" and any(k in config.agent for k in ("policy", "policy_beam",
-                                                                       "policy_value")):
-        raise ConfigError(f"{config.source}: agent.policy, policy_beam and policy_value are "
+    if config.method != "policy" and any(k in config.agent for k in (
+            "policy", "policy_beam", "policy_value", "policy_search")):
+        raise ConfigError(f"{config.source}: agent.policy, policy_beam, policy_value and "
+                          f"policy_search are "
                           f"settings of method policy, but the method is {config.method}; "
                           "remove them or use method policy")
     if config.task == "melody" and config.method == "guided":
@@ -359,6 +362,15 @@ def validate(config: ComposeConfig) -> ComposeConfig:
                                   f"{', '.join(OBJECTIVES)}, got {value!r}")
             continue
         if name in ("policy", "policy_value"):  # 'builtin' or a path, checked when loaded
+            continue
+        if name == "policy_search":
+            if not value >= 0:
+                raise ConfigError(f"{config.source}: agent.policy_search (the policy-guided "
+                                  f"search's width; 0: none) must be 0 or more, got {value!r}")
+            if "policy_value" not in config.agent:
+                raise ConfigError(f"{config.source}: agent.policy_search runs beside the "
+                                  "learned value's beam: give agent.policy_value "
+                                  "(--policy-value builtin) too")
             continue
         if name in ("temperature", "noise", "diversity"):
             if not value >= 0:

@@ -164,6 +164,20 @@ class ComposerPolicy:
         top = z.max()
         return z - top - math.log(np.exp(z - top).sum())
 
+    def log_probs_batch(self, states: list[CounterpointState], masks: list[np.ndarray]
+                        ) -> np.ndarray:
+        """:meth:`log_probs` of many states at once (shape ``(len(states), 60)``): one
+        forward pass for all, which is what makes the policy cheap inside a search."""
+        if not states:
+            return np.zeros((0, N_ACTIONS))
+        m = np.stack(masks)
+        z = self.logits(np.stack([features(s, k) for s, k in zip(states, masks, strict=True)]
+                                 )).astype(np.float64)
+        z = np.where(m, z, -np.inf)
+        top = z.max(axis=1, keepdims=True)
+        top = np.where(np.isfinite(top), top, 0.0)  # a state with nothing allowed
+        return z - top - np.log(np.exp(z - top).sum(axis=1, keepdims=True))
+
     def save(self, path: str | Path) -> Path:
         """Write ``path`` (.npz) and its .json (``meta``); returns the .npz path."""
         return mlp.save(path, self.weights, {
@@ -256,60 +270,29 @@ def compose_policy(env: gym.Env, policy: ComposerPolicy, *, beam: int = 1,
     return best
 
 
-class _PrunedOracle:
-    """The env's oracle with its mask narrowed to the policy's ``top_k`` likeliest notes."""
-
-    def __init__(self, oracle, policy: ComposerPolicy, top_k: int) -> None:
-        self._oracle, self._policy, self._top_k = oracle, policy, top_k
-
-    def mask(self, state: CounterpointState) -> np.ndarray:
-        mask = self._oracle.mask(state)
-        if mask.sum() <= self._top_k:
-            return mask
-        lp = self._policy.log_probs(state, mask)
-        keep = np.zeros_like(mask)
-        keep[np.argsort(-lp)[:self._top_k]] = True
-        return keep & mask
-
-    def check(self, state: CounterpointState):
-        return self._oracle.check(state)
-
-
-class _PrunedEnv:
-    """What the guided search reads from an env, with the policy-pruned oracle."""
-
-    def __init__(self, env, policy: ComposerPolicy, top_k: int) -> None:
-        self.setup = env.setup
-        self.oracle = _PrunedOracle(env.oracle, policy, top_k)
-        self.scoring_coefs = env.scoring_coefs
-        self.scoring_fn_params = env.scoring_fn_params
-        self.reward_for_dead_end = env.reward_for_dead_end
-
-    @property
-    def unwrapped(self):
-        return self
-
-
 def policy_guided_search(env: gym.Env, policy: ComposerPolicy, *, top_k: int = 3,
                          beam_width: int = 100, seed: int = 0, noise: float = 0.02,
-                         stats: dict | None = None) -> tuple[float, list[int]]:
+                         logp_weight: float = 0.0, stats: dict | None = None,
+                         ) -> tuple[float, list[int]]:
     """The guided beam search with the policy as its prior: (return, actions).
 
     The search (:func:`~musicgym.compose.search.guided_beam_search`, its score estimate and
     pruning unchanged) extends each partial piece only by the ``top_k`` allowed notes the
-    policy finds likeliest. Each kept note is still allowed by the env's mask (with its
-    dead-end lookahead), so the piece breaks no hard rule and always finishes; the return is
-    the env's.
+    policy finds likeliest, and with ``logp_weight`` > 0 ranks partial pieces by its score
+    estimate + ``logp_weight`` x the line's log-probability under the policy. Each kept note
+    is still allowed by the env's mask (with its dead-end lookahead), so the piece breaks no
+    hard rule and always finishes; the return is the env's.
 
     Raises
     ------
     ConfigError
-        If ``top_k`` is not a whole number of at least 1 (and as the guided search does).
+        If ``top_k`` is not a whole number of at least 1, ``logp_weight`` is negative (and as
+        the guided search does).
     """
     from musicgym.compose.search import guided_beam_search
 
     if isinstance(top_k, bool) or not isinstance(top_k, int | np.integer) or top_k < 1:
         raise ConfigError(f"top_k must be a whole number of at least 1, got {top_k!r}")
-    pruned = _PrunedEnv(_env(env), policy, int(top_k))
-    return guided_beam_search(pruned, seed=seed, beam_width=beam_width, noise=noise,
-                              stats=stats)
+    return guided_beam_search(_env(env), seed=seed, beam_width=beam_width, noise=noise,
+                              stats=stats, prior=policy.log_probs_batch, prior_top_k=int(top_k),
+                              prior_weight=logp_weight)

@@ -250,6 +250,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--relabel", type=int, default=0, help="rounds 1+: DAgger with this "
                    "many expert continuations per exercise from the policy's own prefixes "
                    "(0: the improvement round instead)")
+    p.add_argument("--improve-last", type=int, default=0, help="with --relabel: the last "
+                   "this many rounds are improvement rounds (the policy-guided search's pieces "
+                   "replace the expert's where they score higher), the DAgger samples kept")
     p.add_argument("--relabel-width", type=int, default=0, help="expert's beam width when "
                    "relabelling (0: --width)")
     p.add_argument("--pieces", help="reuse the expert pieces of a previous run (the JSON "
@@ -279,13 +282,15 @@ def main(argv: list[str] | None = None) -> int:
                                    seed=args.seed, log=lambda m: print(m, flush=True))
     rounds = [{"round": 0, "samples": int(len(x)), **figures,
                "expert_mean_return": float(np.mean([q["return"] for q in pieces]))}]
+    dagger_x, dagger_y = x[:0], y[:0]
     for r in range(1, args.rounds):
-        if args.relabel:
+        if args.relabel and r < args.rounds - args.improve_last:
             # DAgger: aggregate the expert's notes on the states the policy reaches
             xr, yr, relabelled = relabelled_samples(
                 exercises, policy, cuts=args.relabel, width=args.relabel_width or args.width,
                 seed=10_000 * r, log=lambda m: print(m, flush=True))
             x, y = np.concatenate([x, xr]), np.concatenate([y, yr])
+            dagger_x, dagger_y = np.concatenate([dagger_x, xr]), np.concatenate([dagger_y, yr])
             print(f"round {r}: {len(relabelled)} expert continuations, {len(xr)} new "
                   f"samples; {len(x)} in all", flush=True)
             policy, figures = train_policy(x, y, hidden=args.hidden, epochs=args.epochs,
@@ -302,6 +307,7 @@ def main(argv: list[str] | None = None) -> int:
             if piece["return"] > pieces[k]["return"]:
                 pieces[k], n_better = piece, n_better + 1
         x, y = dataset(exercises, pieces)
+        x, y = np.concatenate([x, dagger_x]), np.concatenate([y, dagger_y])
         print(f"round {r}: {n_better} pieces improved; {len(x)} samples", flush=True)
         policy, figures = train_policy(x, y, hidden=args.hidden, epochs=args.epochs,
                                        seed=args.seed + r, log=lambda m: print(m, flush=True))

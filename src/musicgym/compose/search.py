@@ -170,7 +170,7 @@ class _Node:
     the last notes), and its state, made only when the node survives pruning."""
 
     __slots__ = ("parent", "action", "state", "time", "reward", "counts", "clogc", "n_notes",
-                 "skips", "peak", "repeats", "narrow", "tail", "estimate", "fux", "same")
+                 "skips", "peak", "repeats", "narrow", "tail", "estimate", "fux", "same", "logp")
 
     def actions(self) -> list[int]:
         node, actions = self, []
@@ -231,7 +231,8 @@ def _objective(env: CounterpointEnv, state: CounterpointState, env_return: float
 def guided_beam_search(env: gym.Env, *, seed: int = 0, beam_width: int = 1000,
                        noise: float = 0.02, stats: dict | None = None,
                        objective: str = "rlm", avoid: list[list[int]] | None = None,
-                       diversity: float = 0.0,
+                       diversity: float = 0.0, prior=None, prior_top_k: int | None = None,
+                       prior_weight: float = 0.0,
                        ) -> tuple[float, list[int]]:
     """Beam search guided by an estimate of RL-Musician's score, in time order: the best
     (return, actions) found.
@@ -276,6 +277,16 @@ def guided_beam_search(env: gym.Env, *, seed: int = 0, beam_width: int = 1000,
         Weight of the penalty for sounding the same note as an ``avoid`` piece at the same
         eighth: the objective loses ``diversity`` x the share of the written eighths (mean
         over the avoided pieces) that agree.
+    prior : callable or None, keyword-only
+        A prior over the next note of many partial pieces at once: ``prior(states, masks)``
+        -> log-probabilities of shape ``(len(states), 60)`` (``-inf`` where the mask
+        forbids), e.g. a composing policy's
+        :meth:`~musicgym.compose.policy.ComposerPolicy.log_probs_batch`.
+    prior_top_k : int or None, keyword-only
+        With a ``prior``: try only its ``prior_top_k`` likeliest allowed notes (None: all).
+    prior_weight : float, keyword-only
+        With a ``prior``: add ``prior_weight`` x the line's total log-probability under it to
+        the estimate (0: the prior only prunes).
 
     Returns
     -------
@@ -287,7 +298,8 @@ def guided_beam_search(env: gym.Env, *, seed: int = 0, beam_width: int = 1000,
     ------
     ConfigError
         If ``beam_width`` is not a whole number of at least 1, ``noise`` or ``diversity`` is
-        negative, or ``objective`` is unknown.
+        negative, or ``objective`` is unknown; if ``prior_weight`` is negative or
+        ``prior_top_k`` is not None or a whole number of at least 1.
     """
     import math
 
@@ -304,6 +316,14 @@ def guided_beam_search(env: gym.Env, *, seed: int = 0, beam_width: int = 1000,
                           f"{objective!r}")
     if not diversity >= 0:
         raise ConfigError(f"diversity must be 0 or more, got {diversity!r}")
+    if not (math.isfinite(prior_weight) and prior_weight >= 0):
+        raise ConfigError(f"prior_weight must be a finite number of 0 or more, got "
+                          f"{prior_weight!r}")
+    if prior_top_k is not None and (isinstance(prior_top_k, bool) or not isinstance(
+            prior_top_k, int | np.integer) or prior_top_k < 1):
+        raise ConfigError(f"prior_top_k must be a whole number of at least 1 or None, got "
+                          f"{prior_top_k!r}")
+    use_logp = prior is not None and prior_weight > 0
     fux = objective == "fux"
     avoided = [_eighths_of(env, a) for a in (avoid or []) if diversity > 0]
     # eighth x position -> number of avoided pieces sounding that position then
@@ -368,14 +388,24 @@ def guided_beam_search(env: gym.Env, *, seed: int = 0, beam_width: int = 1000,
     root.fux = (0, 0, start_midi, int(setup.cantus_midi[0]), 0, 0, 0, 0, 0,
                 setup.start_position if above else -setup.start_position, 1) if fux else None
     root.same = 0
+    root.logp = 0.0
     groups: dict[int, list[_Node]] = {root.time: [root]}
     best: tuple[float, list[int]] = (-np.inf, [])
     best_value = -np.inf
     while groups:
         nodes = _prune(groups.pop(min(groups)), beam_width, noise, rng)
-        for node in nodes:
-            state = node.state
-            allowed = np.flatnonzero(env.oracle.mask(state)).tolist()
+        masks = [env.oracle.mask(node.state) for node in nodes]
+        if prior is not None:  # one call for the whole group: the prior may batch
+            priors = prior([node.state for node in nodes], masks)
+        for j, node in enumerate(nodes):
+            state, mask = node.state, masks[j]
+            if prior is not None:
+                log_probs = priors[j]
+                if prior_top_k is not None and mask.sum() > prior_top_k:
+                    keep = np.zeros_like(mask)
+                    keep[np.argsort(-log_probs)[:prior_top_k]] = True
+                    mask = keep & mask
+            allowed = np.flatnonzero(mask).tolist()
             if not allowed:
                 continue  # a dead end (only when lookahead is off or gave up)
             counters["expanded"] += 1
@@ -439,6 +469,9 @@ def guided_beam_search(env: gym.Env, *, seed: int = 0, beam_width: int = 1000,
                     child.estimate -= same_scale * child.same
                 else:
                     child.same = 0
+                if use_logp:
+                    child.logp = node.logp + float(log_probs[action])
+                    child.estimate += prior_weight * child.logp
                 groups.setdefault(child.time, []).append(child)
     if stats is not None:
         stats.update(counters, objective=float(best_value))
