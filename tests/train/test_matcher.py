@@ -261,3 +261,19 @@ def test_bad_rl_fine_tune_options_are_refused(tmp_path):
         rl_finetune(matcher, spec, np.zeros(100, np.float32), progress=False)
     with pytest.raises(ConfigError, match="rl-finetune"):
         main(["--preset", "Kick-v0", "--rl-finetune", "-3", "-o", str(tmp_path / "x")])
+
+
+def test_the_cli_rl_fine_tunes_a_matcher_and_writes_its_learning_curve(tmp_path):
+    from musicgym.envs.matcher_model import BUILTIN_DIR
+    from musicgym.train.matcher import main
+
+    assert main(["--preset", "Kick-v0", "--init", str(BUILTIN_DIR / "Kick-v0"),
+                 "--rl-finetune", "3", "--rl-oneshots", "0", "--rl-targets", "4",
+                 "--rl-samples", "2", "--seed", "2", "-o", str(tmp_path / "kick")]) == 0
+    tuned = Matcher.load(tmp_path / "kick")
+    assert tuned.meta["rl_steps"] == 3 and tuned.meta["rl_seed"] == 2
+    assert "--rl-finetune" in tuned.meta["command"]
+    assert tuned.meta["init_command"] == Matcher.builtin("Kick-v0").meta["command"]
+    lines = (tmp_path / "kick.rl_curve.csv").read_text().splitlines()
+    assert lines[0].startswith("update,mean_reward") and len(lines) == 4
+    assert all(float(line.split(",")[1]) < 0 for line in lines[1:])  # -MR-STFT
