@@ -13,8 +13,9 @@ training:
 * net: an MLP (512 -> 256 -> 128 -> d, ReLU, ``tanh`` out), MSE on the normalised settings
   (spiegelib's loss; Masuda & Saito's parameter loss); Adam, a held-out tenth for validation.
 
-Not taken (yet): the spectral-loss stage (our engine is not differentiable, so it would be RL
-on the perceptual reward, deliverable 1's second half), InverSynth's per-parameter classes and
+The spectral-loss stage (our engine is not differentiable, so it is RL on the perceptual
+reward, deliverable 1's second half) is :mod:`musicgym.train.matcher_rl` (``--rl-finetune``;
+measured, not shipped: docs/matching.md). Not taken: InverSynth's per-parameter classes and
 deep strided CNN, and real-audio fine-tuning. Search closes the gap instead:
 :func:`musicgym.train.baselines.cmaes` seeded by the proposal (``policy+cmaes``).
 
