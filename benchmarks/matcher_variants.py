@@ -224,8 +224,23 @@ def cmaes1000(m, clip, ev, budget, evaluations=1000, seed=0):
             es.tell(xs, costs.tolist())
 
 
-VARIANTS = {f.__name__: f for f in (shipped, nm, sides, race, twostarts, own, stall, cobyqa,
-                                    cmaes_guesses, simplex_guesses, cmaes1000)}
+def policy(m, clip, ev, budget):
+    """the single guess (Matcher.propose, 1 render)."""
+    ev(m.propose(clip[None]))
+
+
+def net(m, clip, ev, budget):
+    """the net's own answer, without the codebook (1 render)."""
+    ev(m.forward(m.features(clip[None])))
+
+
+def atk(m, clip, ev, budget, k=16):
+    """policy@k: the matcher's k guesses (Matcher.candidates)."""
+    policy_at_k(m, clip, ev, int(k))
+
+
+VARIANTS = {f.__name__: f for f in (policy, net, atk, shipped, nm, sides, race, twostarts, own,
+                                    stall, cobyqa, cmaes_guesses, simplex_guesses, cmaes1000)}
 
 
 def targets(which: str, oneshots) -> list[tuple[str, np.ndarray]]:
@@ -255,6 +270,8 @@ def main() -> None:
     ap.add_argument("--ood-neighbours", type=int, default=None,
                     help="override the built-in Snare-v0's (1: the proposal before helper "
                          "'hybrid')")
+    ap.add_argument("--matcher", default=None,
+                    help="a matcher's NAME.npz/.json instead of the built-in Snare-v0")
     args = ap.parse_args()
     for v in args.variants:
         if v.split("@")[0] not in VARIANTS:
@@ -263,7 +280,8 @@ def main() -> None:
     if args.set == "training":
         from musicgym.datapath import require_data_subdir
         oneshots = require_data_subdir("oneshots")
-    spec, m = patch_spec("Snare-v0"), Matcher.builtin("Snare-v0")
+    spec = patch_spec("Snare-v0")
+    m = Matcher.builtin("Snare-v0") if args.matcher is None else Matcher.load(args.matcher)
     if args.ood_neighbours is not None:
         m.meta["ood_neighbours"] = args.ood_neighbours
     res: dict[str, list[float]] = {v: [] for v in args.variants}

@@ -207,3 +207,73 @@ def test_the_cli_learns_from_search_from_a_matcher_and_keeps_the_searched_settin
     with pytest.raises(ConfigError, match="--distill"):
         main(["--preset", "Kick-v0", "--init", str(BUILTIN_DIR / "Kick-v0"), "-o",
               str(tmp_path / "x")])
+
+
+def _net_distance(matcher, spec, clips):
+    """Mean MR-STFT of the net's own guess (no codebook) rendered, to each clip."""
+    from musicgym.audio.distances import make_distance
+    from musicgym.envs.spaces import ParameterMap
+    from musicgym.synth import Patch
+
+    actions = matcher.forward(matcher.features(clips))
+    patch = Patch(spec["code"])
+    pmap = ParameterMap(spec["action_space"], n_holes=patch.n_params, flat=True)
+    audio = patch.render(pmap.params(actions, len(actions)), n_samples=clips.shape[1],
+                         progress=False)[:, 0]
+    dist = make_distance("mrstft", sr=44100)
+    return float(np.mean([dist(a[None], dist.prepare(c))[0] for a, c in
+                          zip(audio, clips, strict=True)]))
+
+
+def test_an_rl_fine_tune_raises_the_perceptual_reward_on_its_training_targets():
+    from musicgym.train.matcher_rl import rl_finetune
+
+    spec = patch_spec("Kick-v0")
+    matcher = train_matcher(spec, examples=300, epochs=4, seed=1, codebook=256,
+                            log=lambda _: None)
+    _, clips = _synthetic_targets("Kick-v0", 8, seed=4242)
+    before = _net_distance(matcher, spec, clips)
+    tuned, curve = rl_finetune(matcher, spec, clips, steps=30, targets=8, samples=8,
+                               sigma=0.2, lr=1e-3, synthetic_share=0.0, anchor=0.0, seed=0,
+                               progress=False, log=lambda _: None)
+    after = _net_distance(tuned, spec, clips)
+    assert after < before - 0.05, (before, after)
+    assert len(curve) == 30 and curve[0]["recorded_reward"] is not None
+    assert tuned.meta["rl_steps"] == 30 and tuned.meta["rl_recorded_targets"] == 8
+    # the standardisation and the codebook are kept; only the net moved
+    np.testing.assert_array_equal(tuned.mean, matcher.mean)
+    np.testing.assert_array_equal(tuned.codebook, matcher.codebook)
+    assert not np.array_equal(tuned.layers[0][0], matcher.layers[0][0])
+
+
+def test_bad_rl_fine_tune_options_are_refused(tmp_path):
+    from musicgym.train.matcher import main
+    from musicgym.train.matcher_rl import rl_finetune
+
+    spec, matcher = patch_spec("Kick-v0"), Matcher.builtin("Kick-v0")
+    clips = np.zeros((2, 100), np.float32)
+    for kwargs, match in (({"samples": 1}, "samples"), ({"steps": 0}, "steps"),
+                          ({"sigma": 0.0}, "sigma"), ({"synthetic_share": 1.5}, "share"),
+                          ({"lr": float("nan")}, "lr")):
+        with pytest.raises(ConfigError, match=match):
+            rl_finetune(matcher, spec, clips, progress=False, **kwargs)
+    with pytest.raises(ConfigError, match="clips"):
+        rl_finetune(matcher, spec, np.zeros(100, np.float32), progress=False)
+    with pytest.raises(ConfigError, match="rl-finetune"):
+        main(["--preset", "Kick-v0", "--rl-finetune", "-3", "-o", str(tmp_path / "x")])
+
+
+def test_the_cli_rl_fine_tunes_a_matcher_and_writes_its_learning_curve(tmp_path):
+    from musicgym.envs.matcher_model import BUILTIN_DIR
+    from musicgym.train.matcher import main
+
+    assert main(["--preset", "Kick-v0", "--init", str(BUILTIN_DIR / "Kick-v0"),
+                 "--rl-finetune", "3", "--rl-oneshots", "0", "--rl-targets", "4",
+                 "--rl-samples", "2", "--seed", "2", "-o", str(tmp_path / "kick")]) == 0
+    tuned = Matcher.load(tmp_path / "kick")
+    assert tuned.meta["rl_steps"] == 3 and tuned.meta["rl_seed"] == 2
+    assert "--rl-finetune" in tuned.meta["command"]
+    assert tuned.meta["init_command"] == Matcher.builtin("Kick-v0").meta["command"]
+    lines = (tmp_path / "kick.rl_curve.csv").read_text().splitlines()
+    assert lines[0].startswith("update,mean_reward") and len(lines) == 4
+    assert all(float(line.split(",")[1]) < 0 for line in lines[1:])  # -MR-STFT

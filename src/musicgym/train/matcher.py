@@ -13,8 +13,9 @@ training:
 * net: an MLP (512 -> 256 -> 128 -> d, ReLU, ``tanh`` out), MSE on the normalised settings
   (spiegelib's loss; Masuda & Saito's parameter loss); Adam, a held-out tenth for validation.
 
-Not taken (yet): the spectral-loss stage (our engine is not differentiable, so it would be RL
-on the perceptual reward, deliverable 1's second half), InverSynth's per-parameter classes and
+The spectral-loss stage (our engine is not differentiable, so it is RL on the perceptual
+reward, deliverable 1's second half) is :mod:`musicgym.train.matcher_rl` (``--rl-finetune``;
+measured, not shipped: docs/matching.md). Not taken: InverSynth's per-parameter classes and
 deep strided CNN, and real-audio fine-tuning. Search closes the gap instead:
 :func:`musicgym.train.baselines.cmaes` seeded by the proposal (``policy+cmaes``).
 
@@ -416,8 +417,23 @@ def main(argv: list[str] | None = None) -> int:
                          "--examples synthetic examples are rendered again for the fine-tune")
     ap.add_argument("--labels", default=None,
                     help="an .npz keeping the searched settings (read back if it exists)")
+    ap.add_argument("--rl-finetune", type=int, default=0, metavar="STEPS",
+                    help="then fine-tune the net with RL on -MR-STFT for STEPS updates "
+                         "(musicgym.train.matcher_rl; with --init, the only step)")
+    ap.add_argument("--rl-oneshots", type=int, default=1000,
+                    help="SoundFont one-shots (seed --seed + 1) among the RL targets (0: "
+                         "synthetic targets only)")
+    ap.add_argument("--rl-targets", type=int, default=32, help="targets per RL update")
+    ap.add_argument("--rl-samples", type=int, default=8, help="settings drawn per target")
+    ap.add_argument("--rl-sigma", type=float, default=0.15,
+                    help="the policy's standard deviation (pre-tanh settings)")
+    ap.add_argument("--rl-lr", type=float, default=1e-4, help="Adam's learning rate")
+    ap.add_argument("--rl-anchor", type=float, default=1.0,
+                    help="weight of the parameter loss on the synthetic targets")
     ap.add_argument("-o", "--output", required=True, help="base path (writes .npz and .json)")
     args = ap.parse_args(argv)
+    if args.rl_finetune < 0 or args.rl_oneshots < 0:
+        raise ConfigError("--rl-finetune and --rl-oneshots must be >= 0")
     command = "python -m musicgym.train.matcher " + shlex.join(
         sys.argv[1:] if argv is None else argv)
     spec = patch_spec(args.preset)
@@ -426,16 +442,39 @@ def main(argv: list[str] | None = None) -> int:
                                 seed=args.seed, distill=args.distill,
                                 distill_budget=args.distill_budget,
                                 finetune_epochs=args.finetune_epochs, command=command)
+    elif args.distill < 1 and args.rl_finetune > 0:  # RL fine-tune of a trained matcher only
+        matcher = Matcher.load(args.init)
+        matcher.meta.update(init_command=matcher.meta.get("command"))
     else:  # learn from search, starting from a trained matcher
         if args.distill < 1:
-            raise ConfigError("--init needs --distill N (the one-shots to learn from)")
+            raise ConfigError("--init needs --distill N (the one-shots to learn from) or "
+                              "--rl-finetune STEPS")
         init = Matcher.load(args.init)
         x, y = synthetic_dataset(spec, args.examples, seed=args.seed, sr=init.sr)
         matcher = distill_matcher(init, spec, x, y, args.distill, seed=args.seed,
                                   budget=args.distill_budget, epochs=args.finetune_epochs,
                                   labels_path=args.labels)
         matcher.meta.update(command=command, init_command=init.meta.get("command"))
+    curve = None
+    if args.rl_finetune > 0:
+        from musicgym.train.matcher_rl import rl_finetune
+
+        clips = soundfont_oneshots(args.rl_oneshots, seed=args.seed + 1,
+                                   seconds=spec["seconds"], sr=matcher.sr) \
+            if args.rl_oneshots else None
+        matcher, curve = rl_finetune(matcher, spec, clips, steps=args.rl_finetune,
+                                     targets=args.rl_targets, samples=args.rl_samples,
+                                     sigma=args.rl_sigma, lr=args.rl_lr,
+                                     anchor=args.rl_anchor, seed=args.seed)
+        matcher.meta.update(rl_oneshots_seed=args.seed + 1)
+    matcher.meta.update(command=command)
     base = save_matcher(matcher, args.output)
+    if curve is not None:
+        from musicgym.train.matcher_rl import write_curve
+
+        path = write_curve(curve, f"{base}.rl_curve.csv")
+        print(f"wrote the learning curve {path} (mean reward {curve[0]['mean_reward']:.3f} "
+              f"-> {curve[-1]['mean_reward']:.3f})")
     print(f"wrote {base}.npz and {base}.json (validation RMSE {matcher.spread:.4f})")
     return 0
 
