@@ -73,7 +73,8 @@ def judge(env: CounterpointEnv, actions: list[int]) -> dict:
     return {"finished": True, "scores": result["scores"], "total": result["scores"]["total"],
             "hard_violations": result["hard_violations"],
             "parallel_perfects": result["parallel_perfects"],
-            "notes": len(env.state.positions), "peak": int(max(env.state.positions))}
+            "notes": len(env.state.positions), "peak": int(max(env.state.positions)),
+            "pitches_used": len(set(env.state.positions)), "actions": [int(a) for a in actions]}
 
 
 def even_entropy(n_notes: int, n_bins: int) -> float:
@@ -205,13 +206,15 @@ def print_tables(rows: list[dict], summary: dict, methods: list[str]) -> None:
     print("\nthe best piece's five scores (max: loops 0, entropy 1, narrow 0, climax 1, skips 1)"
           "; climax bound from the range rule")
     print(f"{'exercise':<20} {'loops':>6} {'entropy':>8} {'narrow':>7} {'climax':>7} "
-          f"{'skips':>6} {'notes':>6} {'climax<=':>9} {'ent.<=':>7}")
+          f"{'skips':>6} {'notes':>6} {'pitches':>7} {'climax<=':>9} {'ent.<=':>7}")
     for r in rows:
         s = {k: v + 0.0 for k, v in r["best"]["scores"].items()}  # no "-0.00"
         b = r["bound"]
         print(f"{r['exercise']:<20} {s['looped_fragments']:>6.2f} {s['entropy']:>8.3f} "
               f"{s['narrow_ranges']:>7.2f} {s['climax_explicity']:>7.2f} "
-              f"{s['number_of_skips']:>6.2f} {r['best']['notes']:>6} {b['climax_bound']:>9.2f} "
+              f"{s['number_of_skips']:>6.2f} {r['best']['notes']:>6} "
+              f"{r['best']['pitches_used']:>3}/{b['pitches_in_range']:<3} "
+              f"{b['climax_bound']:>9.2f} "
               f"{b['entropy_at_bound']:>7.3f}")
     print(f"\nmean best found {summary['mean_best_found']:.3f} against the goal {GOAL} "
           f"({summary['best_minus_goal']:+.3f}); shipped decoder "
