@@ -229,12 +229,8 @@ def train_matcher(spec: dict, *, examples: int = 30_000, epochs: int = 60,
                 f"median |error| {np.median(np.abs(err)):.4f}")
     with torch.no_grad():
         err = (net(xn[val]) - yt[val]).numpy()
-    weights = {"mean": mean.astype(np.float32), "std": std.astype(np.float32)}
+    weights = net_weights(net, mean.astype(np.float32), std.astype(np.float32))
     weights.update(_codebook(xn[tr].numpy(), y[tr.numpy()], codebook, codebook_dims))
-    linears = [m for m in net if isinstance(m, torch.nn.Linear)]
-    for i, lin in enumerate(linears):
-        weights[f"W{i}"] = lin.weight.detach().numpy().T.copy()
-        weights[f"b{i}"] = lin.bias.detach().numpy().copy()
     # out of distribution: farther from the codebook than 90 % of held-out synthetic sounds
     _, val_dist = Matcher(weights, {"features": DEFAULT_FEATURES, "sr": sr,
                                     "clip_samples": 1}).nearest(x[val.numpy()])
@@ -344,11 +340,7 @@ def finetune_matcher(matcher: Matcher, x: np.ndarray, y: np.ndarray, x_extra: np
             with torch.no_grad():
                 fit = torch.nn.functional.mse_loss(torch.tanh(net(extra_x)), extra_y).item()
             log(f"fine-tune epoch {epoch + 1}: RMSE to the searched settings {fit ** 0.5:.4f}")
-    weights = {"mean": matcher.mean, "std": matcher.std}
-    linears = [m for m in net if isinstance(m, torch.nn.Linear)]
-    for i, lin in enumerate(linears):
-        weights[f"W{i}"] = lin.weight.detach().numpy().T.copy()
-        weights[f"b{i}"] = lin.bias.detach().numpy().copy()
+    weights = net_weights(net, matcher.mean, matcher.std)
     if matcher.codebook is not None:
         book, acts = matcher.codebook, matcher.codebook_actions
         if extend_codebook:
@@ -362,6 +354,20 @@ def finetune_matcher(matcher: Matcher, x: np.ndarray, y: np.ndarray, x_extra: np
                 finetune_examples=len(x_extra), codebook_extended=bool(extend_codebook),
                 input_clip=float(input_clip))
     return Matcher(weights, meta)
+
+
+def net_weights(net, mean: np.ndarray, std: np.ndarray) -> dict[str, np.ndarray]:
+    """A matcher file's arrays for torch ``net`` (a ``Sequential`` of linear layers and
+    activations) and its input scaling: ``mean``, ``std``, ``W0``, ``b0``, ... (the codebook
+    is the caller's to add)."""
+    import torch
+
+    weights = {"mean": mean, "std": std}
+    linears = [m for m in net if isinstance(m, torch.nn.Linear)]
+    for i, lin in enumerate(linears):
+        weights[f"W{i}"] = lin.weight.detach().numpy().T.copy()
+        weights[f"b{i}"] = lin.bias.detach().numpy().copy()
+    return weights
 
 
 def _codebook(xn: np.ndarray, y: np.ndarray, size: int, dims: int) -> dict[str, np.ndarray]:

@@ -203,11 +203,9 @@ def rl_finetune(matcher: Matcher, spec: dict, clips: np.ndarray | None, *, steps
             log(f"RL update {step + 1}/{steps}: mean reward {point['mean_reward']:.3f}")
     if bar is not None:
         bar.close()
-    weights = {"mean": matcher.mean, "std": matcher.std}
-    linears = [m for m in net if isinstance(m, torch.nn.Linear)]
-    for i, lin in enumerate(linears):
-        weights[f"W{i}"] = lin.weight.detach().numpy().T.copy()
-        weights[f"b{i}"] = lin.bias.detach().numpy().copy()
+    from musicgym.train.matcher import net_weights
+
+    weights = net_weights(net, matcher.mean, matcher.std)
     if matcher.codebook is not None:
         weights.update(pca_mean=matcher.pca_mean, pca=matcher.pca, codebook=matcher.codebook,
                        codebook_actions=matcher.codebook_actions)
