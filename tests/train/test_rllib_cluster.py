@@ -112,6 +112,9 @@ def _end_group(proc: subprocess.Popen) -> None:
     proc.wait(timeout=15)
 
 
+RAY_CLIENT_RACE = "psutil.ZombieProcess"
+
+
 def _musicgym(args: list[str], env: dict) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "musicgym", *args], env=env,
                           capture_output=True, text=True, timeout=TRAIN_TIMEOUT_S)
@@ -158,9 +161,15 @@ def test_train_through_ray_client(ray_cluster, tmp_path):
     config.write_text("env_id: musicgym/Accompany-v0\nsteps: 64\nn_envs: 4\neval_episodes: 1\n"
                       "algo_kwargs: {num_epochs: 1}\n")
     runs = tmp_path / "runs"
-    done = _musicgym(["train", "--config", str(config), "--backend", "rllib", "--address",
-                      client_address, "--num-env-runners", "2", "--runs", str(runs),
-                      "--no-progress"], env)
+    args = ["train", "--config", str(config), "--backend", "rllib", "--address", client_address,
+            "--num-env-runners", "2", "--runs", str(runs), "--no-progress"]
+    done = _musicgym(args, env)
+    if done.returncode != 0 and RAY_CLIENT_RACE in done.stderr:
+        # Ray's proxier polls the client server it started and then reads its command line:
+        # a start-up shim that exits between the two is a zombie there, and the connection
+        # fails before musicgym runs (seen under load). Nothing was written: connect again.
+        assert not runs.exists() or not any(runs.iterdir())
+        done = _musicgym(args, env)
     assert done.returncode == 0, done.stderr[-3000:]
     (run,) = runs.iterdir()
     setup = json.loads((run / "rllib.json").read_text())
