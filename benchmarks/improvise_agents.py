@@ -69,7 +69,7 @@ def main(argv=None) -> int:
 
     from musicgym.envs.improvise_corpus import build_corpus
     from musicgym.train.evaluate_improvise import evaluate_improvisers, method_summaries
-    from musicgym.train.improvise_agents import env_kwargs_for, train_inverse
+    from musicgym.train.improvise_agents import env_kwargs_for, train_command, train_inverse
 
     torch.set_num_threads(1)
     corpus = str(args.corpus or build_corpus())
@@ -87,14 +87,11 @@ def main(argv=None) -> int:
                                   stay_margin=args.stay_margin,
                                   search_from_current=args.search_from_current,
                                   log=lambda line: print(line, file=sys.stderr, flush=True))
-            agent.meta["command"] = (
-                f"musicgym train-improviser {synth} --features {feature_set} --seed {args.seed} "
-                f"--distil-steps {args.distil_steps} --refine-steps {args.refine_steps} "
-                f"--hidden {' '.join(map(str, args.hidden))} --anchor {args.anchor}"
-                + (" --search" if args.search else "")
-                + (" --search-grid" if args.search_grid else "")
-                + (f" --stay-margin {args.stay_margin}" if args.stay_margin else "")
-                + (" --search-from-current" if args.search_from_current else ""))
+            agent.meta["command"] = train_command(
+                synth, feature_set, seed=args.seed, distil_steps=args.distil_steps,
+                refine_steps=args.refine_steps, hidden=args.hidden, anchor=args.anchor,
+                search=args.search, search_grid=args.search_grid, stay_margin=args.stay_margin,
+                search_from_current=args.search_from_current)
             agent.meta["corpus"] = Path(corpus).name
             kwargs = {**env_kwargs_for(synth, feature_set, corpus), "mode": "render"}
             start = time.perf_counter()

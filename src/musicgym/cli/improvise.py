@@ -105,12 +105,10 @@ def _add_train_improviser(subparsers) -> None:
 
 
 def run_train_improviser(args: argparse.Namespace) -> int:
-    import shlex
-
     import torch
 
     from musicgym.envs.improvise_corpus import build_corpus
-    from musicgym.train.improvise_agents import train_inverse
+    from musicgym.train.improvise_agents import train_command, train_inverse
 
     torch.set_num_threads(1)
     corpus = args.corpus or build_corpus()
@@ -120,16 +118,11 @@ def run_train_improviser(args: argparse.Namespace) -> int:
                           search_grid=args.search_grid, stay_margin=args.stay_margin,
                           search_from_current=args.search_from_current,
                           log=lambda line: print(line, file=sys.stderr, flush=True))
-    agent.meta["command"] = (
-        f"musicgym train-improviser {args.synth} --features {args.features} --seed {args.seed} "
-        f"--distil-steps {args.distil_steps} --refine-steps {args.refine_steps}"
-        f" --hidden {' '.join(map(str, args.hidden))} --anchor {args.anchor}"
-        + (" --search" if args.search else "")
-        + (" --search-grid" if args.search_grid else "")
-        + (f" --stay-margin {args.stay_margin}" if args.stay_margin else "")
-        + (" --search-from-current" if args.search_from_current else "")
-        + (f" --subdiv {args.subdiv}" if args.subdiv else "")
-        + (f" --corpus {shlex.quote(str(args.corpus))}" if args.corpus else ""))
+    agent.meta["command"] = train_command(
+        args.synth, args.features, seed=args.seed, distil_steps=args.distil_steps,
+        refine_steps=args.refine_steps, hidden=args.hidden, anchor=args.anchor,
+        search=args.search, search_grid=args.search_grid, stay_margin=args.stay_margin,
+        search_from_current=args.search_from_current, subdiv=args.subdiv, corpus=args.corpus)
     path = agent.save(Path(args.output) / f"{args.synth}-{args.features}.npz")
     print(f"trained in {agent.meta['train_seconds']} s; wrote {path}")
     return 0

@@ -45,6 +45,26 @@ def env_kwargs_for(synth: str, feature_set: str, corpus) -> dict[str, Any]:
             "corpus": str(corpus) if isinstance(corpus, os.PathLike) else corpus}
 
 
+def train_command(synth: str, feature_set: str, *, seed: int, distil_steps: int,
+                  refine_steps: int, hidden, anchor: float, search: bool = False,
+                  search_grid: bool = False, stay_margin: float = 0.0,
+                  search_from_current: bool = False, subdiv: int | None = None,
+                  corpus=None) -> str:
+    """The ``musicgym train-improviser`` command that trains :func:`train_inverse` with these
+    options (what an agent's JSON records as its ``command``)."""
+    import shlex
+
+    return (f"musicgym train-improviser {synth} --features {feature_set} --seed {seed} "
+            f"--distil-steps {distil_steps} --refine-steps {refine_steps} "
+            f"--hidden {' '.join(map(str, hidden))} --anchor {anchor}"
+            + (" --search" if search else "")
+            + (" --search-grid" if search_grid else "")
+            + (f" --stay-margin {stay_margin}" if stay_margin else "")
+            + (" --search-from-current" if search_from_current else "")
+            + (f" --subdiv {subdiv}" if subdiv else "")
+            + (f" --corpus {shlex.quote(str(corpus))}" if corpus else ""))
+
+
 def _interp_torch(values, subdiv: int, u):
     """Multilinear interpolation of a (subdiv**N, F) C-order grid table at u (B, N), in torch."""
     import torch
