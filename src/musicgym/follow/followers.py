@@ -620,8 +620,7 @@ class HMMFollower(Follower):
             for d, ref_ioi in enumerate(self._ref_ioi, start=1):
                 # the offset: timing noise and the frame grid are absolute (tens of ms), so
                 # short intervals are compared more loosely than long ones
-                ratio = np.log((dt + self.ioi_offset_s)
-                               / (ref_ioi * self.tempo_ratio + self.ioi_offset_s))
+                ratio = self._log_ioi_ratio(dt, ref_ioi * self.tempo_ratio)
                 # a floor under the timing term: an interval far from the expected one (a
                 # stop, a sudden change of tempo) weakens a move, it does not forbid it
                 # (a much shorter one is rather a trill's or a grace note's: a smaller floor)
@@ -713,10 +712,19 @@ class HMMFollower(Follower):
                 log_ratio = np.log(self.tempo_ratio)
                 log_ratio += self.tempo_weight * (np.log(ratio) - log_ratio)
                 self.tempo_ratio = float(np.exp(log_ratio))
+        return self._report_onset(best, attack_s, now)
+
+    def _report_onset(self, best: int, attack_s: float, now: float) -> float | None:
+        """Report onset ``best``, dated ``attack_s``: held until its date is due."""
         self._reported, self._reported_at = best, (attack_s, best)
         self._due = (attack_s + self.date_offset_s + float(self._spread_s[best]),
                      float(self._ref_beat[best]), best, attack_s)
         return self._release(now)
+
+    def _log_ioi_ratio(self, interval_s, expected_s):
+        """log((interval + ioi_offset_s) / (expected + ioi_offset_s)): how far an interval is
+        from the one expected (already scaled by the tempo), in the timing model's units."""
+        return np.log((interval_s + self.ioi_offset_s) / (expected_s + self.ioi_offset_s))
 
     def survival(self, onsets: np.ndarray, silence_s: float) -> np.ndarray:
         """How likely the soloist, at each of ``onsets`` at the last event, has played nothing
@@ -748,7 +756,7 @@ class HMMFollower(Follower):
                 continue
             inside = onsets + d < n
             expected = ref_ioi[np.minimum(onsets, n - d - 1)] * self.tempo_ratio
-            z = np.log((silence_s + self.ioi_offset_s) / (expected + self.ioi_offset_s))
+            z = self._log_ioi_ratio(silence_s, expected)
             # past the end nothing is due: the move cannot have come yet
             waiting += weights[d - 1] * np.where(inside, ndtr(-z / self.ioi_sigma), 1.0)
         return self.p_pause + (1.0 - self.p_pause) * waiting / weights.sum()
@@ -776,7 +784,7 @@ class HMMFollower(Follower):
             # a silence (without this, 20 of 45 corrections on the stress set were wrong)
             expected = (self._ref_sec[self._reported + 1] - self._ref_sec[self._reported]) * (
                 self.tempo_ratio)
-            z = np.log((silence_s + self.ioi_offset_s) / (expected + self.ioi_offset_s))
+            z = self._log_ioi_ratio(silence_s, expected)
             if z < OVERDUE_Z * self.ioi_sigma:
                 return None
         weighted = self.probability[likely] * self.survival(likely, silence_s)
@@ -784,10 +792,7 @@ class HMMFollower(Follower):
         if best <= self._reported:
             return None
         attack_s = self._first_attack(best, self._event_s, self._last_event_s)
-        self._reported, self._reported_at = best, (attack_s, best)
-        self._due = (attack_s + self.date_offset_s + float(self._spread_s[best]),
-                     float(self._ref_beat[best]), best, attack_s)
-        return self._release(now)
+        return self._report_onset(best, attack_s, now)
 
     def _first_attack(self, onset: int, earliest_s: float, latest_s: float) -> float:
         """The first attack from ``earliest_s`` to ``latest_s`` of a key the onset has
