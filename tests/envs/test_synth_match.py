@@ -293,3 +293,35 @@ def test_steady_malloc_keeps_step_sized_arrays_from_faulting_back_in():
     # with glibc's default dynamic thresholds the freed heap is trimmed and the 20 steps
     # fault about 31,000 pages back in (measured); kept, they fault none
     assert resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before < 2000
+
+
+@pytest.mark.parametrize("env_id", ["musicgym/Kick-v0", "musicgym/Snare-v0"])
+@pytest.mark.parametrize("observation", ["features", "goal", "audio"])
+def test_threads_option_gives_the_same_bits(env_id, observation):
+    """``threads=`` (the env option; else MUSICGYM_NUM_THREADS): a one-step preset's rows are
+    rendered, rewarded and featurised in blocks, one per thread, with the bits of one thread
+    and of the single env."""
+    from musicgym.errors import ConfigError
+
+    runs = []
+    for threads in (1, 3):
+        env = gym.make_vec(env_id, num_envs=21, threads=threads, observation=observation)
+        env.action_space.seed(4)
+        out = [env.reset(seed=4)[0]]
+        for _ in range(4):  # step, autoreset, step, autoreset
+            obs, reward, _, _, info = env.step(env.action_space.sample())
+            out += [obs, reward, info["clip_distance"]]
+        runs.append(out)
+    for a, b in zip(*runs, strict=True):
+        assert np.array_equal(a, b, equal_nan=True)
+    env.action_space.seed(4)
+    env.reset(seed=4)
+    actions = env.action_space.sample()
+    obs, reward, *_ = env.step(actions)
+    single = gym.make(env_id, observation=observation)
+    single.reset(seed=0)
+    one = {k: v[5] for k, v in actions.items()} if isinstance(actions, dict) else actions[5]
+    obs1, reward1, *_ = single.step(one)
+    assert np.array_equal(obs1, obs[5]) and reward1 == reward[5]
+    with pytest.raises(ConfigError, match="threads"):
+        gym.make_vec(env_id, num_envs=2, threads=0)

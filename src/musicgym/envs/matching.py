@@ -7,6 +7,7 @@ engine call) are thin layers over :class:`MatchCore`.
 
 from __future__ import annotations
 
+import copy
 import os
 import sys
 from collections.abc import Mapping, Sequence
@@ -25,6 +26,7 @@ from musicgym.audio.features import log_mel, pool_frames
 from musicgym.envs.spaces import ParameterMap
 from musicgym.errors import TargetError
 from musicgym.synth import Patch
+from musicgym.threads import num_threads, row_blocks, run_blocks
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".aif", ".aiff", ".mp3")
 OBSERVATIONS = ("features", "audio", "goal")
@@ -139,7 +141,7 @@ class MatchCore:
                  backend: str = "numpy", sr: int = 44100, bpm: float = 120.0,
                  samples: Mapping | None = None, flat_actions: bool = False,
                  clip_actions: bool = False, obs_frames: int = 32, obs_mels: int = 32,
-                 max_target_seconds: float = 60.0) -> None:
+                 max_target_seconds: float = 60.0, threads: int | None = None) -> None:
         for name, value in (("total_step", total_step), ("obs_frames", obs_frames),
                             ("obs_mels", obs_mels)):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) \
@@ -149,13 +151,20 @@ class MatchCore:
             raise TargetError(f"observation must be one of {OBSERVATIONS}, got {observation!r}")
         single_threaded_blas()
         steady_malloc()
-        self.patch = Patch(code, sr=sr, bpm=bpm, backend=backend, samples=samples)
+        # threads per step (None: MUSICGYM_NUM_THREADS, else 1; checked here, used per step)
+        self.threads = None if threads is None else num_threads(threads)
+        self.patch = Patch(code, sr=sr, bpm=bpm, backend=backend, samples=samples,
+                           threads=self.threads)
         self.sr = self.patch.sr
         self.pmap = ParameterMap(action_space, n_holes=self.patch.n_params, flat=flat_actions,
                                  clip=clip_actions)
         # criteria: RaveForce's name for the reward
-        self.distance: Distance = make_distance(criteria if criteria is not None else reward,
-                                                sr=self.sr)
+        spec = criteria if criteria is not None else reward
+        self.distance: Distance = make_distance(spec, sr=self.sr)
+        if self.threads is not None and isinstance(self.distance, MultiResolutionSTFT) \
+                and not isinstance(spec, Distance):  # ours to set (a caller's: theirs)
+            self.distance.threads = self.threads
+        self._block_state: dict[int, tuple[Distance, dict]] = {}  # per thread: see step()
         self.targets = load_targets(target, sr=self.sr, max_seconds=max_target_seconds)
         self.total_step = int(total_step)
         longest = max(t.size for _, t in self.targets)
@@ -199,8 +208,10 @@ class MatchCore:
 
     def observe(self, clips: np.ndarray, steps: np.ndarray, targets: np.ndarray,
                 cache: dict | None = None) -> np.ndarray:
-        """(B, obs) float32 observations of the clips so far (``cache``: their STFTs)."""
-        if not steps.any() and not clips.any():
+        """(B, obs) float32 observations of the clips so far (``cache``: their STFTs, or
+        under ``"features"`` the clips' features, which :meth:`step` computed)."""
+        if (cache is None or "features" not in cache) and not steps.any() \
+                and not clips.any():
             # every clip is still silent (just reset): the observation is known in advance
             return self._reset_obs[targets]
         return self._observe(clips, steps, targets, cache)
@@ -210,7 +221,8 @@ class MatchCore:
         if self.observation == "audio":
             body = np.clip(np.nan_to_num(clips, nan=0.0), -AUDIO_BOUND, AUDIO_BOUND)
         else:
-            body = self._features(clips, cache)
+            body = cache["features"] if cache is not None and "features" in cache \
+                else self._features(clips, cache)
             if self.observation == "goal":
                 body = np.concatenate([body, np.stack([self._target_obs[t] for t in targets])],
                                       axis=1)
@@ -234,17 +246,19 @@ class MatchCore:
         return {"keep": {OBS_STFT}, "buffers": self.__dict__.setdefault("_stft_buffers", {})}
 
     def distances(self, audio: np.ndarray, targets: np.ndarray, segment: int,
-                  cache: dict | None = None) -> np.ndarray:
+                  cache: dict | None = None, distance: Distance | None = None) -> np.ndarray:
         """Distances of (B, n) audio to each row's target span (rows grouped by target;
-        ``cache`` holds STFTs of ``audio`` and is only used when all rows share a target)."""
+        ``cache`` holds STFTs of ``audio`` and is only used when all rows share a target;
+        ``distance``: a copy of the env's for another thread, see :meth:`step`)."""
+        distance = self.distance if distance is None else distance
         if len(self.targets) == 1 or (targets == targets[0]).all():  # one target: no copies
-            return self.distance(audio, self.prepared(int(targets[0]), segment), cache=cache)
+            return distance(audio, self.prepared(int(targets[0]), segment), cache=cache)
         out = np.empty(audio.shape[0], dtype=np.float32)
         groups = np.unique(targets)
         for t in groups:
             rows = np.nonzero(targets == t)[0]
-            out[rows] = self.distance(audio[rows], self.prepared(int(t), segment),
-                                      cache=cache if len(groups) == 1 else None)
+            out[rows] = distance(audio[rows], self.prepared(int(t), segment),
+                                 cache=cache if len(groups) == 1 else None)
         return out
 
     # -- the running distance of the whole clip ----------------------------------------------
@@ -344,6 +358,9 @@ class MatchCore:
         k = int(steps[rows[0]])
         span = slice(k * self.seg, (k + 1) * self.seg)
         direct = len(rows) == clips.shape[0] and (rows == np.arange(len(rows))).all()
+        if direct and self.total_step == 1 and self.patch.backend == "numpy" \
+                and isinstance(self.distance, MultiResolutionSTFT):
+            return self._step_blocks(clips, steps, targets, actions, rows)
         if direct:  # every row, in order: render straight into the clips (no array, no copy)
             params = self.pmap.params(actions, len(rows))
             seg = self.patch.render(params, n_samples=self.seg, progress=False,
@@ -365,3 +382,50 @@ class MatchCore:
             clip_distance = self.clip_distances(clips, targets, rows, k, running, cache)
         return {"reward": reward.astype(np.float32), "params": params,
                 "clip_distance": clip_distance, "stft_cache": cache}
+
+    def _block(self, j: int) -> tuple[Distance, dict]:
+        """Thread ``j``'s copy of the distance (its own work buffers, one thread) and its
+        arrays for the kept STFT magnitudes."""
+        if j not in self._block_state:
+            distance = copy.copy(self.distance)
+            distance.__dict__.pop("_buffers", None)
+            distance.threads = 1
+            self._block_state[j] = (distance, {})
+        return self._block_state[j]
+
+    def _step_blocks(self, clips, steps, targets, actions, rows) -> dict:
+        """:meth:`step` for one-step episodes of every row (the NumPy engine, the MR-STFT):
+        each thread takes a block of rows and renders, rewards and featurises it, one
+        parallel region per step (the engine's, the reward's and the observation's own
+        threads each waited for their slowest block and ran the rest on one core). Every
+        row goes through the same code as on one thread: the same bits (a row's render,
+        STFT frames and per-frame sums do not depend on the other rows of its block)."""
+        params = self.pmap.params(actions, len(rows))
+        n_rows = len(rows)
+        blocks = row_blocks(n_rows, num_threads(self.threads), MultiResolutionSTFT.CHUNK)
+        patch = self.__dict__.get("_block_patch")
+        if patch is None:  # the engine on one thread: the blocks are this method's
+            patch = self._block_patch = copy.copy(self.patch)
+            patch.threads = 1
+        for t in np.unique(targets[rows]):  # prepared here, not raced for by the threads
+            self.prepared(int(t), 0)
+        reward = np.empty(n_rows, np.float32)
+        features = None if self.observation == "audio" else \
+            np.empty((n_rows, self.obs_frames * self.obs_mels), np.float32)
+
+        def block(j: int, lo: int, hi: int) -> None:
+            seg = patch.render(params[lo:hi], n_samples=self.seg, progress=False,
+                               left_only=True, out=clips[lo:hi, :self.seg])
+            if not all_finite(seg):  # sanitised in place
+                np.nan_to_num(seg, copy=False, nan=0.0, posinf=AUDIO_BOUND,
+                              neginf=-AUDIO_BOUND)
+            distance, buffers = self._block(j)
+            cache = None if features is None else {"keep": {OBS_STFT}, "buffers": buffers}
+            reward[lo:hi] = -self.distances(seg, targets[lo:hi], 0, cache, distance)
+            if features is not None:
+                features[lo:hi] = self._features(seg, cache)
+
+        run_blocks(block, blocks)
+        steps[rows] += 1
+        return {"reward": reward, "params": params, "clip_distance": -reward,
+                "stft_cache": None if features is None else {"features": features}}

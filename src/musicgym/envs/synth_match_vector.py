@@ -35,7 +35,9 @@ from musicgym.errors import ActionSpaceError, InvalidActionError, TargetError
 class SynthMatchVectorEnv(VectorEnv):
     """B sound-matching envs in lockstep; see :class:`~musicgym.envs.synth_match.SynthMatchEnv`
     for the task, spaces and rewards. Extra arguments: ``num_envs``, ``autoreset_mode`` (see
-    this module)."""
+    this module), ``threads`` (threads per step; default ``MUSICGYM_NUM_THREADS``, else 1:
+    each takes a block of rows and renders, rewards and featurises it, with the bits of one
+    thread; see :mod:`musicgym.threads`)."""
 
     metadata = {"render_modes": ["rgb_array", "ansi"], "render_fps": 4,
                 "autoreset_mode": AutoresetMode.NEXT_STEP}
