@@ -80,3 +80,20 @@ def test_bad_input_never_gives_nan_rewards():
 def test_bad_reward_specs(spec, match):
     with pytest.raises(RewardConfigError, match=match):
         make_distance(spec)
+
+
+def test_pooled_features_is_the_composition_bit_for_bit():
+    """``pooled_features`` (the envs' observation pooling, one compiled pass) gives the bits
+    of ``clip(nan_to_num(pool_frames(...), nan=low), low, high)``, NaN and inf included, for
+    more and fewer output slices than frames."""
+    from musicgym.audio.features import pool_frames, pooled_features
+
+    rng = np.random.default_rng(7)
+    for frames_in, n_out in ((43, 32), (5, 32), (87, 16), (1, 4)):
+        x = (rng.standard_normal((6, frames_in, 24)) * 4).astype(np.float32)
+        x[0, 0, :3] = (np.nan, np.inf, -np.inf)
+        want = np.clip(np.nan_to_num(pool_frames(x, n_out).reshape(6, -1), nan=-5.0), -5.0, 8.0)
+        got = pooled_features(x, n_out, -5.0, 8.0)
+        assert got.dtype == np.float32 and np.array_equal(got, want)
+    with pytest.raises(ValueError, match="rows, frames, features"):
+        pooled_features(np.zeros((3, 4), np.float32), 2, -5.0, 8.0)

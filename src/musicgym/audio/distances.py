@@ -24,7 +24,7 @@ from collections.abc import Mapping
 import numpy as np
 from numba import njit
 
-from musicgym.audio.features import EPS, log_mel, mfcc, n_frames
+from musicgym.audio.features import _FASTMATH, EPS, _ln, log_mel, mfcc, n_frames
 from musicgym.errors import RewardConfigError
 from musicgym.threads import num_threads, row_blocks, run_blocks
 
@@ -44,15 +44,17 @@ class Distance:
     def compute(self, audio: np.ndarray, prepared, cache: dict | None) -> np.ndarray:
         raise NotImplementedError
 
-    def __call__(self, audio: np.ndarray, prepared, *, cache: dict | None = None) -> np.ndarray:
+    def __call__(self, audio: np.ndarray, prepared, *, cache: dict | None = None,
+                 finite: bool = False) -> np.ndarray:
         """Distances of a batch ``audio`` (B, n) to the prepared target: (B,) float32.
 
         ``cache``: a dict that receives STFT magnitudes of this same audio by (n_fft, hop),
         shared with other features (see ``features.stft_magnitude``); when it holds a
         ``"keep"`` set of such keys, only those are stored; a ``"buffers"`` dict lets the
-        magnitudes reuse the arrays of the caller's previous call (overwritten)."""
+        magnitudes reuse the arrays of the caller's previous call (overwritten).
+        ``finite``: the caller has made every sample finite (no second check)."""
         audio = np.asarray(audio, dtype=np.float32)
-        if not all_finite(audio):  # one cheap pass; copy only when needed
+        if not finite and not all_finite(audio):  # one cheap pass; copy only when needed
             audio = np.nan_to_num(audio, nan=0.0, posinf=1e6, neginf=-1e6)
         with np.errstate(all="ignore"):
             d = self.compute(audio, prepared, cache)
@@ -89,40 +91,11 @@ class MSE(Distance):
         return np.mean((audio.astype(np.float64) - target) ** 2, axis=-1)
 
 
-_FASTMATH = {"reassoc", "contract", "nsz", "arcp"}  # no nnan/ninf: NaN/inf must stay visible
-_LN2 = np.float32(np.log(2.0))
 try:  # scipy.fft's pocketfft binding: its r2c takes an output array (scipy.fft.rfft does not)
     from scipy.fft._pocketfft.pypocketfft import r2c as _r2c
 except ImportError:  # pragma: no cover - other scipy layouts: allocate per call
     _r2c = None
 _EPS32 = np.float32(EPS)
-_I32 = np.int32
-_SQRT2 = np.float32(np.sqrt(2.0))
-
-
-@njit(cache=True, nogil=True, fastmath=_FASTMATH, boundscheck=False, error_model="numpy")
-def _ln(z, ibuf, ebuf, out):
-    """``out = ln z`` for float32 z > 0, vectorisable (NumPy's float32 log has no SIMD path on
-    AVX2 machines): the exponent from the float's bits, then ``ln m = 2 atanh s`` with
-    ``s = (m - 1) / (m + 1)``, |s| < 0.172, on the mantissa m in [sqrt(1/2), sqrt(2)):
-    float32 precision (tests/audio/test_mrstft_fast.py)."""
-    zi = z.view(np.int32)
-    mf = ibuf.view(np.float32)
-    mant, one = _I32(0x7FFFFF), _I32(0x3F800000)
-    for k in range(z.size):
-        b = zi[k]
-        ebuf[k] = np.float32(b >> 23)  # biased exponent (z > 0: no sign bit)
-        ibuf[k] = (b & mant) | one  # the mantissa as a float in [1, 2)
-    for k in range(z.size):
-        m = mf[k]
-        big = m > _SQRT2  # use m / 2 in [sqrt(1/2), 1) and exponent + 1
-        m = m * np.float32(0.5) if big else m
-        e = ebuf[k] - np.float32(127.0) + (np.float32(1.0) if big else np.float32(0.0))
-        s = (m - np.float32(1.0)) / (m + np.float32(1.0))
-        s2 = s * s
-        p = np.float32(1.0) + s2 * (np.float32(1.0 / 3.0) + s2 * (
-            np.float32(1.0 / 5.0) + s2 * (np.float32(1.0 / 7.0) + s2 * np.float32(1.0 / 9.0))))
-        out[k] = e * _LN2 + np.float32(2.0) * s * p
 
 
 @njit(cache=True, nogil=True, fastmath=_FASTMATH, boundscheck=False, error_model="numpy")
@@ -196,6 +169,21 @@ def _sound_spans(audio, out):
             hi -= 1
         out[r, 0] = lo if hi > lo else 0
         out[r, 1] = hi if hi > lo else 0
+
+
+@njit(cache=True, nogil=True, boundscheck=False)
+def _fill_silent(silent, first, f0, f1, count, keep, sums, mags, dest):
+    """Frames outside ``f0 .. f1 - 1`` of rows ``dest`` are silent: their sums are the
+    target's ``silent`` ones (from ``first``), their kept magnitudes zeros."""
+    for r in range(dest.size):
+        row = dest[r]
+        for f in range(count):
+            if f0 <= f < f1:
+                continue
+            sums[row, f, 0] = silent[first + f, 0]
+            sums[row, f, 1] = silent[first + f, 1]
+            if keep:
+                mags[row, f, :] = np.float32(0.0)
 
 
 @njit(cache=True, nogil=True, boundscheck=False)
@@ -338,33 +326,30 @@ class MultiResolutionSTFT(Distance):
 
         n_chunks = -(-rows // self.CHUNK)
         n_threads = len(row_blocks(n_chunks, num_threads(self.threads)))
+        starts = np.arange(0, rows, self.CHUNK)
+        if spans is None:
+            frame_spans = [(0, count)] * n_chunks
+        else:  # each chunk's frames that overlap its rows' sound [min start, max end)
+            s_lo = np.minimum.reduceat(spans[:, 0], starts).tolist()
+            s_hi = np.maximum.reduceat(spans[:, 1], starts).tolist()
+            frame_spans = [(0, 0) if b <= a else
+                           (max(0, (a - n_fft) // hop + 1), min(count, (b - 1) // hop + 1))
+                           for a, b in zip(s_lo, s_hi, strict=True)]
 
         def chunks(k: int, *_) -> None:
             # thread k takes every n_threads-th chunk: rows are sorted by where their sound
             # ends, so neighbouring chunks have similar work and the threads stay balanced
-            for lo in range(k * self.CHUNK, rows, n_threads * self.CHUNK):
+            for c in range(k, n_chunks, n_threads):
+                lo = c * self.CHUNK
                 hi = min(rows, lo + self.CHUNK)
-                f0, f1 = 0, count
-                if spans is not None:
-                    s_lo, s_hi = int(spans[lo:hi, 0].min()), int(spans[lo:hi, 1].max())
-                    if s_hi <= s_lo:
-                        f0 = f1 = 0
-                    else:  # the frames that overlap [s_lo, s_hi)
-                        f0 = max(0, (s_lo - n_fft) // hop + 1)
-                        f1 = min(count, (s_hi - 1) // hop + 1)
+                f0, f1 = frame_spans[c]
                 dest = out_rows[lo:hi]
                 if f1 > f0:
                     out = self._work(f"spec{k}", (hi - lo, f1 - f0, res.n_bins), np.complex64)
                     _frame_sums(_spectra(padded[lo:hi], n_fft, hop, f0, f1 - f0, out), res.mag,
                                 res.log, first + f0, mags, keep, sums, dest, f0)
-                if f0 > 0:
-                    sums[dest, :f0] = res.silent[first:first + f0]
-                    if keep:
-                        mags[dest, :f0] = 0.0
-                if f1 < count:
-                    sums[dest, f1:] = res.silent[first + f1:first + count]
-                    if keep:
-                        mags[dest, f1:] = 0.0
+                if f0 > 0 or f1 < count:
+                    _fill_silent(res.silent, first, f0, f1, count, keep, sums, mags, dest)
 
         # chunks write disjoint rows; each thread has its own spectrum buffer
         run_blocks(chunks, [(k, 0) for k in range(n_threads)])

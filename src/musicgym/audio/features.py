@@ -11,11 +11,41 @@ from __future__ import annotations
 from functools import lru_cache
 
 import numpy as np
+from numba import njit
 
 from musicgym.threads import num_threads
 
 EPS = 1e-5
 _MEL_ROWS = 8  # rows of a batch squared and projected at a time in log_mel
+_FASTMATH = {"reassoc", "contract", "nsz", "arcp"}  # no nnan/ninf: NaN/inf must stay visible
+_LN2 = np.float32(np.log(2.0))
+_I32 = np.int32
+_SQRT2 = np.float32(np.sqrt(2.0))
+
+
+@njit(cache=True, nogil=True, fastmath=_FASTMATH, boundscheck=False, error_model="numpy")
+def _ln(z, ibuf, ebuf, out):
+    """``out = ln z`` for float32 z > 0, vectorisable (NumPy's float32 log has no SIMD path on
+    AVX2 machines): the exponent from the float's bits, then ``ln m = 2 atanh s`` with
+    ``s = (m - 1) / (m + 1)``, |s| < 0.172, on the mantissa m in [sqrt(1/2), sqrt(2)):
+    float32 precision (tests/audio/test_mrstft_fast.py)."""
+    zi = z.view(np.int32)
+    mf = ibuf.view(np.float32)
+    mant, one = _I32(0x7FFFFF), _I32(0x3F800000)
+    for k in range(z.size):
+        b = zi[k]
+        ebuf[k] = np.float32(b >> 23)  # biased exponent (z > 0: no sign bit)
+        ibuf[k] = (b & mant) | one  # the mantissa as a float in [1, 2)
+    for k in range(z.size):
+        m = mf[k]
+        big = m > _SQRT2  # use m / 2 in [sqrt(1/2), 1) and exponent + 1
+        m = m * np.float32(0.5) if big else m
+        e = ebuf[k] - np.float32(127.0) + (np.float32(1.0) if big else np.float32(0.0))
+        s = (m - np.float32(1.0)) / (m + np.float32(1.0))
+        s2 = s * s
+        p = np.float32(1.0) + s2 * (np.float32(1.0 / 3.0) + s2 * (
+            np.float32(1.0 / 5.0) + s2 * (np.float32(1.0 / 7.0) + s2 * np.float32(1.0 / 9.0))))
+        out[k] = e * _LN2 + np.float32(2.0) * s * p
 
 
 @lru_cache(maxsize=16)
@@ -162,3 +192,48 @@ def pool_frames(features: np.ndarray, n_out: int) -> np.ndarray:
     csum = np.concatenate([np.zeros_like(features[..., :1, :]), np.cumsum(features, axis=-2)],
                           axis=-2)
     return ((csum[..., hi, :] - csum[..., lo, :]) / (hi - lo)[:, None]).astype(np.float32)
+
+
+
+@njit(cache=True, nogil=True, boundscheck=False)
+def _pool_clip(features, lo, hi, low, high, out):
+    """``out[r] = clip(nan_to_num(pool_frames(features[r]), nan=low), low, high)``, flat,
+    with :func:`pool_frames`' arithmetic (a float32 running sum, a float64 division): the
+    same bits, without its temporaries (no fastmath: the order of the sums is kept)."""
+    n_rows, n_frames_, n_cols = features.shape
+    csum = np.empty((n_frames_ + 1, n_cols), np.float32)
+    for r in range(n_rows):
+        csum[0] = np.float32(0.0)
+        for f in range(n_frames_):
+            for c in range(n_cols):
+                csum[f + 1, c] = csum[f, c] + features[r, f, c]
+        for i in range(lo.size):
+            width = np.float64(hi[i] - lo[i])
+            for c in range(n_cols):
+                v = np.float32(np.float64(csum[hi[i], c] - csum[lo[i], c]) / width)
+                if v != v:
+                    v = low
+                out[r, i * n_cols + c] = min(max(v, low), high)
+
+
+def pooled_features(features: np.ndarray, n_out: int, low: float, high: float) -> np.ndarray:
+    """``clip(nan_to_num(pool_frames(features, n_out), nan=low), low, high)`` of (B, F, d)
+    features, flattened to (B, n_out * d) float32: the sound-matching envs' observation, the
+    same bits as that composition in one compiled pass."""
+    features = np.ascontiguousarray(features, dtype=np.float32)
+    if features.ndim != 3 or features.shape[1] < 1:
+        raise ValueError(f"pooled_features: need (rows, frames, features) with a frame, got "
+                         f"shape {features.shape}")
+    lo, hi = _pool_edges(features.shape[1], int(n_out))
+    out = np.empty((features.shape[0], int(n_out) * features.shape[2]), np.float32)
+    _pool_clip(features, lo, hi, np.float32(low), np.float32(high), out)
+    return out
+
+
+@lru_cache(maxsize=16)
+def _pool_edges(n: int, n_out: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`pool_frames`' slices: output i averages frames ``lo[i] .. hi[i] - 1``."""
+    edges = np.linspace(0, n, n_out + 1)
+    lo = np.minimum(np.floor(edges[:-1]).astype(np.int64), n - 1)
+    hi = np.maximum(np.ceil(edges[1:]).astype(np.int64), lo + 1)
+    return lo, hi

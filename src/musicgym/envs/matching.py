@@ -22,7 +22,7 @@ from musicgym.audio.distances import (
     all_finite,
     make_distance,
 )
-from musicgym.audio.features import log_mel, pool_frames
+from musicgym.audio.features import log_mel, pooled_features
 from musicgym.envs.spaces import ParameterMap
 from musicgym.errors import TargetError
 from musicgym.synth import Patch
@@ -203,8 +203,8 @@ class MatchCore:
     def _features(self, clips: np.ndarray, cache: dict | None = None) -> np.ndarray:
         mel = log_mel(clips, sr=self.sr, n_fft=OBS_STFT[0], hop=OBS_STFT[1],
                       n_mels=self.obs_mels, cache=cache)
-        pooled = pool_frames(mel, self.obs_frames).reshape(clips.shape[0], -1)
-        return np.clip(np.nan_to_num(pooled, nan=FEATURE_LOW), FEATURE_LOW, FEATURE_HIGH)
+        return pooled_features(mel.reshape(-1, *mel.shape[-2:]), self.obs_frames,
+                               FEATURE_LOW, FEATURE_HIGH)
 
     def observe(self, clips: np.ndarray, steps: np.ndarray, targets: np.ndarray,
                 cache: dict | None = None) -> np.ndarray:
@@ -213,8 +213,12 @@ class MatchCore:
         if (cache is None or "features" not in cache) and not steps.any() \
                 and not clips.any():
             # every clip is still silent (just reset): the observation is known in advance
-            return self._reset_obs[targets]
+            return self.first_observation(targets)
         return self._observe(clips, steps, targets, cache)
+
+    def first_observation(self, targets: np.ndarray) -> np.ndarray:
+        """(B, obs) observations of silent clips at step 0 (just reset), for ``targets``."""
+        return self._reset_obs[targets]
 
     def _observe(self, clips, steps, targets, cache=None) -> np.ndarray:
         progress = (steps / self.total_step).astype(np.float32)[:, None]
@@ -246,19 +250,22 @@ class MatchCore:
         return {"keep": {OBS_STFT}, "buffers": self.__dict__.setdefault("_stft_buffers", {})}
 
     def distances(self, audio: np.ndarray, targets: np.ndarray, segment: int,
-                  cache: dict | None = None, distance: Distance | None = None) -> np.ndarray:
+                  cache: dict | None = None, distance: Distance | None = None,
+                  finite: bool = False) -> np.ndarray:
         """Distances of (B, n) audio to each row's target span (rows grouped by target;
         ``cache`` holds STFTs of ``audio`` and is only used when all rows share a target;
-        ``distance``: a copy of the env's for another thread, see :meth:`step`)."""
+        ``distance``: a copy of the env's for another thread, see :meth:`step`; ``finite``:
+        the audio was sanitised already)."""
         distance = self.distance if distance is None else distance
         if len(self.targets) == 1 or (targets == targets[0]).all():  # one target: no copies
-            return distance(audio, self.prepared(int(targets[0]), segment), cache=cache)
+            return distance(audio, self.prepared(int(targets[0]), segment), cache=cache,
+                            finite=finite)
         out = np.empty(audio.shape[0], dtype=np.float32)
         groups = np.unique(targets)
         for t in groups:
             rows = np.nonzero(targets == t)[0]
             out[rows] = distance(audio[rows], self.prepared(int(t), segment),
-                                 cache=cache if len(groups) == 1 else None)
+                                 cache=cache if len(groups) == 1 else None, finite=finite)
         return out
 
     # -- the running distance of the whole clip ----------------------------------------------
@@ -373,7 +380,7 @@ class MatchCore:
             clips[rows, span] = seg
         steps[rows] += 1
         cache = self.new_cache() if self.total_step == 1 else None
-        reward = -self.distances(seg, targets[rows], k, cache)
+        reward = -self.distances(seg, targets[rows], k, cache, finite=True)
         if self.total_step == 1:
             # the segment is the whole clip: the running distance is the step's distance
             clip_distance = -reward
@@ -421,7 +428,7 @@ class MatchCore:
                               neginf=-AUDIO_BOUND)
             distance, buffers = self._block(j)
             cache = None if features is None else {"keep": {OBS_STFT}, "buffers": buffers}
-            reward[lo:hi] = -self.distances(seg, targets[lo:hi], 0, cache, distance)
+            reward[lo:hi] = -self.distances(seg, targets[lo:hi], 0, cache, distance, finite=True)
             if features is not None:
                 features[lo:hi] = self._features(seg, cache)
 

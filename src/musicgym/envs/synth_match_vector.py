@@ -100,14 +100,14 @@ class SynthMatchVectorEnv(VectorEnv):
         check_batch(actions, self.num_envs, ActionSpaceError)
         rewards = np.zeros(self.num_envs, dtype=np.float32)
         clip_distance = np.full(self.num_envs, np.nan, dtype=np.float32)
-        resetting = np.nonzero(self._needs_reset)[0]
+        resetting = np.flatnonzero(self._needs_reset)
+        active = np.flatnonzero(~self._needs_reset)
         if resetting.size:
             if self.autoreset_mode == AutoresetMode.DISABLED:
                 raise InvalidActionError(
                     f"envs {resetting.tolist()} have ended and autoreset_mode is DISABLED: "
                     "reset them first with reset(options={'reset_mask': mask})")
             self._reset_rows(resetting)
-        active = np.setdiff1d(np.arange(self.num_envs), resetting)
         cache = None
         # rows in lockstep share a step index; group them in case they ever differ
         groups = np.unique(self.steps[active])
@@ -131,7 +131,10 @@ class SynthMatchVectorEnv(VectorEnv):
         info = {"clip_distance": clip_distance, "_clip_distance": ~np.isnan(clip_distance),
                 "target_index": self.targets.copy(),
                 "_target_index": np.ones(self.num_envs, dtype=bool)}
-        obs = self._obs(cache)
+        if active.size == 0:  # every row was just reset (one-step episodes): clips silent
+            obs = self.core.first_observation(self.targets)
+        else:
+            obs = self._obs(cache)
         if self.autoreset_mode == AutoresetMode.SAME_STEP and terminated.any():
             obs = self._reset_same_step(obs, terminated, info)
         return obs, rewards, terminated, np.zeros(self.num_envs, dtype=bool), info
