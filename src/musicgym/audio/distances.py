@@ -19,6 +19,7 @@ Weighted combinations: ``make_distance({"mrstft": 1.0, "mfcc": 0.01})`` (bound: 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
 import numpy as np
@@ -301,7 +302,7 @@ class MultiResolutionSTFT(Distance):
     def _work(self, name: str, shape: tuple, dtype) -> np.ndarray:
         """An uninitialised work array of ``shape``: a view of one buffer per ``name`` kept
         between calls and grown when needed (fresh multi-megabyte arrays cost page faults)."""
-        size = int(np.prod(shape))
+        size = math.prod(shape)
         buffers = self.__dict__.setdefault("_buffers", {})
         flat = buffers.get(name)
         if flat is None or flat.size < size:
