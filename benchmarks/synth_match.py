@@ -36,6 +36,7 @@ import json
 import os
 import platform
 import struct
+import threading
 import time
 from pathlib import Path
 
@@ -73,24 +74,29 @@ def raveforce_loop(budget_s: float) -> float:
     return steps / (time.perf_counter() - t0)
 
 
-def env_loop(env, budget_s: float, batch: int = 1) -> tuple[float, float, float]:
+def env_loop(env, budget_s: float, batch: int = 1,
+             threads: int = 1) -> tuple[float, float, float]:
     """(env transitions per second, share of the time spent in rewards, vector calls x B per
-    second) with random actions."""
+    second) with random actions. With ``threads``, the step's blocks of rows compute their
+    rewards side by side: the share is the rewards' time summed over the threads over
+    ``threads`` x the loop's time."""
     core = env.unwrapped.core if hasattr(env, "unwrapped") else env.core
     reward_time = [0.0]
-    depth = [0]  # clip_distances may call distances: count nested time once
+    local = threading.local()  # clip_distances may call distances: count nested time once
+    lock = threading.Lock()
     originals = {name: getattr(core, name) for name in ("distances", "clip_distances")}
 
     def timing(original):
         def timed(*args, **kwargs):
-            depth[0] += 1
+            local.depth = getattr(local, "depth", 0) + 1
             t = time.perf_counter()
             try:
                 return original(*args, **kwargs)
             finally:
-                depth[0] -= 1
-                if depth[0] == 0:
-                    reward_time[0] += time.perf_counter() - t
+                local.depth -= 1
+                if local.depth == 0:
+                    with lock:
+                        reward_time[0] += time.perf_counter() - t
         return timed
 
     for name, original in originals.items():
@@ -113,7 +119,7 @@ def env_loop(env, budget_s: float, batch: int = 1) -> tuple[float, float, float]
     elapsed = time.perf_counter() - t0
     for name in originals:
         delattr(core, name)  # back to the class's methods
-    return steps / elapsed, reward_time[0] / elapsed, calls / elapsed
+    return steps / elapsed, reward_time[0] / (elapsed * threads), calls / elapsed
 
 
 def dense_vector_env():
@@ -150,7 +156,8 @@ def main() -> None:
         print(f"  {label:32s} {sps:9.1f}   rewards {share:5.1%} of step time{extra}", flush=True)
     os.environ[THREADS_ENV] = str(args.threads)
     label = f"musicgym vector env, B=64, {args.threads} threads"
-    sps, share, calls = env_loop(gym.make_vec("musicgym/Kick-v0", num_envs=64), args.seconds, 64)
+    sps, share, calls = env_loop(gym.make_vec("musicgym/Kick-v0", num_envs=64), args.seconds, 64,
+                                 args.threads)
     os.environ[THREADS_ENV] = "1"
     rows.append({"contender": label, "steps_per_s": sps, "reward_share": share,
                  "calls_steps_per_s": calls, "threads": args.threads})
