@@ -8,7 +8,9 @@ median of the paired per-round ratios, the figure to quote for a speed-up.
 
     python benchmarks/vector_env_ab.py /path/to/main/src src [--rounds 30] [--calls 6]
 
-Threads: ``MUSICGYM_NUM_THREADS`` as set in the shell (default 1), the same for both.
+Threads: ``MUSICGYM_NUM_THREADS`` as set in the shell (default 1), the same for both, or
+``--base-threads`` / ``--new-threads`` for each (``src src --base-threads 1 --new-threads 2``:
+what a second thread buys, both measured under the same load).
 """
 
 from __future__ import annotations
@@ -54,6 +56,8 @@ def main() -> None:
     ap.add_argument("--calls", type=int, default=6, help="vector calls per burst")
     ap.add_argument("--env", default="musicgym/Kick-v0")
     ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--base-threads", type=int, help="MUSICGYM_NUM_THREADS for the first tree")
+    ap.add_argument("--new-threads", type=int, help="MUSICGYM_NUM_THREADS for the second tree")
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
@@ -62,11 +66,14 @@ def main() -> None:
     env = dict(os.environ, OMP_NUM_THREADS="1", NUMBA_NUM_THREADS="1", MKL_NUM_THREADS="1")
     env.setdefault("MUSICGYM_NUM_THREADS", "1")
     trees = {"base": os.path.abspath(args.base), "new": os.path.abspath(args.new)}
+    threads = {"base": args.base_threads or int(env["MUSICGYM_NUM_THREADS"]),
+               "new": args.new_threads or int(env["MUSICGYM_NUM_THREADS"])}
     procs = {}
     for name, src in trees.items():
         procs[name] = subprocess.Popen(
             [sys.executable, __file__, args.base, args.new, "--worker", "--env", args.env,
-             "--batch", str(args.batch)], env=dict(env, PYTHONPATH=src),
+             "--batch", str(args.batch)],
+            env=dict(env, PYTHONPATH=src, MUSICGYM_NUM_THREADS=str(threads[name])),
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         if procs[name].stdout.readline().strip() != "ready":
             raise SystemExit(f"the {name} tree's env did not start ({src})")
@@ -82,7 +89,7 @@ def main() -> None:
         proc.stdin.close()
         proc.wait()
     print(f"{args.env} B={args.batch}, {args.rounds} rounds of {args.calls} vector calls, "
-          f"MUSICGYM_NUM_THREADS={env['MUSICGYM_NUM_THREADS']}")
+          f"MUSICGYM_NUM_THREADS base {threads['base']}, new {threads['new']}")
     for name, src in trees.items():
         wall = [w for w, _ in rates[name]]
         cpu = [c for _, c in rates[name]]

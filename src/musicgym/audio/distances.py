@@ -364,38 +364,85 @@ class MultiResolutionSTFT(Distance):
         return sc + totals[:, 1] / (res.n_frames * res.n_bins)
 
     def compute(self, audio, prepared, cache):
+        return self.batch(audio, prepared, cache)
+
+    def batch(self, audio: np.ndarray, prepared: MRSTFTTarget, cache: dict | None = None, *,
+              spans: np.ndarray | None = None, on_rows=None) -> np.ndarray:
+        """Raw (R,) float64 distances of (R, n) finite float32 ``audio`` (``cache`` as in
+        :meth:`Distance.__call__`).
+
+        Rows are sorted by where their sound ends and cut into :attr:`CHUNK`-row chunks; each
+        thread takes every n-th chunk and, for each chunk, copies its rows into a padded
+        buffer and transforms and reduces them at the three resolutions, so a call has one
+        parallel region. ``spans``: the rows' non-zero samples if the caller found them
+        already (``_sound_spans``). ``on_rows(rows)``: called by the thread that finished
+        those rows (their kept magnitudes are then in ``cache``), e.g. to compute their
+        features on the same thread."""
         n = audio.shape[-1]
         if n != prepared.length:
             raise ValueError(f"mrstft: audio has {n} samples but the prepared target has "
                              f"{prepared.length}; prepare a target of the same length")
         audio = audio.reshape(-1, n)
         rows = audio.shape[0]
-        spans = np.empty((rows, 2), np.int64)
-        if self.SKIP_SILENCE:
-            _sound_spans(audio, spans)
-        else:
+        if not self.SKIP_SILENCE:
+            spans = np.empty((rows, 2), np.int64)
             spans[:] = (0, n)
+        elif spans is None:
+            spans = np.empty((rows, 2), np.int64)
+            _sound_spans(audio, spans)
         # rows sorted by where their sound ends, so that each chunk's silent frames line up
         order = np.lexsort((spans[:, 0], spans[:, 1]))
-        padded = self._work("pad", (rows, prepared.padded), np.float32)
-        _gather_padded(audio, order, padded)
         wanted = None if cache is None else cache.get("keep")
         # "buffers": arrays the caller lets the kept magnitudes reuse from call to call (the
         # envs' step: fresh multi-megabyte arrays each step cost page faults)
         buffers = None if cache is None else cache.get("buffers")
-        total = np.zeros(rows)
+        plan = []  # per resolution: (res, sums, kept magnitudes or scratch, keep)
         for res in prepared.resolutions:
             key = (res.n_fft, res.hop)
             keep = cache is not None and (wanted is None or key in wanted)
-            buf = None if buffers is None else buffers.get(key)
-            if buf is not None and buf.shape != (rows, res.n_frames, res.n_bins):
-                buf = None
-            sums, mags = self._sums(padded, res, 0, res.n_frames, keep, order, spans[order],
-                                    buf)
-            if keep:
+            mags = None if buffers is None else buffers.get(key)
+            if not keep:
+                mags = self._work("scratch", (1, 1, res.n_bins), np.float32)
+            elif mags is None or mags.shape != (rows, res.n_frames, res.n_bins):
+                mags = np.empty((rows, res.n_frames, res.n_bins), np.float32)
+            if keep:  # every frame of every row is written below (silent ones as zeros)
                 cache[key] = mags
                 if buffers is not None:
                     buffers[key] = mags
+            plan.append((res, np.empty((rows, res.n_frames, 2), np.float32), mags, keep))
+        starts = np.arange(0, rows, self.CHUNK)
+        sorted_spans = spans[order]
+        chunk_lo = np.minimum.reduceat(sorted_spans[:, 0], starts).tolist()
+        chunk_hi = np.maximum.reduceat(sorted_spans[:, 1], starts).tolist()
+        n_chunks = len(starts)
+        n_threads = len(row_blocks(n_chunks, num_threads(self.threads)))
+
+        def chunks(k: int, *_) -> None:
+            # thread k takes every n_threads-th chunk: rows are sorted by where their sound
+            # ends, so neighbouring chunks have similar work and the threads stay balanced
+            for c in range(k, n_chunks, n_threads):
+                dest = order[c * self.CHUNK:(c + 1) * self.CHUNK]
+                padded = self._work(f"pad{k}", (dest.size, prepared.padded), np.float32)
+                _gather_padded(audio, dest, padded)
+                a, b = chunk_lo[c], chunk_hi[c]
+                for res, sums, mags, keep in plan:
+                    n_fft, hop, count = res.n_fft, res.hop, res.n_frames
+                    f0, f1 = (0, 0) if b <= a else \
+                        (max(0, (a - n_fft) // hop + 1), min(count, (b - 1) // hop + 1))
+                    if f1 > f0:  # the frames that overlap the chunk's sound [a, b)
+                        out = self._work(f"spec{k}", (dest.size, f1 - f0, res.n_bins),
+                                         np.complex64)
+                        _frame_sums(_spectra(padded, n_fft, hop, f0, f1 - f0, out), res.mag,
+                                    res.log, f0, mags, keep, sums, dest, f0)
+                    if f0 > 0 or f1 < count:
+                        _fill_silent(res.silent, 0, f0, f1, count, keep, sums, mags, dest)
+                if on_rows is not None:
+                    on_rows(dest)
+
+        # chunks write disjoint rows; each thread has its own buffers
+        run_blocks(chunks, [(k, 0) for k in range(n_threads)])
+        total = np.zeros(rows)
+        for res, sums, _, _ in plan:
             total += self._combine(sums.sum(axis=1, dtype=np.float64), res)
         return total / len(prepared.resolutions)
 

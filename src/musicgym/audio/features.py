@@ -148,6 +148,12 @@ def log_mel(audio: np.ndarray, *, sr: int = 44100, n_fft: int = 1024, hop: int |
     numpy.ndarray, shape (..., n_frames, n_mels), float32
     """
     mag = stft_magnitude(audio, n_fft=n_fft, hop=hop, cache=cache)
+    return log_mel_of(mag, sr=sr, n_mels=n_mels)
+
+
+def log_mel_of(mag: np.ndarray, *, sr: int = 44100, n_mels: int = 64) -> np.ndarray:
+    """:func:`log_mel` from STFT magnitudes (..., n_frames, n_fft // 2 + 1) float32."""
+    n_fft = 2 * (mag.shape[-1] - 1)
     bank = mel_filterbank(int(sr), n_fft, n_mels)
     if mag.ndim != 3 or mag.shape[0] <= _MEL_ROWS:
         mel = (mag * mag) @ bank

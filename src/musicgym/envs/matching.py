@@ -19,10 +19,11 @@ from gymnasium import spaces
 from musicgym.audio.distances import (
     Distance,
     MultiResolutionSTFT,
+    _sound_spans,
     all_finite,
     make_distance,
 )
-from musicgym.audio.features import log_mel, pooled_features
+from musicgym.audio.features import log_mel, log_mel_of, pooled_features, stft_magnitude
 from musicgym.envs.spaces import ParameterMap
 from musicgym.errors import TargetError
 from musicgym.synth import Patch
@@ -201,8 +202,12 @@ class MatchCore:
         return spaces.Box(FEATURE_LOW, FEATURE_HIGH, shape=(n,), dtype=np.float32)
 
     def _features(self, clips: np.ndarray, cache: dict | None = None) -> np.ndarray:
-        mel = log_mel(clips, sr=self.sr, n_fft=OBS_STFT[0], hop=OBS_STFT[1],
-                      n_mels=self.obs_mels, cache=cache)
+        return self._features_of(stft_magnitude(clips, n_fft=OBS_STFT[0], hop=OBS_STFT[1],
+                                                cache=cache))
+
+    def _features_of(self, mag: np.ndarray) -> np.ndarray:
+        """(B, obs_frames * obs_mels) features from (B, frames, bins) STFT magnitudes."""
+        mel = log_mel_of(mag, sr=self.sr, n_mels=self.obs_mels)
         return pooled_features(mel.reshape(-1, *mel.shape[-2:]), self.obs_frames,
                                FEATURE_LOW, FEATURE_HIGH)
 
@@ -366,7 +371,8 @@ class MatchCore:
         span = slice(k * self.seg, (k + 1) * self.seg)
         direct = len(rows) == clips.shape[0] and (rows == np.arange(len(rows))).all()
         if direct and self.total_step == 1 and self.patch.backend == "numpy" \
-                and isinstance(self.distance, MultiResolutionSTFT):
+                and isinstance(self.distance, MultiResolutionSTFT) \
+                and (targets[rows] == targets[rows[0]]).all():
             return self._step_blocks(clips, steps, targets, actions, rows)
         if direct:  # every row, in order: render straight into the clips (no array, no copy)
             params = self.pmap.params(actions, len(rows))
@@ -401,38 +407,51 @@ class MatchCore:
         return self._block_state[j]
 
     def _step_blocks(self, clips, steps, targets, actions, rows) -> dict:
-        """:meth:`step` for one-step episodes of every row (the NumPy engine, the MR-STFT):
-        each thread takes a block of rows and renders, rewards and featurises it, one
-        parallel region per step (the engine's, the reward's and the observation's own
-        threads each waited for their slowest block and ran the rest on one core). Every
-        row goes through the same code as on one thread: the same bits (a row's render,
-        STFT frames and per-frame sums do not depend on the other rows of its block)."""
+        """:meth:`step` for one-step episodes of every row (the NumPy engine, the MR-STFT, one
+        target): two parallel regions. First each thread renders a block of rows (the engine
+        on one thread), sanitises it and finds where its sound starts and ends; then the
+        MR-STFT sorts every row by where its sound ends and each thread transforms and
+        reduces chunks of rows at the three resolutions and computes those rows'
+        observation features (:meth:`MultiResolutionSTFT.batch`). Before, the engine, each
+        resolution and the observation were separate regions or serial, each waiting for
+        its slowest thread. Every row goes through the same code as on one thread: the same
+        bits (a row's render, STFT frames and per-frame sums do not depend on the other rows
+        of its block or chunk)."""
         params = self.pmap.params(actions, len(rows))
         n_rows = len(rows)
-        blocks = row_blocks(n_rows, num_threads(self.threads), MultiResolutionSTFT.CHUNK)
+        n_threads = num_threads(self.threads)
+        blocks = row_blocks(n_rows, n_threads, MultiResolutionSTFT.CHUNK)
         patch = self.__dict__.get("_block_patch")
         if patch is None:  # the engine on one thread: the blocks are this method's
             patch = self._block_patch = copy.copy(self.patch)
             patch.threads = 1
-        for t in np.unique(targets[rows]):  # prepared here, not raced for by the threads
-            self.prepared(int(t), 0)
-        reward = np.empty(n_rows, np.float32)
-        features = None if self.observation == "audio" else \
-            np.empty((n_rows, self.obs_frames * self.obs_mels), np.float32)
+        prepared = self.prepared(int(targets[0]), 0)
+        seg = clips[:, :self.seg]
+        spans = np.empty((n_rows, 2), np.int64)
 
-        def block(j: int, lo: int, hi: int) -> None:
-            seg = patch.render(params[lo:hi], n_samples=self.seg, progress=False,
-                               left_only=True, out=clips[lo:hi, :self.seg])
-            if not all_finite(seg):  # sanitised in place
-                np.nan_to_num(seg, copy=False, nan=0.0, posinf=AUDIO_BOUND,
+        def render(j: int, lo: int, hi: int) -> None:
+            block = patch.render(params[lo:hi], n_samples=self.seg, progress=False,
+                                 left_only=True, out=seg[lo:hi])
+            if not all_finite(block):  # sanitised in place
+                np.nan_to_num(block, copy=False, nan=0.0, posinf=AUDIO_BOUND,
                               neginf=-AUDIO_BOUND)
-            distance, buffers = self._block(j)
-            cache = None if features is None else {"keep": {OBS_STFT}, "buffers": buffers}
-            reward[lo:hi] = -self.distances(seg, targets[lo:hi], 0, cache, distance, finite=True)
-            if features is not None:
-                features[lo:hi] = self._features(seg, cache)
+            _sound_spans(block, spans[lo:hi])
 
-        run_blocks(block, blocks)
+        run_blocks(render, blocks)
+        distance, buffers = self._block(0)
+        distance.threads = n_threads
+        features = None
+        if self.observation == "audio":
+            cache, on_rows = {"keep": set()}, None
+        else:
+            cache = {"keep": {OBS_STFT}, "buffers": buffers}
+            features = np.empty((n_rows, self.obs_frames * self.obs_mels), np.float32)
+
+            def on_rows(done: np.ndarray) -> None:  # on the thread that finished the rows
+                features[done] = self._features_of(cache[OBS_STFT][done])
+        with np.errstate(all="ignore"):
+            distance_raw = distance.batch(seg, prepared, cache, spans=spans, on_rows=on_rows)
+        reward = -distance.finish(distance_raw)
         steps[rows] += 1
         return {"reward": reward, "params": params, "clip_distance": -reward,
                 "stft_cache": None if features is None else {"features": features}}
