@@ -23,7 +23,8 @@ after an episode ends only resets that env (no render, reward 0), so with Kick-v
 episodes every other vector call is such a reset (counting them as B steps, as this benchmark
 did before 2026-12-02, doubled the vector figure; the JSON keeps that count as
 ``calls_steps_per_s``). The reward share is the time spent computing rewards (segment + running
-clip distance: ``MatchCore.distances`` and ``clip_distances``) over the loop's time.
+clip distance: ``MatchCore.distances`` and ``clip_distances``, or ``MultiResolutionSTFT.batch``
+less the observation features it computes for one-step presets) over the loop's time.
 Goals (issue 3): (4) >= 30x (1); rewards <= half of a step's time (in (4); (5) for reference).
 
     python benchmarks/synth_match.py [--seconds 20]
@@ -44,6 +45,8 @@ import gymnasium as gym
 import numpy as np
 
 import musicgym  # noqa: F401  (registers the envs)
+from musicgym.audio.distances import MultiResolutionSTFT
+from musicgym.envs import matching
 from musicgym.envs.presets import KICK_CODE, PRESETS, kick_target
 from musicgym.synth.reference import BLOCK, _Instance
 from musicgym.threads import THREADS_ENV
@@ -77,11 +80,15 @@ def raveforce_loop(budget_s: float) -> float:
 def env_loop(env, budget_s: float, batch: int = 1,
              threads: int = 1) -> tuple[float, float, float]:
     """(env transitions per second, share of the time spent in rewards, vector calls x B per
-    second) with random actions. With ``threads``, the step's blocks of rows compute their
-    rewards side by side: the share is the rewards' time summed over the threads over
-    ``threads`` x the loop's time."""
+    second) with random actions.
+
+    The reward's time is the wall time of ``MatchCore.distances`` and ``clip_distances`` and
+    of ``MultiResolutionSTFT.batch`` (which one-step presets call directly), all called on
+    the stepping thread, less the observation features that ``batch`` computes for the
+    step through its callback, plus the silence scan that the step's render blocks run for
+    the reward (those two summed over the ``threads`` threads, divided by ``threads``)."""
     core = env.unwrapped.core if hasattr(env, "unwrapped") else env.core
-    reward_time = [0.0]
+    reward_time, feature_time, spans_time = [0.0], [0.0], [0.0]
     local = threading.local()  # clip_distances may call distances: count nested time once
     lock = threading.Lock()
     originals = {name: getattr(core, name) for name in ("distances", "clip_distances")}
@@ -95,17 +102,41 @@ def env_loop(env, budget_s: float, batch: int = 1,
             finally:
                 local.depth -= 1
                 if local.depth == 0:
-                    with lock:
-                        reward_time[0] += time.perf_counter() - t
+                    reward_time[0] += time.perf_counter() - t
         return timed
+
+    batch_original = MultiResolutionSTFT.batch
+
+    def batch_features_apart(self, *args, on_rows=None, **kwargs):
+        if on_rows is not None:
+            features = on_rows
+
+            def on_rows(rows):
+                t = time.perf_counter()
+                features(rows)
+                with lock:
+                    feature_time[0] += time.perf_counter() - t
+        return batch_original(self, *args, on_rows=on_rows, **kwargs)
+
+    spans_original = matching._sound_spans
+
+    def spans_timed(*args):  # the reward's silence scan, which the render blocks run
+        t = time.perf_counter()
+        try:
+            return spans_original(*args)
+        finally:
+            with lock:
+                spans_time[0] += time.perf_counter() - t
 
     for name, original in originals.items():
         setattr(core, name, timing(original))
+    MultiResolutionSTFT.batch = timing(batch_features_apart)
+    matching._sound_spans = spans_timed
     env.action_space.seed(0)
     env.reset(seed=0)
     env.step(env.action_space.sample())  # warm-up (numba caches, target features)
     env.reset(seed=0)
-    reward_time[0] = 0.0
+    reward_time[0] = feature_time[0] = spans_time[0] = 0.0
     steps, calls, t0 = 0, 0, time.perf_counter()
     while time.perf_counter() - t0 < budget_s:
         _, _, terminated, truncated, info = env.step(env.action_space.sample())
@@ -119,7 +150,10 @@ def env_loop(env, budget_s: float, batch: int = 1,
     elapsed = time.perf_counter() - t0
     for name in originals:
         delattr(core, name)  # back to the class's methods
-    return steps / elapsed, reward_time[0] / (elapsed * threads), calls / elapsed
+    MultiResolutionSTFT.batch = batch_original
+    matching._sound_spans = spans_original
+    reward_s = reward_time[0] + (spans_time[0] - feature_time[0]) / threads
+    return steps / elapsed, reward_s / elapsed, calls / elapsed
 
 
 def dense_vector_env():
