@@ -165,7 +165,6 @@ class MatchCore:
         if self.threads is not None and isinstance(self.distance, MultiResolutionSTFT) \
                 and not isinstance(spec, Distance):  # ours to set (a caller's: theirs)
             self.distance.threads = self.threads
-        self._block_state: dict[int, tuple[Distance, dict]] = {}  # per thread: see step()
         self.targets = load_targets(target, sr=self.sr, max_seconds=max_target_seconds)
         self.total_step = int(total_step)
         longest = max(t.size for _, t in self.targets)
@@ -255,13 +254,11 @@ class MatchCore:
         return {"keep": {OBS_STFT}, "buffers": self.__dict__.setdefault("_stft_buffers", {})}
 
     def distances(self, audio: np.ndarray, targets: np.ndarray, segment: int,
-                  cache: dict | None = None, distance: Distance | None = None,
-                  finite: bool = False) -> np.ndarray:
+                  cache: dict | None = None, finite: bool = False) -> np.ndarray:
         """Distances of (B, n) audio to each row's target span (rows grouped by target;
         ``cache`` holds STFTs of ``audio`` and is only used when all rows share a target;
-        ``distance``: a copy of the env's for another thread, see :meth:`step`; ``finite``:
-        the audio was sanitised already)."""
-        distance = self.distance if distance is None else distance
+        ``finite``: the audio was sanitised already)."""
+        distance = self.distance
         if len(self.targets) == 1 or (targets == targets[0]).all():  # one target: no copies
             return distance(audio, self.prepared(int(targets[0]), segment), cache=cache,
                             finite=finite)
@@ -396,16 +393,6 @@ class MatchCore:
         return {"reward": reward.astype(np.float32), "params": params,
                 "clip_distance": clip_distance, "stft_cache": cache}
 
-    def _block(self, j: int) -> tuple[Distance, dict]:
-        """Thread ``j``'s copy of the distance (its own work buffers, one thread) and its
-        arrays for the kept STFT magnitudes."""
-        if j not in self._block_state:
-            distance = copy.copy(self.distance)
-            distance.__dict__.pop("_buffers", None)
-            distance.threads = 1
-            self._block_state[j] = (distance, {})
-        return self._block_state[j]
-
     def _step_blocks(self, clips, steps, targets, actions, rows) -> dict:
         """:meth:`step` for one-step episodes of every row (the NumPy engine, the MR-STFT, one
         target): two parallel regions. First each thread renders a block of rows (the engine
@@ -438,13 +425,12 @@ class MatchCore:
             _sound_spans(block, spans[lo:hi])
 
         run_blocks(render, blocks)
-        distance, buffers = self._block(0)
-        distance.threads = n_threads
+        distance = self.distance  # its threads: the env's (set in __init__) or the caller's
         features = None
+        cache = self.new_cache()
         if self.observation == "audio":
-            cache, on_rows = {"keep": set()}, None
+            on_rows = None
         else:
-            cache = {"keep": {OBS_STFT}, "buffers": buffers}
             features = np.empty((n_rows, self.obs_frames * self.obs_mels), np.float32)
 
             def on_rows(done: np.ndarray) -> None:  # on the thread that finished the rows
