@@ -111,9 +111,9 @@ def env_loop(env, budget_s: float, batch: int = 1,
         if on_rows is not None:
             features = on_rows
 
-            def on_rows(rows):
+            def on_rows(*args):
                 t = time.perf_counter()
-                features(rows)
+                features(*args)
                 with lock:
                     feature_time[0] += time.perf_counter() - t
         return batch_original(self, *args, on_rows=on_rows, **kwargs)

@@ -268,7 +268,7 @@ def test_frames_that_do_not_fit_raise():
 def test_batch_with_spans_and_row_callback_gives_the_same_bits(threads):
     """``MultiResolutionSTFT.batch`` (what the envs' step calls, with the sound spans it found
     while rendering and a callback per finished chunk of rows) gives the bits of a plain call
-    and reports every row exactly once, its kept magnitudes already written."""
+    and reports every row exactly once, with its kept magnitudes."""
     rng = np.random.default_rng(threads)
     n = 9000
     audio = (rng.standard_normal((21, n)) * np.exp(-np.arange(n) / 800)).astype(np.float32)
@@ -287,14 +287,18 @@ def test_batch_with_spans_and_row_callback_gives_the_same_bits(threads):
     cache_b = {"keep": {(1024, 512)}}
     seen = []
 
-    def on_rows(rows):
-        assert np.array_equal(cache_b[(1024, 512)][rows], cache_a[(1024, 512)][rows])
+    def on_rows(rows, kept):
+        assert list(kept) == [(1024, 512)]
+        assert np.array_equal(kept[(1024, 512)], cache_a[(1024, 512)][rows])
         seen.extend(rows.tolist())
 
     got = many.finish(many.batch(audio, prepared, cache_b, spans=spans, on_rows=on_rows))
     assert np.array_equal(got, want)
     assert sorted(seen) == list(range(21))
-    assert np.array_equal(cache_b[(1024, 512)], cache_a[(1024, 512)])
+    assert (1024, 512) not in cache_b  # kept per chunk only
+    cache_c = {"keep": {(1024, 512)}}  # without a callback: the whole (R, F, K) array
+    assert np.array_equal(many.finish(many.batch(audio, prepared, cache_c, spans=spans)), want)
+    assert np.array_equal(cache_c[(1024, 512)], cache_a[(1024, 512)])
 
 
 def test_vector_env_with_several_targets_on_threads():

@@ -375,9 +375,10 @@ class MultiResolutionSTFT(Distance):
         thread takes every n-th chunk and, for each chunk, copies its rows into a padded
         buffer and transforms and reduces them at the three resolutions, so a call has one
         parallel region. ``spans``: the rows' non-zero samples if the caller found them
-        already (``_sound_spans``). ``on_rows(rows)``: called by the thread that finished
-        those rows (their kept magnitudes are then in ``cache``), e.g. to compute their
-        features on the same thread."""
+        already (``_sound_spans``). ``on_rows(rows, kept)``: called by the thread that
+        finished a chunk of rows, with their kept magnitudes by (n_fft, hop), (len(rows),
+        frames, bins) arrays overwritten by its next chunk, e.g. to compute their features
+        on the same thread while they are in cache; ``cache`` then does not receive them."""
         n = audio.shape[-1]
         if n != prepared.length:
             raise ValueError(f"mrstft: audio has {n} samples but the prepared target has "
@@ -403,9 +404,11 @@ class MultiResolutionSTFT(Distance):
             mags = None if buffers is None else buffers.get(key)
             if not keep:
                 mags = self._work("scratch", (1, 1, res.n_bins), np.float32)
+            elif on_rows is not None:
+                mags = None  # per chunk, see below
             elif mags is None or mags.shape != (rows, res.n_frames, res.n_bins):
                 mags = np.empty((rows, res.n_frames, res.n_bins), np.float32)
-            if keep:  # every frame of every row is written below (silent ones as zeros)
+            if keep and mags is not None:  # every frame of every row is written below
                 cache[key] = mags
                 if buffers is not None:
                     buffers[key] = mags
@@ -425,19 +428,30 @@ class MultiResolutionSTFT(Distance):
                 padded = self._work(f"pad{k}", (dest.size, prepared.padded), np.float32)
                 _gather_padded(audio, dest, padded)
                 a, b = chunk_lo[c], chunk_hi[c]
+                kept = {}
                 for res, sums, mags, keep in plan:
                     n_fft, hop, count = res.n_fft, res.hop, res.n_frames
+                    into, at = sums, dest
+                    if mags is None:  # kept per chunk: its rows' sums and magnitudes here
+                        shape = (dest.size, count)
+                        mags = kept[(n_fft, hop)] = self._work(f"mags{k}.{n_fft}",
+                                                               shape + (res.n_bins,),
+                                                               np.float32)
+                        into, at = self._work(f"sums{k}.{n_fft}", shape + (2,), np.float32), \
+                            np.arange(dest.size)
                     f0, f1 = (0, 0) if b <= a else \
                         (max(0, (a - n_fft) // hop + 1), min(count, (b - 1) // hop + 1))
                     if f1 > f0:  # the frames that overlap the chunk's sound [a, b)
                         out = self._work(f"spec{k}", (dest.size, f1 - f0, res.n_bins),
                                          np.complex64)
                         _frame_sums(_spectra(padded, n_fft, hop, f0, f1 - f0, out), res.mag,
-                                    res.log, f0, mags, keep, sums, dest, f0)
+                                    res.log, f0, mags, keep, into, at, f0)
                     if f0 > 0 or f1 < count:
-                        _fill_silent(res.silent, 0, f0, f1, count, keep, sums, mags, dest)
+                        _fill_silent(res.silent, 0, f0, f1, count, keep, into, mags, at)
+                    if into is not sums:
+                        sums[dest] = into
                 if on_rows is not None:
-                    on_rows(dest)
+                    on_rows(dest, kept)
 
         # chunks write disjoint rows; each thread has its own buffers
         run_blocks(chunks, [(k, 0) for k in range(n_threads)])

@@ -433,8 +433,8 @@ class MatchCore:
         else:
             features = np.empty((n_rows, self.obs_frames * self.obs_mels), np.float32)
 
-            def on_rows(done: np.ndarray) -> None:  # on the thread that finished the rows
-                features[done] = self._features_of(cache[OBS_STFT][done])
+            def on_rows(done: np.ndarray, kept: dict) -> None:  # on the rows' thread
+                features[done] = self._features_of(kept[OBS_STFT])
         with np.errstate(all="ignore"):
             distance_raw = distance.batch(seg, prepared, cache, spans=spans, on_rows=on_rows)
         reward = -distance.finish(distance_raw)
