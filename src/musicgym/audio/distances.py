@@ -371,14 +371,15 @@ class MultiResolutionSTFT(Distance):
         """Raw (R,) float64 distances of (R, n) finite float32 ``audio`` (``cache`` as in
         :meth:`Distance.__call__`).
 
-        Rows are sorted by where their sound ends and cut into :attr:`CHUNK`-row chunks; each
-        thread takes every n-th chunk and, for each chunk, copies its rows into a padded
-        buffer and transforms and reduces them at the three resolutions, so a call has one
-        parallel region. ``spans``: the rows' non-zero samples if the caller found them
-        already (``_sound_spans``). ``on_rows(rows, kept)``: called by the thread that
-        finished a chunk of rows, with their kept magnitudes by (n_fft, hop), (len(rows),
-        frames, bins) arrays overwritten by its next chunk, e.g. to compute their features
-        on the same thread while they are in cache; ``cache`` then does not receive them."""
+        Rows are sorted by where their sound ends and cut into :attr:`CHUNK`-row chunks; the
+        threads take chunks from one queue, longest sounds first, and for each chunk copy
+        its rows into a padded buffer and transform and reduce them at the three
+        resolutions, so a call has one parallel region. ``spans``: the rows' non-zero
+        samples if the caller found them already (``_sound_spans``). ``on_rows(rows,
+        kept)``: called by the thread that finished a chunk of rows, with their kept
+        magnitudes by (n_fft, hop), (len(rows), frames, bins) arrays overwritten by its next
+        chunk, e.g. to compute their features on the same thread while they are in cache;
+        ``cache`` then does not receive them."""
         n = audio.shape[-1]
         if n != prepared.length:
             raise ValueError(f"mrstft: audio has {n} samples but the prepared target has "
@@ -420,10 +421,13 @@ class MultiResolutionSTFT(Distance):
         n_chunks = len(starts)
         n_threads = len(row_blocks(n_chunks, num_threads(self.threads)))
 
+        # the threads take chunks in turn from one queue, the longest sounds first (rows are
+        # sorted by where their sound ends), so they finish together; a chunk's results do
+        # not depend on which thread computes it (next() on a range iterator is atomic)
+        queue = iter(range(n_chunks - 1, -1, -1))
+
         def chunks(k: int, *_) -> None:
-            # thread k takes every n_threads-th chunk: rows are sorted by where their sound
-            # ends, so neighbouring chunks have similar work and the threads stay balanced
-            for c in range(k, n_chunks, n_threads):
+            for c in queue:
                 dest = order[c * self.CHUNK:(c + 1) * self.CHUNK]
                 padded = self._work(f"pad{k}", (dest.size, prepared.padded), np.float32)
                 _gather_padded(audio, dest, padded)
