@@ -123,6 +123,41 @@ def test_envperc_gives_the_scalar_bits_and_state():
         assert np.array_equal(state_got[1], state_want[1])
 
 
+def test_envperc_runs_split_into_attack_decay_and_tail_give_the_scalar_bits():
+    # long runs between sparse triggers, chunks of uneven lengths: each run's attack, decay
+    # and tail start and end anywhere in a chunk (and in the 64-sample trigger blocks)
+    rng = np.random.default_rng(4)
+    batch, n = 29, 20_000
+    x = np.where(rng.random((batch, n)) < 0.0003, rng.uniform(0.1, 2.0, (batch, n)), 0.0)
+    x = x.astype(F32)
+    x[:, 0] = 0.0
+    x[3, 100] = np.inf  # scale inf: 0 / A * inf and the tail's 0 * inf are NaN
+    attack = rng.integers(0, 2000, batch)
+    decay = rng.integers(0, 6000, batch)
+    attack[:2], decay[2:4] = 0, 0
+    attack[5], decay[5] = 0, 0
+    pos0 = rng.integers(0, 9000, batch)
+    pos0[:6] = [0, 3, 0, 1, 0, 0]
+    scale0 = rng.uniform(0.1, 2.0, batch).astype(F32)
+    want, got = np.empty((batch, n), F32), np.zeros((batch, 2, n), F32)
+    pos_want, scale_want = pos0.copy(), scale0.copy()
+    _envperc_scalar(x, attack, decay, pos_want, scale_want, want)
+    pos, scale = pos0.copy(), scale0.copy()
+    edges = [0, 1, 63, 64, 1000, 1777, 4096, 4097, 9000, 15_000, n]
+    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+        part = np.zeros((batch, 2, hi - lo), F32)
+        envperc_kernel(np.ascontiguousarray(x[:, lo:hi]), attack, decay, pos, scale, part)
+        got[:, :, lo:hi] = part
+    assert np.array_equal(_bits(got[:, 0]), _bits(want))
+    assert not got[:, 1].any()
+    assert np.array_equal(pos, pos_want) and np.array_equal(_bits(scale), _bits(scale_want))
+    # the cases are exercised: NaNs after the inf trigger, rising, falling and silent samples
+    assert np.isnan(want[3]).any()
+    rising = np.diff(want[6:], axis=1) > 0
+    assert rising.mean() > 0.02 and (np.diff(want[6:], axis=1) < 0).mean() > 0.1
+    assert (want[6:] == 0).mean() > 0.1
+
+
 def test_left_only_renders_the_left_channel_of_every_patch():
     import pytest
 
