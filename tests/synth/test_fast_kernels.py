@@ -258,3 +258,30 @@ def test_sin_with_a_frequency_input_gives_the_scalar_bits():
         assert np.array_equal(_bits(got), _bits(want))
         assert np.array_equal(p_got, p_want, equal_nan=True)
     assert np.array_equal(last, last0)  # sin never keeps a last frequency
+
+
+def test_envperc_reuses_its_buffer_only_when_nothing_else_holds_it():
+    from musicgym.synth.nodes.base import Context
+    from musicgym.synth.nodes.envelopes import EnvPerc
+
+    batch, n = 3, 256
+    x = np.zeros((batch, 1, n), F32)
+    x[:, 0, 5] = 1.0
+    node = EnvPerc(Context(batch=batch), [np.full(batch, 0.001), np.full(batch, 0.003)], True, 0)
+    fresh = EnvPerc(Context(batch=batch), [np.full(batch, 0.001), np.full(batch, 0.003)], True,
+                    0)
+    first = node.process([x], 0, n)
+    want = fresh.process([x], 0, n).copy()
+    assert np.array_equal(first, want)
+    held = first[:, 0]  # a view of the first chunk: that buffer must not be written again
+    second = node.process([x], n, n)
+    assert second is not first and np.array_equal(held, want[:, 0])
+    second_id = id(second)
+    del first, held, second
+    third = node.process([x], 2 * n, n)
+    assert id(third) == second_id  # nothing held it: reused
+    want = fresh.process([x], n, n).copy()
+    want = fresh.process([x], 2 * n, n).copy()
+    assert np.array_equal(_bits(third), _bits(want)) and not third[:, 1].any()
+    assert third[:, 0].any()
+    assert node.process([x], 3 * n, n - 128).shape == (batch, 2, n - 128)  # a shorter chunk

@@ -8,6 +8,8 @@ and writes both channels.
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 from numba import njit
 
@@ -94,6 +96,11 @@ def envperc_kernel(x, attack, decay, pos, scale, out):  # out: (B, C, n), writes
         scale[b] = s
 
 
+# sys.getrefcount(x) of an array x only the node's attribute and a local name hold (the call
+# adds its own reference)
+_SOLE_OWNER = 3
+
+
 class EnvPerc(Node):
     """envperc ATTACK_S DECAY_S: linear attack-decay envelope, retriggered by input > 0."""
 
@@ -107,12 +114,21 @@ class EnvPerc(Node):
         self.decay = seconds_to_samples(self.args[1], self.ctx.sr)
         self.pos = np.zeros(B, dtype=np.int64)
         self.scale = np.ones(B, dtype=F32)
+        self._out = None  # the output buffer, reused from chunk to chunk
+
 
     def process(self, inputs, start, n):
         if self.n_inputs != 1:
             return self.zeros(n)
-        out = np.empty((self.ctx.batch, 2, n), dtype=F32)  # the kernel writes every left
-        out[:, 1, :] = 0.0  # sample; the right stays silent
+        out = self._out
+        # the last chunk's buffer again when nothing but this node holds it any more (no
+        # consumer kept it or a view of it: a feedback edge's previous block, a caller), so
+        # its right channel, zeroed once, stays silent: the kernel writes only the left,
+        # every sample of it
+        if out is None or out.shape[2] != n or sys.getrefcount(out) > _SOLE_OWNER:
+            out = np.empty((self.ctx.batch, 2, n), dtype=F32)
+            out[:, 1, :] = 0.0
+            self._out = out
         envperc_kernel(np.ascontiguousarray(mono(inputs[0])), self.attack, self.decay,
                        self.pos, self.scale, out)
         return out
