@@ -285,3 +285,45 @@ def test_envperc_reuses_its_buffer_only_when_nothing_else_holds_it():
     assert np.array_equal(_bits(third), _bits(want)) and not third[:, 1].any()
     assert third[:, 0].any()
     assert node.process([x], 3 * n, n - 128).shape == (batch, 2, n - 128)  # a shorter chunk
+
+
+def test_the_last_node_writing_into_the_result_gives_the_copied_bits(monkeypatch):
+    from musicgym.synth import Patch
+    from musicgym.synth.nodes import arith
+
+    codes = {  # mul/add last, by a number, a mono ref, a stereo ref, on mono and stereo inputs
+        "value": "o: sin {f} >> mul 0.3",
+        "mono ref": "~e: imp 3 >> envperc 0.01 0.1\no: saw {f} >> mul ~e",
+        "add ref": "~m: sin 3 >> mul 0.5\no: sin {f} >> add ~m",
+        "stereo": "~l: saw {f} >> mul 0.3\n~r: squ 220 >> mul 0.2\no: balance ~l ~r >> mul 0.5",
+        "stereo ref": "~l: sin 5\n~r: sin 7\n~s: balance ~l ~r\no: sin {f} >> add ~s",
+        "feedback": "~a: sin {f} >> mul 0.5 >> add ~b\n~b: get ~a >> delayn 300 >> mul 0.4\n"
+                    "o: get ~a >> mul 0.3",
+        "feedback, mono": "~a: sin {f} >> mul 0.5 >> add ~b\n~b: get ~a >> mul 0.4\n"
+                          "o: sin 220 >> mul ~a",
+        "two outputs": "o: sin {f} >> mul 0.3\np: sin 330 >> mul 0.1",
+    }
+    params = np.array([[110.0], [440.0], [97.0]])
+    direct, wrote = {}, set()
+    into = arith._Binary.process_into
+
+    def spy(self, *args):
+        done = into(self, *args)
+        if done:
+            wrote.add(name)
+        return done
+
+    monkeypatch.setattr(arith._Binary, "process_into", spy)
+    for name, code in codes.items():
+        patch = Patch(code)
+        direct[name] = patch.graph.direct is not None
+        for left_only in (False, True):
+            fast = patch.render(params, n_samples=9000, progress=False, left_only=left_only)
+            with monkeypatch.context() as m:  # the runner's copy instead
+                m.setattr(patch.graph, "direct", None)
+                slow = patch.render(params, n_samples=9000, progress=False, left_only=left_only)
+            assert np.array_equal(_bits(fast), _bits(slow)), name
+            assert np.abs(fast).max() > 0
+    assert direct["value"] and direct["feedback"] and not direct["two outputs"]
+    # mono results are written directly; a stereo one (or a stereo input) is copied
+    assert wrote == {"value", "mono ref", "add ref", "stereo ref", "feedback, mono"}

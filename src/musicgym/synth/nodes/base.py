@@ -100,6 +100,15 @@ class Node:
     def process(self, inputs: list[np.ndarray], start: int, n: int) -> np.ndarray:
         raise NotImplementedError
 
+    def process_into(self, inputs: list[np.ndarray], start: int, n: int,
+                     out: np.ndarray) -> bool:
+        """Like :meth:`process`, for the graph's last node: write the output's first
+        ``out.shape[1]`` channels (1 or 2) straight into ``out``, a (B, C, n) view of the
+        render's result, and return True; or return False without touching any state, and
+        the runner calls :meth:`process` and copies (the default). Saves the copy where a
+        node can do it (``mul``/``add`` of mono signals)."""
+        return False
+
     # streaming -----------------------------------------------------------------------------
     def set_args(self, args: list) -> None:
         """New arguments (new parameter values), keeping the running state: the controls are
