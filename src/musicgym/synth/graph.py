@@ -22,8 +22,11 @@ from musicgym.synth.nodes import node_class
 from musicgym.synth.nodes.base import BLOCK, F32, Context
 
 CHUNK = 128 * 128
-# samples per chunk x batch rows, so that one node's chunk (float32) stays near 1 MiB in cache
-CHUNK_ROWS_SAMPLES = 1 << 18
+# samples per chunk x batch rows (one node's float32 chunk near 2 MiB): the per-chunk cost
+# (Python, kernel set-up) against cache misses. Half of it, twice the chunks, made the kick
+# and FM examples 5 % slower at B = 64 (paired runs), a quarter of it 5 % slower still;
+# twice it was slower again (5 % for the kick)
+CHUNK_ROWS_SAMPLES = 1 << 19
 # one (B, 2, chunk) float32 buffer per node, with the output counted twice, bounded the peaks
 # measured with tracemalloc (20-node chains up to B = 10^5: estimate 1.2-1.7x the peak)
 _TEMPORARIES = 1
