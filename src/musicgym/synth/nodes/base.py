@@ -13,6 +13,7 @@ template parameters arrive already resolved into one value per batch row, shape 
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -180,6 +181,36 @@ def copy_rows(target, rows: np.ndarray, source) -> None:
     width = min(target.shape[1], source.shape[1])
     target[rows] = 0
     target[rows, :width] = source[:, :width]
+
+
+def held_elsewhere(buffer: np.ndarray) -> bool:
+    """Whether anything besides one attribute of its owner and the caller's local name holds
+    ``buffer`` (or a view of it): call as ``held_elsewhere(out)`` right after
+    ``out = self.attribute``. A node reuses its output buffer from chunk to chunk only where
+    this is False: then no consumer kept last chunk's output (a feedback edge's previous
+    block, a caller's array)."""
+    return sys.getrefcount(buffer) > _OWNER_REFS
+
+
+def _refs(buffer: np.ndarray) -> int:
+    return sys.getrefcount(buffer)
+
+
+class _Owner:
+    buffer: np.ndarray
+
+
+def _owner_refs() -> int:
+    """The count :func:`held_elsewhere` sees for a buffer held only by an attribute and a
+    local name, measured by code of the same shape (so it stays right where an interpreter
+    counts the references of locals or arguments differently)."""
+    owner = _Owner()
+    owner.buffer = np.empty(1)
+    out = owner.buffer
+    return _refs(out)
+
+
+_OWNER_REFS = _owner_refs()
 
 
 def mono(x: np.ndarray) -> np.ndarray:

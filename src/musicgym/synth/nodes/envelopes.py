@@ -8,12 +8,10 @@ and writes both channels.
 
 from __future__ import annotations
 
-import sys
-
 import numpy as np
 from numba import njit
 
-from musicgym.synth.nodes.base import F32, Node, column, dual, mono
+from musicgym.synth.nodes.base import F32, Node, column, dual, held_elsewhere, mono
 
 
 def seconds_to_samples(seconds: np.ndarray, sr: int) -> np.ndarray:
@@ -96,11 +94,6 @@ def envperc_kernel(x, attack, decay, pos, scale, out):  # out: (B, C, n), writes
         scale[b] = s
 
 
-# sys.getrefcount(x) of an array x only the node's attribute and a local name hold (the call
-# adds its own reference)
-_SOLE_OWNER = 3
-
-
 class EnvPerc(Node):
     """envperc ATTACK_S DECAY_S: linear attack-decay envelope, retriggered by input > 0."""
 
@@ -125,7 +118,7 @@ class EnvPerc(Node):
         # consumer kept it or a view of it: a feedback edge's previous block, a caller), so
         # its right channel, zeroed once, stays silent: the kernel writes only the left,
         # every sample of it
-        if out is None or out.shape[2] != n or sys.getrefcount(out) > _SOLE_OWNER:
+        if out is None or out.shape[2] != n or held_elsewhere(out):
             out = np.empty((self.ctx.batch, 2, n), dtype=F32)
             out[:, 1, :] = 0.0
             self._out = out
