@@ -109,7 +109,6 @@ class EnvPerc(Node):
         self.scale = np.ones(B, dtype=F32)
         self._out = None  # the output buffer, reused from chunk to chunk
 
-
     def process(self, inputs, start, n):
         if self.n_inputs != 1:
             return self.zeros(n)

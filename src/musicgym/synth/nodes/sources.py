@@ -71,7 +71,7 @@ def _osc_input(kind, freq, sr, sticky, phase, last, out):
         last[b] = f_last
 
 
-_PHASE_ROWS = 8  # rows whose phases advance side by side in _sin_const
+_PHASE_ROWS = 8  # rows whose phases advance side by side in _sin_const (written out there)
 
 
 @njit(cache=True, nogil=True, inline="always")
