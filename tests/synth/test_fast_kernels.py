@@ -243,11 +243,12 @@ def test_imp_gives_the_scalar_impulses_and_counts():
 
 def test_sin_with_a_frequency_input_gives_the_scalar_bits():
     rng = np.random.default_rng(4)
-    batch, n = 11, 3000
+    batch, n = 19, 3000  # two blocks of 8 rows side by side, 3 rows one by one
     freq = rng.uniform(-500, 30000, (batch, n)).astype(F32)  # FM: negative and > sr / 2 too
     freq[0, 100:200] = 0.0
-    freq[1, 7] = np.nan  # a NaN phase stays NaN: the second pass's sinf
-    freq[2] = 60000.0  # over one turn a sample
+    freq[[1, 17], 7] = np.nan  # a NaN phase stays NaN: the second pass's sinf
+    freq[[2, 18]] = 60000.0  # over one turn a sample
+    freq[3, 50:60] = np.inf
     phase0 = rng.uniform(0, 1, batch).astype(F32)
     last0 = rng.uniform(0, 100, batch).astype(F32)
     want, got = np.empty((batch, n), F32), np.empty((batch, n), F32)
