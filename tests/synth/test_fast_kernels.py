@@ -6,7 +6,18 @@ from numba import njit
 
 from musicgym.synth.nodes.envelopes import envperc_kernel
 from musicgym.synth.nodes.libm import sin_block, sin_turn, sinf
-from musicgym.synth.nodes.sources import _TWO_PI, SIN, _imp, _osc_input, _sin_const, _sin_input
+from musicgym.synth.nodes.sources import (
+    _TWO_PI,
+    SAW,
+    SIN,
+    SQU,
+    TRI,
+    _imp,
+    _osc_input,
+    _osc_input_fast,
+    _sin_const,
+    _sin_input,
+)
 
 F32 = np.float32
 
@@ -328,3 +339,32 @@ def test_the_last_node_writing_into_the_result_gives_the_copied_bits(monkeypatch
     assert direct["value"] and direct["feedback"] and not direct["two outputs"]
     # mono results are written directly; a stereo one (or a stereo input) is copied
     assert wrote == {"value", "mono ref", "add ref", "stereo ref", "feedback, mono"}
+
+
+def test_oscillators_with_a_frequency_input_give_the_scalar_bits_and_state():
+    rng = np.random.default_rng(5)
+    batch, n = 9, 3000
+    # note-like frequencies held for a while, with zeros (sticky: the last non-zero one
+    # plays on), negative, NaN and inf ones, and > sr / 2
+    freq = np.repeat(rng.choice([0.0, 0.0, 130.8, 261.63, 523.3, -90.0, 30000.0],
+                                (batch, n // 100)), 100, axis=1).astype(F32)
+    freq[0, :500] = 0.0  # from the last frequency of the previous chunk (or 0)
+    freq[1, 1234] = np.nan
+    freq[2, 2000:2010] = np.inf
+    freq[3] = 60000.0  # over one turn a sample
+    phase0 = rng.uniform(0, 1, batch).astype(F32)
+    last0 = rng.uniform(0, 300, batch).astype(F32)
+    last0[4] = 0.0
+    for kind in (SAW, SQU, TRI, SIN):
+        for sticky in (True, False):
+            want, got = np.empty((batch, n), F32), np.empty((batch, n), F32)
+            p_want, p_got = phase0.copy(), phase0.copy()
+            l_want, l_got = last0.copy(), last0.copy()
+            for _ in range(2):  # two chunks: the phases and last frequencies carry over
+                _osc_input(kind, freq, F32(44100), sticky, p_want, l_want, want)
+                _osc_input_fast(kind, freq, F32(44100), sticky, p_got, l_got, got)
+                assert np.array_equal(_bits(got), _bits(want)), (kind, sticky)
+                assert np.array_equal(_bits(p_got), _bits(p_want)), (kind, sticky)
+                assert np.array_equal(_bits(l_got), _bits(l_want)), (kind, sticky)
+            assert np.isfinite(want[5:]).all()
+            assert np.unique(want[5:]).size > (1 if kind == SQU else 100)
