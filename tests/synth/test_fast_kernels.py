@@ -368,3 +368,29 @@ def test_oscillators_with_a_frequency_input_give_the_scalar_bits_and_state():
                 assert np.array_equal(_bits(l_got), _bits(l_want)), (kind, sticky)
             assert np.isfinite(want[5:]).all()
             assert np.unique(want[5:]).size > (1 if kind == SQU else 100)
+
+
+def test_biquad_with_a_constant_cutoff_gives_the_scalar_bits_and_state():
+    from musicgym.synth.nodes.filters import biquad_const_kernel, biquad_kernel
+
+    rng = np.random.default_rng(6)
+    batch, n = 11, 2000  # two blocks of 4 rows side by side, 3 rows one by one
+    x = rng.standard_normal((batch, n)).astype(F32)
+    x[1, 50] = np.inf
+    cutoff = rng.uniform(20, 20000, batch).astype(F32)
+    cutoff[2] = np.nan
+    cutoff[9] = 30000.0  # above sr / 2
+    q = rng.uniform(0.3, 8.0, batch).astype(F32)
+    q[3] = 0.0  # the engine's NaN
+    state0 = rng.standard_normal((batch, 4)).astype(F32)
+    for highpass in (False, True):
+        for fixed in (False, True):
+            want, got = np.empty((batch, n), F32), np.empty((batch, n), F32)
+            s_want, s_got = state0.copy(), state0.copy()
+            for _ in range(2):  # two chunks: the state carries over
+                biquad_kernel(x, np.repeat(cutoff[:, None], n, axis=1), q, F32(44100),
+                              highpass, fixed, s_want, want)
+                biquad_const_kernel(x, cutoff, q, F32(44100), highpass, fixed, s_got, got)
+                assert np.array_equal(_bits(got), _bits(want)), (highpass, fixed)
+                assert np.array_equal(_bits(s_got), _bits(s_want)), (highpass, fixed)
+            assert np.isfinite(want[4:9]).all() and np.abs(want[4:9]).max() > 0.01
