@@ -13,6 +13,8 @@ from musicgym.synth.nodes.sources import (
     SQU,
     TRI,
     _imp,
+    _osc_const,
+    _osc_const_fast,
     _osc_input,
     _osc_input_fast,
     _sin_const,
@@ -394,3 +396,21 @@ def test_biquad_with_a_constant_cutoff_gives_the_scalar_bits_and_state():
                 assert np.array_equal(_bits(got), _bits(want)), (highpass, fixed)
                 assert np.array_equal(_bits(s_got), _bits(s_want)), (highpass, fixed)
             assert np.isfinite(want[4:9]).all() and np.abs(want[4:9]).max() > 0.01
+
+
+def test_oscillators_at_a_constant_frequency_give_the_scalar_bits_and_phases():
+    rng = np.random.default_rng(7)
+    batch, n = 13, 3000  # one block of 8 rows side by side, 5 rows one by one
+    inc = (rng.uniform(-200, 30000, batch) / 44100).astype(F32)  # negative, > sr / 2
+    inc[0] = F32(1.5)  # over one turn a sample
+    inc[1] = np.nan
+    phase0 = rng.uniform(0, 1, batch).astype(F32)
+    for kind in (SAW, SQU, TRI, SIN):
+        want, got = np.empty((batch, n), F32), np.empty((batch, n), F32)
+        p_want, p_got = phase0.copy(), phase0.copy()
+        for _ in range(2):  # two chunks: the phases carry over
+            _osc_const(kind, inc, p_want, want)
+            _osc_const_fast(kind, inc, p_got, got)
+            assert np.array_equal(_bits(got), _bits(want)), kind
+            assert np.array_equal(_bits(p_got), _bits(p_want)), kind
+        assert np.unique(want[2:]).size > (1 if kind == SQU else 100)

@@ -145,21 +145,77 @@ def _osc_input_fast(kind, freq, sr, sticky, phase, last, out):
                 p7 = _next_phase(p7, d7[i])
             phase[b0], phase[b0 + 1], phase[b0 + 2], phase[b0 + 3] = p0, p1, p2, p3
             phase[b0 + 4], phase[b0 + 5], phase[b0 + 6], phase[b0 + 7] = p4, p5, p6, p7
-        for j in range(m):  # the waveform of each phase, in place
-            y = out[b0 + j]
-            if kind == SIN:
+        for j in range(m):
+            _wave_in_place(kind, out[b0 + j], xs)
+
+
+@njit(cache=True, nogil=True, boundscheck=False)
+def _wave_in_place(kind, y, xs):
+    """``y[i] = _wave(kind, y[i])`` for a row of phases, vectorised (sin: through the
+    scratch row xs and :func:`sin_block`, whose second pass rereads its input)."""
+    n = y.size
+    if kind == SIN:
+        for i in range(n):
+            xs[i] = y[i] * _TWO_PI
+        sin_block(xs, y)
+    elif kind == SAW:
+        for i in range(n):
+            y[i] = y[i] * F32(2.0) - F32(1.0)
+    elif kind == SQU:
+        for i in range(n):
+            y[i] = F32(1.0) if y[i] <= F32(0.5) else F32(-1.0)
+    else:
+        for i in range(n):
+            y[i] = F32(2.0) * abs(F32(2.0) * y[i] - F32(1.0)) - F32(1.0)
+
+
+@njit(cache=True, nogil=True, boundscheck=False)
+def _osc_const_fast(kind, inc, phase, out):
+    """:func:`_osc_const` in two passes per block of 8 rows: the phases (8 float32 chains
+    side by side, as in :func:`_sin_const`) into ``out``, then the waveform in place. The
+    same operations sample by sample, so the same bits (tests/synth/test_fast_kernels.py)."""
+    B, n = out.shape
+    W = _PHASE_ROWS
+    xs = np.empty(n, dtype=F32)
+    for b0 in range(0, B, W):
+        m = min(W, B - b0)
+        if m < W:  # the last rows one by one
+            for j in range(m):
+                q = phase[b0 + j]
+                dq = inc[b0 + j]
+                y = out[b0 + j]
                 for i in range(n):
-                    xs[i] = y[i] * _TWO_PI
-                sin_block(xs, y)
-            elif kind == SAW:
-                for i in range(n):
-                    y[i] = y[i] * F32(2.0) - F32(1.0)
-            elif kind == SQU:
-                for i in range(n):
-                    y[i] = F32(1.0) if y[i] <= F32(0.5) else F32(-1.0)
-            else:
-                for i in range(n):
-                    y[i] = F32(2.0) * abs(F32(2.0) * y[i] - F32(1.0)) - F32(1.0)
+                    y[i] = q
+                    q = _next_phase(q, dq)
+                phase[b0 + j] = q
+        else:
+            p0, p1, p2, p3 = phase[b0], phase[b0 + 1], phase[b0 + 2], phase[b0 + 3]
+            p4, p5, p6, p7 = phase[b0 + 4], phase[b0 + 5], phase[b0 + 6], phase[b0 + 7]
+            d0, d1, d2, d3 = inc[b0], inc[b0 + 1], inc[b0 + 2], inc[b0 + 3]
+            d4, d5, d6, d7 = inc[b0 + 4], inc[b0 + 5], inc[b0 + 6], inc[b0 + 7]
+            y0, y1, y2, y3 = out[b0], out[b0 + 1], out[b0 + 2], out[b0 + 3]
+            y4, y5, y6, y7 = out[b0 + 4], out[b0 + 5], out[b0 + 6], out[b0 + 7]
+            for i in range(n):  # eight independent chains
+                y0[i] = p0
+                p0 = _next_phase(p0, d0)
+                y1[i] = p1
+                p1 = _next_phase(p1, d1)
+                y2[i] = p2
+                p2 = _next_phase(p2, d2)
+                y3[i] = p3
+                p3 = _next_phase(p3, d3)
+                y4[i] = p4
+                p4 = _next_phase(p4, d4)
+                y5[i] = p5
+                p5 = _next_phase(p5, d5)
+                y6[i] = p6
+                p6 = _next_phase(p6, d6)
+                y7[i] = p7
+                p7 = _next_phase(p7, d7)
+            phase[b0], phase[b0 + 1], phase[b0 + 2], phase[b0 + 3] = p0, p1, p2, p3
+            phase[b0 + 4], phase[b0 + 5], phase[b0 + 6], phase[b0 + 7] = p4, p5, p6, p7
+        for j in range(m):
+            _wave_in_place(kind, out[b0 + j], xs)
 
 
 @njit(cache=True, nogil=True, boundscheck=False)
@@ -288,7 +344,7 @@ class Oscillator(Node):
         if self.n_inputs == 0 and self.kind == SIN:
             _sin_const(self.inc, self.phase, out[:, 0, :])
         elif self.n_inputs == 0:
-            _osc_const(self.kind, self.inc, self.phase, out[:, 0, :])
+            _osc_const_fast(self.kind, self.inc, self.phase, out[:, 0, :])
         elif self.n_inputs == 1 and self.kind == SIN:
             _sin_input(np.ascontiguousarray(mono(inputs[0])), F32(self.ctx.sr), self.phase,
                        out[:, 0, :])
