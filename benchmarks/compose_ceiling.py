@@ -46,10 +46,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-from compose_policy import test_exercises  # the benchmark's own test set
+from compose_policy import judge, test_exercises  # the benchmark's own test set and judge
 
-from musicgym.compose.evaluate import evaluate_piece
-from musicgym.compose.piece import piece_from_counterpoint
 from musicgym.compose.policy import ComposerPolicy, policy_guided_search
 from musicgym.compose.search import guided_beam_search
 from musicgym.compose.value import ComposerValue, compose_value_and_search
@@ -61,21 +59,6 @@ GOAL = 2.87
 MAX_SEMITONES_BETWEEN_VOICES = 16  # absence_of_large_intervals (RL-Musician's default)
 MAX_NOTES_A_BAR = 5  # the species-5 rhythms (2, 2, 2, 1, 1) and (2, 1, 1, 2, 2)
 SHORTAGE_PENALTY, DUPLICATION_PENALTY = 0.3, 0.5  # climax_explicity's defaults
-
-
-def judge(env: CounterpointEnv, actions: list[int]) -> dict:
-    """Replay ``actions`` and judge the written piece (scores, violations, notes)."""
-    env.reset()
-    for action in actions:
-        env.step(action)
-    if not env.state.finished:
-        return {"finished": False}
-    result = evaluate_piece(piece_from_counterpoint(env.state, actions=actions))
-    return {"finished": True, "scores": result["scores"], "total": result["scores"]["total"],
-            "hard_violations": result["hard_violations"],
-            "parallel_perfects": result["parallel_perfects"],
-            "notes": len(env.state.positions), "peak": int(max(env.state.positions)),
-            "pitches_used": len(set(env.state.positions)), "actions": [int(a) for a in actions]}
 
 
 def even_entropy(n_notes: int, n_bins: int) -> float:
@@ -159,14 +142,14 @@ def main() -> int:
         row = {"exercise": name, "bound": rule_bound(env), "methods": {}}
         for method, run in methods.items():
             c0 = time.process_time()
-            _, actions = run(env)
-            row["methods"][method] = {**judge(env, actions),
+            ret, actions = run(env)
+            row["methods"][method] = {**judge(env, ret, actions, detail=True),
                                       "cpu_seconds": time.process_time() - c0}
-            print(f"  {name:<20} {method:<18} {row['methods'][method].get('total', 'unfinished')}"
+            print(f"  {name:<20} {method:<18} {row['methods'][method].get('score', 'unfinished')}"
                   f"  ({row['methods'][method]['cpu_seconds']:.1f} s CPU)", flush=True)
         valid = {m: r for m, r in row["methods"].items() if r.get("finished")
                  and r["hard_violations"] == 0 and r["parallel_perfects"] == 0}
-        row["best_method"] = max(valid, key=lambda m: valid[m]["total"])
+        row["best_method"] = max(valid, key=lambda m: valid[m]["score"])
         row["best"] = valid[row["best_method"]]
         rows.append(row)
     summary = summarize(rows, list(methods))
@@ -181,8 +164,8 @@ def main() -> int:
 
 
 def summarize(rows: list[dict], methods: list[str]) -> dict:
-    mean = {m: float(np.mean([r["methods"][m]["total"] for r in rows])) for m in methods}
-    best = float(np.mean([r["best"]["total"] for r in rows]))
+    mean = {m: float(np.mean([r["methods"][m]["score"] for r in rows])) for m in methods}
+    best = float(np.mean([r["best"]["score"] for r in rows]))
     bound = float(np.mean([r["bound"]["total_bound"] for r in rows]))
     return {"exercises": len(rows), "mean_by_method": mean, "mean_best_found": best,
             "mean_rule_bound": bound, "goal": GOAL, "best_minus_goal": best - GOAL,
@@ -199,8 +182,8 @@ def print_tables(rows: list[dict], summary: dict, methods: list[str]) -> None:
           + f" {'best':>6} {'bound':>6}")
     for r in rows:
         print(f"{r['exercise']:<20} {r['bound']['bars']:>4} "
-              + " ".join(f"{r['methods'][m]['total']:>9.3f}" for m in methods)
-              + f" {r['best']['total']:>6.3f} {r['bound']['total_bound']:>6.3f}")
+              + " ".join(f"{r['methods'][m]['score']:>9.3f}" for m in methods)
+              + f" {r['best']['score']:>6.3f} {r['bound']['total_bound']:>6.3f}")
     print(f"{'mean':<20} {'':>4} " + " ".join(f"{summary['mean_by_method'][m]:>9.3f}"
                                              for m in methods)
           + f" {summary['mean_best_found']:>6.3f} {summary['mean_rule_bound']:>6.3f}")

@@ -64,16 +64,24 @@ def test_exercises(n_generated: int) -> list[tuple[str, dict]]:
     return ok
 
 
-def judge(env: CounterpointEnv, ret: float, actions: list[int]) -> dict:
+def judge(env: CounterpointEnv, ret: float, actions: list[int], *,
+          detail: bool = False) -> dict:
+    """Replay ``actions`` and judge the written piece; ``detail`` adds every score, the notes'
+    count, peak and distinct pitches, and the actions (benchmarks/compose_ceiling.py)."""
     env.reset()
     for action in actions:
         env.step(action)
     if not env.state.finished:
         return {"finished": False}
     result = evaluate_piece(piece_from_counterpoint(env.state, actions=actions))
-    return {"finished": True, "score": result["scores"]["total"], "return": ret,
-            "hard_violations": result["hard_violations"],
-            "parallel_perfects": result["parallel_perfects"]}
+    row = {"finished": True, "score": result["scores"]["total"], "return": ret,
+           "hard_violations": result["hard_violations"],
+           "parallel_perfects": result["parallel_perfects"]}
+    if detail:
+        positions = env.state.positions
+        row.update(scores=result["scores"], notes=len(positions), peak=int(max(positions)),
+                   pitches_used=len(set(positions)), actions=[int(a) for a in actions])
+    return row
 
 
 def main() -> int:

@@ -10,7 +10,9 @@ HERE = Path(__file__).parent
 
 
 def main() -> int:
-    scripts = sorted(p for p in HERE.glob("*.py") if p.name not in ("run_all.py", "__init__.py"))
+    # (the *_ab.py tools compare two source trees given on the command line: not run here)
+    scripts = sorted(p for p in HERE.glob("*.py") if p.name not in ("run_all.py", "__init__.py")
+                     and not p.name.endswith("_ab.py"))
     failed = []
     for script in scripts:
         print(f"\n=== {script.name} ===", flush=True)

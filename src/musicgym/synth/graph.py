@@ -22,8 +22,11 @@ from musicgym.synth.nodes import node_class
 from musicgym.synth.nodes.base import BLOCK, F32, Context
 
 CHUNK = 128 * 128
-# samples per chunk x batch rows, so that one node's chunk (float32) stays near 1 MiB in cache
-CHUNK_ROWS_SAMPLES = 1 << 18
+# samples per chunk x batch rows (one node's float32 chunk near 2 MiB): the per-chunk cost
+# (Python, kernel set-up) against cache misses. Half of it, twice the chunks, made the kick
+# and FM examples 5 % slower at B = 64 (paired runs), a quarter of it 5 % slower still;
+# twice it was slower again (5 % for the kick)
+CHUNK_ROWS_SAMPLES = 1 << 19
 # one (B, 2, chunk) float32 buffer per node, with the output counted twice, bounded the peaks
 # measured with tracemalloc (20-node chains up to B = 10^5: estimate 1.2-1.7x the peak)
 _TEMPORARIES = 1
@@ -86,6 +89,11 @@ class Graph:
             site.refs = refs
         self.outputs = [last[c.name] for c in chains.values() if c.is_output]
         self.order, self.back_edges = self._schedule()
+        # the node that may write the render's result itself (Node.process_into): the only
+        # output, run last, whose chunk no other node reads (no feedback edge leaves it)
+        self.direct = self.outputs[0] if len(self.outputs) == 1 and \
+            self.order[-1] == self.outputs[0] and \
+            not any(src == self.outputs[0] for src, _ in self.back_edges) else None
 
     def _ref_names(self, node: ast.Node, chains: dict) -> list[str]:
         names = []
@@ -206,6 +214,7 @@ class Runner:
     def _advance(self, out: np.ndarray, n: int) -> None:
         g = self.graph
         current: dict[int, np.ndarray] = {}
+        written = False
         for i in g.order:
             ins = []
             for src in g.inputs_of(i):
@@ -215,9 +224,14 @@ class Runner:
                                np.zeros((self.ctx.batch, self.nodes[src].channels, n), F32))
                 else:
                     ins.append(current[src])
-            current[i] = self.nodes[i].process(ins, self.start, n)
+            if i == g.direct and self.nodes[i].process_into(ins, self.start, n, out):
+                written = True  # the one output node wrote its result into out itself
+            else:
+                current[i] = self.nodes[i].process(ins, self.start, n)
         if g.back_edges:
             self.prev = {src: current[src] for src, _ in g.back_edges}
+        if written:
+            return
         for k, i in enumerate(g.outputs):
             y = current[i][:, :out.shape[1]]  # out may hold the left channel only
             if k == 0:

@@ -13,6 +13,7 @@ template parameters arrive already resolved into one value per batch row, shape 
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -100,6 +101,15 @@ class Node:
     def process(self, inputs: list[np.ndarray], start: int, n: int) -> np.ndarray:
         raise NotImplementedError
 
+    def process_into(self, inputs: list[np.ndarray], start: int, n: int,
+                     out: np.ndarray) -> bool:
+        """Like :meth:`process`, for the graph's last node: write the output's first
+        ``out.shape[1]`` channels (1 or 2) straight into ``out``, a (B, C, n) view of the
+        render's result, and return True; or return False without touching any state, and
+        the runner calls :meth:`process` and copies (the default). Saves the copy where a
+        node can do it (``mul``/``add`` of mono signals)."""
+        return False
+
     # streaming -----------------------------------------------------------------------------
     def set_args(self, args: list) -> None:
         """New arguments (new parameter values), keeping the running state: the controls are
@@ -171,6 +181,36 @@ def copy_rows(target, rows: np.ndarray, source) -> None:
     width = min(target.shape[1], source.shape[1])
     target[rows] = 0
     target[rows, :width] = source[:, :width]
+
+
+def held_elsewhere(buffer: np.ndarray) -> bool:
+    """Whether anything besides one attribute of its owner and the caller's local name holds
+    ``buffer`` (or a view of it): call as ``held_elsewhere(out)`` right after
+    ``out = self.attribute``. A node reuses its output buffer from chunk to chunk only where
+    this is False: then no consumer kept last chunk's output (a feedback edge's previous
+    block, a caller's array)."""
+    return sys.getrefcount(buffer) > _OWNER_REFS
+
+
+def _refs(buffer: np.ndarray) -> int:
+    return sys.getrefcount(buffer)
+
+
+class _Owner:
+    buffer: np.ndarray
+
+
+def _owner_refs() -> int:
+    """The count :func:`held_elsewhere` sees for a buffer held only by an attribute and a
+    local name, measured by code of the same shape (so it stays right where an interpreter
+    counts the references of locals or arguments differently)."""
+    owner = _Owner()
+    owner.buffer = np.empty(1)
+    out = owner.buffer
+    return _refs(out)
+
+
+_OWNER_REFS = _owner_refs()
 
 
 def mono(x: np.ndarray) -> np.ndarray:

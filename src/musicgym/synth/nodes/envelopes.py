@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from musicgym.synth.nodes.base import F32, Node, column, dual, mono
+from musicgym.synth.nodes.base import F32, Node, column, dual, held_elsewhere, mono
 
 
 def seconds_to_samples(seconds: np.ndarray, sr: int) -> np.ndarray:
@@ -24,12 +24,15 @@ def seconds_to_samples(seconds: np.ndarray, sr: int) -> np.ndarray:
 @njit(cache=True, nogil=True, boundscheck=False)
 def _next_trigger(x, j, n):
     """The first index >= j where ``x > 0`` (a trigger), else n: 64 samples at a time
-    counted in a loop the compiler vectorises, then sample by sample in the block found."""
+    counted in a loop the compiler vectorises, then sample by sample in the block found.
+    (Loops index views from 0: an index the compiler cannot prove >= 0 gets numba's
+    negative-index fix-up, which keeps a loop from vectorising.)"""
     zero = F32(0.0)
     while j + 64 <= n:
+        block = x[j:j + 64]  # indices from 0: no negative-index fix-up, so vectorised
         c = np.int32(0)
         for t in range(64):
-            c += np.int32(x[j + t] > zero)
+            c += np.int32(block[t] > zero)
         if c != 0:
             break
         j += 64
@@ -42,12 +45,13 @@ def _next_trigger(x, j, n):
 def envperc_kernel(x, attack, decay, pos, scale, out):  # out: (B, C, n), writes channel 0
     """The envelope sample by sample is ``p <= A: p / A``, ``p <= A + D: (A + D - p) / D``,
     else 0, times the scale; a trigger (input > 0) sets p to 0 and the scale to the input.
-    Between two triggers p just counts up, so each such run is one branch-free loop the
-    compiler vectorises (both quotients computed and one selected; a zero length's division
-    is computed and discarded): the same float32 operations per sample as the
-    sample-by-sample loop, so the same bits (tests/synth/test_fast_kernels.py). ``out`` is
-    the whole contiguous (B, C, n) buffer, so the compiler knows channel 0's samples are
-    adjacent (a ``[:, 0, :]`` view of it would have unknown strides: no vector stores)."""
+    Between two triggers p just counts up, so each such run splits into its attack part
+    (only ``p / A`` computed), its decay part (only ``(A + D - p) / D``) and its tail (one
+    value, ``0 * scale``, filled), each a loop the compiler vectorises: the same float32
+    operations for every sample as the sample-by-sample loop, so the same bits
+    (tests/synth/test_fast_kernels.py). ``out`` is the whole contiguous (B, C, n) buffer, so
+    the compiler knows channel 0's samples are adjacent (a ``[:, 0, :]`` view of it would
+    have unknown strides: no vector stores)."""
     B, _, n = out.shape
     zero = F32(0.0)
     for b in range(B):
@@ -66,12 +70,24 @@ def envperc_kernel(x, attack, decay, pos, scale, out):  # out: (B, C, n), writes
                 p = 0
                 s = v
             j = _next_trigger(xr, i + 1, n)  # the run [i, j) has no trigger after i
-            run = y[i:j]
-            for k in range(j - i):  # position p + k
-                q = p + k
-                up = zero if A == 0 else F32(q) / fA
-                down = F32(dur - q) / fD  # D = 0: never selected (no q in (A, A + D])
-                run[k] = (up if q <= A else (down if q <= dur else zero)) * s
+            # sample i + k is at position p + k: attack while p + k <= A, decay to A + D
+            n_up = min(j - i, max(0, A - p + 1))
+            n_down = min(j - i - n_up, max(0, dur - max(p, A + 1) + 1))
+            run = y[i:i + n_up]
+            if A == 0:  # only p = 0 is in the attack: the value 0
+                for k in range(n_up):
+                    run[k] = zero * s
+            else:
+                for k in range(n_up):
+                    run[k] = (F32(p + k) / fA) * s
+            run = y[i + n_up:i + n_up + n_down]
+            q0 = p + n_up  # (D = 0: no sample, no position is in (A, A + D])
+            for k in range(n_down):
+                run[k] = (F32(dur - (q0 + k)) / fD) * s
+            tail = zero * s
+            run = y[i + n_up + n_down:j]
+            for k in range(j - i - n_up - n_down):
+                run[k] = tail
             p += j - i
             i = j
         pos[b] = p
@@ -91,12 +107,20 @@ class EnvPerc(Node):
         self.decay = seconds_to_samples(self.args[1], self.ctx.sr)
         self.pos = np.zeros(B, dtype=np.int64)
         self.scale = np.ones(B, dtype=F32)
+        self._out = None  # the output buffer, reused from chunk to chunk
 
     def process(self, inputs, start, n):
         if self.n_inputs != 1:
             return self.zeros(n)
-        out = np.empty((self.ctx.batch, 2, n), dtype=F32)  # the kernel writes every left
-        out[:, 1, :] = 0.0  # sample; the right stays silent
+        out = self._out
+        # the last chunk's buffer again when nothing but this node holds it any more (no
+        # consumer kept it or a view of it: a feedback edge's previous block, a caller), so
+        # its right channel, zeroed once, stays silent: the kernel writes only the left,
+        # every sample of it
+        if out is None or out.shape[2] != n or held_elsewhere(out):
+            out = np.empty((self.ctx.batch, 2, n), dtype=F32)
+            out[:, 1, :] = 0.0
+            self._out = out
         envperc_kernel(np.ascontiguousarray(mono(inputs[0])), self.attack, self.decay,
                        self.pos, self.scale, out)
         return out

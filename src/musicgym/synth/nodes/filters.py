@@ -80,6 +80,67 @@ def biquad_kernel(x, cutoff, q, sr, highpass, fixed, state, out):
         state[b, 3] = y2
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _biquad_step(x0, x1, x2, y1, y2, a0, a1, a2, b1, b2, fixed):
+    """One sample of :func:`biquad_kernel`'s recursion (the same operations, in order)."""
+    head = a0 * x0 if fixed else a0 * F32(0.0)
+    return head + a1 * x1 + a2 * x2 - b1 * y1 - b2 * y2
+
+
+@njit(cache=True, nogil=True, boundscheck=False)
+def biquad_const_kernel(x, cutoff, q, sr, highpass, fixed, state, out):
+    """:func:`biquad_kernel` for a cutoff constant over the chunk, ``cutoff`` (B,): the
+    coefficients once per row, then the recursions of 4 rows side by side (each is a serial
+    chain through y[n-1], y[n-2]: one row at a time waited on its latency). The same
+    operations sample by sample, so the same bits (tests/synth/test_fast_kernels.py)."""
+    B, n = out.shape
+    coef = np.empty((B, 5), dtype=F32)
+    for b in range(B):
+        a0, a1, a2, b1, b2 = _coefficients(cutoff[b], q[b], sr, highpass)
+        coef[b, 0], coef[b, 1], coef[b, 2], coef[b, 3], coef[b, 4] = a0, a1, a2, b1, b2
+    b0 = 0
+    while b0 + 4 <= B:
+        xa, xb, xc, xd = x[b0], x[b0 + 1], x[b0 + 2], x[b0 + 3]
+        oa, ob, oc, od = out[b0], out[b0 + 1], out[b0 + 2], out[b0 + 3]
+        ca, cb, cc, cd = coef[b0], coef[b0 + 1], coef[b0 + 2], coef[b0 + 3]
+        sa, sb, sc, sd = state[b0], state[b0 + 1], state[b0 + 2], state[b0 + 3]
+        a1x, a2x, a1y, a2y = sa[0], sa[1], sa[2], sa[3]
+        b1x, b2x, b1y, b2y = sb[0], sb[1], sb[2], sb[3]
+        c1x, c2x, c1y, c2y = sc[0], sc[1], sc[2], sc[3]
+        d1x, d2x, d1y, d2y = sd[0], sd[1], sd[2], sd[3]
+        for i in range(n):
+            v = xa[i]
+            y = _biquad_step(v, a1x, a2x, a1y, a2y, ca[0], ca[1], ca[2], ca[3], ca[4], fixed)
+            oa[i] = y
+            a2x, a1x, a2y, a1y = a1x, v, a1y, y
+            v = xb[i]
+            y = _biquad_step(v, b1x, b2x, b1y, b2y, cb[0], cb[1], cb[2], cb[3], cb[4], fixed)
+            ob[i] = y
+            b2x, b1x, b2y, b1y = b1x, v, b1y, y
+            v = xc[i]
+            y = _biquad_step(v, c1x, c2x, c1y, c2y, cc[0], cc[1], cc[2], cc[3], cc[4], fixed)
+            oc[i] = y
+            c2x, c1x, c2y, c1y = c1x, v, c1y, y
+            v = xd[i]
+            y = _biquad_step(v, d1x, d2x, d1y, d2y, cd[0], cd[1], cd[2], cd[3], cd[4], fixed)
+            od[i] = y
+            d2x, d1x, d2y, d1y = d1x, v, d1y, y
+        sa[0], sa[1], sa[2], sa[3] = a1x, a2x, a1y, a2y
+        sb[0], sb[1], sb[2], sb[3] = b1x, b2x, b1y, b2y
+        sc[0], sc[1], sc[2], sc[3] = c1x, c2x, c1y, c2y
+        sd[0], sd[1], sd[2], sd[3] = d1x, d2x, d1y, d2y
+        b0 += 4
+    for b in range(b0, B):  # the last rows one by one
+        xr, o, c, st = x[b], out[b], coef[b], state[b]
+        x1, x2, y1, y2 = st[0], st[1], st[2], st[3]
+        for i in range(n):
+            v = xr[i]
+            y = _biquad_step(v, x1, x2, y1, y2, c[0], c[1], c[2], c[3], c[4], fixed)
+            o[i] = y
+            x2, x1, y2, y1 = x1, v, y1, y
+        st[0], st[1], st[2], st[3] = x1, x2, y1, y2
+
+
 @njit(cache=True, nogil=True)
 def _pattern_cutoff(ev_pos, ev_val, bar_len, start, current, out):
     """Per-sample cutoff of the lpf pattern form: an event sets it when step % bar == pos."""
@@ -128,6 +189,12 @@ class _Biquad(Node):
     def process(self, inputs, start, n):
         B = self.ctx.batch
         out = self.zeros(n)
+        if self.n_inputs == 1 and self.has_main and self.pattern is None and \
+                self.args[0] is not None:
+            biquad_const_kernel(np.ascontiguousarray(mono(inputs[0])), self.cutoff, self.q,
+                                F32(self.ctx.sr), self.highpass, not self.ctx.compat,
+                                self.state, out[:, 0, :])
+            return out
         if self.n_inputs == 1 and self.has_main:
             if self.pattern is not None:
                 cutoff = np.empty((B, n), dtype=F32)

@@ -21,7 +21,7 @@ import numpy as np
 from musicgym.synth.nodes.base import F32, Node, column, dual, mono
 from musicgym.synth.nodes.envelopes import envperc_kernel, seconds_to_samples
 from musicgym.synth.nodes.filters import biquad_kernel
-from musicgym.synth.nodes.sources import SAW, SIN, SQU, TRI, _noise, _osc_input
+from musicgym.synth.nodes.sources import SAW, SIN, SQU, TRI, _noise, _osc_input_fast
 
 COMPOUND_SR = 44100  # the instruments' inner graphs never learn the engine's rate
 _NOISE_SEED = 42
@@ -52,8 +52,8 @@ class _Oscillator:
 
     def __call__(self, freq: np.ndarray) -> np.ndarray:
         out = np.empty_like(freq)
-        _osc_input(self.kind, np.ascontiguousarray(freq), F32(COMPOUND_SR), self.kind != SIN,
-                   self.phase, self.last, out)
+        _osc_input_fast(self.kind, np.ascontiguousarray(freq), F32(COMPOUND_SR),
+                        self.kind != SIN, self.phase, self.last, out)
         return out
 
 

@@ -71,7 +71,151 @@ def _osc_input(kind, freq, sr, sticky, phase, last, out):
         last[b] = f_last
 
 
-_PHASE_ROWS = 8  # rows whose phases advance side by side in _sin_const
+_PHASE_ROWS = 8  # rows whose phases advance side by side in _sin_const, _sin_input (written out)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _next_phase(p, d):
+    """One step of the float32 phase accumulator: add, wrap once."""
+    p = p + d
+    return p - F32(1.0) if p > F32(1.0) else p
+
+
+@njit(cache=True, nogil=True, boundscheck=False)
+def _osc_input_fast(kind, freq, sr, sticky, phase, last, out):
+    """:func:`_osc_input` in passes per block of 8 rows: the increments ``freq / sr``
+    (vectorised: in the serial loop the division bounded the speed; sticky: a 0 sample
+    takes the increment of the last non-zero frequency, the same quotient), the phases (8
+    float32 chains side by side, as in :func:`_sin_const`) into ``out``, then the waveform
+    of every phase in place (vectorised; :func:`sin_block` for sin). The same operations
+    sample by sample, so the same bits (tests/synth/test_fast_kernels.py)."""
+    B, n = out.shape
+    W = _PHASE_ROWS
+    ds = np.empty((W, n), dtype=F32)
+    xs = np.empty(n, dtype=F32)
+    for b0 in range(0, B, W):
+        m = min(W, B - b0)
+        for j in range(m):
+            f_row = freq[b0 + j]
+            d = ds[j]
+            for i in range(n):
+                d[i] = f_row[i] / sr
+            if sticky:
+                f_last = last[b0 + j]
+                d_last = f_last / sr
+                for i in range(n):
+                    if f_row[i] != F32(0.0):
+                        f_last = f_row[i]
+                        d_last = d[i]
+                    else:
+                        d[i] = d_last
+                last[b0 + j] = f_last
+        if m < W:  # the last rows one by one
+            for j in range(m):
+                q = phase[b0 + j]
+                y = out[b0 + j]
+                d = ds[j]
+                for i in range(n):
+                    y[i] = q
+                    q = _next_phase(q, d[i])
+                phase[b0 + j] = q
+        else:
+            p0, p1, p2, p3 = phase[b0], phase[b0 + 1], phase[b0 + 2], phase[b0 + 3]
+            p4, p5, p6, p7 = phase[b0 + 4], phase[b0 + 5], phase[b0 + 6], phase[b0 + 7]
+            d0, d1, d2, d3, d4, d5, d6, d7 = (ds[0], ds[1], ds[2], ds[3], ds[4], ds[5], ds[6],
+                                              ds[7])
+            y0, y1, y2, y3 = out[b0], out[b0 + 1], out[b0 + 2], out[b0 + 3]
+            y4, y5, y6, y7 = out[b0 + 4], out[b0 + 5], out[b0 + 6], out[b0 + 7]
+            for i in range(n):  # eight independent chains
+                y0[i] = p0
+                p0 = _next_phase(p0, d0[i])
+                y1[i] = p1
+                p1 = _next_phase(p1, d1[i])
+                y2[i] = p2
+                p2 = _next_phase(p2, d2[i])
+                y3[i] = p3
+                p3 = _next_phase(p3, d3[i])
+                y4[i] = p4
+                p4 = _next_phase(p4, d4[i])
+                y5[i] = p5
+                p5 = _next_phase(p5, d5[i])
+                y6[i] = p6
+                p6 = _next_phase(p6, d6[i])
+                y7[i] = p7
+                p7 = _next_phase(p7, d7[i])
+            phase[b0], phase[b0 + 1], phase[b0 + 2], phase[b0 + 3] = p0, p1, p2, p3
+            phase[b0 + 4], phase[b0 + 5], phase[b0 + 6], phase[b0 + 7] = p4, p5, p6, p7
+        for j in range(m):
+            _wave_in_place(kind, out[b0 + j], xs)
+
+
+@njit(cache=True, nogil=True, boundscheck=False)
+def _wave_in_place(kind, y, xs):
+    """``y[i] = _wave(kind, y[i])`` for a row of phases, vectorised (sin: through the
+    scratch row xs and :func:`sin_block`, whose second pass rereads its input)."""
+    n = y.size
+    if kind == SIN:
+        for i in range(n):
+            xs[i] = y[i] * _TWO_PI
+        sin_block(xs, y)
+    elif kind == SAW:
+        for i in range(n):
+            y[i] = y[i] * F32(2.0) - F32(1.0)
+    elif kind == SQU:
+        for i in range(n):
+            y[i] = F32(1.0) if y[i] <= F32(0.5) else F32(-1.0)
+    else:
+        for i in range(n):
+            y[i] = F32(2.0) * abs(F32(2.0) * y[i] - F32(1.0)) - F32(1.0)
+
+
+@njit(cache=True, nogil=True, boundscheck=False)
+def _osc_const_fast(kind, inc, phase, out):
+    """:func:`_osc_const` in two passes per block of 8 rows: the phases (8 float32 chains
+    side by side, as in :func:`_sin_const`) into ``out``, then the waveform in place. The
+    same operations sample by sample, so the same bits (tests/synth/test_fast_kernels.py)."""
+    B, n = out.shape
+    W = _PHASE_ROWS
+    xs = np.empty(n, dtype=F32)
+    for b0 in range(0, B, W):
+        m = min(W, B - b0)
+        if m < W:  # the last rows one by one
+            for j in range(m):
+                q = phase[b0 + j]
+                dq = inc[b0 + j]
+                y = out[b0 + j]
+                for i in range(n):
+                    y[i] = q
+                    q = _next_phase(q, dq)
+                phase[b0 + j] = q
+        else:
+            p0, p1, p2, p3 = phase[b0], phase[b0 + 1], phase[b0 + 2], phase[b0 + 3]
+            p4, p5, p6, p7 = phase[b0 + 4], phase[b0 + 5], phase[b0 + 6], phase[b0 + 7]
+            d0, d1, d2, d3 = inc[b0], inc[b0 + 1], inc[b0 + 2], inc[b0 + 3]
+            d4, d5, d6, d7 = inc[b0 + 4], inc[b0 + 5], inc[b0 + 6], inc[b0 + 7]
+            y0, y1, y2, y3 = out[b0], out[b0 + 1], out[b0 + 2], out[b0 + 3]
+            y4, y5, y6, y7 = out[b0 + 4], out[b0 + 5], out[b0 + 6], out[b0 + 7]
+            for i in range(n):  # eight independent chains
+                y0[i] = p0
+                p0 = _next_phase(p0, d0)
+                y1[i] = p1
+                p1 = _next_phase(p1, d1)
+                y2[i] = p2
+                p2 = _next_phase(p2, d2)
+                y3[i] = p3
+                p3 = _next_phase(p3, d3)
+                y4[i] = p4
+                p4 = _next_phase(p4, d4)
+                y5[i] = p5
+                p5 = _next_phase(p5, d5)
+                y6[i] = p6
+                p6 = _next_phase(p6, d6)
+                y7[i] = p7
+                p7 = _next_phase(p7, d7)
+            phase[b0], phase[b0 + 1], phase[b0 + 2], phase[b0 + 3] = p0, p1, p2, p3
+            phase[b0 + 4], phase[b0 + 5], phase[b0 + 6], phase[b0 + 7] = p4, p5, p6, p7
+        for j in range(m):
+            _wave_in_place(kind, out[b0 + j], xs)
 
 
 @njit(cache=True, nogil=True, boundscheck=False)
@@ -80,12 +224,12 @@ def _sin_const(inc, phase, out):
     of rows: the phases (float32 accumulators, a serial chain per row: 8 rows side by side
     hide its latency) times 2 pi into a scratch block, then :func:`sin_block`, which
     vectorises the sine over them. The same operations as ``_wave(SIN, p)`` sample by sample,
-    so the same bits (tests/synth/test_fast_kernels.py)."""
+    so the same bits (tests/synth/test_fast_kernels.py). The 8 phases are 8 local variables,
+    written out: kept in an array, each step went through memory (the compiler cannot prove
+    the scratch stores leave it alone), and the phase pass took 1.8x as long."""
     B, n = out.shape
     W = _PHASE_ROWS
     xs = np.empty((W, n), dtype=F32)
-    p = np.zeros(W, dtype=F32)
-    d = np.zeros(W, dtype=F32)
     for b0 in range(0, B, W):
         m = min(W, B - b0)
         if m < W:  # the last rows one by one (a full block would advance idle lanes too)
@@ -95,41 +239,92 @@ def _sin_const(inc, phase, out):
                 x = xs[j]
                 for i in range(n):
                     x[i] = q * _TWO_PI
-                    q = q + dq
-                    if q > F32(1.0):
-                        q = q - F32(1.0)
+                    q = _next_phase(q, dq)
                 phase[b0 + j] = q
                 sin_block(x, out[b0 + j])
             continue
+        p0, p1, p2, p3 = phase[b0], phase[b0 + 1], phase[b0 + 2], phase[b0 + 3]
+        p4, p5, p6, p7 = phase[b0 + 4], phase[b0 + 5], phase[b0 + 6], phase[b0 + 7]
+        d0, d1, d2, d3 = inc[b0], inc[b0 + 1], inc[b0 + 2], inc[b0 + 3]
+        d4, d5, d6, d7 = inc[b0 + 4], inc[b0 + 5], inc[b0 + 6], inc[b0 + 7]
+        x0, x1, x2, x3, x4, x5, x6, x7 = xs[0], xs[1], xs[2], xs[3], xs[4], xs[5], xs[6], xs[7]
+        for i in range(n):  # eight independent chains
+            x0[i] = p0 * _TWO_PI
+            p0 = _next_phase(p0, d0)
+            x1[i] = p1 * _TWO_PI
+            p1 = _next_phase(p1, d1)
+            x2[i] = p2 * _TWO_PI
+            p2 = _next_phase(p2, d2)
+            x3[i] = p3 * _TWO_PI
+            p3 = _next_phase(p3, d3)
+            x4[i] = p4 * _TWO_PI
+            p4 = _next_phase(p4, d4)
+            x5[i] = p5 * _TWO_PI
+            p5 = _next_phase(p5, d5)
+            x6[i] = p6 * _TWO_PI
+            p6 = _next_phase(p6, d6)
+            x7[i] = p7 * _TWO_PI
+            p7 = _next_phase(p7, d7)
+        phase[b0], phase[b0 + 1], phase[b0 + 2], phase[b0 + 3] = p0, p1, p2, p3
+        phase[b0 + 4], phase[b0 + 5], phase[b0 + 6], phase[b0 + 7] = p4, p5, p6, p7
         for j in range(W):
-            p[j] = phase[b0 + j]
-            d[j] = inc[b0 + j]
-        for i in range(n):
-            for j in range(W):  # a fixed-width loop over the block's rows: no dependency
-                v = p[j]
-                xs[j, i] = v * _TWO_PI
-                v = v + d[j]
-                p[j] = v - F32(1.0) if v > F32(1.0) else v
-        for j in range(W):
-            phase[b0 + j] = p[j]
             sin_block(xs[j], out[b0 + j])
 
 
 @njit(cache=True, nogil=True, boundscheck=False)
 def _sin_input(freq, sr, phase, out):
-    """_osc_input specialised for sin (FM): per row, the phases times 2 pi into a scratch
-    row, then :func:`sin_block`. The same operations sample by sample, so the same bits."""
+    """_osc_input specialised for sin (FM), in three passes per block of 8 rows: the phase
+    increments ``freq / sr`` (a vectorised division: in the serial loop it bounded the
+    speed), the phases (8 float32 chains side by side, as in :func:`_sin_const`) times 2 pi,
+    then :func:`sin_block`. The same operations sample by sample, so the same bits
+    (tests/synth/test_fast_kernels.py)."""
     B, n = out.shape
-    xs = np.empty(n, dtype=F32)
-    for b in range(B):
-        p = phase[b]
-        for i in range(n):
-            xs[i] = p * _TWO_PI
-            p = p + freq[b, i] / sr
-            if p > F32(1.0):
-                p = p - F32(1.0)
-        phase[b] = p
-        sin_block(xs, out[b])
+    W = _PHASE_ROWS
+    xs = np.empty((W, n), dtype=F32)
+    ds = np.empty((W, n), dtype=F32)
+    for b0 in range(0, B, W):
+        m = min(W, B - b0)
+        for j in range(m):
+            f = freq[b0 + j]
+            d = ds[j]
+            for i in range(n):
+                d[i] = f[i] / sr
+        if m < W:  # the last rows one by one
+            for j in range(m):
+                q = phase[b0 + j]
+                x = xs[j]
+                d = ds[j]
+                for i in range(n):
+                    x[i] = q * _TWO_PI
+                    q = _next_phase(q, d[i])
+                phase[b0 + j] = q
+                sin_block(x, out[b0 + j])
+            continue
+        p0, p1, p2, p3 = phase[b0], phase[b0 + 1], phase[b0 + 2], phase[b0 + 3]
+        p4, p5, p6, p7 = phase[b0 + 4], phase[b0 + 5], phase[b0 + 6], phase[b0 + 7]
+        d0, d1, d2, d3, d4, d5, d6, d7 = ds[0], ds[1], ds[2], ds[3], ds[4], ds[5], ds[6], ds[7]
+        x0, x1, x2, x3, x4, x5, x6, x7 = xs[0], xs[1], xs[2], xs[3], xs[4], xs[5], xs[6], xs[7]
+        for i in range(n):  # eight independent chains
+            x0[i] = p0 * _TWO_PI
+            p0 = _next_phase(p0, d0[i])
+            x1[i] = p1 * _TWO_PI
+            p1 = _next_phase(p1, d1[i])
+            x2[i] = p2 * _TWO_PI
+            p2 = _next_phase(p2, d2[i])
+            x3[i] = p3 * _TWO_PI
+            p3 = _next_phase(p3, d3[i])
+            x4[i] = p4 * _TWO_PI
+            p4 = _next_phase(p4, d4[i])
+            x5[i] = p5 * _TWO_PI
+            p5 = _next_phase(p5, d5[i])
+            x6[i] = p6 * _TWO_PI
+            p6 = _next_phase(p6, d6[i])
+            x7[i] = p7 * _TWO_PI
+            p7 = _next_phase(p7, d7[i])
+        phase[b0], phase[b0 + 1], phase[b0 + 2], phase[b0 + 3] = p0, p1, p2, p3
+        phase[b0 + 4], phase[b0 + 5], phase[b0 + 6], phase[b0 + 7] = p4, p5, p6, p7
+        for j in range(W):
+            sin_block(xs[j], out[b0 + j])
 
 
 class Oscillator(Node):
@@ -149,14 +344,14 @@ class Oscillator(Node):
         if self.n_inputs == 0 and self.kind == SIN:
             _sin_const(self.inc, self.phase, out[:, 0, :])
         elif self.n_inputs == 0:
-            _osc_const(self.kind, self.inc, self.phase, out[:, 0, :])
+            _osc_const_fast(self.kind, self.inc, self.phase, out[:, 0, :])
         elif self.n_inputs == 1 and self.kind == SIN:
             _sin_input(np.ascontiguousarray(mono(inputs[0])), F32(self.ctx.sr), self.phase,
                        out[:, 0, :])
         elif self.n_inputs == 1:
             freq = np.ascontiguousarray(mono(inputs[0]))
-            _osc_input(self.kind, freq, F32(self.ctx.sr), self.kind != SIN, self.phase,
-                       self.last, out[:, 0, :])
+            _osc_input_fast(self.kind, freq, F32(self.ctx.sr), self.kind != SIN, self.phase,
+                            self.last, out[:, 0, :])
         return out
 
 
