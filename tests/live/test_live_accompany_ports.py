@@ -123,17 +123,26 @@ def test_the_accompanist_follows_a_real_take_over_jack(jack_midi):
     times = np.array([t for t, _ in received])
     pitches = [p for _, p in received]
     assert len(pitches) > 60, (out, err)  # about 4 notes a second in this passage
-    matched, j = [], 0
-    for pitch in pitches:  # each received note is the next score note of its pitch
-        while j < len(expected) and int(expected["pitch"][j]) != pitch:
+    # each received note is the next score note of its pitch from the current onset on: the
+    # onsets come in score order, the notes of one chord in any order
+    matched, j, taken = [], 0, set()
+    for k, pitch in enumerate(pitches):
+        while j < len(expected) and expected["onset_beat"][j] < expected["onset_beat"][
+                matched[-1] if matched else 0]:
             j += 1
-        assert j < len(expected), f"received {pitch} out of the secondo's order"
-        matched.append(j)
-        j += 1
+        i = j
+        while i < len(expected) and (int(expected["pitch"][i]) != pitch or i in taken):
+            i += 1
+        assert i < len(expected), (
+            f"received {pitch} (note {k}) out of the secondo's order; received "
+            f"{pitches[max(0, k - 8):k + 3]}, score from the last match "
+            f"{[(float(b), int(p)) for b, p in expected[['onset_beat', 'pitch']][j:j + 12]]}")
+        matched.append(i)
+        taken.add(i)
     matched = np.array(matched)
     assert expected["onset_beat"][matched[0]] > 0  # it joins after the solo's first note
     # few skipped (by a re-synchronisation's jump ahead): measured 5-6 of 147 in 3 runs
-    assert len(matched) / (matched[-1] - matched[0] + 1) > 0.9, (out, err, matched)
+    assert len(matched) / (matched.max() - matched.min() + 1) > 0.9, (out, err, matched)
 
     # their onsets follow the soloist: the first note of each shared onset against the solo's
     beats = expected["onset_beat"][matched]
