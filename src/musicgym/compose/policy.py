@@ -130,6 +130,107 @@ def features(state: CounterpointState, mask: np.ndarray) -> np.ndarray:
     return out
 
 
+_SHARES: dict[int, np.ndarray] = {}
+
+
+def _shares(n: int) -> np.ndarray:
+    """``k`` notes' share of ``n`` as :func:`features` sums it (``1 / n`` added ``k`` times
+    in float32, so rounded step by step), for k = 0..n: the batched features read it here so
+    that their values are the same to the bit."""
+    found = _SHARES.get(n)
+    if found is None:
+        found = _SHARES[n] = np.concatenate([np.zeros(1, np.float32), np.cumsum(
+            np.full(n, 1.0 / n, dtype=np.float32), dtype=np.float32)])
+    return found
+
+
+def features_batch(states: list[CounterpointState], masks: list[np.ndarray]) -> np.ndarray:
+    """:func:`features` of many states at once (float32, shape ``(len(states),
+    n_features())``), the same values to the bit: one pass of array operations over the
+    batch instead of one Python call a state, which is most of what the policy costs inside
+    a search. States of different exercises are handled one exercise at a time."""
+    n_states = len(states)
+    out = np.zeros((n_states, n_features()), dtype=np.float32)
+    if not n_states:
+        return out
+    setup = states[0].setup
+    if any(state.setup is not setup for state in states):
+        for j, state in enumerate(states):
+            out[j] = features(state, masks[j])
+        return out
+    # one row of plain numbers a state; the whole line's notes in one flat list
+    rows = []
+    flat: list[int] = []
+    for state in states:
+        moves, positions, durations = state.moves, state.positions, state.durations
+        n_moves = len(moves)
+        peak = max(positions)
+        rows.append((state.time, durations[-1], len(positions),
+                     moves[-1] if n_moves else 99, moves[-2] if n_moves > 1 else 99,
+                     moves[-3] if n_moves > 2 else 99,
+                     n_moves - moves.count(0) - moves.count(1) - moves.count(-1),
+                     peak, positions.count(peak), state.last_consonant))
+        flat += positions
+    table = np.array(rows, dtype=np.int64)
+    time, last_duration, n_notes = table[:, 0], table[:, 1], table[:, 2]
+    ends = np.cumsum(n_notes)
+    notes = np.array(flat, dtype=np.int64)
+    pos = notes[ends - 1]
+    rows_index = np.arange(n_states)
+    low, high, total = setup.lowest_position, setup.highest_position, setup.total_eighths
+    n_bars = setup.n_bars
+    out[:, setup.species - 1] = 1.0
+    out[rows_index, 5 + time % EIGHTHS_PER_BAR] = 1.0
+    out[:, 13] = time / total
+    out[:, 14] = (total - time) / (EIGHTHS_PER_BAR * 16)
+    duration_index = np.full(n_states, 2)
+    for duration, index in _DURATION_INDEX.items():
+        duration_index[last_duration == duration] = index
+    out[rows_index, 15 + duration_index] = 1.0
+    for k in range(3):
+        move = table[:, 3 + k]
+        some = move != 99
+        out[rows_index[some], 19 + 15 * k + move[some] + 7] = 1.0
+    out[:, 64] = (pos - low) / max(1, high - low)
+    out[:, 65] = (pos - setup.end_position) / 14.0
+    out[:, 66] = (high - pos) / 14.0
+    out[rows_index, 67 + pos % 7] = 1.0
+    bar = np.minimum(time // EIGHTHS_PER_BAR, n_bars - 1)
+    cf = np.asarray(setup.cantus_positions, dtype=np.int64)
+    for k in range(4):
+        out[:, 74 + k] = (cf[np.minimum(bar + k, n_bars - 1)] - pos) / 14.0
+    for k in range(2):
+        out[rows_index, 78 + 7 * k + (pos - cf[np.minimum(bar + k, n_bars - 1)]) % 7] = 1.0
+    out[:, 92] = float(setup.counterpoint_above)
+    out[rows_index, 93 + np.minimum(table[:, 6], 7)] = 1.0
+    peak = table[:, 7]
+    out[:, 101] = (peak - pos) / 14.0
+    out[:, 102] = (high - peak) / 14.0
+    out[:, 103] = np.minimum(table[:, 8] - 1, 3) / 3.0
+    # how often each note -7..+7 steps from the current one has sounded
+    owner = np.repeat(rows_index, n_notes)
+    step = notes - pos[owner]
+    near = np.abs(step) <= 7
+    counts = np.bincount(owner[near] * 15 + step[near] + 7, minlength=15 * n_states
+                         ).reshape(n_states, 15)
+    for n in np.unique(n_notes).tolist():
+        these = n_notes == n
+        out[these, 104:119] = _shares(n)[counts[these]]
+    # the last 9 notes, the current one first (the current one again where there are fewer)
+    recent = np.empty((n_states, 9), dtype=np.int64)
+    for k in range(9):
+        recent[:, k] = np.where(k < n_notes, notes[np.maximum(ends - 1 - k, 0)], pos)
+    for k in range(8):
+        out[:, 119 + k] = np.where(k + 1 < n_notes, (recent[:, k + 1] - pos) / 7.0, 0.0)
+    for k, size in enumerate((5, 7, 9)):
+        window = recent[:, :size]
+        out[:, 127 + k] = (window.max(axis=1) - window.min(axis=1)) / 7.0
+    out[:, 130:130 + N_ACTIONS] = np.asarray(masks)
+    out[:, 190] = table[:, 9]
+    out[:, 191] = last_duration == EIGHTHS_PER_BAR
+    return out
+
+
 class ComposerPolicy:
     """A trained composing policy (NumPy weights of an MLP with ReLU hidden layers).
 
@@ -171,8 +272,7 @@ class ComposerPolicy:
         if not states:
             return np.zeros((0, N_ACTIONS))
         m = np.stack(masks)
-        z = self.logits(np.stack([features(s, k) for s, k in zip(states, masks, strict=True)]
-                                 )).astype(np.float64)
+        z = self.logits(features_batch(states, masks)).astype(np.float64)
         z = np.where(m, z, -np.inf)
         top = z.max(axis=1, keepdims=True)
         top = np.where(np.isfinite(top), top, 0.0)  # a state with nothing allowed
