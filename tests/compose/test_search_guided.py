@@ -50,3 +50,25 @@ def test_diversity_makes_pieces_differ_at_little_cost():
         guided_beam_search(env, diversity=-1)
     with pytest.raises(ConfigError, match="objective"):
         guided_beam_search(env, objective="best")
+
+
+
+def test_step_rewards_are_the_checks_rewards_with_and_without_penalty_rules(replay):
+    # the searches read only the step rewards: without penalty rules they are zero and the
+    # state is not judged for them; with one they are check's, and the return replays
+    from musicgym.music.rules.species import ACTION_DURATIONS, ACTION_MOVES, CounterpointState
+
+    penalised = 0
+    for env in (CounterpointEnv(species=5),
+                CounterpointEnv(species=5, penalties={"absence_of_parallel_perfects": 0.5})):
+        reward, actions = guided_beam_search(env, beam_width=10)
+        assert replay(env, actions)[0] == pytest.approx(reward)
+        state = CounterpointState(env.setup)
+        for action in actions:
+            rewards = env.oracle.step_rewards(state)
+            assert np.array_equal(rewards, env.oracle.check(state)[1])
+            penalised += int((rewards < 0).sum())
+            state.add(int(ACTION_MOVES[action]), int(ACTION_DURATIONS[action]))
+            if state.finished:
+                break
+    assert penalised > 0

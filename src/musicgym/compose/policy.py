@@ -347,7 +347,7 @@ def compose_policy(env: gym.Env, policy: ComposerPolicy, *, beam: int = 1,
                 continue
             counters["expanded"] += 1
             lp = policy.log_probs(state, mask)
-            step_rewards = env.oracle.check(state)[1]
+            step_rewards = env.oracle.step_rewards(state)
             order = np.argsort(-lp)[:beam]
             for action in order.tolist():
                 if not mask[action]:

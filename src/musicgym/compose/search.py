@@ -33,7 +33,7 @@ def _env(env: gym.Env) -> CounterpointEnv:
 
 def _step(env: CounterpointEnv, state: CounterpointState, action: int) -> tuple[float, bool]:
     """Apply ``action`` to ``state`` as ``env.step`` would: (reward, episode over)."""
-    reward = float(env.oracle.check(state)[1][action])
+    reward = float(env.oracle.step_rewards(state)[action])
     state.add(int(ACTION_MOVES[action]), int(ACTION_DURATIONS[action]))
     if state.finished:
         scores = score_piece(state, coefs=env.scoring_coefs, params=env.scoring_fn_params)
@@ -409,7 +409,7 @@ def guided_beam_search(env: gym.Env, *, seed: int = 0, beam_width: int = 1000,
             if not allowed:
                 continue  # a dead end (only when lookahead is off or gave up)
             counters["expanded"] += 1
-            step_rewards = env.oracle.check(state)[1]
+            step_rewards = env.oracle.step_rewards(state)
             last, time = state.positions[-1], state.time
             for action in allowed:
                 counters["children"] += 1

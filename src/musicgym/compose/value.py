@@ -217,7 +217,7 @@ def compose_value_beam(env: gym.Env, policy: ComposerPolicy, value: ComposerValu
                 continue
             counters["expanded"] += 1
             lp = policy.log_probs(state, mask)
-            step_rewards = env.oracle.check(state)[1]
+            step_rewards = env.oracle.step_rewards(state)
             for action in np.argsort(-lp)[:top_k].tolist():
                 if not mask[action]:
                     continue

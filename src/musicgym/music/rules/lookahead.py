@@ -52,6 +52,9 @@ _SEARCH_ORDER = np.lexsort((np.abs(ACTION_MOVES), -ACTION_DURATIONS))
 _MOVES, _DURATIONS = ACTION_MOVES.tolist(), ACTION_DURATIONS.tolist()
 
 
+_NO_PENALTIES = np.zeros(len(ACTION_MOVES))  # every candidate's reward without penalty rules
+_NO_PENALTIES.flags.writeable = False
+
 _EXERCISES_STARTED = 0  # oracles that chose their path (see CounterpointOracle's compiled)
 
 
@@ -125,6 +128,14 @@ class CounterpointOracle:
             verdict = self.ruleset.check(state, *self._static(state), self._shared)
             self._verdicts[key] = verdict
         return verdict
+
+    def step_rewards(self, state: CounterpointState) -> np.ndarray:
+        """The penalty reward of each of the 60 candidates (the second part of :meth:`check`,
+        the same values), without judging the state where no rule is a penalty (the env's
+        default: every rule a mask), for a search that needs only the rewards. Read only."""
+        if not self.ruleset.penalty_rules:
+            return _NO_PENALTIES
+        return self.check(state)[1]
 
     def _static(self, state: CounterpointState) -> tuple:
         """The state's candidates, frame mask and static rules' verdicts, and the cache of
