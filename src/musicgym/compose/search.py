@@ -397,17 +397,14 @@ def guided_beam_search(env: gym.Env, *, seed: int = 0, beam_width: int = 1000,
         masks = [env.oracle.mask(node.state) for node in nodes]
         if prior is not None:  # one call for the whole group: the prior may batch
             priors = prior([node.state for node in nodes], masks)
-        for j, node in enumerate(nodes):
-            state, mask = node.state, masks[j]
-            if prior is not None:
-                log_probs = priors[j]
-                if prior_top_k is not None and mask.sum() > prior_top_k:
-                    keep = np.zeros_like(mask)
-                    keep[np.argsort(-log_probs)[:prior_top_k]] = True
-                    mask = keep & mask
-            allowed = np.flatnonzero(mask).tolist()
+        for j, allowed in enumerate(_allowed_actions(masks, priors if prior is not None
+                                                     else None, prior_top_k)):
             if not allowed:
                 continue  # a dead end (only when lookahead is off or gave up)
+            node = nodes[j]
+            state = node.state
+            if prior is not None:
+                log_probs = priors[j]
             counters["expanded"] += 1
             step_rewards = env.oracle.step_rewards(state)
             last, time = state.positions[-1], state.time
@@ -541,6 +538,28 @@ def _fux_estimate(facts: tuple, child: _Node, time: int, move: int, midi: int,
     climax = {1: 1.0, 2: 0.5}.get(n_extreme, 0.0)
     variety = max(0.0, 1.0 - 0.25 * n_rep)
     return 0.5 * (imperfect + contrary + steps + climax + variety + 1.0)
+
+
+def _allowed_actions(masks: list[np.ndarray], priors: np.ndarray | None,
+                     top_k: int | None) -> list[list[int]]:
+    """The actions :func:`guided_beam_search` tries from each state of a group, in action
+    order: those its mask allows, and with a prior's log-probabilities and ``top_k``, only the
+    ``top_k`` likeliest of them where more are allowed. All rows at once: the same actions as
+    one row at a time (each row is sorted by the same algorithm)."""
+    if not masks:
+        return []
+    allowed = np.stack(masks)
+    if priors is not None and top_k is not None:
+        many = np.flatnonzero(allowed.sum(axis=1) > top_k)
+        if len(many):
+            top = np.argsort(-priors[many], axis=1)[:, :top_k]
+            keep = np.zeros((len(many), allowed.shape[1]), dtype=bool)
+            keep[np.arange(len(many))[:, None], top] = True
+            allowed[many] &= keep
+    rows, actions = np.nonzero(allowed)
+    ends = np.cumsum(np.bincount(rows, minlength=len(masks))).tolist()
+    actions = actions.tolist()
+    return [actions[start:end] for start, end in zip([0, *ends[:-1]], ends, strict=True)]
 
 
 def _prune(nodes: list, beam_width: int, noise: float, rng: np.random.Generator) -> list:
