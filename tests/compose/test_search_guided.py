@@ -72,3 +72,21 @@ def test_step_rewards_are_the_checks_rewards_with_and_without_penalty_rules(repl
             if state.finished:
                 break
     assert penalised > 0
+
+
+def test_guided_search_gives_the_garbage_collector_back_as_it_found_it():
+    import gc
+
+    env = CounterpointEnv(species=2)
+    assert gc.isenabled()
+    first = guided_beam_search(env, beam_width=5)
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        assert guided_beam_search(env, beam_width=5) == first
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+    with pytest.raises(ConfigError):
+        guided_beam_search(env, beam_width=0)
+    assert gc.isenabled()
