@@ -90,3 +90,31 @@ def test_guided_search_gives_the_garbage_collector_back_as_it_found_it():
     with pytest.raises(ConfigError):
         guided_beam_search(env, beam_width=0)
     assert gc.isenabled()
+
+
+
+def test_compiled_masks_read_by_future_key_are_the_compiled_paths_and_fresh():
+    # the oracle keeps the compiled path's masks by future key (a search meets the same
+    # future many times): the same masks as the Python path's, each a fresh array, also when
+    # the compiled memo is emptied or a dead-end search runs out of budget
+    from musicgym.music.rules import STRICT_RULES, RuleSet
+    from musicgym.music.rules.lookahead import CounterpointOracle
+    from musicgym.music.rules.species import ACTION_DURATIONS, ACTION_MOVES, CounterpointState
+
+    env = CounterpointEnv("fux_dorian", species=5)
+    _, actions = guided_beam_search(env, beam_width=20)
+    for options in ({}, {"max_cache_size": 5}, {"node_budget": 3}):
+        kept, python = (CounterpointOracle(RuleSet("counterpoint", masks=STRICT_RULES),
+                                           compiled=compiled, **options)
+                        for compiled in (True, False))
+        for _ in range(2):  # the second time the masks are read back by key
+            state = CounterpointState(env.setup)
+            for action in actions:
+                mask = kept.mask(state)
+                np.testing.assert_array_equal(mask, python.mask(state))
+                mask[:] = False  # the caller's own array
+                assert kept.mask(state).any()
+                state.add(int(ACTION_MOVES[action]), int(ACTION_DURATIONS[action]))
+                if state.finished:
+                    break
+        assert kept._fast is not None and kept._fast_masks
