@@ -130,18 +130,27 @@ def features(state: CounterpointState, mask: np.ndarray) -> np.ndarray:
     return out
 
 
-_SHARES: dict[int, np.ndarray] = {}
+_SHARES = np.zeros((1, 1), dtype=np.float32)
+_DURATION_COLUMN = np.full(EIGHTHS_PER_BAR + 1, 2)  # _DURATION_INDEX (default 2) as an array
+for _duration, _index in _DURATION_INDEX.items():
+    _DURATION_COLUMN[_duration] = _index
+_MOVE_COLUMNS = 19 + 15 * np.arange(3) + 7  # one-hot blocks of the last three moves
+_CLASS_COLUMNS = 78 + 7 * np.arange(2)  # of the interval classes to this bar's cantus, next's
 
 
-def _shares(n: int) -> np.ndarray:
-    """``k`` notes' share of ``n`` as :func:`features` sums it (``1 / n`` added ``k`` times
-    in float32, so rounded step by step), for k = 0..n: the batched features read it here so
-    that their values are the same to the bit."""
-    found = _SHARES.get(n)
-    if found is None:
-        found = _SHARES[n] = np.concatenate([np.zeros(1, np.float32), np.cumsum(
-            np.full(n, 1.0 / n, dtype=np.float32), dtype=np.float32)])
-    return found
+def _shares(n_max: int) -> np.ndarray:
+    """Row ``n``, column ``k``: ``k`` notes' share of ``n`` as :func:`features` sums it
+    (``1 / n`` added ``k`` times in float32, so rounded step by step), for every n <= n_max:
+    the batched features read it here so that their values are the same to the bit."""
+    global _SHARES
+    if len(_SHARES) <= n_max:
+        size = max(n_max + 1, 2 * len(_SHARES))
+        table = np.zeros((size, size), dtype=np.float32)
+        for n in range(1, size):
+            table[n, 1:n + 1] = np.cumsum(np.full(n, 1.0 / n, dtype=np.float32),
+                                          dtype=np.float32)
+        _SHARES = table
+    return _SHARES
 
 
 def features_batch(states: list[CounterpointState], masks: list[np.ndarray]) -> np.ndarray:
@@ -176,6 +185,7 @@ def features_batch(states: list[CounterpointState], masks: list[np.ndarray]) -> 
     ends = np.cumsum(n_notes)
     notes = np.array(flat, dtype=np.int64)
     pos = notes[ends - 1]
+    column = pos[:, None]
     rows_index = np.arange(n_states)
     low, high, total = setup.lowest_position, setup.highest_position, setup.total_eighths
     n_bars = setup.n_bars
@@ -183,24 +193,20 @@ def features_batch(states: list[CounterpointState], masks: list[np.ndarray]) -> 
     out[rows_index, 5 + time % EIGHTHS_PER_BAR] = 1.0
     out[:, 13] = time / total
     out[:, 14] = (total - time) / (EIGHTHS_PER_BAR * 16)
-    duration_index = np.full(n_states, 2)
-    for duration, index in _DURATION_INDEX.items():
-        duration_index[last_duration == duration] = index
-    out[rows_index, 15 + duration_index] = 1.0
-    for k in range(3):
-        move = table[:, 3 + k]
-        some = move != 99
-        out[rows_index[some], 19 + 15 * k + move[some] + 7] = 1.0
+    out[rows_index, 15 + _DURATION_COLUMN[last_duration]] = 1.0
+    moves = table[:, 3:6]  # the last three moves, the latest first (99: none)
+    some = moves != 99
+    out[np.broadcast_to(rows_index[:, None], moves.shape)[some],
+        (_MOVE_COLUMNS + moves)[some]] = 1.0
     out[:, 64] = (pos - low) / max(1, high - low)
     out[:, 65] = (pos - setup.end_position) / 14.0
     out[:, 66] = (high - pos) / 14.0
     out[rows_index, 67 + pos % 7] = 1.0
     bar = np.minimum(time // EIGHTHS_PER_BAR, n_bars - 1)
-    cf = np.asarray(setup.cantus_positions, dtype=np.int64)
-    for k in range(4):
-        out[:, 74 + k] = (cf[np.minimum(bar + k, n_bars - 1)] - pos) / 14.0
-    for k in range(2):
-        out[rows_index, 78 + 7 * k + (pos - cf[np.minimum(bar + k, n_bars - 1)]) % 7] = 1.0
+    cf = np.asarray(setup.cantus_positions, dtype=np.int64)[
+        np.minimum(bar[:, None] + np.arange(4), n_bars - 1)]
+    out[:, 74:78] = (cf - column) / 14.0
+    out[rows_index[:, None], _CLASS_COLUMNS + (column - cf[:, :2]) % 7] = 1.0
     out[:, 92] = float(setup.counterpoint_above)
     out[rows_index, 93 + np.minimum(table[:, 6], 7)] = 1.0
     peak = table[:, 7]
@@ -213,18 +219,14 @@ def features_batch(states: list[CounterpointState], masks: list[np.ndarray]) -> 
     near = np.abs(step) <= 7
     counts = np.bincount(owner[near] * 15 + step[near] + 7, minlength=15 * n_states
                          ).reshape(n_states, 15)
-    for n in np.unique(n_notes).tolist():
-        these = n_notes == n
-        out[these, 104:119] = _shares(n)[counts[these]]
+    out[:, 104:119] = _shares(int(n_notes.max()))[n_notes[:, None], counts]
     # the last 9 notes, the current one first (the current one again where there are fewer)
-    recent = np.empty((n_states, 9), dtype=np.int64)
-    for k in range(9):
-        recent[:, k] = np.where(k < n_notes, notes[np.maximum(ends - 1 - k, 0)], pos)
-    for k in range(8):
-        out[:, 119 + k] = np.where(k + 1 < n_notes, (recent[:, k + 1] - pos) / 7.0, 0.0)
-    for k, size in enumerate((5, 7, 9)):
-        window = recent[:, :size]
-        out[:, 127 + k] = (window.max(axis=1) - window.min(axis=1)) / 7.0
+    back = np.arange(9)
+    written = back < n_notes[:, None]
+    recent = np.where(written, notes[np.maximum(ends[:, None] - 1 - back, 0)], column)
+    out[:, 119:127] = np.where(written[:, 1:], (recent[:, 1:] - column) / 7.0, 0.0)
+    spans = (np.maximum.accumulate(recent, axis=1) - np.minimum.accumulate(recent, axis=1))
+    out[:, 127:130] = spans[:, [4, 6, 8]] / 7.0
     out[:, 130:130 + N_ACTIONS] = np.asarray(masks)
     out[:, 190] = table[:, 9]
     out[:, 191] = last_duration == EIGHTHS_PER_BAR
