@@ -379,7 +379,7 @@ def guided_beam_search(env: gym.Env, *, seed: int = 0, beam_width: int = 1000,
     total, final_bar = setup.total_eighths, setup.final_bar_eighth
     keep_tail = max(narrow_size, 8)
     xlogx = [0.0] + [k * math.log(k) for k in range(1, 512)]
-    counters = {"expanded": 0, "children": 0, "evaluations": 0}
+    n_expanded = n_children = n_evaluations = 0
 
     if fux:
         from musicgym.music.rules.quality import (
@@ -426,18 +426,27 @@ def guided_beam_search(env: gym.Env, *, seed: int = 0, beam_width: int = 1000,
             state = node.state
             if prior is not None:
                 log_probs = priors[j]
-            counters["expanded"] += 1
+            n_expanded += 1
             step_rewards = env.oracle.step_rewards(state)
             last, time = state.positions[-1], state.time
+            # what every child of this node shares, looked up once
+            node_counts, node_peak, node_clogc = node.counts, node.peak, node.clogc
+            node_reward, node_narrow = node.reward, node.narrow
+            n = node.n_notes + 1
+            log_n = math.log(n)
+            head = node.tail[1 - keep_tail:]
+            if 2 <= narrow_size <= n:  # the narrow-range window's notes before the child's
+                window = head[len(head) + 1 - narrow_size:]
+                window_max, window_min = max(window), min(window)
             for action in allowed:
-                counters["children"] += 1
+                n_children += 1
                 move = _MOVES[action]
                 child = _Node()
                 child.parent, child.action, child.state = node, action, None
-                child.time = time + _DURATIONS[action]
-                child.reward = reward = node.reward + float(step_rewards[action])
-                if child.time >= final_bar:  # the end note follows: score the piece
-                    counters["evaluations"] += 1
+                child.time = child_time = time + _DURATIONS[action]
+                child.reward = reward = node_reward + float(step_rewards[action])
+                if child_time >= final_bar:  # the end note follows: score the piece
+                    n_evaluations += 1
                     finished = child.make_state()
                     reward += score_piece(finished, coefs=env.scoring_coefs,
                                           params=env.scoring_fn_params)["total"]
@@ -451,28 +460,31 @@ def guided_beam_search(env: gym.Env, *, seed: int = 0, beam_width: int = 1000,
                     continue
                 position = last + move
                 index = position - low
-                counts = list(node.counts)
+                counts = list(node_counts)
                 old = counts[index]
                 counts[index] = old + 1
                 child.counts = tuple(counts)
-                child.clogc = node.clogc - xlogx[old] + xlogx[old + 1]
-                child.n_notes = n = node.n_notes + 1
-                child.skips = node.skips + (move > 1 or move < -1)
-                if position > node.peak:
-                    child.peak, child.repeats = position, 0
+                child.clogc = clogc = node_clogc - xlogx[old] + xlogx[old + 1]
+                child.n_notes = n
+                child.skips = skips = node.skips + (move > 1 or move < -1)
+                if position > node_peak:
+                    child.peak, child.repeats = peak, repeats = position, 0
                 else:
-                    child.peak = node.peak
-                    child.repeats = node.repeats + (position == node.peak)
-                child.tail = tail = (*node.tail[1 - keep_tail:], position)
-                narrow = node.narrow
-                if n >= narrow_size:
-                    window = tail[-narrow_size:]
+                    child.peak = peak = node_peak
+                    child.repeats = repeats = node.repeats + (position == node_peak)
+                child.tail = (*head, position)
+                narrow = node_narrow
+                if 2 <= narrow_size <= n:
+                    narrow -= narrow_of[(position if position > window_max else window_max)
+                                        - (position if position < window_min else window_min)]
+                elif n >= narrow_size:
+                    window = (*head, position)[-narrow_size:]
                     narrow -= narrow_of[max(window) - min(window)]
                 child.narrow = narrow
-                progress = child.time / total
-                entropy = (math.log(n) - child.clogc / n) / log_pitches
-                climax = (1.0 - dup_pen * child.repeats
-                          - shortage_pen * (high - child.peak) * progress)
+                progress = child_time / total
+                entropy = (log_n - clogc / n) / log_pitches
+                climax = (1.0 - dup_pen * repeats
+                          - shortage_pen * (high - peak) * progress)
                 if fux:
                     child.estimate = reward + _fux_estimate(
                         node.fux, child, time, move, pos_midi[position], cf_midi, offset,
@@ -481,18 +493,19 @@ def guided_beam_search(env: gym.Env, *, seed: int = 0, beam_width: int = 1000,
                 else:
                     child.estimate = (reward + c_ent * entropy + c_narrow * narrow
                                       + c_climax * climax
-                                      + c_skips * best_skips[min(child.skips, max_skips)])
+                                      + c_skips * best_skips[min(skips, max_skips)])
                 if avoided:
-                    child.same = node.same + int(same_at[time:child.time, position].sum())
+                    child.same = node.same + int(same_at[time:child_time, position].sum())
                     child.estimate -= same_scale * child.same
                 else:
                     child.same = 0
                 if use_logp:
                     child.logp = node.logp + float(log_probs[action])
                     child.estimate += prior_weight * child.logp
-                groups.setdefault(child.time, []).append(child)
+                groups.setdefault(child_time, []).append(child)
     if stats is not None:
-        stats.update(counters, objective=float(best_value))
+        stats.update(expanded=n_expanded, children=n_children, evaluations=n_evaluations,
+                     objective=float(best_value))
     return best
 
 
