@@ -153,11 +153,13 @@ def _shares(n_max: int) -> np.ndarray:
     return _SHARES
 
 
-def features_batch(states: list[CounterpointState], masks: list[np.ndarray]) -> np.ndarray:
+def features_batch(states: list[CounterpointState], masks: list[np.ndarray] | np.ndarray
+                   ) -> np.ndarray:
     """:func:`features` of many states at once (float32, shape ``(len(states),
     n_features())``), the same values to the bit: one pass of array operations over the
-    batch instead of one Python call a state, which is most of what the policy costs inside
-    a search. States of different exercises are handled one exercise at a time."""
+    batch instead of one Python call a state, which was most of what the policy cost inside
+    a search. ``masks``: one per state (a list, or stacked). A batch whose states belong to
+    different exercises is made one state at a time."""
     n_states = len(states)
     out = np.zeros((n_states, n_features()), dtype=np.float32)
     if not n_states:
@@ -274,7 +276,7 @@ class ComposerPolicy:
         if not states:
             return np.zeros((0, N_ACTIONS))
         m = np.stack(masks)
-        z = self.logits(features_batch(states, masks)).astype(np.float64)
+        z = self.logits(features_batch(states, m)).astype(np.float64)
         z = np.where(m, z, -np.inf)
         top = z.max(axis=1, keepdims=True)
         top = np.where(np.isfinite(top), top, 0.0)  # a state with nothing allowed
