@@ -30,6 +30,7 @@ import numpy as np
 
 from musicgym.compose import mlp
 from musicgym.compose.policy import ComposerPolicy, features, n_features
+from musicgym.compose.search import _step_rewards
 from musicgym.errors import ConfigError
 from musicgym.music.rules import score_piece
 from musicgym.music.rules.species import (
@@ -217,7 +218,7 @@ def compose_value_beam(env: gym.Env, policy: ComposerPolicy, value: ComposerValu
                 continue
             counters["expanded"] += 1
             lp = policy.log_probs(state, mask)
-            step_rewards = env.oracle.step_rewards(state)
+            step_rewards = _step_rewards(env.oracle, state)
             for action in np.argsort(-lp)[:top_k].tolist():
                 if not mask[action]:
                     continue
