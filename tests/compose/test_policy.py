@@ -12,6 +12,7 @@ from musicgym.compose.policy import (
     ComposerPolicy,
     compose_policy,
     features,
+    features_batch,
     n_features,
     policy_guided_search,
 )
@@ -29,6 +30,53 @@ def test_features_hold_the_mask_and_the_species():
     assert x.shape == (n_features(),) and x.dtype == np.float32
     assert np.array_equal(x[-2 - N_ACTIONS:-2], mask.astype(np.float32))
     assert x[2] == 1.0 and x[:5].sum() == 1.0  # species 3, one-hot
+
+
+def test_batched_features_equal_one_state_at_a_time_to_the_bit():
+    # the shipped weights read these values: the batch must not change one bit of them
+    policy = ComposerPolicy.load("builtin")
+    seen = []
+    for name, species in (("fux_phrygian", 5), ("fux_aeolian", 2), ("rl_musician", 4)):
+        env = CounterpointEnv(name, species=species)
+
+        def prior(states, masks):
+            batch = features_batch(states, masks)
+            one = np.stack([features(s, m) for s, m in zip(states, masks, strict=True)])
+            assert np.array_equal(batch.view(np.uint32), one.view(np.uint32))
+            seen.append(len(states))
+            return policy.log_probs_batch(states, masks)
+
+        guided_beam_search(env, beam_width=20, prior=prior, prior_top_k=3)
+    assert sum(seen) > 500 and max(seen) == 20
+    other = CounterpointEnv("fux_dorian", species=3)  # states of two exercises in one batch
+    states = [CounterpointState(env.setup), CounterpointState(other.setup)]
+    masks = [env.oracle.mask(states[0]), other.oracle.mask(states[1])]
+    assert np.array_equal(features_batch(states, masks),
+                          np.stack([features(s, m) for s, m in zip(states, masks, strict=True)]))
+    assert features_batch([], []).shape == (0, n_features())
+
+
+# (cantus, species, width, logp weight) -> (return, sha256 of the actions' repr, states
+# expanded), recorded before the search was made faster: the same pieces, the same work
+RECORDED_POLICY_SEARCH = {
+    ("rl_musician", 5, 40, 0.0): (2.907464976502419, "7cc11db7941400f5", 2157),
+    ("fux_dorian", 5, 40, 0.1): (2.87080299287823, "d0f9b864e9ea412a", 1942),
+    ("fux_lydian", 3, 40, 0.1): (2.818769050379128, "d591d9530b3799ff", 1406),
+    ("fux_mixolydian", 4, 40, 0.0): (2.727974103324789, "39926e5dc7496df8", 739),
+}
+
+
+@pytest.mark.parametrize("case", sorted(RECORDED_POLICY_SEARCH))
+def test_policy_guided_search_writes_the_recorded_pieces(case):
+    import hashlib
+
+    name, species, width, logp_weight = case
+    stats = {}
+    ret, actions = policy_guided_search(
+        CounterpointEnv(name, species=species), ComposerPolicy.load("builtin"),
+        beam_width=width, logp_weight=logp_weight, stats=stats)
+    digest = hashlib.sha256(repr(actions).encode()).hexdigest()[:16]
+    assert (ret, digest, stats["expanded"]) == RECORDED_POLICY_SEARCH[case]
 
 
 def test_builtin_policy_is_shipped_with_its_command():

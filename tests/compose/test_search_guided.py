@@ -50,3 +50,71 @@ def test_diversity_makes_pieces_differ_at_little_cost():
         guided_beam_search(env, diversity=-1)
     with pytest.raises(ConfigError, match="objective"):
         guided_beam_search(env, objective="best")
+
+
+
+def test_step_rewards_are_the_checks_rewards_with_and_without_penalty_rules(replay):
+    # the searches read only the step rewards: without penalty rules they are zero and the
+    # state is not judged for them; with one they are check's, and the return replays
+    from musicgym.music.rules.species import ACTION_DURATIONS, ACTION_MOVES, CounterpointState
+
+    penalised = 0
+    for env in (CounterpointEnv(species=5),
+                CounterpointEnv(species=5, penalties={"absence_of_parallel_perfects": 0.5})):
+        reward, actions = guided_beam_search(env, beam_width=10)
+        assert replay(env, actions)[0] == pytest.approx(reward)
+        state = CounterpointState(env.setup)
+        for action in actions:
+            rewards = env.oracle.step_rewards(state)
+            assert np.array_equal(rewards, env.oracle.check(state)[1])
+            penalised += int((rewards < 0).sum())
+            state.add(int(ACTION_MOVES[action]), int(ACTION_DURATIONS[action]))
+            if state.finished:
+                break
+    assert penalised > 0
+
+
+def test_guided_search_gives_the_garbage_collector_back_as_it_found_it():
+    import gc
+
+    env = CounterpointEnv(species=2)
+    assert gc.isenabled()
+    first = guided_beam_search(env, beam_width=5)
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        assert guided_beam_search(env, beam_width=5) == first
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+    with pytest.raises(ConfigError):
+        guided_beam_search(env, beam_width=0)
+    assert gc.isenabled()
+
+
+
+def test_compiled_masks_read_by_future_key_are_the_compiled_paths_and_fresh():
+    # the oracle keeps the compiled path's masks by future key (a search meets the same
+    # future many times): the same masks as the Python path's, each a fresh array, also when
+    # the compiled memo is emptied or a dead-end search runs out of budget
+    from musicgym.music.rules import STRICT_RULES, RuleSet
+    from musicgym.music.rules.lookahead import CounterpointOracle
+    from musicgym.music.rules.species import ACTION_DURATIONS, ACTION_MOVES, CounterpointState
+
+    env = CounterpointEnv("fux_dorian", species=5)
+    _, actions = guided_beam_search(env, beam_width=20)
+    for options in ({}, {"max_cache_size": 5}, {"node_budget": 3}):
+        kept, python = (CounterpointOracle(RuleSet("counterpoint", masks=STRICT_RULES),
+                                           compiled=compiled, **options)
+                        for compiled in (True, False))
+        for _ in range(2):  # the second time the masks are read back by key
+            state = CounterpointState(env.setup)
+            for action in actions:
+                mask = kept.mask(state)
+                np.testing.assert_array_equal(mask, python.mask(state))
+                mask[:] = False  # the caller's own array
+                assert kept.mask(state).any()
+                state.add(int(ACTION_MOVES[action]), int(ACTION_DURATIONS[action]))
+                if state.finished:
+                    break
+        assert kept._fast is not None and kept._fast_masks

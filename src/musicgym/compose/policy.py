@@ -28,6 +28,7 @@ import gymnasium as gym
 import numpy as np
 
 from musicgym.compose import mlp
+from musicgym.compose.search import _step_rewards
 from musicgym.errors import ConfigError
 from musicgym.music.rules import score_piece
 from musicgym.music.rules.species import (
@@ -130,6 +131,111 @@ def features(state: CounterpointState, mask: np.ndarray) -> np.ndarray:
     return out
 
 
+_SHARES = np.zeros((1, 1), dtype=np.float32)
+_DURATION_COLUMN = np.full(EIGHTHS_PER_BAR + 1, 2)  # _DURATION_INDEX (default 2) as an array
+for _duration, _index in _DURATION_INDEX.items():
+    _DURATION_COLUMN[_duration] = _index
+_MOVE_COLUMNS = 19 + 15 * np.arange(3) + 7  # one-hot blocks of the last three moves
+_CLASS_COLUMNS = 78 + 7 * np.arange(2)  # of the interval classes to this bar's cantus, next's
+
+
+def _shares(n_max: int) -> np.ndarray:
+    """Row ``n``, column ``k``: ``k`` notes' share of ``n`` as :func:`features` sums it
+    (``1 / n`` added ``k`` times in float32, so rounded step by step), for every n <= n_max:
+    the batched features read it here so that their values are the same to the bit."""
+    global _SHARES
+    if len(_SHARES) <= n_max:
+        size = max(n_max + 1, 2 * len(_SHARES))
+        table = np.zeros((size, size), dtype=np.float32)
+        for n in range(1, size):
+            table[n, 1:n + 1] = np.cumsum(np.full(n, 1.0 / n, dtype=np.float32),
+                                          dtype=np.float32)
+        _SHARES = table
+    return _SHARES
+
+
+def features_batch(states: list[CounterpointState], masks: list[np.ndarray] | np.ndarray
+                   ) -> np.ndarray:
+    """:func:`features` of many states at once (float32, shape ``(len(states),
+    n_features())``), the same values to the bit: one pass of array operations over the
+    batch instead of one Python call a state, which was most of what the policy cost inside
+    a search. ``masks``: one per state (a list, or stacked). A batch whose states belong to
+    different exercises is made one state at a time."""
+    n_states = len(states)
+    out = np.zeros((n_states, n_features()), dtype=np.float32)
+    if not n_states:
+        return out
+    setup = states[0].setup
+    if any(state.setup is not setup for state in states):
+        for j, state in enumerate(states):
+            out[j] = features(state, masks[j])
+        return out
+    # one row of plain numbers a state; the whole line's notes in one flat list
+    rows = []
+    flat: list[int] = []
+    for state in states:
+        moves, positions, durations = state.moves, state.positions, state.durations
+        n_moves = len(moves)
+        peak = max(positions)
+        rows.append((state.time, durations[-1], len(positions),
+                     moves[-1] if n_moves else 99, moves[-2] if n_moves > 1 else 99,
+                     moves[-3] if n_moves > 2 else 99,
+                     n_moves - moves.count(0) - moves.count(1) - moves.count(-1),
+                     peak, positions.count(peak), state.last_consonant))
+        flat += positions
+    table = np.array(rows, dtype=np.int64)
+    time, last_duration, n_notes = table[:, 0], table[:, 1], table[:, 2]
+    ends = np.cumsum(n_notes)
+    notes = np.array(flat, dtype=np.int64)
+    pos = notes[ends - 1]
+    column = pos[:, None]
+    rows_index = np.arange(n_states)
+    low, high, total = setup.lowest_position, setup.highest_position, setup.total_eighths
+    n_bars = setup.n_bars
+    out[:, setup.species - 1] = 1.0
+    out[rows_index, 5 + time % EIGHTHS_PER_BAR] = 1.0
+    out[:, 13] = time / total
+    out[:, 14] = (total - time) / (EIGHTHS_PER_BAR * 16)
+    out[rows_index, 15 + _DURATION_COLUMN[last_duration]] = 1.0
+    moves = table[:, 3:6]  # the last three moves, the latest first (99: none)
+    some = moves != 99
+    out[np.broadcast_to(rows_index[:, None], moves.shape)[some],
+        (_MOVE_COLUMNS + moves)[some]] = 1.0
+    out[:, 64] = (pos - low) / max(1, high - low)
+    out[:, 65] = (pos - setup.end_position) / 14.0
+    out[:, 66] = (high - pos) / 14.0
+    out[rows_index, 67 + pos % 7] = 1.0
+    bar = np.minimum(time // EIGHTHS_PER_BAR, n_bars - 1)
+    cf = np.asarray(setup.cantus_positions, dtype=np.int64)[
+        np.minimum(bar[:, None] + np.arange(4), n_bars - 1)]
+    out[:, 74:78] = (cf - column) / 14.0
+    out[rows_index[:, None], _CLASS_COLUMNS + (column - cf[:, :2]) % 7] = 1.0
+    out[:, 92] = float(setup.counterpoint_above)
+    out[rows_index, 93 + np.minimum(table[:, 6], 7)] = 1.0
+    peak = table[:, 7]
+    out[:, 101] = (peak - pos) / 14.0
+    out[:, 102] = (high - peak) / 14.0
+    out[:, 103] = np.minimum(table[:, 8] - 1, 3) / 3.0
+    # how often each note -7..+7 steps from the current one has sounded
+    owner = np.repeat(rows_index, n_notes)
+    step = notes - pos[owner]
+    near = np.abs(step) <= 7
+    counts = np.bincount(owner[near] * 15 + step[near] + 7, minlength=15 * n_states
+                         ).reshape(n_states, 15)
+    out[:, 104:119] = _shares(int(n_notes.max()))[n_notes[:, None], counts]
+    # the last 9 notes, the current one first (the current one again where there are fewer)
+    back = np.arange(9)
+    written = back < n_notes[:, None]
+    recent = np.where(written, notes[np.maximum(ends[:, None] - 1 - back, 0)], column)
+    out[:, 119:127] = np.where(written[:, 1:], (recent[:, 1:] - column) / 7.0, 0.0)
+    spans = (np.maximum.accumulate(recent, axis=1) - np.minimum.accumulate(recent, axis=1))
+    out[:, 127:130] = spans[:, [4, 6, 8]] / 7.0
+    out[:, 130:130 + N_ACTIONS] = np.asarray(masks)
+    out[:, 190] = table[:, 9]
+    out[:, 191] = last_duration == EIGHTHS_PER_BAR
+    return out
+
+
 class ComposerPolicy:
     """A trained composing policy (NumPy weights of an MLP with ReLU hidden layers).
 
@@ -171,8 +277,7 @@ class ComposerPolicy:
         if not states:
             return np.zeros((0, N_ACTIONS))
         m = np.stack(masks)
-        z = self.logits(np.stack([features(s, k) for s, k in zip(states, masks, strict=True)]
-                                 )).astype(np.float64)
+        z = self.logits(features_batch(states, m)).astype(np.float64)
         z = np.where(m, z, -np.inf)
         top = z.max(axis=1, keepdims=True)
         top = np.where(np.isfinite(top), top, 0.0)  # a state with nothing allowed
@@ -247,7 +352,7 @@ def compose_policy(env: gym.Env, policy: ComposerPolicy, *, beam: int = 1,
                 continue
             counters["expanded"] += 1
             lp = policy.log_probs(state, mask)
-            step_rewards = env.oracle.check(state)[1]
+            step_rewards = _step_rewards(env.oracle, state)
             order = np.argsort(-lp)[:beam]
             for action in order.tolist():
                 if not mask[action]:

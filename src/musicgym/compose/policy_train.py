@@ -116,6 +116,9 @@ class _PrefixOracle:
     def check(self, state: CounterpointState):
         return self._oracle.check(state)
 
+    def step_rewards(self, state: CounterpointState) -> np.ndarray:
+        return self._oracle.step_rewards(state)
+
 
 class _PrefixEnv:
     """What the guided search reads from an env, with the first notes forced."""

@@ -18,6 +18,9 @@ score, or ``reward_for_dead_end``), so replaying the actions in the env gives th
 
 from __future__ import annotations
 
+import functools
+import gc
+
 import gymnasium as gym
 import numpy as np
 
@@ -33,7 +36,7 @@ def _env(env: gym.Env) -> CounterpointEnv:
 
 def _step(env: CounterpointEnv, state: CounterpointState, action: int) -> tuple[float, bool]:
     """Apply ``action`` to ``state`` as ``env.step`` would: (reward, episode over)."""
-    reward = float(env.oracle.check(state)[1][action])
+    reward = float(_step_rewards(env.oracle, state)[action])
     state.add(int(ACTION_MOVES[action]), int(ACTION_DURATIONS[action]))
     if state.finished:
         scores = score_piece(state, coefs=env.scoring_coefs, params=env.scoring_fn_params)
@@ -41,6 +44,13 @@ def _step(env: CounterpointEnv, state: CounterpointState, action: int) -> tuple[
     if not env.oracle.mask(state).any():
         return reward + env.reward_for_dead_end, True
     return reward, False
+
+
+def _step_rewards(oracle, state: CounterpointState) -> np.ndarray:
+    """The penalty reward of each candidate note (``oracle.check(state)[1]``), by the oracle's
+    cheaper ``step_rewards`` where it has one (an oracle standing in for the env's may not)."""
+    step_rewards = getattr(oracle, "step_rewards", None)
+    return step_rewards(state) if step_rewards is not None else oracle.check(state)[1]
 
 
 def _rollout(env: CounterpointEnv, state: CounterpointState, rng: np.random.Generator,
@@ -228,6 +238,24 @@ def _objective(env: CounterpointEnv, state: CounterpointState, env_return: float
     return env_return
 
 
+def _gc_paused(search):
+    """Run ``search`` with Python's cyclic garbage collector paused (as it was before, after):
+    a search makes hundreds of thousands of small objects and no reference cycles (a node
+    points only to its parent), so the collector's passes over them, a fifth of a
+    policy-guided search's time, find nothing to free."""
+    @functools.wraps(search)
+    def paused(*args, **kwargs):
+        enabled = gc.isenabled()
+        gc.disable()
+        try:
+            return search(*args, **kwargs)
+        finally:
+            if enabled:
+                gc.enable()
+    return paused
+
+
+@_gc_paused
 def guided_beam_search(env: gym.Env, *, seed: int = 0, beam_width: int = 1000,
                        noise: float = 0.02, stats: dict | None = None,
                        objective: str = "rlm", avoid: list[list[int]] | None = None,
@@ -358,7 +386,7 @@ def guided_beam_search(env: gym.Env, *, seed: int = 0, beam_width: int = 1000,
     total, final_bar = setup.total_eighths, setup.final_bar_eighth
     keep_tail = max(narrow_size, 8)
     xlogx = [0.0] + [k * math.log(k) for k in range(1, 512)]
-    counters = {"expanded": 0, "children": 0, "evaluations": 0}
+    n_expanded = n_children = n_evaluations = 0
 
     if fux:
         from musicgym.music.rules.quality import (
@@ -397,29 +425,35 @@ def guided_beam_search(env: gym.Env, *, seed: int = 0, beam_width: int = 1000,
         masks = [env.oracle.mask(node.state) for node in nodes]
         if prior is not None:  # one call for the whole group: the prior may batch
             priors = prior([node.state for node in nodes], masks)
-        for j, node in enumerate(nodes):
-            state, mask = node.state, masks[j]
-            if prior is not None:
-                log_probs = priors[j]
-                if prior_top_k is not None and mask.sum() > prior_top_k:
-                    keep = np.zeros_like(mask)
-                    keep[np.argsort(-log_probs)[:prior_top_k]] = True
-                    mask = keep & mask
-            allowed = np.flatnonzero(mask).tolist()
+        for j, allowed in enumerate(_allowed_actions(masks, priors if prior is not None
+                                                     else None, prior_top_k)):
             if not allowed:
                 continue  # a dead end (only when lookahead is off or gave up)
-            counters["expanded"] += 1
-            step_rewards = env.oracle.check(state)[1]
+            node = nodes[j]
+            state = node.state
+            if prior is not None:
+                log_probs = priors[j]
+            n_expanded += 1
+            step_rewards = _step_rewards(env.oracle, state)
             last, time = state.positions[-1], state.time
+            # what every child of this node shares, looked up once
+            node_counts, node_peak, node_clogc = node.counts, node.peak, node.clogc
+            node_reward, node_narrow = node.reward, node.narrow
+            n = node.n_notes + 1
+            log_n = math.log(n)
+            head = node.tail[1 - keep_tail:]
+            if 2 <= narrow_size <= n:  # the narrow-range window's notes before the child's
+                window = head[len(head) + 1 - narrow_size:]
+                window_max, window_min = max(window), min(window)
             for action in allowed:
-                counters["children"] += 1
+                n_children += 1
                 move = _MOVES[action]
                 child = _Node()
                 child.parent, child.action, child.state = node, action, None
-                child.time = time + _DURATIONS[action]
-                child.reward = reward = node.reward + float(step_rewards[action])
-                if child.time >= final_bar:  # the end note follows: score the piece
-                    counters["evaluations"] += 1
+                child.time = child_time = time + _DURATIONS[action]
+                child.reward = reward = node_reward + float(step_rewards[action])
+                if child_time >= final_bar:  # the end note follows: score the piece
+                    n_evaluations += 1
                     finished = child.make_state()
                     reward += score_piece(finished, coefs=env.scoring_coefs,
                                           params=env.scoring_fn_params)["total"]
@@ -433,28 +467,31 @@ def guided_beam_search(env: gym.Env, *, seed: int = 0, beam_width: int = 1000,
                     continue
                 position = last + move
                 index = position - low
-                counts = list(node.counts)
+                counts = list(node_counts)
                 old = counts[index]
                 counts[index] = old + 1
                 child.counts = tuple(counts)
-                child.clogc = node.clogc - xlogx[old] + xlogx[old + 1]
-                child.n_notes = n = node.n_notes + 1
-                child.skips = node.skips + (move > 1 or move < -1)
-                if position > node.peak:
-                    child.peak, child.repeats = position, 0
+                child.clogc = clogc = node_clogc - xlogx[old] + xlogx[old + 1]
+                child.n_notes = n
+                child.skips = skips = node.skips + (move > 1 or move < -1)
+                if position > node_peak:
+                    child.peak, child.repeats = peak, repeats = position, 0
                 else:
-                    child.peak = node.peak
-                    child.repeats = node.repeats + (position == node.peak)
-                child.tail = tail = (*node.tail[1 - keep_tail:], position)
-                narrow = node.narrow
-                if n >= narrow_size:
-                    window = tail[-narrow_size:]
+                    child.peak = peak = node_peak
+                    child.repeats = repeats = node.repeats + (position == node_peak)
+                child.tail = (*head, position)
+                narrow = node_narrow
+                if 2 <= narrow_size <= n:
+                    narrow -= narrow_of[(position if position > window_max else window_max)
+                                        - (position if position < window_min else window_min)]
+                elif n >= narrow_size:
+                    window = (*head, position)[-narrow_size:]
                     narrow -= narrow_of[max(window) - min(window)]
                 child.narrow = narrow
-                progress = child.time / total
-                entropy = (math.log(n) - child.clogc / n) / log_pitches
-                climax = (1.0 - dup_pen * child.repeats
-                          - shortage_pen * (high - child.peak) * progress)
+                progress = child_time / total
+                entropy = (log_n - clogc / n) / log_pitches
+                climax = (1.0 - dup_pen * repeats
+                          - shortage_pen * (high - peak) * progress)
                 if fux:
                     child.estimate = reward + _fux_estimate(
                         node.fux, child, time, move, pos_midi[position], cf_midi, offset,
@@ -463,18 +500,19 @@ def guided_beam_search(env: gym.Env, *, seed: int = 0, beam_width: int = 1000,
                 else:
                     child.estimate = (reward + c_ent * entropy + c_narrow * narrow
                                       + c_climax * climax
-                                      + c_skips * best_skips[min(child.skips, max_skips)])
+                                      + c_skips * best_skips[min(skips, max_skips)])
                 if avoided:
-                    child.same = node.same + int(same_at[time:child.time, position].sum())
+                    child.same = node.same + int(same_at[time:child_time, position].sum())
                     child.estimate -= same_scale * child.same
                 else:
                     child.same = 0
                 if use_logp:
                     child.logp = node.logp + float(log_probs[action])
                     child.estimate += prior_weight * child.logp
-                groups.setdefault(child.time, []).append(child)
+                groups.setdefault(child_time, []).append(child)
     if stats is not None:
-        stats.update(counters, objective=float(best_value))
+        stats.update(expanded=n_expanded, children=n_children, evaluations=n_evaluations,
+                     objective=float(best_value))
     return best
 
 
@@ -541,6 +579,28 @@ def _fux_estimate(facts: tuple, child: _Node, time: int, move: int, midi: int,
     climax = {1: 1.0, 2: 0.5}.get(n_extreme, 0.0)
     variety = max(0.0, 1.0 - 0.25 * n_rep)
     return 0.5 * (imperfect + contrary + steps + climax + variety + 1.0)
+
+
+def _allowed_actions(masks: list[np.ndarray], priors: np.ndarray | None,
+                     top_k: int | None) -> list[list[int]]:
+    """The actions :func:`guided_beam_search` tries from each state of a group, in action
+    order: those its mask allows, and with a prior's log-probabilities and ``top_k``, only the
+    ``top_k`` likeliest of them where more are allowed. All rows at once: the same actions as
+    one row at a time (each row is sorted by the same algorithm)."""
+    if not masks:
+        return []
+    allowed = np.stack(masks)
+    if priors is not None and top_k is not None:
+        many = np.flatnonzero(allowed.sum(axis=1) > top_k)
+        if len(many):
+            top = np.argsort(-priors[many], axis=1)[:, :top_k]
+            keep = np.zeros((len(many), allowed.shape[1]), dtype=bool)
+            keep[np.arange(len(many))[:, None], top] = True
+            allowed[many] &= keep
+    rows, actions = np.nonzero(allowed)
+    ends = np.cumsum(np.bincount(rows, minlength=len(masks))).tolist()
+    actions = actions.tolist()
+    return [actions[start:end] for start, end in zip([0, *ends[:-1]], ends, strict=True)]
 
 
 def _prune(nodes: list, beam_width: int, noise: float, rng: np.random.Generator) -> list:

@@ -30,6 +30,7 @@ import numpy as np
 
 from musicgym.compose import mlp
 from musicgym.compose.policy import ComposerPolicy, features, n_features
+from musicgym.compose.search import _gc_paused, _step_rewards
 from musicgym.errors import ConfigError
 from musicgym.music.rules import score_piece
 from musicgym.music.rules.species import (
@@ -164,6 +165,7 @@ def _positive_int(name: str, value) -> int:
     return int(value)
 
 
+@_gc_paused
 def compose_value_beam(env: gym.Env, policy: ComposerPolicy, value: ComposerValue, *,
                        beam: int = 16, top_k: int = 6, logp_weight: float = 0.2,
                        stats: dict | None = None) -> tuple[float, list[int]]:
@@ -217,7 +219,7 @@ def compose_value_beam(env: gym.Env, policy: ComposerPolicy, value: ComposerValu
                 continue
             counters["expanded"] += 1
             lp = policy.log_probs(state, mask)
-            step_rewards = env.oracle.check(state)[1]
+            step_rewards = _step_rewards(env.oracle, state)
             for action in np.argsort(-lp)[:top_k].tolist():
                 if not mask[action]:
                     continue

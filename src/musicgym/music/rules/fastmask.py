@@ -60,6 +60,9 @@ _N = len(_MOVES)
 # scalar state fields: time, bar code, where the motion began (MIDI), whether the last note
 # was consonant, how many notes the note arrays hold, the last note's duration
 _TIME, _CODE, _MOTION, _CONS, _NPOS, _DURATION_LAST, _NSCALARS = range(7)
+# where exercise_array keeps the number of states in state_mask's memo of masks (it falls
+# back to 0 when the memo is emptied)
+SAFE_MEMO_SIZE = _NSETUP + 1
 
 
 def supports(ruleset) -> bool:

@@ -52,6 +52,11 @@ _SEARCH_ORDER = np.lexsort((np.abs(ACTION_MOVES), -ACTION_DURATIONS))
 _MOVES, _DURATIONS = ACTION_MOVES.tolist(), ACTION_DURATIONS.tolist()
 
 
+_NO_PENALTIES = np.zeros(len(ACTION_MOVES))  # every candidate's reward without penalty rules
+_NO_PENALTIES.flags.writeable = False
+
+_FAST_MASKS_SIZE = 200_000  # compiled masks kept by future key (then the memo answers)
+
 _EXERCISES_STARTED = 0  # oracles that chose their path (see CounterpointOracle's compiled)
 
 
@@ -98,6 +103,7 @@ class CounterpointOracle:
         self.ruleset = ruleset
         self.compiled = compiled
         self._fast: list | None = None  # the compiled path's exercise arrays and memos
+        self._fast_masks: dict[tuple, np.ndarray] = {}  # its masks, by future key
         self.cached = cacheable(ruleset)
         self.lookahead = lookahead and self.cached
         self.node_budget = node_budget
@@ -125,6 +131,14 @@ class CounterpointOracle:
             verdict = self.ruleset.check(state, *self._static(state), self._shared)
             self._verdicts[key] = verdict
         return verdict
+
+    def step_rewards(self, state: CounterpointState) -> np.ndarray:
+        """The penalty reward of each of the 60 candidates (the second part of :meth:`check`,
+        the same values), without judging the state where no rule is a penalty (the env's
+        default: every rule a mask), for a search that needs only the rewards. Read only."""
+        if not self.ruleset.penalty_rules:
+            return _NO_PENALTIES
+        return self.check(state)[1]
 
     def _static(self, state: CounterpointState) -> tuple:
         """The state's candidates, frame mask and static rules' verdicts, and the cache of
@@ -179,10 +193,23 @@ class CounterpointOracle:
         if self.compiled and not state.finished:
             fast = self._fast or self._start_compiled(state.setup)
             if fast:
+                # the compiled memo's answer by future key, read here without the call
+                # (which costs microseconds even when it only reads its memo)
+                key = state.future_key()
+                mask = self._fast_masks.get(key)
+                if mask is not None:
+                    return mask.copy()
+                exercise = fast[0]
+                n_safe = exercise[self._n_safe]
                 mask, fast[1], fast[2] = self._state_mask(
-                    fast[0], fast[1], fast[2],
+                    exercise, fast[1], fast[2],
                     self._state_array(state, self.node_budget, self.lookahead,
                                       self.max_cache_size), state.midi_at_eighth)
+                if exercise[self._n_safe] < n_safe or len(self._fast_masks) > _FAST_MASKS_SIZE:
+                    # the memo was emptied (its later answers may differ where a search ran
+                    # out of budget): keep only answers it holds now
+                    self._fast_masks.clear()
+                self._fast_masks[key] = mask.copy()
                 return mask
         rule_mask = self._rule_mask(state)[0]
         if not self.lookahead:
@@ -213,6 +240,7 @@ class CounterpointOracle:
             self.compiled = False
             return False
         self._state_mask, self._state_array = fastmask.state_mask, fastmask.state_array
+        self._n_safe = fastmask.SAFE_MEMO_SIZE
         self._fast = [fastmask.exercise_array(setup, self.ruleset), fastmask.new_memo(),
                       fastmask.new_memo()]
         return self._fast

@@ -281,10 +281,16 @@ class CounterpointState:
     def copy(self) -> CounterpointState:
         """An independent copy (the set-up is shared)."""
         new = object.__new__(CounterpointState)
-        new.__dict__.update(self.__dict__)
-        for name in ("positions", "midis", "starts", "durations", "moves"):
-            setattr(new, name, list(getattr(self, name)))
-        new.midi_at_eighth = self.midi_at_eighth.copy()
+        # the attributes copied as one dict, spelled out rather than looped over by name: a
+        # search copies a state per node kept
+        fields = self.__dict__.copy()
+        fields["positions"] = self.positions[:]
+        fields["midis"] = self.midis[:]
+        fields["starts"] = self.starts[:]
+        fields["durations"] = self.durations[:]
+        fields["moves"] = self.moves[:]
+        fields["midi_at_eighth"] = self.midi_at_eighth.copy()
+        new.__dict__ = fields
         return new
 
     def signature(self) -> tuple:
