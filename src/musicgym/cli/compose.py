@@ -84,7 +84,7 @@ def add_parser(subparsers) -> None:
                         "the better piece is kept")
     p.add_argument("--policy-search", type=int, metavar="WIDTH",
                    help="policy with --policy-value: the width of the policy-guided search "
-                        "run beside the value beam (default 200, in species 3 and 5 100; "
+                        "run beside the value beam (default 200, in species 5 300; "
                         "0: the value beam alone)")
     p.add_argument("--ppo-timesteps", type=int,
                    help="ppo: training budget in env steps (default 20000)")

@@ -48,10 +48,11 @@ BUILTIN_VALUE = Path(__file__).resolve().parent.parent / "data" / "composers" / 
 _NO_MASK = np.zeros(N_ACTIONS, dtype=bool)
 _NARROW_SIZE = 9  # RL-Musician's narrow_ranges window (notes)
 # compose_value_and_search's defaults per species, chosen on the validation split
-# (docs/compose.md): the widest settings whose pieces stay under 1 s of CPU on a loaded
+# (docs/compose.md): the best settings there whose pieces stay under 1 s of CPU on a loaded
 # 2-core machine. The policy-guided search's width (species 3 and 5 write 4 notes a bar, so
-# their searches cost twice as much) and the value beam's (left out in species 5)
-DEFAULT_SEARCH_WIDTH = {1: 200, 2: 200, 3: 100, 4: 200, 5: 100}
+# their searches cost twice as much; species 5: the widest at 0.6 s mean CPU on validation
+# once the search got 2.1x cheaper per state) and the value beam's (left out in species 5)
+DEFAULT_SEARCH_WIDTH = {1: 200, 2: 200, 3: 200, 4: 200, 5: 300}
 DEFAULT_VALUE_BEAM = {1: 16, 2: 16, 3: 16, 4: 16, 5: 0}
 
 
@@ -273,8 +274,8 @@ def compose_value_and_search(env: gym.Env, policy: ComposerPolicy, value: Compos
     top_k, logp_weight : keyword-only
         The value beam's other settings.
     search_width : int or None, keyword-only
-        The policy-guided search's width (0: leave it out); ``None`` (default): 200, but 100
-        in species 3 and 5 (``DEFAULT_SEARCH_WIDTH``).
+        The policy-guided search's width (0: leave it out); ``None`` (default): 200, but 300
+        in species 5 (``DEFAULT_SEARCH_WIDTH``).
     search_top_k, search_logp : keyword-only
         The policy-guided search's other settings.
     stats : dict or None, keyword-only
