@@ -318,3 +318,22 @@ def test_vector_env_with_several_targets_on_threads():
         runs.append(out)
     for a, b in zip(*runs, strict=True):
         assert np.array_equal(a, b)
+
+
+def test_finite_sound_spans_is_the_spans_and_the_finiteness_check():
+    from musicgym.audio.distances import _finite_sound_spans, all_finite
+
+    rng = np.random.default_rng(9)
+    audio = np.zeros((9, 777), np.float32)
+    for row, (lo, hi) in enumerate([(0, 777), (0, 1), (776, 777), (63, 64), (100, 600)]):
+        audio[row, lo:hi] = rng.uniform(-1.0, 1.0, hi - lo)
+    audio[6, 50] = -0.0
+    want = np.empty((9, 2), np.int64)
+    _sound_spans(audio, want)
+    got = np.full((9, 2), -1, np.int64)
+    assert _finite_sound_spans(audio, got) and np.array_equal(got, want)
+    assert _finite_sound_spans(audio[2:7], got[:5]) and np.array_equal(got[:5], want[2:7])
+    for bad in (np.nan, np.inf, -np.inf):
+        x = audio.copy()
+        x[8, 776] = bad
+        assert not all_finite(x) and not _finite_sound_spans(x, got)

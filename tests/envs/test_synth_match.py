@@ -325,3 +325,28 @@ def test_threads_option_gives_the_same_bits(env_id, observation):
     assert np.array_equal(obs1, obs[5]) and reward1 == reward[5]
     with pytest.raises(ConfigError, match="threads"):
         gym.make_vec(env_id, num_envs=2, threads=0)
+
+
+def test_vector_env_clips_read_as_zeros_after_an_autoreset():
+    """One-step episodes: the autoreset call leaves the clips to be zeroed when read (the
+    next step overwrites them); reading them in between gives zeros, and the next step the
+    same bits either way."""
+    runs = []
+    for peek in (False, True):
+        env = gym.make_vec("musicgym/Kick-v0", num_envs=8)
+        env.action_space.seed(5)
+        env.reset(seed=5)
+        out = []
+        for _ in range(4):
+            obs, reward, _, _, info = env.step(env.action_space.sample())
+            if peek:
+                clips = env.unwrapped.clips
+                assert np.abs(clips).max() > 0 if info["_clip_distance"].any() \
+                    else not clips.any()
+            out += [obs, reward, info["clip_distance"]]
+            if info["_clip_distance"].any():  # a rendering call: the clips it wrote
+                out.append(env.unwrapped.clips.copy())
+        runs.append(out)
+    assert len(runs[0]) == 14  # two rendering calls (with their clips), two autoresets
+    for a, b in zip(*runs, strict=True):
+        assert np.array_equal(a, b, equal_nan=True)

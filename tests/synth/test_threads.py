@@ -111,3 +111,81 @@ def test_vector_env_steps_on_threads_are_bit_identical(monkeypatch, env_id):
         runs.append(out)
     for a, b in zip(*runs, strict=True):
         assert np.array_equal(a, b, equal_nan=True)
+
+
+def test_run_blocks_pool_runs_every_block_and_raises_their_errors():
+    """The spinning pool: every block once, on the caller's thread for block 0; an error of
+    any block reaches the caller (after every block finished); calls nested in a block and
+    calls from several threads at once fall back to a plain pool; the pool is still usable
+    after an error."""
+    import threading
+
+    from musicgym.threads import run_blocks
+
+    seen = np.zeros(5, np.int64)
+
+    def fill(k, lo, hi):
+        seen[lo:hi] += k + 1
+
+    blocks = [(0, 1), (1, 3), (3, 5)]
+    for _ in range(200):  # waits both spinning and asleep (short and long gaps)
+        run_blocks(fill, blocks)
+    assert seen.tolist() == [200, 400, 400, 600, 600]
+    caller = []
+    run_blocks(lambda k, lo, hi: caller.append(threading.get_ident()) if k == 0 else None,
+               blocks)
+    assert caller == [threading.get_ident()]
+
+    finished = []
+
+    def fail(k, lo, hi):
+        finished.append(k)
+        if k == 2:
+            raise ValueError("block 2")
+
+    with pytest.raises(ValueError, match="block 2"):
+        run_blocks(fail, blocks)
+    assert sorted(finished) == [0, 1, 2]
+    with pytest.raises(KeyError):
+        run_blocks(lambda k, lo, hi: {}[k] if k == 0 else None, blocks)
+
+    nested = np.zeros(4, np.int64)
+
+    def outer(k, lo, hi):
+        run_blocks(lambda j, a, b: nested.__setitem__(2 * k + j, 1), [(0, 1), (1, 2)])
+
+    run_blocks(outer, [(0, 1), (1, 2)])
+    assert nested.tolist() == [1, 1, 1, 1]
+
+    totals = np.zeros(4, np.int64)
+
+    def caller_thread(t):
+        for _ in range(50):
+            run_blocks(lambda k, lo, hi: totals.__setitem__(t, totals[t] + 1), blocks)
+
+    threads = [threading.Thread(target=caller_thread, args=(t,)) for t in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert totals.tolist() == [150] * 4
+
+
+def test_run_blocks_pool_works_in_a_forked_child():
+    """Threads do not survive a fork: a child (e.g. SubprocVecEnv's) makes a new pool."""
+    import multiprocessing
+
+    from musicgym.threads import run_blocks
+
+    run_blocks(lambda k, lo, hi: None, [(0, 1), (1, 2)])  # the parent's pool exists
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(1) as pool:
+        assert pool.apply(_blocks_in_child, ()) == [1, 2, 3]
+
+
+def _blocks_in_child() -> list[int]:
+    from musicgym.threads import run_blocks
+
+    out = [0, 0, 0]
+    run_blocks(lambda k, lo, hi: out.__setitem__(k, k + 1), [(0, 1), (1, 2), (2, 3)])
+    return out

@@ -19,6 +19,7 @@ from gymnasium import spaces
 from musicgym.audio.distances import (
     Distance,
     MultiResolutionSTFT,
+    _finite_sound_spans,
     _sound_spans,
     all_finite,
     make_distance,
@@ -367,9 +368,7 @@ class MatchCore:
         k = int(steps[rows[0]])
         span = slice(k * self.seg, (k + 1) * self.seg)
         direct = len(rows) == clips.shape[0] and (rows == np.arange(len(rows))).all()
-        if direct and self.total_step == 1 and self.patch.backend == "numpy" \
-                and isinstance(self.distance, MultiResolutionSTFT) \
-                and (targets[rows] == targets[rows[0]]).all():
+        if self.steps_in_blocks(clips, targets, rows):
             return self._step_blocks(clips, steps, targets, actions, rows)
         if direct:  # every row, in order: render straight into the clips (no array, no copy)
             params = self.pmap.params(actions, len(rows))
@@ -392,6 +391,15 @@ class MatchCore:
             clip_distance = self.clip_distances(clips, targets, rows, k, running, cache)
         return {"reward": reward.astype(np.float32), "params": params,
                 "clip_distance": clip_distance, "stft_cache": cache}
+
+    def steps_in_blocks(self, clips: np.ndarray, targets: np.ndarray, rows: np.ndarray) -> bool:
+        """Whether :meth:`step` of ``rows`` takes :meth:`_step_blocks`: one-step episodes of
+        every row, in order, with the NumPy engine, the MR-STFT and one target. That step
+        writes every sample of ``clips`` before reading any (the vector env then need not
+        zero them at the reset before)."""
+        return len(rows) == clips.shape[0] and self.total_step == 1 \
+            and self.patch.backend == "numpy" and isinstance(self.distance, MultiResolutionSTFT) \
+            and (rows == np.arange(len(rows))).all() and (targets[rows] == targets[rows[0]]).all()
 
     def _step_blocks(self, clips, steps, targets, actions, rows) -> dict:
         """:meth:`step` for one-step episodes of every row (the NumPy engine, the MR-STFT, one
@@ -419,10 +427,11 @@ class MatchCore:
         def render(j: int, lo: int, hi: int) -> None:
             block = patch.render(params[lo:hi], n_samples=self.seg, progress=False,
                                  left_only=True, out=seg[lo:hi])
-            if not all_finite(block):  # sanitised in place
+            # one read of the block for both
+            if not _finite_sound_spans(block, spans[lo:hi]):  # sanitised in place
                 np.nan_to_num(block, copy=False, nan=0.0, posinf=AUDIO_BOUND,
                               neginf=-AUDIO_BOUND)
-            _sound_spans(block, spans[lo:hi])
+                _sound_spans(block, spans[lo:hi])
 
         run_blocks(render, blocks)
         distance = self.distance  # its threads: the env's (set in __init__) or the caller's

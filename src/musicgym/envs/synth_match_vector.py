@@ -61,16 +61,27 @@ class SynthMatchVectorEnv(VectorEnv):
         self.single_observation_space = self.core.observation_space
         self.action_space = batch_space(self.single_action_space, self.num_envs)
         self.observation_space = batch_space(self.single_observation_space, self.num_envs)
-        self.clips = np.zeros((self.num_envs, self.core.clip_len), dtype=np.float32)
+        self._clips = np.zeros((self.num_envs, self.core.clip_len), dtype=np.float32)
+        self._zero_clips = False  # every row was reset and its clip not zeroed yet
         self.steps = np.zeros(self.num_envs, dtype=np.int64)
         self.targets = np.zeros(self.num_envs, dtype=np.int64)
         self._needs_reset = np.zeros(self.num_envs, dtype=bool)
         self.running = self.core.new_running(self.num_envs)  # running clip distance state
         self._last: list[dict] = [{} for _ in range(self.num_envs)]  # for the text render
 
+    @property
+    def clips(self) -> np.ndarray:
+        """(B, clip samples) float32: each row's clip so far (zeros after a reset)."""
+        if self._zero_clips:
+            self._clips.fill(0.0)
+            self._zero_clips = False
+        return self._clips
+
     def _reset_rows(self, rows: np.ndarray) -> None:
         if len(rows) == self.num_envs:
-            self.clips.fill(0.0)  # every row (one-step episodes): a plain fill, no gather
+            # every row (one-step episodes): zeroed when next read (the clips property), so
+            # not at all when the next step overwrites every sample first (0.2 ms at B = 64)
+            self._zero_clips = True
         else:
             self.clips[rows] = 0.0
         self.steps[rows] = 0
@@ -113,6 +124,8 @@ class SynthMatchVectorEnv(VectorEnv):
         groups = np.unique(self.steps[active])
         for k in groups:
             rows = active[self.steps[active] == k]
+            if self._zero_clips and self.core.steps_in_blocks(self._clips, self.targets, rows):
+                self._zero_clips = False  # this step writes every sample of every clip
             out = self.core.step(self.clips, self.steps, self.targets,
                                  self._rows_of(actions, rows), rows, self.running)
             rewards[rows] = out["reward"]
