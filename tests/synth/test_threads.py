@@ -189,3 +189,23 @@ def _blocks_in_child() -> list[int]:
     out = [0, 0, 0]
     run_blocks(lambda k, lo, hi: out.__setitem__(k, k + 1), [(0, 1), (1, 2), (2, 3)])
     return out
+
+
+@pytest.mark.parametrize("name", [*EXAMPLES, *EXTRA])
+def test_chunk_rows_samples_does_not_change_the_audio(name):
+    """A patch's own chunk size (the vector env's render blocks set one) gives the same bits:
+    here chunks of 1,024 samples (2,048 for one row) against one for the whole render."""
+    if name in EXAMPLES:
+        code, _ = EXAMPLES[name]
+        patch = Patch(code, samples=example_samples(), threads=1)
+        params = default_params(name, patch.params).reshape(1, -1) if patch.n_params else None
+        params = None if params is None else \
+            np.repeat(params, 19, axis=0) * np.linspace(0.5, 1.5, 19)[:, None]
+    else:
+        patch = Patch(EXTRA[name], threads=1)
+        params = _rows(patch, 19, np.random.default_rng(1))
+    whole = patch.render(params, seconds=0.3)
+    patch.chunk_rows_samples = 1 << 11
+    chunked = patch.render(params, seconds=0.3, left_only=True)
+    assert np.abs(whole).max() > 0
+    assert np.array_equal(whole[:, 0], chunked, equal_nan=True)

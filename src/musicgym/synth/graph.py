@@ -32,9 +32,11 @@ CHUNK_ROWS_SAMPLES = 1 << 19
 _TEMPORARIES = 1
 
 
-def chunk_length(batch: int) -> int:
-    """Samples per chunk for an acyclic graph: a multiple of 128 between 1024 and CHUNK."""
-    return int(min(CHUNK, max(1024, (CHUNK_ROWS_SAMPLES // max(1, batch)) // 128 * 128)))
+def chunk_length(batch: int, rows_samples: int | None = None) -> int:
+    """Samples per chunk for an acyclic graph: a multiple of 128 between 1024 and CHUNK
+    (``rows_samples``: samples x rows per chunk, default CHUNK_ROWS_SAMPLES)."""
+    rows_samples = CHUNK_ROWS_SAMPLES if rows_samples is None else rows_samples
+    return int(min(CHUNK, max(1024, (rows_samples // max(1, batch)) // 128 * 128)))
 
 
 @dataclass
@@ -180,8 +182,10 @@ class Graph:
 class Runner:
     """One render's live node instances for a batch of parameter sets."""
 
-    def __init__(self, graph: Graph, ctx: Context, resolve) -> None:
+    def __init__(self, graph: Graph, ctx: Context, resolve,
+                 chunk_rows_samples: int | None = None) -> None:
         self.graph = graph
+        self.chunk_rows_samples = chunk_rows_samples  # None: CHUNK_ROWS_SAMPLES
         self.ctx = ctx
         self.nodes = {}
         for i in graph.order:
@@ -201,7 +205,8 @@ class Runner:
             target = out if padded == n_total else np.empty(out.shape[:2] + (padded,), F32)
             step = BLOCK
         else:
-            padded, target, step = n_total, out, chunk_length(self.ctx.batch)
+            padded, target, step = n_total, out, chunk_length(self.ctx.batch,
+                                                              self.chunk_rows_samples)
         while self.start < padded:
             n = min(step, padded - self.start)
             self._advance(target[:, :, self.start:self.start + n], n)

@@ -124,6 +124,13 @@ class Patch:
         A node the NumPy backend does not run (use ``backend="glicol"``).
     """
 
+    chunk_rows_samples: int | None = None
+    """Samples x rows per chunk of an acyclic graph's render, for each thread's block of rows
+    (None: the graph's ``CHUNK_ROWS_SAMPLES``, chosen for the engine benchmark's B = 64 1 s
+    renders on one thread). The audio does not depend on it: every node keeps its state
+    between chunks. The sound-matching vector env's step sets its own (see
+    ``musicgym.envs.matching``)."""
+
     def __init__(
         self,
         code: str,
@@ -340,7 +347,8 @@ class Patch:
                           compat=self.compat, samples=self.samples)
             ctx.params = params[lo:hi]
             # the first block's progress stands for the render's (the blocks run side by side)
-            Runner(self.graph, ctx, lambda arg: resolve(arg, ctx)).run(
+            Runner(self.graph, ctx, lambda arg: resolve(arg, ctx),
+                   self.chunk_rows_samples).run(
                 out[lo:hi], bar if k == 0 else None)
 
         try:
