@@ -131,3 +131,28 @@ def test_chunk_rows_samples_does_not_change_the_audio(name):
     chunked = patch.render(params, seconds=0.3, left_only=True)
     assert np.abs(whole).max() > 0
     assert np.array_equal(whole[:, 0], chunked, equal_nan=True)
+
+
+@pytest.mark.parametrize("name", ["kick", "fm", "bassline"])
+def test_prepare_left_runs_the_render_elsewhere(name):
+    """``prepare_left``: the checks and set-up now, the kernels later on another thread; the
+    same bits as ``render(left_only=True)``, and the same errors."""
+    import threading
+
+    from musicgym.errors import RenderLimitError
+
+    code, _ = EXAMPLES[name]
+    patch = Patch(code, samples=example_samples(), threads=1)
+    params = np.repeat(default_params(name, patch.params).reshape(1, -1), 9, axis=0)
+    params = params * np.linspace(0.5, 1.5, 9)[:, None]
+    want = patch.render(params, n_samples=20000, left_only=True)
+    out = np.full((9, 20000), np.nan, np.float32)
+    run = patch.prepare_left(params, 20000, out)
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join()
+    assert np.abs(want).max() > 0 and np.array_equal(out, want)
+    with pytest.raises(RenderLimitError, match="out must be"):
+        patch.prepare_left(params, 20000, np.empty((9, 2, 20000), np.float32))
+    with pytest.raises(RenderLimitError, match="n_samples"):
+        patch.prepare_left(params, 0, out)

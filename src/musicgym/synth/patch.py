@@ -314,6 +314,37 @@ class Patch:
             return out
         return audio[:, 0, :] if left_only else audio
 
+    def prepare_left(self, params, n_samples: int, out: np.ndarray):
+        """The Python half of ``render(params, n_samples=n_samples, left_only=True, out=out)``
+        on one thread (the NumPy backend): the same checks, then the nodes' set-up. Returns a
+        function that runs the compiled kernels into ``out`` (the same bits as that render),
+        on any thread: a caller rendering blocks of rows side by side does the set-ups first,
+        so its threads' renders do not wait for each other's Python (the GIL)."""
+        if self.backend != "numpy":
+            raise RenderLimitError("prepare_left runs the NumPy backend only")
+        params = self.check_params(params)
+        if not isinstance(n_samples, (int, np.integer)) or n_samples < 1:
+            raise RenderLimitError(f"n_samples must be a positive integer, got {n_samples!r}")
+        self.n_samples(n_samples / self.sr)
+        n = int(n_samples)
+        self._check_memory(params, n)
+        shape = (params.shape[0], n)
+        if not isinstance(out, np.ndarray) or out.shape != shape or out.dtype != F32 \
+                or not out.flags.writeable:
+            raise RenderLimitError(
+                f"out must be a writeable float32 array of shape {shape}, got "
+                f"{getattr(out, 'dtype', type(out).__name__)} {getattr(out, 'shape', '')}")
+        ctx = Context(batch=params.shape[0], sr=self.sr, bpm=self.bpm, seed=self.seed,
+                      compat=self.compat, samples=self.samples)
+        ctx.params = params
+        runner = Runner(self.graph, ctx, lambda arg: resolve(arg, ctx), self.chunk_rows_samples)
+
+        def run() -> np.ndarray:
+            runner.run(out[:, None, :])
+            return out
+
+        return run
+
     def _check_memory(self, params: np.ndarray, n: int) -> None:
         """Refuse, before allocating anything, a render whose estimated peak is over max_bytes."""
         batch = params.shape[0]
