@@ -360,3 +360,14 @@ def test_finite_sound_spans_on_random_rows():
     _sound_spans(audio, want)
     assert not _finite_sound_spans(audio, got)
     assert np.array_equal(got[7], want[7]) and want[7].tolist() == [1234, 1235]
+
+
+def test_finish_maps_special_values_as_nan_to_num():
+    d = make_distance("mrstft")
+    raw = np.array([np.nan, np.inf, -np.inf, -1.0, 0.0, -0.0, 0.5, 1e300, d.bound,
+                    np.nextafter(d.bound, np.inf), 3.0 + 1e-12])
+    want = np.clip(np.nan_to_num(raw, nan=d.bound, posinf=d.bound), 0.0, d.bound)
+    got = d.finish(raw)
+    assert got.dtype == np.float32 and got.tobytes() == want.astype(np.float32).tobytes()
+    assert d.finish(np.float64(np.nan)) == np.float32(d.bound)
+    assert d.finish(raw.reshape(1, -1)).shape == (1, raw.size)

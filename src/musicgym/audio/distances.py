@@ -63,7 +63,11 @@ class Distance:
 
     def finish(self, d) -> np.ndarray:
         """Raw distances as float32 in ``[0, bound]``: NaN and +inf become ``bound``."""
-        d = np.nan_to_num(np.asarray(d, dtype=np.float64), nan=self.bound, posinf=self.bound)
+        d = np.asarray(d, dtype=np.float64)
+        if d.ndim == 0:
+            d = np.nan_to_num(d, nan=self.bound, posinf=self.bound)
+        else:  # the same values without nan_to_num's Python overhead (80 us at B = 64)
+            d = np.where((d != d) | (d == np.inf), self.bound, d)  # -inf: clipped to 0
         return np.clip(d, 0.0, self.bound).astype(np.float32)
 
 
