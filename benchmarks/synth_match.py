@@ -119,19 +119,27 @@ def env_loop(env, budget_s: float, batch: int = 1,
         return batch_original(self, *args, on_rows=on_rows, **kwargs)
 
     spans_original = matching._sound_spans
+    # the render blocks' pass: the reward's silence scan with the (cheap, same-pass)
+    # finiteness check of the render
+    fused_original = matching._finite_sound_spans
 
-    def spans_timed(*args):  # the reward's silence scan, which the render blocks run
-        t = time.perf_counter()
-        try:
-            return spans_original(*args)
-        finally:
-            with lock:
-                spans_time[0] += time.perf_counter() - t
+    def timed_scan(original):
+        def scan(*args):
+            t = time.perf_counter()
+            try:
+                return original(*args)
+            finally:
+                with lock:
+                    spans_time[0] += time.perf_counter() - t
+        return scan
+
+    spans_timed, fused_timed = timed_scan(spans_original), timed_scan(fused_original)
 
     for name, original in originals.items():
         setattr(core, name, timing(original))
     MultiResolutionSTFT.batch = timing(batch_features_apart)
     matching._sound_spans = spans_timed
+    matching._finite_sound_spans = fused_timed
     env.action_space.seed(0)
     env.reset(seed=0)
     env.step(env.action_space.sample())  # warm-up (numba caches, target features)
@@ -152,6 +160,7 @@ def env_loop(env, budget_s: float, batch: int = 1,
         delattr(core, name)  # back to the class's methods
     MultiResolutionSTFT.batch = batch_original
     matching._sound_spans = spans_original
+    matching._finite_sound_spans = fused_original
     reward_s = reward_time[0] + (spans_time[0] - feature_time[0]) / threads
     return steps / elapsed, reward_s / elapsed, calls / elapsed
 
