@@ -371,3 +371,14 @@ def test_finish_maps_special_values_as_nan_to_num():
     assert got.dtype == np.float32 and got.tobytes() == want.astype(np.float32).tobytes()
     assert d.finish(np.float64(np.nan)) == np.float32(d.bound)
     assert d.finish(raw.reshape(1, -1)).shape == (1, raw.size)
+
+
+def test_sum_frames_is_numpys_float64_sum_to_the_bit():
+    from musicgym.audio.distances import _sum_frames
+
+    rng = np.random.default_rng(12)
+    for n_frames in [*range(1, 60), 87, 173, 174, 1000]:
+        for rows in (1, 8, 64):
+            x = (rng.standard_normal((rows, n_frames, 2))
+                 * rng.uniform(1e-3, 1e3, (rows, n_frames, 2))).astype(np.float32)
+            assert _sum_frames(x).tobytes() == x.sum(axis=1, dtype=np.float64).tobytes()

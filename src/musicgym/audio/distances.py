@@ -205,6 +205,25 @@ def _finite_sound_spans(audio, out) -> bool:
 
 
 @njit(cache=True, nogil=True, boundscheck=False)
+def _sum_frames(sums):
+    """``sums.sum(axis=1, dtype=np.float64)`` of (R, F, 2) float32 per-frame sums, to the
+    bit: NumPy adds the frames of each (row, column) one after the other in float64 (the
+    reduced axis is not the inner one), and so does this loop, without NumPy's buffered
+    casting (20 against 290 us for the three resolutions at B = 64; test against NumPy)."""
+    R, F, C = sums.shape
+    out = np.empty((R, C), np.float64)
+    for r in range(R):
+        a = 0.0
+        b = 0.0
+        for f in range(F):
+            a += np.float64(sums[r, f, 0])
+            b += np.float64(sums[r, f, 1])
+        out[r, 0] = a
+        out[r, 1] = b
+    return out
+
+
+@njit(cache=True, nogil=True, boundscheck=False)
 def _fill_silent(silent, first, f0, f1, count, keep, sums, mags, dest):
     """Frames outside ``f0 .. f1 - 1`` of rows ``dest`` are silent: their sums are the
     target's ``silent`` ones (from ``first``), their kept magnitudes zeros."""
@@ -493,7 +512,7 @@ class MultiResolutionSTFT(Distance):
         run_blocks(chunks, [(k, 0) for k in range(n_threads)])
         total = np.zeros(rows)
         for res, sums, _, _ in plan:
-            total += self._combine(sums.sum(axis=1, dtype=np.float64), res)
+            total += self._combine(_sum_frames(sums), res)
         return total / len(prepared.resolutions)
 
     # -- running distance of a clip that is written segment by segment ------------------------
