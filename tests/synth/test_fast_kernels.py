@@ -7,7 +7,6 @@ from numba import njit
 from musicgym.synth.nodes.envelopes import envperc_kernel
 from musicgym.synth.nodes.libm import sin_block, sin_turn, sinf
 from musicgym.synth.nodes.sources import (
-    _TWO_PI,
     SAW,
     SIN,
     SQU,
@@ -17,8 +16,6 @@ from musicgym.synth.nodes.sources import (
     _osc_const_fast,
     _osc_input,
     _osc_input_fast,
-    _sin_const,
-    _sin_input,
 )
 
 F32 = np.float32
@@ -29,22 +26,6 @@ def _sin_scalar(x, out):
     for i in range(x.size):
         v = x[i]
         out[i] = sin_turn(v) if v >= F32(0.0) else sinf(v)
-
-
-@njit(cache=False)
-def _sin_const_scalar(inc, phase, out):
-    """The sample-by-sample oscillator _sin_const replaced."""
-    B, n = out.shape
-    for b in range(B):
-        p = phase[b]
-        d = inc[b]
-        for i in range(n):
-            x = p * _TWO_PI
-            out[b, i] = sin_turn(x) if x >= F32(0.0) else sinf(x)
-            p = p + d
-            if p > F32(1.0):
-                p = p - F32(1.0)
-        phase[b] = p
 
 
 def _bits(a: np.ndarray) -> np.ndarray:
@@ -67,7 +48,7 @@ def test_sin_block_gives_the_scalar_bits():
     assert np.array_equal(_bits(got), _bits(want))
 
 
-def test_sin_const_gives_the_scalar_bits_and_phases():
+def test_sin_at_a_constant_frequency_gives_the_scalar_bits_and_phases():
     rng = np.random.default_rng(1)
     for batch, n in ((64, 3712), (13, 1000), (1, 7)):  # full and partial blocks of 8 rows
         inc = (rng.uniform(-200, 30000, batch) / 44100).astype(F32)  # negative, > sr / 2
@@ -76,8 +57,8 @@ def test_sin_const_gives_the_scalar_bits_and_phases():
         want, got = np.empty((batch, n), F32), np.empty((batch, n), F32)
         p_want, p_got = phase0.copy(), phase0.copy()
         for _ in range(2):  # two chunks: the phases carry over
-            _sin_const_scalar(inc, p_want, want)
-            _sin_const(inc, p_got, got)
+            _osc_const(SIN, inc, p_want, want)
+            _osc_const_fast(SIN, inc, p_got, got)
             assert np.array_equal(_bits(got), _bits(want))
             assert np.array_equal(p_got, p_want)
 
@@ -265,13 +246,14 @@ def test_sin_with_a_frequency_input_gives_the_scalar_bits():
     phase0 = rng.uniform(0, 1, batch).astype(F32)
     last0 = rng.uniform(0, 100, batch).astype(F32)
     want, got = np.empty((batch, n), F32), np.empty((batch, n), F32)
-    p_want, p_got, last = phase0.copy(), phase0.copy(), last0.copy()
+    p_want, p_got, last, last_got = phase0.copy(), phase0.copy(), last0.copy(), last0.copy()
     for _ in range(2):
         _osc_input(SIN, freq, F32(44100), False, p_want, last, want)
-        _sin_input(freq, F32(44100), p_got, got)
+        _osc_input_fast(SIN, freq, F32(44100), False, p_got, last_got, got)
         assert np.array_equal(_bits(got), _bits(want))
         assert np.array_equal(p_got, p_want, equal_nan=True)
-    assert np.array_equal(last, last0)  # sin never keeps a last frequency
+    # sin never keeps a last frequency
+    assert np.array_equal(last, last0) and np.array_equal(last_got, last0)
 
 
 def test_envperc_reuses_its_buffer_only_when_nothing_else_holds_it():

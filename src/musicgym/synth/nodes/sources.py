@@ -71,7 +71,7 @@ def _osc_input(kind, freq, sr, sticky, phase, last, out):
         last[b] = f_last
 
 
-_PHASE_ROWS = 8  # rows whose phases advance side by side in _sin_const, _sin_input (written out)
+_PHASE_ROWS = 8  # rows whose phases advance side by side in the fast kernels (written out)
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -86,7 +86,7 @@ def _osc_input_fast(kind, freq, sr, sticky, phase, last, out):
     """:func:`_osc_input` in passes per block of 8 rows: the increments ``freq / sr``
     (vectorised: in the serial loop the division bounded the speed; sticky: a 0 sample
     takes the increment of the last non-zero frequency, the same quotient), the phases (8
-    float32 chains side by side, as in :func:`_sin_const`) into ``out``, then the waveform
+    float32 chains side by side, as in :func:`_osc_const_fast`) into ``out``, then the waveform
     of every phase in place (vectorised; :func:`sin_block` for sin). The same operations
     sample by sample, so the same bits (tests/synth/test_fast_kernels.py)."""
     B, n = out.shape
@@ -171,9 +171,13 @@ def _wave_in_place(kind, y, xs):
 
 @njit(cache=True, nogil=True, boundscheck=False)
 def _osc_const_fast(kind, inc, phase, out):
-    """:func:`_osc_const` in two passes per block of 8 rows: the phases (8 float32 chains
-    side by side, as in :func:`_sin_const`) into ``out``, then the waveform in place. The
-    same operations sample by sample, so the same bits (tests/synth/test_fast_kernels.py)."""
+    """:func:`_osc_const` (every waveform; sin is the hot path of most patches) in two
+    passes per block of 8 rows: the phases (float32 accumulators, a serial chain per row: 8
+    rows side by side hide its latency) into ``out``, then the waveform in place
+    (:func:`_wave_in_place`; sin vectorised by :func:`sin_block`). The same operations sample
+    by sample, so the same bits (tests/synth/test_fast_kernels.py). The 8 phases are 8 local
+    variables, written out: kept in an array, each step went through memory (the compiler
+    cannot prove the stores leave it alone), and the phase pass took 1.8x as long."""
     B, n = out.shape
     W = _PHASE_ROWS
     xs = np.empty(n, dtype=F32)
@@ -218,115 +222,6 @@ def _osc_const_fast(kind, inc, phase, out):
             _wave_in_place(kind, out[b0 + j], xs)
 
 
-@njit(cache=True, nogil=True, boundscheck=False)
-def _sin_const(inc, phase, out):
-    """_osc_const specialised for sin (the hot path of most patches), in two passes per block
-    of rows: the phases (float32 accumulators, a serial chain per row: 8 rows side by side
-    hide its latency) times 2 pi into a scratch block, then :func:`sin_block`, which
-    vectorises the sine over them. The same operations as ``_wave(SIN, p)`` sample by sample,
-    so the same bits (tests/synth/test_fast_kernels.py). The 8 phases are 8 local variables,
-    written out: kept in an array, each step went through memory (the compiler cannot prove
-    the scratch stores leave it alone), and the phase pass took 1.8x as long."""
-    B, n = out.shape
-    W = _PHASE_ROWS
-    xs = np.empty((W, n), dtype=F32)
-    for b0 in range(0, B, W):
-        m = min(W, B - b0)
-        if m < W:  # the last rows one by one (a full block would advance idle lanes too)
-            for j in range(m):
-                q = phase[b0 + j]
-                dq = inc[b0 + j]
-                x = xs[j]
-                for i in range(n):
-                    x[i] = q * _TWO_PI
-                    q = _next_phase(q, dq)
-                phase[b0 + j] = q
-                sin_block(x, out[b0 + j])
-            continue
-        p0, p1, p2, p3 = phase[b0], phase[b0 + 1], phase[b0 + 2], phase[b0 + 3]
-        p4, p5, p6, p7 = phase[b0 + 4], phase[b0 + 5], phase[b0 + 6], phase[b0 + 7]
-        d0, d1, d2, d3 = inc[b0], inc[b0 + 1], inc[b0 + 2], inc[b0 + 3]
-        d4, d5, d6, d7 = inc[b0 + 4], inc[b0 + 5], inc[b0 + 6], inc[b0 + 7]
-        x0, x1, x2, x3, x4, x5, x6, x7 = xs[0], xs[1], xs[2], xs[3], xs[4], xs[5], xs[6], xs[7]
-        for i in range(n):  # eight independent chains
-            x0[i] = p0 * _TWO_PI
-            p0 = _next_phase(p0, d0)
-            x1[i] = p1 * _TWO_PI
-            p1 = _next_phase(p1, d1)
-            x2[i] = p2 * _TWO_PI
-            p2 = _next_phase(p2, d2)
-            x3[i] = p3 * _TWO_PI
-            p3 = _next_phase(p3, d3)
-            x4[i] = p4 * _TWO_PI
-            p4 = _next_phase(p4, d4)
-            x5[i] = p5 * _TWO_PI
-            p5 = _next_phase(p5, d5)
-            x6[i] = p6 * _TWO_PI
-            p6 = _next_phase(p6, d6)
-            x7[i] = p7 * _TWO_PI
-            p7 = _next_phase(p7, d7)
-        phase[b0], phase[b0 + 1], phase[b0 + 2], phase[b0 + 3] = p0, p1, p2, p3
-        phase[b0 + 4], phase[b0 + 5], phase[b0 + 6], phase[b0 + 7] = p4, p5, p6, p7
-        for j in range(W):
-            sin_block(xs[j], out[b0 + j])
-
-
-@njit(cache=True, nogil=True, boundscheck=False)
-def _sin_input(freq, sr, phase, out):
-    """_osc_input specialised for sin (FM), in three passes per block of 8 rows: the phase
-    increments ``freq / sr`` (a vectorised division: in the serial loop it bounded the
-    speed), the phases (8 float32 chains side by side, as in :func:`_sin_const`) times 2 pi,
-    then :func:`sin_block`. The same operations sample by sample, so the same bits
-    (tests/synth/test_fast_kernels.py)."""
-    B, n = out.shape
-    W = _PHASE_ROWS
-    xs = np.empty((W, n), dtype=F32)
-    ds = np.empty((W, n), dtype=F32)
-    for b0 in range(0, B, W):
-        m = min(W, B - b0)
-        for j in range(m):
-            f = freq[b0 + j]
-            d = ds[j]
-            for i in range(n):
-                d[i] = f[i] / sr
-        if m < W:  # the last rows one by one
-            for j in range(m):
-                q = phase[b0 + j]
-                x = xs[j]
-                d = ds[j]
-                for i in range(n):
-                    x[i] = q * _TWO_PI
-                    q = _next_phase(q, d[i])
-                phase[b0 + j] = q
-                sin_block(x, out[b0 + j])
-            continue
-        p0, p1, p2, p3 = phase[b0], phase[b0 + 1], phase[b0 + 2], phase[b0 + 3]
-        p4, p5, p6, p7 = phase[b0 + 4], phase[b0 + 5], phase[b0 + 6], phase[b0 + 7]
-        d0, d1, d2, d3, d4, d5, d6, d7 = ds[0], ds[1], ds[2], ds[3], ds[4], ds[5], ds[6], ds[7]
-        x0, x1, x2, x3, x4, x5, x6, x7 = xs[0], xs[1], xs[2], xs[3], xs[4], xs[5], xs[6], xs[7]
-        for i in range(n):  # eight independent chains
-            x0[i] = p0 * _TWO_PI
-            p0 = _next_phase(p0, d0[i])
-            x1[i] = p1 * _TWO_PI
-            p1 = _next_phase(p1, d1[i])
-            x2[i] = p2 * _TWO_PI
-            p2 = _next_phase(p2, d2[i])
-            x3[i] = p3 * _TWO_PI
-            p3 = _next_phase(p3, d3[i])
-            x4[i] = p4 * _TWO_PI
-            p4 = _next_phase(p4, d4[i])
-            x5[i] = p5 * _TWO_PI
-            p5 = _next_phase(p5, d5[i])
-            x6[i] = p6 * _TWO_PI
-            p6 = _next_phase(p6, d6[i])
-            x7[i] = p7 * _TWO_PI
-            p7 = _next_phase(p7, d7[i])
-        phase[b0], phase[b0 + 1], phase[b0 + 2], phase[b0 + 3] = p0, p1, p2, p3
-        phase[b0 + 4], phase[b0 + 5], phase[b0 + 6], phase[b0 + 7] = p4, p5, p6, p7
-        for j in range(W):
-            sin_block(xs[j], out[b0 + j])
-
-
 class Oscillator(Node):
     kind = SIN
     channels = 1
@@ -341,13 +236,8 @@ class Oscillator(Node):
 
     def process(self, inputs, start, n):
         out = np.empty((self.ctx.batch, 1, n), dtype=F32) if self.n_inputs == 0 else self.zeros(n)
-        if self.n_inputs == 0 and self.kind == SIN:
-            _sin_const(self.inc, self.phase, out[:, 0, :])
-        elif self.n_inputs == 0:
+        if self.n_inputs == 0:
             _osc_const_fast(self.kind, self.inc, self.phase, out[:, 0, :])
-        elif self.n_inputs == 1 and self.kind == SIN:
-            _sin_input(np.ascontiguousarray(mono(inputs[0])), F32(self.ctx.sr), self.phase,
-                       out[:, 0, :])
         elif self.n_inputs == 1:
             freq = np.ascontiguousarray(mono(inputs[0]))
             _osc_input_fast(self.kind, freq, F32(self.ctx.sr), self.kind != SIN, self.phase,
