@@ -48,6 +48,14 @@ def _coefficients(cutoff, q, sr, highpass):
     return a0, a1, a0, F32(-2.0) * gamma, F32(2.0) * beta
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _biquad_step(x0, x1, x2, y1, y2, a0, a1, a2, b1, b2, fixed):
+    """One sample of the biquad recursion. Without ``fixed`` the engine multiplies a0 by a
+    state that stays 0 (a0 * 0 keeps NaN/inf faithful)."""
+    head = a0 * x0 if fixed else a0 * F32(0.0)
+    return head + a1 * x1 + a2 * x2 - b1 * y1 - b2 * y2
+
+
 @njit(cache=True, nogil=True)
 def biquad_kernel(x, cutoff, q, sr, highpass, fixed, state, out):
     """Run the biquad over x (B, n) with a per-sample cutoff (B, n); state (B, 4) x1 x2 y1 y2."""
@@ -66,9 +74,7 @@ def biquad_kernel(x, cutoff, q, sr, highpass, fixed, state, out):
                 a0, a1, a2, b1, b2 = _coefficients(c, qb, sr, highpass)
                 last = c
             x0 = x[b, i]
-            # the engine multiplies a0 by a state that stays 0 (a0 * 0 keeps NaN/inf faithful)
-            head = a0 * x0 if fixed else a0 * F32(0.0)
-            y = head + a1 * x1 + a2 * x2 - b1 * y1 - b2 * y2
+            y = _biquad_step(x0, x1, x2, y1, y2, a0, a1, a2, b1, b2, fixed)
             out[b, i] = y
             x2 = x1
             x1 = x0
@@ -78,13 +84,6 @@ def biquad_kernel(x, cutoff, q, sr, highpass, fixed, state, out):
         state[b, 1] = x2
         state[b, 2] = y1
         state[b, 3] = y2
-
-
-@njit(cache=True, nogil=True, inline="always")
-def _biquad_step(x0, x1, x2, y1, y2, a0, a1, a2, b1, b2, fixed):
-    """One sample of :func:`biquad_kernel`'s recursion (the same operations, in order)."""
-    head = a0 * x0 if fixed else a0 * F32(0.0)
-    return head + a1 * x1 + a2 * x2 - b1 * y1 - b2 * y2
 
 
 @njit(cache=True, nogil=True, boundscheck=False)
