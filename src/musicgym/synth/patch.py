@@ -281,35 +281,18 @@ class Patch:
         -------
         numpy.ndarray, shape (B, 2, n) (``left_only``: (B, n)), float32
         """
-        params = self.check_params(params)
-        if n_samples is None:
-            if seconds is None:
-                raise RenderLimitError("give the duration: seconds=... or n_samples=...")
-            n_samples = self.n_samples(seconds)
-        elif not isinstance(n_samples, (int, np.integer)) or n_samples < 1:
-            raise RenderLimitError(f"n_samples must be a positive integer, got {n_samples!r}")
-        else:
-            self.n_samples(n_samples / self.sr)
-        self._check_memory(params, int(n_samples))
+        params, n_samples = self._checked(params, seconds, n_samples, left_only, out)
         if progress is None:
             progress = params.shape[0] * n_samples > 60 * self.sr
-        shape = (params.shape[0], int(n_samples)) if left_only else \
-            (params.shape[0], 2, int(n_samples))
-        if out is not None and (not isinstance(out, np.ndarray) or out.shape != shape
-                                or out.dtype != F32 or not out.flags.writeable):
-            raise RenderLimitError(
-                f"out must be a writeable float32 array of shape {shape}, got "
-                f"{getattr(out, 'dtype', type(out).__name__)} {getattr(out, 'shape', '')}")
         if self.backend == "glicol":
-            audio = self._render_reference(params, int(n_samples), progress)
+            audio = self._render_reference(params, n_samples, progress)
             audio = np.ascontiguousarray(audio[:, 0, :]) if left_only else audio
             if out is None:
                 return audio
             out[...] = audio
             return out
         target = None if out is None else (out[:, None, :] if left_only else out)
-        audio = self._render_numpy(params, int(n_samples), progress, 1 if left_only else 2,
-                                   target)
+        audio = self._render_numpy(params, n_samples, progress, 1 if left_only else 2, target)
         if out is not None:
             return out
         return audio[:, 0, :] if left_only else audio
@@ -322,28 +305,47 @@ class Patch:
         so its threads' renders do not wait for each other's Python (the GIL)."""
         if self.backend != "numpy":
             raise RenderLimitError("prepare_left runs the NumPy backend only")
-        params = self.check_params(params)
-        if not isinstance(n_samples, (int, np.integer)) or n_samples < 1:
+        if n_samples is None:
             raise RenderLimitError(f"n_samples must be a positive integer, got {n_samples!r}")
-        self.n_samples(n_samples / self.sr)
-        n = int(n_samples)
-        self._check_memory(params, n)
-        shape = (params.shape[0], n)
-        if not isinstance(out, np.ndarray) or out.shape != shape or out.dtype != F32 \
-                or not out.flags.writeable:
-            raise RenderLimitError(
-                f"out must be a writeable float32 array of shape {shape}, got "
-                f"{getattr(out, 'dtype', type(out).__name__)} {getattr(out, 'shape', '')}")
-        ctx = Context(batch=params.shape[0], sr=self.sr, bpm=self.bpm, seed=self.seed,
-                      compat=self.compat, samples=self.samples)
-        ctx.params = params
-        runner = Runner(self.graph, ctx, lambda arg: resolve(arg, ctx), self.chunk_rows_samples)
+        params, _ = self._checked(params, None, n_samples, True, out, out_required=True)
+        runner = self._runner(params)
 
         def run() -> np.ndarray:
             runner.run(out[:, None, :])
             return out
 
         return run
+
+    def _checked(self, params, seconds, n_samples, left_only: bool, out, *,
+                 out_required: bool = False) -> tuple[np.ndarray, int]:
+        """A render's arguments checked (the parameters, the duration, the memory it needs,
+        ``out``'s shape, given or ``out_required``): (params as (B, P), frames)."""
+        params = self.check_params(params)
+        if n_samples is None:
+            if seconds is None:
+                raise RenderLimitError("give the duration: seconds=... or n_samples=...")
+            n_samples = self.n_samples(seconds)
+        elif not isinstance(n_samples, (int, np.integer)) or n_samples < 1:
+            raise RenderLimitError(f"n_samples must be a positive integer, got {n_samples!r}")
+        else:
+            self.n_samples(n_samples / self.sr)
+        n = int(n_samples)
+        self._check_memory(params, n)
+        shape = (params.shape[0], n) if left_only else (params.shape[0], 2, n)
+        if (out is not None or out_required) and (
+                not isinstance(out, np.ndarray) or out.shape != shape or out.dtype != F32
+                or not out.flags.writeable):
+            raise RenderLimitError(
+                f"out must be a writeable float32 array of shape {shape}, got "
+                f"{getattr(out, 'dtype', type(out).__name__)} {getattr(out, 'shape', '')}")
+        return params, n
+
+    def _runner(self, params: np.ndarray) -> Runner:
+        """The live nodes of one render of these parameter rows (the NumPy backend)."""
+        ctx = Context(batch=params.shape[0], sr=self.sr, bpm=self.bpm, seed=self.seed,
+                      compat=self.compat, samples=self.samples)
+        ctx.params = params
+        return Runner(self.graph, ctx, lambda arg: resolve(arg, ctx), self.chunk_rows_samples)
 
     def _check_memory(self, params: np.ndarray, n: int) -> None:
         """Refuse, before allocating anything, a render whose estimated peak is over max_bytes."""
@@ -374,13 +376,8 @@ class Patch:
         bar = _progress(n, progress, "render")
 
         def render_rows(k: int, lo: int, hi: int) -> None:
-            ctx = Context(batch=hi - lo, sr=self.sr, bpm=self.bpm, seed=self.seed,
-                          compat=self.compat, samples=self.samples)
-            ctx.params = params[lo:hi]
             # the first block's progress stands for the render's (the blocks run side by side)
-            Runner(self.graph, ctx, lambda arg: resolve(arg, ctx),
-                   self.chunk_rows_samples).run(
-                out[lo:hi], bar if k == 0 else None)
+            self._runner(params[lo:hi]).run(out[lo:hi], bar if k == 0 else None)
 
         try:
             run_blocks(render_rows, blocks)
