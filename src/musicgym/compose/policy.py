@@ -28,7 +28,6 @@ import gymnasium as gym
 import numpy as np
 
 from musicgym.compose import mlp
-from musicgym.compose.search import _step_rewards
 from musicgym.errors import ConfigError
 from musicgym.music.rules import score_piece
 from musicgym.music.rules.species import (
@@ -352,7 +351,7 @@ def compose_policy(env: gym.Env, policy: ComposerPolicy, *, beam: int = 1,
                 continue
             counters["expanded"] += 1
             lp = policy.log_probs(state, mask)
-            step_rewards = _step_rewards(env.oracle, state)
+            step_rewards = env.oracle.step_rewards(state)
             order = np.argsort(-lp)[:beam]
             for action in order.tolist():
                 if not mask[action]:

@@ -36,7 +36,7 @@ def _env(env: gym.Env) -> CounterpointEnv:
 
 def _step(env: CounterpointEnv, state: CounterpointState, action: int) -> tuple[float, bool]:
     """Apply ``action`` to ``state`` as ``env.step`` would: (reward, episode over)."""
-    reward = float(_step_rewards(env.oracle, state)[action])
+    reward = float(env.oracle.step_rewards(state)[action])
     state.add(int(ACTION_MOVES[action]), int(ACTION_DURATIONS[action]))
     if state.finished:
         scores = score_piece(state, coefs=env.scoring_coefs, params=env.scoring_fn_params)
@@ -44,13 +44,6 @@ def _step(env: CounterpointEnv, state: CounterpointState, action: int) -> tuple[
     if not env.oracle.mask(state).any():
         return reward + env.reward_for_dead_end, True
     return reward, False
-
-
-def _step_rewards(oracle, state: CounterpointState) -> np.ndarray:
-    """The penalty reward of each candidate note (``oracle.check(state)[1]``), by the oracle's
-    cheaper ``step_rewards`` where it has one (an oracle standing in for the env's may not)."""
-    step_rewards = getattr(oracle, "step_rewards", None)
-    return step_rewards(state) if step_rewards is not None else oracle.check(state)[1]
 
 
 def _rollout(env: CounterpointEnv, state: CounterpointState, rng: np.random.Generator,
@@ -434,7 +427,7 @@ def guided_beam_search(env: gym.Env, *, seed: int = 0, beam_width: int = 1000,
             if prior is not None:
                 log_probs = priors[j]
             n_expanded += 1
-            step_rewards = _step_rewards(env.oracle, state)
+            step_rewards = env.oracle.step_rewards(state)
             last, time = state.positions[-1], state.time
             # what every child of this node shares, looked up once
             node_counts, node_peak, node_clogc = node.counts, node.peak, node.clogc

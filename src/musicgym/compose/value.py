@@ -30,7 +30,7 @@ import numpy as np
 
 from musicgym.compose import mlp
 from musicgym.compose.policy import ComposerPolicy, features, n_features
-from musicgym.compose.search import _gc_paused, _step_rewards
+from musicgym.compose.search import _gc_paused
 from musicgym.errors import ConfigError
 from musicgym.music.rules import score_piece
 from musicgym.music.rules.species import (
@@ -220,7 +220,7 @@ def compose_value_beam(env: gym.Env, policy: ComposerPolicy, value: ComposerValu
                 continue
             counters["expanded"] += 1
             lp = policy.log_probs(state, mask)
-            step_rewards = _step_rewards(env.oracle, state)
+            step_rewards = env.oracle.step_rewards(state)
             for action in np.argsort(-lp)[:top_k].tolist():
                 if not mask[action]:
                     continue
