@@ -227,6 +227,7 @@ def _rewrites(piece: _Piece, position: int, window: int, rhythm: bool, max_eight
     joins = {states[k].time: (k, states[k].positions[-1]) for k in range(position + 1, last + 1)
              if k < n}
     limit = states[last].time if last < n else None  # None: up to the piece's end
+    last_pitch = states[last].positions[-1] if last < n else None
     work = states[position].copy()
     segment: list[int] = []
 
@@ -236,35 +237,53 @@ def _rewrites(piece: _Piece, position: int, window: int, rhythm: bool, max_eight
         return ([*actions[:position], *segment, *actions[k:]],
                 _spliced_score(piece, work, position, k, bar[0]) if screen else None)
 
+    dead: set[tuple] = set()  # states from which no rewrite rejoins the piece
+
     def walk():
+        """Yield the rewrites through the current path; return whether any path from here
+        rejoins the piece (the original's included), so that a state that cannot, met again
+        by another path (the same future key: the same masks, onsets and pitches from
+        here), is not walked twice."""
         if work.finished:  # only reached where the window takes in the piece's end
             found = candidate(n)
             if found:
                 yield found
-            return
+            return True
         time = work.time
+        rejoins = False
         if segment and time in joins:
             k, pitch = joins[time]
             if work.positions[-1] == pitch:
+                rejoins = True
                 found = candidate(k)
                 if found:
                     yield found
         if limit is not None and time >= limit:
-            return
+            return rejoins
+        key = work.future_key()
+        if key in dead:
+            return rejoins
         allowed = oracle.mask(work)
         if not rhythm:  # the original's duration at this note
             allowed &= _DURATIONS_ARRAY == _DURATIONS[actions[position + len(segment)]]
         for action in np.flatnonzero(allowed).tolist():
-            if limit is not None and time + _DURATIONS[action] > limit:
-                continue
+            if limit is not None:
+                arrival = time + _DURATIONS[action]
+                if arrival > limit or (arrival == limit and work.positions[-1]
+                                       + _MOVES[action] != last_pitch):
+                    continue  # past the window, or at its end on another pitch
             record = work.push(_MOVES[action], _DURATIONS[action])
             if work.finished and last < n:
                 work.pop(record)
                 continue
             segment.append(action)
-            yield from walk()
+            if (yield from walk()):
+                rejoins = True
             segment.pop()
             work.pop(record)
+        if not rejoins:
+            dead.add(key)
+        return rejoins
 
     yield from walk()
 
