@@ -56,9 +56,12 @@ _NARROW_SIZE = 9  # RL-Musician's narrow_ranges window (notes)
 # once the search got 2.1x cheaper per state) and the value beam's (left out in species 5)
 DEFAULT_SEARCH_WIDTH = {1: 200, 2: 200, 3: 200, 4: 200, 5: 300}
 DEFAULT_VALUE_BEAM = {1: 16, 2: 16, 3: 16, 4: 16, 5: 0}
-# the finished piece polished by local search (compose.polish.polish_piece) with these
-# settings, chosen on the validation splits (docs/compose.md, "Polishing the finished piece")
-DEFAULT_POLISH = {"max_step": 3, "max_span": 8, "swap": True}
+# the better piece polished by local search (compose.polish.polish_piece) with these settings,
+# chosen on the validation splits (docs/compose.md, "Polishing the finished piece"): one-note
+# shifts of up to 3 steps, runs of up to 8 notes shifted together, adjacent durations swapped,
+# and every other way to write up to 4 eighths (pitches and rhythm) that rejoins the piece
+DEFAULT_POLISH = {"max_step": 3, "max_span": 8, "swap": True, "window": 4, "window_rhythm": True,
+                  "window_eighths": 4}
 
 
 def n_value_features() -> int:
@@ -254,7 +257,7 @@ def compose_value_beam(env: gym.Env, policy: ComposerPolicy, value: ComposerValu
 def compose_value_and_search(env: gym.Env, policy: ComposerPolicy, value: ComposerValue, *,
                              beam: int | None = None, top_k: int = 6, logp_weight: float = 0.2,
                              search_width: int | None = None, search_top_k: int = 3,
-                             search_logp: float = 0.1, polish: bool | dict = False,
+                             search_logp: float = 0.1, polish: bool | dict = True,
                              stats: dict | None = None) -> tuple[float, list[int]]:
     """Write one piece with two decoders and keep the better: (return, actions).
 
@@ -286,8 +289,8 @@ def compose_value_and_search(env: gym.Env, policy: ComposerPolicy, value: Compos
     polish : bool or dict, keyword-only
         Polish the better piece by local search
         (:func:`~musicgym.compose.polish.polish_piece`, judged exactly; never worse): True
-        with ``DEFAULT_POLISH``'s settings, a dict with the settings to use instead, False
-        (default) not at all.
+        (default) with ``DEFAULT_POLISH``'s settings, a dict with the settings to use
+        instead, False not at all.
     stats : dict or None, keyword-only
         If given, filled with ``children`` (notes valued or estimated, both decoders),
         ``evaluations`` (finished pieces scored), ``chosen`` (``"value"`` or ``"search"``)
