@@ -117,3 +117,40 @@ def test_the_decoder_polishes_its_piece(rough_piece):
                        ({"steps": 2}, "unknown setting")]:
         with pytest.raises(ConfigError, match=match):
             compose_value_and_search(env, policy, value, search_width=3, polish=bad)
+
+
+def test_a_rewrite_is_screened_by_its_exact_score_or_an_upper_bound(rough_piece):
+    """The rewrites' scores, reckoned from the spliced notes alone, are the env's returns of
+    the rewritten pieces (no penalty rule: the return is the score), and the cheaper bound
+    returned where a rewrite cannot pass the bar is never below that return."""
+    from musicgym.compose.polish import _Piece, _rewrites
+
+    env, _, actions = rough_piece
+    piece = _Piece.replay(env.unwrapped, actions)
+    assert piece.bound_terms  # the env's default scores and weights
+    checked = bounded = 0
+    for position in range(len(actions)):
+        exact = list(_rewrites(piece, position, 4, True, 4, [-float("inf")]))
+        capped = list(_rewrites(piece, position, 4, True, 4, [float("inf")]))
+        assert [new for new, _ in exact] == [new for new, _ in capped]
+        for (new, score), (_, bound) in zip(exact, capped, strict=True):
+            total = piece.total_of(new, position)
+            if total is None:
+                continue  # a rewrite the rest of the piece does not allow
+            assert score == pytest.approx(total, abs=1e-12) and bound >= total - 1e-12
+            checked += 1
+            bounded += bound > total + 1e-9
+    assert checked > 20 and bounded > 0
+
+
+def test_with_a_penalty_rule_the_polish_keeps_the_envs_return(replay):
+    """A soft rule (a penalty, not a mask): the rewrites are replayed, not screened, and the
+    polished piece's return, penalties included, is the env's."""
+    env = CounterpointEnv(species=5, penalties={"absence_of_parallel_perfects": 0.5})
+    env.reset()
+    policy = ComposerPolicy.load("builtin")
+    ret, actions = policy_guided_search(env, policy, beam_width=3, top_k=3, logp_weight=0.1)
+    polished, new_actions = polish_piece(env, actions, **DEFAULT_POLISH)
+    assert polished >= ret
+    total, terminated, _ = replay(env, new_actions)
+    assert terminated and total == pytest.approx(polished, abs=1e-12)
