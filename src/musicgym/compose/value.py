@@ -347,9 +347,16 @@ def compose_value_and_search(env: gym.Env, policy: ComposerPolicy, value: Compos
     counters["polished"] = 0
     if polish and best[1]:
         polished: dict = {}
-        best = polish_piece(env, best[1], stats=polished, **polish)
-        counters["polished"] = polished["accepted"]
-        counters["evaluations"] += polished["evaluations"]
+        try:
+            best = polish_piece(env, best[1], stats=polished, **polish)
+        except ConfigError:
+            # the settings were checked above, so only a piece the oracle no longer allows on
+            # replay lands here (a dead-end search that ran out of budget can answer
+            # differently once its memo was emptied): the search's piece is kept as it is
+            pass
+        else:
+            counters["polished"] = polished["accepted"]
+            counters["evaluations"] += polished["evaluations"]
     if stats is not None:
         stats.update(counters)
     return best
