@@ -154,3 +154,21 @@ def test_with_a_penalty_rule_the_polish_keeps_the_envs_return(replay):
     assert polished >= ret
     total, terminated, _ = replay(env, new_actions)
     assert terminated and total == pytest.approx(polished, abs=1e-12)
+
+
+def test_the_decoder_keeps_its_piece_where_the_replay_is_refused(rough_piece, monkeypatch):
+    """Where the oracle refuses the piece on replay (polish_piece raises), the decoder
+    returns the search's piece unpolished instead of failing."""
+    from musicgym.compose import value as value_module
+
+    env, _, _ = rough_piece
+    policy, value = ComposerPolicy.load("builtin"), ComposerValue.load("builtin")
+    plain = compose_value_and_search(env, policy, value, search_width=3, polish=False)
+
+    def refused(*args, **kwargs):
+        raise ConfigError("actions do not write a finished piece the env's rules allow")
+
+    monkeypatch.setattr(value_module, "polish_piece", refused)
+    stats: dict = {}
+    assert compose_value_and_search(env, policy, value, search_width=3, stats=stats) == plain
+    assert stats["polished"] == 0
