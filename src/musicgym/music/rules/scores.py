@@ -8,6 +8,8 @@ millisecond.
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 
 from musicgym.music.rules.registry import get_score, register_score
@@ -30,11 +32,38 @@ def looped_fragments(piece: CounterpointState, min_size: int = 4,
                      max_size: int | None = None) -> float:
     """Minus the number of piano-roll fragments (``min_size`` eighths or longer, starting
     before the last bar) immediately followed by an identical fragment."""
-    from musicgym.music.rules.fastmask import count_loops  # compiled: numba, imported late
-
     columns = _roll_columns(piece)
     total = len(columns)
-    return -float(count_loops(columns, min_size, max_size or total // 2, EIGHTHS_PER_BAR))
+    if min_size >= 0 and "musicgym.music.rules.fastmask" not in sys.modules:
+        # numba is not loaded yet in this process: loading it costs about 0.6 s of CPU (its
+        # import, SciPy's, and its first call), more than the NumPy count costs on all the
+        # pieces a search scores (about 70 us each), so a process that writes pieces on one
+        # exercise (``musicgym compose``: the oracle's compiled path starts at a second one)
+        # never loads it for this
+        count = _count_loops(columns, min_size, max_size or total // 2, EIGHTHS_PER_BAR)
+    else:  # compiled, once numba is loaded: a few microseconds a piece
+        from musicgym.music.rules.fastmask import count_loops
+
+        count = count_loops(columns, min_size, max_size or total // 2, EIGHTHS_PER_BAR)
+    return -float(count)
+
+
+def _count_loops(columns: np.ndarray, min_size: int, max_size: int, bar_eighths: int) -> int:
+    """:func:`musicgym.music.rules.fastmask.count_loops` in NumPy (the same count): for every
+    size and start, whether the fragment differs nowhere from the one ``size`` later."""
+    total = len(columns)
+    sizes = np.arange(min_size, max_size + 1)[:, None]
+    starts = np.arange(total)[None, :]
+    later = np.minimum(starts + sizes, total - 1)
+    differs = (columns[starts] != columns[later]).astype(np.int32)
+    diff_count = np.concatenate([np.zeros((len(sizes), 1), np.int32),
+                                 np.cumsum(differs, axis=1)], axis=1)
+    window_end = np.minimum(starts + sizes, total)
+    window_start = np.broadcast_to(starts, window_end.shape)
+    in_window = (np.take_along_axis(diff_count, window_end, axis=1)
+                 - np.take_along_axis(diff_count, window_start, axis=1))
+    last_start = np.minimum(total - 2 * sizes, total - bar_eighths - 1)
+    return int(np.count_nonzero((in_window == 0) & (starts <= last_start)))
 
 
 @register_score("entropy", source="rl-musician")
