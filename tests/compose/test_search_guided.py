@@ -92,6 +92,26 @@ def test_guided_search_gives_the_garbage_collector_back_as_it_found_it():
     assert gc.isenabled()
 
 
+def test_searches_run_blas_on_one_thread_and_give_it_back_as_they_found_it():
+    # the composing models' small matrix products cost twice the CPU on several threads
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from musicgym.compose.search import _gc_paused
+
+    def blas_threads():
+        return [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+
+    if not blas_threads():
+        pytest.skip("no BLAS library that threadpoolctl can see")
+    with threadpool_limits(limits=2, user_api="blas"):
+        outside = blas_threads()
+        assert set(_gc_paused(blas_threads)()) == {1}
+        assert blas_threads() == outside
+        with pytest.raises(ConfigError):
+            guided_beam_search(CounterpointEnv(species=2), beam_width=0)
+        assert blas_threads() == outside
+
+
 
 def test_compiled_masks_read_by_future_key_are_the_compiled_paths_and_fresh():
     # the oracle keeps the compiled path's masks by future key (a search meets the same

@@ -117,3 +117,21 @@ def test_count_loops_matches_its_definition():
         columns[rng.integers(0, total, size=int(rng.integers(0, 4)))] = 7
         assert count_loops(columns, 4, total // 2, 8) == _count_loops_reference(
             columns.tolist(), 4, total // 2, 8)
+
+
+def test_count_loops_in_numpy_is_the_compiled_count():
+    # looped_fragments counts with NumPy until numba is loaded in the process
+    from musicgym.music.rules.scores import _count_loops
+
+    rng = np.random.default_rng(1)
+    for _ in range(300):
+        total = int(rng.integers(9, 130))
+        base = rng.integers(0, 3, size=int(rng.integers(1, 9)))
+        columns = np.tile(base, total // len(base) + 1)[:total].astype(np.int64)
+        columns[rng.integers(0, total, size=int(rng.integers(0, 4)))] = 7
+        # sizes from 0, beyond total // 2 and none at all (min_size > max_size) too
+        min_size, max_size = int(rng.integers(0, 9)), int(rng.integers(0, total + 2))
+        bar = int(rng.choice([4, 8]))
+        assert _count_loops(columns, min_size, max_size, bar) == count_loops(
+            columns, min_size, max_size, bar)
+

@@ -232,16 +232,26 @@ def _objective(env: CounterpointEnv, state: CounterpointState, env_return: float
 
 
 def _gc_paused(search):
-    """Run ``search`` with Python's cyclic garbage collector paused (as it was before, after):
-    a search makes hundreds of thousands of small objects and no reference cycles (a node
+    """Run ``search`` with Python's cyclic garbage collector paused and BLAS on one thread
+    (both as they were before, after).
+
+    A search makes hundreds of thousands of small objects and no reference cycles (a node
     points only to its parent), so the collector's passes over them, a fifth of a
-    policy-guided search's time, find nothing to free."""
+    policy-guided search's time, find nothing to free. The composing models' matrix products
+    (a few hundred rows by 128) are too small to share: with OpenBLAS's default of a thread
+    per core, and no ``OMP_NUM_THREADS=1``, the shipped decoder took 2.1-2.9 s of CPU a
+    species-5 piece (its threads wait busily) against 0.4-1.0 s on one thread, and more wall
+    time too, on the shared 2-core machine. One thread gives the same products, bit for bit
+    (OpenBLAS splits the rows and columns among threads, not the sums)."""
     @functools.wraps(search)
     def paused(*args, **kwargs):
+        from threadpoolctl import threadpool_limits
+
         enabled = gc.isenabled()
         gc.disable()
         try:
-            return search(*args, **kwargs)
+            with threadpool_limits(limits=1, user_api="blas"):
+                return search(*args, **kwargs)
         finally:
             if enabled:
                 gc.enable()

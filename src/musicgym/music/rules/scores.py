@@ -8,6 +8,9 @@ millisecond.
 
 from __future__ import annotations
 
+import sys
+from functools import lru_cache
+
 import numpy as np
 
 from musicgym.music.rules.registry import get_score, register_score
@@ -30,11 +33,48 @@ def looped_fragments(piece: CounterpointState, min_size: int = 4,
                      max_size: int | None = None) -> float:
     """Minus the number of piano-roll fragments (``min_size`` eighths or longer, starting
     before the last bar) immediately followed by an identical fragment."""
-    from musicgym.music.rules.fastmask import count_loops  # compiled: numba, imported late
-
     columns = _roll_columns(piece)
     total = len(columns)
-    return -float(count_loops(columns, min_size, max_size or total // 2, EIGHTHS_PER_BAR))
+    if min_size >= 0 and "musicgym.music.rules.fastmask" not in sys.modules:
+        # numba is not loaded yet in this process: loading it costs about 0.6 s of CPU (its
+        # import, SciPy's, and its first call), more than the NumPy count costs on all the
+        # pieces a search scores (about 20 us each), so a process that writes pieces on one
+        # exercise (``musicgym compose``: the oracle's compiled path starts at a second one)
+        # never loads it for this
+        count = _count_loops(columns, min_size, max_size or total // 2, EIGHTHS_PER_BAR)
+    else:  # compiled, once numba is loaded: a few microseconds a piece
+        from musicgym.music.rules.fastmask import count_loops
+
+        count = count_loops(columns, min_size, max_size or total // 2, EIGHTHS_PER_BAR)
+    return -float(count)
+
+
+def _count_loops(columns: np.ndarray, min_size: int, max_size: int, bar_eighths: int) -> int:
+    """:func:`musicgym.music.rules.fastmask.count_loops` in NumPy (the same count): for every
+    size and start, whether the fragment differs nowhere from the one ``size`` later."""
+    total = len(columns)
+    later, window_end, counted = _loop_indices(total, min_size, max_size, bar_eighths)
+    differs = np.zeros((len(later), total + 1), dtype=np.int32)  # running counts, per size
+    np.cumsum(columns[later] != columns, axis=1, out=differs[:, 1:])
+    return int(np.count_nonzero((differs.take(window_end) == differs[:, :total]) & counted))
+
+
+@lru_cache(maxsize=64)
+def _loop_indices(total: int, min_size: int, max_size: int,
+                  bar_eighths: int) -> tuple[np.ndarray, ...]:
+    """What :func:`_count_loops` indexes by, for one piece length (a search's pieces share
+    it): per size (rows) and eighth (columns), the eighth ``size`` later (the last at most),
+    where the window from this eighth ends (a flat index into the running counts, a row
+    longer) and whether a fragment starting here counts."""
+    sizes = np.arange(min_size, max_size + 1)[:, None]
+    starts = np.arange(total)[None, :]
+    later = np.minimum(starts + sizes, total - 1)
+    window_end = np.minimum(starts + sizes, total)
+    window_end += np.arange(len(sizes))[:, None] * (total + 1)
+    counted = starts <= np.minimum(total - 2 * sizes, total - bar_eighths - 1)
+    for array in (later, window_end, counted):
+        array.flags.writeable = False
+    return later, window_end, counted
 
 
 @register_score("entropy", source="rl-musician")
