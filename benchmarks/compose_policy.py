@@ -132,7 +132,7 @@ def main() -> int:
         # the value beam at its default width per species (16; left out in species 5)
         width = "200 / 300 in sp 5" if args.search_width is None else args.search_width
         methods[f"policy + value + search (search width {width}, top "
-                f"{args.top_k}, logp {args.search_logp:g})"] = (
+                f"{args.top_k}, logp {args.search_logp:g}, polished)"] = (
             lambda env: compose_value_and_search(
                 env, policy, value, top_k=args.value_top_k,
                 logp_weight=args.value_logp, search_width=args.search_width,

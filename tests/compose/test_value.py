@@ -65,7 +65,8 @@ def test_value_and_search_keeps_the_better_of_two_pieces(judge):
     env = CounterpointEnv("fux_ionian", species=3)
     alone = compose_value_beam(env, policy, value)
     stats: dict = {}
-    ret, actions = compose_value_and_search(env, policy, value, search_width=20, stats=stats)
+    ret, actions = compose_value_and_search(env, policy, value, search_width=20, polish=False,
+                                            stats=stats)
     result = judge(env, actions)
     assert result["hard_violations"] == 0 and result["parallel_perfects"] == 0
     assert result["scores"]["total"] == pytest.approx(ret)
@@ -76,7 +77,9 @@ def test_value_and_search_keeps_the_better_of_two_pieces(judge):
     other = policy_guided_search(env, policy, beam_width=20, top_k=3, logp_weight=0.1)
     assert ret == max(alone[0], other[0])
     assert (ret, actions) == (other if stats["chosen"] == "search" else alone)
-    assert compose_value_and_search(env, policy, value, search_width=0) == alone
+    assert compose_value_and_search(env, policy, value, search_width=0, polish=False) == alone
+    # by default the better piece is polished (compose.polish; tests/compose/test_polish.py)
+    assert compose_value_and_search(env, policy, value, search_width=20)[0] >= ret
     with pytest.raises(ConfigError, match="search_width"):
         compose_value_and_search(env, policy, value, search_width=-1)
     with pytest.raises(ConfigError, match="both 0"):
@@ -84,7 +87,8 @@ def test_value_and_search_keeps_the_better_of_two_pieces(judge):
     # species 5: the search alone by default
     env5 = CounterpointEnv("fux_ionian", species=5)
     stats = {}
-    assert compose_value_and_search(env5, policy, value, search_width=20, stats=stats) == \
+    assert compose_value_and_search(env5, policy, value, search_width=20, polish=False,
+                                    stats=stats) == \
         policy_guided_search(env5, policy, beam_width=20, top_k=3, logp_weight=0.1)
     assert stats["chosen"] == "search"
 

@@ -81,7 +81,7 @@ def add_parser(subparsers) -> None:
                         "musicgym.compose.value_train): a beam of 16 ranked by the value and "
                         "the policy's log-probabilities (--policy-beam sets the beam; by "
                         "default none in species 5), and the policy-guided search beside it; "
-                        "the better piece is kept")
+                        "the better piece is kept and polished by local search")
     p.add_argument("--policy-search", type=int, metavar="WIDTH",
                    help="policy with --policy-value: the width of the policy-guided search "
                         "run beside the value beam (default 200, in species 5 300; "

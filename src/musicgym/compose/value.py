@@ -22,6 +22,7 @@ pieces are scored exactly by the env's score and the best is returned.
 
 from __future__ import annotations
 
+import inspect
 import math
 from pathlib import Path
 
@@ -30,6 +31,7 @@ import numpy as np
 
 from musicgym.compose import mlp
 from musicgym.compose.policy import ComposerPolicy, features, n_features
+from musicgym.compose.polish import check_polish_settings, polish_piece
 from musicgym.compose.search import _gc_paused
 from musicgym.errors import ConfigError
 from musicgym.music.rules import score_piece
@@ -54,6 +56,12 @@ _NARROW_SIZE = 9  # RL-Musician's narrow_ranges window (notes)
 # once the search got 2.1x cheaper per state) and the value beam's (left out in species 5)
 DEFAULT_SEARCH_WIDTH = {1: 200, 2: 200, 3: 200, 4: 200, 5: 300}
 DEFAULT_VALUE_BEAM = {1: 16, 2: 16, 3: 16, 4: 16, 5: 0}
+# the better piece polished by local search (compose.polish.polish_piece) with these settings,
+# chosen on the validation splits (docs/compose.md, "Polishing the finished piece"): one-note
+# shifts of up to 3 steps, runs of up to 8 notes shifted together, adjacent durations swapped,
+# and every other way to write up to 4 eighths (pitches and rhythm) that rejoins the piece
+DEFAULT_POLISH = {"max_step": 3, "max_span": 8, "swap": True, "window": 4, "window_rhythm": True,
+                  "window_eighths": 4}
 
 
 def n_value_features() -> int:
@@ -249,8 +257,8 @@ def compose_value_beam(env: gym.Env, policy: ComposerPolicy, value: ComposerValu
 def compose_value_and_search(env: gym.Env, policy: ComposerPolicy, value: ComposerValue, *,
                              beam: int | None = None, top_k: int = 6, logp_weight: float = 0.2,
                              search_width: int | None = None, search_top_k: int = 3,
-                             search_logp: float = 0.1, stats: dict | None = None,
-                             ) -> tuple[float, list[int]]:
+                             search_logp: float = 0.1, polish: bool | dict = True,
+                             stats: dict | None = None) -> tuple[float, list[int]]:
     """Write one piece with two decoders and keep the better: (return, actions).
 
     The value beam (:func:`compose_value_beam`: ``beam``, ``top_k``, ``logp_weight``) and the
@@ -278,15 +286,22 @@ def compose_value_and_search(env: gym.Env, policy: ComposerPolicy, value: Compos
         in species 5 (``DEFAULT_SEARCH_WIDTH``).
     search_top_k, search_logp : keyword-only
         The policy-guided search's other settings.
+    polish : bool or dict, keyword-only
+        Polish the better piece by local search
+        (:func:`~musicgym.compose.polish.polish_piece`, judged exactly; never worse): True
+        (default) with ``DEFAULT_POLISH``'s settings, a dict with the settings to use
+        instead, False not at all.
     stats : dict or None, keyword-only
         If given, filled with ``children`` (notes valued or estimated, both decoders),
-        ``evaluations`` (finished pieces scored) and ``chosen`` (``"value"`` or ``"search"``).
+        ``evaluations`` (finished pieces scored), ``chosen`` (``"value"`` or ``"search"``)
+        and ``polished`` (changes the polish kept; 0 without it).
 
     Raises
     ------
     ConfigError
         As the two decoders do, if ``beam`` or ``search_width`` is negative or not whole, or
-        if both are 0.
+        if both are 0; if ``polish`` is neither a bool nor a dict of ``polish_piece``'s
+        settings, or a setting is out of range.
     """
     from musicgym.compose.policy import policy_guided_search
 
@@ -301,6 +316,17 @@ def compose_value_and_search(env: gym.Env, policy: ComposerPolicy, value: Compos
     if not beam and not search_width:
         raise ConfigError("beam and search_width are both 0: nothing would write the piece; "
                           "give either a width")
+    if polish is True:
+        polish = DEFAULT_POLISH
+    elif polish is not False and not isinstance(polish, dict):
+        raise ConfigError(f"polish must be True, False or a dict of polish_piece's settings, "
+                          f"got {polish!r}")
+    if polish:
+        unknown = set(polish) - set(inspect.signature(check_polish_settings).parameters)
+        if unknown:
+            raise ConfigError(f"polish: unknown setting(s) {sorted(unknown)}; give "
+                              f"polish_piece's settings (e.g. {DEFAULT_POLISH})")
+        check_polish_settings(**polish)  # before the searches run
     best: tuple[float, list[int]] = (-np.inf, [])
     counters = {"children": 0, "evaluations": 0, "chosen": None}
     if beam:
@@ -318,6 +344,19 @@ def compose_value_and_search(env: gym.Env, policy: ComposerPolicy, value: Compos
         counters["evaluations"] += second["evaluations"]
         if other[0] > best[0]:
             best, counters["chosen"] = other, "search"
+    counters["polished"] = 0
+    if polish and best[1]:
+        polished: dict = {}
+        try:
+            best = polish_piece(env, best[1], stats=polished, **polish)
+        except ConfigError:
+            # the settings were checked above, so only a piece the oracle no longer allows on
+            # replay lands here (a dead-end search that ran out of budget can answer
+            # differently once its memo was emptied): the search's piece is kept as it is
+            pass
+        else:
+            counters["polished"] = polished["accepted"]
+            counters["evaluations"] += polished["evaluations"]
     if stats is not None:
         stats.update(counters)
     return best
