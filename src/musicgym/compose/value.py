@@ -63,8 +63,8 @@ DEFAULT_VALUE_BEAM = {1: 16, 2: 16, 3: 16, 4: 16, 5: 0}
 DEFAULT_POLISH = {"max_step": 3, "max_span": 8, "swap": True, "window": 4, "window_rhythm": True,
                   "window_eighths": 4}
 # how many of the finished pieces are polished (the best polished one kept): 1, the better
-# piece only; polishing the search's 2-8 best pieces too gained at most +0.001 on validation
-# for 0.07-0.45 s more CPU a piece (docs/compose.md)
+# piece only; polishing the search's 2-8 best pieces gained +0.0005-0.0011 on validation for
+# 0.07-0.5 s more CPU a piece (docs/compose.md, "Polishing several finished pieces")
 DEFAULT_POLISH_PIECES = 1
 
 
