@@ -79,6 +79,36 @@ def test_policy_guided_search_writes_the_recorded_pieces(case):
     assert (ret, digest, stats["expanded"]) == RECORDED_POLICY_SEARCH[case]
 
 
+@pytest.mark.parametrize("case", [("fux_dorian", 5, 40, 0.1), ("fux_lydian", 3, 40, 0.1)])
+def test_policy_guided_search_hands_back_its_best_distinct_pieces(case, replay):
+    import hashlib
+
+    name, species, width, logp_weight = case
+    env = CounterpointEnv(name, species=species)
+    stats = {}
+    ret, actions = policy_guided_search(env, ComposerPolicy.load("builtin"), beam_width=width,
+                                        logp_weight=logp_weight, stats=stats, n_pieces=5)
+    # the search and its piece are the recorded ones: keeping the runners-up changes nothing
+    digest = hashlib.sha256(repr(actions).encode()).hexdigest()[:16]
+    assert (ret, digest, stats["expanded"]) == RECORDED_POLICY_SEARCH[case]
+    pieces = stats["pieces"]
+    assert len(pieces) == 5 and pieces[0] == (ret, actions)
+    assert len({tuple(a) for _, a in pieces}) == 5  # distinct
+    returns = [r for r, _ in pieces]
+    assert returns == sorted(returns, reverse=True)
+    for r, a in pieces:  # each a whole piece, with the return the real env gives it
+        total, terminated, _ = replay(env, a)
+        assert terminated and total == pytest.approx(r, abs=1e-9)
+    one = {}
+    policy_guided_search(env, ComposerPolicy.load("builtin"), beam_width=width,
+                         logp_weight=logp_weight, stats=one)
+    assert one["pieces"] == [(ret, actions)]
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ConfigError, match="n_pieces"):
+            policy_guided_search(env, ComposerPolicy.load("builtin"), beam_width=2,
+                                 stats={}, n_pieces=bad)
+
+
 def test_builtin_policy_is_shipped_with_its_command():
     meta = json.loads(BUILTIN_COUNTERPOINT.with_suffix(".json").read_text())
     assert "policy_train" in meta["command"] and "seed" in meta

@@ -172,3 +172,34 @@ def test_the_decoder_keeps_its_piece_where_the_replay_is_refused(rough_piece, mo
     stats: dict = {}
     assert compose_value_and_search(env, policy, value, search_width=3, stats=stats) == plain
     assert stats["polished"] == 0
+
+
+def test_the_decoder_polishes_several_pieces_and_keeps_the_best(rough_piece, replay, judge):
+    """polish_pieces=N: the search's N best distinct pieces are each polished and the highest
+    polished return is kept; never below polishing the best piece alone (N=1, the default)."""
+    env, _, _ = rough_piece
+    policy, value = ComposerPolicy.load("builtin"), ComposerValue.load("builtin")
+    one = compose_value_and_search(env, policy, value, search_width=3)
+    assert compose_value_and_search(env, policy, value, search_width=3,
+                                    polish_pieces=1) == one
+    found: dict = {}
+    policy_guided_search(env, policy, beam_width=3, top_k=3, logp_weight=0.1, stats=found,
+                         n_pieces=3)
+    starts = found["pieces"]
+    assert len(starts) == 3 and len({tuple(a) for _, a in starts}) == 3
+    polished = [polish_piece(env, a, **DEFAULT_POLISH) for _, a in starts]
+    stats: dict = {}
+    ret, actions = compose_value_and_search(env, policy, value, search_width=3,
+                                            polish_pieces=3, stats=stats)
+    assert (ret, actions) == max(polished, key=lambda p: p[0])  # the first on ties
+    assert ret >= one[0] and polished[0] == one
+    total, terminated, _ = replay(env, actions)
+    assert terminated and total == pytest.approx(ret, abs=1e-12)
+    result = judge(env, actions)
+    assert result["hard_violations"] == 0 and result["parallel_perfects"] == 0
+    # without polish the count changes nothing: the better piece as it is
+    assert compose_value_and_search(env, policy, value, search_width=3, polish=False,
+                                    polish_pieces=3) == starts[0]
+    for bad in (0, -2, 2.0, True, "3"):
+        with pytest.raises(ConfigError, match="polish_pieces"):
+            compose_value_and_search(env, policy, value, search_width=3, polish_pieces=bad)

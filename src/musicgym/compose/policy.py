@@ -377,7 +377,7 @@ def compose_policy(env: gym.Env, policy: ComposerPolicy, *, beam: int = 1,
 def policy_guided_search(env: gym.Env, policy: ComposerPolicy, *, top_k: int = 3,
                          beam_width: int = 100, seed: int = 0, noise: float = 0.02,
                          logp_weight: float = 0.0, stats: dict | None = None,
-                         ) -> tuple[float, list[int]]:
+                         n_pieces: int = 1) -> tuple[float, list[int]]:
     """The guided beam search with the policy as its prior: (return, actions).
 
     The search (:func:`~musicgym.compose.search.guided_beam_search`, its score estimate and
@@ -385,7 +385,8 @@ def policy_guided_search(env: gym.Env, policy: ComposerPolicy, *, top_k: int = 3
     policy finds likeliest, and with ``logp_weight`` > 0 ranks partial pieces by its score
     estimate + ``logp_weight`` x the line's log-probability under the policy. Each kept note
     is still allowed by the env's mask (with its dead-end lookahead), so the piece breaks no
-    hard rule and always finishes; the return is the env's.
+    hard rule and always finishes; the return is the env's. With ``stats``, the ``n_pieces``
+    best distinct finished pieces go there as ``pieces`` (see the guided search).
 
     Raises
     ------
@@ -399,4 +400,4 @@ def policy_guided_search(env: gym.Env, policy: ComposerPolicy, *, top_k: int = 3
         raise ConfigError(f"top_k must be a whole number of at least 1, got {top_k!r}")
     return guided_beam_search(_env(env), seed=seed, beam_width=beam_width, noise=noise,
                               stats=stats, prior=policy.log_probs_batch, prior_top_k=int(top_k),
-                              prior_weight=logp_weight)
+                              prior_weight=logp_weight, n_pieces=n_pieces)

@@ -263,7 +263,7 @@ def guided_beam_search(env: gym.Env, *, seed: int = 0, beam_width: int = 1000,
                        noise: float = 0.02, stats: dict | None = None,
                        objective: str = "rlm", avoid: list[list[int]] | None = None,
                        diversity: float = 0.0, prior=None, prior_top_k: int | None = None,
-                       prior_weight: float = 0.0,
+                       prior_weight: float = 0.0, n_pieces: int = 1,
                        ) -> tuple[float, list[int]]:
     """Beam search guided by an estimate of RL-Musician's score, in time order: the best
     (return, actions) found.
@@ -318,6 +318,12 @@ def guided_beam_search(env: gym.Env, *, seed: int = 0, beam_width: int = 1000,
     prior_weight : float, keyword-only
         With a ``prior``: add ``prior_weight`` x the line's total log-probability under it to
         the estimate (0: the prior only prunes).
+    n_pieces : int, keyword-only
+        With ``stats``: also put there, as ``pieces``, the ``n_pieces`` best distinct finished
+        pieces found (each (return, actions), best first by the objective; the first is the
+        piece returned), e.g. for :func:`~musicgym.compose.polish.polish_piece` to start from
+        several. They are scored anyway, so this costs only keeping them. 1 (default): just
+        the returned piece.
 
     Returns
     -------
@@ -330,8 +336,10 @@ def guided_beam_search(env: gym.Env, *, seed: int = 0, beam_width: int = 1000,
     ConfigError
         If ``beam_width`` is not a whole number of at least 1, ``noise`` or ``diversity`` is
         negative, or ``objective`` is unknown; if ``prior_weight`` is negative or
-        ``prior_top_k`` is not None or a whole number of at least 1.
+        ``prior_top_k`` is not None or a whole number of at least 1; if ``n_pieces`` is
+        not a whole number of at least 1.
     """
+    import heapq
     import math
 
     env = _env(env)
@@ -354,6 +362,14 @@ def guided_beam_search(env: gym.Env, *, seed: int = 0, beam_width: int = 1000,
             prior_top_k, int | np.integer) or prior_top_k < 1):
         raise ConfigError(f"prior_top_k must be a whole number of at least 1 or None, got "
                           f"{prior_top_k!r}")
+    if isinstance(n_pieces, bool) or not isinstance(n_pieces, int | np.integer) \
+            or n_pieces < 1:
+        raise ConfigError(f"n_pieces must be a whole number of at least 1, got {n_pieces!r}")
+    # the runners-up: a min-heap of (value, -order, node) holding the n_pieces best finished
+    # pieces; the order breaks ties as the best does (the earlier piece wins), and each node
+    # is a different path of the tree, so the pieces are distinct
+    keep_top = int(n_pieces) if stats is not None and n_pieces > 1 else 0
+    top: list = []
     use_logp = prior is not None and prior_weight > 0
     fux = objective == "fux"
     avoided = [_eighths_of(env, a) for a in (avoid or []) if diversity > 0]
@@ -467,6 +483,12 @@ def guided_beam_search(env: gym.Env, *, seed: int = 0, beam_width: int = 1000,
                         value -= same_scale * same
                     if value > best_value:
                         best, best_value = (reward, child.actions()), value
+                    if keep_top:
+                        item = (value, -n_evaluations, reward, child)
+                        if len(top) < keep_top:
+                            heapq.heappush(top, item)
+                        elif item[:2] > top[0][:2]:
+                            heapq.heapreplace(top, item)
                     continue
                 position = last + move
                 index = position - low
@@ -516,6 +538,11 @@ def guided_beam_search(env: gym.Env, *, seed: int = 0, beam_width: int = 1000,
     if stats is not None:
         stats.update(expanded=n_expanded, children=n_children, evaluations=n_evaluations,
                      objective=float(best_value))
+        if keep_top:
+            top.sort(key=lambda item: item[:2], reverse=True)
+            stats["pieces"] = [(reward, child.actions()) for _, _, reward, child in top]
+        else:
+            stats["pieces"] = [best] if best[1] else []
     return best
 
 
