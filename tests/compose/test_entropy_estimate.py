@@ -79,3 +79,27 @@ def test_an_unknown_entropy_estimate_is_refused():
     with pytest.raises(ConfigError, match="entropy_estimate"):
         compose_value_and_search(env, policy, ComposerValue.load("builtin"), beam=0,
                                  search_width=5, entropy_estimate="Reachable")
+
+
+@pytest.mark.parametrize("weight", [-0.5, float("nan"), float("inf"), "2", True, None])
+def test_a_bad_entropy_weight_is_refused(weight):
+    from musicgym.compose.policy import ComposerPolicy
+    from musicgym.compose.value import ComposerValue, compose_value_and_search
+
+    env = CounterpointEnv(species=5)
+    with pytest.raises(ConfigError, match="entropy_weight"):
+        guided_beam_search(env, beam_width=5, entropy_weight=weight)
+    with pytest.raises(ConfigError, match="entropy_weight"):
+        compose_value_and_search(env, ComposerPolicy.load("builtin"),
+                                 ComposerValue.load("builtin"), beam=0, search_width=5,
+                                 entropy_weight=weight)
+
+
+def test_the_entropy_weight_changes_only_the_ranking(replay):
+    env = CounterpointEnv(species=5)
+    assert guided_beam_search(env, seed=0, beam_width=20) == guided_beam_search(
+        env, seed=0, beam_width=20, entropy_weight=1.0)
+    reward, actions = guided_beam_search(env, seed=0, beam_width=20, entropy_weight=3.0)
+    replayed, terminated, info = replay(env, actions)
+    assert terminated and replayed == pytest.approx(reward)  # still the env's return
+    assert all(v == 0 for v in info["rule_violations"].values())

@@ -335,7 +335,7 @@ def guided_beam_search(env: gym.Env, *, seed: int = 0, beam_width: int = 1000,
                        objective: str = "rlm", avoid: list[list[int]] | None = None,
                        diversity: float = 0.0, prior=None, prior_top_k: int | None = None,
                        prior_weight: float = 0.0, n_pieces: int = 1,
-                       entropy_estimate: str = "so_far",
+                       entropy_estimate: str = "so_far", entropy_weight: float = 1.0,
                        ) -> tuple[float, list[int]]:
     """Beam search guided by an estimate of RL-Musician's score, in time order: the best
     (return, actions) found.
@@ -417,7 +417,8 @@ def guided_beam_search(env: gym.Env, *, seed: int = 0, beam_width: int = 1000,
         If ``beam_width`` is not a whole number of at least 1, ``noise`` or ``diversity`` is
         negative, or ``objective`` is unknown; if ``prior_weight`` is negative or
         ``prior_top_k`` is not None or a whole number of at least 1; if ``n_pieces`` is
-        not a whole number of at least 1; if ``entropy_estimate`` is unknown.
+        not a whole number of at least 1; if ``entropy_estimate`` is unknown or
+        ``entropy_weight`` is negative or not finite.
     """
     import heapq
     import math
@@ -448,6 +449,10 @@ def guided_beam_search(env: gym.Env, *, seed: int = 0, beam_width: int = 1000,
     if entropy_estimate not in ENTROPY_ESTIMATES:
         raise ConfigError(f"entropy_estimate must be one of {', '.join(ENTROPY_ESTIMATES)}, "
                           f"got {entropy_estimate!r}")
+    if isinstance(entropy_weight, bool) or not isinstance(entropy_weight, int | float | np.number) \
+            or not (math.isfinite(entropy_weight) and entropy_weight >= 0):
+        raise ConfigError(f"entropy_weight must be a finite number of 0 or more, got "
+                          f"{entropy_weight!r}")
     reach = entropy_estimate != "so_far"
     blend = entropy_estimate == "blend"
     if reach:
@@ -473,7 +478,7 @@ def guided_beam_search(env: gym.Env, *, seed: int = 0, beam_width: int = 1000,
         same_scale = diversity / (len(avoided) * written)
     rng = np.random.default_rng(seed)
     coefs, params = _score_params(env)
-    c_ent = float(coefs.get("entropy", 0.0))
+    c_ent = float(coefs.get("entropy", 0.0)) * entropy_weight
     c_narrow = float(coefs.get("narrow_ranges", 0.0))
     c_climax = float(coefs.get("climax_explicity", 0.0))
     c_skips = float(coefs.get("number_of_skips", 0.0))

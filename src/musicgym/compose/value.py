@@ -71,6 +71,10 @@ DEFAULT_POLISH_PIECES = 1
 # pieces, +0.0001 / -0.0006, for +15 % CPU (docs/compose.md, "The entropy the piece can still
 # reach")
 DEFAULT_ENTROPY_ESTIMATE = "so_far"
+# the policy-guided search's entropy term x this in its estimate (see guided_beam_search);
+# 1.5 / 2 gave +0.00001 / -0.0002 on validation (docs/compose.md, "The entropy the piece can
+# still reach")
+DEFAULT_ENTROPY_WEIGHT = 1.0
 
 
 def n_value_features() -> int:
@@ -269,6 +273,7 @@ def compose_value_and_search(env: gym.Env, policy: ComposerPolicy, value: Compos
                              search_logp: float = 0.1, polish: bool | dict = True,
                              polish_pieces: int = DEFAULT_POLISH_PIECES,
                              entropy_estimate: str = DEFAULT_ENTROPY_ESTIMATE,
+                             entropy_weight: float = DEFAULT_ENTROPY_WEIGHT,
                              stats: dict | None = None) -> tuple[float, list[int]]:
     """Write one piece with two decoders and keep the better: (return, actions).
 
@@ -311,6 +316,9 @@ def compose_value_and_search(env: gym.Env, policy: ComposerPolicy, value: Compos
         The policy-guided search's entropy estimate (see
         :func:`~musicgym.compose.search.guided_beam_search`); default
         ``DEFAULT_ENTROPY_ESTIMATE``.
+    entropy_weight : float, keyword-only
+        The policy-guided search's entropy term is multiplied by this in its estimate
+        (default ``DEFAULT_ENTROPY_WEIGHT``).
     stats : dict or None, keyword-only
         If given, filled with ``children`` (notes valued or estimated, both decoders),
         ``evaluations`` (finished pieces scored), ``chosen`` (``"value"`` or ``"search"``)
@@ -322,7 +330,7 @@ def compose_value_and_search(env: gym.Env, policy: ComposerPolicy, value: Compos
         As the two decoders do, if ``beam`` or ``search_width`` is negative or not whole, or
         if both are 0; if ``polish`` is neither a bool nor a dict of ``polish_piece``'s
         settings, or a setting is out of range; if ``polish_pieces`` is not a whole number
-        of at least 1; if ``entropy_estimate`` is unknown.
+        of at least 1; if ``entropy_estimate`` is unknown or ``entropy_weight`` is negative.
     """
     from musicgym.compose.policy import policy_guided_search
     from musicgym.compose.search import ENTROPY_ESTIMATES
@@ -330,6 +338,10 @@ def compose_value_and_search(env: gym.Env, policy: ComposerPolicy, value: Compos
     if entropy_estimate not in ENTROPY_ESTIMATES:
         raise ConfigError(f"entropy_estimate must be one of {', '.join(ENTROPY_ESTIMATES)}, "
                           f"got {entropy_estimate!r}")
+    if isinstance(entropy_weight, bool) or not isinstance(entropy_weight, int | float | np.number) \
+            or not (math.isfinite(entropy_weight) and entropy_weight >= 0):
+        raise ConfigError(f"entropy_weight must be a finite number of 0 or more, got "
+                          f"{entropy_weight!r}")
 
     species = env.unwrapped.setup.species
     if beam is None:
@@ -374,7 +386,8 @@ def compose_value_and_search(env: gym.Env, policy: ComposerPolicy, value: Compos
         other = policy_guided_search(env, policy, beam_width=int(search_width),
                                      top_k=search_top_k, logp_weight=search_logp,
                                      stats=second, n_pieces=n_starts,
-                                     entropy_estimate=entropy_estimate)
+                                     entropy_estimate=entropy_estimate,
+                                     entropy_weight=entropy_weight)
         counters["children"] += second["children"]
         counters["evaluations"] += second["evaluations"]
         if other[0] > best[0]:
