@@ -377,7 +377,8 @@ def compose_policy(env: gym.Env, policy: ComposerPolicy, *, beam: int = 1,
 def policy_guided_search(env: gym.Env, policy: ComposerPolicy, *, top_k: int = 3,
                          beam_width: int = 100, seed: int = 0, noise: float = 0.02,
                          logp_weight: float = 0.0, stats: dict | None = None,
-                         n_pieces: int = 1) -> tuple[float, list[int]]:
+                         n_pieces: int = 1, entropy_estimate: str = "so_far",
+                         entropy_weight: float = 1.0) -> tuple[float, list[int]]:
     """The guided beam search with the policy as its prior: (return, actions).
 
     The search (:func:`~musicgym.compose.search.guided_beam_search`, its score estimate and
@@ -387,6 +388,8 @@ def policy_guided_search(env: gym.Env, policy: ComposerPolicy, *, top_k: int = 3
     is still allowed by the env's mask (with its dead-end lookahead), so the piece breaks no
     hard rule and always finishes; the return is the env's. With ``stats``, the ``n_pieces``
     best distinct finished pieces go there as ``pieces`` (see the guided search).
+    ``entropy_estimate`` and ``entropy_weight`` set the estimate's entropy term (see the
+    guided search).
 
     Raises
     ------
@@ -400,4 +403,6 @@ def policy_guided_search(env: gym.Env, policy: ComposerPolicy, *, top_k: int = 3
         raise ConfigError(f"top_k must be a whole number of at least 1, got {top_k!r}")
     return guided_beam_search(_env(env), seed=seed, beam_width=beam_width, noise=noise,
                               stats=stats, prior=policy.log_probs_batch, prior_top_k=int(top_k),
-                              prior_weight=logp_weight, n_pieces=n_pieces)
+                              prior_weight=logp_weight, n_pieces=n_pieces,
+                              entropy_estimate=entropy_estimate,
+                              entropy_weight=entropy_weight)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import gc
+import math
 
 import gymnasium as gym
 import numpy as np
@@ -205,6 +206,76 @@ def _score_params(env: CounterpointEnv) -> tuple[dict, dict]:
 
 
 OBJECTIVES = ("rlm", "fux")
+# how guided_beam_search estimates a partial piece's final entropy (see its docstring)
+ENTROPY_ESTIMATES = ("so_far", "reachable", "blend")
+# mean length in eighths of a counterpoint note, per species, for the "reachable" entropy:
+# whole, half, quarter, tied halves; species 5 is the mean of the shipped decoder's pieces on
+# training exercises (see docs/compose.md, "The entropy the piece can still reach")
+NOTE_EIGHTHS = {1: 8.0, 2: 4.0, 3: 2.0, 4: 4.0, 5: 2.1}
+
+
+def usable_ranges(setup) -> list[tuple[int, int]]:
+    """For each eighth ``t`` (0 .. total), the lowest and highest scale positions of the range
+    that still sound on the right side of the cantus (strictly above it when the counterpoint
+    is above, else strictly below) in at least one middle bar from ``t``'s bar on; ``(1, 0)``
+    (empty) when no middle bar is left or none fits."""
+    pos_midi, cf_midi = setup.midi_lists
+    low, high = setup.lowest_position, setup.highest_position
+    above = setup.counterpoint_above
+    per_bar = []
+    for bar in range(setup.n_bars - 1):  # the last bar holds the given end note
+        fits = [p for p in range(low, high + 1)
+                if (pos_midi[p] > cf_midi[bar] if above else pos_midi[p] < cf_midi[bar])]
+        per_bar.append((min(fits), max(fits)) if fits else (high + 1, low - 1))
+    out = []
+    for t in range(setup.total_eighths + 1):
+        bars = per_bar[max(t // 8, 1):]  # the first bar is given too
+        lo = min([b[0] for b in bars], default=high + 1)
+        hi = max([b[1] for b in bars], default=low - 1)
+        out.append((lo, hi) if lo <= hi else (1, 0))
+    return out
+
+
+def reachable_entropy(counts, n_notes: int, clogc: float, extra_notes: float,
+                      lo_index: int, hi_index: int, end_index: int) -> float:
+    """The (unnormalised, natural-log) entropy of a pitch histogram once the given end note
+    (index ``end_index``) and ``extra_notes`` more notes are added, the extra notes spread
+    (fractionally) to level up the least-used pitches among indices ``lo_index .. hi_index``:
+    water-filling, the highest entropy those notes can reach.
+
+    Parameters
+    ----------
+    counts : list of int
+        Notes so far per pitch of the range (index 0 = the lowest position); changed and
+        restored in place.
+    n_notes : int
+        ``sum(counts)``.
+    clogc : float
+        ``sum(c * log(c))`` over ``counts`` (0 log 0 = 0), which the search keeps anyway.
+    extra_notes : float
+        Notes still to come before the end note; none are added if 0 or less or if the
+        index range is empty.
+    """
+    log = math.log
+    old = counts[end_index]
+    clogc += (old + 1) * log(old + 1) - (old * log(old) if old else 0.0)
+    if extra_notes <= 0 or hi_index < lo_index:
+        return log(n_notes + 1) - clogc / (n_notes + 1)
+    counts[end_index] = old + 1  # the end note's pitch, for the slice below
+    usable = sorted(counts[lo_index:hi_index + 1])
+    counts[end_index] = old
+    # the lowest k usable counts, all raised to ``level``, absorb the extra notes
+    k, below = 1, usable[0]
+    n_usable = len(usable)
+    while k < n_usable and below + extra_notes > k * usable[k]:
+        below += usable[k]
+        k += 1
+    level = (below + extra_notes) / k
+    for c in usable[:k]:
+        if c > 1:
+            clogc -= c * log(c)
+    total = n_notes + 1 + extra_notes
+    return log(total) - (clogc + k * level * log(level)) / total
 
 
 def _eighths_of(env: CounterpointEnv, actions: list[int]) -> np.ndarray:
@@ -264,6 +335,7 @@ def guided_beam_search(env: gym.Env, *, seed: int = 0, beam_width: int = 1000,
                        objective: str = "rlm", avoid: list[list[int]] | None = None,
                        diversity: float = 0.0, prior=None, prior_top_k: int | None = None,
                        prior_weight: float = 0.0, n_pieces: int = 1,
+                       entropy_estimate: str = "so_far", entropy_weight: float = 1.0,
                        ) -> tuple[float, list[int]]:
     """Beam search guided by an estimate of RL-Musician's score, in time order: the best
     (return, actions) found.
@@ -324,6 +396,14 @@ def guided_beam_search(env: gym.Env, *, seed: int = 0, beam_width: int = 1000,
         piece returned), e.g. for :func:`~musicgym.compose.polish.polish_piece` to start from
         several. They are scored anyway, so this costs only keeping them. 1 (default): just
         the returned piece.
+    entropy_estimate : {"so_far", "reachable", "blend"}, keyword-only
+        The estimate's ``entropy`` term (objective ``"rlm"`` only): ``"so_far"`` (default)
+        the entropy of the notes written; ``"reachable"`` the highest entropy the piece can
+        still reach, if the given end note and the notes still to come (the eighths left
+        before the last bar / :data:`NOTE_EIGHTHS` of the species) went to the least-used
+        pitches of the range that still sound on the right side of the cantus in some bar
+        left (:func:`reachable_entropy`, :func:`usable_ranges`); ``"blend"``: share written
+        x "so_far" + share left x "reachable".
 
     Returns
     -------
@@ -337,7 +417,8 @@ def guided_beam_search(env: gym.Env, *, seed: int = 0, beam_width: int = 1000,
         If ``beam_width`` is not a whole number of at least 1, ``noise`` or ``diversity`` is
         negative, or ``objective`` is unknown; if ``prior_weight`` is negative or
         ``prior_top_k`` is not None or a whole number of at least 1; if ``n_pieces`` is
-        not a whole number of at least 1.
+        not a whole number of at least 1; if ``entropy_estimate`` is unknown or
+        ``entropy_weight`` is negative or not finite.
     """
     import heapq
     import math
@@ -365,6 +446,20 @@ def guided_beam_search(env: gym.Env, *, seed: int = 0, beam_width: int = 1000,
     if isinstance(n_pieces, bool) or not isinstance(n_pieces, int | np.integer) \
             or n_pieces < 1:
         raise ConfigError(f"n_pieces must be a whole number of at least 1, got {n_pieces!r}")
+    if entropy_estimate not in ENTROPY_ESTIMATES:
+        raise ConfigError(f"entropy_estimate must be one of {', '.join(ENTROPY_ESTIMATES)}, "
+                          f"got {entropy_estimate!r}")
+    if isinstance(entropy_weight, bool) or not isinstance(entropy_weight, int | float | np.number) \
+            or not (math.isfinite(entropy_weight) and entropy_weight >= 0):
+        raise ConfigError(f"entropy_weight must be a finite number of 0 or more, got "
+                          f"{entropy_weight!r}")
+    reach = entropy_estimate != "so_far"
+    blend = entropy_estimate == "blend"
+    if reach:
+        usable = [(lo - setup.lowest_position, hi - setup.lowest_position)
+                  for lo, hi in usable_ranges(setup)]
+        note_eighths = NOTE_EIGHTHS[setup.species]
+        end_index = setup.end_position - setup.lowest_position
     # the runners-up: a min-heap of (value, -order, node) holding the n_pieces best finished
     # pieces; the order breaks ties as the best does (the earlier piece wins), and each node
     # is a different path of the tree, so the pieces are distinct
@@ -383,7 +478,7 @@ def guided_beam_search(env: gym.Env, *, seed: int = 0, beam_width: int = 1000,
         same_scale = diversity / (len(avoided) * written)
     rng = np.random.default_rng(seed)
     coefs, params = _score_params(env)
-    c_ent = float(coefs.get("entropy", 0.0))
+    c_ent = float(coefs.get("entropy", 0.0)) * entropy_weight
     c_narrow = float(coefs.get("narrow_ranges", 0.0))
     c_climax = float(coefs.get("climax_explicity", 0.0))
     c_skips = float(coefs.get("number_of_skips", 0.0))
@@ -515,6 +610,13 @@ def guided_beam_search(env: gym.Env, *, seed: int = 0, beam_width: int = 1000,
                 child.narrow = narrow
                 progress = child_time / total
                 entropy = (log_n - clogc / n) / log_pitches
+                if reach:
+                    lo_i, hi_i = usable[child_time]
+                    reachable = reachable_entropy(
+                        counts, n, clogc, (final_bar - child_time) / note_eighths, lo_i, hi_i,
+                        end_index) / log_pitches
+                    entropy = (progress * entropy + (1.0 - progress) * reachable if blend
+                               else reachable)
                 climax = (1.0 - dup_pen * repeats
                           - shortage_pen * (high - peak) * progress)
                 if fux:

@@ -66,6 +66,15 @@ DEFAULT_POLISH = {"max_step": 3, "max_span": 8, "swap": True, "window": 4, "wind
 # piece only; polishing the search's 2-8 best pieces gained +0.0005-0.0011 on validation for
 # 0.07-0.5 s more CPU a piece (docs/compose.md, "Polishing several finished pieces")
 DEFAULT_POLISH_PIECES = 1
+# the policy-guided search's entropy estimate ("so_far", "reachable" or "blend": see
+# guided_beam_search's entropy_estimate); "reachable" / "blend" changed 2-3 of 38 validation
+# pieces, +0.0001 / -0.0006, for +15 % CPU (docs/compose.md, "The entropy the piece can still
+# reach")
+DEFAULT_ENTROPY_ESTIMATE = "so_far"
+# the policy-guided search's entropy term x this in its estimate (see guided_beam_search);
+# 1.5 / 2 gave +0.00001 / -0.0002 on validation (docs/compose.md, "The entropy the piece can
+# still reach")
+DEFAULT_ENTROPY_WEIGHT = 1.0
 
 
 def n_value_features() -> int:
@@ -263,6 +272,8 @@ def compose_value_and_search(env: gym.Env, policy: ComposerPolicy, value: Compos
                              search_width: int | None = None, search_top_k: int = 3,
                              search_logp: float = 0.1, polish: bool | dict = True,
                              polish_pieces: int = DEFAULT_POLISH_PIECES,
+                             entropy_estimate: str = DEFAULT_ENTROPY_ESTIMATE,
+                             entropy_weight: float = DEFAULT_ENTROPY_WEIGHT,
                              stats: dict | None = None) -> tuple[float, list[int]]:
     """Write one piece with two decoders and keep the better: (return, actions).
 
@@ -301,6 +312,13 @@ def compose_value_and_search(env: gym.Env, policy: ComposerPolicy, value: Compos
         1 (default, ``DEFAULT_POLISH_PIECES``) the better piece only; N > 1 the N best
         distinct pieces of both decoders together (the search's runners-up are scored
         anyway), best first. A different start can reach a different local optimum.
+    entropy_estimate : {"so_far", "reachable", "blend"}, keyword-only
+        The policy-guided search's entropy estimate (see
+        :func:`~musicgym.compose.search.guided_beam_search`); default
+        ``DEFAULT_ENTROPY_ESTIMATE``.
+    entropy_weight : float, keyword-only
+        The policy-guided search's entropy term is multiplied by this in its estimate
+        (default ``DEFAULT_ENTROPY_WEIGHT``).
     stats : dict or None, keyword-only
         If given, filled with ``children`` (notes valued or estimated, both decoders),
         ``evaluations`` (finished pieces scored), ``chosen`` (``"value"`` or ``"search"``)
@@ -312,9 +330,18 @@ def compose_value_and_search(env: gym.Env, policy: ComposerPolicy, value: Compos
         As the two decoders do, if ``beam`` or ``search_width`` is negative or not whole, or
         if both are 0; if ``polish`` is neither a bool nor a dict of ``polish_piece``'s
         settings, or a setting is out of range; if ``polish_pieces`` is not a whole number
-        of at least 1.
+        of at least 1; if ``entropy_estimate`` is unknown or ``entropy_weight`` is negative.
     """
     from musicgym.compose.policy import policy_guided_search
+    from musicgym.compose.search import ENTROPY_ESTIMATES
+
+    if entropy_estimate not in ENTROPY_ESTIMATES:
+        raise ConfigError(f"entropy_estimate must be one of {', '.join(ENTROPY_ESTIMATES)}, "
+                          f"got {entropy_estimate!r}")
+    if isinstance(entropy_weight, bool) or not isinstance(entropy_weight, int | float | np.number) \
+            or not (math.isfinite(entropy_weight) and entropy_weight >= 0):
+        raise ConfigError(f"entropy_weight must be a finite number of 0 or more, got "
+                          f"{entropy_weight!r}")
 
     species = env.unwrapped.setup.species
     if beam is None:
@@ -358,7 +385,9 @@ def compose_value_and_search(env: gym.Env, policy: ComposerPolicy, value: Compos
         second: dict = {}
         other = policy_guided_search(env, policy, beam_width=int(search_width),
                                      top_k=search_top_k, logp_weight=search_logp,
-                                     stats=second, n_pieces=n_starts)
+                                     stats=second, n_pieces=n_starts,
+                                     entropy_estimate=entropy_estimate,
+                                     entropy_weight=entropy_weight)
         counters["children"] += second["children"]
         counters["evaluations"] += second["evaluations"]
         if other[0] > best[0]:
