@@ -209,6 +209,33 @@ def test_the_cli_learns_from_search_from_a_matcher_and_keeps_the_searched_settin
               str(tmp_path / "x")])
 
 
+@pytest.mark.skipif(not soundfont_available(), reason="no GM SoundFont to render one-shots")
+def test_the_cli_learns_from_several_rounds_of_searched_settings(tmp_path):
+    from musicgym.envs.matcher_model import BUILTIN_DIR
+    from musicgym.train.matcher import main
+
+    base = ["--preset", "Kick-v0", "--init", str(BUILTIN_DIR / "Kick-v0"), "--examples", "200",
+            "--distill", "3", "--distill-budget", "20", "--finetune-epochs", "2"]
+    first, second = tmp_path / "r1.npz", tmp_path / "r2.npz"
+    assert main([*base, "--seed", "0", "--labels", str(first), "-o", str(tmp_path / "a")]) == 0
+    assert main([*base, "--seed", "1", "--labels", str(second), "-o", str(tmp_path / "b")]) == 0
+    assert main([*base, "--seed", "0", "--labels", str(first), str(second),
+                 "-o", str(tmp_path / "both")]) == 0
+    one, both = Matcher.load(tmp_path / "a"), Matcher.load(tmp_path / "both")
+    assert both.meta["finetune_examples"] == 6  # 3 one-shots of seed 1 and 3 of seed 2
+    assert both.meta["distill_more"] == [[3, 2, 20]]
+    with np.load(second) as data:
+        assert both.meta["distill_more_mean_mrstft"] == [pytest.approx(float(
+            data["costs"].mean()))]
+    assert len(both.codebook) == len(one.codebook) + 3  # seed 2's joined the codebook
+    with pytest.raises(ConfigError, match="twice"):  # seed 1's labels given twice
+        main([*base, "--seed", "0", "--labels", str(first), str(first), "-o",
+              str(tmp_path / "x")])
+    with pytest.raises(ConfigError, match="no such labels file"):
+        main([*base, "--seed", "0", "--labels", str(first), str(tmp_path / "none.npz"),
+              "-o", str(tmp_path / "x")])
+
+
 def _net_distance(matcher, spec, clips):
     """Mean MR-STFT of the net's own guess (no codebook) rendered, to each clip."""
     from musicgym.audio.distances import make_distance

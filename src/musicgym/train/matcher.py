@@ -256,12 +256,14 @@ def train_matcher(spec: dict, *, examples: int = 30_000, epochs: int = 60,
 
 def distill_matcher(matcher: Matcher, spec: dict, x: np.ndarray, y: np.ndarray, n: int, *,
                     seed: int = 0, budget: int = 100, epochs: int = 20,
-                    labels_path: str | Path | None = None, log=print) -> Matcher:
+                    labels_path: str | Path | None = None,
+                    more_labels: Sequence[str | Path] = (), log=print) -> Matcher:
     """Learn from search: ``n`` SoundFont one-shots (seed ``seed + 1``) matched by
     ``policy+nm`` with ``matcher`` (:func:`search_labels`), then :func:`finetune_matcher` on
     ``(x, y)`` and them. ``labels_path``: an ``.npz`` keeping the searched settings (read
     back when it holds ``n`` of them for the same seed and budget, so that a fine-tune can be
-    rerun without the search)."""
+    rerun without the search). ``more_labels``: further such files, of earlier rounds (each
+    one's one-shots are rendered again from the seed it records), learnt from as well."""
     clips = soundfont_oneshots(n, seed=seed + 1, seconds=spec["seconds"], sr=matcher.sr)
     key = np.asarray([n, seed + 1, budget])
     path = None if labels_path is None else Path(labels_path)
@@ -278,10 +280,32 @@ def distill_matcher(matcher: Matcher, spec: dict, x: np.ndarray, y: np.ndarray, 
         labels, costs = search_labels(matcher, spec, clips, budget=budget, log=log)
         if path is not None:
             np.savez(path, key=key, actions=labels, costs=costs)
-    tuned = finetune_matcher(matcher, x, y, matcher.features(clips), labels, epochs=epochs,
-                             seed=seed, log=log)
+    features, keys = [matcher.features(clips)], []
+    labels, costs = [labels], [costs]
+    for extra in map(Path, more_labels):
+        if not extra.is_file():
+            raise ConfigError(f"{extra}: no such labels file; each --labels file after the "
+                              "first must hold the searched settings of an earlier run")
+        with np.load(extra, allow_pickle=False) as data:
+            key_extra, more, more_costs = data["key"].tolist(), data["actions"], data["costs"]
+        n_extra, seed_extra = key_extra[0], key_extra[1]
+        if seed_extra == seed + 1 or seed_extra in [k[1] for k in keys]:
+            raise ConfigError(f"{extra}: the one-shots of seed {seed_extra} are learnt from "
+                              "twice; give each seed's labels file once")
+        keys.append(key_extra)
+        log(f"read the searched settings of {n_extra} one-shots (seed {seed_extra}) from "
+            f"{extra}")
+        features.append(matcher.features(soundfont_oneshots(
+            n_extra, seed=seed_extra, seconds=spec["seconds"], sr=matcher.sr)))
+        labels.append(more)
+        costs.append(more_costs)
+    tuned = finetune_matcher(matcher, x, y, np.concatenate(features),
+                             np.concatenate(labels), epochs=epochs, seed=seed, log=log)
     tuned.meta.update(distill=n, distill_seed=seed + 1, distill_budget=budget,
-                      distill_mean_mrstft=float(costs.mean()))
+                      distill_mean_mrstft=float(costs[0].mean()))
+    if keys:  # n, seed, budget of each earlier round's labels, and their mean MR-STFT
+        tuned.meta.update(distill_more=keys,
+                          distill_more_mean_mrstft=[float(c.mean()) for c in costs[1:]])
     return tuned
 
 
@@ -421,8 +445,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--init", default=None,
                     help="start from this matcher (NAME.npz/.json) instead of training one; "
                          "--examples synthetic examples are rendered again for the fine-tune")
-    ap.add_argument("--labels", default=None,
-                    help="an .npz keeping the searched settings (read back if it exists)")
+    ap.add_argument("--labels", default=None, nargs="+", metavar="FILE",
+                    help="an .npz keeping the searched settings (read back if it exists); "
+                         "more files: earlier rounds' searched settings, learnt from as well")
     ap.add_argument("--rl-finetune", type=int, default=0, metavar="STEPS",
                     help="then fine-tune the net with RL on -MR-STFT for STEPS updates "
                          "(musicgym.train.matcher_rl; with --init, the only step)")
@@ -459,7 +484,8 @@ def main(argv: list[str] | None = None) -> int:
         x, y = synthetic_dataset(spec, args.examples, seed=args.seed, sr=init.sr)
         matcher = distill_matcher(init, spec, x, y, args.distill, seed=args.seed,
                                   budget=args.distill_budget, epochs=args.finetune_epochs,
-                                  labels_path=args.labels)
+                                  labels_path=args.labels[0] if args.labels else None,
+                                  more_labels=args.labels[1:] if args.labels else ())
         matcher.meta.update(command=command, init_command=init.meta.get("command"))
     curve = None
     if args.rl_finetune > 0:
