@@ -304,3 +304,58 @@ def test_the_cli_rl_fine_tunes_a_matcher_and_writes_its_learning_curve(tmp_path)
     lines = (tmp_path / "kick.rl_curve.csv").read_text().splitlines()
     assert lines[0].startswith("update,mean_reward") and len(lines) == 4
     assert all(float(line.split(",")[1]) < 0 for line in lines[1:])  # -MR-STFT
+
+
+def test_a_bad_labels_file_is_refused_before_anything_is_rendered(tmp_path):
+    """--labels files come from others too: each malformed kind raises ConfigError, naming
+    the file, and a good one reads back as written."""
+    from musicgym.train.matcher import MAX_LABELS, read_labels
+
+    good = tmp_path / "good.npz"
+    actions = np.linspace(-1, 1, 12, dtype=np.float32).reshape(2, 6)
+    np.savez(good, key=np.array([2, 3, 100]), actions=actions,
+             costs=np.array([1.5, 2.0], np.float32))
+    key, read, costs = read_labels(good, 6)
+    assert key == [2, 3, 100] and np.array_equal(read, actions) and costs.tolist() == [1.5, 2.0]
+
+    def write(name, **arrays):
+        path = tmp_path / name
+        np.savez(path, **arrays)
+        return path
+
+    ok = {"key": np.array([2, 3, 100]), "actions": actions, "costs": np.ones(2, np.float32)}
+    text = tmp_path / "text.npz"
+    text.write_text("not an npz")
+    single = tmp_path / "single.npy"
+    np.save(single, actions)
+    pickled = tmp_path / "pickled.npz"
+    np.savez(pickled, key=np.array([2, 3, 100]), actions=np.array([{"a": 1}], dtype=object),
+             costs=np.ones(2))
+    cases = {
+        text: "not a labels file",
+        single: "a single array",
+        write("missing.npz", key=ok["key"], actions=actions): "no costs",
+        pickled: "unreadable",
+        write("key.npz", **{**ok, "key": np.array([2.0, 3.0, 100.0])}): "3 whole numbers",
+        write("n.npz", **{**ok, "key": np.array([MAX_LABELS + 1, 3, 100])}): "out of range",
+        write("shape.npz", **{**ok, "actions": actions[:, :5]}): r"actions must be \(2, 6\)",
+        write("range.npz", **{**ok, "actions": actions * 2}): r"\[-1, 1\]",
+        write("nan.npz", **{**ok, "costs": np.array([1.0, np.nan], np.float32)}): "finite",
+    }
+    for path, message in cases.items():
+        with pytest.raises(ConfigError, match=message) as caught:
+            read_labels(path, 6)
+        assert str(path) in str(caught.value)
+
+
+def test_a_labels_file_too_large_is_refused_unread(tmp_path, monkeypatch):
+    """An array larger than a labels file of MAX_LABELS one-shots holds (e.g. a zip bomb)
+    is refused from its size in the archive, before it is decompressed."""
+    import musicgym.train.matcher as matcher_module
+
+    path = tmp_path / "big.npz"
+    np.savez_compressed(path, key=np.array([2, 3, 100]), actions=np.zeros((2, 6), np.float32),
+                        costs=np.ones(2, np.float32))
+    monkeypatch.setattr(matcher_module, "_LABELS_MEMBER_BYTES", 40)
+    with pytest.raises(ConfigError, match="bytes, more than"):
+        matcher_module.read_labels(path, 6)

@@ -33,6 +33,7 @@ import json
 import shlex
 import sys
 import time
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -254,6 +255,61 @@ def train_matcher(spec: dict, *, examples: int = 30_000, epochs: int = 60,
     return matcher
 
 
+MAX_LABELS = 100_000  # one-shots a labels file may name (each is rendered again)
+_LABELS_MEMBER_BYTES = 64 << 20  # the largest array a labels file may hold, uncompressed
+
+
+def read_labels(path: str | Path, n_params: int) -> tuple[list[int], np.ndarray, np.ndarray]:
+    """A ``--labels`` file, checked: (its key ``[n, seed, budget]``, the searched settings
+    (n, ``n_params``) float32 in [-1, 1], their MR-STFT (n,) float32).
+
+    Raises
+    ------
+    ConfigError
+        If the file is not an ``.npz`` as :func:`distill_matcher` writes it (``key``,
+        ``actions``, ``costs``), an array is too large, or the shapes or values do not fit:
+        such a file is refused before anything is rendered from it.
+    """
+    path = Path(path)
+    fix = "give a file --labels wrote, or a new path to search and write one"
+    try:
+        data = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
+        raise ConfigError(f"{path}: not a labels file ({err}); {fix}") from err
+    if not isinstance(data, np.lib.npyio.NpzFile):
+        raise ConfigError(f"{path}: a single array, not a labels file (an .npz with key, "
+                          f"actions and costs); {fix}")
+    with data:
+        missing = sorted({"key", "actions", "costs"} - set(data.files))
+        if missing:
+            raise ConfigError(f"{path}: no {', '.join(missing)} in this .npz; {fix}")
+        try:
+            sizes = {name: data.zip.getinfo(f"{name}.npy").file_size
+                     for name in ("key", "actions", "costs")}
+            if max(sizes.values()) > _LABELS_MEMBER_BYTES:
+                raise ConfigError(f"{path}: an array of {max(sizes.values())} bytes, more than "
+                                  f"a labels file of {MAX_LABELS} one-shots holds; {fix}")
+            key, actions, costs = (np.asarray(data[name]) for name in ("key", "actions", "costs"))
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
+            raise ConfigError(f"{path}: unreadable labels file ({err}); {fix}") from err
+    if key.shape != (3,) or key.dtype.kind not in "iu":
+        raise ConfigError(f"{path}: key must be 3 whole numbers (n, seed, budget), got "
+                          f"{key.tolist()!r}; {fix}")
+    n, seed, budget = (int(v) for v in key)
+    if not 1 <= n <= MAX_LABELS or seed < 0 or budget < 1:
+        raise ConfigError(f"{path}: key (n, seed, budget) = {[n, seed, budget]} is out of "
+                          f"range (1 <= n <= {MAX_LABELS}, seed >= 0, budget >= 1); {fix}")
+    if actions.shape != (n, n_params) or actions.dtype.kind != "f" \
+            or not np.isfinite(actions).all() or np.abs(actions).max() > 1:
+        raise ConfigError(f"{path}: actions must be ({n}, {n_params}) finite numbers in "
+                          f"[-1, 1] (one row per one-shot, one column per hole), got shape "
+                          f"{actions.shape}; {fix}")
+    if costs.shape != (n,) or costs.dtype.kind != "f" or not np.isfinite(costs).all():
+        raise ConfigError(f"{path}: costs must be {n} finite numbers, got shape "
+                          f"{costs.shape}; {fix}")
+    return [n, seed, budget], actions.astype(np.float32), costs.astype(np.float32)
+
+
 def distill_matcher(matcher: Matcher, spec: dict, x: np.ndarray, y: np.ndarray, n: int, *,
                     seed: int = 0, budget: int = 100, epochs: int = 20,
                     labels_path: str | Path | None = None,
@@ -267,13 +323,12 @@ def distill_matcher(matcher: Matcher, spec: dict, x: np.ndarray, y: np.ndarray, 
     clips = soundfont_oneshots(n, seed=seed + 1, seconds=spec["seconds"], sr=matcher.sr)
     key = np.asarray([n, seed + 1, budget])
     path = None if labels_path is None else Path(labels_path)
+    n_params = len(spec["action_space"])
     if path is not None and path.is_file():
-        with np.load(path, allow_pickle=False) as data:
-            if not np.array_equal(data["key"], key):
-                raise ConfigError(f"{path}: searched settings of another run (n, seed, "
-                                  f"budget = {data['key'].tolist()}); remove it or pick "
-                                  "another --labels file")
-            labels, costs = data["actions"], data["costs"]
+        found, labels, costs = read_labels(path, n_params)
+        if found != key.tolist():
+            raise ConfigError(f"{path}: searched settings of another run (n, seed, "
+                              f"budget = {found}); remove it or pick another --labels file")
         log(f"read the searched settings of {n} one-shots from {path}")
     else:
         log(f"rendered {n} SoundFont one-shots; searching their settings")
@@ -286,8 +341,7 @@ def distill_matcher(matcher: Matcher, spec: dict, x: np.ndarray, y: np.ndarray, 
         if not extra.is_file():
             raise ConfigError(f"{extra}: no such labels file; each --labels file after the "
                               "first must hold the searched settings of an earlier run")
-        with np.load(extra, allow_pickle=False) as data:
-            key_extra, more, more_costs = data["key"].tolist(), data["actions"], data["costs"]
+        key_extra, more, more_costs = read_labels(extra, n_params)
         n_extra, seed_extra = key_extra[0], key_extra[1]
         if seed_extra == seed + 1 or seed_extra in [k[1] for k in keys]:
             raise ConfigError(f"{extra}: the one-shots of seed {seed_extra} are learnt from "
