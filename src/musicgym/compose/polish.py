@@ -23,7 +23,7 @@ import itertools
 import gymnasium as gym
 import numpy as np
 
-from musicgym.compose.search import _gc_paused
+from musicgym.compose.search import _gc_paused, whole_number
 from musicgym.errors import ConfigError
 from musicgym.music.rules import score_piece
 from musicgym.music.rules.scores import _DEFAULT_COEFS, _bound_score
@@ -61,19 +61,13 @@ def check_polish_settings(*, max_step: int = 2, max_span: int = 1, swap: bool = 
     for name, flag in (("swap", swap), ("window_rhythm", window_rhythm)):
         if not isinstance(flag, bool):
             raise ConfigError(f"{name} must be True or False, got {flag!r}")
-    return (_whole("max_step", max_step, 1), _whole("max_span", max_span, 1),
-            _whole("window", window, 0), _whole("window_eighths", window_eighths, 1),
-            _whole("max_passes", max_passes, 1))
+    return (whole_number("max_step", max_step, 1), whole_number("max_span", max_span, 1),
+            whole_number("window", window, 0), whole_number("window_eighths", window_eighths, 1),
+            whole_number("max_passes", max_passes, 1))
 
 
 def _action(move: int, duration_eighths: int) -> int:
     return DURATIONS_EIGHTHS.index(duration_eighths) * N_MOVES + move + MAX_MOVE
-
-
-def _whole(name: str, value, least: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < least:
-        raise ConfigError(f"{name} must be a whole number of at least {least}, got {value!r}")
-    return int(value)
 
 
 class _Piece:

@@ -214,6 +214,37 @@ ENTROPY_ESTIMATES = ("so_far", "reachable", "blend")
 NOTE_EIGHTHS = {1: 8.0, 2: 4.0, 3: 2.0, 4: 4.0, 5: 2.1}
 
 
+def whole_number(name: str, value, least: int) -> int:
+    """``value`` as an int, checked to be a whole number (not a bool) of at least ``least``.
+
+    Raises
+    ------
+    ConfigError
+        Otherwise, naming the setting ``name``.
+    """
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < least:
+        raise ConfigError(f"{name} must be a whole number of at least {least}, got {value!r}")
+    return int(value)
+
+
+def check_entropy_settings(entropy_estimate: str, entropy_weight: float) -> None:
+    """Check :func:`guided_beam_search`'s ``entropy_estimate`` and ``entropy_weight``.
+
+    Raises
+    ------
+    ConfigError
+        If the estimate is not one of :data:`ENTROPY_ESTIMATES` or the weight is negative,
+        not finite or not a number.
+    """
+    if entropy_estimate not in ENTROPY_ESTIMATES:
+        raise ConfigError(f"entropy_estimate must be one of {', '.join(ENTROPY_ESTIMATES)}, "
+                          f"got {entropy_estimate!r}")
+    if isinstance(entropy_weight, bool) or not isinstance(entropy_weight, int | float | np.number) \
+            or not (math.isfinite(entropy_weight) and entropy_weight >= 0):
+        raise ConfigError(f"entropy_weight must be a finite number of 0 or more, got "
+                          f"{entropy_weight!r}")
+
+
 def usable_ranges(setup) -> list[tuple[int, int]]:
     """For each eighth ``t`` (0 .. total), the lowest and highest scale positions of the range
     that still sound on the right side of the cantus (strictly above it when the counterpoint
@@ -443,16 +474,8 @@ def guided_beam_search(env: gym.Env, *, seed: int = 0, beam_width: int = 1000,
             prior_top_k, int | np.integer) or prior_top_k < 1):
         raise ConfigError(f"prior_top_k must be a whole number of at least 1 or None, got "
                           f"{prior_top_k!r}")
-    if isinstance(n_pieces, bool) or not isinstance(n_pieces, int | np.integer) \
-            or n_pieces < 1:
-        raise ConfigError(f"n_pieces must be a whole number of at least 1, got {n_pieces!r}")
-    if entropy_estimate not in ENTROPY_ESTIMATES:
-        raise ConfigError(f"entropy_estimate must be one of {', '.join(ENTROPY_ESTIMATES)}, "
-                          f"got {entropy_estimate!r}")
-    if isinstance(entropy_weight, bool) or not isinstance(entropy_weight, int | float | np.number) \
-            or not (math.isfinite(entropy_weight) and entropy_weight >= 0):
-        raise ConfigError(f"entropy_weight must be a finite number of 0 or more, got "
-                          f"{entropy_weight!r}")
+    n_pieces = whole_number("n_pieces", n_pieces, 1)
+    check_entropy_settings(entropy_estimate, entropy_weight)
     reach = entropy_estimate != "so_far"
     blend = entropy_estimate == "blend"
     if reach:

@@ -32,7 +32,7 @@ import numpy as np
 from musicgym.compose import mlp
 from musicgym.compose.policy import ComposerPolicy, features, n_features
 from musicgym.compose.polish import check_polish_settings, polish_piece
-from musicgym.compose.search import _gc_paused
+from musicgym.compose.search import _gc_paused, check_entropy_settings, whole_number
 from musicgym.errors import ConfigError
 from musicgym.music.rules import score_piece
 from musicgym.music.rules.species import (
@@ -181,12 +181,6 @@ class ComposerValue:
         return cls(weights, meta)
 
 
-def _positive_int(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
-        raise ConfigError(f"{name} must be a whole number of at least 1, got {value!r}")
-    return int(value)
-
-
 @_gc_paused
 def compose_value_beam(env: gym.Env, policy: ComposerPolicy, value: ComposerValue, *,
                        beam: int = 16, top_k: int = 6, logp_weight: float = 0.2,
@@ -221,8 +215,8 @@ def compose_value_beam(env: gym.Env, policy: ComposerPolicy, value: ComposerValu
         If ``beam`` or ``top_k`` is not a whole number of at least 1, or ``logp_weight`` is
         negative or not finite.
     """
-    beam = _positive_int("beam", beam)
-    top_k = _positive_int("top_k", top_k)
+    beam = whole_number("beam", beam, 1)
+    top_k = whole_number("top_k", top_k, 1)
     if not (math.isfinite(logp_weight) and logp_weight >= 0):
         raise ConfigError(f"logp_weight must be a finite number of 0 or more, got "
                           f"{logp_weight!r}")
@@ -333,15 +327,8 @@ def compose_value_and_search(env: gym.Env, policy: ComposerPolicy, value: Compos
         of at least 1; if ``entropy_estimate`` is unknown or ``entropy_weight`` is negative.
     """
     from musicgym.compose.policy import policy_guided_search
-    from musicgym.compose.search import ENTROPY_ESTIMATES
 
-    if entropy_estimate not in ENTROPY_ESTIMATES:
-        raise ConfigError(f"entropy_estimate must be one of {', '.join(ENTROPY_ESTIMATES)}, "
-                          f"got {entropy_estimate!r}")
-    if isinstance(entropy_weight, bool) or not isinstance(entropy_weight, int | float | np.number) \
-            or not (math.isfinite(entropy_weight) and entropy_weight >= 0):
-        raise ConfigError(f"entropy_weight must be a finite number of 0 or more, got "
-                          f"{entropy_weight!r}")
+    check_entropy_settings(entropy_estimate, entropy_weight)
 
     species = env.unwrapped.setup.species
     if beam is None:
@@ -365,11 +352,8 @@ def compose_value_and_search(env: gym.Env, policy: ComposerPolicy, value: Compos
             raise ConfigError(f"polish: unknown setting(s) {sorted(unknown)}; give "
                               f"polish_piece's settings (e.g. {DEFAULT_POLISH})")
         check_polish_settings(**polish)  # before the searches run
-    if isinstance(polish_pieces, bool) or not isinstance(polish_pieces, int | np.integer) \
-            or polish_pieces < 1:
-        raise ConfigError(f"polish_pieces must be a whole number of at least 1, got "
-                          f"{polish_pieces!r}")
-    n_starts = int(polish_pieces) if polish else 1
+    polish_pieces = whole_number("polish_pieces", polish_pieces, 1)
+    n_starts = polish_pieces if polish else 1
     best: tuple[float, list[int]] = (-np.inf, [])
     starts: list[tuple[float, list[int]]] = []  # the pieces to polish, with n_starts > 1
     counters = {"children": 0, "evaluations": 0, "chosen": None}
