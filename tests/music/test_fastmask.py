@@ -108,13 +108,20 @@ def _count_loops_reference(columns, min_size, max_size, bar):
     return count
 
 
+def _looping_columns(rng, total: int, shortest_motif: int) -> np.ndarray:
+    """A piano roll of ``total`` columns: a random motif (``shortest_motif`` to 8 columns)
+    repeated, with up to 3 columns changed, so that loops are found and broken."""
+    base = rng.integers(0, 3, size=int(rng.integers(shortest_motif, 9)))
+    columns = np.tile(base, total // len(base) + 1)[:total].astype(np.int64)
+    columns[rng.integers(0, total, size=int(rng.integers(0, 4)))] = 7
+    return columns
+
+
 def test_count_loops_matches_its_definition():
     rng = np.random.default_rng(0)
     for _ in range(30):
         total = int(rng.integers(24, 100))
-        base = rng.integers(0, 3, size=int(rng.integers(2, 9)))
-        columns = np.tile(base, total // len(base) + 1)[:total].astype(np.int64)
-        columns[rng.integers(0, total, size=int(rng.integers(0, 4)))] = 7
+        columns = _looping_columns(rng, total, shortest_motif=2)
         assert count_loops(columns, 4, total // 2, 8) == _count_loops_reference(
             columns.tolist(), 4, total // 2, 8)
 
@@ -126,9 +133,7 @@ def test_count_loops_in_numpy_is_the_compiled_count():
     rng = np.random.default_rng(1)
     for _ in range(300):
         total = int(rng.integers(9, 130))
-        base = rng.integers(0, 3, size=int(rng.integers(1, 9)))
-        columns = np.tile(base, total // len(base) + 1)[:total].astype(np.int64)
-        columns[rng.integers(0, total, size=int(rng.integers(0, 4)))] = 7
+        columns = _looping_columns(rng, total, shortest_motif=1)
         # sizes from 0, beyond total // 2 and none at all (min_size > max_size) too
         min_size, max_size = int(rng.integers(0, 9)), int(rng.integers(0, total + 2))
         bar = int(rng.choice([4, 8]))
