@@ -68,15 +68,18 @@ def main(argv=None) -> int:
     import torch
 
     from musicgym.envs.improvise_corpus import build_corpus
+    from musicgym.safeio import load_mapping
     from musicgym.train.evaluate_improvise import evaluate_improvisers, method_summaries
     from musicgym.train.improvise_agents import env_kwargs_for, train_command, train_inverse
+    from musicgym.train.runfiles import write_atomically
 
     torch.set_num_threads(1)
     corpus = str(args.corpus or build_corpus())
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
     results_path = out / "results.json"
-    results = json.loads(results_path.read_text()) if results_path.is_file() else {}
+    # an earlier run's table, merged into (read bounded: a results folder may come from others)
+    results = load_mapping(results_path) if results_path.is_file() else {}
     for feature_set in args.feature_sets:
         for synth in args.synths:
             key = f"{synth}-{feature_set}{args.tag}"
@@ -113,9 +116,7 @@ def main(argv=None) -> int:
                 BUILTIN_DIR.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(path, BUILTIN_DIR / f"{name}.npz")
                 shutil.copyfile(path.with_suffix(".json"), BUILTIN_DIR / f"{name}.json")
-            tmp = out / ".partial-results.json"
-            tmp.write_text(json.dumps(results, indent=2) + "\n")
-            tmp.replace(results_path)
+            write_atomically(results_path, json.dumps(results, indent=2) + "\n")
             print(f"{key}: " + ", ".join(f"{m} {r['rmse']:.3f}" for m, r in row.items()
                                          if isinstance(r, dict))
                   + f"; trained {row['train_seconds']} s", flush=True)

@@ -42,17 +42,20 @@ def main(argv=None) -> int:
     import yaml
 
     from musicgym.envs.improvise_core import resolve_corpus
+    from musicgym.safeio import load_mapping
     from musicgym.train.config import TrainConfig
     from musicgym.train.evaluate import load_run
     from musicgym.train.evaluate_improvise import evaluate_improvisers, method_summaries
     from musicgym.train.improvise_agents import FEATURE_SETS
+    from musicgym.train.runfiles import write_atomically
     from musicgym.train.runner import train
 
     base = yaml.safe_load(CONFIG.read_text())
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
     results_path = out / "results.json"
-    results = json.loads(results_path.read_text()) if results_path.is_file() else {}
+    # an earlier run's table, merged into (read bounded: a results folder may come from others)
+    results = load_mapping(results_path) if results_path.is_file() else {}
     for feature_set in args.feature_sets:
         for synth in args.synths:
             key = f"{synth}-{feature_set}"
@@ -78,9 +81,7 @@ def main(argv=None) -> int:
                                f"--feature-sets {feature_set} --steps {cfg['steps']} "
                                f"--seed {args.seed}")
             results[key] = row
-            tmp = out / ".partial-results.json"
-            tmp.write_text(json.dumps(results, indent=2) + "\n")
-            tmp.replace(results_path)
+            write_atomically(results_path, json.dumps(results, indent=2) + "\n")
             print(f"{key}: " + ", ".join(f"{m} {r['rmse']:.3f}" for m, r in row.items()
                                          if isinstance(r, dict))
                   + f"; trained {row['train_seconds']} s", flush=True)
