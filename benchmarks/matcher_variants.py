@@ -166,9 +166,29 @@ def probe(m, clip, ev, budget, r=25, th=0.0, sides_own=0, g=16):
         opened = float(ev(own[None])[0][0]) < th * float(np.min(costs))
     else:
         opened = any(np.array_equal(own, c) for c in guesses)
+    _probe_then_nm(ev, own, budget, size, scale, opened, r, sides_own)
+
+
+def _probe_then_nm(ev, own, budget, size, scale, opened, r, sides_own=0):
     if opened and not np.array_equal(own, ev.best):
         _nm(ev, own, budget, size, scale if sides_own else None, maxfev=int(r))
     nelder_mead(ev, ev.best, budget, size, scale)
+
+
+def nearown(m, clip, ev, budget, r=30, ratio=2.0, g=16):
+    """:func:`probe` with a gate that costs no render: open when the target's distance (the
+    matcher's codebook space) to the nearest of the patch's own sounds is under ``ratio``
+    times its distance to the nearest codebook sound, SoundFont one-shots included (a
+    target nearer the patch's sounds than the SoundFont ones it learnt from)."""
+    cand, costs = policy_at_k(m, clip, ev, min(int(g), budget))
+    size, scale = max(MIN_SIGMA, m.spread), guesses_spread(cand, costs)
+    f = m.features(np.atleast_2d(clip)[:1])
+    z = ((f - m.mean) / m.std - m.pca_mean) @ m.pca
+    d = ((z[:, None] - m.codebook[None]) ** 2).sum(-1)[0]
+    d_own = d[:int(m.meta.get("codebook", len(d)))].min()
+    opened = d_own < ratio * max(float(d.min()), 1e-12)
+    own = np.clip(_own_nearest(m, clip), -1, 1)
+    _probe_then_nm(ev, own, budget, size, scale, opened, r)
 
 
 def own(m, clip, ev, budget, g=16):
@@ -283,8 +303,8 @@ def atk(m, clip, ev, budget, k=16):
 
 
 VARIANTS = {f.__name__: f for f in (policy, net, atk, shipped, nm, sides, race, twostarts, gate,
-                                    probe, own, stall, cobyqa, cmaes_guesses, simplex_guesses,
-                                    cmaes1000)}
+                                    probe, nearown, own, stall, cobyqa, cmaes_guesses,
+                                    simplex_guesses, cmaes1000)}
 
 
 def targets(which: str, oneshots) -> list[tuple[str, np.ndarray]]:
