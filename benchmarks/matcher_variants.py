@@ -5,14 +5,15 @@ gets a fresh :class:`musicgym.train.match.Evaluations` per target (every render 
 matcher's guesses included; a setting already rendered is free) and may spend at most the
 budget. Targets: the one-shots' training half (``--set training``; never the held-out half)
 or SoundFont one-shots (``--set sf:SEED:N``, :func:`musicgym.train.matcher.soundfont_oneshots`;
-seed 1's are in the built-in codebook, so use others). Prints the mean MR-STFT per variant
-(and per sound for the training half).
+seed 1's are in the built-in codebook, so use others). Prints the mean MR-STFT per variant,
+on how many targets it is better / worse than the first variant named, and for the training
+half the figure per sound.
 
     PYTHONPATH=src python benchmarks/matcher_variants.py --set training shipped nm sides@8
     PYTHONPATH=src python benchmarks/matcher_variants.py --set sf:3:100 --ood-neighbours 1 nm
 
 A variant is ``NAME[@ARG...]`` (numeric arguments in the order of its function's keyword
-arguments below), e.g. ``twostarts@42`` or ``sides@16@4``.
+arguments below), e.g. ``twostarts@42``, ``sides@16@4`` or ``probe@30@1.2``.
 """
 
 from __future__ import annotations
@@ -128,6 +129,68 @@ def twostarts(m, clip, ev, budget, r=42, g=16):
     _restarts(ev, ev.best.copy(), budget, size * 0.5)
 
 
+def gate(m, clip, ev, budget, r=30, th=0.0, half=1, sides_own=1, g=16):
+    """Per target, one Nelder-Mead (shipped) or two starts. The gate opens when the nearest
+    of the patch's own sounds is among the g guesses (``th`` = 0: free, no threshold) or,
+    with ``th`` > 0, when its cost is under ``th`` times the best guess's (1 render). Open:
+    ``r`` renders of Nelder-Mead from the best guess and ``r`` from the own sound (simplex
+    sides from the guesses' spread; ``sides_own`` = 0: square for the own start), then
+    Nelder-Mead from the best so far (``half`` = 1: half the simplex) to the budget."""
+    cand, costs = policy_at_k(m, clip, ev, min(int(g), budget))
+    size, scale = max(MIN_SIGMA, m.spread), guesses_spread(cand, costs)
+    own = np.clip(_own_nearest(m, clip), -1, 1)
+    guesses = np.clip(np.asarray(cand, np.float64), -1, 1)
+    if th > 0:
+        opened = float(ev(own[None])[0][0]) < th * float(np.min(costs))
+    else:
+        opened = any(np.array_equal(own, c) for c in guesses)
+    best = ev.best.copy()
+    if opened and not np.array_equal(own, best):
+        _nm(ev, best, budget, size, scale, maxfev=int(r))
+        _nm(ev, own, budget, size, scale if sides_own else None, maxfev=int(r))
+        nelder_mead(ev, ev.best, budget, size * (0.5 if half else 1.0), scale)
+    else:
+        nelder_mead(ev, best, budget, size, scale)
+
+
+def probe(m, clip, ev, budget, r=25, th=0.0, sides_own=0, g=16):
+    """The gate of :func:`gate`; open: ``r`` renders of Nelder-Mead from the nearest of the
+    patch's own sounds first (``sides_own`` = 0: square simplex), then the shipped
+    Nelder-Mead from the best so far (the own basin if the probe beat the best guess, else
+    the best guess) to the budget. Closed: shipped."""
+    cand, costs = policy_at_k(m, clip, ev, min(int(g), budget))
+    size, scale = max(MIN_SIGMA, m.spread), guesses_spread(cand, costs)
+    own = np.clip(_own_nearest(m, clip), -1, 1)
+    guesses = np.clip(np.asarray(cand, np.float64), -1, 1)
+    if th > 0:
+        opened = float(ev(own[None])[0][0]) < th * float(np.min(costs))
+    else:
+        opened = any(np.array_equal(own, c) for c in guesses)
+    _probe_then_nm(ev, own, budget, size, scale, opened, r, sides_own)
+
+
+def _probe_then_nm(ev, own, budget, size, scale, opened, r, sides_own=0):
+    if opened and not np.array_equal(own, ev.best):
+        _nm(ev, own, budget, size, scale if sides_own else None, maxfev=int(r))
+    nelder_mead(ev, ev.best, budget, size, scale)
+
+
+def nearown(m, clip, ev, budget, r=30, ratio=2.0, g=16):
+    """:func:`probe` with a gate that costs no render: open when the target's distance (the
+    matcher's codebook space) to the nearest of the patch's own sounds is under ``ratio``
+    times its distance to the nearest codebook sound, SoundFont one-shots included (a
+    target nearer the patch's sounds than the SoundFont ones it learnt from)."""
+    cand, costs = policy_at_k(m, clip, ev, min(int(g), budget))
+    size, scale = max(MIN_SIGMA, m.spread), guesses_spread(cand, costs)
+    f = m.features(np.atleast_2d(clip)[:1])
+    z = ((f - m.mean) / m.std - m.pca_mean) @ m.pca
+    d = ((z[:, None] - m.codebook[None]) ** 2).sum(-1)[0]
+    d_own = d[:int(m.meta.get("codebook", len(d)))].min()
+    opened = d_own < ratio * max(float(d.min()), 1e-12)
+    own = np.clip(_own_nearest(m, clip), -1, 1)
+    _probe_then_nm(ev, own, budget, size, scale, opened, r)
+
+
 def own(m, clip, ev, budget, g=16):
     """the guesses, then Nelder-Mead from the nearest of the patch's own sounds only."""
     _guesses(m, clip, ev, g)
@@ -239,8 +302,9 @@ def atk(m, clip, ev, budget, k=16):
     policy_at_k(m, clip, ev, int(k))
 
 
-VARIANTS = {f.__name__: f for f in (policy, net, atk, shipped, nm, sides, race, twostarts, own,
-                                    stall, cobyqa, cmaes_guesses, simplex_guesses, cmaes1000)}
+VARIANTS = {f.__name__: f for f in (policy, net, atk, shipped, nm, sides, race, twostarts, gate,
+                                    probe, nearown, own, stall, cobyqa, cmaes_guesses,
+                                    simplex_guesses, cmaes1000)}
 
 
 def targets(which: str, oneshots) -> list[tuple[str, np.ndarray]]:
@@ -297,8 +361,11 @@ def main() -> None:
                 raise SystemExit(f"{v} spent {ev.count} renders (budget {args.budget})")
             res[v].append(ev.best_cost)
     print(f"{args.set}, {len(rows)} targets, {time.perf_counter() - t0:.0f} s, mean MR-STFT:")
+    first = np.asarray(res[args.variants[0]])
     for v, costs in res.items():
-        print(f"  {v:24s} {np.mean(costs):.4f}")
+        change = np.asarray(costs) / first - 1.0  # per target, against the first variant
+        print(f"  {v:24s} {np.mean(costs):.4f}  against {args.variants[0]}: "
+              f"{int((change < -1e-9).sum())} better, {int((change > 1e-9).sum())} worse")
     if args.set == "training":
         print("per sound: " + " | ".join(res))
         for i, (name, _) in enumerate(rows):
