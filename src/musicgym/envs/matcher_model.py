@@ -85,6 +85,9 @@ class Matcher:
             self.codebook = np.asarray(weights["codebook"], np.float32)
             self.codebook_sq = (self.codebook ** 2).sum(1)
             self.codebook_actions = np.asarray(weights["codebook_actions"], np.float32)
+        # optional: a critic that picks the single guess among many candidates (propose)
+        self.critic = None
+        self.use_critic = True
         self.features_kwargs = dict(self.meta["features"])
         self.sr = int(self.meta["sr"])
         self.clip_samples = int(self.meta["clip_samples"])
@@ -126,7 +129,32 @@ class Matcher:
         for key in ("features", "sr", "clip_samples", "code", "action_space"):
             if key not in meta:
                 raise ConfigError(f"{sidecar}: the matcher's sidecar lacks {key!r}")
-        return cls(weights, meta)
+        matcher = cls(weights, meta)
+        if meta.get("critic"):
+            matcher.attach_critic(base.parent / str(meta["critic"]))
+        return matcher
+
+    def attach_critic(self, path: str | Path) -> None:
+        """Read a critic (``NAME.critic.npz`` + ``NAME.critic.json``) that :meth:`propose`
+        uses to pick the single guess (:mod:`musicgym.envs.matcher_critic`); set
+        ``use_critic = False`` to propose without it.
+
+        Raises
+        ------
+        ConfigError
+            The files are missing or are not a critic, or the matcher has no codebook."""
+        from musicgym.envs.matcher_critic import Critic
+        from musicgym.safeio import load_mapping
+
+        path = Path(path)
+        sidecar = path.with_suffix(".json")
+        if not sidecar.is_file():
+            raise ConfigError(f"{sidecar}: no such critic sidecar (a critic is NAME.critic.npz "
+                              "+ NAME.critic.json, as python -m musicgym.train.matcher_critic "
+                              "writes them)")
+        if self.codebook is None:
+            raise ConfigError(f"{path}: a critic needs a matcher with a codebook")
+        self.critic = Critic.load(path, load_mapping(sidecar))
 
     @classmethod
     def builtin(cls, preset: str) -> Matcher:
@@ -184,7 +212,8 @@ class Matcher:
         all and keeping the best is ``policy@k``."""
         features = self.features(np.atleast_2d(clip)[:1])
         net = self.forward(features)
-        first = self.propose(np.atleast_2d(clip)[:1])
+        # without the critic: the guesses of policy@k, refine and policy+nm are unchanged by it
+        first = self._propose_features(features)
         if self.codebook is None or k <= 1:
             return first
         h = (features - self.mean) / self.std
@@ -223,8 +252,17 @@ class Matcher:
         synthetic sounds): a net regressing settings extrapolates badly there, and the
         settings of the nearest sound (or each setting's median over the nearest
         ``ood_neighbours``, a sidecar key) are the better guess (measured on the one-shots'
-        training half: docs/matching.md)."""
+        training half: docs/matching.md).
+
+        With a critic attached (and ``use_critic``), each target's guess is instead the
+        candidate its critic predicts closest among :func:`candidate_pool`'s (no render)."""
         features = self.features(clips)
+        if self.critic is not None and self.use_critic:
+            return np.stack([self.critic.choose(self, f[None])[0] for f in features])
+        return self._propose_features(features)
+
+    def _propose_features(self, features: np.ndarray) -> np.ndarray:
+        """:meth:`propose` without the critic, from features."""
         actions = self.forward(features)
         if self.codebook is not None:
             _, dist = self.nearest(features)

@@ -1,0 +1,111 @@
+"""The matcher's critic: a learnt ranker of candidate settings (the single guess without
+renders). Real matcher, real engine renders, real SoundFont."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from musicgym.envs.matcher_critic import (
+    N_KINDS,
+    Critic,
+    candidate_pool,
+    critic_inputs,
+)
+from musicgym.envs.matcher_model import Matcher
+from musicgym.errors import ConfigError
+from musicgym.train.match import synthetic_targets
+from musicgym.train.matcher import patch_spec
+from musicgym.train.matcher_critic import main, rendered_pools, target_set, train_critic
+
+
+def _square() -> np.ndarray:
+    t = np.arange(22050) / 44100
+    return (0.8 * np.sign(np.sin(2 * np.pi * 2000 * t))).astype(np.float32)
+
+
+def test_the_pool_starts_with_the_proposal_and_the_nets_answer():
+    m = Matcher.builtin("Snare-v0")
+    for clip in (_square(), synthetic_targets(patch_spec("Snare-v0"), 1, seed=4)[1][0]):
+        f = m.features(clip[None])
+        actions, z, extra = candidate_pool(m, f, nearest=16, medians=(3, 8))
+        assert actions.shape == (2 + 2 + 16, m.action_dim) and z.shape == (m.pca.shape[1],)
+        np.testing.assert_allclose(actions[0], m.propose(clip[None])[0], atol=1e-6)
+        np.testing.assert_allclose(actions[1], m.forward(f)[0], atol=1e-6)
+        np.testing.assert_allclose(actions[4], m.nearest(f)[0][0], atol=1e-6)
+        assert extra.shape == (20, N_KINDS + 3 + z.size) and np.all(extra[:, :N_KINDS].sum(1) == 1)
+        x = critic_inputs(z, actions, extra)
+        assert x.shape == (20, 2 * z.size + m.action_dim + N_KINDS + 3) and np.isfinite(x).all()
+
+
+def test_a_critic_learns_to_rank_rendered_candidates_and_drives_propose(tmp_path):
+    m = Matcher.builtin("Snare-v0")
+    spec = patch_spec("Snare-v0")
+    targets = target_set("syn:31:12", spec)
+    pools = rendered_pools(m, spec, targets, nearest=24, log=lambda _: None)
+    assert pools["costs"].shape == (12, 2 + 5 + 24) and np.isfinite(pools["costs"]).all()
+    weights, report = train_critic([pools], epochs=60, hidden=(32,), seed=0,
+                                   val_fraction=0.25, log=lambda _: None)
+    assert report["val_targets"] == 3 and report["pool"] == 31
+    meta = {"nearest": 24, "medians": [3, 5, 8, 16, 32]}
+    critic = Critic(weights, meta)
+    # it has learnt something on the targets it saw: its choice beats a random candidate's
+    x = np.stack([critic_inputs(z, a, e) for z, a, e in
+                  zip(pools["z"], pools["actions"], pools["extra"], strict=True)])
+    chosen = [c[np.argmin(critic.predict(xi))] for xi, c in zip(x, pools["costs"], strict=True)]
+    assert np.mean(chosen) < pools["costs"].mean()
+    # through the matcher: propose returns the critic's choice; use_critic=False the old one
+    np.savez(tmp_path / "c.critic.npz", **weights)
+    (tmp_path / "c.critic.json").write_text(json.dumps(meta))
+    before = m.propose(targets[0][1][None])
+    m.attach_critic(tmp_path / "c.critic.npz")
+    guess = m.propose(targets[0][1][None])
+    want, n = critic.choose(m, m.features(targets[0][1][None]))
+    assert n == 31
+    np.testing.assert_allclose(guess[0], want)
+    m.use_critic = False
+    np.testing.assert_allclose(m.propose(targets[0][1][None]), before)
+
+
+def test_bad_critic_files_and_inputs_are_refused(tmp_path):
+    good = {"in_mean": np.zeros(3, np.float32), "in_std": np.ones(3, np.float32),
+            "W0": np.ones((3, 1), np.float32), "b0": np.zeros(1, np.float32)}
+    assert Critic(good, {}).predict(np.ones((2, 3))).shape == (2,)
+    with pytest.raises(ConfigError, match="lack"):
+        Critic({"W0": good["W0"]}, {})
+    with pytest.raises(ConfigError, match="inputs"):
+        Critic({**good, "W0": np.ones((4, 1), np.float32)}, {})
+    with pytest.raises(ConfigError, match="scaling"):
+        Critic({**good, "in_std": np.zeros(3, np.float32)}, {})
+    with pytest.raises(ConfigError, match="expected"):
+        Critic(good, {}).predict(np.ones((2, 5)))
+    with pytest.raises(ConfigError, match="no such critic"):
+        Critic.load(tmp_path / "missing.critic.npz", {})
+    (tmp_path / "bad.critic.npz").write_bytes(b"not a zip")
+    with pytest.raises(ConfigError, match="not a critic"):
+        Critic.load(tmp_path / "bad.critic.npz", {})
+    np.save(tmp_path / "pickled.npy", np.array([{"a": 1}], dtype=object))
+    (tmp_path / "pickled.critic.npz").write_bytes((tmp_path / "pickled.npy").read_bytes())
+    with pytest.raises(ConfigError, match="not a critic"):
+        Critic.load(tmp_path / "pickled.critic.npz", {})
+    m = Matcher.builtin("Snare-v0")
+    with pytest.raises(ConfigError, match="sidecar"):
+        m.attach_critic(tmp_path / "bad.critic.npz")
+    m.codebook = None
+    with pytest.raises(ConfigError, match="codebook"):
+        candidate_pool(m, np.zeros(512, np.float32))
+    for bad in ("sf:3", "sf:x:4", "mp3:1:2", "sf:1:0"):
+        with pytest.raises(ConfigError, match="target set"):
+            target_set(bad, patch_spec("Snare-v0"))
+
+
+def test_the_cli_renders_pools_and_trains_a_critic(tmp_path, capsys):
+    assert main(["pools", "--set", "syn:32:6", "--nearest", "8", "-o",
+                 str(tmp_path / "p.npz")]) == 0
+    assert "best of 16" in capsys.readouterr().out
+    assert main(["train", str(tmp_path / "p.npz"), "--epochs", "3", "--hidden", "8",
+                 "-o", str(tmp_path / "c.critic.npz")]) == 0
+    meta = json.loads((tmp_path / "c.critic.json").read_text())
+    assert meta["seed"] == 0 and "matcher_critic train" in meta["command"]
