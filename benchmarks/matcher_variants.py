@@ -297,7 +297,11 @@ def main() -> None:
     ap.add_argument("--matcher", default=None,
                     help="a matcher's NAME.npz/.json instead of the built-in Snare-v0")
     ap.add_argument("--critic", default=None,
-                    help="a critic's NAME.critic.npz (+ .json) for the critic variants")
+                    help="a critic's NAME.critic.npz (+ .json) for the critic variants (and, "
+                         "without --no-critic, policy@k's guesses)")
+    ap.add_argument("--no-critic", action="store_true",
+                    help="atk, shipped and the other variants guess without the matcher's "
+                         "critic (as before it; the critic_* variants still use it)")
     args = ap.parse_args()
     for v in args.variants:
         if v.split("@")[0] not in VARIANTS:
@@ -310,7 +314,8 @@ def main() -> None:
     m = Matcher.builtin("Snare-v0") if args.matcher is None else Matcher.load(args.matcher)
     if args.critic is not None:
         m.attach_critic(args.critic)
-        m.use_critic = False  # policy stays the plain proposal; the critic_* variants use it
+    if args.no_critic:
+        m.use_critic = False
     if args.ood_neighbours is not None:
         m.meta["ood_neighbours"] = args.ood_neighbours
     res: dict[str, list[float]] = {v: [] for v in args.variants}

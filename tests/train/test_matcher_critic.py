@@ -14,7 +14,7 @@ from musicgym.envs.matcher_critic import (
     candidate_pool,
     critic_inputs,
 )
-from musicgym.envs.matcher_model import Matcher
+from musicgym.envs.matcher_model import BUILTIN_DIR, Matcher, builtin_presets
 from musicgym.errors import ConfigError
 from musicgym.train.match import synthetic_targets
 from musicgym.train.matcher import patch_spec
@@ -56,17 +56,38 @@ def test_a_critic_learns_to_rank_rendered_candidates_and_drives_propose(tmp_path
                   zip(pools["z"], pools["actions"], pools["extra"], strict=True)])
     chosen = [c[np.argmin(critic.predict(xi))] for xi, c in zip(x, pools["costs"], strict=True)]
     assert np.mean(chosen) < pools["costs"].mean()
-    # through the matcher: propose returns the critic's choice; use_critic=False the old one
+    # through the matcher: its guesses are the proposal, then the critic's lowest predictions;
+    # use_critic=False gives the old candidates; the single guess is never the critic's
     np.savez(tmp_path / "c.critic.npz", **weights)
     (tmp_path / "c.critic.json").write_text(json.dumps(meta))
-    before = m.propose(targets[0][1][None])
+    clip = targets[0][1]
+    before, plain = m.propose(clip[None]), m.candidates(clip, 6)
     m.attach_critic(tmp_path / "c.critic.npz")
-    guess = m.propose(targets[0][1][None])
-    want, n = critic.choose(m, m.features(targets[0][1][None]))
-    assert n == 31
-    np.testing.assert_allclose(guess[0], want)
+    guesses = m.guesses(clip, 6)
+    ranked, q, _ = critic.ranked(m, m.features(clip[None]))
+    assert len(ranked) == 31 and np.all(np.diff(q) >= 0)
+    np.testing.assert_allclose(guesses[0], before[0])
+    want = [r for r in ranked if not np.array_equal(r, before[0])][:5]
+    np.testing.assert_allclose(guesses[1:], want)
+    np.testing.assert_allclose(m.propose(clip[None]), before)
+    assert critic.choose(m, m.features(clip[None]))[1] == 31
     m.use_critic = False
-    np.testing.assert_allclose(m.propose(targets[0][1][None]), before)
+    np.testing.assert_allclose(m.guesses(clip, 6), plain)
+
+
+def test_the_builtin_snare_matcher_carries_its_critic_and_it_ranks_a_real_sound():
+    m = Matcher.builtin("Snare-v0")
+    assert m.critic is not None and "Snare-v0.critic" not in builtin_presets()
+    clip = _square()
+    ranked, q, far = m.critic.ranked(m, m.features(clip[None]))
+    assert far and ranked.shape == (263, m.action_dim) and np.isfinite(q).all()
+    guesses = m.guesses(clip, 16)
+    assert guesses.shape == (16, m.action_dim)
+    assert len({g.tobytes() for g in guesses}) == 16
+    np.testing.assert_allclose(guesses[0], m.propose(clip[None])[0])
+    # the file is small (and was read without pickles)
+    assert (BUILTIN_DIR / "Snare-v0.critic.npz").stat().st_size < 500_000
+    assert Matcher.builtin("Kick-v0").critic is None
 
 
 def test_bad_critic_files_and_inputs_are_refused(tmp_path):

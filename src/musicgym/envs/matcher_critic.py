@@ -194,25 +194,30 @@ class Critic:
                 h = np.maximum(h, 0.0)
         return h[:, 0]
 
-    def ranked(self, matcher, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(the pool's settings (n, d) sorted by predicted distance, lowest first, and the
-        predictions (n,)) for one target's features: ``n`` critic evaluations, no render."""
+    def ranked(self, matcher, features: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
+        """(the pool's settings (n, d) sorted by predicted distance, lowest first, the
+        predictions (n,), whether the target is out of the patch's distribution) for one
+        target's features: ``n`` critic evaluations, no render."""
         actions, z, extra = candidate_pool(matcher, features, nearest=self.nearest,
                                            medians=self.medians)
         q = self.predict(critic_inputs(z, actions, extra, self.z_clip))
         order = np.argsort(q, kind="stable")
-        return actions[order], q[order]
+        return actions[order], q[order], bool(extra[0, N_KINDS + 2])
 
     def choose(self, matcher, features: np.ndarray) -> tuple[np.ndarray, int]:
         """(settings (d,), pool size): the candidate with the lowest predicted distance for
-        one target's features (no render)."""
-        actions, _ = self.ranked(matcher, features)
+        one target's features (no render). With ``only_out_of_distribution`` in the critic's
+        settings, a target inside the patch's distribution keeps the matcher's proposal (the
+        net's answer)."""
+        actions, _, far = self.ranked(matcher, features)
+        if self.meta.get("only_out_of_distribution") and not far:
+            return matcher._propose_features(np.atleast_2d(features)[:1])[0], len(actions)
         return actions[0], len(actions)
 
     def guesses(self, matcher, features: np.ndarray, k: int) -> np.ndarray:
         """(k, d): the matcher's proposal without the critic, then the ``k - 1`` distinct
         candidates the critic predicts closest (``policy@k`` with the critic choosing)."""
-        actions, _ = self.ranked(matcher, features)
+        actions, _, _ = self.ranked(matcher, features)
         first = matcher._propose_features(np.atleast_2d(features)[:1])[0]
         out, seen = [first], {first.tobytes()}
         for row in actions:

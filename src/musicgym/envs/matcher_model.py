@@ -85,7 +85,7 @@ class Matcher:
             self.codebook = np.asarray(weights["codebook"], np.float32)
             self.codebook_sq = (self.codebook ** 2).sum(1)
             self.codebook_actions = np.asarray(weights["codebook_actions"], np.float32)
-        # optional: a critic that picks the single guess among many candidates (propose)
+        # optional: a critic that ranks many candidates without rendering them (guesses)
         self.critic = None
         self.use_critic = True
         self.features_kwargs = dict(self.meta["features"])
@@ -135,9 +135,9 @@ class Matcher:
         return matcher
 
     def attach_critic(self, path: str | Path) -> None:
-        """Read a critic (``NAME.critic.npz`` + ``NAME.critic.json``) that :meth:`propose`
-        uses to pick the single guess (:mod:`musicgym.envs.matcher_critic`); set
-        ``use_critic = False`` to propose without it.
+        """Read a critic (``NAME.critic.npz`` + ``NAME.critic.json``) that :meth:`guesses`
+        uses to choose the guesses of ``policy@k`` and ``policy+nm``
+        (:mod:`musicgym.envs.matcher_critic`); set ``use_critic = False`` to guess without it.
 
         Raises
         ------
@@ -212,7 +212,6 @@ class Matcher:
         all and keeping the best is ``policy@k``."""
         features = self.features(np.atleast_2d(clip)[:1])
         net = self.forward(features)
-        # without the critic: the guesses of policy@k, refine and policy+nm are unchanged by it
         first = self._propose_features(features)
         if self.codebook is None or k <= 1:
             return first
@@ -225,6 +224,15 @@ class Matcher:
             if len(out) < k and not any(np.array_equal(row, o) for o in out):
                 out.append(row)
         return np.asarray(out, np.float32)
+
+    def guesses(self, clip: np.ndarray, k: int) -> np.ndarray:
+        """Up to ``k`` distinct guesses for one clip, to be rendered (``policy@k``, the start
+        of ``policy+nm``): with a critic attached (and ``use_critic``), the proposal and the
+        ``k - 1`` candidates it predicts closest among :func:`candidate_pool`'s 263 (263
+        critic evaluations, no render); without one, :meth:`candidates`."""
+        if self.critic is None or not self.use_critic or k <= 1:
+            return self.candidates(clip, k)
+        return self.critic.guesses(self, self.features(np.atleast_2d(clip)[:1]), k)
 
     def features(self, clips: np.ndarray) -> np.ndarray:
         """Features of (B, n) clips, cut or padded to the clip length it was trained on."""
@@ -252,14 +260,8 @@ class Matcher:
         synthetic sounds): a net regressing settings extrapolates badly there, and the
         settings of the nearest sound (or each setting's median over the nearest
         ``ood_neighbours``, a sidecar key) are the better guess (measured on the one-shots'
-        training half: docs/matching.md).
-
-        With a critic attached (and ``use_critic``), each target's guess is instead the
-        candidate its critic predicts closest among :func:`candidate_pool`'s (no render)."""
-        features = self.features(clips)
-        if self.critic is not None and self.use_critic:
-            return np.stack([self.critic.choose(self, f[None])[0] for f in features])
-        return self._propose_features(features)
+        training half: docs/matching.md)."""
+        return self._propose_features(self.features(clips))
 
     def _propose_features(self, features: np.ndarray) -> np.ndarray:
         """:meth:`propose` without the critic, from features."""
@@ -275,4 +277,4 @@ class Matcher:
 
 def builtin_presets() -> list[str]:
     """Presets with a built-in matcher."""
-    return sorted(p.stem for p in BUILTIN_DIR.glob("*.npz"))
+    return sorted(p.stem for p in BUILTIN_DIR.glob("*.npz") if not p.stem.endswith(".critic"))
