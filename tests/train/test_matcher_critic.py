@@ -130,3 +130,17 @@ def test_the_cli_renders_pools_and_trains_a_critic(tmp_path, capsys):
                  "-o", str(tmp_path / "c.critic.npz")]) == 0
     meta = json.loads((tmp_path / "c.critic.json").read_text())
     assert meta["seed"] == 0 and "matcher_critic train" in meta["command"]
+
+
+def test_musicgym_match_no_critic_guesses_without_the_critic():
+    import argparse
+
+    from musicgym.cli.match import _matcher
+
+    spec = patch_spec("Snare-v0")
+    on = _matcher(argparse.Namespace(policy="builtin", no_critic=False), spec, ["policy@k"])
+    off = _matcher(argparse.Namespace(policy="builtin", no_critic=True), spec, ["policy+nm"])
+    clip = _square()
+    assert on.use_critic and not off.use_critic
+    np.testing.assert_allclose(off.guesses(clip, 16), off.candidates(clip, 16))
+    assert not np.allclose(on.guesses(clip, 16), off.guesses(clip, 16))
