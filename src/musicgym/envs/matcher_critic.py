@@ -5,8 +5,11 @@ its patch's: its net's, each setting's median over the k nearest codebook sounds
 of each of the nearest codebook sounds. The nearest by features is often not the best by the
 distance every benchmark scores (MR-STFT). The critic ``Q(target, settings)`` predicts that
 distance for a one-step episode (the value of an action), trained on rendered candidates of
-targets in no evaluation set (:mod:`musicgym.train.matcher_critic`); the single guess is then
-the pool's candidate with the lowest predicted distance, and only it is rendered.
+targets in no evaluation set (:mod:`musicgym.train.matcher_critic`). The built-in Snare-v0
+matcher uses it to choose the guesses of ``policy@k`` and ``policy+nm``
+(:meth:`Matcher.guesses`: the proposal and the k - 1 candidates ranked first; only they are
+rendered). As the single guess (:meth:`Critic.choose`) it failed its rule on the real
+training half (one catastrophic pick in five sounds) and is not used (docs/matching.md).
 
 NumPy only (like the matcher): a small MLP stored as ``NAME.critic.npz`` beside the matcher
 (read with ``allow_pickle=False``), its settings in the matcher's JSON under ``"critic"``.
