@@ -8,9 +8,9 @@ module runs it in NumPy so that envs, compose and the CLI can use a shipped matc
 A matcher is two files beside each other: ``NAME.npz`` (the weights, plain arrays, read with
 ``allow_pickle=False``) and ``NAME.json`` (the feature settings, the patch, its action space,
 the command and seed that trained it, its validation error). The built-in ones live in
-``musicgym/data/matchers/<preset>.npz``. A sidecar may name a critic (``"critic": "NAME.critic.npz"``,
-:mod:`musicgym.envs.matcher_critic`) that chooses which candidates :meth:`Matcher.guesses`
-renders.
+``musicgym/data/matchers/<preset>.npz``. A sidecar may name a critic
+(``"critic": "NAME.critic.npz"``, :mod:`musicgym.envs.matcher_critic`) that chooses which
+candidates :meth:`Matcher.guesses` renders.
 """
 
 from __future__ import annotations
