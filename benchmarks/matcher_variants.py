@@ -302,9 +302,33 @@ def atk(m, clip, ev, budget, k=16):
     policy_at_k(m, clip, ev, int(k))
 
 
-VARIANTS = {f.__name__: f for f in (policy, net, atk, shipped, nm, sides, race, twostarts, gate,
-                                    probe, nearown, own, stall, cobyqa, cmaes_guesses,
-                                    simplex_guesses, cmaes1000)}
+def _critic(m):
+    if m.critic is None:
+        raise SystemExit("the critic variants need --critic PATH (or a matcher with one)")
+    return m.critic
+
+
+def critic(m, clip, ev, budget):
+    """the critic's single guess: the lowest predicted of the candidate pool (1 render)."""
+    ev(_critic(m).choose(m, m.features(clip[None]))[0][None])
+
+
+def critic_atk(m, clip, ev, budget, k=16):
+    """policy@k with the critic choosing: the proposal and the k - 1 lowest predicted."""
+    ev(_critic(m).guesses(m, m.features(clip[None]), int(k)))
+
+
+def critic_nm(m, clip, ev, budget, g=16):
+    """policy+nm from critic_atk's guesses (the simplex from their spread, as shipped)."""
+    cand = _critic(m).guesses(m, m.features(clip[None]), int(g)).astype(np.float64)
+    costs = ev(cand)[0]
+    nelder_mead(ev, ev.best, budget, max(MIN_SIGMA, m.spread), guesses_spread(cand, costs))
+
+
+VARIANTS = {f.__name__: f for f in (policy, net, atk, critic, critic_atk, critic_nm,
+                                    shipped, nm, sides, race, twostarts, gate, probe, nearown,
+                                    own, stall, cobyqa, cmaes_guesses, simplex_guesses,
+                                    cmaes1000)}
 
 
 def targets(which: str, oneshots) -> list[tuple[str, np.ndarray]]:
@@ -336,6 +360,12 @@ def main() -> None:
                          "'hybrid')")
     ap.add_argument("--matcher", default=None,
                     help="a matcher's NAME.npz/.json instead of the built-in Snare-v0")
+    ap.add_argument("--critic", default=None,
+                    help="a critic's NAME.critic.npz (+ .json) for the critic variants (and, "
+                         "without --no-critic, policy@k's guesses)")
+    ap.add_argument("--no-critic", action="store_true",
+                    help="atk, shipped and the other variants guess without the matcher's "
+                         "critic (as before it; the critic_* variants still use it)")
     args = ap.parse_args()
     for v in args.variants:
         if v.split("@")[0] not in VARIANTS:
@@ -346,6 +376,10 @@ def main() -> None:
         oneshots = require_data_subdir("oneshots")
     spec = patch_spec("Snare-v0")
     m = Matcher.builtin("Snare-v0") if args.matcher is None else Matcher.load(args.matcher)
+    if args.critic is not None:
+        m.attach_critic(args.critic)
+    if args.no_critic:
+        m.use_critic = False
     if args.ood_neighbours is not None:
         m.meta["ood_neighbours"] = args.ood_neighbours
     res: dict[str, list[float]] = {v: [] for v in args.variants}

@@ -51,6 +51,9 @@ def add_parser(subparsers) -> None:
                    help="the matcher: builtin (shipped for the preset) or a matcher's base "
                         "path, as written by `python -m musicgym.train.matcher` (default "
                         "builtin)")
+    p.add_argument("--no-critic", action="store_true",
+                   help="guess without the matcher's critic (the built-in Snare-v0 has one: it "
+                        "chooses policy@k's guesses and policy+nm's start)")
     p.add_argument("--seed", type=int, default=0, help="seed of the searches (default 0)")
     p.add_argument("--no-plots", action="store_true", help="skip comparison.png")
     p.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="output folder")
@@ -111,10 +114,13 @@ def _matcher(args: argparse.Namespace, spec: dict, methods: list[str]):
         if spec["preset"] is None:
             raise UsageError("--policy builtin needs --preset; for your own --code give "
                              "--policy PATH (a matcher trained on that patch)")
-        return Matcher.builtin(spec["preset"])
-    matcher = Matcher.load(args.policy)
-    if matcher.meta["code"].strip() != spec["code"].strip():
-        raise ConfigError(f"--policy {args.policy}: this matcher was trained on another patch")
+        matcher = Matcher.builtin(spec["preset"])
+    else:
+        matcher = Matcher.load(args.policy)
+        if matcher.meta["code"].strip() != spec["code"].strip():
+            raise ConfigError(f"--policy {args.policy}: this matcher was trained on another "
+                              "patch")
+    matcher.use_critic = not args.no_critic
     return matcher
 
 

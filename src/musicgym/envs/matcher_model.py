@@ -8,7 +8,9 @@ module runs it in NumPy so that envs, compose and the CLI can use a shipped matc
 A matcher is two files beside each other: ``NAME.npz`` (the weights, plain arrays, read with
 ``allow_pickle=False``) and ``NAME.json`` (the feature settings, the patch, its action space,
 the command and seed that trained it, its validation error). The built-in ones live in
-``musicgym/data/matchers/<preset>.npz``.
+``musicgym/data/matchers/<preset>.npz``. A sidecar may name a critic
+(``"critic": "NAME.critic.npz"``, :mod:`musicgym.envs.matcher_critic`) that chooses which
+candidates :meth:`Matcher.guesses` renders.
 """
 
 from __future__ import annotations
@@ -85,6 +87,9 @@ class Matcher:
             self.codebook = np.asarray(weights["codebook"], np.float32)
             self.codebook_sq = (self.codebook ** 2).sum(1)
             self.codebook_actions = np.asarray(weights["codebook_actions"], np.float32)
+        # optional: a critic that ranks many candidates without rendering them (guesses)
+        self.critic = None
+        self.use_critic = True
         self.features_kwargs = dict(self.meta["features"])
         self.sr = int(self.meta["sr"])
         self.clip_samples = int(self.meta["clip_samples"])
@@ -126,7 +131,32 @@ class Matcher:
         for key in ("features", "sr", "clip_samples", "code", "action_space"):
             if key not in meta:
                 raise ConfigError(f"{sidecar}: the matcher's sidecar lacks {key!r}")
-        return cls(weights, meta)
+        matcher = cls(weights, meta)
+        if meta.get("critic"):
+            matcher.attach_critic(base.parent / str(meta["critic"]))
+        return matcher
+
+    def attach_critic(self, path: str | Path) -> None:
+        """Read a critic (``NAME.critic.npz`` + ``NAME.critic.json``) that :meth:`guesses`
+        uses to choose the guesses of ``policy@k`` and ``policy+nm``
+        (:mod:`musicgym.envs.matcher_critic`); set ``use_critic = False`` to guess without it.
+
+        Raises
+        ------
+        ConfigError
+            The files are missing or are not a critic, or the matcher has no codebook."""
+        from musicgym.envs.matcher_critic import Critic
+        from musicgym.safeio import load_mapping
+
+        path = Path(path)
+        sidecar = path.with_suffix(".json")
+        if not sidecar.is_file():
+            raise ConfigError(f"{sidecar}: no such critic sidecar (a critic is NAME.critic.npz "
+                              "+ NAME.critic.json, as python -m musicgym.train.matcher_critic "
+                              "writes them)")
+        if self.codebook is None:
+            raise ConfigError(f"{path}: a critic needs a matcher with a codebook")
+        self.critic = Critic.load(path, load_mapping(sidecar))
 
     @classmethod
     def builtin(cls, preset: str) -> Matcher:
@@ -184,7 +214,7 @@ class Matcher:
         all and keeping the best is ``policy@k``."""
         features = self.features(np.atleast_2d(clip)[:1])
         net = self.forward(features)
-        first = self.propose(np.atleast_2d(clip)[:1])
+        first = self._propose_features(features)
         if self.codebook is None or k <= 1:
             return first
         h = (features - self.mean) / self.std
@@ -196,6 +226,15 @@ class Matcher:
             if len(out) < k and not any(np.array_equal(row, o) for o in out):
                 out.append(row)
         return np.asarray(out, np.float32)
+
+    def guesses(self, clip: np.ndarray, k: int) -> np.ndarray:
+        """Up to ``k`` distinct guesses for one clip, to be rendered (``policy@k``, the start
+        of ``policy+nm``): with a critic attached (and ``use_critic``), the proposal and the
+        ``k - 1`` candidates it predicts closest among :func:`candidate_pool`'s 263 (263
+        critic evaluations, no render); without one, :meth:`candidates`."""
+        if self.critic is None or not self.use_critic or k <= 1:
+            return self.candidates(clip, k)
+        return self.critic.guesses(self, self.features(np.atleast_2d(clip)[:1]), k)
 
     def features(self, clips: np.ndarray) -> np.ndarray:
         """Features of (B, n) clips, cut or padded to the clip length it was trained on."""
@@ -224,7 +263,10 @@ class Matcher:
         settings of the nearest sound (or each setting's median over the nearest
         ``ood_neighbours``, a sidecar key) are the better guess (measured on the one-shots'
         training half: docs/matching.md)."""
-        features = self.features(clips)
+        return self._propose_features(self.features(clips))
+
+    def _propose_features(self, features: np.ndarray) -> np.ndarray:
+        """:meth:`propose` without the critic, from features."""
         actions = self.forward(features)
         if self.codebook is not None:
             _, dist = self.nearest(features)
@@ -237,4 +279,4 @@ class Matcher:
 
 def builtin_presets() -> list[str]:
     """Presets with a built-in matcher."""
-    return sorted(p.stem for p in BUILTIN_DIR.glob("*.npz"))
+    return sorted(p.stem for p in BUILTIN_DIR.glob("*.npz") if not p.stem.endswith(".critic"))

@@ -103,9 +103,10 @@ class Evaluations:
 
 def policy_at_k(matcher: Matcher, clip: np.ndarray, evaluate: Evaluations,
                 k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Render the matcher's ``k`` candidates (:meth:`Matcher.candidates`); best kept.
+    """Render the matcher's ``k`` guesses (:meth:`Matcher.guesses`: chosen by its critic
+    where it has one, else :meth:`Matcher.candidates`); best kept.
     Returns (candidates (k, d), their costs (k,))."""
-    candidates = matcher.candidates(clip, k)
+    candidates = matcher.guesses(clip, k)
     return candidates, evaluate(candidates)[0]
 
 

@@ -157,14 +157,15 @@ def search_labels(matcher: Matcher, spec: dict, clips: np.ndarray, *, budget: in
         Evaluations,
         env_kwargs,
         nelder_mead,
-        policy_at_k,
     )
 
     actions, costs = [], []
     t0 = time.perf_counter()
     for i, clip in enumerate(clips):
         evaluate = Evaluations(MatchCore(**env_kwargs(spec, clip)))
-        policy_at_k(matcher, evaluate.core.target_clips[0], evaluate, NM_CANDIDATES)
+        # the matcher's own candidates (not a critic's choice: the labels of the shipped
+        # fine-tune were searched so)
+        evaluate(matcher.candidates(evaluate.core.target_clips[0], NM_CANDIDATES))
         nelder_mead(evaluate, evaluate.best, budget, max(MIN_SIGMA, matcher.spread))
         actions.append(evaluate.best)
         costs.append(evaluate.best_cost)
@@ -475,7 +476,9 @@ def save_matcher(matcher: Matcher, path: str | Path) -> Path:
     try:
         base.parent.mkdir(parents=True, exist_ok=True)
         np.savez_compressed(base.with_suffix(".npz"), **weights)
-        base.with_suffix(".json").write_text(json.dumps(matcher.meta, indent=2) + "\n")
+        # a critic was fitted to the old net's candidates: it does not follow the new one
+        meta = {k: v for k, v in matcher.meta.items() if k != "critic"}
+        base.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n")
     except OSError as exc:
         raise OutputError(f"{base}: cannot write the matcher: {exc}") from None
     return base

@@ -1,0 +1,256 @@
+"""Train a critic that ranks a matcher's candidate settings (:mod:`musicgym.envs.matcher_critic`).
+
+Learned critics over actions: a one-step matching episode's value ``Q(target, settings)`` is
+minus the MR-STFT distance of the rendered settings to the target. The critic is fitted to
+that distance on rendered data (unlimited: any target, any candidate, the env's own distance)
+and then picks, among a pool of a matcher's candidates, the one to render (as a value function
+picks an action without trying them all; as AlphaZero's / ExIt's learnt evaluator replaces
+rollouts). Two losses together: a listwise ranking loss (ListNet, Cao 2007: the softmax of
+minus the predicted distances against the softmax of minus the true ones, per target), since
+only the order inside one target's pool matters for the choice, and a regression on the
+distance (centred per target) that keeps its scale.
+
+    python -m musicgym.train.matcher_critic pools --set sf:20:1000 -o /tmp/rank/sf20.npz
+    python -m musicgym.train.matcher_critic train /tmp/rank/sf20.npz ... --seed 0 \\
+        -o /tmp/rank/Snare-v0.critic.npz
+
+Targets: SoundFont one-shots (:func:`musicgym.train.matcher.soundfont_oneshots`) of seeds in
+no evaluation set (20 and up), synthetic sounds of the patch (``syn:SEED:N``), or the real
+one-shots' training half (``training``, for measuring only).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from musicgym.envs.matcher_critic import (
+    POOL_MEDIANS,
+    POOL_NEAREST,
+    Critic,
+    candidate_pool,
+    critic_inputs,
+)
+from musicgym.envs.matcher_model import Matcher
+from musicgym.errors import ConfigError, OutputError
+
+
+def target_set(which: str, spec: dict) -> list[tuple[str, np.ndarray]]:
+    """Named target clips: ``training`` (the real one-shots' training half), ``sf:SEED:N``
+    (SoundFont one-shots) or ``syn:SEED:N`` (the patch's own sounds at random settings).
+
+    Raises
+    ------
+    ConfigError
+        ``which`` is none of these."""
+    from musicgym.train.match import TRAINING, synthetic_targets
+    from musicgym.train.matcher import soundfont_oneshots
+
+    if which == "training":
+        from musicgym.audio.io import read_audio
+        from musicgym.datapath import require_data_subdir
+
+        root = require_data_subdir("oneshots")
+        return [(n, np.atleast_2d(read_audio(root / f"{n}.flac", sr=44100)[0]).mean(0))
+                for n in TRAINING]
+    try:
+        kind, seed, n = which.split(":")
+        seed, n = int(seed), int(n)
+        if kind not in ("sf", "syn") or seed < 0 or n < 1:
+            raise ValueError
+    except ValueError:
+        raise ConfigError(f"target set {which!r}: give training, sf:SEED:N or syn:SEED:N "
+                          "(whole numbers, N >= 1)") from None
+    clips = (soundfont_oneshots(n, seed=seed) if kind == "sf"
+             else synthetic_targets(spec, n, seed=seed)[1])
+    return [(f"{kind}{seed}_{i}", c) for i, c in enumerate(clips)]
+
+
+def rendered_pools(matcher: Matcher, spec: dict, targets, *, nearest: int = POOL_NEAREST,
+                   log=print) -> dict[str, np.ndarray]:
+    """Each target's candidate pool (:func:`candidate_pool`), every candidate rendered and
+    scored with the env's distance (as ``benchmarks/matcher.py``), for training and measuring.
+
+    Returns arrays ``z`` (T, n_pca), ``actions`` (T, n, d), ``extra`` (T, n, e), ``costs``
+    (T, n) and ``names`` (T,)."""
+    from musicgym.envs.matching import MatchCore
+    from musicgym.train.match import Evaluations, env_kwargs
+
+    out: dict[str, list] = {"z": [], "actions": [], "extra": [], "costs": [], "names": []}
+    t0 = time.perf_counter()
+    for i, (name, clip) in enumerate(targets):
+        ev = Evaluations(MatchCore(**env_kwargs(spec, clip)))
+        target = ev.core.target_clips[0]
+        actions, z, extra = candidate_pool(matcher, matcher.features(target[None]),
+                                           nearest=nearest)
+        costs, _ = ev(actions)
+        for key, v in zip(out, (z, actions, extra, costs.astype(np.float32), name), strict=True):
+            out[key].append(v)
+        if (i + 1) % 100 == 0:
+            log(f"{i + 1}/{len(targets)} targets in {time.perf_counter() - t0:.0f} s")
+    return {k: np.asarray(v) for k, v in out.items()}
+
+
+def atk_order(actions: np.ndarray, k: int) -> list[int]:
+    """Indices into a pool of :meth:`Matcher.candidates` ``(k)``: the proposal, the net's
+    answer, the nearest codebook sounds, without repeats."""
+    n_first = 2 + len(POOL_MEDIANS)
+    out: list[int] = []
+    seen: set[bytes] = set()
+    for i in [0, 1, *range(n_first, len(actions))]:
+        if len(out) >= k:
+            break
+        key = np.asarray(actions[i], np.float32).tobytes()
+        if key not in seen:
+            seen.add(key)
+            out.append(i)
+    return out
+
+
+def train_critic(pools: list[dict], *, epochs: int = 40, hidden=(128, 128), lr: float = 1e-3,
+                 seed: int = 0, temperature: float = 0.1, regression: float = 1.0,
+                 batch_targets: int = 64, val_fraction: float = 0.1,
+                 log=print) -> tuple[dict[str, np.ndarray], dict]:
+    """Fit the critic on rendered pools: listwise (ListNet) + regression loss, Adam, cosine.
+
+    Returns the weights (``in_mean``, ``in_std``, ``W0``, ``b0``, ...) and a report (the
+    validation targets' mean true distance of the critic's choice, of the proposal, of the
+    best in the pool)."""
+    import torch
+
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    x = np.concatenate([np.stack([critic_inputs(z, a, e) for z, a, e in
+                                  zip(p["z"], p["actions"], p["extra"], strict=True)])
+                        for p in pools])
+    y = np.concatenate([p["costs"] for p in pools]).astype(np.float32)
+    n_t, n_c, n_in = x.shape
+    order = rng.permutation(n_t)
+    n_val = max(1, int(round(val_fraction * n_t)))
+    val, tr = order[:n_val], order[n_val:]
+    flat = x[tr].reshape(-1, n_in)
+    in_mean, in_std = flat.mean(0), flat.std(0)
+    in_std = np.where(in_std < 1e-6, 1.0, in_std).astype(np.float32)
+    xt = torch.from_numpy((x - in_mean) / in_std)
+    yt = torch.from_numpy(y)
+    layers: list = []
+    width = n_in
+    for h in hidden:
+        layers += [torch.nn.Linear(width, h), torch.nn.ReLU()]
+        width = h
+    layers.append(torch.nn.Linear(width, 1))
+    net = torch.nn.Sequential(*layers)
+    opt = torch.optim.Adam(net.parameters(), lr=lr, weight_decay=1e-5)
+    batch_targets = max(1, min(batch_targets, len(tr)))
+    steps = epochs * max(1, len(tr) // batch_targets)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
+
+    def loss_of(idx):
+        q = net(xt[idx]).squeeze(-1)  # (B, n_c)
+        c = yt[idx]
+        target = torch.softmax(-c / temperature, dim=1)
+        listwise = -(target * torch.log_softmax(-q / temperature, dim=1)).sum(1).mean()
+        reg = ((q - q.mean(1, keepdim=True)) - (c - c.mean(1, keepdim=True))).pow(2).mean()
+        level = (q.mean(1) - c.mean(1)).pow(2).mean()
+        return listwise + regression * (reg + level)
+
+    def chosen(idx):
+        with torch.no_grad():
+            q = net(xt[idx]).squeeze(-1).numpy()
+        return y[idx, np.argmin(q, axis=1)]
+
+    t0 = time.perf_counter()
+    for epoch in range(epochs):
+        perm = rng.permutation(tr)
+        for b in range(0, len(perm) - batch_targets + 1, batch_targets):
+            loss = loss_of(torch.from_numpy(perm[b:b + batch_targets]))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+        if (epoch + 1) % 10 == 0 or epoch == epochs - 1:
+            log(f"epoch {epoch + 1}/{epochs}: loss {float(loss.detach()):.4f}, validation choice "
+                f"{chosen(val).mean():.4f} (proposal {y[val, 0].mean():.4f}, best "
+                f"{y[val].min(1).mean():.4f}), {time.perf_counter() - t0:.0f} s")
+    weights = {"in_mean": in_mean.astype(np.float32), "in_std": in_std}
+    linears = [m for m in net if isinstance(m, torch.nn.Linear)]
+    for i, lin in enumerate(linears):
+        weights[f"W{i}"] = lin.weight.detach().numpy().T.copy()
+        weights[f"b{i}"] = lin.bias.detach().numpy().copy()
+    report = {"val_targets": int(n_val), "val_choice": float(chosen(val).mean()),
+              "val_proposal": float(y[val, 0].mean()), "val_best": float(y[val].min(1).mean()),
+              "train_targets": int(len(tr)), "pool": int(n_c)}
+    return weights, report
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``pools`` (render and score candidate pools) or ``train`` (fit a critic on them)."""
+    ap = argparse.ArgumentParser(prog="python -m musicgym.train.matcher_critic",
+                                 description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("pools", help="render and score each target's candidate pool")
+    p.add_argument("--set", required=True, help="training, sf:SEED:N or syn:SEED:N")
+    p.add_argument("--matcher", default=None, help="NAME of a matcher (default: built-in "
+                   "Snare-v0)")
+    p.add_argument("--nearest", type=int, default=POOL_NEAREST)
+    p.add_argument("-o", "--out", required=True)
+    t = sub.add_parser("train", help="fit a critic on pools files")
+    t.add_argument("pools", nargs="+")
+    t.add_argument("--epochs", type=int, default=40)
+    t.add_argument("--hidden", type=int, nargs="+", default=[128, 128])
+    t.add_argument("--lr", type=float, default=1e-3)
+    t.add_argument("--temperature", type=float, default=0.1)
+    t.add_argument("--regression", type=float, default=1.0)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("-o", "--out", required=True, help="NAME.critic.npz (+ NAME.critic.json)")
+    args = ap.parse_args(argv)
+    from musicgym.train.matcher import patch_spec
+
+    spec = patch_spec("Snare-v0")
+    if args.cmd == "pools":
+        m = Matcher.builtin("Snare-v0") if args.matcher is None else Matcher.load(args.matcher)
+        data = rendered_pools(m, spec, target_set(args.set, spec), nearest=args.nearest)
+        try:
+            Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+            np.savez_compressed(args.out, **data)
+        except OSError as exc:
+            raise OutputError(f"{args.out}: cannot write ({exc})") from None
+        c = data["costs"]
+        best = {k: np.mean([c[i, atk_order(data["actions"][i], k)].min()
+                            for i in range(len(c))]) for k in (16, 64, 256)}
+        print(f"{args.set}: {len(c)} targets, pool {c.shape[1]}; mean MR-STFT: proposal "
+              f"{c[:, 0].mean():.4f}, " + ", ".join(f"best of {k} {v:.4f}"
+                                                   for k, v in best.items())
+              + f", best in pool {c.min(1).mean():.4f}")
+        return 0
+    pools = []
+    for f in args.pools:
+        with np.load(f, allow_pickle=False) as d:
+            pools.append({k: d[k] for k in ("z", "actions", "extra", "costs")})
+    weights, report = train_critic(pools, epochs=args.epochs, hidden=tuple(args.hidden),
+                                   lr=args.lr, seed=args.seed, temperature=args.temperature,
+                                   regression=args.regression)
+    meta = {"nearest": report["pool"] - 2 - len(POOL_MEDIANS), "medians": list(POOL_MEDIANS),
+            "z_clip": 20.0,
+            "command": "python -m musicgym.train.matcher_critic " + shlex.join(
+                sys.argv[1:] if argv is None else argv), "seed": args.seed, **report}
+    out = Path(args.out)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        np.savez_compressed(out, **weights)
+        out.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n")
+    except OSError as exc:
+        raise OutputError(f"{out}: cannot write the critic ({exc})") from None
+    Critic(weights, meta)  # the file reads back as a critic
+    print(json.dumps(report))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,146 @@
+"""The matcher's critic: a learnt ranker of candidate settings (the single guess without
+renders). Real matcher, real engine renders, real SoundFont."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from musicgym.envs.matcher_critic import (
+    N_KINDS,
+    Critic,
+    candidate_pool,
+    critic_inputs,
+)
+from musicgym.envs.matcher_model import BUILTIN_DIR, Matcher, builtin_presets
+from musicgym.errors import ConfigError
+from musicgym.train.match import synthetic_targets
+from musicgym.train.matcher import patch_spec
+from musicgym.train.matcher_critic import main, rendered_pools, target_set, train_critic
+
+
+def _square() -> np.ndarray:
+    t = np.arange(22050) / 44100
+    return (0.8 * np.sign(np.sin(2 * np.pi * 2000 * t))).astype(np.float32)
+
+
+def test_the_pool_starts_with_the_proposal_and_the_nets_answer():
+    m = Matcher.builtin("Snare-v0")
+    for clip in (_square(), synthetic_targets(patch_spec("Snare-v0"), 1, seed=4)[1][0]):
+        f = m.features(clip[None])
+        actions, z, extra = candidate_pool(m, f, nearest=16, medians=(3, 8))
+        assert actions.shape == (2 + 2 + 16, m.action_dim) and z.shape == (m.pca.shape[1],)
+        np.testing.assert_allclose(actions[0], m.propose(clip[None])[0], atol=1e-6)
+        np.testing.assert_allclose(actions[1], m.forward(f)[0], atol=1e-6)
+        np.testing.assert_allclose(actions[4], m.nearest(f)[0][0], atol=1e-6)
+        assert extra.shape == (20, N_KINDS + 3 + z.size) and np.all(extra[:, :N_KINDS].sum(1) == 1)
+        x = critic_inputs(z, actions, extra)
+        assert x.shape == (20, 2 * z.size + m.action_dim + N_KINDS + 3) and np.isfinite(x).all()
+
+
+def test_a_critic_learns_to_rank_rendered_candidates_and_drives_propose(tmp_path):
+    m = Matcher.builtin("Snare-v0")
+    spec = patch_spec("Snare-v0")
+    targets = target_set("syn:31:12", spec)
+    pools = rendered_pools(m, spec, targets, nearest=24, log=lambda _: None)
+    assert pools["costs"].shape == (12, 2 + 5 + 24) and np.isfinite(pools["costs"]).all()
+    weights, report = train_critic([pools], epochs=60, hidden=(32,), seed=0,
+                                   val_fraction=0.25, log=lambda _: None)
+    assert report["val_targets"] == 3 and report["pool"] == 31
+    meta = {"nearest": 24, "medians": [3, 5, 8, 16, 32]}
+    critic = Critic(weights, meta)
+    # it has learnt something on the targets it saw: its choice beats a random candidate's
+    x = np.stack([critic_inputs(z, a, e) for z, a, e in
+                  zip(pools["z"], pools["actions"], pools["extra"], strict=True)])
+    chosen = [c[np.argmin(critic.predict(xi))] for xi, c in zip(x, pools["costs"], strict=True)]
+    assert np.mean(chosen) < pools["costs"].mean()
+    # through the matcher: its guesses are the proposal, then the critic's lowest predictions;
+    # use_critic=False gives the old candidates; the single guess is never the critic's
+    np.savez(tmp_path / "c.critic.npz", **weights)
+    (tmp_path / "c.critic.json").write_text(json.dumps(meta))
+    clip = targets[0][1]
+    before, plain = m.propose(clip[None]), m.candidates(clip, 6)
+    m.attach_critic(tmp_path / "c.critic.npz")
+    guesses = m.guesses(clip, 6)
+    ranked, q, _ = critic.ranked(m, m.features(clip[None]))
+    assert len(ranked) == 31 and np.all(np.diff(q) >= 0)
+    np.testing.assert_allclose(guesses[0], before[0])
+    want = [r for r in ranked if not np.array_equal(r, before[0])][:5]
+    np.testing.assert_allclose(guesses[1:], want)
+    np.testing.assert_allclose(m.propose(clip[None]), before)
+    assert critic.choose(m, m.features(clip[None]))[1] == 31
+    m.use_critic = False
+    np.testing.assert_allclose(m.guesses(clip, 6), plain)
+
+
+def test_the_builtin_snare_matcher_carries_its_critic_and_it_ranks_a_real_sound():
+    m = Matcher.builtin("Snare-v0")
+    assert m.critic is not None and "Snare-v0.critic" not in builtin_presets()
+    clip = _square()
+    ranked, q, far = m.critic.ranked(m, m.features(clip[None]))
+    assert far and ranked.shape == (263, m.action_dim) and np.isfinite(q).all()
+    guesses = m.guesses(clip, 16)
+    assert guesses.shape == (16, m.action_dim)
+    assert len({g.tobytes() for g in guesses}) == 16
+    np.testing.assert_allclose(guesses[0], m.propose(clip[None])[0])
+    # the file is small (and was read without pickles)
+    assert (BUILTIN_DIR / "Snare-v0.critic.npz").stat().st_size < 500_000
+    assert Matcher.builtin("Kick-v0").critic is None
+
+
+def test_bad_critic_files_and_inputs_are_refused(tmp_path):
+    good = {"in_mean": np.zeros(3, np.float32), "in_std": np.ones(3, np.float32),
+            "W0": np.ones((3, 1), np.float32), "b0": np.zeros(1, np.float32)}
+    assert Critic(good, {}).predict(np.ones((2, 3))).shape == (2,)
+    with pytest.raises(ConfigError, match="lack"):
+        Critic({"W0": good["W0"]}, {})
+    with pytest.raises(ConfigError, match="inputs"):
+        Critic({**good, "W0": np.ones((4, 1), np.float32)}, {})
+    with pytest.raises(ConfigError, match="scaling"):
+        Critic({**good, "in_std": np.zeros(3, np.float32)}, {})
+    with pytest.raises(ConfigError, match="expected"):
+        Critic(good, {}).predict(np.ones((2, 5)))
+    with pytest.raises(ConfigError, match="no such critic"):
+        Critic.load(tmp_path / "missing.critic.npz", {})
+    (tmp_path / "bad.critic.npz").write_bytes(b"not a zip")
+    with pytest.raises(ConfigError, match="not a critic"):
+        Critic.load(tmp_path / "bad.critic.npz", {})
+    np.save(tmp_path / "pickled.npy", np.array([{"a": 1}], dtype=object))
+    (tmp_path / "pickled.critic.npz").write_bytes((tmp_path / "pickled.npy").read_bytes())
+    with pytest.raises(ConfigError, match="not a critic"):
+        Critic.load(tmp_path / "pickled.critic.npz", {})
+    m = Matcher.builtin("Snare-v0")
+    with pytest.raises(ConfigError, match="sidecar"):
+        m.attach_critic(tmp_path / "bad.critic.npz")
+    m.codebook = None
+    with pytest.raises(ConfigError, match="codebook"):
+        candidate_pool(m, np.zeros(512, np.float32))
+    for bad in ("sf:3", "sf:x:4", "mp3:1:2", "sf:1:0"):
+        with pytest.raises(ConfigError, match="target set"):
+            target_set(bad, patch_spec("Snare-v0"))
+
+
+def test_the_cli_renders_pools_and_trains_a_critic(tmp_path, capsys):
+    assert main(["pools", "--set", "syn:32:6", "--nearest", "8", "-o",
+                 str(tmp_path / "p.npz")]) == 0
+    assert "best of 16" in capsys.readouterr().out
+    assert main(["train", str(tmp_path / "p.npz"), "--epochs", "3", "--hidden", "8",
+                 "-o", str(tmp_path / "c.critic.npz")]) == 0
+    meta = json.loads((tmp_path / "c.critic.json").read_text())
+    assert meta["seed"] == 0 and "matcher_critic train" in meta["command"]
+
+
+def test_musicgym_match_no_critic_guesses_without_the_critic():
+    import argparse
+
+    from musicgym.cli.match import _matcher
+
+    spec = patch_spec("Snare-v0")
+    on = _matcher(argparse.Namespace(policy="builtin", no_critic=False), spec, ["policy@k"])
+    off = _matcher(argparse.Namespace(policy="builtin", no_critic=True), spec, ["policy+nm"])
+    clip = _square()
+    assert on.use_critic and not off.use_critic
+    np.testing.assert_allclose(off.guesses(clip, 16), off.candidates(clip, 16))
+    assert not np.allclose(on.guesses(clip, 16), off.guesses(clip, 16))
