@@ -289,16 +289,19 @@ class CounterpointOracle:
         key = state.future_key()
         safe = self._safe.get(key)
         if safe is None:
-            rule_mask = self._rule_mask(state)[0]
             if len(self._safe) > self.max_cache_size:
                 self._safe.clear()
                 self._feasible.clear()
-            safe = rule_mask.copy()
+            feasible = []
             work = state.copy()  # the search walks forward and back on this one copy
-            for action in np.flatnonzero(rule_mask).tolist():
+            # the rule mask's actions in action order, each kept if the piece can be finished
+            for action in sorted(self._search_actions(state)):
                 record = work.push(_MOVES[action], _DURATIONS[action])
-                safe[action] = self._query(work)
+                if self._query(work):
+                    feasible.append(action)
                 work.pop(record)
+            safe = np.zeros(len(_MOVES), dtype=bool)
+            safe[feasible] = True
             self._safe[key] = safe
         return safe
 
