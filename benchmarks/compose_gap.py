@@ -53,6 +53,7 @@ from musicgym.envs.counterpoint import CounterpointEnv
 from musicgym.music.rules import SCORE_NAMES
 
 SHIPPED_TOP_K, SHIPPED_LOGP = 3, 0.1  # compose_value_and_search's search defaults
+SHORTAGE = 0.3  # climax_explicity's shortage penalty a step (its default, the search's estimate)
 
 
 def species5_splits() -> list[tuple[str, int, dict]]:
@@ -149,6 +150,21 @@ def watch_prefix(env: CounterpointEnv, policy: ComposerPolicy, target: list[int]
         order = np.argsort(-np.array([n.estimate for n in nodes]), kind="stable").tolist()
         rank = next(r for r, j in enumerate(order) if nodes[j] is node)
         cutoff = min(kept, key=lambda n: n.estimate)
+        # the prefix's rank had the estimate left out a term (the group shares its time)
+        est = np.array([n.estimate for n in nodes])
+        logp = SHIPPED_LOGP * np.array([n.logp for n in nodes])
+        progress = time_now / setup.total_eighths
+        shortage = SHORTAGE * progress * np.array([setup.highest_position - n.peak
+                                                   for n in nodes])
+        j = next(j for j, n in enumerate(nodes) if n is node)
+
+        def rank_by(keys):
+            return int((keys > keys[j]).sum()) + 1
+
+        watch["ranks"] = {"search": rank_by(est), "no logp": rank_by(est - logp),
+                          "no climax shortage": rank_by(est + shortage),
+                          "shortage x progress": rank_by(est + shortage * (1 - progress)),
+                          "neither": rank_by(est - logp + shortage)}
         watch.update(fate="beam", eighth=time_now, notes=i - 1, rank=rank + 1,
                      candidates=len(nodes), kept=len(kept), dropped=facts(node),
                      cutoff=facts(cutoff), top=facts(nodes[order[0]]))
@@ -204,7 +220,7 @@ def main() -> int:
                 (split, k, name)
         best = max(row["methods"], key=lambda m: row["methods"][m]["score"])
         row["best_method"] = best
-        path = cache / f"{split}{k}_watch2_{best}.json"
+        path = cache / f"{split}{k}_watch3_{best}.json"
         if path.exists():
             row["watch"] = json.loads(path.read_text())
         else:
@@ -217,7 +233,7 @@ def main() -> int:
         if best_pg == best:
             row["watch_pg"] = row["watch"]
         else:
-            path = cache / f"{split}{k}_watch2_{best_pg}.json"
+            path = cache / f"{split}{k}_watch3_{best_pg}.json"
             if path.exists():
                 row["watch_pg"] = json.loads(path.read_text())
             else:
@@ -280,6 +296,10 @@ def report(rows: list[dict], methods: list[str]) -> None:
               f"{DEFAULT_SEARCH_WIDTH[5]}), at eighth median "
               f"{np.median([w['eighth'] for w in dropped]):.0f}")
         print("  its estimate's terms minus the last kept partial piece's (mean over those):")
+        for variant in dropped[0]["ranks"]:
+            ranks = [w["ranks"][variant] for w in dropped]
+            print(f"  its rank with the estimate's {variant:<20}: median {np.median(ranks):.0f}"
+                  f", within the width on {sum(r <= DEFAULT_SEARCH_WIDTH[5] for r in ranks)}")
         for fact in ("estimate", "logp", "entropy_so_far", "notes", "distinct",
                      "steps_below_top", "repeats", "skips", "narrow", "reward"):
             diff = [w["dropped"][fact] - w["cutoff"][fact] for w in dropped]
