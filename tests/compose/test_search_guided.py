@@ -138,3 +138,44 @@ def test_compiled_masks_read_by_future_key_are_the_compiled_paths_and_fresh():
                 if state.finished:
                     break
         assert kept._fast is not None and kept._fast_masks
+
+
+@pytest.mark.parametrize("kwargs", [{"cantus_firmus": "fux_dorian", "species": 5},
+                                    {"cantus_firmus": "fux_lydian", "species": 3}])
+def test_pieces_screened_by_the_score_bound_leave_the_best_piece_as_it_was(kwargs):
+    # n_pieces > 1 keeps every finished piece's exact return (no screening): the best piece
+    # and the counts must be the same as with the screen (n_pieces=1)
+    env = CounterpointEnv(**kwargs)
+    screened, exact = {}, {}
+    best = guided_beam_search(env, beam_width=30, stats=screened)
+    assert guided_beam_search(env, beam_width=30, stats=exact, n_pieces=3) == best
+    assert exact["pieces"][0] == best == screened["pieces"][0]
+    for key in ("expanded", "children", "evaluations", "objective"):
+        assert screened[key] == exact[key]
+
+
+def test_the_score_bound_is_never_below_the_score():
+    from musicgym.compose.search import score_bound_terms
+    from musicgym.music.rules import score_piece
+    from musicgym.music.rules.species import ACTION_DURATIONS, ACTION_MOVES
+
+    env = CounterpointEnv(cantus_firmus="fux_dorian", species=5)
+    env.reset(seed=0)
+    terms = score_bound_terms(env)
+    assert [w for w, _ in terms] == [1.0, 1.0, 1.0]  # entropy, climax, skips
+    rng = np.random.default_rng(0)
+    checked = 0
+    while checked < 40:
+        env.reset()
+        state = env.state.copy()
+        while not state.finished:
+            allowed = np.flatnonzero(env.oracle.mask(state))
+            action = int(rng.choice(allowed))
+            state.add(int(ACTION_MOVES[action]), int(ACTION_DURATIONS[action]))
+        total = score_piece(state)["total"]
+        assert sum(w * score(state) for w, score in terms) >= total
+        checked += 1
+    # parameters of the two scores left out, or a negative weight: no bound
+    assert score_bound_terms(CounterpointEnv(scoring_fn_params={
+        "narrow_ranges": {"min_size": 5}})) == []
+    assert score_bound_terms(CounterpointEnv(scoring_coefs={"looped_fragments": -1.0})) == []

@@ -6,7 +6,7 @@ import pytest
 
 from musicgym.envs.counterpoint import CounterpointEnv
 from musicgym.music.rules import RL_MUSICIAN_RULES, STRICT_RULES
-from musicgym.music.rules.lookahead import CounterpointOracle
+from musicgym.music.rules.lookahead import _SEARCH_ORDER, CounterpointOracle
 
 
 def _reference(ruleset, state):
@@ -70,6 +70,11 @@ def test_cached_verdicts_equal_fresh_ones(kwargs):
             fresh = CounterpointOracle(env.ruleset, lookahead=env.oracle.lookahead)
             np.testing.assert_array_equal(info["action_mask"].astype(bool),
                                           fresh.mask(state.copy()))
+            # the dead-end search's allowed actions (search-order bits) are the rule mask's,
+            # in search order, from warm caches and from empty ones
+            order = CounterpointOracle(env.ruleset)._search_actions(state)
+            assert order == env.oracle._search_actions(state) == \
+                _SEARCH_ORDER[ref_mask[_SEARCH_ORDER]].tolist()
             action = int(rng.choice(np.flatnonzero(info["action_mask"])))
             _, step_reward, terminated, truncated, info = env.step(action)
             assert step_reward == pytest.approx(ref_reward[action] + info.get("scores", {}).get(

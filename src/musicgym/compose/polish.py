@@ -23,10 +23,9 @@ import itertools
 import gymnasium as gym
 import numpy as np
 
-from musicgym.compose.search import _gc_paused, whole_number
+from musicgym.compose.search import _gc_paused, score_bound_terms, whole_number
 from musicgym.errors import ConfigError
 from musicgym.music.rules import score_piece
-from musicgym.music.rules.scores import _DEFAULT_COEFS, _bound_score
 from musicgym.music.rules.species import (
     ACTION_DURATIONS,
     ACTION_MOVES,
@@ -40,7 +39,6 @@ from musicgym.music.rules.species import (
 _MOVES, _DURATIONS = ACTION_MOVES.tolist(), ACTION_DURATIONS.tolist()
 _DURATIONS_ARRAY = ACTION_DURATIONS
 _STRATEGIES = ("first", "best")
-_NOT_ABOVE_0 = ("looped_fragments", "narrow_ranges")  # minus counts of faults
 
 
 def check_polish_settings(*, max_step: int = 2, max_span: int = 1, swap: bool = False,
@@ -86,13 +84,9 @@ class _Piece:
         """(weight, bound score function) of every score but the two that are never above
         0 with their default parameters (``looped_fragments``, ``narrow_ranges``): with
         those two weighted 0 or more, these terms' sum is an upper bound on the score that
-        costs a fraction of it (the two cost the most). Empty where that does not hold."""
-        coefs = env.scoring_coefs if env.scoring_coefs is not None else _DEFAULT_COEFS
-        params = env.scoring_fn_params or {}
-        if any(coefs.get(name, 0.0) < 0 or params.get(name) for name in _NOT_ABOVE_0):
-            return []
-        return [(float(weight), _bound_score(name, params.get(name)))
-                for name, weight in coefs.items() if name not in _NOT_ABOVE_0]
+        costs a fraction of it (the two cost the most). Empty where that does not hold
+        (:func:`~musicgym.compose.search.score_bound_terms`)."""
+        return score_bound_terms(env)
 
     @classmethod
     def replay(cls, env, actions: list[int]) -> _Piece | None:

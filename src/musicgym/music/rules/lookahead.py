@@ -33,7 +33,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from musicgym.music.rules.registry import RULES
-from musicgym.music.rules.ruleset import RuleSet
+from musicgym.music.rules.ruleset import RuleSet, _allowed, _cached
 from musicgym.music.rules.species import (
     ACTION_DURATIONS,
     ACTION_MOVES,
@@ -50,6 +50,29 @@ _LOOKBACK_PARAMS = {"max_n_repetitions": 3, "max_n_skips": 2}
 # each action's move and duration
 _SEARCH_ORDER = np.lexsort((np.abs(ACTION_MOVES), -ACTION_DURATIONS))
 _MOVES, _DURATIONS = ACTION_MOVES.tolist(), ACTION_DURATIONS.tolist()
+# the dead-end search's rule masks are Python ints, bit i standing for the action tried i-th
+# (_SEARCH_ORDER[i]): ANDing a state's rule verdicts and listing its actions in search order
+# then cost a few integer operations instead of NumPy calls on 60-element arrays
+_ORDER_LIST = _SEARCH_ORDER.tolist()
+_ALL_BITS = (1 << len(_ORDER_LIST)) - 1
+
+
+def _bits(mask: np.ndarray | None) -> int:
+    """A bool mask over the actions (None: all allowed) as search-order bits."""
+    if mask is None:
+        return _ALL_BITS
+    return int.from_bytes(np.packbits(mask[_SEARCH_ORDER], bitorder="little").tobytes(),
+                          "little")
+
+
+def _bits_order(bits: int) -> list[int]:
+    """The actions of search-order ``bits``, in search order."""
+    order = []
+    while bits:
+        low = bits & -bits
+        order.append(_ORDER_LIST[low.bit_length() - 1])
+        bits ^= low
+    return order
 
 
 _NO_PENALTIES = np.zeros(len(ACTION_MOVES))  # every candidate's reward without penalty rules
@@ -113,6 +136,12 @@ class CounterpointOracle:
         self._safe: dict[tuple, np.ndarray] = {}
         self._statics: dict[tuple, tuple] = {}
         self._masks: dict[tuple, tuple[np.ndarray, list[int]]] = {}
+        # the dead-end search's: allowed actions in search order by signature, and the
+        # search-order bits of the static verdicts by (last note, time) and of the keyed
+        # rules' by their cache keys
+        self._orders: dict[tuple, list[int]] = {}
+        self._static_bits: dict[tuple, int] = {}
+        self._rule_bits: dict[tuple, int] = {}
         self._shared: dict[tuple, tuple] = {}  # verdicts of key_only rules, by key
         self._table: StaticTable | bool | None = None  # built at the first state judged
         self._nodes = 0
@@ -184,6 +213,50 @@ class CounterpointOracle:
                 mask, _SEARCH_ORDER[mask[_SEARCH_ORDER]].tolist())
         return found
 
+    def _search_actions(self, state: CounterpointState) -> list[int]:
+        """The actions the rules allow in ``state``, in search order (those of
+        :meth:`_rule_mask`), cached by signature; the rule verdicts are ANDed as search-order
+        bits (the same verdicts, from the same caches as :meth:`RuleSet.check_mask`)."""
+        key = state.signature()
+        order = self._orders.get(key)
+        if order is not None:
+            return order
+        if not self.cached:
+            return self._rule_mask(state)[1]
+        if len(self._orders) > self.max_cache_size:
+            self._orders.clear()
+            self._static_bits.clear()
+            self._rule_bits.clear()
+        found = self._masks.get(key)
+        if found is not None:
+            order = self._orders[key] = found[1]
+            return order
+        where = (state.positions[-1], state.time)
+        bits = self._static_bits.get(where)
+        cand = keyed = None
+        if bits is None:
+            cand, _, static, keyed = self._static(state)
+            bits = self._static_bits[where] = _bits(static[0])
+        rule_bits, shared = self._rule_bits, self._shared
+        for name, fn, rule_key, key_only in self.ruleset.dynamic_mask_rules:
+            if rule_key is None:
+                if cand is None:
+                    cand, _, _, keyed = self._static(state)
+                bits &= _bits(_allowed(fn(state, cand)))
+                continue
+            value = rule_key(state)
+            cache_key = (name, value) if key_only else (name, value, where)
+            found_bits = rule_bits.get(cache_key)
+            if found_bits is None:
+                if cand is None:
+                    cand, _, _, keyed = self._static(state)
+                allowed = _cached(shared if key_only else keyed, name, rule_key, fn, state,
+                                  cand, _allowed)[1]
+                found_bits = rule_bits[cache_key] = _bits(allowed)
+            bits &= found_bits
+        order = self._orders[key] = _bits_order(bits)
+        return order
+
     def mask(self, state: CounterpointState) -> np.ndarray:
         """Candidates allowed by the rules and, with lookahead, not leading to a dead end."""
         if self.compiled is None:  # the first mask: choose the path for this exercise
@@ -211,21 +284,24 @@ class CounterpointOracle:
                     self._fast_masks.clear()
                 self._fast_masks[key] = mask.copy()
                 return mask
-        rule_mask = self._rule_mask(state)[0]
         if not self.lookahead:
-            return rule_mask
+            return self._rule_mask(state)[0]
         key = state.future_key()
         safe = self._safe.get(key)
         if safe is None:
             if len(self._safe) > self.max_cache_size:
                 self._safe.clear()
                 self._feasible.clear()
-            safe = rule_mask.copy()
+            feasible = []
             work = state.copy()  # the search walks forward and back on this one copy
-            for action in np.flatnonzero(rule_mask).tolist():
+            # the rule mask's actions in action order, each kept if the piece can be finished
+            for action in sorted(self._search_actions(state)):
                 record = work.push(_MOVES[action], _DURATIONS[action])
-                safe[action] = self._query(work)
+                if self._query(work):
+                    feasible.append(action)
                 work.pop(record)
+            safe = np.zeros(len(_MOVES), dtype=bool)
+            safe[feasible] = True
             self._safe[key] = safe
         return safe
 
@@ -264,7 +340,7 @@ class CounterpointOracle:
         if self._nodes > self.node_budget:
             raise _BudgetExceeded
         result = False
-        for action in self._rule_mask(state)[1]:
+        for action in self._search_actions(state):
             record = state.push(_MOVES[action], _DURATIONS[action])
             try:
                 found = self._can_finish(state)

@@ -137,6 +137,12 @@ class RuleSet:
                 mask &= allowed
         return mask
 
+    @property
+    def dynamic_mask_rules(self) -> list[tuple[str, Callable[..., Any], Any, bool]]:
+        """The mask rules not registered ``static``, as :meth:`check_mask` judges them: (name,
+        bound function, registered key function or None, whether the key alone decides)."""
+        return self._split[False][0]
+
     def check_static(self, state: Any, cand: Any, base_mask: np.ndarray) -> tuple[
             np.ndarray, dict[str, Any], dict[str, np.ndarray]]:
         """The part of :meth:`check` done by the rules registered ``static``: ``base_mask``

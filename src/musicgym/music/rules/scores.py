@@ -95,10 +95,10 @@ def narrow_ranges(piece: CounterpointState, min_size: int = 9,
     """Minus a penalty for every ``min_size`` consecutive notes spanning few scale steps
     (default ``{2: 1, 3: 0.5}``: 1 for a width of 2 steps or less, 0.5 for 3)."""
     penalties = penalties or {2: 1.0, 3: 0.5}
-    positions = np.asarray(piece.positions)
-    if len(positions) < min_size:
+    n = len(piece.positions)
+    if n < min_size:
         return 0.0
-    windows = np.lib.stride_tricks.sliding_window_view(positions, min_size)
+    windows = np.asarray(piece.positions)[_window_indices(n, min_size)]
     widths = windows.max(axis=1) - windows.min(axis=1)
     total, by_width = 0.0, {}
     for width in widths.tolist():
@@ -108,6 +108,16 @@ def narrow_ranges(piece: CounterpointState, min_size: int = 9,
             penalty = by_width[width] = max(applicable) if applicable else 0.0
         total -= penalty
     return total
+
+
+@lru_cache(maxsize=256)
+def _window_indices(n: int, size: int) -> np.ndarray:
+    """Indices of every ``size`` consecutive notes of ``n`` (one window a row): the windows
+    :func:`narrow_ranges` reads, by one fancy index (a search's pieces share a few lengths;
+    ``sliding_window_view`` costs more than the count itself on pieces this short)."""
+    indices = np.arange(n - size + 1)[:, None] + np.arange(size)
+    indices.flags.writeable = False
+    return indices
 
 
 @register_score("climax_explicity", source="rl-musician", shortage_penalty=0.3,

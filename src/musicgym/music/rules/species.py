@@ -334,8 +334,12 @@ class CounterpointState:
          self._candidates, self._signature) = record
         n = 2 if self.finished else 1  # a finishing note brought the end note with it
         self.finished = False
-        for values in (self.positions, self.midis, self.starts, self.durations, self.moves):
-            del values[-n:]
+        # spelled out rather than looped over: a dead-end search pops once per state it tries
+        del self.positions[-n:]
+        del self.midis[-n:]
+        del self.starts[-n:]
+        del self.durations[-n:]
+        del self.moves[-n:]
         # notes are written in time order, so everything from ``time`` on was unwritten
         self.midi_at_eighth[time:] = -1
         self.time = time
@@ -359,24 +363,27 @@ class CounterpointState:
         """Append a note (no rule is checked here) and, at the last bar, the end note."""
         setup = self.setup
         position_midi, cantus_midi = setup.midi_lists
-        position = self.positions[-1] + move
+        positions, midis, moves = self.positions, self.midis, self.moves
+        position = positions[-1] + move
         midi = position_midi[position]
-        start, end = self.time, self.time + duration_eighths
-        self.positions.append(position)
-        self.midis.append(midi)
+        start = self.time
+        end = start + duration_eighths
+        positions.append(position)
+        midis.append(midi)
         self.starts.append(start)
         self.durations.append(duration_eighths)
         self.midi_at_eighth[start:end] = midi
-        self.moves.append(move)
-        total = sum(self.bar_durations) + duration_eighths
+        moves.append(move)
+        bar_durations = self.bar_durations
+        total = sum(bar_durations) + duration_eighths
         if total < EIGHTHS_PER_BAR:
-            self.bar_durations = (*self.bar_durations, duration_eighths)
+            self.bar_durations = (*bar_durations, duration_eighths)
         elif total == EIGHTHS_PER_BAR:
             self.bar_durations = ()
         else:
             self.bar_durations = (total - EIGHTHS_PER_BAR,)
-        if len(self.moves) >= 2 and self.moves[-1] * self.moves[-2] < 0:
-            self.motion_start_midi = self.midis[-2]
+        if len(moves) >= 2 and move * moves[-2] < 0:
+            self.motion_start_midi = midis[-2]
         cf_last = cantus_midi[(end - 1) // EIGHTHS_PER_BAR]
         self.last_consonant = abs(midi - cf_last) % 12 in CONSONANT_CLASSES
         self.time = end
