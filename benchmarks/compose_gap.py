@@ -255,10 +255,9 @@ def main() -> int:
 
 
 def report(rows: list[dict], methods: list[str]) -> None:
-    for split in ("A", "B", "A+B"):
+    splits = sorted({r["split"] for r in rows})
+    for split in splits + (["A+B"] if len(splits) > 1 else []):
         sel = [r for r in rows if split == "A+B" or r["split"] == split]
-        if not sel:
-            continue
         means = {m: np.mean([r["methods"][m]["score"] for r in sel]) for m in methods}
         best = np.mean([r["methods"][r["best_method"]]["score"] for r in sel])
         print(f"{split} ({len(sel)}): " + ", ".join(f"{m} {v:.4f}" for m, v in means.items())
