@@ -83,7 +83,8 @@ def reference_methods(policy: ComposerPolicy, names: list[str]) -> dict:
     return methods
 
 
-def watch_prefix(env: CounterpointEnv, policy: ComposerPolicy, target: list[int]) -> dict:
+def watch_prefix(env: CounterpointEnv, policy: ComposerPolicy, target: list[int],
+                 value: ComposerValue | None = None) -> dict:
     """Run the shipped search with its pruning watched; where ``target``'s prefix is dropped.
 
     Returns a dict with ``fate`` ("kept", "prior" or "beam"), ``eighth`` (onset of the dropped
@@ -165,6 +166,11 @@ def watch_prefix(env: CounterpointEnv, policy: ComposerPolicy, target: list[int]
                           "no climax shortage": rank_by(est + shortage),
                           "shortage x progress": rank_by(est + shortage * (1 - progress)),
                           "neither": rank_by(est - logp + shortage)}
+        if value is not None:  # the learned value (penalties so far + the return to come)
+            learned = np.array([n.reward for n in nodes]) + value(
+                [n.make_state() for n in nodes])
+            watch["ranks"]["learned value"] = rank_by(learned)
+            watch["ranks"]["learned value + logp"] = rank_by(learned + logp)
         watch.update(fate="beam", eighth=time_now, notes=i - 1, rank=rank + 1,
                      candidates=len(nodes), kept=len(kept), dropped=facts(node),
                      cutoff=facts(cutoff), top=facts(nodes[order[0]]))
@@ -220,11 +226,12 @@ def main() -> int:
                 (split, k, name)
         best = max(row["methods"], key=lambda m: row["methods"][m]["score"])
         row["best_method"] = best
-        path = cache / f"{split}{k}_watch3_{best}.json"
+        path = cache / f"{split}{k}_watch4_{best}.json"
         if path.exists():
             row["watch"] = json.loads(path.read_text())
         else:
-            row["watch"] = watch_prefix(env, policy, list(row["methods"][best]["actions"]))
+            row["watch"] = watch_prefix(env, policy, list(row["methods"][best]["actions"]),
+                                        value)
             path.write_text(json.dumps(row["watch"]))
         # the best piece the policy's top 3 can write (the shipped or a policy-guided one)
         best_pg = max((m for m in row["methods"] if m == "shipped" or m.startswith("pg")),
@@ -233,12 +240,12 @@ def main() -> int:
         if best_pg == best:
             row["watch_pg"] = row["watch"]
         else:
-            path = cache / f"{split}{k}_watch3_{best_pg}.json"
+            path = cache / f"{split}{k}_watch4_{best_pg}.json"
             if path.exists():
                 row["watch_pg"] = json.loads(path.read_text())
             else:
                 row["watch_pg"] = watch_prefix(env, policy,
-                                               list(row["methods"][best_pg]["actions"]))
+                                               list(row["methods"][best_pg]["actions"]), value)
                 path.write_text(json.dumps(row["watch_pg"]))
         rows.append(row)
         s, b = row["methods"]["shipped"], row["methods"][best]
