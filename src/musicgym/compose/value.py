@@ -75,6 +75,22 @@ DEFAULT_ENTROPY_ESTIMATE = "so_far"
 # 1.5 / 2 gave +0.00001 / -0.0002 on validation (docs/compose.md, "The entropy the piece can
 # still reach")
 DEFAULT_ENTROPY_WEIGHT = 1.0
+# a cost per note written in the policy-guided search's ranking (score units a note; see
+# compose_value_and_search's note_cost): 0, none
+DEFAULT_NOTE_COST = {1: 0.0, 2: 0.0, 3: 0.0, 4: 0.0, 5: 0.0}
+
+
+class _NoteCostPrior:
+    """The policy's next-note log-probabilities less ``shift`` for every note: a uniform shift
+    per partial piece, so the policy's likeliest notes (the search's ``prior_top_k``) are the
+    same, and the line's log-probability falls by ``shift`` a note."""
+
+    def __init__(self, policy: ComposerPolicy, shift: float):
+        self.policy, self.shift = policy, float(shift)
+
+    def log_probs_batch(self, states: list[CounterpointState], masks: list[np.ndarray]
+                        ) -> np.ndarray:
+        return self.policy.log_probs_batch(states, masks) - self.shift
 
 
 def n_value_features() -> int:
@@ -268,6 +284,7 @@ def compose_value_and_search(env: gym.Env, policy: ComposerPolicy, value: Compos
                              polish_pieces: int = DEFAULT_POLISH_PIECES,
                              entropy_estimate: str = DEFAULT_ENTROPY_ESTIMATE,
                              entropy_weight: float = DEFAULT_ENTROPY_WEIGHT,
+                             note_cost: float | None = None,
                              stats: dict | None = None) -> tuple[float, list[int]]:
     """Write one piece with two decoders and keep the better: (return, actions).
 
@@ -313,6 +330,12 @@ def compose_value_and_search(env: gym.Env, policy: ComposerPolicy, value: Compos
     entropy_weight : float, keyword-only
         The policy-guided search's entropy term is multiplied by this in its estimate
         (default ``DEFAULT_ENTROPY_WEIGHT``).
+    note_cost : float or None, keyword-only
+        A cost per note written, subtracted from the policy-guided search's estimate of each
+        partial piece (score units a note; finished pieces are still judged exactly). It goes
+        through the policy's log-probabilities, shifted by ``-note_cost / search_logp`` for
+        every note, so the policy's ``search_top_k`` likeliest notes stay the same. ``None``
+        (default): ``DEFAULT_NOTE_COST`` of the species.
     stats : dict or None, keyword-only
         If given, filled with ``children`` (notes valued or estimated, both decoders),
         ``evaluations`` (finished pieces scored), ``chosen`` (``"value"`` or ``"search"``)
@@ -324,7 +347,8 @@ def compose_value_and_search(env: gym.Env, policy: ComposerPolicy, value: Compos
         As the two decoders do, if ``beam`` or ``search_width`` is negative or not whole, or
         if both are 0; if ``polish`` is neither a bool nor a dict of ``polish_piece``'s
         settings, or a setting is out of range; if ``polish_pieces`` is not a whole number
-        of at least 1; if ``entropy_estimate`` is unknown or ``entropy_weight`` is negative.
+        of at least 1; if ``entropy_estimate`` is unknown or ``entropy_weight`` is negative;
+        if ``note_cost`` is negative or not finite, or positive with ``search_logp`` 0.
     """
     from musicgym.compose.policy import policy_guided_search
 
@@ -335,6 +359,15 @@ def compose_value_and_search(env: gym.Env, policy: ComposerPolicy, value: Compos
         beam = DEFAULT_VALUE_BEAM[species]
     if search_width is None:
         search_width = DEFAULT_SEARCH_WIDTH[species]
+    if note_cost is None:
+        note_cost = DEFAULT_NOTE_COST[species]
+    if isinstance(note_cost, bool) or not isinstance(note_cost, int | float | np.number) \
+            or not (math.isfinite(note_cost) and note_cost >= 0):
+        raise ConfigError(f"note_cost must be a finite number of 0 or more, got {note_cost!r}")
+    if note_cost > 0 and not search_logp > 0:
+        raise ConfigError(f"note_cost {note_cost!r} acts through the policy's "
+                          f"log-probabilities, so it needs search_logp > 0 (got "
+                          f"{search_logp!r}); give search_logp or note_cost=0")
     for name, width in (("beam", beam), ("search_width", search_width)):
         if isinstance(width, bool) or not isinstance(width, int | np.integer) or width < 0:
             raise ConfigError(f"{name} must be a whole number of 0 or more, got {width!r}")
@@ -367,7 +400,8 @@ def compose_value_and_search(env: gym.Env, policy: ComposerPolicy, value: Compos
             starts.append(best)
     if search_width:
         second: dict = {}
-        other = policy_guided_search(env, policy, beam_width=int(search_width),
+        prior = _NoteCostPrior(policy, note_cost / search_logp) if note_cost > 0 else policy
+        other = policy_guided_search(env, prior, beam_width=int(search_width),
                                      top_k=search_top_k, logp_weight=search_logp,
                                      stats=second, n_pieces=n_starts,
                                      entropy_estimate=entropy_estimate,
