@@ -10,7 +10,7 @@ import numpy as np
 import soundfile as sf
 
 from musicgym.cli import main
-from musicgym.envs.presets import kick_target
+from musicgym.envs.presets import fm_target, kick_target
 
 
 def test_match_writes_params_patch_sound_and_summary_and_the_patch_renders_the_match(tmp_path):
@@ -99,3 +99,21 @@ def test_match_refine_and_policy_nm_from_the_command_line(tmp_path):
     row = json.loads((out / "summary.json").read_text())["targets"][0]["methods"]
     assert row["refine"]["evaluations"] == 12 and 0 < row["policy+nm"]["evaluations"] <= 12
     assert (out / "kick" / "refine" / "match.wav").is_file()
+
+
+def test_the_builtin_fm_matcher_names_a_phase_modulated_tone_it_never_heard(tmp_path):
+    # FMTone-v0's default target is phase modulation synthesised in NumPy, not the patch: the
+    # built-in matcher's guesses seed Nelder-Mead, which beats random search at equal renders
+    sf.write(tmp_path / "fm.wav", fm_target(), 44100)
+    out = tmp_path / "out"
+    status = main(["match", str(tmp_path / "fm.wav"), "--preset", "FMTone-v0", "--method",
+                   "policy", "--method", "policy+nm", "--method", "random", "--budget", "24",
+                   "--no-plots", "-o", str(out)])
+    assert status == 0
+    row = json.loads((out / "summary.json").read_text())["targets"][0]["methods"]
+    assert row["policy"]["evaluations"] == 1 and row["random"]["evaluations"] == 24
+    assert row["policy+nm"]["mrstft"] <= row["policy"]["mrstft"]
+    assert row["policy+nm"]["mrstft"] < 0.85 * row["random"]["mrstft"]
+    params = json.loads((out / "fm" / "policy+nm" / "params.json").read_text())
+    assert set(params) == {"carrier_hz", "ratio", "index", "attack_s", "decay_s"}
+    assert 100.0 <= params["carrier_hz"] <= 1000.0
