@@ -117,3 +117,14 @@ def test_the_builtin_fm_matcher_names_a_phase_modulated_tone_it_never_heard(tmp_
     params = json.loads((out / "fm" / "policy+nm" / "params.json").read_text())
     assert set(params) == {"carrier_hz", "ratio", "index", "attack_s", "decay_s"}
     assert 100.0 <= params["carrier_hz"] <= 1000.0
+
+
+def test_match_defaults_to_the_matcher_plus_nelder_mead_with_a_builtin_matcher(tmp_path):
+    sf.write(tmp_path / "kick.wav", kick_target(), 44100)
+    out = tmp_path / "out"
+    assert main(["match", str(tmp_path / "kick.wav"), "--preset", "Kick-v0", "--budget", "12",
+                 "--no-plots", "-o", str(out)]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["methods"] == ["policy+nm"]
+    assert 0 < summary["targets"][0]["methods"]["policy+nm"]["evaluations"] <= 12
+    assert (out / "kick" / "params.json").is_file()

@@ -41,8 +41,9 @@ def add_parser(subparsers) -> None:
                    help="with --code: a YAML/JSON mapping with 'action_space' (one entry per "
                         "hole, e.g. [exp, 30, 300]) and optionally 'seconds' (default 0.5)")
     p.add_argument("--method", action="append", choices=METHOD_CHOICES, default=None,
-                   help="matching method (repeat to compare several; default policy+cmaes with "
-                        "a built-in matcher, cmaes otherwise)")
+                   help="matching method (repeat to compare several; default policy+nm with "
+                        "a matcher (the best hybrid on every set measured, docs/matching.md), "
+                        "cmaes otherwise)")
     p.add_argument("--budget", type=int, default=None,
                    help="evaluations per target and method (default: 16 for policy@k, 10 "
                         "for refine, 100 for policy+nm and policy+cmaes, 1000 for cmaes and "
@@ -134,7 +135,7 @@ def run_match(args: argparse.Namespace) -> int:
     files = _targets(args.targets)
     if args.budget is not None and args.budget < 1:
         raise UsageError(f"--budget must be a positive integer, got {args.budget}")
-    methods = args.method or (["policy+cmaes"] if spec["preset"] in builtin_presets()
+    methods = args.method or (["policy+nm"] if spec["preset"] in builtin_presets()
                               or args.policy != "builtin" else ["cmaes"])
     matcher = _matcher(args, spec, methods)
     out = Path(args.output)
