@@ -313,6 +313,19 @@ def critic(m, clip, ev, budget):
     ev(_critic(m).choose(m, m.features(clip[None]))[0][None])
 
 
+def critic_gate(m, clip, ev, budget, margin=0.5):
+    """the critic's single guess with a margin gate (1 render): its pick only where its
+    (ensemble-averaged) prediction beats the proposal's by margin x the standard deviation of
+    the pool's predictions, else the proposal (Critic.choose with ``margin``)."""
+    c = _critic(m)
+    before = c.margin
+    c.margin = float(margin)
+    try:
+        ev(c.choose(m, m.features(clip[None]))[0][None])
+    finally:
+        c.margin = before
+
+
 def critic_atk(m, clip, ev, budget, k=16):
     """policy@k with the critic choosing: the proposal and the k - 1 lowest predicted."""
     ev(_critic(m).guesses(m, m.features(clip[None]), int(k)))
@@ -325,25 +338,33 @@ def critic_nm(m, clip, ev, budget, g=16):
     nelder_mead(ev, ev.best, budget, max(MIN_SIGMA, m.spread), guesses_spread(cand, costs))
 
 
-VARIANTS = {f.__name__: f for f in (policy, net, atk, critic, critic_atk, critic_nm,
+VARIANTS = {f.__name__: f for f in (policy, net, atk, critic, critic_gate, critic_atk, critic_nm,
                                     shipped, nm, sides, race, twostarts, gate, probe, nearown,
                                     own, stall, cobyqa, cmaes_guesses, simplex_guesses,
                                     cmaes1000)}
 
 
-def targets(which: str, oneshots) -> list[tuple[str, np.ndarray]]:
+def targets(which: str, oneshots, spec=None) -> list[tuple[str, np.ndarray, np.ndarray | None]]:
+    """(name, clip, the settings that made it or None) per target of ``--set``."""
     from musicgym.audio.io import read_audio
+    from musicgym.train.match import synthetic_targets
     from musicgym.train.matcher import soundfont_oneshots
 
     if which == "training":
-        return [(n, np.atleast_2d(read_audio(oneshots / f"{n}.flac", sr=44100)[0]).mean(0))
-                for n in TRAINING]
+        return [(n, np.atleast_2d(read_audio(oneshots / f"{n}.flac", sr=44100)[0]).mean(0),
+                 None) for n in TRAINING]
     try:
-        _, seed, n = which.split(":")
+        kind, seed, n = which.split(":")
+        if kind not in ("sf", "syn"):
+            raise ValueError
+        if kind == "syn":
+            actions, clips = synthetic_targets(spec, int(n), seed=int(seed))
+            return [(f"syn{seed}_{i}", c, a) for i, (c, a) in
+                    enumerate(zip(clips, actions, strict=True))]
         clips = soundfont_oneshots(int(n), seed=int(seed))
     except ValueError:
-        raise SystemExit(f"--set: training or sf:SEED:N, got {which!r}") from None
-    return [(f"sf{seed}_{i}", c) for i, c in enumerate(clips)]
+        raise SystemExit(f"--set: training, sf:SEED:N or syn:SEED:N, got {which!r}") from None
+    return [(f"sf{seed}_{i}", c, None) for i, c in enumerate(clips)]
 
 
 def main() -> None:
@@ -353,7 +374,9 @@ def main() -> None:
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("variants", nargs="+", help=f"NAME[@ARG...]; names: {', '.join(VARIANTS)}")
-    ap.add_argument("--set", default="training", help="training or sf:SEED:N")
+    ap.add_argument("--set", default="training",
+                    help="training, sf:SEED:N or syn:SEED:N (the patch's own sounds at random "
+                         "settings: the median settings error is printed too)")
     ap.add_argument("--budget", type=int, default=100)
     ap.add_argument("--ood-neighbours", type=int, default=None,
                     help="override the built-in Snare-v0's (1: the proposal before helper "
@@ -383,9 +406,10 @@ def main() -> None:
     if args.ood_neighbours is not None:
         m.meta["ood_neighbours"] = args.ood_neighbours
     res: dict[str, list[float]] = {v: [] for v in args.variants}
+    errors: dict[str, list[np.ndarray]] = {v: [] for v in args.variants}
     t0 = time.perf_counter()
-    rows = targets(args.set, oneshots)
-    for _, clip in rows:
+    rows = targets(args.set, oneshots, spec)
+    for _, clip, truth in rows:
         core = MatchCore(**env_kwargs(spec, clip))
         for v in args.variants:
             name, *rest = v.split("@")
@@ -394,15 +418,18 @@ def main() -> None:
             if name != "cmaes1000" and ev.count > args.budget:
                 raise SystemExit(f"{v} spent {ev.count} renders (budget {args.budget})")
             res[v].append(ev.best_cost)
+            if truth is not None:  # settings error as benchmarks/matcher.py: |a - a*| / 2
+                errors[v].append(np.abs(np.clip(ev.best, -1, 1) - truth) / 2.0)
     print(f"{args.set}, {len(rows)} targets, {time.perf_counter() - t0:.0f} s, mean MR-STFT:")
     first = np.asarray(res[args.variants[0]])
     for v, costs in res.items():
         change = np.asarray(costs) / first - 1.0  # per target, against the first variant
         print(f"  {v:24s} {np.mean(costs):.4f}  against {args.variants[0]}: "
-              f"{int((change < -1e-9).sum())} better, {int((change > 1e-9).sum())} worse")
+              f"{int((change < -1e-9).sum())} better, {int((change > 1e-9).sum())} worse"
+              + (f", median settings error {np.median(errors[v]):.4f}" if errors[v] else ""))
     if args.set == "training":
         print("per sound: " + " | ".join(res))
-        for i, (name, _) in enumerate(rows):
+        for i, (name, _, _) in enumerate(rows):
             print(f"  {name:12s} " + "  ".join(f"{res[v][i]:.3f}" for v in res))
 
 

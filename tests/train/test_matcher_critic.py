@@ -32,7 +32,7 @@ def test_the_pool_starts_with_the_proposal_and_the_nets_answer():
         f = m.features(clip[None])
         actions, z, extra = candidate_pool(m, f, nearest=16, medians=(3, 8))
         assert actions.shape == (2 + 2 + 16, m.action_dim) and z.shape == (m.pca.shape[1],)
-        np.testing.assert_allclose(actions[0], m.propose(clip[None])[0], atol=1e-6)
+        np.testing.assert_allclose(actions[0], m._propose_features(f)[0], atol=1e-6)
         np.testing.assert_allclose(actions[1], m.forward(f)[0], atol=1e-6)
         np.testing.assert_allclose(actions[4], m.nearest(f)[0][0], atol=1e-6)
         assert extra.shape == (20, N_KINDS + 3 + z.size) and np.all(extra[:, :N_KINDS].sum(1) == 1)
@@ -84,9 +84,10 @@ def test_the_builtin_snare_matcher_carries_its_critic_and_it_ranks_a_real_sound(
     guesses = m.guesses(clip, 16)
     assert guesses.shape == (16, m.action_dim)
     assert len({g.tobytes() for g in guesses}) == 16
-    np.testing.assert_allclose(guesses[0], m.propose(clip[None])[0])
+    np.testing.assert_allclose(guesses[0], m._propose_features(m.features(clip[None]))[0])
     # the file is small (and was read without pickles)
-    assert (BUILTIN_DIR / "Snare-v0.critic.npz").stat().st_size < 500_000
+    for name in ("Snare-v0.critic.npz", "Snare-v0.s1.critic.npz", "Snare-v0.s2.critic.npz"):
+        assert (BUILTIN_DIR / name).stat().st_size < 500_000
     assert Matcher.builtin("Kick-v0").critic is None
 
 
@@ -144,3 +145,186 @@ def test_musicgym_match_no_critic_guesses_without_the_critic():
     assert on.use_critic and not off.use_critic
     np.testing.assert_allclose(off.guesses(clip, 16), off.candidates(clip, 16))
     assert not np.allclose(on.guesses(clip, 16), off.guesses(clip, 16))
+
+
+# -- an ensemble of critics with a margin gate (helper "critic2") ------------------------------
+def _shipped_weights() -> dict:
+    with np.load(BUILTIN_DIR / "Snare-v0.critic.npz", allow_pickle=False) as d:
+        return {k: d[k] for k in d.files}
+
+
+def _write_ensemble(tmp_path, meta_extra: dict, second: dict | None = None):
+    """The shipped critic as the first net and ``second`` (default: the shipped net with its
+    output layer scaled by 0.5 and shifted) as the second, written as an ensemble."""
+    first = _shipped_weights()
+    last = max(int(k[1:]) for k in first if k.startswith("W"))
+    if second is None:
+        second = dict(first)
+        second[f"W{last}"] = first[f"W{last}"] * 0.5
+        second[f"b{last}"] = first[f"b{last}"] * 0.5 + 1.0
+    np.savez(tmp_path / "e.critic.npz", **first)
+    np.savez(tmp_path / "e.critic.s1.npz", **second)
+    meta = json.loads((BUILTIN_DIR / "Snare-v0.critic.json").read_text())
+    meta.update({"members": ["e.critic.s1.npz"], **meta_extra})
+    (tmp_path / "e.critic.json").write_text(json.dumps(meta))
+    return tmp_path / "e.critic.npz", meta
+
+
+def test_an_ensemble_averages_its_nets_and_its_guesses_may_keep_the_first(tmp_path):
+    path, meta = _write_ensemble(tmp_path, {"guess_members": 1, "single_guess": False,
+                                            "margin": None})
+    m = Matcher.builtin("Snare-v0")
+    shipped = Critic(_shipped_weights(), meta)  # the seed-0 net alone
+    m.attach_critic(path)
+    c = m.critic
+    assert len(c.members) == 2 and c.guess_members == 1 and c.margin is None
+    assert not c.single_guess
+    clip = _square()
+    f = m.features(clip[None])
+    actions, z, extra = candidate_pool(m, f)
+    x = critic_inputs(z, actions, extra)
+    each = c.predict_members(x)
+    assert each.shape == (2, 263)
+    np.testing.assert_allclose(each[0], shipped.predict(x), rtol=1e-6)
+    np.testing.assert_allclose(c.predict(x), each.mean(0), rtol=1e-6)
+    np.testing.assert_allclose(c.predict(x, 1), each[0], rtol=1e-6)
+    # the second net is the first's output halved and shifted: the mean is 0.75 q + 0.5
+    np.testing.assert_allclose(c.predict(x), 0.75 * each[0] + 0.5, rtol=1e-5, atol=1e-5)
+    # guesses from the first net alone are the shipped critic's
+    np.testing.assert_array_equal(m.guesses(clip, 16), shipped.guesses(m, f, 16))
+    # the proposal is unchanged without single_guess
+    np.testing.assert_array_equal(m.propose(clip[None]), m._propose_features(f))
+
+
+def test_the_margin_gate_keeps_the_proposal_unless_the_pick_is_clearly_better(tmp_path):
+    from musicgym.envs.matcher_critic import gated_pick
+
+    # by hand: the pick (index 2) beats the proposal by 1.0; the pool's spread is 0.6663
+    q = np.array([2.0, 2.5, 1.0, 2.9, 2.6])
+    assert np.isclose(q.std(), 0.6663, atol=1e-4)
+    assert gated_pick(q, 0.0) == 2 and gated_pick(q, 1.49) == 2 and gated_pick(q, 1.51) == 0
+    assert gated_pick(np.array([1.0, 2.0, 3.0]), 0.0) == 0  # the proposal is already best
+    np.testing.assert_array_equal(gated_pick(np.stack([q, q + [9, 0, 0, 0, 0]]), 1.49),
+                                  [2, 2])
+    # a real sound unlike the patch's, the shipped critic in an ensemble with single_guess
+    path, _ = _write_ensemble(tmp_path, {"single_guess": True, "margin": 0.0,
+                                         "guess_members": 2})
+    m = Matcher.builtin("Snare-v0")
+    m.attach_critic(path)
+    clip = _square()
+    f = m.features(clip[None])
+    actions, z, extra = candidate_pool(m, f)
+    qa = m.critic.predict(critic_inputs(z, actions, extra))
+    best = int(np.argmin(qa))
+    assert best != 0, "this target's pick should differ from the proposal"
+    ratio = (qa[0] - qa[best]) / qa.std()  # the margin at which the gate shuts
+    proposal = m._propose_features(f)[0]
+    for margin, want in ((0.0, actions[best]), (0.99 * ratio, actions[best]),
+                         (1.01 * ratio, proposal), (1e9, proposal)):
+        m.critic.margin = margin
+        np.testing.assert_array_equal(m.critic.choose(m, f)[0], want)
+        # single_guess: Matcher.propose answers with the gated choice, one row per clip
+        np.testing.assert_array_equal(m.propose(np.stack([clip, clip])), [want, want])
+    m.use_critic = False
+    np.testing.assert_array_equal(m.propose(clip[None])[0], proposal)
+
+
+def test_bad_ensembles_are_refused(tmp_path):
+    path, meta = _write_ensemble(tmp_path, {})
+    m = Matcher.builtin("Snare-v0")
+    for bad, match in (({"members": ["missing.critic.npz"]}, "no such critic file"),
+                       ({"members": "e.critic.s1.npz"}, "list"),
+                       ({"members": [""]}, "list"),
+                       ({"margin": -1}, "margin"), ({"margin": "half"}, "margin"),
+                       ({"margin": float("nan")}, "margin"),
+                       ({"guess_members": 3}, "guess_members"),
+                       ({"guess_members": 0}, "guess_members")):
+        (tmp_path / "e.critic.json").write_text(json.dumps({**meta, **bad}))
+        with pytest.raises(ConfigError, match=match):
+            m.attach_critic(path)
+    (tmp_path / "e.critic.json").write_text(json.dumps(meta))
+    (tmp_path / "e.critic.s1.npz").write_bytes(b"PK\x03\x04 broken")
+    with pytest.raises(ConfigError, match="not a critic"):
+        m.attach_critic(path)
+    np.save(tmp_path / "pickled.npy", np.array([{"a": 1}], dtype=object))
+    (tmp_path / "e.critic.s1.npz").write_bytes((tmp_path / "pickled.npy").read_bytes())
+    with pytest.raises(ConfigError, match="not a critic"):
+        m.attach_critic(path)
+    narrow = {"in_mean": np.zeros(3, np.float32), "in_std": np.ones(3, np.float32),
+              "W0": np.ones((3, 1), np.float32), "b0": np.zeros(1, np.float32)}
+    _write_ensemble(tmp_path, {}, second=narrow)
+    with pytest.raises(ConfigError, match="different numbers of inputs"):
+        m.attach_critic(path)
+    with pytest.raises(ConfigError, match="lack 'b0'"):
+        Critic({k: v for k, v in narrow.items() if k != "b0"}, {})
+    with pytest.raises(ConfigError, match="at least one"):
+        Critic([], {})
+    # the matcher keeps the critic it had when a new one is refused
+    assert m.critic is not None and len(m.critic.members) == 3
+
+
+def test_ensemble_members_share_a_validation_split_and_the_table_measures_the_gate(tmp_path):
+    from musicgym.train.matcher_critic import ensemble_table, validation_order
+
+    m = Matcher.builtin("Snare-v0")
+    spec = patch_spec("Snare-v0")
+    pools = rendered_pools(m, spec, target_set("syn:31:12", spec), nearest=24,
+                           log=lambda _: None)
+    kw = dict(epochs=5, hidden=(16,), val_fraction=0.25, log=lambda _: None)
+    w0, r0 = train_critic([pools], seed=0, **kw)
+    w0b, _ = train_critic([pools], seed=0, split_seed=0, **kw)
+    for k in w0:  # the split seed defaults to the seed: the same net, bit for bit
+        np.testing.assert_array_equal(w0[k], w0b[k])
+    w1, r1 = train_critic([pools], seed=1, split_seed=0, **kw)
+    assert r0["split_seed"] == r1["split_seed"] == 0
+    assert not np.array_equal(w0["W0"], w1["W0"])
+    files = []
+    for i, w in enumerate((w0, w1)):
+        np.savez(tmp_path / f"c{i}.npz", **w)
+        files.append(str(tmp_path / f"c{i}.npz"))
+    rows = ensemble_table([pools], files, [None, 0.0, 1e9], validation_split=0,
+                          val_fraction=0.25)
+    assert [(r["members"], r["margin"]) for r in rows] == [
+        (1, None), (1, 0.0), (1, 1e9), (2, None), (2, 0.0), (2, 1e9)]
+    val = validation_order(12, 0)[:3]
+    for r in rows:
+        assert r["set"] == "validation" and r["targets"] == 3
+        assert np.isclose(r["proposal"], pools["costs"][val, 0].mean())
+        assert r["best"] <= r["pick"] and r["best"] <= r["at16"] <= r["proposal"] + 1e-6
+    huge = [r for r in rows if r["margin"] == 1e9]  # a margin never met: the proposal
+    assert all(r["changed"] == 0 and np.isclose(r["pick"], r["proposal"]) for r in huge)
+
+
+def test_the_builtin_single_guess_is_the_gated_ensemble_pick():
+    """Helper critic2's shipped settings: three nets, the single guess gated at 0.5 sd, the
+    guesses ranked by the first (seed-0) net alone, as before."""
+    m = Matcher.builtin("Snare-v0")
+    c = m.critic
+    assert (len(c.members), c.margin, c.guess_members, c.single_guess) == (3, 0.5, 1, True)
+    assert c.meta["member_seeds"] == [1, 2] and "--split-seed 0" in c.meta["member_commands"][0]
+    plain = Critic(_shipped_weights(), {})
+    spec = patch_spec("Snare-v0")
+    clips = [_square(), *synthetic_targets(spec, 3, seed=35)[1]]
+    for clip in clips:
+        f = m.features(clip[None])
+        actions, z, extra = candidate_pool(m, f)
+        x = critic_inputs(z, actions, extra)
+        q = c.predict(x)
+        np.testing.assert_allclose(q, c.predict_members(x).mean(0), rtol=1e-6)
+        best = int(np.argmin(q))
+        ratio = (q[0] - q[best]) / q.std()
+        want = actions[best] if ratio > 0.5 else actions[0]
+        np.testing.assert_array_equal(m.propose(clip[None])[0], want)
+        # the guesses are the seed-0 net's, as before the ensemble
+        np.testing.assert_array_equal(m.guesses(clip, 16), plain.guesses(m, f, 16))
+        # the settings name the patch's parameters (in range)
+        from musicgym.envs.spaces import ParameterMap
+        from musicgym.synth import Patch
+
+        patch = Patch(spec["code"])
+        pmap = ParameterMap(spec["action_space"], n_holes=patch.n_params, flat=True)
+        params = pmap.params(m.propose(clip[None]), 1)
+        assert np.isfinite(params).all() and np.asarray(params).size == len(patch.params)
+    m.use_critic = False
+    np.testing.assert_array_equal(m.propose(clips[0][None]),
+                                  m._propose_features(m.features(clips[0][None])))

@@ -262,8 +262,13 @@ class Matcher:
         synthetic sounds): a net regressing settings extrapolates badly there, and the
         settings of the nearest sound (or each setting's median over the nearest
         ``ood_neighbours``, a sidecar key) are the better guess (measured on the one-shots'
-        training half: docs/matching.md)."""
-        return self._propose_features(self.features(clips))
+        training half: docs/matching.md). With a critic attached whose JSON sets
+        ``single_guess`` (and ``use_critic``), each clip's answer is :meth:`Critic.choose`'s
+        instead (the proposal unless the critic's pick clears its margin)."""
+        features = self.features(clips)
+        if self.critic is not None and self.use_critic and self.critic.single_guess:
+            return np.stack([self.critic.choose(self, f[None])[0] for f in features])
+        return self._propose_features(features)
 
     def _propose_features(self, features: np.ndarray) -> np.ndarray:
         """:meth:`propose` without the critic, from features."""
@@ -279,4 +284,4 @@ class Matcher:
 
 def builtin_presets() -> list[str]:
     """Presets with a built-in matcher."""
-    return sorted(p.stem for p in BUILTIN_DIR.glob("*.npz") if not p.stem.endswith(".critic"))
+    return sorted(p.stem for p in BUILTIN_DIR.glob("*.npz") if ".critic" not in p.stem)

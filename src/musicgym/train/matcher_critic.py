@@ -26,6 +26,7 @@ import json
 import shlex
 import sys
 import time
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -116,8 +117,13 @@ def atk_order(actions: np.ndarray, k: int) -> list[int]:
 def train_critic(pools: list[dict], *, epochs: int = 40, hidden=(128, 128), lr: float = 1e-3,
                  seed: int = 0, temperature: float = 0.1, regression: float = 1.0,
                  batch_targets: int = 64, val_fraction: float = 0.1,
+                 split_seed: int | None = None,
                  log=print) -> tuple[dict[str, np.ndarray], dict]:
     """Fit the critic on rendered pools: listwise (ListNet) + regression loss, Adam, cosine.
+
+    The validation targets are a ``val_fraction`` of the pools' targets drawn with
+    ``split_seed`` (default ``seed``): an ensemble's nets trained with different seeds and one
+    split seed all leave out the same targets, on which the ensemble can then be measured.
 
     Returns the weights (``in_mean``, ``in_std``, ``W0``, ``b0``, ...) and a report (the
     validation targets' mean true distance of the critic's choice, of the proposal, of the
@@ -132,6 +138,8 @@ def train_critic(pools: list[dict], *, epochs: int = 40, hidden=(128, 128), lr: 
     y = np.concatenate([p["costs"] for p in pools]).astype(np.float32)
     n_t, n_c, n_in = x.shape
     order = rng.permutation(n_t)
+    if split_seed is not None and split_seed != seed:
+        order = validation_order(n_t, split_seed)
     n_val = max(1, int(round(val_fraction * n_t)))
     val, tr = order[:n_val], order[n_val:]
     flat = x[tr].reshape(-1, n_in)
@@ -185,8 +193,87 @@ def train_critic(pools: list[dict], *, epochs: int = 40, hidden=(128, 128), lr: 
         weights[f"b{i}"] = lin.bias.detach().numpy().copy()
     report = {"val_targets": int(n_val), "val_choice": float(chosen(val).mean()),
               "val_proposal": float(y[val, 0].mean()), "val_best": float(y[val].min(1).mean()),
-              "train_targets": int(len(tr)), "pool": int(n_c)}
+              "train_targets": int(len(tr)), "pool": int(n_c),
+              "split_seed": int(seed if split_seed is None else split_seed)}
     return weights, report
+
+
+def validation_order(n_targets: int, split_seed: int) -> np.ndarray:
+    """The target order :func:`train_critic` splits on: its first ``round(val_fraction *
+    n_targets)`` are the validation targets."""
+    return np.random.default_rng(split_seed).permutation(n_targets)
+
+
+def ensemble_table(pools: list[dict], weight_files: list[str], margins, *,
+                   validation_split: int | None = None, val_fraction: float = 0.1,
+                   names: list[str] | None = None) -> list[dict]:
+    """The single guess of an ensemble of the first m nets (m = 1 .. len(weight_files)),
+    gated at each margin (:func:`musicgym.envs.matcher_critic.gated_pick`), on rendered pools
+    (no render): per pool (or, with ``validation_split``, on the validation targets of the
+    pools taken together as :func:`train_critic` splits them), the mean true distance of the
+    pick, of the proposal and of the pool's best, how many targets changed, and the worst
+    pick's excess over the proposal."""
+    from musicgym.envs.matcher_critic import gated_pick
+
+    nets = Critic([_weights(f) for f in weight_files], {})
+    sets: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]] = []
+    preds = []
+    for p in pools:
+        x = np.stack([critic_inputs(z, a, e) for z, a, e in
+                      zip(p["z"], p["actions"], p["extra"], strict=True)])
+        n_t, n_c, n_in = x.shape
+        preds.append(nets.predict_members(x.reshape(-1, n_in)).reshape(-1, n_t, n_c))
+    if validation_split is not None:
+        costs = np.concatenate([p["costs"] for p in pools])
+        actions = np.concatenate([p["actions"] for p in pools])
+        q_all = np.concatenate(preds, axis=1)
+        val = validation_order(len(costs), validation_split)[
+            :max(1, int(round(val_fraction * len(costs))))]
+        sets.append(("validation", costs[val], q_all[:, val], actions[val]))
+    else:
+        for i, (p, q) in enumerate(zip(pools, preds, strict=True)):
+            sets.append((names[i] if names else f"pools {i}", p["costs"], q, p["actions"]))
+    rows = []
+    for name, costs, q, actions in sets:
+        for m in range(1, len(weight_files) + 1):
+            mean_q = q[:m].mean(0)
+            at16 = float(np.mean([c[guess_order(a, qi, 16)].min()
+                                  for c, a, qi in zip(costs, actions, mean_q, strict=True)]))
+            for margin in margins:
+                pick = (np.argmin(mean_q, 1) if margin is None
+                        else gated_pick(mean_q, float(margin)))
+                chosen = costs[np.arange(len(costs)), pick]
+                rows.append({"set": name, "members": m, "margin": margin,
+                             "targets": len(costs), "pick": float(chosen.mean()),
+                             "proposal": float(costs[:, 0].mean()),
+                             "best": float(costs.min(1).mean()),
+                             "changed": int((pick != 0).sum()),
+                             "worse": int((chosen > costs[:, 0] + 1e-9).sum()),
+                             "worst_excess": float((chosen - costs[:, 0]).max()),
+                             "at16": at16})
+    return rows
+
+
+def guess_order(actions: np.ndarray, q: np.ndarray, k: int) -> list[int]:
+    """Indices into a pool of :meth:`Critic.guesses` ``(k)``: the proposal (index 0), then the
+    ``k - 1`` distinct candidates with the lowest predictions ``q``."""
+    out, seen = [0], {np.asarray(actions[0], np.float32).tobytes()}
+    for i in np.argsort(q, kind="stable"):
+        if len(out) >= k:
+            break
+        key = np.asarray(actions[i], np.float32).tobytes()
+        if key not in seen:
+            seen.add(key)
+            out.append(int(i))
+    return out
+
+
+def _weights(path: str) -> dict[str, np.ndarray]:
+    try:
+        with np.load(path, allow_pickle=False) as d:
+            return {k: d[k] for k in d.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise ConfigError(f"{path}: not a critic's weights ({exc})") from None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -208,6 +295,18 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--temperature", type=float, default=0.1)
     t.add_argument("--regression", type=float, default=1.0)
     t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--split-seed", type=int, default=None,
+                   help="seed of the validation tenth (default --seed); give an ensemble's "
+                        "nets one split seed so they all leave out the same targets")
+    e = sub.add_parser("ensemble", help="the gated single guess of ensembles of critics on "
+                       "rendered pools, per margin (no render)")
+    e.add_argument("pools", nargs="+")
+    e.add_argument("--critics", nargs="+", required=True,
+                   help="NAME.critic.npz files; ensembles of the first 1, 2, ... of them")
+    e.add_argument("--margins", type=float, nargs="+", default=[0.0, 0.25, 0.5, 0.75, 1.0])
+    e.add_argument("--validation", type=int, default=None, metavar="SPLIT_SEED",
+                   help="measure on the validation tenth of the pools taken together (as "
+                        "train splits them with this split seed) instead of on each pool")
     t.add_argument("-o", "--out", required=True, help="NAME.critic.npz (+ NAME.critic.json)")
     args = ap.parse_args(argv)
     from musicgym.train.matcher import patch_spec
@@ -231,11 +330,27 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     pools = []
     for f in args.pools:
-        with np.load(f, allow_pickle=False) as d:
-            pools.append({k: d[k] for k in ("z", "actions", "extra", "costs")})
+        try:
+            with np.load(f, allow_pickle=False) as d:
+                pools.append({k: d[k] for k in ("z", "actions", "extra", "costs")})
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+            raise ConfigError(f"{f}: not a pools file ({exc}); write one with the pools "
+                              "command") from None
+    if args.cmd == "ensemble":
+        rows = ensemble_table(pools, args.critics, [None, *args.margins],
+                              validation_split=args.validation, names=args.pools)
+        print("| set | nets | margin | targets | pick | proposal | best | changed | worse | "
+              "worst excess | guesses@16 |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|")
+        for r in rows:
+            margin = "none" if r["margin"] is None else f"{r['margin']:g}"
+            print(f"| {Path(r['set']).name} | {r['members']} | {margin} | {r['targets']} | "
+                  f"{r['pick']:.4f} | {r['proposal']:.4f} | {r['best']:.4f} | {r['changed']} | "
+                  f"{r['worse']} | {r['worst_excess']:.3f} | {r['at16']:.4f} |")
+        return 0
     weights, report = train_critic(pools, epochs=args.epochs, hidden=tuple(args.hidden),
                                    lr=args.lr, seed=args.seed, temperature=args.temperature,
-                                   regression=args.regression)
+                                   regression=args.regression, split_seed=args.split_seed)
     meta = {"nearest": report["pool"] - 2 - len(POOL_MEDIANS), "medians": list(POOL_MEDIANS),
             "z_clip": 20.0,
             "command": "python -m musicgym.train.matcher_critic " + shlex.join(
