@@ -284,4 +284,4 @@ class Matcher:
 
 def builtin_presets() -> list[str]:
     """Presets with a built-in matcher."""
-    return sorted(p.stem for p in BUILTIN_DIR.glob("*.npz") if not p.stem.endswith(".critic"))
+    return sorted(p.stem for p in BUILTIN_DIR.glob("*.npz") if ".critic" not in p.stem)
