@@ -13,7 +13,9 @@ method scored (the searches' ``children``).
 
 Run: ``OMP_NUM_THREADS=1 .venv/bin/python benchmarks/compose_policy.py`` (``--policy`` a
 trained .npz, default the shipped one; ``--generated``, ``--guided-width``, ``--prior-width``,
-``--top-k``, ``--search-width``, ``--search-logp``). Prints a table per species and writes
+``--top-k``, ``--search-width``, ``--search-logp``; ``--validation N --train-seeds 1,2``
+runs on the validation split instead, without the cantus of those seeds' training
+exercises). Prints a table per species and writes
 ``benchmarks/results/compose_policy.json`` (with the machine's load average: CPU seconds a
 piece grow on a shared machine).
 RL-Musician's own search is benchmarked by ``benchmarks/compose.py`` on its default cantus
@@ -54,6 +56,29 @@ def test_exercises(n_generated: int) -> list[tuple[str, dict]]:
             out.append((f"{name}/s{species}", {"cantus_firmus": name, "species": species}))
     for i, ex in enumerate(generate_exercises(n_generated, seed=TEST_SEED)):
         out.append((f"generated{i}/s{ex['species']}", ex))
+    return _admissible(out)
+
+
+def validation_split(n: int, train_seeds: list[int],
+                     n_train: int = 400) -> list[tuple[str, dict]]:
+    """(name, env kwargs) of the validation exercises ``generate_exercises(n, seed=2000)``
+    (``value_train.validation_exercises``), leaving out every held-out cantus and every cantus
+    of the training exercises of each of ``train_seeds`` (so that pairs trained with different
+    seeds meet the same exercises). The name's number is the exercise's index in that list."""
+    from musicgym.compose.policy_train import held_out_cantus, training_exercises
+    from musicgym.compose.value_train import VAL_SEED
+    from musicgym.music.cantus import generate_exercises
+
+    seen = held_out_cantus()
+    for seed in train_seeds:
+        seen |= {tuple(ex["cantus_firmus"]) for ex in training_exercises(n_train, seed=seed)}
+    return _admissible([(f"val{i}/s{ex['species']}", ex)
+                        for i, ex in enumerate(generate_exercises(n, seed=VAL_SEED))
+                        if tuple(ex["cantus_firmus"]) not in seen])
+
+
+def _admissible(out: list[tuple[str, dict]]) -> list[tuple[str, dict]]:
+    """The exercises of ``out`` that admit a counterpoint."""
     ok = []
     for name, kwargs in out:
         try:
@@ -104,6 +129,12 @@ def main() -> int:
     parser.add_argument("--only", default="", help="run only the methods whose name "
                         "contains one of these comma-separated words (e.g. 'policy,value')")
     parser.add_argument("--random-pieces", type=int, default=3)
+    parser.add_argument("--validation", type=int, default=0, help="run on the validation "
+                        "split (generate_exercises(N, seed=2000), value_train's) instead of "
+                        "the test set")
+    parser.add_argument("--train-seeds", default="1", help="with --validation: leave out the "
+                        "cantus firmi of the training exercises of these comma-separated "
+                        "seeds (e.g. '1,2' to compare pairs trained with seeds 1 and 2)")
     parser.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args()
     policy = ComposerPolicy.load(args.policy)
@@ -141,8 +172,13 @@ def main() -> int:
         words = [w.strip() for w in args.only.split(",") if w.strip()]
         methods = {k: v for k, v in methods.items() if any(w in k for w in words)}
     rows = []
-    exercises = test_exercises(args.generated)
-    print(f"{len(exercises)} test exercises", flush=True)
+    if args.validation:
+        seeds = [int(w) for w in args.train_seeds.split(",") if w.strip()]
+        exercises = validation_split(args.validation, seeds)
+        print(f"{len(exercises)} validation exercises", flush=True)
+    else:
+        exercises = test_exercises(args.generated)
+        print(f"{len(exercises)} test exercises", flush=True)
     t_all = time.perf_counter()
     load_before = os.getloadavg()  # CPU seconds per piece grow on a shared machine
     for name, kwargs in exercises:
@@ -177,6 +213,7 @@ def main() -> int:
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps({
         "machine": platform.platform(), "policy": policy.meta.get("command"),
+        "split": "validation" if args.validation else "test",
         "load_average_1_5_15min": {"start": load_before, "end": os.getloadavg()},
         "args": vars(args), "summary": summary, "rows": rows}, indent=1), encoding="utf-8")
     print(f"wrote {args.out}")
