@@ -40,7 +40,7 @@ from musicgym.compose.policy_train import TEST_SEED
 from musicgym.compose.search import guided_beam_search, random_search
 from musicgym.compose.value import ComposerValue, compose_value_and_search, compose_value_beam
 from musicgym.envs.counterpoint import CounterpointEnv
-from musicgym.errors import CantusFirmusError
+from musicgym.errors import CantusFirmusError, ParameterError
 from musicgym.music.rules.species import CANTUS_FIRMI
 
 RESULTS = Path(__file__).parent / "results" / "compose_policy.json"
@@ -107,6 +107,22 @@ def judge(env: CounterpointEnv, ret: float, actions: list[int], *,
         row.update(scores=result["scores"], notes=len(positions), peak=int(max(positions)),
                    pitches_used=len(set(positions)), actions=[int(a) for a in actions])
     return row
+
+
+def random_row(env: CounterpointEnv, name: str, n_pieces: int) -> dict:
+    """The "random" row of one exercise: the mean score of ``n_pieces`` (>= 1) seeded random
+    pieces, their hard violations and parallel perfects summed."""
+    if n_pieces < 1:
+        raise ParameterError(f"n_pieces must be >= 1, got {n_pieces}")
+    scores = []
+    for seed in range(n_pieces):
+        ret, actions = random_search(env, seed=seed)
+        scores.append(judge(env, ret, actions))
+    return {"exercise": name, "species": env.setup.species, "method": "random",
+            "seconds": None, "states_judged": None, "finished": True,
+            "score": float(np.mean([s["score"] for s in scores])),
+            "hard_violations": int(sum(s["hard_violations"] for s in scores)),
+            "parallel_perfects": int(sum(s["parallel_perfects"] for s in scores))}
 
 
 def main() -> int:
@@ -196,15 +212,8 @@ def main() -> int:
                          "seconds": seconds, "cpu_seconds": cpu,
                          "states_judged": stats.get("children"),
                          **judge(env, ret, actions)})
-        scores = []
-        for seed in range(args.random_pieces):
-            ret, actions = random_search(env, seed=seed)
-            scores.append(judge(env, ret, actions))
-        rows.append({"exercise": name, "species": species, "method": "random",
-                     "seconds": None, "states_judged": None, "finished": True,
-                     "score": float(np.mean([s["score"] for s in scores])),
-                     "hard_violations": int(sum(s["hard_violations"] for s in scores)),
-                     "parallel_perfects": int(sum(s["parallel_perfects"] for s in scores))})
+        if args.random_pieces:
+            rows.append(random_row(env, name, args.random_pieces))
         print(f"  {name} done ({time.perf_counter() - t_all:.0f} s)", flush=True)
     summary = summarize(rows)
     print_table(summary)

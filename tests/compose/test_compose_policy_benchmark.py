@@ -6,6 +6,9 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
+import numpy as np
+import pytest
+
 from musicgym.compose import policy_train
 from musicgym.compose.policy_train import held_out_cantus, training_exercises
 from musicgym.compose.value_train import validation_exercises
@@ -42,3 +45,20 @@ def test_validation_split_is_value_trains_and_leaves_out_every_seeds_training_ca
     names = [name for name, _ in bench.test_exercises(10)]
     assert "fux_phrygian/s2" not in names and "fux_dorian/s5" in names
     assert sum(name.startswith("generated") for name in names) == 10
+
+
+def test_random_row_averages_seeded_random_pieces_and_refuses_none():
+    # --random-pieces 0 (the documented test-set command) used to add a "random" row with
+    # a nan mean (a RuntimeWarning and a nan line in every species' table); main() now adds
+    # no row, and random_row refuses 0 pieces instead of averaging nothing
+    from musicgym.envs.counterpoint import CounterpointEnv
+    from musicgym.errors import ParameterError
+
+    bench = _harness()
+    env = CounterpointEnv(cantus_firmus="fux_dorian", species=1)
+    row = bench.random_row(env, "fux_dorian/s1", 2)
+    assert row["method"] == "random" and row["species"] == 1 and row["finished"]
+    assert np.isfinite(row["score"]) and row["score"] <= 3.0
+    assert row == bench.random_row(env, "fux_dorian/s1", 2)  # seeded: the same pieces
+    with pytest.raises(ParameterError):
+        bench.random_row(env, "fux_dorian/s1", 0)
