@@ -13,7 +13,9 @@ method scored (the searches' ``children``).
 
 Run: ``OMP_NUM_THREADS=1 .venv/bin/python benchmarks/compose_policy.py`` (``--policy`` a
 trained .npz, default the shipped one; ``--generated``, ``--guided-width``, ``--prior-width``,
-``--top-k``, ``--search-width``, ``--search-logp``). Prints a table per species and writes
+``--top-k``, ``--search-width``, ``--search-logp``; ``--validation N --train-seeds 1,2``
+runs on the validation split instead, without the cantus of those seeds' training
+exercises). Prints a table per species and writes
 ``benchmarks/results/compose_policy.json`` (with the machine's load average: CPU seconds a
 piece grow on a shared machine).
 RL-Musician's own search is benchmarked by ``benchmarks/compose.py`` on its default cantus
@@ -38,7 +40,7 @@ from musicgym.compose.policy_train import TEST_SEED
 from musicgym.compose.search import guided_beam_search, random_search
 from musicgym.compose.value import ComposerValue, compose_value_and_search, compose_value_beam
 from musicgym.envs.counterpoint import CounterpointEnv
-from musicgym.errors import CantusFirmusError
+from musicgym.errors import CantusFirmusError, ParameterError
 from musicgym.music.rules.species import CANTUS_FIRMI
 
 RESULTS = Path(__file__).parent / "results" / "compose_policy.json"
@@ -54,6 +56,29 @@ def test_exercises(n_generated: int) -> list[tuple[str, dict]]:
             out.append((f"{name}/s{species}", {"cantus_firmus": name, "species": species}))
     for i, ex in enumerate(generate_exercises(n_generated, seed=TEST_SEED)):
         out.append((f"generated{i}/s{ex['species']}", ex))
+    return _admissible(out)
+
+
+def validation_split(n: int, train_seeds: list[int],
+                     n_train: int = 400) -> list[tuple[str, dict]]:
+    """(name, env kwargs) of the validation exercises ``generate_exercises(n, seed=2000)``
+    (``value_train.validation_exercises``), leaving out every held-out cantus and every cantus
+    of the training exercises of each of ``train_seeds`` (so that pairs trained with different
+    seeds meet the same exercises). The name's number is the exercise's index in that list."""
+    from musicgym.compose.policy_train import held_out_cantus, training_exercises
+    from musicgym.compose.value_train import VAL_SEED
+    from musicgym.music.cantus import generate_exercises
+
+    seen = held_out_cantus()
+    for seed in train_seeds:
+        seen |= {tuple(ex["cantus_firmus"]) for ex in training_exercises(n_train, seed=seed)}
+    return _admissible([(f"val{i}/s{ex['species']}", ex)
+                        for i, ex in enumerate(generate_exercises(n, seed=VAL_SEED))
+                        if tuple(ex["cantus_firmus"]) not in seen])
+
+
+def _admissible(out: list[tuple[str, dict]]) -> list[tuple[str, dict]]:
+    """The exercises of ``out`` that admit a counterpoint."""
     ok = []
     for name, kwargs in out:
         try:
@@ -84,6 +109,22 @@ def judge(env: CounterpointEnv, ret: float, actions: list[int], *,
     return row
 
 
+def random_row(env: CounterpointEnv, name: str, n_pieces: int) -> dict:
+    """The "random" row of one exercise: the mean score of ``n_pieces`` (>= 1) seeded random
+    pieces, their hard violations and parallel perfects summed."""
+    if n_pieces < 1:
+        raise ParameterError(f"n_pieces must be >= 1, got {n_pieces}")
+    scores = []
+    for seed in range(n_pieces):
+        ret, actions = random_search(env, seed=seed)
+        scores.append(judge(env, ret, actions))
+    return {"exercise": name, "species": env.setup.species, "method": "random",
+            "seconds": None, "states_judged": None, "finished": True,
+            "score": float(np.mean([s["score"] for s in scores])),
+            "hard_violations": int(sum(s["hard_violations"] for s in scores)),
+            "parallel_perfects": int(sum(s["parallel_perfects"] for s in scores))}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--policy", default="builtin")
@@ -104,6 +145,12 @@ def main() -> int:
     parser.add_argument("--only", default="", help="run only the methods whose name "
                         "contains one of these comma-separated words (e.g. 'policy,value')")
     parser.add_argument("--random-pieces", type=int, default=3)
+    parser.add_argument("--validation", type=int, default=0, help="run on the validation "
+                        "split (generate_exercises(N, seed=2000), value_train's) instead of "
+                        "the test set")
+    parser.add_argument("--train-seeds", default="1", help="with --validation: leave out the "
+                        "cantus firmi of the training exercises of these comma-separated "
+                        "seeds (e.g. '1,2' to compare pairs trained with seeds 1 and 2)")
     parser.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args()
     policy = ComposerPolicy.load(args.policy)
@@ -141,8 +188,13 @@ def main() -> int:
         words = [w.strip() for w in args.only.split(",") if w.strip()]
         methods = {k: v for k, v in methods.items() if any(w in k for w in words)}
     rows = []
-    exercises = test_exercises(args.generated)
-    print(f"{len(exercises)} test exercises", flush=True)
+    if args.validation:
+        seeds = [int(w) for w in args.train_seeds.split(",") if w.strip()]
+        exercises = validation_split(args.validation, seeds)
+        print(f"{len(exercises)} validation exercises", flush=True)
+    else:
+        exercises = test_exercises(args.generated)
+        print(f"{len(exercises)} test exercises", flush=True)
     t_all = time.perf_counter()
     load_before = os.getloadavg()  # CPU seconds per piece grow on a shared machine
     for name, kwargs in exercises:
@@ -160,15 +212,8 @@ def main() -> int:
                          "seconds": seconds, "cpu_seconds": cpu,
                          "states_judged": stats.get("children"),
                          **judge(env, ret, actions)})
-        scores = []
-        for seed in range(args.random_pieces):
-            ret, actions = random_search(env, seed=seed)
-            scores.append(judge(env, ret, actions))
-        rows.append({"exercise": name, "species": species, "method": "random",
-                     "seconds": None, "states_judged": None, "finished": True,
-                     "score": float(np.mean([s["score"] for s in scores])),
-                     "hard_violations": int(sum(s["hard_violations"] for s in scores)),
-                     "parallel_perfects": int(sum(s["parallel_perfects"] for s in scores))})
+        if args.random_pieces:
+            rows.append(random_row(env, name, args.random_pieces))
         print(f"  {name} done ({time.perf_counter() - t_all:.0f} s)", flush=True)
     summary = summarize(rows)
     print_table(summary)
@@ -177,6 +222,7 @@ def main() -> int:
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps({
         "machine": platform.platform(), "policy": policy.meta.get("command"),
+        "split": "validation" if args.validation else "test",
         "load_average_1_5_15min": {"start": load_before, "end": os.getloadavg()},
         "args": vars(args), "summary": summary, "rows": rows}, indent=1), encoding="utf-8")
     print(f"wrote {args.out}")
