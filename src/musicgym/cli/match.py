@@ -54,8 +54,8 @@ def add_parser(subparsers) -> None:
                         "builtin)")
     p.add_argument("--no-critic", action="store_true",
                    help="guess without the matcher's critic (the built-in Snare-v0 has one: it "
-                        "chooses policy@k's guesses and policy+nm's start, and policy's single "
-                        "guess where its pick clears a margin)")
+                        "chooses policy@k's guesses and policy+nm's start; a critic whose JSON "
+                        "sets single_guess also chooses policy's guess: the built-in's does not)")
     p.add_argument("--seed", type=int, default=0, help="seed of the searches (default 0)")
     p.add_argument("--no-plots", action="store_true", help="skip comparison.png")
     p.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="output folder")
