@@ -4,17 +4,11 @@ an env's reset/step may succeed or raise a ``musicgym.errors`` exception, nothin
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "fuzz.py"
+from tests.scripts import load_script
 
 
 def _fuzz_module():
-    spec = importlib.util.spec_from_file_location("musicgym_fuzz", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("scripts/fuzz.py", "musicgym_fuzz")
 
 
 def test_only_musicgym_errors_on_3000_fuzzed_inputs():

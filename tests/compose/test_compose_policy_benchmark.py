@@ -3,24 +3,17 @@ different seeds share (helper "seeds", issue 14)."""
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
+from tests.scripts import load_script
 
 from musicgym.compose import policy_train
 from musicgym.compose.policy_train import held_out_cantus, training_exercises
 from musicgym.compose.value_train import validation_exercises
 
-HARNESS = Path(__file__).resolve().parents[2] / "benchmarks" / "compose_policy.py"
-
 
 def _harness():
-    spec = importlib.util.spec_from_file_location("compose_policy_benchmark", HARNESS)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("benchmarks/compose_policy.py", "compose_policy_benchmark")
 
 
 def test_validation_split_is_value_trains_and_leaves_out_every_seeds_training_cantus(

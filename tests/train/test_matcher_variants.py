@@ -3,9 +3,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -14,15 +11,11 @@ from musicgym.envs.matcher_model import Matcher
 from musicgym.envs.matching import MatchCore
 from musicgym.train.match import Evaluations, env_kwargs
 from musicgym.train.matcher import patch_spec, soundfont_oneshots
-
-HARNESS = Path(__file__).resolve().parents[2] / "benchmarks" / "matcher_variants.py"
+from tests.scripts import load_script
 
 
 def _harness():
-    spec = importlib.util.spec_from_file_location("matcher_variants", HARNESS)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("benchmarks/matcher_variants.py", "matcher_variants")
 
 
 @pytest.mark.skipif(not soundfont_available(), reason="no GM SoundFont to render one-shots")
