@@ -159,7 +159,7 @@ def _member(weights: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray, 
     return in_mean, in_std, layers
 
 
-def _read_weights(path: Path) -> dict[str, np.ndarray]:
+def read_weights(path: Path) -> dict[str, np.ndarray]:
     """A critic file's arrays (no pickles).
 
     Raises
@@ -240,14 +240,14 @@ class Critic:
             A file is missing or is not a critic, or ``members`` is not a list of file
             names."""
         path = Path(path)
-        weights = [_read_weights(path)]
+        weights = [read_weights(path)]
         names = meta.get("members", [])
         if not isinstance(names, list) or not all(isinstance(n, str) and n.strip()
                                                   for n in names):
             raise ConfigError(f"{path.with_suffix('.json')}: 'members' must be a list of the "
                               f"ensemble's other weight files (names beside {path.name}), got "
                               f"{names!r}")
-        weights += [_read_weights(path.parent / n) for n in names]
+        weights += [read_weights(path.parent / n) for n in names]
         return cls(weights, meta)
 
     def predict_members(self, x: np.ndarray, members: int | None = None) -> np.ndarray:

@@ -37,6 +37,8 @@ from musicgym.envs.matcher_critic import (
     Critic,
     candidate_pool,
     critic_inputs,
+    gated_pick,
+    read_weights,
 )
 from musicgym.envs.matcher_model import Matcher
 from musicgym.errors import ConfigError, OutputError
@@ -98,20 +100,25 @@ def rendered_pools(matcher: Matcher, spec: dict, targets, *, nearest: int = POOL
     return {k: np.asarray(v) for k, v in out.items()}
 
 
-def atk_order(actions: np.ndarray, k: int) -> list[int]:
-    """Indices into a pool of :meth:`Matcher.candidates` ``(k)``: the proposal, the net's
-    answer, the nearest codebook sounds, without repeats."""
-    n_first = 2 + len(POOL_MEDIANS)
+def _distinct_first(actions: np.ndarray, order, k: int) -> list[int]:
+    """The first ``k`` indices of ``order`` whose settings in ``actions`` are not repeats of
+    an earlier one's."""
     out: list[int] = []
     seen: set[bytes] = set()
-    for i in [0, 1, *range(n_first, len(actions))]:
+    for i in order:
         if len(out) >= k:
             break
         key = np.asarray(actions[i], np.float32).tobytes()
         if key not in seen:
             seen.add(key)
-            out.append(i)
+            out.append(int(i))
     return out
+
+
+def atk_order(actions: np.ndarray, k: int) -> list[int]:
+    """Indices into a pool of :meth:`Matcher.candidates` ``(k)``: the proposal, the net's
+    answer, the nearest codebook sounds, without repeats."""
+    return _distinct_first(actions, [0, 1, *range(2 + len(POOL_MEDIANS), len(actions))], k)
 
 
 def train_critic(pools: list[dict], *, epochs: int = 40, hidden=(128, 128), lr: float = 1e-3,
@@ -213,9 +220,7 @@ def ensemble_table(pools: list[dict], weight_files: list[str], margins, *,
     pools taken together as :func:`train_critic` splits them), the mean true distance of the
     pick, of the proposal and of the pool's best, how many targets changed, and the worst
     pick's excess over the proposal."""
-    from musicgym.envs.matcher_critic import gated_pick
-
-    nets = Critic([_weights(f) for f in weight_files], {})
+    nets = Critic([read_weights(Path(f)) for f in weight_files], {})
     sets: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]] = []
     preds = []
     for p in pools:
@@ -257,23 +262,7 @@ def ensemble_table(pools: list[dict], weight_files: list[str], margins, *,
 def guess_order(actions: np.ndarray, q: np.ndarray, k: int) -> list[int]:
     """Indices into a pool of :meth:`Critic.guesses` ``(k)``: the proposal (index 0), then the
     ``k - 1`` distinct candidates with the lowest predictions ``q``."""
-    out, seen = [0], {np.asarray(actions[0], np.float32).tobytes()}
-    for i in np.argsort(q, kind="stable"):
-        if len(out) >= k:
-            break
-        key = np.asarray(actions[i], np.float32).tobytes()
-        if key not in seen:
-            seen.add(key)
-            out.append(int(i))
-    return out
-
-
-def _weights(path: str) -> dict[str, np.ndarray]:
-    try:
-        with np.load(path, allow_pickle=False) as d:
-            return {k: d[k] for k in d.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-        raise ConfigError(f"{path}: not a critic's weights ({exc})") from None
+    return _distinct_first(actions, [0, *np.argsort(q, kind="stable")], k)
 
 
 def main(argv: list[str] | None = None) -> int:
