@@ -65,13 +65,10 @@ def validation_split(n: int, train_seeds: list[int],
     (``value_train.validation_exercises``), leaving out every held-out cantus and every cantus
     of the training exercises of each of ``train_seeds`` (so that pairs trained with different
     seeds meet the same exercises). The name's number is the exercise's index in that list."""
-    from musicgym.compose.policy_train import held_out_cantus, training_exercises
-    from musicgym.compose.value_train import VAL_SEED
+    from musicgym.compose.value_train import VAL_SEED, excluded_cantus
     from musicgym.music.cantus import generate_exercises
 
-    seen = held_out_cantus()
-    for seed in train_seeds:
-        seen |= {tuple(ex["cantus_firmus"]) for ex in training_exercises(n_train, seed=seed)}
+    seen = excluded_cantus(train_seeds, n_train)
     return _admissible([(f"val{i}/s{ex['species']}", ex)
                         for i, ex in enumerate(generate_exercises(n, seed=VAL_SEED))
                         if tuple(ex["cantus_firmus"]) not in seen])

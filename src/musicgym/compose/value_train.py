@@ -47,14 +47,23 @@ from musicgym.music.rules.species import ACTION_DURATIONS, ACTION_MOVES, Counter
 VAL_SEED = 2000  # generate_exercises(n, seed=VAL_SEED): the validation split
 
 
+def excluded_cantus(train_seeds, n_train: int = 400) -> set[tuple]:
+    """The cantus firmi validation leaves out: the held-out test ones and those of the
+    ``n_train`` training exercises of each seed in ``train_seeds``."""
+    from musicgym.compose.policy_train import held_out_cantus
+
+    seen = held_out_cantus()
+    for seed in train_seeds:
+        seen |= {tuple(ex["cantus_firmus"]) for ex in training_exercises(n_train, seed=seed)}
+    return seen
+
+
 def validation_exercises(n: int, *, train_seed: int = 1, n_train: int = 400) -> list[dict]:
     """``n`` generated exercises for validation, none sharing a cantus with the training
     exercises of ``train_seed`` or with the held-out test cantus firmi."""
-    from musicgym.compose.policy_train import held_out_cantus
     from musicgym.music.cantus import generate_exercises
 
-    seen = held_out_cantus() | {tuple(ex["cantus_firmus"])
-                                for ex in training_exercises(n_train, seed=train_seed)}
+    seen = excluded_cantus([train_seed], n_train)
     return [ex for ex in generate_exercises(n, seed=VAL_SEED)
             if tuple(ex["cantus_firmus"]) not in seen]
 
