@@ -13,6 +13,7 @@ from musicgym.envs.matcher_critic import (
     Critic,
     candidate_pool,
     critic_inputs,
+    read_weights,
 )
 from musicgym.envs.matcher_model import BUILTIN_DIR, Matcher, builtin_presets
 from musicgym.errors import ConfigError
@@ -153,8 +154,7 @@ def test_musicgym_match_no_critic_guesses_without_the_critic():
 
 # -- an ensemble of critics with a margin gate (helper "critic2") ------------------------------
 def _shipped_weights() -> dict:
-    with np.load(BUILTIN_DIR / "Snare-v0.critic.npz", allow_pickle=False) as d:
-        return {k: d[k] for k in d.files}
+    return read_weights(BUILTIN_DIR / "Snare-v0.critic.npz")
 
 
 def _write_ensemble(tmp_path, meta_extra: dict, second: dict | None = None):
