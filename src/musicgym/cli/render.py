@@ -38,6 +38,11 @@ def add_parser(subparsers) -> None:
                    help="load an audio file as sample \\NAME (repeat)")
     p.add_argument("--fix-bugs", action="store_true",
                    help="numpy backend only: textbook biquads instead of the engine's")
+    p.add_argument("--steps", type=int, default=1, metavar="N",
+                   help="a sequencer's patch.glicol, as `musicgym match --preset BassLine-v0` "
+                        "writes it: N blocks, each after a '// step k' line, each rendered "
+                        "for SECONDS / N from a fresh state and joined (default 1: the whole "
+                        "file is one patch)")
     p.set_defaults(func=run_render)
 
     n = subparsers.add_parser(
@@ -92,6 +97,8 @@ def run_render(args: argparse.Namespace) -> int:
         stem = "patch" if args.patch == "-" else Path(args.patch).stem
         out = Path(args.output) / f"{stem}.wav"
     code = _read_code(args.patch)
+    if args.steps != 1:
+        return _render_steps(args, code, out)
     patch = Patch(code, sr=args.sr, bpm=args.bpm, backend=args.backend,
                   samples=_pairs(args.sample, "sample"), compat=not args.fix_bugs)
     given = _pairs(args.param, "param")
@@ -118,6 +125,54 @@ def run_render(args: argparse.Namespace) -> int:
         kept = "the WAV is 32-bit float, so nothing is clipped" \
             if out.suffix.lower() == ".wav" else f"the {out.suffix} file is clipped to [-1, 1]"
         print(f"note: the peak is over 1.0 (Glicol has no limiter); {kept}")
+    return 0
+
+
+def split_steps(code: str, steps: int) -> list[str]:
+    """The ``steps`` blocks of a sequencer's patch file (each after a ``// step k`` line).
+
+    Raises
+    ------
+    ParameterError
+        ``steps`` is not a positive number, or the file has another number of blocks."""
+    from musicgym.train.match import STEP_MARK
+
+    if steps < 1:
+        raise ParameterError(f"--steps must be a positive integer, got {steps}")
+    blocks: list[list[str]] = []
+    for line in code.splitlines():
+        if line.startswith(STEP_MARK):
+            blocks.append([])
+        elif blocks:
+            blocks[-1].append(line)
+    if len(blocks) != steps:
+        raise ParameterError(f"--steps {steps}: the file has {len(blocks)} blocks starting "
+                             f"with a '{STEP_MARK}k' line; give --steps {len(blocks) or 1}")
+    return ["\n".join(b) for b in blocks]
+
+
+def _render_steps(args: argparse.Namespace, code: str, out: Path) -> int:
+    """``musicgym render FILE --steps N``: each block for seconds / N, joined."""
+    from musicgym.audio.io import write_audio
+    from musicgym.synth import Patch
+
+    if args.param:
+        raise ParameterError("--steps renders a sequencer's filled patch: its blocks have no "
+                             "holes, so --param has nothing to set")
+    blocks = split_steps(code, args.steps)
+    n = int(round(args.seconds * args.sr / args.steps))
+    t0 = time.perf_counter()
+    parts = []
+    for k, block in enumerate(blocks):
+        patch = Patch(block, sr=args.sr, bpm=args.bpm, backend=args.backend,
+                      samples=_pairs(args.sample, "sample"), compat=not args.fix_bugs)
+        if patch.params:
+            raise ParameterError(f"step {k + 1}: holes {list(patch.params)} are not filled")
+        parts.append(patch.render(None, n_samples=n)[0])
+    audio = np.concatenate(parts, axis=-1)
+    out = write_audio(out, audio, args.sr)
+    print(f"wrote {out} ({args.steps} steps of {n / args.sr:g} s, {args.sr} Hz, rendered in "
+          f"{time.perf_counter() - t0:.2f} s with the {args.backend} backend)")
     return 0
 
 

@@ -25,6 +25,7 @@ from musicgym.errors import ConfigError
 
 FEATURE_LOW, FEATURE_HIGH = -5.0, 8.0  # log10 mel power, clipped as the envs' observations
 DEFAULT_FEATURES = {"n_fft": 1024, "hop": 512, "n_mels": 32, "n_frames": 16}
+FEATURE_ROWS = 256  # clips whose features are computed at once (bounded memory)
 BUILTIN_DIR = Path(__file__).resolve().parents[1] / "data" / "matchers"
 # a target out of the patch's distribution gets the median settings of its nearest
 # ``ood_neighbours`` codebook sounds (a sidecar key; without it, the nearest sound's, as
@@ -36,14 +37,66 @@ OOD_NEIGHBOURS = 1
 
 
 def matcher_features(clips: np.ndarray, *, sr: int, n_fft: int, hop: int, n_mels: int,
-                     n_frames: int) -> np.ndarray:
-    """(B, n_frames * n_mels) float32 features of (B, n) clips: log-mel, pooled in time.
+                     n_frames: int, pitch: tuple[float, float, int] | None = None
+                     ) -> np.ndarray:
+    """(B, n_frames * n_mels [+ pitch bins]) float32 features of (B, n) clips: log-mel,
+    pooled in time; with ``pitch = (lowest MIDI note, highest, bins a semitone)``, then
+    :func:`pitch_salience` on that grid.
 
     Clips of any length give the same size (equal time slices), clipped to
-    [``FEATURE_LOW``, ``FEATURE_HIGH``] with NaN read as silence."""
-    mel = log_mel(np.atleast_2d(clips), sr=sr, n_fft=n_fft, hop=hop, n_mels=n_mels)
+    [``FEATURE_LOW``, ``FEATURE_HIGH``] with NaN read as silence. Computed
+    :data:`FEATURE_ROWS` clips at a time (the spectra of a large batch at once would take
+    gigabytes)."""
+    clips = np.atleast_2d(clips)
+    if len(clips) > FEATURE_ROWS:
+        return np.concatenate([
+            matcher_features(clips[i:i + FEATURE_ROWS], sr=sr, n_fft=n_fft, hop=hop,
+                             n_mels=n_mels, n_frames=n_frames, pitch=pitch)
+            for i in range(0, len(clips), FEATURE_ROWS)])
+    mel = log_mel(clips, sr=sr, n_fft=n_fft, hop=hop, n_mels=n_mels)
     pooled = pool_frames(mel, n_frames).reshape(mel.shape[0], -1)
-    return np.clip(np.nan_to_num(pooled, nan=FEATURE_LOW), FEATURE_LOW, FEATURE_HIGH)
+    out = np.clip(np.nan_to_num(pooled, nan=FEATURE_LOW), FEATURE_LOW, FEATURE_HIGH)
+    if pitch is None:
+        return out
+    lo, hi, per_semitone = pitch
+    return np.concatenate([out, pitch_salience(clips, sr=sr, lo=float(lo), hi=float(hi),
+                                               per_semitone=int(per_semitone))], axis=1)
+
+
+def pitch_salience(clips: np.ndarray, *, sr: int, lo: float, hi: float,
+                   per_semitone: int) -> np.ndarray:
+    """(B, bins) float32 in [-1, 1]: how periodic each clip is at each pitch of a grid from
+    MIDI ``lo`` to ``hi``, ``per_semitone`` bins a semitone: one minus YIN's cumulative mean
+    normalised difference (de Cheveigné & Kawahara 2002) over the whole clip, read at each
+    pitch's period (linear between lags). A period of the sound gives a value near 1 whatever
+    its timbre; a silent or non-finite clip gives 0. What a matcher needs to name a note
+    whose timbre it never heard (the log-mel image alone did not generalise: docs/matching.md)."""
+    x = np.nan_to_num(np.atleast_2d(np.asarray(clips, np.float64)))
+    grid = np.arange(int(round((hi - lo) * per_semitone)) + 1) / per_semitone + lo
+    lags = sr / (440.0 * 2.0 ** ((grid - 69.0) / 12.0))
+    tau_max = int(np.ceil(lags.max())) + 2
+    n = x.shape[1]
+    if n < 2 * tau_max:
+        x = np.pad(x, ((0, 0), (0, 2 * tau_max - n)))
+        n = x.shape[1]
+    w = n - tau_max
+    size = 1 << int(np.ceil(np.log2(n + w)))
+    # r[tau] = sum_{t < w} x[t] x[t + tau]; the energies of both windows by cumulative sums
+    r = np.fft.irfft(np.fft.rfft(x, size) * np.conj(np.fft.rfft(x[:, :w], size)),
+                     size)[:, :tau_max + 1]
+    cs = np.concatenate([np.zeros((len(x), 1)), np.cumsum(x * x, axis=1)], axis=1)
+    taus = np.arange(tau_max + 1)
+    d = np.maximum(cs[:, [w]] + (cs[:, taus + w] - cs[:, taus]) - 2.0 * r, 0.0)
+    d[:, 0] = 0.0
+    running = np.cumsum(d[:, 1:], axis=1)
+    cmnd = np.ones_like(d)
+    cmnd[:, 1:] = d[:, 1:] * taus[1:] / np.maximum(running, 1e-12)
+    low = np.floor(lags).astype(int)
+    frac = lags - low
+    value = cmnd[:, low] * (1.0 - frac) + cmnd[:, low + 1] * frac
+    out = 1.0 - np.clip(value, 0.0, 2.0)
+    out[cs[:, -1] <= 1e-12] = 0.0
+    return out.astype(np.float32)
 
 
 class Matcher:
@@ -79,6 +132,18 @@ class Matcher:
         if not self.layers or self.layers[0][0].shape[0] != self.mean.size:
             raise ConfigError("matcher weights: no layers, or the first layer does not take "
                               f"the {self.mean.size} features")
+        # optional: a note head, a classifier that names a ``choose`` hole's value (its
+        # logits' argmax replaces that action coordinate: Matcher.forward)
+        self.note_layers = []
+        i = 0
+        while f"C{i}" in weights:
+            self.note_layers.append((np.asarray(weights[f"C{i}"], np.float32),
+                                     np.asarray(weights[f"c{i}"], np.float32)))
+            i += 1
+        if self.note_layers and ("note_column" not in self.meta
+                                 or self.note_layers[0][0].shape[0] != self.mean.size):
+            raise ConfigError("matcher weights: a note head needs 'note_column' in the sidecar "
+                              f"and a first layer that takes the {self.mean.size} features")
         # optional: a codebook of training sounds for targets unlike the patch's (propose)
         self.codebook = None
         if "codebook" in weights:
@@ -245,13 +310,28 @@ class Matcher:
         return matcher_features(fixed, sr=self.sr, **self.features_kwargs)
 
     def forward(self, features: np.ndarray) -> np.ndarray:
-        """(B, action_dim) actions in [-1, 1] from (B, n_features) features."""
-        h = (np.asarray(features, np.float32) - self.mean) / self.std
+        """(B, action_dim) actions in [-1, 1] from (B, n_features) features.
+
+        With a note head (weights ``C0, c0, ...``, sidecar ``note_column``), the coordinate
+        ``note_column`` is the centre of the bucket the head's logits name instead of the
+        regression's value (a classifier names a note; a regression averages between two
+        candidates, e.g. an octave apart, and lands on neither)."""
+        standard = (np.asarray(features, np.float32) - self.mean) / self.std
+        h = standard
         if "input_clip" in self.meta:  # a fine-tuned net reads standardised features clipped
             h = np.clip(h, -float(self.meta["input_clip"]), float(self.meta["input_clip"]))
         for i, (w, b) in enumerate(self.layers):
             h = h @ w + b
             h = np.tanh(h) if i == len(self.layers) - 1 else np.maximum(h, 0.0)
+        if self.note_layers:
+            limit = float(self.meta.get("note_input_clip", np.inf))
+            z = np.clip(standard, -limit, limit)
+            for i, (w, b) in enumerate(self.note_layers):
+                z = z @ w + b
+                if i < len(self.note_layers) - 1:
+                    z = np.maximum(z, 0.0)
+            h[:, int(self.meta["note_column"])] = \
+                2.0 * (np.argmax(z, axis=1) + 0.5) / z.shape[1] - 1.0
         return h
 
     def propose(self, clips: np.ndarray) -> np.ndarray:

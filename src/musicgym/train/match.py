@@ -220,6 +220,8 @@ def match_target(spec: dict, target, method: str, *, budget: int | None = None,
         raise UsageError(f"budget: must be a positive integer, got {budget!r}")
     if (method.startswith("policy") or method == "refine") and matcher is None:
         raise UsageError(f"method {method} needs a matcher (--policy builtin or a path)")
+    if spec.get("steps", 1) > 1:
+        return _match_steps(spec, target, method, budget, matcher, seed)
     t0 = time.perf_counter()
     core = MatchCore(**env_kwargs(spec, target))
     kwargs = env_kwargs(spec, core.target_clips[0])
@@ -258,18 +260,73 @@ def match_target(spec: dict, target, method: str, *, budget: int | None = None,
     return out
 
 
+def _match_steps(spec: dict, target, method: str, budget: int, matcher: Matcher | None,
+                 seed: int) -> dict:
+    """:func:`match_target` for a sequencer patch of ``spec["steps"]`` steps: each step is
+    rendered from a fresh engine state (as the env renders it), so the target is cut into
+    its steps and each step matched on its own with ``method`` (``budget`` renders of one
+    step each); the clip is the steps' sounds one after the other. ``actions`` and
+    ``params`` get one row per step; ``evaluations`` counts step renders."""
+    t0 = time.perf_counter()
+    steps = int(spec["steps"])
+    core = MatchCore(code=spec["code"], target=target, total_step=steps,
+                     step_len=spec["seconds"], action_space=spec["action_space"],
+                     flat_actions=True)
+    target_clip = core.target_clips[0]
+    n = len(target_clip) // steps
+    one = dict(spec, steps=1)
+    parts = [match_target(one, target_clip[k * n:(k + 1) * n], method, budget=budget,
+                          matcher=matcher, seed=seed) for k in range(steps)]
+    clip = np.concatenate([r["clip"] for r in parts])
+    out = {"actions": np.stack([r["actions"] for r in parts]),
+           "params": np.stack([r["params"] for r in parts]), "clip": clip,
+           "target_clip": target_clip, "sr": core.sr,
+           "evaluations": int(sum(r["evaluations"] for r in parts)),
+           "seconds": time.perf_counter() - t0, "patch": parts[0]["patch"], "steps": steps,
+           "step_seconds": float(spec["seconds"])}
+    out.update(sound_metrics(clip, target_clip, core.sr))
+    return out
+
+
+STEP_MARK = "// step "  # starts each step's code in a sequencer's patch.glicol
+
+
+def steps_code(patch, params: np.ndarray, step_seconds: float) -> str:
+    """One Glicol file for a sequencer's match: each step's code with its holes filled, after a
+    ``// step k`` line; ``musicgym render FILE --steps N --seconds T`` renders each for T / N
+    seconds from a fresh state and joins them (the env's sound)."""
+    steps = len(params)
+    lines = [f"// musicgym: {steps} steps of {step_seconds:g} s, each from a fresh state; "
+             f"render with: musicgym render patch.glicol --steps {steps} "
+             f"--seconds {steps * step_seconds:g}"]
+    for k, row in enumerate(params):
+        lines += [f"{STEP_MARK}{k + 1}", patch.fill(row)]
+    return "\n".join(lines) + "\n"
+
+
 def write_match(result: dict, out_dir: Path, *, plots: bool = True) -> None:
-    """``params.json``, ``patch.glicol``, ``match.wav`` and ``comparison.png`` of a match."""
+    """``params.json``, ``patch.glicol``, ``match.wav`` and ``comparison.png`` of a match.
+
+    A sequencer's match (``result["steps"]``) writes ``params.json`` as
+    ``{"step_seconds": s, "steps": [{hole: value}, ...]}`` and ``patch.glicol`` as
+    :func:`steps_code`."""
     from musicgym.audio.io import write_wav
     from musicgym.train.evaluate import comparison_png
 
     patch = result["patch"]
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
-        (out_dir / "params.json").write_text(json.dumps(
-            {name: float(v) for name, v in zip(patch.params, result["params"], strict=True)},
-            indent=2) + "\n")
-        (out_dir / "patch.glicol").write_text(patch.fill(result["params"]) + "\n")
+        if "steps" in result:
+            params = {"step_seconds": result["step_seconds"], "steps": [
+                {name: float(v) for name, v in zip(patch.params, row, strict=True)}
+                for row in result["params"]]}
+            code = steps_code(patch, result["params"], result["step_seconds"])
+        else:
+            params = {name: float(v)
+                      for name, v in zip(patch.params, result["params"], strict=True)}
+            code = patch.fill(result["params"]) + "\n"
+        (out_dir / "params.json").write_text(json.dumps(params, indent=2) + "\n")
+        (out_dir / "patch.glicol").write_text(code)
     except OSError as exc:
         raise OutputError(f"{out_dir}: cannot write the match: {exc}") from None
     write_wav(out_dir / "match.wav", result["clip"], result["sr"])

@@ -44,6 +44,16 @@ from musicgym.envs.spaces import ParameterMap
 from musicgym.errors import ConfigError, OutputError
 from musicgym.synth import Patch
 
+# BassLine-v0's step: FFT 4096 (10.8 Hz bins, a semitone is 3-7 Hz at MIDI 33-51, so the
+# note is read from its harmonics), 128 mels, two time slices. Chosen on synthetic settings
+# (seed 0 to train, seed 99 to validate; 12,000 renders, a 256-128 MLP, 30 epochs): notes
+# right 99.1 % against 95.6 % with DEFAULT_FEATURES, cutoff median error 0.0013 against
+# 0.0019. Then YIN's periodicity on a quarter-semitone grid over MIDI 28-56 (pitch_salience):
+# without it the net named 37-43 % of the notes of bass lines in timbres it never heard
+# (docs/matching.md, "BassLine-v0")
+STEP_FEATURES = {"n_fft": 4096, "hop": 1024, "n_mels": 128, "n_frames": 2,
+                 "pitch": [28, 56, 4]}
+STEP_PRESETS = ("BassLine-v0",)
 # a target farther from the codebook than this share of held-out synthetic sounds is out of
 # the patch's distribution; 0.9 chosen on the one-shots' training half (mean MR-STFT of the
 # proposal 2.48 with 0.5-0.9, 2.90 with 0.99)
@@ -52,13 +62,17 @@ OOD_QUANTILE = 0.9
 
 def patch_spec(preset: str | None = None, code: str | None = None,
                action_space: Sequence | None = None, seconds: float | None = None) -> dict:
-    """``{"code", "action_space", "seconds", "preset"}`` of a preset or of a given patch.
+    """``{"code", "action_space", "seconds", "steps", "preset"}`` of a preset or of a patch.
+
+    ``seconds`` is one step's length and ``steps`` the number of steps: a preset of several
+    steps (BassLine-v0: 16 steps of 0.25 s, each a note and a cutoff) is a sequencer whose
+    every step is rendered from a fresh engine state, so a matcher learns one step's sound
+    and matches a target step by step (:func:`musicgym.train.match.match_target`).
 
     Raises
     ------
     ConfigError
-        An unknown preset, a preset of several steps (BassLine-v0: not supported yet), or
-        neither a preset nor code with an action space."""
+        An unknown preset, or neither a preset nor code with an action space."""
     from musicgym.envs.presets import PRESETS
 
     if preset is not None:
@@ -67,22 +81,30 @@ def patch_spec(preset: str | None = None, code: str | None = None,
             raise ConfigError(f"unknown sound-matching preset {preset!r}: choose one of "
                               f"{', '.join(PRESETS)}")
         p = PRESETS[name]
-        if p["total_step"] != 1:
-            raise ConfigError(f"{name}: matchers handle one-step patches (one set of settings "
-                              f"for the whole clip); {name} has {p['total_step']} steps")
         return {"preset": name, "code": p["code"], "action_space": p["action_space"],
-                "seconds": float(p["step_len"] if seconds is None else seconds)}
+                "seconds": float(p["step_len"] if seconds is None else seconds),
+                "steps": int(p["total_step"])}
     if code is None or action_space is None:
         raise ConfigError("give a preset, or the patch's code and its action space")
     return {"preset": None, "code": code, "action_space": list(action_space),
-            "seconds": float(0.5 if seconds is None else seconds)}
+            "seconds": float(0.5 if seconds is None else seconds), "steps": 1}
+
+
+def matcher_features_for(preset: str | None) -> dict:
+    """The feature settings a matcher of ``preset`` is trained with: the one-step drum and
+    tone presets (and your own patches) use :data:`DEFAULT_FEATURES`; a sequencer's step
+    (BassLine-v0's 0.25 s bass notes, MIDI 33-51: 55-123 Hz) needs finer frequencies to tell
+    the notes apart (:data:`STEP_FEATURES`)."""
+    return dict(STEP_FEATURES if preset in STEP_PRESETS else DEFAULT_FEATURES)
 
 
 def synthetic_dataset(spec: dict, n: int, *, seed: int = 0, sr: int = 44100,
                       features: dict | None = None, batch: int = 256
                       ) -> tuple[np.ndarray, np.ndarray]:
-    """(features (n, F), actions (n, d)) of ``n`` uniformly drawn settings of the patch."""
-    features = dict(DEFAULT_FEATURES if features is None else features)
+    """(features (n, F), actions (n, d)) of ``n`` uniformly drawn settings of the patch
+    (``features``: :func:`matcher_features` settings, default the preset's,
+    :func:`matcher_features_for`)."""
+    features = matcher_features_for(spec.get("preset")) if features is None else dict(features)
     patch = Patch(spec["code"], sr=sr)
     pmap = ParameterMap(spec["action_space"], n_holes=patch.n_params, flat=True)
     dim = pmap.space.shape[0]
@@ -198,7 +220,8 @@ def train_matcher(spec: dict, *, examples: int = 30_000, epochs: int = 60,
     torch.manual_seed(seed)
     torch.set_num_threads(1)
     t0 = time.perf_counter()
-    x, y = synthetic_dataset(spec, examples, seed=seed, sr=sr)
+    features = matcher_features_for(spec.get("preset"))
+    x, y = synthetic_dataset(spec, examples, seed=seed, sr=sr, features=features)
     render_s = time.perf_counter() - t0
     log(f"rendered {examples} examples in {render_s:.0f} s")
     mean, std = x.mean(0), x.std(0) + 1e-3
@@ -234,13 +257,13 @@ def train_matcher(spec: dict, *, examples: int = 30_000, epochs: int = 60,
     weights = net_weights(net, mean.astype(np.float32), std.astype(np.float32))
     weights.update(_codebook(xn[tr].numpy(), y[tr.numpy()], codebook, codebook_dims))
     # out of distribution: farther from the codebook than 90 % of held-out synthetic sounds
-    _, val_dist = Matcher(weights, {"features": DEFAULT_FEATURES, "sr": sr,
+    _, val_dist = Matcher(weights, {"features": features, "sr": sr,
                                     "clip_samples": 1}).nearest(x[val.numpy()])
     meta = {"preset": spec["preset"], "code": spec["code"],
             "action_space": [list(m) if isinstance(m, (list, tuple)) else m
                              for m in spec["action_space"]],
             "sr": sr, "clip_samples": int(round(spec["seconds"] * sr)),
-            "features": dict(DEFAULT_FEATURES), "hidden": list(hidden), "examples": examples,
+            "features": features, "hidden": list(hidden), "examples": examples,
             "epochs": epochs, "lr": lr, "seed": seed, "command": command,
             "val_rmse": float(np.sqrt((err ** 2).mean())),
             "val_median_abs_error": float(np.median(np.abs(err))),
@@ -256,6 +279,7 @@ def train_matcher(spec: dict, *, examples: int = 30_000, epochs: int = 60,
     return matcher
 
 
+SF_LINES_SYNTHETIC = 20_000  # synthetic examples kept beside the bass lines' steps (--sf-lines)
 MAX_LABELS = 100_000  # one-shots a labels file may name (each is rendered again)
 _LABELS_MEMBER_BYTES = 64 << 20  # the largest array a labels file may hold, uncompressed
 
@@ -461,11 +485,9 @@ def _codebook(xn: np.ndarray, y: np.ndarray, size: int, dims: int) -> dict[str, 
             "codebook_actions": ys.astype(np.float16)}
 
 
-def save_matcher(matcher: Matcher, path: str | Path) -> Path:
-    """Write ``path.npz`` (weights) and ``path.json`` (sidecar); the base path returned."""
-    base = Path(path)
-    if base.suffix in (".npz", ".json"):
-        base = base.with_suffix("")
+def matcher_arrays(matcher: Matcher) -> dict[str, np.ndarray]:
+    """A matcher's arrays as its ``.npz`` holds them: the scaling, the net ``W0, b0, ...``,
+    a note head ``C0, c0, ...`` and the codebook (float16) where it has them."""
     weights = {"mean": matcher.mean, "std": matcher.std}
     if matcher.codebook is not None:
         weights.update(pca_mean=matcher.pca_mean, pca=matcher.pca,
@@ -473,6 +495,17 @@ def save_matcher(matcher: Matcher, path: str | Path) -> Path:
                        codebook_actions=matcher.codebook_actions.astype(np.float16))
     for i, (w, b) in enumerate(matcher.layers):
         weights[f"W{i}"], weights[f"b{i}"] = w, b
+    for i, (w, b) in enumerate(matcher.note_layers):
+        weights[f"C{i}"], weights[f"c{i}"] = w, b
+    return weights
+
+
+def save_matcher(matcher: Matcher, path: str | Path) -> Path:
+    """Write ``path.npz`` (weights) and ``path.json`` (sidecar); the base path returned."""
+    base = Path(path)
+    if base.suffix in (".npz", ".json"):
+        base = base.with_suffix("")
+    weights = matcher_arrays(matcher)
     try:
         base.parent.mkdir(parents=True, exist_ok=True)
         np.savez_compressed(base.with_suffix(".npz"), **weights)
@@ -518,10 +551,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rl-lr", type=float, default=1e-4, help="Adam's learning rate")
     ap.add_argument("--rl-anchor", type=float, default=1.0,
                     help="weight of the parameter loss on the synthetic targets")
+    ap.add_argument("--sf-lines", type=int, default=0, metavar="N",
+                    help="a sequencer preset (BassLine-v0): then train a note head (a "
+                         "classifier of the note) on the patch's sounds and the steps of N "
+                         "SoundFont bass lines (musicgym.train.matcher_steps; 0: no)")
     ap.add_argument("-o", "--output", required=True, help="base path (writes .npz and .json)")
     args = ap.parse_args(argv)
-    if args.rl_finetune < 0 or args.rl_oneshots < 0:
-        raise ConfigError("--rl-finetune and --rl-oneshots must be >= 0")
+    if args.rl_finetune < 0 or args.rl_oneshots < 0 or args.sf_lines < 0:
+        raise ConfigError("--rl-finetune, --rl-oneshots and --sf-lines must be >= 0")
     command = "python -m musicgym.train.matcher " + shlex.join(
         sys.argv[1:] if argv is None else argv)
     spec = patch_spec(args.preset)
@@ -538,12 +575,23 @@ def main(argv: list[str] | None = None) -> int:
             raise ConfigError("--init needs --distill N (the one-shots to learn from) or "
                               "--rl-finetune STEPS")
         init = Matcher.load(args.init)
-        x, y = synthetic_dataset(spec, args.examples, seed=args.seed, sr=init.sr)
+        x, y = synthetic_dataset(spec, args.examples, seed=args.seed, sr=init.sr,
+                                 features=init.features_kwargs)
         matcher = distill_matcher(init, spec, x, y, args.distill, seed=args.seed,
                                   budget=args.distill_budget, epochs=args.finetune_epochs,
                                   labels_path=args.labels[0] if args.labels else None,
                                   more_labels=args.labels[1:] if args.labels else ())
         matcher.meta.update(command=command, init_command=init.meta.get("command"))
+    if args.sf_lines > 0:
+        from musicgym.train.matcher_steps import learn_notes
+
+        if spec["steps"] < 2:
+            raise ConfigError(f"--sf-lines: {args.preset} is not a sequencer preset (it has one "
+                              "step); bass lines teach a sequencer's notes (BassLine-v0)")
+        x, y = synthetic_dataset(spec, min(args.examples, SF_LINES_SYNTHETIC), seed=args.seed,
+                                 sr=matcher.sr, features=matcher.features_kwargs)
+        matcher = learn_notes(matcher, spec, x, y, args.sf_lines, seed=args.seed,
+                              epochs=args.finetune_epochs)
     curve = None
     if args.rl_finetune > 0:
         from musicgym.train.matcher_rl import rl_finetune
