@@ -392,11 +392,11 @@ def distill_matcher(matcher: Matcher, spec: dict, x: np.ndarray, y: np.ndarray, 
                     more_labels: Sequence[str | Path] = (), kind: str = "melodic",
                     log=print) -> Matcher:
     """Learn from search: ``n`` SoundFont one-shots of ``kind`` (seed ``seed + 1``,
-    :func:`soundfont_oneshots`) matched by
-    ``policy+nm`` with ``matcher`` (:func:`search_labels`), then :func:`finetune_matcher` on
-    ``(x, y)`` and them. ``labels_path``: an ``.npz`` keeping the searched settings (read
-    back when it holds ``n`` of them for the same seed and budget, so that a fine-tune can be
-    rerun without the search). ``more_labels``: further such files, of earlier rounds (each
+    :func:`soundfont_oneshots`) matched by ``policy+nm`` with ``matcher``
+    (:func:`search_labels`), then :func:`finetune_matcher` on ``(x, y)`` and them.
+    ``labels_path``: an ``.npz`` keeping the searched settings (read back when it holds ``n``
+    of them for the same seed, budget and kind, so that a fine-tune can be rerun without the
+    search). ``more_labels``: further such files, of earlier rounds (each
     one's one-shots are rendered again from the seed and kind it records), learnt from as
     well."""
     clips = soundfont_oneshots(n, seed=seed + 1, seconds=spec["seconds"], sr=matcher.sr,
@@ -406,10 +406,11 @@ def distill_matcher(matcher: Matcher, spec: dict, x: np.ndarray, y: np.ndarray, 
     n_params = len(spec["action_space"])
     if path is not None and path.is_file():
         found, labels, costs = read_labels(path, n_params)
-        if found != key.tolist() or labels_kind(path) != kind:
+        found_kind = labels_kind(path)
+        if found != key.tolist() or found_kind != kind:
             raise ConfigError(f"{path}: searched settings of another run (n, seed, "
-                              f"budget = {found}, {labels_kind(path)} one-shots); remove it "
-                              "or pick another --labels file")
+                              f"budget = {found}, {found_kind} one-shots); remove it or "
+                              "pick another --labels file")
         log(f"read the searched settings of {n} one-shots from {path}")
     else:
         log(f"rendered {n} SoundFont one-shots ({kind}); searching their settings")
