@@ -5,7 +5,8 @@ gets a fresh :class:`musicgym.train.match.Evaluations` per target (every render 
 matcher's guesses included; a setting already rendered is free) and may spend at most the
 budget. Targets: the one-shots' training half (``--set training``; never the held-out half)
 or SoundFont one-shots (``--set sf:SEED:N``, :func:`musicgym.train.matcher.soundfont_oneshots`;
-seed 1's are in the built-in codebook, so use others). Prints the mean MR-STFT per variant,
+seed 1's are in the built-in codebook, so use others; ``drums:SEED:N`` and ``mixed:SEED:N``
+for GM drum-kit one-shots and half of each). Prints the mean MR-STFT per variant,
 on how many targets it is better / worse than the first variant named, and for the training
 half the figure per sound.
 
@@ -355,16 +356,18 @@ def targets(which: str, oneshots, spec=None) -> list[tuple[str, np.ndarray, np.n
                  None) for n in TRAINING]
     try:
         kind, seed, n = which.split(":")
-        if kind not in ("sf", "syn"):
+        if kind not in ("sf", "syn", "drums", "mixed"):
             raise ValueError
         if kind == "syn":
             actions, clips = synthetic_targets(spec, int(n), seed=int(seed))
             return [(f"syn{seed}_{i}", c, a) for i, (c, a) in
                     enumerate(zip(clips, actions, strict=True))]
-        clips = soundfont_oneshots(int(n), seed=int(seed))
+        clips = soundfont_oneshots(int(n), seed=int(seed),
+                                   kind="melodic" if kind == "sf" else kind)
     except ValueError:
-        raise SystemExit(f"--set: training, sf:SEED:N or syn:SEED:N, got {which!r}") from None
-    return [(f"sf{seed}_{i}", c, None) for i, c in enumerate(clips)]
+        raise SystemExit("--set: training, sf:SEED:N, drums:SEED:N, mixed:SEED:N or "
+                         f"syn:SEED:N, got {which!r}") from None
+    return [(f"{kind}{seed}_{i}", c, None) for i, c in enumerate(clips)]
 
 
 def main() -> None:
@@ -375,8 +378,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("variants", nargs="+", help=f"NAME[@ARG...]; names: {', '.join(VARIANTS)}")
     ap.add_argument("--set", default="training",
-                    help="training, sf:SEED:N or syn:SEED:N (the patch's own sounds at random "
-                         "settings: the median settings error is printed too)")
+                    help="training, sf:SEED:N (melodic SoundFont one-shots), drums:SEED:N (GM "
+                         "drum kits), mixed:SEED:N or syn:SEED:N (the patch's own sounds at "
+                         "random settings: the median settings error is printed too)")
     ap.add_argument("--budget", type=int, default=100)
     ap.add_argument("--ood-neighbours", type=int, default=None,
                     help="override the built-in Snare-v0's (1: the proposal before helper "

@@ -50,3 +50,36 @@ def test_a_missing_soundfont_is_named(tmp_path, monkeypatch):
     monkeypatch.setenv("MUSICGYM_SOUNDFONT", str(tmp_path / "none.sf2"))
     with pytest.raises(AudioFileError, match="none.sf2"):
         find_soundfont()
+
+
+def test_a_drum_part_plays_gm_percussion_on_channel_10():
+    """A kick key of a drum kit sounds (finite, after its onset, low); a melodic part beside
+    it renders as alone (the drum part takes channel 9, the others keep theirs)."""
+    from musicgym.audio.soundfont import GM_DRUM_KITS
+
+    sr = 22050
+    kick = render_notes(Part([(0.2, 0.5, 36, 110)], program=0, drums=True), sr=sr, tail=0.5)
+    assert kick.shape == (1, sr) and np.isfinite(kick).all()
+    assert np.abs(kick[0, : int(0.18 * sr)]).max() < 1e-4  # silence before the onset
+    assert np.sqrt(np.mean(kick[0, int(0.2 * sr): int(0.4 * sr)] ** 2)) > 0.01
+    hat = render_notes(Part([(0.2, 0.5, 42, 110)], program=0, drums=True), sr=sr, tail=0.5)
+    spectrum = [np.abs(np.fft.rfft(x[0])) for x in (kick, hat)]
+    freqs = np.fft.rfftfreq(kick.shape[1], 1 / sr)
+    centroid = [np.sum(freqs * s) / np.sum(s) for s in spectrum]
+    assert centroid[0] < centroid[1] / 2  # the kick is low, the closed hi-hat high
+    for kit in GM_DRUM_KITS:  # every kit both Debian SoundFonts have is there
+        assert np.abs(render_notes(Part([(0, 0.2, 38, 100)], program=kit, drums=True),
+                                   sr=sr, tail=0.2)).max() > 0.01
+    piano = Part([(0.1, 0.6, 60, 90)], program="piano")
+    drums = Part([(0.2, 0.5, 36, 110)], program=25, drums=True)
+    both = render_notes([drums, piano], sr=sr, duration=1.2)
+    alone = render_notes(piano, sr=sr, duration=1.2) + render_notes(drums, sr=sr, duration=1.2)
+    assert np.abs(both - alone).max() < 3 / 32768  # sums of 16-bit renders
+
+
+def test_drum_parts_are_refused_where_fluidsynth_cannot_play_them():
+    drums = Part([(0, 0.2, 36, 100)], program=0, drums=True)
+    with pytest.raises(ParameterError, match="1 drum part"):
+        render_notes([drums, drums])
+    with pytest.raises(ParameterError, match="no preset 3 in bank 128"):
+        render_notes(Part([(0, 0.2, 36, 100)], program=3, drums=True))

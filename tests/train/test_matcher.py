@@ -235,6 +235,59 @@ def test_the_cli_learns_from_several_rounds_of_searched_settings(tmp_path):
               "-o", str(tmp_path / "x")])
 
 
+@pytest.mark.skipif(not soundfont_available(), reason="no GM SoundFont to render one-shots")
+def test_drum_kit_one_shots_are_finite_normalised_and_leave_the_melodic_ones_as_they_were():
+    clips = soundfont_oneshots(6, seed=5)
+    np.testing.assert_array_equal(clips, soundfont_oneshots(6, seed=5, kind="melodic"))
+    drums = soundfont_oneshots(6, seed=5, kind="drums")
+    assert drums.shape == clips.shape and drums.dtype == np.float32
+    assert np.isfinite(drums).all()
+    peaks = np.abs(drums).max(axis=1)
+    assert ((peaks >= 0.3 - 1e-6) & (peaks <= 1 + 1e-6)).all()  # none silent
+    np.testing.assert_array_equal(drums, soundfont_oneshots(6, seed=5, kind="drums"))
+    assert not np.array_equal(drums, clips)
+    mixed = soundfont_oneshots(5, seed=5, kind="mixed")  # 3 melodic, then 2 drums
+    np.testing.assert_array_equal(mixed[:3], soundfont_oneshots(3, seed=5))
+    np.testing.assert_array_equal(mixed[3:], soundfont_oneshots(2, seed=5, kind="drums"))
+    with pytest.raises(ConfigError, match="drums"):
+        soundfont_oneshots(2, kind="percussion")
+
+
+@pytest.mark.skipif(not soundfont_available(), reason="no GM SoundFont to render one-shots")
+def test_the_cli_learns_from_drum_kit_one_shots_and_records_their_kind(tmp_path):
+    from musicgym.envs.matcher_model import BUILTIN_DIR
+    from musicgym.train.matcher import labels_kind, main
+
+    base = ["--preset", "Kick-v0", "--init", str(BUILTIN_DIR / "Kick-v0"), "--examples", "200",
+            "--distill", "3", "--distill-budget", "20", "--finetune-epochs", "2"]
+    drums, melodic = tmp_path / "drums.npz", tmp_path / "melodic.npz"
+    assert main([*base, "--distill-kind", "drums", "--labels", str(drums),
+                 "-o", str(tmp_path / "d")]) == 0
+    tuned = Matcher.load(tmp_path / "d")
+    assert tuned.meta["distill_kind"] == "drums" and "--distill-kind drums" in \
+        tuned.meta["command"]
+    assert labels_kind(drums) == "drums"
+    with pytest.raises(ConfigError, match="another run"):  # drum labels, melodic one-shots
+        main([*base, "--labels", str(drums), "-o", str(tmp_path / "x")])
+    assert main([*base, "--labels", str(melodic), "-o", str(tmp_path / "m")]) == 0
+    assert labels_kind(melodic) == "melodic" and "distill_kind" not in \
+        Matcher.load(tmp_path / "m").meta
+    # the same seed, another kind: other one-shots, learnt from together
+    assert main([*base, "--distill-kind", "drums", "--labels", str(drums), str(melodic),
+                 "-o", str(tmp_path / "both")]) == 0
+    both = Matcher.load(tmp_path / "both")
+    assert both.meta["finetune_examples"] == 6 and both.meta["distill_more"] == [[3, 1, 20]]
+    with pytest.raises(ConfigError, match="twice"):
+        main([*base, "--distill-kind", "drums", "--labels", str(drums), str(drums),
+              "-o", str(tmp_path / "x")])
+    bad = tmp_path / "bad.npz"
+    with np.load(drums) as data:
+        np.savez(bad, **{k: data[k] for k in ("key", "actions", "costs")},
+                 kind=np.array("cowbells"))
+    with pytest.raises(ConfigError, match="not one of"):
+        labels_kind(bad)
+
+
 def _net_distance(matcher, spec, clips):
     """Mean MR-STFT of the net's own guess (no codebook) rendered, to each clip."""
     from musicgym.audio.distances import make_distance

@@ -6,7 +6,10 @@ The corpus of sustained melodies (flute, violin, clarinet, saxophone, voice), th
 orchestra and the audio-input tests render through :func:`render_notes`.
 
 A note is ``(onset_s, offset_s, midi_pitch, velocity)``; a part is a list of notes with one
-General MIDI program (0-127, zero-based: 73 is the flute).
+General MIDI program (0-127, zero-based: 73 is the flute). A drum part (``drums=True``) plays
+on MIDI channel 10 (index 9), the General MIDI percussion channel: its ``program`` is a kit
+of the SoundFont's bank 128 (0 standard, 25 TR-808, see :data:`GM_DRUM_KITS`) and its pitches
+are percussion keys (35 acoustic bass drum, 38 snare, 42 closed hi-hat, ... 81).
 """
 
 from __future__ import annotations
@@ -34,6 +37,11 @@ GM_PROGRAMS = {
     "choir": 52, "voice": 53, "trumpet": 56, "trombone": 57, "horn": 60, "alto_sax": 65,
     "tenor_sax": 66, "oboe": 68, "bassoon": 70, "clarinet": 71, "flute": 73,
 }
+# General MIDI drum kits (bank 128) that both Debian SoundFonts have: standard, room, power,
+# electronic, TR-808, jazz, brush, orchestra
+GM_DRUM_KITS = (0, 8, 16, 24, 25, 32, 40, 48)
+DRUM_CHANNEL = 9
+DRUM_BANK = 128
 # a render is refused beyond this many seconds (one hour), before any audio is made
 MAX_RENDER_SECONDS = 3600.0
 
@@ -89,6 +97,7 @@ class Part:
     program: int | str = 0
     gain: float = 1.0
     pan: float = 0.0  # -1 left ... 1 right (stereo renders only)
+    drums: bool = False  # GM percussion: channel 10, ``program`` is a kit of bank 128
 
     def checked(self, where: str) -> tuple[int, list[tuple[float, float, int, int]]]:
         program = GM_PROGRAMS.get(self.program, None) if isinstance(self.program, str) \
@@ -126,7 +135,8 @@ def render_notes(parts: Part | Sequence[Part], *, sr: int = 44100, tail: float =
     Parameters
     ----------
     parts : Part or sequence of Part
-        Up to 15 parts, one MIDI channel each (channel 9, GM drums, is skipped).
+        Up to 15 parts, one MIDI channel each, and at most one drum part
+        (``Part(..., drums=True)``), which plays on channel 9 (GM percussion).
     sr : int
         Sample rate.
     tail : float
@@ -148,15 +158,18 @@ def render_notes(parts: Part | Sequence[Part], *, sr: int = 44100, tail: float =
     Raises
     ------
     ParameterError
-        A bad note, program, sample rate or length (the message names the part and note).
+        A bad note, program, sample rate or length (the message names the part and note), a
+        program (a drum kit) the SoundFont does not have, or more than one drum part.
     AudioFileError
         FluidSynth or the SoundFont is missing or cannot be loaded.
     """
     if isinstance(parts, Part):
         parts = [parts]
     parts = list(parts)
-    if len(parts) > 15:
-        raise ParameterError(f"{len(parts)} parts: a SoundFont render plays at most 15")
+    n_drums = sum(bool(p.drums) for p in parts)
+    if len(parts) - n_drums > 15 or n_drums > 1:
+        raise ParameterError(f"{len(parts) - n_drums} parts and {n_drums} drum parts: a "
+                             "SoundFont render plays at most 15 parts and 1 drum part")
     if not (isinstance(sr, (int, np.integer)) and 8000 <= sr <= 192000):
         raise ParameterError(f"sr={sr!r}: give an integer sample rate from 8000 to 192000 Hz")
     checked = [p.checked(f"part {i}") for i, p in enumerate(parts)]
@@ -174,10 +187,18 @@ def render_notes(parts: Part | Sequence[Part], *, sr: int = 44100, tail: float =
         if sfid < 0:
             raise AudioFileError(f"FluidSynth could not load the SoundFont {str(sf_path)!r}")
         events = []  # (sample, order, kind, channel, pitch, velocity); offs before ons
+        melodic = 0
         for i, (program, notes) in enumerate(checked):
-            channel = i if i < 9 else i + 1
-            synth.program_select(channel, sfid, 0, program)
             part = parts[i]
+            if part.drums:
+                channel, bank = DRUM_CHANNEL, DRUM_BANK
+            else:  # channels 0-8, 10-15 in the parts' order
+                channel, bank = (melodic if melodic < 9 else melodic + 1), 0
+                melodic += 1
+            if synth.program_select(channel, sfid, bank, program) != 0:
+                raise ParameterError(f"part {i}: {str(sf_path)!r} has no preset {program} in "
+                                     f"bank {bank}" + (f" (drum kits: {GM_DRUM_KITS})"
+                                                       if part.drums else ""))
             synth.cc(channel, 7, int(np.clip(round(100 * part.gain), 0, 127)))
             synth.cc(channel, 10, int(np.clip(round(64 + 63 * part.pan), 0, 127)))
             for onset, offset, pitch, velocity in notes:

@@ -131,35 +131,85 @@ SATURATION_PENALTY = 1e-2
 ONESHOT_SPACING_S = 1.5  # notes rendered this far apart in one FluidSynth call
 
 
-def soundfont_oneshots(n: int, *, seed: int = 0, seconds: float = 0.5, sr: int = 44100,
-                       soundfonts: Sequence[str | Path] | None = None) -> np.ndarray:
-    """(n, samples) one-shots: single short notes of :data:`ONESHOT_PROGRAMS` drawn at random
-    (program, pitch, velocity, length), through each SoundFont in turn, each normalised to a
-    random peak in [0.3, 1] (produced one-shots are normalised; the SoundFonts' are quiet).
+ONESHOT_KINDS = ("melodic", "drums", "mixed")
+DRUM_KEYS = (35, 82)  # General MIDI percussion keys 35 (acoustic bass drum) ... 81 (open triangle)
+DRUM_SEMITONES = 2.0  # a drum one-shot is played up to this much faster or slower (varispeed)
 
-    ``soundfonts`` defaults to Debian's GM SoundFonts there are (TimGM6mb, FluidR3)."""
-    from musicgym.audio.soundfont import Part, find_soundfont, render_notes
+
+def soundfont_oneshots(n: int, *, seed: int = 0, seconds: float = 0.5, sr: int = 44100,
+                       soundfonts: Sequence[str | Path] | None = None,
+                       kind: str = "melodic") -> np.ndarray:
+    """(n, samples) one-shots: single short notes drawn at random, through each SoundFont in
+    turn, each normalised to a random peak in [0.3, 1] (produced one-shots are normalised; the
+    SoundFonts' are quiet).
+
+    ``kind``: ``"melodic"`` (:data:`ONESHOT_PROGRAMS`; program, pitch 28-89, velocity 60-127,
+    length 30-300 ms), ``"drums"`` (the General MIDI drum kits both Debian SoundFonts have,
+    :data:`musicgym.audio.soundfont.GM_DRUM_KITS`; percussion key 35-81, velocity 60-127,
+    note 0.1-0.5 s, played up to :data:`DRUM_SEMITONES` faster or slower, as a sampler's
+    tune knob) or ``"mixed"`` (the first ``n - n // 2`` melodic, the rest drums, both drawn
+    from ``seed``). ``soundfonts`` defaults to Debian's GM SoundFonts there are (TimGM6mb,
+    FluidR3).
+
+    Raises
+    ------
+    ConfigError
+        An unknown ``kind``.
+    """
+    if kind not in ONESHOT_KINDS:
+        raise ConfigError(f"one-shot kind {kind!r}: choose one of {', '.join(ONESHOT_KINDS)}")
+    if kind == "mixed":
+        return np.concatenate([
+            soundfont_oneshots(n - n // 2, seed=seed, seconds=seconds, sr=sr,
+                               soundfonts=soundfonts, kind="melodic"),
+            soundfont_oneshots(n // 2, seed=seed, seconds=seconds, sr=sr,
+                               soundfonts=soundfonts, kind="drums")])
+    from musicgym.audio.soundfont import GM_DRUM_KITS, find_soundfont
 
     if soundfonts is None:
         found = [Path("/usr/share/sounds/sf2") / f for f in ("TimGM6mb.sf2", "FluidR3_GM.sf2")]
         soundfonts = [f for f in found if f.is_file()] or [find_soundfont()]
     rng = np.random.default_rng(seed)
-    n_samples = int(round(seconds * sr))
+    if kind == "melodic":  # (font, program, pitch, velocity, length_s, peak, rate)
+        draws = [(int(rng.integers(len(soundfonts))), int(rng.choice(ONESHOT_PROGRAMS)),
+                  int(rng.integers(28, 90)), int(rng.integers(60, 128)),
+                  float(rng.uniform(0.03, 0.3)), float(rng.uniform(0.3, 1.0)), 1.0)
+                 for _ in range(n)]
+    else:
+        draws = [(int(rng.integers(len(soundfonts))), int(rng.choice(GM_DRUM_KITS)),
+                  int(rng.integers(*DRUM_KEYS)), int(rng.integers(60, 128)),
+                  float(rng.uniform(0.1, 0.5)), float(rng.uniform(0.3, 1.0)),
+                  float(2.0 ** (rng.uniform(-DRUM_SEMITONES, DRUM_SEMITONES) / 12.0)))
+                 for _ in range(n)]
+    return _render_oneshots(draws, soundfonts, drums=kind == "drums",
+                            n_samples=int(round(seconds * sr)), sr=sr)
+
+
+def _render_oneshots(draws: list[tuple], soundfonts: Sequence[str | Path], *, drums: bool,
+                     n_samples: int, sr: int) -> np.ndarray:
+    """:func:`soundfont_oneshots`' clips: one FluidSynth call per (font, program), the notes
+    :data:`ONESHOT_SPACING_S` apart; each clip read at its rate, then normalised."""
+    from musicgym.audio.soundfont import Part, render_notes
+
     spacing = int(round(ONESHOT_SPACING_S * sr))
-    draws = [(int(rng.integers(len(soundfonts))), int(rng.choice(ONESHOT_PROGRAMS)),
-              int(rng.integers(28, 90)), int(rng.integers(60, 128)),
-              float(rng.uniform(0.03, 0.3)), float(rng.uniform(0.3, 1.0))) for _ in range(n)]
-    clips = np.zeros((n, n_samples), np.float32)
+    clips = np.zeros((len(draws), n_samples), np.float32)
     groups: dict[tuple[int, int], list[int]] = {}
     for i, (font, program, *_rest) in enumerate(draws):
         groups.setdefault((font, program), []).append(i)
     for (font, program), rows in groups.items():
         notes = [(j * ONESHOT_SPACING_S, j * ONESHOT_SPACING_S + draws[i][4], draws[i][2],
                   draws[i][3]) for j, i in enumerate(rows)]
-        audio = render_notes(Part(notes, program=program), sr=sr, soundfont=soundfonts[font],
+        audio = render_notes(Part(notes, program=program, drums=drums), sr=sr,
+                             soundfont=soundfonts[font],
                              duration=len(rows) * ONESHOT_SPACING_S)[0]
         for j, i in enumerate(rows):
-            clip = audio[j * spacing:j * spacing + n_samples]
+            rate = draws[i][6]
+            if rate == 1.0:
+                clip = audio[j * spacing:j * spacing + n_samples]
+            else:  # varispeed: read the note faster (higher, shorter) or slower
+                note = audio[j * spacing:(j + 1) * spacing]
+                clip = np.interp(np.arange(n_samples) * rate, np.arange(len(note)), note,
+                                 right=0.0).astype(np.float32)
             clips[i, :len(clip)] = clip
             peak = np.abs(clips[i]).max()
             if peak > 0:
@@ -201,7 +251,8 @@ def train_matcher(spec: dict, *, examples: int = 30_000, epochs: int = 60,
                   hidden: Sequence[int] = (256, 128), lr: float = 1e-3, seed: int = 0,
                   sr: int = 44100, codebook: int = 8192, codebook_dims: int = 24,
                   distill: int = 0, distill_budget: int = 100, finetune_epochs: int = 20,
-                  command: str | None = None, log=print) -> Matcher:
+                  distill_kind: str = "melodic", command: str | None = None,
+                  log=print) -> Matcher:
     """Render ``examples`` random settings of the patch and fit the MLP to invert it.
 
     Returns the trained :class:`~musicgym.envs.matcher_model.Matcher` (save it with
@@ -210,8 +261,8 @@ def train_matcher(spec: dict, *, examples: int = 30_000, epochs: int = 60,
     float16) for targets unlike the patch's sounds (see ``Matcher.propose``).
 
     With ``distill`` > 0 it then learns from search (expert iteration): ``distill``
-    SoundFont one-shots (:func:`soundfont_oneshots`, seed ``seed + 1``) are matched by
-    ``policy+nm`` with the net just trained (``distill_budget`` renders each,
+    SoundFont one-shots of ``distill_kind`` (:func:`soundfont_oneshots`, seed ``seed + 1``)
+    are matched by ``policy+nm`` with the net just trained (``distill_budget`` renders each,
     :func:`search_labels`), and the net is trained ``finetune_epochs`` more epochs on its
     synthetic examples plus those sounds with the settings found
     (:func:`finetune_matcher`); the one-shots join the codebook."""
@@ -274,7 +325,8 @@ def train_matcher(spec: dict, *, examples: int = 30_000, epochs: int = 60,
     if distill > 0:
         tr_np = tr.numpy()
         matcher = distill_matcher(matcher, spec, x[tr_np], y[tr_np], distill, seed=seed,
-                                  budget=distill_budget, epochs=finetune_epochs, log=log)
+                                  budget=distill_budget, epochs=finetune_epochs,
+                                  kind=distill_kind, log=log)
         matcher.meta["seconds"] = round(time.perf_counter() - t0, 1)
     return matcher
 
@@ -335,32 +387,62 @@ def read_labels(path: str | Path, n_params: int) -> tuple[list[int], np.ndarray,
     return [n, seed, budget], actions.astype(np.float32), costs.astype(np.float32)
 
 
+def labels_kind(path: str | Path) -> str:
+    """The one-shot kind (:data:`ONESHOT_KINDS`) a labels file was searched on: its ``kind``
+    member, ``"melodic"`` for a file without one (written before drum one-shots).
+
+    Raises
+    ------
+    ConfigError
+        If ``kind`` is not one of :data:`ONESHOT_KINDS` (or is not a short string)."""
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            if "kind" not in data.files:
+                return "melodic"
+            if data.zip.getinfo("kind.npy").file_size > 1024:
+                raise ConfigError(f"{path}: its kind is not a one-shot kind")
+            kind = data["kind"]
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
+        raise ConfigError(f"{path}: unreadable labels file ({err})") from err
+    if kind.shape != () or kind.dtype.kind != "U" or str(kind) not in ONESHOT_KINDS:
+        raise ConfigError(f"{path}: kind {kind!r} is not one of {', '.join(ONESHOT_KINDS)}")
+    return str(kind)
+
+
 def distill_matcher(matcher: Matcher, spec: dict, x: np.ndarray, y: np.ndarray, n: int, *,
                     seed: int = 0, budget: int = 100, epochs: int = 20,
                     labels_path: str | Path | None = None,
-                    more_labels: Sequence[str | Path] = (), log=print) -> Matcher:
-    """Learn from search: ``n`` SoundFont one-shots (seed ``seed + 1``) matched by
-    ``policy+nm`` with ``matcher`` (:func:`search_labels`), then :func:`finetune_matcher` on
-    ``(x, y)`` and them. ``labels_path``: an ``.npz`` keeping the searched settings (read
-    back when it holds ``n`` of them for the same seed and budget, so that a fine-tune can be
-    rerun without the search). ``more_labels``: further such files, of earlier rounds (each
-    one's one-shots are rendered again from the seed it records), learnt from as well."""
-    clips = soundfont_oneshots(n, seed=seed + 1, seconds=spec["seconds"], sr=matcher.sr)
+                    more_labels: Sequence[str | Path] = (), kind: str = "melodic",
+                    log=print) -> Matcher:
+    """Learn from search: ``n`` SoundFont one-shots of ``kind`` (seed ``seed + 1``,
+    :func:`soundfont_oneshots`) matched by ``policy+nm`` with ``matcher``
+    (:func:`search_labels`), then :func:`finetune_matcher` on ``(x, y)`` and them.
+    ``labels_path``: an ``.npz`` keeping the searched settings (read back when it holds ``n``
+    of them for the same seed, budget and kind, so that a fine-tune can be rerun without the
+    search). ``more_labels``: further such files, of earlier rounds (each
+    one's one-shots are rendered again from the seed and kind it records), learnt from as
+    well."""
+    clips = soundfont_oneshots(n, seed=seed + 1, seconds=spec["seconds"], sr=matcher.sr,
+                               kind=kind)
     key = np.asarray([n, seed + 1, budget])
     path = None if labels_path is None else Path(labels_path)
     n_params = len(spec["action_space"])
     if path is not None and path.is_file():
         found, labels, costs = read_labels(path, n_params)
-        if found != key.tolist():
+        found_kind = labels_kind(path)
+        if found != key.tolist() or found_kind != kind:
             raise ConfigError(f"{path}: searched settings of another run (n, seed, "
-                              f"budget = {found}); remove it or pick another --labels file")
+                              f"budget = {found}, {found_kind} one-shots); remove it or "
+                              "pick another --labels file")
         log(f"read the searched settings of {n} one-shots from {path}")
     else:
-        log(f"rendered {n} SoundFont one-shots; searching their settings")
+        log(f"rendered {n} SoundFont one-shots ({kind}); searching their settings")
         labels, costs = search_labels(matcher, spec, clips, budget=budget, log=log)
-        if path is not None:
-            np.savez(path, key=key, actions=labels, costs=costs)
-    features, keys = [matcher.features(clips)], []
+        if path is not None:  # a melodic file as before (no kind: melodic)
+            np.savez(path, key=key, actions=labels, costs=costs,
+                     **({} if kind == "melodic" else {"kind": np.array(kind)}))
+    features, keys, kinds = [matcher.features(clips)], [], []
     labels, costs = [labels], [costs]
     for extra in map(Path, more_labels):
         if not extra.is_file():
@@ -368,20 +450,28 @@ def distill_matcher(matcher: Matcher, spec: dict, x: np.ndarray, y: np.ndarray, 
                               "first must hold the searched settings of an earlier run")
         key_extra, more, more_costs = read_labels(extra, n_params)
         n_extra, seed_extra = key_extra[0], key_extra[1]
-        if seed_extra == seed + 1 or seed_extra in [k[1] for k in keys]:
-            raise ConfigError(f"{extra}: the one-shots of seed {seed_extra} are learnt from "
-                              "twice; give each seed's labels file once")
+        kind_extra = labels_kind(extra)
+        if (seed_extra, kind_extra) in [(seed + 1, kind)] + list(zip(
+                [k[1] for k in keys], kinds, strict=True)):
+            raise ConfigError(f"{extra}: the {kind_extra} one-shots of seed {seed_extra} are "
+                              "learnt from twice; give each seed's labels file once")
         keys.append(key_extra)
-        log(f"read the searched settings of {n_extra} one-shots (seed {seed_extra}) from "
-            f"{extra}")
+        kinds.append(kind_extra)
+        log(f"read the searched settings of {n_extra} {kind_extra} one-shots (seed "
+            f"{seed_extra}) from {extra}")
         features.append(matcher.features(soundfont_oneshots(
-            n_extra, seed=seed_extra, seconds=spec["seconds"], sr=matcher.sr)))
+            n_extra, seed=seed_extra, seconds=spec["seconds"], sr=matcher.sr,
+            kind=kind_extra)))
         labels.append(more)
         costs.append(more_costs)
     tuned = finetune_matcher(matcher, x, y, np.concatenate(features),
                              np.concatenate(labels), epochs=epochs, seed=seed, log=log)
     tuned.meta.update(distill=n, distill_seed=seed + 1, distill_budget=budget,
                       distill_mean_mrstft=float(costs[0].mean()))
+    if kind != "melodic":
+        tuned.meta.update(distill_kind=kind)
+    if any(k != "melodic" for k in kinds):
+        tuned.meta.update(distill_more_kinds=kinds)
     if keys:  # n, seed, budget of each earlier round's labels, and their mean MR-STFT
         tuned.meta.update(distill_more=keys,
                           distill_more_mean_mrstft=[float(c.mean()) for c in costs[1:]])
@@ -528,6 +618,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0, help="seed of the settings and the net")
     ap.add_argument("--distill", type=int, default=0,
                     help="then learn from search on this many SoundFont one-shots (0: no)")
+    ap.add_argument("--distill-kind", choices=ONESHOT_KINDS, default="melodic",
+                    help="the one-shots searched and learnt from: melodic GM programs, GM "
+                         "drum kits, or half each")
     ap.add_argument("--distill-budget", type=int, default=100,
                     help="renders of the search (policy+nm) per one-shot")
     ap.add_argument("--finetune-epochs", type=int, default=20,
@@ -566,6 +659,7 @@ def main(argv: list[str] | None = None) -> int:
         matcher = train_matcher(spec, examples=args.examples, epochs=args.epochs,
                                 seed=args.seed, distill=args.distill,
                                 distill_budget=args.distill_budget,
+                                distill_kind=args.distill_kind,
                                 finetune_epochs=args.finetune_epochs, command=command)
     elif args.distill < 1 and args.rl_finetune > 0:  # RL fine-tune of a trained matcher only
         matcher = Matcher.load(args.init)
@@ -580,7 +674,8 @@ def main(argv: list[str] | None = None) -> int:
         matcher = distill_matcher(init, spec, x, y, args.distill, seed=args.seed,
                                   budget=args.distill_budget, epochs=args.finetune_epochs,
                                   labels_path=args.labels[0] if args.labels else None,
-                                  more_labels=args.labels[1:] if args.labels else ())
+                                  more_labels=args.labels[1:] if args.labels else (),
+                                  kind=args.distill_kind)
         matcher.meta.update(command=command, init_command=init.meta.get("command"))
     if args.sf_lines > 0:
         from musicgym.train.matcher_steps import learn_notes
