@@ -133,6 +133,9 @@ def test_a_note_head_names_the_note_and_round_trips_through_the_files(tmp_path):
         weights = {k: data[k] for k in data.files}
     with pytest.raises(ConfigError, match="note_column"):
         Matcher(weights, meta)
+    for bad in (2, -1, "0", True):  # a sidecar from elsewhere: out of range or not a column
+        with pytest.raises(ConfigError, match="note_column"):
+            Matcher(weights, dict(meta, note_column=bad))
 
 
 def test_bass_lines_teach_only_a_sequencer(tmp_path):
@@ -176,3 +179,26 @@ def test_match_a_bass_line_from_the_command_line_and_render_its_steps_back(tmp_p
     assert not (tmp_path / "x.wav").exists()
     with pytest.raises(ParameterError, match="positive"):
         split_steps(code, 0)
+
+
+def test_a_matcher_sidecar_from_elsewhere_cannot_ask_for_unknown_or_huge_features(tmp_path):
+    import shutil
+
+    from musicgym.envs.matcher_model import BUILTIN_DIR
+
+    good = json.loads((BUILTIN_DIR / "BassLine-v0.json").read_text())
+    shutil.copy(BUILTIN_DIR / "BassLine-v0.npz", tmp_path / "m.npz")
+    bad_features = [dict(good["features"], n_fft=1 << 30), dict(good["features"], evil=1),
+                    dict(good["features"], pitch=[28, 56, 10 ** 6]),
+                    dict(good["features"], pitch=[56, 28, 4]), "n_fft=4096",
+                    {k: v for k, v in good["features"].items() if k != "hop"}]
+    for features in bad_features:
+        (tmp_path / "m.json").write_text(json.dumps(dict(good, features=features)))
+        with pytest.raises(ConfigError, match="features"):
+            Matcher.load(tmp_path / "m")
+    for key, value in (("clip_samples", 10 ** 12), ("sr", 0), ("clip_samples", 1.5)):
+        (tmp_path / "m.json").write_text(json.dumps(dict(good, **{key: value})))
+        with pytest.raises(ConfigError, match=key):
+            Matcher.load(tmp_path / "m")
+    (tmp_path / "m.json").write_text(json.dumps(good))
+    assert Matcher.load(tmp_path / "m").features_kwargs["pitch"] == (28, 56, 4)

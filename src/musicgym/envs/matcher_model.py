@@ -140,10 +140,15 @@ class Matcher:
             self.note_layers.append((np.asarray(weights[f"C{i}"], np.float32),
                                      np.asarray(weights[f"c{i}"], np.float32)))
             i += 1
-        if self.note_layers and ("note_column" not in self.meta
-                                 or self.note_layers[0][0].shape[0] != self.mean.size):
-            raise ConfigError("matcher weights: a note head needs 'note_column' in the sidecar "
-                              f"and a first layer that takes the {self.mean.size} features")
+        if self.note_layers:
+            column = self.meta.get("note_column")
+            if isinstance(column, bool) or not isinstance(column, int) \
+                    or not 0 <= column < self.layers[-1][1].size \
+                    or self.note_layers[0][0].shape[0] != self.mean.size:
+                raise ConfigError("matcher weights: a note head needs 'note_column' in the "
+                                  "sidecar (an action coordinate, 0 to "
+                                  f"{self.layers[-1][1].size - 1}) and a first layer that "
+                                  f"takes the {self.mean.size} features; got {column!r}")
         # optional: a codebook of training sounds for targets unlike the patch's (propose)
         self.codebook = None
         if "codebook" in weights:
@@ -155,9 +160,7 @@ class Matcher:
         # optional: a critic that ranks many candidates without rendering them (guesses)
         self.critic = None
         self.use_critic = True
-        self.features_kwargs = dict(self.meta["features"])
-        self.sr = int(self.meta["sr"])
-        self.clip_samples = int(self.meta["clip_samples"])
+        self.features_kwargs, self.sr, self.clip_samples = _checked_features(self.meta)
 
     @property
     def action_dim(self) -> int:
@@ -360,6 +363,52 @@ class Matcher:
                 k = int(self.meta.get("ood_neighbours", OOD_NEIGHBOURS))
                 actions[far] = self.neighbours_median(features[far], k)
         return actions
+
+
+# what a sidecar may ask of the features: (smallest, largest) whole number of each setting
+FEATURE_LIMITS = {"n_fft": (64, 16384), "hop": (16, 16384), "n_mels": (1, 256),
+                  "n_frames": (1, 256)}
+MAX_CLIP_SECONDS = 60.0
+
+
+def _checked_features(meta: Mapping) -> tuple[dict, int, int]:
+    """(feature settings, sample rate, clip samples) of a sidecar, checked: a sidecar from
+    elsewhere must not ask for unknown settings or for spectra that exhaust memory.
+
+    Raises
+    ------
+    ConfigError
+        An unknown or out-of-range setting (named, with its allowed range)."""
+    def whole(value, lo, hi, what):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                or value != int(value) or not lo <= value <= hi:
+            raise ConfigError(f"matcher sidecar: {what} must be a whole number in "
+                              f"[{lo}, {hi}], got {value!r}")
+        return int(value)
+
+    features = meta["features"]
+    if not isinstance(features, Mapping):
+        raise ConfigError(f"matcher sidecar: 'features' must be a mapping, got {features!r}")
+    unknown = sorted(set(features) - set(FEATURE_LIMITS) - {"pitch"})
+    missing = sorted(set(FEATURE_LIMITS) - set(features))
+    if unknown or missing:
+        raise ConfigError(f"matcher sidecar: 'features' has unknown {unknown} or lacks "
+                          f"{missing}; it takes {sorted(FEATURE_LIMITS)} and 'pitch'")
+    out = {k: whole(features[k], *FEATURE_LIMITS[k], f"features.{k}") for k in FEATURE_LIMITS}
+    if "pitch" in features:
+        pitch = features["pitch"]
+        if not isinstance(pitch, (list, tuple)) or len(pitch) != 3:
+            raise ConfigError("matcher sidecar: features.pitch must be [lowest MIDI note, "
+                              f"highest, bins a semitone], got {pitch!r}")
+        lo, hi = whole(pitch[0], 0, 126, "features.pitch[0]"), \
+            whole(pitch[1], 1, 127, "features.pitch[1]")
+        if hi <= lo:
+            raise ConfigError(f"matcher sidecar: features.pitch spans {lo}..{hi}: the "
+                              "highest note must be above the lowest")
+        out["pitch"] = (lo, hi, whole(pitch[2], 1, 16, "features.pitch[2]"))
+    sr = whole(meta["sr"], 8000, 192000, "sr")
+    clip = whole(meta["clip_samples"], 1, int(MAX_CLIP_SECONDS * sr), "clip_samples")
+    return out, sr, clip
 
 
 def builtin_presets() -> list[str]:
