@@ -122,7 +122,14 @@ def test_demo_writes_its_files(tmp_path):
         for name in ("match.wav", "comparison.png", "params.json", "patch.glicol"):
             assert (out / "synthetic_3" / method / name).is_file(), (method, name)
     assert (out / "synthetic_3" / "target.wav").is_file()
+    for name in ("target.wav", "policy/match.wav", "policy/params.json", "cmaes/patch.glicol"):
+        assert (out / "bassline" / name).is_file(), name
     summary = (out / "summary.md").read_text()
+    bass = {line.split(" | ")[0][2:]: line.split(" | ") for line in summary.splitlines()
+            if line.startswith(("| YIN", "| matcher (one pass: a render a step)", "| CMA-ES, 6"))}
+    assert bass["matcher (one pass: a render a step)"][1] == "16 / 16"  # every note named
+    assert bass["matcher (one pass: a render a step)"][4] == "16"
+    assert bass["CMA-ES, 6 renders a step"][4] == "96"
     assert "PPO agent" in summary and "cmaes search, best of 64" in summary
     rows = [line.split(" | ") for line in summary.splitlines() if line.startswith("| **mean**")]
     evaluations = {row[1]: row[4] for row in rows}
