@@ -202,3 +202,20 @@ def test_a_matcher_sidecar_from_elsewhere_cannot_ask_for_unknown_or_huge_feature
             Matcher.load(tmp_path / "m")
     (tmp_path / "m.json").write_text(json.dumps(good))
     assert Matcher.load(tmp_path / "m").features_kwargs["pitch"] == (28, 56, 4)
+
+
+@needs_soundfont
+def test_the_bassline_benchmark_runs_small_and_writes_its_table(tmp_path):
+    from tests.scripts import load_script
+
+    bench = load_script("benchmarks/bassline_match.py", "bassline_match_benchmark")
+    out = tmp_path / "b.json"
+    assert bench.main(["--lines", "1", "--synthetic", "1", "--budget", "2",
+                       "--hybrid-budget", "2", "--out", str(out)]) == 0
+    table = {(r["set"], r["method"]): r for r in json.loads(out.read_text())["table"]}
+    assert set(table) == {(s, m) for s in ("default", "soundfont", "synthetic")
+                          for m in ("yin", "policy", "policy+nm", "cmaes", "random")}
+    assert table[("default", "policy")]["notes"] == 1.0  # the preset's 16 notes
+    assert table[("synthetic", "policy")]["cutoff_error"] < 0.05
+    assert table[("soundfont", "cmaes")]["evaluations"] == 32  # 2 renders for each of 16 steps
+    assert table[("soundfont", "yin")]["mrstft"] is None
