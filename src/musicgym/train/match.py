@@ -205,7 +205,9 @@ def match_target(spec: dict, target, method: str, *, budget: int | None = None,
         ``actions`` (d,), ``params`` (P,), ``clip`` and ``target_clip`` (the rendered match
         and the target cut or padded to the patch's length), ``sr``, ``evaluations``,
         ``seconds`` (wall time of the method, the final render included) and the metrics
-        ``mrstft`` and ``mfcc``.
+        ``mrstft`` and ``mfcc``. A sequencer's spec (``spec["steps"]`` > 1, BassLine-v0) is
+        matched step by step: ``actions`` (steps, d) and ``params`` (steps, P), ``steps``
+        and ``step_seconds`` added (:func:`_match_steps`).
 
     Raises
     ------
