@@ -136,6 +136,9 @@ def test_a_note_head_names_the_note_and_round_trips_through_the_files(tmp_path):
     for bad in (2, -1, "0", True):  # a sidecar from elsewhere: out of range or not a column
         with pytest.raises(ConfigError, match="note_column"):
             Matcher(weights, dict(meta, note_column=bad))
+    del weights["c1"]  # a weight file from elsewhere: a layer without its bias
+    with pytest.raises(ConfigError, match="C1 has no bias c1"):
+        Matcher(weights, with_head.meta)
 
 
 def test_bass_lines_teach_only_a_sequencer(tmp_path):

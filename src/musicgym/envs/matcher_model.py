@@ -99,6 +99,25 @@ def pitch_salience(clips: np.ndarray, *, sr: int, lo: float, hi: float,
     return out.astype(np.float32)
 
 
+def _dense_layers(weights: Mapping[str, np.ndarray], w: str, b: str
+                  ) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``[(w0, b0), (w1, b1), ...]`` as float32 from keys ``{w}0, {b}0, ...`` (until one is
+    missing).
+
+    Raises
+    ------
+    ConfigError
+        A weight matrix without its bias."""
+    layers = []
+    while f"{w}{len(layers)}" in weights:
+        i = len(layers)
+        if f"{b}{i}" not in weights:
+            raise ConfigError(f"matcher weights: {w}{i} has no bias {b}{i}")
+        layers.append((np.asarray(weights[f"{w}{i}"], np.float32),
+                       np.asarray(weights[f"{b}{i}"], np.float32)))
+    return layers
+
+
 class Matcher:
     """A trained matcher: :meth:`propose` maps clips to actions in [-1, 1].
 
@@ -123,23 +142,13 @@ class Matcher:
         self.meta = dict(meta)
         self.mean = np.asarray(weights["mean"], np.float32)
         self.std = np.asarray(weights["std"], np.float32)
-        self.layers = []
-        i = 0
-        while f"W{i}" in weights:
-            self.layers.append((np.asarray(weights[f"W{i}"], np.float32),
-                                np.asarray(weights[f"b{i}"], np.float32)))
-            i += 1
+        self.layers = _dense_layers(weights, "W", "b")
         if not self.layers or self.layers[0][0].shape[0] != self.mean.size:
             raise ConfigError("matcher weights: no layers, or the first layer does not take "
                               f"the {self.mean.size} features")
         # optional: a note head, a classifier that names a ``choose`` hole's value (its
         # logits' argmax replaces that action coordinate: Matcher.forward)
-        self.note_layers = []
-        i = 0
-        while f"C{i}" in weights:
-            self.note_layers.append((np.asarray(weights[f"C{i}"], np.float32),
-                                     np.asarray(weights[f"c{i}"], np.float32)))
-            i += 1
+        self.note_layers = _dense_layers(weights, "C", "c")
         if self.note_layers:
             column = self.meta.get("note_column")
             if isinstance(column, bool) or not isinstance(column, int) \

@@ -287,22 +287,16 @@ def train_matcher(spec: dict, *, examples: int = 30_000, epochs: int = 60,
         layers.append(torch.nn.Linear(sizes[i], sizes[i + 1]))
         layers.append(torch.nn.ReLU() if i < len(sizes) - 2 else torch.nn.Tanh())
     net = torch.nn.Sequential(*layers)
-    opt = torch.optim.Adam(net.parameters(), lr=lr)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs)
-    gen = torch.Generator().manual_seed(seed)
-    for epoch in range(epochs):
-        net.train()
-        for idx in tr[torch.randperm(len(tr), generator=gen)].split(256):
-            loss = torch.nn.functional.mse_loss(net(xn[idx]), yt[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-        sched.step()
+
+    def report(epoch: int) -> None:
         if epoch % 10 == 9 or epoch == epochs - 1:
             with torch.no_grad():
                 err = (net(xn[val]) - yt[val]).numpy()
             log(f"epoch {epoch + 1}: validation RMSE {np.sqrt((err ** 2).mean()):.4f}, "
                 f"median |error| {np.median(np.abs(err)):.4f}")
+
+    fit_net(net, tr, lambda idx: torch.nn.functional.mse_loss(net(xn[idx]), yt[idx]),
+            epochs=epochs, lr=lr, seed=seed, report=report)
     with torch.no_grad():
         err = (net(xn[val]) - yt[val]).numpy()
     weights = net_weights(net, mean.astype(np.float32), std.astype(np.float32))
@@ -519,20 +513,15 @@ def finetune_matcher(matcher: Matcher, x: np.ndarray, y: np.ndarray, x_extra: np
     ys = torch.cat([torch.from_numpy(y.astype(np.float32))]
                    + [torch.from_numpy(y_extra.astype(np.float32))] * repeat)
     extra_x, extra_y = norm(x_extra), torch.from_numpy(y_extra.astype(np.float32))
-    opt = torch.optim.Adam(net.parameters(), lr=lr)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs)
-    gen = torch.Generator().manual_seed(seed)
-    for epoch in range(epochs):
-        for idx in torch.randperm(len(xs), generator=gen).split(256):
-            loss = loss_of(xs[idx], ys[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-        sched.step()
+
+    def report(epoch: int) -> None:
         if epoch % 5 == 4 or epoch == epochs - 1:
             with torch.no_grad():
                 fit = torch.nn.functional.mse_loss(torch.tanh(net(extra_x)), extra_y).item()
             log(f"fine-tune epoch {epoch + 1}: RMSE to the searched settings {fit ** 0.5:.4f}")
+
+    fit_net(net, torch.arange(len(xs)), lambda idx: loss_of(xs[idx], ys[idx]), epochs=epochs,
+            lr=lr, seed=seed, report=report)
     weights = net_weights(net, matcher.mean, matcher.std)
     if matcher.codebook is not None:
         book, acts = matcher.codebook, matcher.codebook_actions
@@ -547,6 +536,29 @@ def finetune_matcher(matcher: Matcher, x: np.ndarray, y: np.ndarray, x_extra: np
                 finetune_examples=len(x_extra), codebook_extended=bool(extend_codebook),
                 input_clip=float(input_clip))
     return Matcher(weights, meta)
+
+
+def fit_net(net, rows, loss_of, *, epochs: int, lr: float, seed: int, report=None,
+            batch: int = 256) -> None:
+    """Train torch ``net`` in place: Adam from ``lr`` with a cosine schedule over ``epochs``;
+    each epoch the example indices ``rows`` (a tensor) shuffled by a generator seeded with
+    ``seed``, in batches of ``batch``, minimising ``loss_of(batch of indices)``;
+    ``report(epoch)`` after each epoch (the matchers' and the note head's loop)."""
+    import torch
+
+    opt = torch.optim.Adam(net.parameters(), lr=lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs)
+    gen = torch.Generator().manual_seed(seed)
+    for epoch in range(epochs):
+        net.train()
+        for idx in rows[torch.randperm(len(rows), generator=gen)].split(batch):
+            loss = loss_of(idx)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        sched.step()
+        if report is not None:
+            report(epoch)
 
 
 def net_weights(net, mean: np.ndarray, std: np.ndarray) -> dict[str, np.ndarray]:

@@ -152,7 +152,7 @@ def learn_notes(matcher, spec: dict, x: np.ndarray, y: np.ndarray, lines: int, *
     import torch
 
     from musicgym.envs.matcher_model import Matcher
-    from musicgym.train.matcher import INPUT_CLIP, matcher_arrays, net_weights
+    from musicgym.train.matcher import INPUT_CLIP, fit_net, matcher_arrays, net_weights
 
     torch.manual_seed(seed)
     torch.set_num_threads(1)
@@ -174,20 +174,16 @@ def learn_notes(matcher, spec: dict, x: np.ndarray, y: np.ndarray, lines: int, *
         if i < len(sizes) - 2:
             layers.append(torch.nn.ReLU())
     net = torch.nn.Sequential(*layers)
-    opt = torch.optim.Adam(net.parameters(), lr=lr)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs)
-    gen = torch.Generator().manual_seed(seed)
-    for epoch in range(epochs):
-        for idx in torch.randperm(len(xs), generator=gen).split(256):
-            loss = torch.nn.functional.cross_entropy(net(xs[idx]), ys[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-        sched.step()
+
+    def report(epoch: int) -> None:
         if epoch % 5 == 4 or epoch == epochs - 1:
             with torch.no_grad():
                 right = (net(xs[len(x):]).argmax(1) == ys[len(x):]).float().mean().item()
             log(f"note head epoch {epoch + 1}: bass-line steps named {right:.3f} (training)")
+
+    fit_net(net, torch.arange(len(xs)),
+            lambda idx: torch.nn.functional.cross_entropy(net(xs[idx]), ys[idx]),
+            epochs=epochs, lr=lr, seed=seed, report=report)
     head = net_weights(net, matcher.mean, matcher.std)
     weights = matcher_arrays(matcher)
     weights.update({f"C{k[1:]}" if k[0] == "W" else f"c{k[1:]}": v
