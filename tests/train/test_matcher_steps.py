@@ -222,3 +222,30 @@ def test_the_bassline_benchmark_runs_small_and_writes_its_table(tmp_path):
     assert table[("synthetic", "policy")]["cutoff_error"] < 0.05
     assert table[("soundfont", "cmaes")]["evaluations"] == 32  # 2 renders for each of 16 steps
     assert table[("soundfont", "yin")]["mrstft"] is None
+
+
+def test_your_own_sequencer_patch_is_matched_step_by_step_from_the_command_line(tmp_path,
+                                                                                 capsys):
+    code = tmp_path / "seq.glicol"
+    code.write_text("o: seq {note} >> sawsynth 0.005 0.2 >> mul 0.4\n")
+    space = tmp_path / "space.yaml"
+    space.write_text("action_space:\n  - [choose, [36, 43, 48]]\nseconds: 0.25\nsteps: 3\n")
+    # the patch's own notes 48, 36, 43: a search on the distance finds them here
+    from musicgym.synth import Patch
+
+    rows = np.array([[48.0], [36.0], [43.0]])
+    target = Patch(code.read_text()).render(rows, n_samples=11025, progress=False)[:, 0]
+    sf.write(tmp_path / "line.wav", target.reshape(-1), 44100)
+    out = tmp_path / "out"
+    assert main(["match", str(tmp_path / "line.wav"), "--code", str(code), "--action-space",
+                 str(space), "--method", "random", "--budget", "12", "--no-plots",
+                 "-o", str(out)]) == 0
+    params = json.loads((out / "line" / "params.json").read_text())
+    assert [s["note"] for s in params["steps"]] == [48, 36, 43]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["targets"][0]["methods"]["random"]["evaluations"] <= 36
+    for steps in ("0", "2.5", "true", "1000"):
+        space.write_text(f"action_space:\n  - [choose, [36, 43]]\nsteps: {steps}\n")
+        assert main(["match", str(tmp_path / "line.wav"), "--code", str(code),
+                     "--action-space", str(space), "--method", "random", "-o", str(out)]) == 1
+        assert "'steps' must be" in capsys.readouterr().err

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from musicgym.errors import ConfigError, OutputError, TargetError, UsageError
 
+MAX_STEPS = 64  # steps of a sequencer patch given as --code
 METHOD_CHOICES = ("policy", "policy@k", "refine", "policy+nm", "policy+cmaes", "cmaes",
                   "random")
 
@@ -41,7 +42,9 @@ def add_parser(subparsers) -> None:
                        help="your patch, with holes {name} or {} (needs --action-space)")
     p.add_argument("--action-space", metavar="FILE",
                    help="with --code: a YAML/JSON mapping with 'action_space' (one entry per "
-                        "hole, e.g. [exp, 30, 300]) and optionally 'seconds' (default 0.5)")
+                        "hole, e.g. [exp, 30, 300]) and optionally 'seconds' (default 0.5) and "
+                        "'steps' (default 1: a sequencer of that many steps of 'seconds' "
+                        "each, matched step by step)")
     p.add_argument("--method", action="append", choices=METHOD_CHOICES, default=None,
                    help="matching method (repeat to compare several; default policy+nm with "
                         "a matcher (the best hybrid on every set measured, docs/matching.md), "
@@ -87,8 +90,13 @@ def _spec(args: argparse.Namespace) -> dict:
             not 0 < seconds <= 10:
         raise ConfigError(f"--action-space {args.action_space}: 'seconds' must be a duration "
                           f"in (0, 10], got {seconds!r}")
+    steps = space.get("steps", 1)
+    if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= MAX_STEPS \
+            or steps * seconds > 60:
+        raise ConfigError(f"--action-space {args.action_space}: 'steps' must be a whole number "
+                          f"of steps in [1, {MAX_STEPS}], at most 60 s in all, got {steps!r}")
     return patch_spec(code=code_path.read_text(encoding="utf-8"),
-                      action_space=space["action_space"], seconds=float(seconds))
+                      action_space=space["action_space"], seconds=float(seconds), steps=steps)
 
 
 def _targets(items: list[str]) -> list[Path]:

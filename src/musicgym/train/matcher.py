@@ -61,13 +61,15 @@ OOD_QUANTILE = 0.9
 
 
 def patch_spec(preset: str | None = None, code: str | None = None,
-               action_space: Sequence | None = None, seconds: float | None = None) -> dict:
+               action_space: Sequence | None = None, seconds: float | None = None,
+               steps: int = 1) -> dict:
     """``{"code", "action_space", "seconds", "steps", "preset"}`` of a preset or of a patch.
 
     ``seconds`` is one step's length and ``steps`` the number of steps: a preset of several
     steps (BassLine-v0: 16 steps of 0.25 s, each a note and a cutoff) is a sequencer whose
     every step is rendered from a fresh engine state, so a matcher learns one step's sound
-    and matches a target step by step (:func:`musicgym.train.match.match_target`).
+    and matches a target step by step (:func:`musicgym.train.match.match_target`). Your own
+    patch is a sequencer of ``steps`` steps of ``seconds`` each (default one step).
 
     Raises
     ------
@@ -87,7 +89,7 @@ def patch_spec(preset: str | None = None, code: str | None = None,
     if code is None or action_space is None:
         raise ConfigError("give a preset, or the patch's code and its action space")
     return {"preset": None, "code": code, "action_space": list(action_space),
-            "seconds": float(0.5 if seconds is None else seconds), "steps": 1}
+            "seconds": float(0.5 if seconds is None else seconds), "steps": int(steps)}
 
 
 def matcher_features_for(preset: str | None) -> dict:
