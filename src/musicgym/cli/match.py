@@ -168,9 +168,9 @@ def run_match(args: argparse.Namespace) -> int:
             # with several methods each writes its own folder; with one, the target's folder
             folder = out / name if len(methods) == 1 else out / name / method
             write_match(result, folder, plots=not args.no_plots)
-            names = result["patch"].params
+            holes = result["patch"].params
             rows = result["params"] if "steps" in result else [result["params"]]
-            params = [dict(zip(names, map(float, r), strict=True)) for r in rows]
+            params = [dict(zip(holes, map(float, r), strict=True)) for r in rows]
             row["methods"][method] = {
                 "mrstft": result["mrstft"], "mfcc_mae": result["mfcc"],
                 "evaluations": result["evaluations"], "seconds": round(result["seconds"], 3),

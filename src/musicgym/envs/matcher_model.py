@@ -75,10 +75,23 @@ def pitch_salience(clips: np.ndarray, *, sr: int, lo: float, hi: float,
     grid = np.arange(int(round((hi - lo) * per_semitone)) + 1) / per_semitone + lo
     lags = sr / (440.0 * 2.0 ** ((grid - 69.0) / 12.0))
     tau_max = int(np.ceil(lags.max())) + 2
+    if x.shape[1] < 2 * tau_max:
+        x = np.pad(x, ((0, 0), (0, 2 * tau_max - x.shape[1])))
+    normalised = yin_difference(x, tau_max)
+    low = np.floor(lags).astype(int)
+    frac = lags - low
+    value = normalised[:, low] * (1.0 - frac) + normalised[:, low + 1] * frac
+    out = 1.0 - np.clip(value, 0.0, 2.0)
+    out[(x * x).sum(axis=1) <= 1e-12] = 0.0
+    return out.astype(np.float32)
+
+
+def yin_difference(x: np.ndarray, tau_max: int) -> np.ndarray:
+    """(B, tau_max + 1) YIN's cumulative mean normalised difference of (B, n) float64 rows
+    (n > ``tau_max``), lags 0 to ``tau_max``: the squared difference of each row's first
+    ``n - tau_max`` samples and the same span ``tau`` later, over its mean for lags 1 to
+    ``tau``; 1 at lag 0 (de Cheveigné & Kawahara 2002). One FFT correlation per row."""
     n = x.shape[1]
-    if n < 2 * tau_max:
-        x = np.pad(x, ((0, 0), (0, 2 * tau_max - n)))
-        n = x.shape[1]
     w = n - tau_max
     size = 1 << int(np.ceil(np.log2(n + w)))
     # r[tau] = sum_{t < w} x[t] x[t + tau]; the energies of both windows by cumulative sums
@@ -89,14 +102,9 @@ def pitch_salience(clips: np.ndarray, *, sr: int, lo: float, hi: float,
     d = np.maximum(cs[:, [w]] + (cs[:, taus + w] - cs[:, taus]) - 2.0 * r, 0.0)
     d[:, 0] = 0.0
     running = np.cumsum(d[:, 1:], axis=1)
-    cmnd = np.ones_like(d)
-    cmnd[:, 1:] = d[:, 1:] * taus[1:] / np.maximum(running, 1e-12)
-    low = np.floor(lags).astype(int)
-    frac = lags - low
-    value = cmnd[:, low] * (1.0 - frac) + cmnd[:, low + 1] * frac
-    out = 1.0 - np.clip(value, 0.0, 2.0)
-    out[cs[:, -1] <= 1e-12] = 0.0
-    return out.astype(np.float32)
+    out = np.ones_like(d)
+    out[:, 1:] = d[:, 1:] * taus[1:] / np.maximum(running, 1e-12)
+    return out
 
 
 def _dense_layers(weights: Mapping[str, np.ndarray], w: str, b: str
@@ -116,6 +124,15 @@ def _dense_layers(weights: Mapping[str, np.ndarray], w: str, b: str
         layers.append((np.asarray(weights[f"{w}{i}"], np.float32),
                        np.asarray(weights[f"{b}{i}"], np.float32)))
     return layers
+
+
+def _dense_pass(h: np.ndarray, layers: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+    """``layers`` applied to ``h``, ReLU between them; the last layer's output as it is."""
+    for i, (w, b) in enumerate(layers):
+        h = h @ w + b
+        if i < len(layers) - 1:
+            h = np.maximum(h, 0.0)
+    return h
 
 
 class Matcher:
@@ -332,18 +349,12 @@ class Matcher:
         h = standard
         if "input_clip" in self.meta:  # a fine-tuned net reads standardised features clipped
             h = np.clip(h, -float(self.meta["input_clip"]), float(self.meta["input_clip"]))
-        for i, (w, b) in enumerate(self.layers):
-            h = h @ w + b
-            h = np.tanh(h) if i == len(self.layers) - 1 else np.maximum(h, 0.0)
+        h = np.tanh(_dense_pass(h, self.layers))
         if self.note_layers:
             limit = float(self.meta.get("note_input_clip", np.inf))
-            z = np.clip(standard, -limit, limit)
-            for i, (w, b) in enumerate(self.note_layers):
-                z = z @ w + b
-                if i < len(self.note_layers) - 1:
-                    z = np.maximum(z, 0.0)
+            logits = _dense_pass(np.clip(standard, -limit, limit), self.note_layers)
             h[:, int(self.meta["note_column"])] = \
-                2.0 * (np.argmax(z, axis=1) + 0.5) / z.shape[1] - 1.0
+                2.0 * (np.argmax(logits, axis=1) + 0.5) / logits.shape[1] - 1.0
         return h
 
     def propose(self, clips: np.ndarray) -> np.ndarray:

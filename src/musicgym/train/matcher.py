@@ -669,6 +669,9 @@ def main(argv: list[str] | None = None) -> int:
     command = "python -m musicgym.train.matcher " + shlex.join(
         sys.argv[1:] if argv is None else argv)
     spec = patch_spec(args.preset)
+    if args.sf_lines > 0 and spec["steps"] < 2:  # refused before any training
+        raise ConfigError(f"--sf-lines: {args.preset} is not a sequencer preset (it has one "
+                          "step); bass lines teach a sequencer's notes (BassLine-v0)")
     if args.init is None:
         matcher = train_matcher(spec, examples=args.examples, epochs=args.epochs,
                                 seed=args.seed, distill=args.distill,
@@ -694,9 +697,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.sf_lines > 0:
         from musicgym.train.matcher_steps import learn_notes
 
-        if spec["steps"] < 2:
-            raise ConfigError(f"--sf-lines: {args.preset} is not a sequencer preset (it has one "
-                              "step); bass lines teach a sequencer's notes (BassLine-v0)")
         x, y = synthetic_dataset(spec, min(args.examples, SF_LINES_SYNTHETIC), seed=args.seed,
                                  sr=matcher.sr, features=matcher.features_kwargs)
         matcher = learn_notes(matcher, spec, x, y, args.sf_lines, seed=args.seed,

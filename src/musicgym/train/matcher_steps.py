@@ -31,6 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
+from musicgym.envs.matcher_model import yin_difference
+
 # General MIDI programs. The matcher is tested on these, which it never hears ...
 TEST_PROGRAMS = (35, 37, 39, 45, 70)  # fretless, slap 2, synth bass 2, pizzicato, bassoon
 # ... and learns from every other pitched program (112-127 are percussion and effects)
@@ -112,11 +114,7 @@ def yin_notes(clips: np.ndarray, *, sr: int = 44100, fmin: float = 40.0, fmax: f
         x = clip[start:start + frame + hi]
         if len(x) < 2 * hi:
             x = np.pad(x, (0, 2 * hi - len(x)))
-        w = len(x) - hi
-        d = np.array([np.sum((x[:w] - x[tau:tau + w]) ** 2) for tau in range(hi + 1)])
-        cmnd = d.copy()
-        cmnd[0] = 1.0
-        cmnd[1:] = d[1:] * np.arange(1, hi + 1) / np.maximum(np.cumsum(d[1:]), 1e-12)
+        cmnd = yin_difference(x[None], hi)[0]
         below = np.flatnonzero(cmnd[lo:hi] < threshold)
         if below.size:
             tau = lo + int(below[0])
