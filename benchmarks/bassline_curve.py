@@ -25,6 +25,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+from musicgym.envs.spaces import ParameterMap  # noqa: E402
 from musicgym.train.matcher import patch_spec, synthetic_dataset, train_matcher  # noqa: E402
 from musicgym.train.matcher_steps import (  # noqa: E402
     TRAIN_PROGRAMS,
@@ -36,10 +37,10 @@ from musicgym.train.matcher_steps import (  # noqa: E402
 )
 
 
-def named(matcher, steps: np.ndarray) -> np.ndarray:
+def named(matcher, spec: dict, steps: np.ndarray) -> np.ndarray:
     """The MIDI note of each step by the matcher's single pass."""
     actions = matcher.forward(matcher.features(steps))
-    return np.minimum(((actions[:, 0] + 1) / 2 * 19).astype(int), 18) + 33
+    return ParameterMap(spec["action_space"], flat=True).params(actions, len(actions))[:, 0]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -62,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     base = train_matcher(spec, examples=args.examples, epochs=args.epochs, seed=0,
                          log=lambda _: None)
     rows.append({"model": "regression, the patch's sounds only", "lines": 0,
-                 "notes": note_accuracy(named(base, steps), truth),
+                 "notes": note_accuracy(named(base, spec, steps), truth),
                  "seconds": time.perf_counter() - t0})
     print(rows[0], rows[1], sep="\n", flush=True)
     x, y = synthetic_dataset(spec, min(args.examples, 20_000), seed=0,
@@ -72,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         head = learn_notes(base, spec, x, y, n, seed=0, programs=pool, log=lambda _: None)
         rows.append({"model": "note head", "lines": n,
-                     "notes": note_accuracy(named(head, steps), truth),
+                     "notes": note_accuracy(named(head, spec, steps), truth),
                      "seconds": time.perf_counter() - t0})
         print(rows[-1], flush=True)
     print(f"\n| model | bass lines learnt from | validation steps named ({len(truth)}) |")
