@@ -22,7 +22,8 @@ SETTINGS = {"max_step": 3, "max_span": 8, "swap": True}
 @pytest.fixture(scope="module")
 def rough_piece():
     """A species-5 training exercise and a rough piece for it (a width-3 search), which the
-    polish improves (recorded: 2.48329 -> 2.49002)."""
+    polish improves (recorded with the builtin policy: 2.07363 -> 2.08182; 2.48329 -> 2.49002
+    with the policy before 7 December evening's retraining)."""
     exercise = [e for e in training_exercises(40, seed=1) if e["species"] == 5][1]
     env = CounterpointEnv(**exercise)
     env.reset()
@@ -33,10 +34,10 @@ def rough_piece():
 
 def test_a_polished_piece_is_better_and_the_env_agrees(rough_piece, replay, judge):
     env, ret, actions = rough_piece
-    assert ret == pytest.approx(2.48329, abs=1e-4)
+    assert ret == pytest.approx(2.07363, abs=1e-4)
     stats: dict = {}
     polished, new_actions = polish_piece(env, actions, stats=stats, **SETTINGS)
-    assert polished == pytest.approx(2.49002, abs=1e-4) and polished > ret
+    assert polished == pytest.approx(2.08182, abs=1e-4) and polished > ret
     assert stats["accepted"] >= 1 and stats["before"] == ret and stats["after"] == polished
     assert new_actions != actions and len(new_actions) == len(actions)
     # the real env, stepped with the polished actions: the same return, a finished piece

@@ -174,6 +174,45 @@ def relabelled_samples(exercises: list[dict], policy: ComposerPolicy, *, cuts: i
     return np.concatenate(xs), np.concatenate(ys), pieces
 
 
+STRONG_WIDTH = 3000  # the stronger expert's beam width (--strong-rounds)
+
+
+def stronger_pieces(exercises: list[dict], pieces: list[dict], policy: ComposerPolicy, *,
+                    species: tuple[int, ...] = (5,), width: int = STRONG_WIDTH,
+                    guided: bool = True, log=print) -> tuple[list[dict], int]:
+    """Expert iteration with a stronger expert. On the exercises of ``species``: the plain
+    guided search at ``width`` (with ``guided``) and the policy-guided search at ``width``
+    with ``policy`` as its prior (top 3; log-probability weight 0.1, then 0: the two rankings
+    lose different lines) each write a piece; the best (the env's return; the first of ties)
+    is polished (:func:`musicgym.compose.polish.polish_piece`, the shipped decoder's
+    settings) and replaces the exercise's piece in ``pieces`` where it scores higher. Other
+    exercises keep their pieces. Returns (the pieces, how many were replaced)."""
+    from musicgym.compose.polish import polish_piece
+    from musicgym.compose.value import DEFAULT_POLISH
+
+    out, replaced = [dict(q) for q in pieces], 0
+    t0 = time.perf_counter()
+    chosen = [k for k, q in enumerate(out) if exercises[q["index"]]["species"] in species]
+    for n, k in enumerate(chosen):
+        i = out[k]["index"]
+        env = CounterpointEnv(**exercises[i])
+        env.reset()
+        found = [guided_beam_search(env, seed=i, beam_width=width)] if guided else []
+        for logp in (0.1, 0.0):
+            found.append(policy_guided_search(env, policy, seed=i, beam_width=width, top_k=3,
+                                              logp_weight=logp))
+        best = max(range(len(found)), key=lambda j: found[j][0])
+        ret, actions = polish_piece(env, list(found[best][1]), **DEFAULT_POLISH)
+        if ret > out[k]["return"] + 1e-9:
+            out[k] = {"index": i, "return": float(ret), "actions": [int(a) for a in actions]}
+            replaced += 1
+        if (n + 1) % 10 == 0 or n + 1 == len(chosen):
+            log(f"  stronger expert {n + 1}/{len(chosen)}, {time.perf_counter() - t0:.0f} s, "
+                f"{replaced} replaced, mean return "
+                f"{np.mean([out[j]['return'] for j in chosen[:n + 1]]):.4f}")
+    return out, replaced
+
+
 def dataset(exercises: list[dict], pieces: list[dict]) -> tuple[np.ndarray, np.ndarray]:
     """Stack the samples of every finished piece."""
     xs, ys = [], []
@@ -239,6 +278,50 @@ def train_policy(x: np.ndarray, y: np.ndarray, *, hidden: int = 256, epochs: int
     return ComposerPolicy(mlp.torch_weights(net)), figures
 
 
+def fit_rounds(exercises: list[dict], pieces: list[dict], args: argparse.Namespace, out: Path,
+               log=print) -> tuple[ComposerPolicy, list[dict], list[dict]]:
+    """Round 0 (imitation of ``pieces``) and the further rounds of ``args`` (DAgger or
+    improvement): (the policy, each round's figures, the pieces, improved ones replaced)."""
+    pieces = [dict(q) for q in pieces]
+    x, y = dataset(exercises, pieces)
+    log(f"{len(x)} samples from {len(pieces)} expert pieces")
+    policy, figures = train_policy(x, y, hidden=args.hidden, epochs=args.epochs,
+                                   seed=args.seed, log=log)
+    rounds = [{"round": 0, "samples": int(len(x)), **figures,
+               "expert_mean_return": float(np.mean([q["return"] for q in pieces]))}]
+    dagger_x, dagger_y = x[:0], y[:0]
+    for r in range(1, args.rounds):
+        if args.relabel and r < args.rounds - args.improve_last:
+            # DAgger: aggregate the expert's notes on the states the policy reaches
+            xr, yr, relabelled = relabelled_samples(
+                exercises, policy, cuts=args.relabel, width=args.relabel_width or args.width,
+                seed=10_000 * r, log=log)
+            x, y = np.concatenate([x, xr]), np.concatenate([y, yr])
+            dagger_x, dagger_y = np.concatenate([dagger_x, xr]), np.concatenate([dagger_y, yr])
+            log(f"round {r}: {len(relabelled)} expert continuations, {len(xr)} new "
+                f"samples; {len(x)} in all")
+            policy, figures = train_policy(x, y, hidden=args.hidden, epochs=args.epochs,
+                                           seed=args.seed + r, log=log)
+            rounds.append({"round": r, "relabelled": len(relabelled), "samples": int(len(x)),
+                           **figures})
+            policy.save(out / f"round{r}" / "counterpoint.npz")
+            continue
+        better = expert_pieces(exercises, width=args.width, policy=policy, seed=10_000 * r,
+                               log=log)
+        n_better = 0
+        for k, piece in enumerate(better):
+            if piece["return"] > pieces[k]["return"]:
+                pieces[k], n_better = piece, n_better + 1
+        x, y = dataset(exercises, pieces)
+        x, y = np.concatenate([x, dagger_x]), np.concatenate([y, dagger_y])
+        log(f"round {r}: {n_better} pieces improved; {len(x)} samples")
+        policy, figures = train_policy(x, y, hidden=args.hidden, epochs=args.epochs,
+                                       seed=args.seed + r, log=log)
+        rounds.append({"round": r, "improved": n_better, "samples": int(len(x)), **figures,
+                       "expert_mean_return": float(np.mean([q["return"] for q in pieces]))})
+    return policy, rounds, pieces
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m musicgym.compose.policy_train",
                                 description=__doc__.split("\n\n")[0])
@@ -261,6 +344,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--pieces", help="reuse the expert pieces of a previous run (the JSON "
                                     "its --save-pieces wrote)")
     p.add_argument("--save-pieces", help="write the expert pieces to this JSON")
+    p.add_argument("--strong-rounds", type=int, default=0, help="expert iteration with a "
+                   "stronger expert: this many times, the searches at --strong-width with the "
+                   "policy so far as their prior rewrite the pieces of --strong-species, the "
+                   "better ones kept, and the recipe is rerun on them")
+    p.add_argument("--strong-species", type=int, nargs="+", default=[5],
+                   choices=range(1, 6), help="species the stronger expert rewrites")
+    p.add_argument("--strong-width", type=int, default=STRONG_WIDTH,
+                   help="the stronger expert's beam width")
+    p.add_argument("--save-final-pieces", help="write the pieces the final policy imitated "
+                   "(the stronger expert's included) to this JSON (value_train --pieces)")
     p.add_argument("--out", default="runs/composer", help="output folder")
     args = p.parse_args(argv)
     if args.seed == TEST_SEED:
@@ -279,48 +372,32 @@ def main(argv: list[str] | None = None) -> int:
     if args.save_pieces:
         Path(args.save_pieces).write_text(json.dumps({"width": args.width, "seed": args.seed,
                                                      "pieces": pieces}), encoding="utf-8")
-    x, y = dataset(exercises, pieces)
-    print(f"{len(x)} samples from {len(pieces)} expert pieces", flush=True)
-    policy, figures = train_policy(x, y, hidden=args.hidden, epochs=args.epochs,
-                                   seed=args.seed, log=lambda m: print(m, flush=True))
-    rounds = [{"round": 0, "samples": int(len(x)), **figures,
-               "expert_mean_return": float(np.mean([q["return"] for q in pieces]))}]
-    dagger_x, dagger_y = x[:0], y[:0]
-    for r in range(1, args.rounds):
-        if args.relabel and r < args.rounds - args.improve_last:
-            # DAgger: aggregate the expert's notes on the states the policy reaches
-            xr, yr, relabelled = relabelled_samples(
-                exercises, policy, cuts=args.relabel, width=args.relabel_width or args.width,
-                seed=10_000 * r, log=lambda m: print(m, flush=True))
-            x, y = np.concatenate([x, xr]), np.concatenate([y, yr])
-            dagger_x, dagger_y = np.concatenate([dagger_x, xr]), np.concatenate([dagger_y, yr])
-            print(f"round {r}: {len(relabelled)} expert continuations, {len(xr)} new "
-                  f"samples; {len(x)} in all", flush=True)
-            policy, figures = train_policy(x, y, hidden=args.hidden, epochs=args.epochs,
-                                           seed=args.seed + r,
-                                           log=lambda m: print(m, flush=True))
-            rounds.append({"round": r, "relabelled": len(relabelled), "samples": int(len(x)),
-                           **figures})
-            policy.save(out / f"round{r}" / "counterpoint.npz")
-            continue
-        better = expert_pieces(exercises, width=args.width, policy=policy, seed=10_000 * r,
-                               log=lambda m: print(m, flush=True))
-        n_better = 0
-        for k, piece in enumerate(better):
-            if piece["return"] > pieces[k]["return"]:
-                pieces[k], n_better = piece, n_better + 1
-        x, y = dataset(exercises, pieces)
-        x, y = np.concatenate([x, dagger_x]), np.concatenate([y, dagger_y])
-        print(f"round {r}: {n_better} pieces improved; {len(x)} samples", flush=True)
-        policy, figures = train_policy(x, y, hidden=args.hidden, epochs=args.epochs,
-                                       seed=args.seed + r, log=lambda m: print(m, flush=True))
-        rounds.append({"round": r, "improved": n_better, "samples": int(len(x)), **figures,
-                       "expert_mean_return": float(np.mean([q["return"] for q in pieces]))})
+    def log(message: str) -> None:
+        print(message, flush=True)
+
+    policy, rounds, pieces = fit_rounds(exercises, pieces, args, out, log)
+    base_rounds, strong = rounds, []
+    for k in range(1, args.strong_rounds + 1):
+        # expert iteration with a stronger expert: the policy of the rounds before is the
+        # prior of a wider search on the chosen species, and the whole recipe is rerun on
+        # the better pieces
+        pieces, replaced = stronger_pieces(
+            exercises, pieces, policy, species=tuple(args.strong_species),
+            width=args.strong_width, guided=k == 1, log=log)
+        log(f"stronger expert round {k}: {replaced} pieces replaced")
+        policy.save(out / f"strong{k - 1}" / "counterpoint.npz")
+        policy, rounds, pieces = fit_rounds(exercises, pieces, args, out, log)
+        strong.append({"round": k, "replaced": replaced, "rounds": rounds})
+    if args.save_final_pieces:
+        Path(args.save_final_pieces).write_text(json.dumps(
+            {"width": args.width, "seed": args.seed, "pieces": pieces}), encoding="utf-8")
     policy.meta = {
         "command": "python -m musicgym.compose.policy_train " + " ".join(
             sys.argv[1:] if argv is None else argv),
         "seed": args.seed, "exercises": len(exercises), "expert": "guided_beam_search",
         "expert_width": args.width, "test_seed": TEST_SEED, "rounds": rounds,
+        "base_rounds": base_rounds, "strong_rounds": strong,
+        "strong_species": list(args.strong_species), "strong_width": args.strong_width,
         "train_seconds": time.perf_counter() - t0}
     path = policy.save(out / "counterpoint.npz")
     print(f"wrote {path} in {time.perf_counter() - t0:.0f} s", flush=True)
