@@ -138,7 +138,8 @@ def main() -> int:
     parser.add_argument("--search-width", type=int, default=None, help="the policy-guided "
                         "search's width in the policy + value + search decoder (default: its "
                         "own per species)")
-    parser.add_argument("--search-logp", type=float, default=0.1, help="its logp_weight")
+    parser.add_argument("--search-logp", type=float, default=None, help="its logp_weight "
+                        "(default: the decoder's per species, 0.1, 0.3 in species 5)")
     parser.add_argument("--only", default="", help="run only the methods whose name "
                         "contains one of these comma-separated words (e.g. 'policy,value')")
     parser.add_argument("--random-pieces", type=int, default=3)
@@ -175,8 +176,9 @@ def main() -> int:
                                            logp_weight=args.value_logp, stats=stats))
         # the value beam at its default width per species (16; left out in species 5)
         width = "200 / 300 in sp 5" if args.search_width is None else args.search_width
+        logp = "0.1 / 0.3 in sp 5" if args.search_logp is None else f"{args.search_logp:g}"
         methods[f"policy + value + search (search width {width}, top "
-                f"{args.top_k}, logp {args.search_logp:g}, polished)"] = (
+                f"{args.top_k}, logp {logp}, polished)"] = (
             lambda env: compose_value_and_search(
                 env, policy, value, top_k=args.value_top_k,
                 logp_weight=args.value_logp, search_width=args.search_width,

@@ -183,3 +183,18 @@ def test_policy_search_setting_is_checked():
     c.method = "guided"
     with pytest.raises(ConfigError, match="policy_search"):
         validate(c)
+
+
+def test_search_logp_default_per_species_and_bad_values_refused():
+    from musicgym.compose.value import DEFAULT_SEARCH_LOGP
+
+    policy, value = ComposerPolicy.load("builtin"), ComposerValue.load("builtin")
+    assert DEFAULT_SEARCH_LOGP[5] == 0.3 and DEFAULT_SEARCH_LOGP[3] == 0.1
+    env = CounterpointEnv("fux_aeolian", species=5)
+    small = {"search_width": 20, "polish": False}
+    default = compose_value_and_search(env, policy, value, **small)
+    assert default == compose_value_and_search(env, policy, value, search_logp=0.3, **small)
+    assert default != compose_value_and_search(env, policy, value, search_logp=0.0, **small)
+    for bad in (-0.1, float("nan"), float("inf"), True, "0.3"):
+        with pytest.raises(ConfigError, match="search_logp"):
+            compose_value_and_search(env, policy, value, search_logp=bad, **small)

@@ -56,6 +56,10 @@ _NARROW_SIZE = 9  # RL-Musician's narrow_ranges window (notes)
 # once the search got 2.1x cheaper per state) and the value beam's (left out in species 5)
 DEFAULT_SEARCH_WIDTH = {1: 200, 2: 200, 3: 200, 4: 200, 5: 300}
 DEFAULT_VALUE_BEAM = {1: 16, 2: 16, 3: 16, 4: 16, 5: 0}
+# the policy-guided search's log-probability weight: 0.3 in species 5 since the policy imitates
+# the stronger expert (docs/compose.md, "A stronger expert": on the validation splits the best
+# of 0.05-0.7 on split A, also higher on split B; species 3 and 4 were lower with 0.3)
+DEFAULT_SEARCH_LOGP = {1: 0.1, 2: 0.1, 3: 0.1, 4: 0.1, 5: 0.3}
 # the better piece polished by local search (compose.polish.polish_piece) with these settings,
 # chosen on the validation splits (docs/compose.md, "Polishing the finished piece"): one-note
 # shifts of up to 3 steps, runs of up to 8 notes shifted together, adjacent durations swapped,
@@ -280,7 +284,7 @@ def compose_value_beam(env: gym.Env, policy: ComposerPolicy, value: ComposerValu
 def compose_value_and_search(env: gym.Env, policy: ComposerPolicy, value: ComposerValue, *,
                              beam: int | None = None, top_k: int = 6, logp_weight: float = 0.2,
                              search_width: int | None = None, search_top_k: int = 3,
-                             search_logp: float = 0.1, polish: bool | dict = True,
+                             search_logp: float | None = None, polish: bool | dict = True,
                              polish_pieces: int = DEFAULT_POLISH_PIECES,
                              entropy_estimate: str = DEFAULT_ENTROPY_ESTIMATE,
                              entropy_weight: float = DEFAULT_ENTROPY_WEIGHT,
@@ -311,8 +315,11 @@ def compose_value_and_search(env: gym.Env, policy: ComposerPolicy, value: Compos
     search_width : int or None, keyword-only
         The policy-guided search's width (0: leave it out); ``None`` (default): 200, but 300
         in species 5 (``DEFAULT_SEARCH_WIDTH``).
-    search_top_k, search_logp : keyword-only
-        The policy-guided search's other settings.
+    search_top_k : int, keyword-only
+        The policy-guided search's notes per partial piece.
+    search_logp : float or None, keyword-only
+        The weight of the policy's log-probabilities in the policy-guided search's ranking;
+        ``None`` (default): 0.1, but 0.3 in species 5 (``DEFAULT_SEARCH_LOGP``).
     polish : bool or dict, keyword-only
         Polish the better piece by local search
         (:func:`~musicgym.compose.polish.polish_piece`, judged exactly; never worse): True
@@ -359,6 +366,12 @@ def compose_value_and_search(env: gym.Env, policy: ComposerPolicy, value: Compos
         beam = DEFAULT_VALUE_BEAM[species]
     if search_width is None:
         search_width = DEFAULT_SEARCH_WIDTH[species]
+    if search_logp is None:
+        search_logp = DEFAULT_SEARCH_LOGP[species]
+    if isinstance(search_logp, bool) or not isinstance(search_logp, int | float | np.number) \
+            or not (math.isfinite(search_logp) and search_logp >= 0):
+        raise ConfigError(f"search_logp must be a finite number of 0 or more, got "
+                          f"{search_logp!r}")
     if note_cost is None:
         note_cost = DEFAULT_NOTE_COST[species]
     if isinstance(note_cost, bool) or not isinstance(note_cost, int | float | np.number) \
