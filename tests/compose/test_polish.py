@@ -9,6 +9,7 @@ from musicgym.compose.policy_train import training_exercises
 from musicgym.compose.polish import polish_piece
 from musicgym.compose.value import (
     DEFAULT_POLISH,
+    DEFAULT_SEARCH_LOGP,
     ComposerValue,
     compose_value_and_search,
 )
@@ -105,7 +106,8 @@ def test_the_decoder_polishes_its_piece(rough_piece):
     plain = compose_value_and_search(env, policy, value, search_width=3, polish=False,
                                      stats=stats)
     assert stats["polished"] == 0
-    assert plain == policy_guided_search(env, policy, beam_width=3, top_k=3, logp_weight=0.1)
+    assert plain == policy_guided_search(env, policy, beam_width=3, top_k=3,
+                                         logp_weight=DEFAULT_SEARCH_LOGP[5])
     stats = {}
     ret, actions = compose_value_and_search(env, policy, value, search_width=3, polish=True,
                                             stats=stats)
@@ -184,8 +186,8 @@ def test_the_decoder_polishes_several_pieces_and_keeps_the_best(rough_piece, rep
     assert compose_value_and_search(env, policy, value, search_width=3,
                                     polish_pieces=1) == one
     found: dict = {}
-    policy_guided_search(env, policy, beam_width=3, top_k=3, logp_weight=0.1, stats=found,
-                         n_pieces=3)
+    policy_guided_search(env, policy, beam_width=3, top_k=3, logp_weight=DEFAULT_SEARCH_LOGP[5],
+                         stats=found, n_pieces=3)
     starts = found["pieces"]
     assert len(starts) == 3 and len({tuple(a) for _, a in starts}) == 3
     polished = [polish_piece(env, a, **DEFAULT_POLISH) for _, a in starts]

@@ -84,12 +84,12 @@ def test_value_and_search_keeps_the_better_of_two_pieces(judge):
         compose_value_and_search(env, policy, value, search_width=-1)
     with pytest.raises(ConfigError, match="both 0"):
         compose_value_and_search(env, policy, value, beam=0, search_width=0)
-    # species 5: the search alone by default
+    # species 5: the search alone by default, its log-probability weight 0.3
     env5 = CounterpointEnv("fux_ionian", species=5)
     stats = {}
     assert compose_value_and_search(env5, policy, value, search_width=20, polish=False,
                                     stats=stats) == \
-        policy_guided_search(env5, policy, beam_width=20, top_k=3, logp_weight=0.1)
+        policy_guided_search(env5, policy, beam_width=20, top_k=3, logp_weight=0.3)
     assert stats["chosen"] == "search"
 
 
