@@ -4,18 +4,22 @@ Round 0 (imitation): the guided beam search (the expert) writes one piece on eac
 generated exercises (:func:`musicgym.music.cantus.generate_exercises`, species 1-5, all six
 modes); every state it passed through becomes a sample (features, the note it chose), and an MLP
 learns to pick that note among the allowed ones (cross-entropy over the masked logits).
-Round 1 (improvement, ``--rounds 2``): the policy-guided search (the expert with the round-0
-policy as its prior, so it can afford a wider beam at the same cost) writes the pieces again;
-where its piece scores higher than the expert's, its states replace the expert's, and the
-policy is retrained on the result.
+Further rounds (``--rounds N``): with ``--relabel K``, DAgger (the policy writes a piece
+greedily, the expert continues from K of its prefixes, and the states from each cut on join the
+data); otherwise (or the last ``--improve-last`` rounds) an improvement round (the
+policy-guided search rewrites the pieces; where its piece scores higher, its states replace the
+expert's). ``--strong-rounds S``: expert iteration with a stronger expert, S times: wider
+searches with the policy so far as their prior rewrite the pieces of ``--strong-species``
+(:func:`stronger_pieces`), and the whole recipe is rerun on them.
 
 Fux's cantus firmi and the test exercises (``generate_exercises(n, seed=TEST_SEED)``) are never
 trained on: a generated cantus equal to one of them is skipped.
 
-Run (what made the shipped policy; see docs/compose.md)::
+Run (what made the shipped policy, about 30 min on one core; see docs/compose.md)::
 
     OMP_NUM_THREADS=1 python -m musicgym.compose.policy_train --exercises 400 --seed 1 \\
-        --out src/musicgym/data/composers
+        --width 300 --epochs 25 --rounds 2 --relabel 2 --relabel-width 200 \\
+        --strong-rounds 2 --out DIR
 
 torch is needed to train (not to compose).
 """
