@@ -112,7 +112,11 @@ def _end_group(proc: subprocess.Popen) -> None:
     proc.wait(timeout=15)
 
 
-RAY_CLIENT_RACE = "psutil.ZombieProcess"
+# how Ray Client's start-up race shows (seen under load, before musicgym runs): the proxier
+# reads the command line of a start-up shim that has just exited (a zombie), or reports that
+# the per-client server it started is gone ("Starting Ray client server failed", 7 December,
+# in CI on a loaded machine; the test passed alone right after)
+RAY_CLIENT_RACES = ("psutil.ZombieProcess", "Starting Ray client server failed")
 
 
 def _musicgym(args: list[str], env: dict) -> subprocess.CompletedProcess:
@@ -164,7 +168,7 @@ def test_train_through_ray_client(ray_cluster, tmp_path):
     args = ["train", "--config", str(config), "--backend", "rllib", "--address", client_address,
             "--num-env-runners", "2", "--runs", str(runs), "--no-progress"]
     done = _musicgym(args, env)
-    if done.returncode != 0 and RAY_CLIENT_RACE in done.stderr:
+    if done.returncode != 0 and any(race in done.stderr for race in RAY_CLIENT_RACES):
         # Ray's proxier polls the client server it started and then reads its command line:
         # a start-up shim that exits between the two is a zombie there, and the connection
         # fails before musicgym runs (seen under load). Nothing was written: connect again.
