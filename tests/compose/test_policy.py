@@ -340,3 +340,7 @@ def test_stronger_expert_rewrites_only_the_chosen_species_and_never_worse(tmp_pa
     ComposerPolicy.load(tmp_path)
     final = json.loads((tmp_path / "p.json").read_text())["pieces"]
     assert len(final) == len(exercises)
+    for bad in (["--strong-rounds", "-1"], ["--strong-width", "0"], ["--strong-species", "6"]):
+        with pytest.raises(SystemExit) as exit_info:
+            policy_train.main(["--out", str(tmp_path / "bad"), *bad])
+        assert exit_info.value.code == 2

@@ -362,6 +362,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.seed == TEST_SEED:
         p.error(f"--seed {TEST_SEED} is the test set's seed")
+    if args.strong_rounds < 0 or args.strong_width < 1:
+        p.error("--strong-rounds must be 0 or more and --strong-width 1 or more")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
