@@ -360,6 +360,10 @@ def main(argv: list[str] | None = None) -> int:
                    "(the stronger expert's included) to this JSON (value_train --pieces)")
     p.add_argument("--out", default="runs/composer", help="output folder")
     args = p.parse_args(argv)
+
+    def log(message: str) -> None:
+        print(message, flush=True)
+
     if args.seed == TEST_SEED:
         p.error(f"--seed {TEST_SEED} is the test set's seed")
     if args.strong_rounds < 0 or args.strong_width < 1:
@@ -373,14 +377,10 @@ def main(argv: list[str] | None = None) -> int:
         pieces = [q for q in json.loads(Path(args.pieces).read_text(encoding="utf-8"))[
             "pieces"] if q["index"] < len(exercises)]
     else:
-        pieces = expert_pieces(exercises, width=args.width,
-                               log=lambda m: print(m, flush=True))
+        pieces = expert_pieces(exercises, width=args.width, log=log)
     if args.save_pieces:
         Path(args.save_pieces).write_text(json.dumps({"width": args.width, "seed": args.seed,
                                                      "pieces": pieces}), encoding="utf-8")
-    def log(message: str) -> None:
-        print(message, flush=True)
-
     policy, rounds, pieces = fit_rounds(exercises, pieces, args, out, log)
     base_rounds, strong = rounds, []
     for k in range(1, args.strong_rounds + 1):

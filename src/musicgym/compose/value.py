@@ -368,15 +368,12 @@ def compose_value_and_search(env: gym.Env, policy: ComposerPolicy, value: Compos
         search_width = DEFAULT_SEARCH_WIDTH[species]
     if search_logp is None:
         search_logp = DEFAULT_SEARCH_LOGP[species]
-    if isinstance(search_logp, bool) or not isinstance(search_logp, int | float | np.number) \
-            or not (math.isfinite(search_logp) and search_logp >= 0):
-        raise ConfigError(f"search_logp must be a finite number of 0 or more, got "
-                          f"{search_logp!r}")
     if note_cost is None:
         note_cost = DEFAULT_NOTE_COST[species]
-    if isinstance(note_cost, bool) or not isinstance(note_cost, int | float | np.number) \
-            or not (math.isfinite(note_cost) and note_cost >= 0):
-        raise ConfigError(f"note_cost must be a finite number of 0 or more, got {note_cost!r}")
+    for name, number in (("search_logp", search_logp), ("note_cost", note_cost)):
+        if isinstance(number, bool) or not isinstance(number, int | float | np.number) \
+                or not (math.isfinite(number) and number >= 0):
+            raise ConfigError(f"{name} must be a finite number of 0 or more, got {number!r}")
     if note_cost > 0 and not search_logp > 0:
         raise ConfigError(f"note_cost {note_cost!r} acts through the policy's "
                           f"log-probabilities, so it needs search_logp > 0 (got "
